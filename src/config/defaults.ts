@@ -1,0 +1,97 @@
+/**
+ * Every tunable of Atlas, with its default (SPEC §15). This is the one place where timeouts,
+ * intervals and limits are defined; code reads them from a loaded `Config`, never from literals.
+ * Keys mirror `state/config.toml` exactly (snake_case sections and keys), so
+ * `config get transport.dial_timeout` is `config.transport.dial_timeout`.
+ *
+ * Keys marked "Atlas extension" are not in SPEC §15; docs/decisions.md says why they exist.
+ */
+export const DEFAULTS = {
+  network: {
+    host: "::", // dual-stack; falls back to 0.0.0.0 where IPv6 is unavailable
+    port: 4433, // 0 = any free port
+    bootstrap: [] as string[], // "host:port" or "atlas_<id>@host:port"
+    relays: [] as string[],
+  },
+  transport: {
+    enable_relay: true,
+    offer_relay: false,
+    relay_bandwidth_limit: 1048576, // bytes/s per relayed connection and direction
+    relay_capacity: 64,
+    relay_announce_interval: 2, // s
+    relay_idle_timeout: 60, // s
+    relay_pipes_per_source: 4,
+    relay_missed_announces: 5,
+    relay_pairing_timeout: 10, // s
+    dial_timeout: 5, // s, per direct candidate
+    dial_stagger_ms: 250, // Happy Eyeballs start offset
+    keepalive_interval: 15, // s, QUIC PING (keeps NAT mappings open)
+    idle_timeout: 300, // s, QUIC idle timeout
+    session_idle: 300, // s, daemon closes delivery/ping sessions after this much silence
+    max_connections: 200,
+    max_streams_per_conn: 50,
+    max_datagram_size: 1350, // Atlas extension: UDP payload (quiche default 1200, no PMTUD)
+    initial_conn_window: 1048576, // Atlas extension: 1 MiB, auto-tuned up to max_conn_window
+    initial_stream_window: 262144, // Atlas extension: 256 KiB, auto-tuned up to max_stream_window
+    max_conn_window: 67108864, // Atlas extension: 64 MiB
+    max_stream_window: 16777216, // Atlas extension: 16 MiB
+    max_buffered_bytes: 67108864, // Atlas extension: global cap on unread stream bytes, all connections
+    read_timeout: 30, // Atlas extension: s, deadline of a single read on a request stream
+  },
+  security: {
+    ban_duration_secs: 600,
+    ban_violations: 3,
+    ban_window_secs: 300,
+    handshake_limit: 50,
+    handshakes_per_ip_per_minute: 30,
+    handshake_timeout: 10, // s
+    max_clock_drift_secs: 300,
+    max_pending_streams: 8, // Atlas extension: request streams held unread before VerifyAck
+  },
+  rate_limit: {
+    unknown: { per_second: 5, per_minute: 60, bytes_per_minute: 10485760 },
+    verified: { per_second: 20, per_minute: 300, bytes_per_minute: 52428800 },
+    bootstrap: { per_second: 5, per_minute: 60, bytes_per_minute: 10485760 },
+    relay: { per_second: 5, per_minute: 60, bytes_per_minute: 10485760 },
+  },
+  stun: {
+    servers: ["stun.l.google.com:19302", "stun.cloudflare.com:3478"],
+    timeout: 3, // s, total
+    interval: 300, // s
+  },
+  keepalive: {
+    interval: 60, // s, Atlas Ping to every live session
+    max_missed: 3, // then Disconnect DISCONNECT_IDLE
+  },
+  outbox: {
+    poll_interval_ms: 250,
+    ttl: 86400, // s
+    backoff_initial: 1, // s
+    backoff_max: 300, // s
+  },
+  inbox: {
+    retention_days: 30,
+    max_per_peer: 10000,
+  },
+  farcaster: {
+    verify: "hub" as "hub" | "signature",
+    hub_url: "",
+    cache_ttl: 86400, // s
+  },
+  bootstrap: {
+    capacity: 10000,
+    stale_after: 3600, // s
+    register_interval: 300, // s
+  },
+};
+
+type Widen<T> = T extends string ? string : T extends number ? number : T extends boolean ? boolean
+  : T extends readonly (infer U)[] ? Widen<U>[] : { [K in keyof T]: Widen<T[K]> };
+
+/** A fully resolved configuration: defaults overlaid with config.toml and command-line flags. */
+export type Config = Widen<typeof DEFAULTS> & { farcaster: { verify: "hub" | "signature" } };
+
+/** A deep copy of the defaults (so callers may mutate their own). */
+export function defaultConfig(): Config {
+  return structuredClone(DEFAULTS) as Config;
+}
