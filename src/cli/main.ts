@@ -1,11 +1,69 @@
+import { Command, CommanderError } from "@commander-js/extra-typings";
+import { AtlasError, Exit } from "../errors.ts";
 import { VERSION } from "../version.ts";
+import { makeCtx, type Ctx, type GlobalOpts } from "./context.ts";
+import { reportError } from "./output.ts";
+import { registerId } from "./commands/id.ts";
+import { registerConfig } from "./commands/config.ts";
+import { registerNet, runListener } from "./commands/net.ts";
 
-// Placeholder until the CLI lands; replaced by the commander program.
+/**
+ * The `atlas` command line (SPEC §14). Only commander and small modules load at start-up;
+ * every command imports what it needs (QUIC, libSQL) inside its action.
+ */
+export function buildProgram(): Command {
+  const program = new Command("atlas")
+    .description("Atlas: peer-to-peer networking for AI agents")
+    .version(`atlas ${VERSION}`, "--version", "print the version")
+    .option("--home <dir>", "node home (default $ATLAS_HOME or ~/.atlas)")
+    .option("--json", "machine-readable output")
+    .option("--log-level <level>", "debug, info, warn, error or silent")
+    .option("--log-format <format>", "text or json")
+    .showHelpAfterError(false)
+    .exitOverride();
+
+  const ctxOf = (level: "warn" | "info") => (cmd: Command<any, any, any>): Ctx => makeCtx(cmd.optsWithGlobals() as GlobalOpts, level);
+  registerId(program, ctxOf("warn"));
+  registerNet(program, ctxOf("warn"), ctxOf("info"));
+  registerConfig(program, ctxOf("warn"));
+
+  const collect = (v: string, prev: string[]) => [...prev, v];
+  program
+    .command("daemon")
+    .description("run the agent daemon (QUIC listener)")
+    .option("--host <host>", "bind address (default network.host)")
+    .option("--port <port>", "UDP port (default network.port; 0 = any)")
+    .option("--bootstrap <addr>", "bootstrap node (repeatable)", collect, [] as string[])
+    .option("--relay <addr>", "relay node (repeatable)", collect, [] as string[])
+    .action(async (o, cmd) => {
+      const port = o.port === undefined ? undefined : Number(o.port);
+      if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) throw new AtlasError("ERR_USAGE", `--port must be an integer from 0 to 65535, got '${o.port}'`);
+      await runListener(ctxOf("info")(cmd), { ...o, port });
+    });
+
+  for (const c of [program, ...allSubcommands(program)]) c.exitOverride().configureOutput({ outputError: () => {} });
+  return program;
+}
+
+function allSubcommands(c: Command<any, any, any>): Command<any, any, any>[] {
+  return c.commands.flatMap((s) => [s, ...allSubcommands(s)]);
+}
+
+/** Run the CLI; returns the exit code (SPEC §14). Never throws, never prints a stack trace. */
 export async function main(argv: string[]): Promise<number> {
-  if (argv.includes("--version")) {
-    process.stdout.write(`atlas ${VERSION}\n`);
-    return 0;
+  const json = argv.includes("--json");
+  try {
+    const program = buildProgram();
+    await program.parseAsync(argv, { from: "user" });
+    return Exit.OK;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help") return Exit.OK;
+      if (e.code === "commander.executeSubCommandAsync") return Exit.OK;
+      const msg = e.message.replace(/^error:\s*/, "");
+      // `atlas net` alone prints help and exits 1 in commander; treat it as usage.
+      return reportError(new AtlasError("ERR_USAGE", msg), json);
+    }
+    return reportError(e, json);
   }
-  process.stdout.write("atlas: usage: atlas <command>\n");
-  return 0;
 }

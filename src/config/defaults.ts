@@ -37,6 +37,7 @@ export const DEFAULTS = {
     max_stream_window: 16777216, // Atlas extension: 16 MiB
     max_buffered_bytes: 67108864, // Atlas extension: global cap on unread stream bytes, all connections
     read_timeout: 30, // Atlas extension: s, deadline of a single read on a request stream
+    request_timeout: 10, // Atlas extension: s, wait for a Pong / MessageAck / any response frame
   },
   security: {
     ban_duration_secs: 600,

@@ -1,0 +1,261 @@
+import { randomBytes } from "node:crypto";
+import { unixNow } from "../util/time.ts";
+import { AtlasError, ProtocolCode, protocolCodeName, type ProtocolCodeName } from "../errors.ts";
+import type { Identity } from "../identity/identity.ts";
+import { verifyEd25519 } from "../identity/keys.ts";
+import { peerKeyFromCertificate } from "../identity/cert.ts";
+import { nodeIdFromPublicKey } from "../identity/node-id.ts";
+import type { QuicConnection } from "../transport/connection.ts";
+import { formatAddr } from "../transport/addr.ts";
+import { FramedStream } from "../wire/framed-stream.ts";
+import { MAX_PAYLOAD, PRE_HANDSHAKE_MAX_PAYLOAD, PROTOCOL_V, type Hello, type HelloAck, type OperatorInfo, type TrustLevel, type WireMessage } from "../wire/messages.ts";
+import { WireError } from "../wire/frame.ts";
+import { sleep, within } from "../util/time.ts";
+import { handshakeSignedBytes, ROLE_INITIATOR, ROLE_RESPONDER } from "./signing.ts";
+
+/** What this node says about itself in Hello/HelloAck. */
+export interface LocalCard {
+  identity: Identity;
+  name: string;
+  skills: string[];
+  operator?: OperatorInfo;
+  wallet?: string;
+  listenAddrs: string[];
+  relays: string[];
+  agent: string;
+}
+
+/** What the peer proved (identity) and declared (the rest). */
+export interface PeerCard {
+  nodeId: string;
+  publicKey: Uint8Array;
+  name: string;
+  skills: string[];
+  operator?: OperatorInfo;
+  wallet?: string;
+  listenAddrs: string[];
+  relays: string[];
+  agent?: string;
+  timestamp: number;
+}
+
+export interface HandshakeResult {
+  peer: PeerCard;
+  /** The trust level this side assigned to the peer. */
+  trust: TrustLevel;
+  /** Initiator only: the trust level the responder assigned to us. */
+  remoteTrust?: TrustLevel;
+  /** Initiator only: our address as the responder saw it. */
+  observedAddr?: string;
+  control: FramedStream;
+}
+
+export interface HandshakeOptions {
+  timeoutMs: number;
+  maxDriftS: number;
+  now?: () => number;
+  /** Trust level for a proven peer (SPEC §9); both sides compute their own. */
+  trustFor: (peer: PeerCard) => TrustLevel | Promise<TrustLevel>;
+}
+
+export interface InitiatorOptions extends HandshakeOptions {
+  expectedNodeId?: string;
+}
+
+export interface ResponderOptions extends HandshakeOptions {
+  /** Unix time until which the peer is banned, or null. */
+  bannedUntil: (nodeId: string) => number | null | Promise<number | null>;
+}
+
+
+function fail(code: ProtocolCodeName, message: string): AtlasError {
+  return new AtlasError(code, message);
+}
+
+/** Checks common to Hello and HelloAck (SPEC §6 step 2/3); returns the proven card. */
+function checkCard(m: Hello | HelloAck, tlsKey: Uint8Array, now: number, maxDrift: number): PeerCard {
+  if (m.protocol_v !== PROTOCOL_V) throw fail("ERR_PROTOCOL_VERSION", `unsupported protocol_v ${m.protocol_v} (this node speaks ${PROTOCOL_V})`);
+  if (nodeIdFromPublicKey(m.public_key) !== m.node_id) throw fail("ERR_INVALID_IDENTITY", `node_id ${m.node_id.slice(0, 18)}… is not derived from its public key`);
+  if (!bytesEqual(m.public_key, tlsKey)) throw fail("ERR_HANDSHAKE_FAILED", `${m.type} key differs from the TLS certificate key`);
+  if (Math.abs(m.timestamp - now) > maxDrift) throw fail("ERR_HANDSHAKE_FAILED", `clock drift of ${Math.abs(m.timestamp - now)} s exceeds ${maxDrift} s`);
+  return {
+    nodeId: m.node_id,
+    publicKey: m.public_key,
+    name: m.name,
+    skills: m.skills,
+    operator: m.operator,
+    wallet: m.wallet,
+    listenAddrs: m.listen_addrs ?? [],
+    relays: m.relays ?? [],
+    agent: m.agent,
+    timestamp: m.timestamp,
+  };
+}
+
+function tlsPeerKey(conn: QuicConnection): Uint8Array {
+  const der = conn.peerCertificate();
+  if (!der) throw fail("ERR_HANDSHAKE_FAILED", "peer presented no TLS certificate");
+  return peerKeyFromCertificate(der);
+}
+
+function cardFields(c: LocalCard) {
+  return {
+    node_id: c.identity.nodeId,
+    name: c.name,
+    skills: c.skills,
+    operator: c.operator,
+    wallet: c.wallet,
+    public_key: c.identity.publicKey,
+    protocol_v: PROTOCOL_V,
+    listen_addrs: c.listenAddrs.length ? c.listenAddrs : undefined,
+    relays: c.relays.length ? c.relays : undefined,
+    agent: c.agent,
+  };
+}
+
+/** An Error frame from the peer as a typed error. */
+function remoteError(m: WireMessage, during: string): AtlasError {
+  if (m.type === "Error") return new AtlasError(protocolCodeName(m.code), `peer refused the handshake: ${m.message}`);
+  if (m.type === "VerifyAck") return new AtlasError("ERR_HANDSHAKE_FAILED", `peer rejected the handshake: ${m.reason ?? "no reason given"}`);
+  return new AtlasError("ERR_MESSAGE_REJECTED", `unexpected ${m.type} during ${during}`);
+}
+
+/** Run `fn` under the handshake deadline (SPEC §6: 10 s, else 1003). */
+async function withDeadline<T>(ms: number, fn: (left: () => number) => Promise<T>): Promise<T> {
+  const end = Date.now() + ms;
+  const left = () => {
+    const l = end - Date.now();
+    if (l <= 0) throw fail("ERR_HANDSHAKE_TIMEOUT", `handshake not finished within ${ms / 1000} s`);
+    return l;
+  };
+  try {
+    return await fn(left);
+  } catch (e) {
+    if (e instanceof AtlasError && e.code === "ERR_TIMEOUT") throw fail("ERR_HANDSHAKE_TIMEOUT", `handshake not finished within ${ms / 1000} s`);
+    throw e;
+  }
+}
+
+/** Read one frame or explain why the connection ended instead. */
+async function readFrame(control: FramedStream, conn: QuicConnection, left: () => number, during: string): Promise<WireMessage> {
+  let m: WireMessage | null;
+  try {
+    m = await control.read(left());
+  } catch (e) {
+    throw await connectionReason(conn, e);
+  }
+  if (!m) throw await connectionReason(conn, new AtlasError("ERR_RESET", `peer closed the stream during ${during}`));
+  return m;
+}
+
+/** If the peer closed the connection with an Atlas code, surface that instead of a stream error. */
+async function connectionReason(conn: QuicConnection, e: unknown): Promise<unknown> {
+  if (e instanceof AtlasError && (e.code === "ERR_RESET" || e.code === "ERR_CLOSED")) {
+    const info = await within(conn.closed, 200);
+    if (info && info.app && info.code >= 1000) return new AtlasError(protocolCodeName(info.code), `peer refused the handshake: ${info.reason || protocolCodeName(info.code)}`);
+  }
+  return e;
+}
+
+/** Tell the peer why, then close the connection with the same code. */
+async function refuse(conn: QuicConnection, control: FramedStream | null, err: AtlasError): Promise<void> {
+  const code = err.protocolCode ?? ProtocolCode.ERR_HANDSHAKE_FAILED;
+  if (control) {
+    try {
+      await within(control.end({ type: "Error", code, message: err.message }), 200);
+    } catch {
+      // peer already gone
+    }
+  }
+  // Give the Error frame a moment to leave before the CONNECTION_CLOSE overtakes it.
+  await sleep(20);
+  conn.close(code, err.message.slice(0, 200));
+}
+
+/**
+ * Initiator side (SPEC §6 steps 1 and 3). Opens the control stream, sends Hello, checks
+ * HelloAck and the responder's signature, sends Verify, waits for VerifyAck.
+ */
+export async function initiateHandshake(conn: QuicConnection, me: LocalCard, o: InitiatorOptions): Promise<HandshakeResult> {
+  const now = o.now ?? unixNow;
+  let control: FramedStream | null = null;
+  try {
+    return await withDeadline(o.timeoutMs, async (left) => {
+      await within(conn.established, left(), () => fail("ERR_HANDSHAKE_TIMEOUT", `handshake not finished within ${o.timeoutMs / 1000} s`));
+      const tlsKey = tlsPeerKey(conn);
+      if (o.expectedNodeId && nodeIdFromPublicKey(tlsKey) !== o.expectedNodeId) {
+        throw fail("ERR_INVALID_IDENTITY", `peer is ${nodeIdFromPublicKey(tlsKey).slice(0, 18)}…, not the expected ${o.expectedNodeId.slice(0, 18)}…`);
+      }
+      control = new FramedStream(conn.openStream(), PRE_HANDSHAKE_MAX_PAYLOAD);
+      const myChallenge = new Uint8Array(randomBytes(32));
+      await control.write({ type: "Hello", ...cardFields(me), timestamp: now(), challenge: myChallenge });
+      const ack = await readFrame(control, conn, left, "the handshake");
+      if (ack.type !== "HelloAck") throw remoteError(ack, "the handshake");
+      const peer = checkCard(ack, tlsKey, now(), o.maxDriftS);
+      if (o.expectedNodeId && peer.nodeId !== o.expectedNodeId) throw fail("ERR_INVALID_IDENTITY", `peer is ${peer.nodeId.slice(0, 18)}…, not the expected ${o.expectedNodeId.slice(0, 18)}…`);
+      const signed = handshakeSignedBytes(ROLE_RESPONDER, peer.nodeId, me.identity.nodeId, myChallenge);
+      if (!verifyEd25519(peer.publicKey, signed, ack.signature)) throw fail("ERR_HANDSHAKE_FAILED", "responder's handshake signature is invalid");
+      const sig = me.identity.sign(handshakeSignedBytes(ROLE_INITIATOR, me.identity.nodeId, peer.nodeId, ack.challenge));
+      await control.write({ type: "Verify", signature: sig, challenge: ack.challenge });
+      const va = await readFrame(control, conn, left, "the handshake");
+      if (va.type !== "VerifyAck" || va.status !== "ok") throw remoteError(va, "the handshake");
+      control.maxPayload = MAX_PAYLOAD;
+      conn.verified = true;
+      const trust = await o.trustFor(peer);
+      return { peer, trust, remoteTrust: va.trust_level, observedAddr: ack.observed_addr, control };
+    });
+  } catch (e) {
+    const err = e instanceof AtlasError ? e : new AtlasError("ERR_INTERNAL", `handshake failed: ${(e as Error).message}`);
+    if (conn.isOpen) await refuse(conn, isLocalFault(err) ? null : control, err);
+    throw err;
+  }
+}
+
+/** Errors the peer told us about need no Error frame back. */
+function isLocalFault(e: AtlasError): boolean {
+  return e.message.startsWith("peer refused") || e.message.startsWith("peer rejected") || e.code === "ERR_RESET" || e.code === "ERR_CLOSED";
+}
+
+/**
+ * Responder side (SPEC §6 steps 2 and 4), run on the first stream the initiator opens.
+ */
+export async function acceptHandshake(conn: QuicConnection, controlStream: FramedStream, me: LocalCard, o: ResponderOptions): Promise<HandshakeResult> {
+  const now = o.now ?? unixNow;
+  const control = controlStream;
+  control.maxPayload = PRE_HANDSHAKE_MAX_PAYLOAD;
+  try {
+    return await withDeadline(o.timeoutMs, async (left) => {
+      const tlsKey = tlsPeerKey(conn);
+      const hello = await readFrame(control, conn, left, "the handshake");
+      if (hello.type !== "Hello") throw fail("ERR_NOT_VERIFIED", `${hello.type} before the handshake completed`);
+      const peer = checkCard(hello, tlsKey, now(), o.maxDriftS);
+      const banned = await o.bannedUntil(peer.nodeId);
+      if (banned !== null && banned > now()) throw fail("ERR_RATE_LIMITED", `banned until ${banned}`);
+      const myChallenge = new Uint8Array(randomBytes(32));
+      const sig = me.identity.sign(handshakeSignedBytes(ROLE_RESPONDER, me.identity.nodeId, peer.nodeId, hello.challenge));
+      await control.write({ type: "HelloAck", ...cardFields(me), timestamp: now(), challenge: myChallenge, signature: sig, observed_addr: formatAddr(conn.remote) });
+      const v = await readFrame(control, conn, left, "the handshake");
+      if (v.type !== "Verify") throw fail("ERR_NOT_VERIFIED", `${v.type} before the handshake completed`);
+      if (!bytesEqual(v.challenge, myChallenge)) throw fail("ERR_HANDSHAKE_FAILED", "Verify echoes a different challenge");
+      const signed = handshakeSignedBytes(ROLE_INITIATOR, peer.nodeId, me.identity.nodeId, myChallenge);
+      if (!verifyEd25519(peer.publicKey, signed, v.signature)) throw fail("ERR_HANDSHAKE_FAILED", "initiator's handshake signature is invalid");
+      const trust = await o.trustFor(peer);
+      await control.write({ type: "VerifyAck", status: "ok", trust_level: trust });
+      control.maxPayload = MAX_PAYLOAD;
+      conn.verified = true;
+      return { peer, trust, control };
+    });
+  } catch (e) {
+    let err = e instanceof AtlasError ? e : new AtlasError("ERR_INTERNAL", `handshake failed: ${(e as Error).message}`);
+    if (err instanceof WireError) err = new AtlasError(err.code, err.message); // already answered on the stream
+    if (conn.isOpen) await refuse(conn, e instanceof WireError ? null : control, err);
+    throw err;
+  }
+}
+
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d |= a[i]! ^ b[i]!;
+  return d === 0;
+}

@@ -1,0 +1,301 @@
+import type { Config } from "../config/defaults.ts";
+import { AtlasError } from "../errors.ts";
+import { acceptHandshake, initiateHandshake, type HandshakeResult, type LocalCard, type PeerCard } from "../handshake/handshake.ts";
+import type { Identity } from "../identity/identity.ts";
+import type { Profile } from "../identity/profile.ts";
+import { shortNodeId } from "../identity/node-id.ts";
+import type { Store } from "../store/index.ts";
+import { formatAddr, type SockAddr } from "../transport/addr.ts";
+import type { QuicConnection } from "../transport/connection.ts";
+import { QuicEndpoint } from "../transport/endpoint.ts";
+import { transportOptions } from "../transport/options.ts";
+import type { QuicStream } from "../transport/stream.ts";
+import { silentLogger, type Logger } from "../util/log.ts";
+import { AGENT } from "../version.ts";
+import { unixNow } from "../util/time.ts";
+import { FramedStream } from "../wire/framed-stream.ts";
+import { DISCONNECT_SHUTDOWN, type MsgTypeName, type TrustLevel } from "../wire/messages.ts";
+import { listenAddrs } from "./listen-addrs.ts";
+import { Session, type Direction, type PathKind, type RequestHandler } from "./session.ts";
+import { trustLevelFor } from "./trust.ts";
+
+export interface NodeOptions {
+  config: Config;
+  identity: Identity;
+  profile: Profile;
+  store: Store;
+  /** Accept inbound connections (daemon / `net listen`); a one-shot CLI command does not. */
+  listen: boolean;
+  host?: string;
+  port?: number;
+  log?: Logger;
+}
+
+
+/**
+ * An Atlas node: one QUIC endpoint, the handshake on every connection, the live sessions and
+ * their rows in the store. Daemon features (keepalive, outbox, rate limits) build on it.
+ */
+export class AtlasNode {
+  readonly config: Config;
+  readonly identity: Identity;
+  readonly store: Store;
+  readonly endpoint: QuicEndpoint;
+  readonly log: Logger;
+  readonly card: LocalCard;
+  private sessions = new Map<string, Set<Session>>();
+  private handlers = new Map<MsgTypeName, RequestHandler>();
+  private closing = false;
+  /** Called for every new session (after its row is written). */
+  onSession: ((s: Session) => void) | null = null;
+
+  private constructor(o: NodeOptions, endpoint: QuicEndpoint) {
+    this.config = o.config;
+    this.identity = o.identity;
+    this.store = o.store;
+    this.endpoint = endpoint;
+    this.log = o.log ?? silentLogger;
+    this.card = {
+      identity: o.identity,
+      name: o.profile.name,
+      skills: o.profile.skills,
+      operator: o.profile.operator,
+      wallet: o.profile.wallet,
+      listenAddrs: o.listen ? listenAddrs(endpoint.local) : [],
+      relays: [],
+      agent: AGENT,
+    };
+    if (o.listen) endpoint.onConnection = (c) => this.acceptConnection(c);
+  }
+
+  static async start(o: NodeOptions): Promise<AtlasNode> {
+    const endpoint = await QuicEndpoint.bind({
+      ...transportOptions(o.config),
+      host: o.host ?? o.config.network.host,
+      port: o.port ?? (o.listen ? o.config.network.port : 0),
+      tls: { keyPem: o.identity.keyPem, certPem: o.identity.certPem },
+    });
+    return new AtlasNode(o, endpoint);
+  }
+
+  get nodeId(): string {
+    return this.identity.nodeId;
+  }
+
+  /** Register the handler for one request type (Message, BootstrapRegister, …). */
+  handle(type: MsgTypeName, h: RequestHandler): void {
+    this.handlers.set(type, h);
+  }
+
+  /** A live session with `nodeId`, preferring the newest. */
+  liveSession(nodeId: string): Session | undefined {
+    let best: Session | undefined;
+    for (const s of this.sessions.get(nodeId) ?? []) if (s.isOpen && (!best || s.openedAt > best.openedAt)) best = s;
+    return best;
+  }
+
+  allSessions(): Session[] {
+    return [...this.sessions.values()].flatMap((set) => [...set]).filter((s) => s.isOpen);
+  }
+
+  /**
+   * Dial one address and run the handshake as initiator. `expectedNodeId` pins the peer.
+   * Throws typed errors; the dialer (dial.ts) turns them into `last_failure` kinds.
+   */
+  async connectTo(addr: SockAddr, o: { expectedNodeId?: string; dialTimeoutMs?: number; signal?: AbortSignal } = {}): Promise<Session> {
+    const conn = this.endpoint.connect(addr);
+    const held = this.holdStreams(conn);
+    const onAbort = () => conn.close(0, "dial cancelled");
+    o.signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      const dialMs = o.dialTimeoutMs ?? this.config.transport.dial_timeout * 1000;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timeout = new Promise<never>((_, rej) => {
+        timer = setTimeout(() => {
+          conn.close(0, "dial timeout");
+          rej(new AtlasError("ERR_UNREACHABLE", `no answer from ${formatAddr(addr)} within ${dialMs / 1000} s`));
+        }, dialMs);
+      });
+      try {
+        await Promise.race([conn.established, timeout]);
+      } finally {
+        clearTimeout(timer);
+      }
+      if (o.signal?.aborted) throw new AtlasError("ERR_CLOSED", "dial cancelled");
+      const hs = await initiateHandshake(conn, this.card, {
+        expectedNodeId: o.expectedNodeId,
+        timeoutMs: this.config.security.handshake_timeout * 1000,
+        maxDriftS: this.config.security.max_clock_drift_secs,
+        trustFor: (peer) => trustLevelFor(this.config, peer, { dialled: addr, path: "direct" }),
+      });
+      if (o.signal?.aborted) {
+        conn.close(0, "dial cancelled");
+        throw new AtlasError("ERR_CLOSED", "dial cancelled");
+      }
+      return await this.openSession(conn, hs, "outbound", "direct", held, addr);
+    } catch (e) {
+      conn.close(0, "dial failed");
+      for (const s of held.streams) s.abort(0);
+      throw e;
+    } finally {
+      o.signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /** Disconnect every session (SPEC §16 shutdown) and close the endpoint. */
+  async close(reason = DISCONNECT_SHUTDOWN, message = "node shutting down", localReason?: string): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    await Promise.all(this.allSessions().map((s) => s.disconnect(reason, message, localReason)));
+    await this.endpoint.close(reason);
+    // Session rows are closed as each session's `done` settles; give those writes a moment.
+    await this.pendingWrites();
+  }
+
+  // ---- inbound ----
+
+  private acceptConnection(conn: QuicConnection): void {
+    const held = this.holdStreams(conn, (s) => {
+      void this.runAccept(conn, new FramedStream(s), held);
+    });
+    // No control stream at all within the handshake deadline: drop the connection (SPEC §6, 1003).
+    const t = setTimeout(() => {
+      if (!conn.verified) conn.close(1003, "handshake timeout");
+    }, this.config.security.handshake_timeout * 1000);
+    void conn.closed.then(() => clearTimeout(t));
+  }
+
+  private async runAccept(conn: QuicConnection, control: FramedStream, held: HeldStreams): Promise<void> {
+    let hs: HandshakeResult;
+    try {
+      await conn.established;
+      hs = await acceptHandshake(conn, control, this.card, {
+        timeoutMs: this.config.security.handshake_timeout * 1000,
+        maxDriftS: this.config.security.max_clock_drift_secs,
+        trustFor: (peer) => trustLevelFor(this.config, peer, { path: "direct" }),
+        bannedUntil: async (id) => (await this.store.peers.get(id))?.ban_until ?? null,
+      });
+    } catch (e) {
+      this.log.info("inbound handshake failed", { from: formatAddr(conn.remote), error: (e as Error).message });
+      for (const s of held.streams) s.abort(0);
+      return;
+    }
+    try {
+      await this.openSession(conn, hs, "inbound", "direct", held);
+    } catch (e) {
+      this.log.error("could not open session", { error: (e as Error).message });
+      conn.close(5001, "internal error");
+    }
+  }
+
+  /**
+   * Hold request streams that arrive before the handshake completes (at most
+   * `security.max_pending_streams`, SPEC §5 Streams); the first stream (id 0) is the control stream.
+   */
+  private holdStreams(conn: QuicConnection, onControl?: (s: QuicStream) => void): HeldStreams {
+    const held: HeldStreams = { streams: [], session: null };
+    conn.onStream = (s) => {
+      if (held.session) return void this.serveRequest(held.session, s);
+      if (s.id === 0 && onControl) return onControl(s);
+      if (held.streams.length >= this.config.security.max_pending_streams) return s.abort(2001);
+      held.streams.push(s);
+    };
+    return held;
+  }
+
+  private async openSession(conn: QuicConnection, hs: HandshakeResult, direction: Direction, path: PathKind, held: HeldStreams, dialled?: SockAddr): Promise<Session> {
+    const s = new Session({ conn, control: hs.control, peer: hs.peer, trust: hs.trust, direction, path, remoteAddress: formatAddr(conn.remote), log: this.log });
+    await this.recordSession(s, hs.peer, hs.trust, dialled);
+    let set = this.sessions.get(s.nodeId);
+    if (!set) this.sessions.set(s.nodeId, (set = new Set()));
+    set.add(s);
+    this.log.info("session opened", { peer: shortNodeId(s.nodeId), name: hs.peer.name, direction, path, trust: hs.trust, remote: s.remoteAddress });
+    void s.done.then((reason) => this.onSessionDone(s, reason));
+    void s.runControl();
+    held.session = s;
+    for (const st of held.streams.splice(0)) void this.serveRequest(s, st);
+    this.onSession?.(s);
+    return s;
+  }
+
+  private async recordSession(s: Session, peer: PeerCard, trust: TrustLevel, dialled?: SockAddr): Promise<void> {
+    const now = unixNow();
+    const known = await this.store.peers.get(peer.nodeId);
+    await this.store.peers.upsert(
+      {
+        node_id: peer.nodeId,
+        public_key: peer.publicKey,
+        // SPEC §8: the address we dialled successfully, else its first advertised listen address.
+        address: dialled ? formatAddr(dialled) : known?.address ? undefined : peer.listenAddrs[0],
+        public_address: s.direction === "inbound" ? s.remoteAddress : undefined,
+        relays: peer.relays,
+        name: peer.name,
+        skills: peer.skills,
+        operator_username: peer.operator?.username,
+        trust_level: trust,
+        last_seen: now,
+      },
+      now,
+    );
+    await this.store.peers.clearFailure(peer.nodeId);
+    s.rowId = await this.store.sessions.open({
+      node_id: peer.nodeId,
+      direction: s.direction,
+      path: s.path,
+      relay: s.relay ?? null,
+      remote_address: s.remoteAddress,
+      protocol_v: 1,
+      trust_level: trust,
+      connected_at: now,
+    });
+  }
+
+  private writes = new Set<Promise<unknown>>();
+  private async pendingWrites(): Promise<void> {
+    while (this.writes.size > 0) await Promise.allSettled([...this.writes]);
+  }
+
+  private onSessionDone(s: Session, reason: string): void {
+    this.sessions.get(s.nodeId)?.delete(s);
+    if (this.sessions.get(s.nodeId)?.size === 0) this.sessions.delete(s.nodeId);
+    this.log.info("session closed", { peer: shortNodeId(s.nodeId), reason });
+    const now = unixNow();
+    const p = (async () => {
+      try {
+        if (s.rowId !== null) await this.store.sessions.close(s.rowId, reason, now);
+        await this.store.peers.upsert({ node_id: s.nodeId, last_seen: now }, now);
+        if (reason === "timeout") await this.store.peers.recordFailure(s.nodeId, "disconnected", now);
+      } catch (e) {
+        this.log.warn("could not record session end", { error: (e as Error).message });
+      }
+    })();
+    this.writes.add(p);
+    void p.finally(() => this.writes.delete(p));
+  }
+
+  // ---- request streams ----
+
+  private async serveRequest(session: Session, stream: QuicStream): Promise<void> {
+    const fs = new FramedStream(stream);
+    try {
+      const req = await fs.read(this.config.transport.read_timeout * 1000);
+      if (!req) return stream.abort(0);
+      session.lastActivity = Date.now();
+      const h = this.handlers.get(req.type);
+      if (!h) {
+        await fs.end({ type: "Error", code: 2003, message: `unsupported request ${req.type}` });
+        return;
+      }
+      const res = await h(session, req, stream);
+      if (res) await fs.end(res);
+    } catch (e) {
+      this.log.debug("request stream failed", { peer: shortNodeId(session.nodeId), error: (e as Error).message });
+      stream.abort(0);
+    }
+  }
+}
+
+interface HeldStreams {
+  streams: QuicStream[];
+  session: Session | null;
+}

@@ -1,0 +1,182 @@
+import { AtlasError, protocolCodeName } from "../errors.ts";
+import type { PeerCard } from "../handshake/handshake.ts";
+import type { QuicConnection } from "../transport/connection.ts";
+import type { QuicStream } from "../transport/stream.ts";
+import { FramedStream } from "../wire/framed-stream.ts";
+import { DISCONNECT_SHUTDOWN, type TrustLevel, type WireMessage } from "../wire/messages.ts";
+import type { Logger } from "../util/log.ts";
+import { sleep, unixNow, within } from "../util/time.ts";
+
+export type PathKind = "direct" | "relay";
+export type Direction = "inbound" | "outbound";
+
+export interface PingResult {
+  rttMs: number;
+  /** Ping.ts we sent and Pong.ts the peer answered with (Unix seconds). */
+  pingTs: number;
+  pongTs: number;
+}
+
+/** Handles one request frame on a request stream and returns the response frame (SPEC §5 Streams). */
+export type RequestHandler = (session: Session, req: WireMessage, stream: QuicStream) => Promise<WireMessage | null>;
+
+/**
+ * A verified connection to one peer: the control stream (Ping/Pong, Disconnect, Error) and
+ * request streams. States: open → closed (with a reason recorded in the session row).
+ */
+export class Session {
+  readonly conn: QuicConnection;
+  readonly control: FramedStream;
+  readonly peer: PeerCard;
+  readonly trust: TrustLevel;
+  readonly direction: Direction;
+  readonly path: PathKind;
+  readonly relay?: string;
+  readonly remoteAddress: string;
+  readonly openedAt = Date.now();
+  rowId: number | null = null;
+  lastActivity = Date.now();
+  /** Why this session ended, once it has: a Disconnect reason, or a local label. */
+  closeReason: string | null = null;
+  readonly done: Promise<string>;
+
+  private pings = new Map<number, { sentAt: number; ts: number; resolve: (r: PingResult) => void; reject: (e: Error) => void; timer: ReturnType<typeof setTimeout> }>();
+  private nextPingId = 1;
+  private resolveDone!: (reason: string) => void;
+  private log: Logger;
+
+  constructor(o: { conn: QuicConnection; control: FramedStream; peer: PeerCard; trust: TrustLevel; direction: Direction; path: PathKind; relay?: string; remoteAddress: string; log: Logger }) {
+    this.conn = o.conn;
+    this.control = o.control;
+    this.peer = o.peer;
+    this.trust = o.trust;
+    this.direction = o.direction;
+    this.path = o.path;
+    this.relay = o.relay;
+    this.remoteAddress = o.remoteAddress;
+    this.log = o.log;
+    this.done = new Promise((r) => (this.resolveDone = r));
+    void this.conn.closed.then((info) => {
+      const reason = this.closeReason ?? (info.timedOut ? "timeout" : info.local ? "closed" : info.reason || "peer_closed");
+      this.finish(reason);
+    });
+  }
+
+  get nodeId(): string {
+    return this.peer.nodeId;
+  }
+
+  get isOpen(): boolean {
+    return this.closeReason === null && this.conn.isConnected;
+  }
+
+  /** Read the control stream for the life of the session. */
+  async runControl(): Promise<void> {
+    for (;;) {
+      let m: WireMessage | null;
+      try {
+        m = await this.control.read();
+      } catch (e) {
+        if (this.isOpen) {
+          this.log.debug("control stream failed", { peer: this.nodeId, error: (e as Error).message });
+          this.close("DISCONNECT_PROTOCOL_ERROR", "malformed control frame");
+        }
+        return;
+      }
+      if (m === null) {
+        if (this.isOpen) this.close("peer_closed");
+        return;
+      }
+      this.lastActivity = Date.now();
+      this.onControl(m);
+    }
+  }
+
+  private onControl(m: WireMessage): void {
+    switch (m.type) {
+      case "Ping":
+        this.control.write({ type: "Pong", ts: unixNow(), echo: m.ts, id: m.id }).catch(() => {});
+        return;
+      case "Pong": {
+        const p = this.pings.get(m.id);
+        if (!p) return;
+        this.pings.delete(m.id);
+        clearTimeout(p.timer);
+        p.resolve({ rttMs: performance.now() - p.sentAt, pingTs: p.ts, pongTs: m.ts });
+        return;
+      }
+      case "Disconnect":
+        this.log.info("peer disconnected", { peer: this.nodeId, reason: m.reason, message: m.message });
+        this.closeReason = m.reason;
+        this.conn.close(0, m.reason);
+        return;
+      case "Error":
+        this.log.warn("peer reported an error", { peer: this.nodeId, code: m.code, message: m.message });
+        return;
+      default:
+        this.control.write({ type: "Error", code: 2003, message: `${m.type} is not valid on the control stream` }).catch(() => {});
+    }
+  }
+
+  /** Send Ping on the control stream and wait for the matching Pong. */
+  ping(timeoutMs: number): Promise<PingResult> {
+    if (!this.isOpen) return Promise.reject(new AtlasError("ERR_CLOSED", "session is closed"));
+    const id = this.nextPingId++ >>> 0;
+    const ts = unixNow();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pings.delete(id);
+        reject(new AtlasError("ERR_TIMEOUT", `no Pong within ${timeoutMs / 1000} s`));
+      }, timeoutMs);
+      this.pings.set(id, { sentAt: performance.now(), ts, resolve, reject, timer });
+      this.control.write({ type: "Ping", ts, id }).catch((e) => {
+        clearTimeout(timer);
+        this.pings.delete(id);
+        reject(e);
+      });
+    });
+  }
+
+  /** One request/response exchange on a new stream. */
+  async request(req: WireMessage, timeoutMs: number): Promise<WireMessage> {
+    if (!this.isOpen) throw new AtlasError("ERR_CLOSED", "session is closed");
+    const fs = new FramedStream(this.conn.openStream());
+    this.lastActivity = Date.now();
+    await fs.end(req);
+    const res = await fs.read(timeoutMs);
+    if (!res) throw new AtlasError("ERR_RESET", "peer closed the request stream without answering");
+    if (res.type === "Error") throw new AtlasError(protocolCodeName(res.code), `peer answered with error ${res.code}: ${res.message}`);
+    return res;
+  }
+
+  /** Send Disconnect and close the connection (SPEC §5 Disconnect). */
+  async disconnect(reason = DISCONNECT_SHUTDOWN, message = "operator requested disconnect", localReason = reason): Promise<void> {
+    if (!this.isOpen) return;
+    this.closeReason = localReason;
+    try {
+      await within(this.control.end({ type: "Disconnect", reason, message }), 500);
+    } catch {
+      // peer already gone
+    }
+    await sleep(10); // let the frame leave before CONNECTION_CLOSE
+    this.conn.close(0, reason);
+    await within(this.conn.closed, 500);
+  }
+
+  /** Close without telling the peer why (beyond the QUIC close reason). */
+  close(reason: string, quicReason = reason): void {
+    if (this.closeReason === null) this.closeReason = reason;
+    this.conn.close(0, quicReason);
+  }
+
+  private finish(reason: string): void {
+    if (this.closeReason === null) this.closeReason = reason;
+    for (const p of this.pings.values()) {
+      clearTimeout(p.timer);
+      p.reject(new AtlasError("ERR_RESET", "session closed before the Pong arrived"));
+    }
+    this.pings.clear();
+    this.resolveDone(this.closeReason);
+  }
+}
+

@@ -1,0 +1,29 @@
+import { AtlasError } from "../errors.ts";
+import { isNodeId, parseIdPrefix } from "../identity/node-id.ts";
+import { parseAddr, type SockAddr } from "../transport/addr.ts";
+
+/**
+ * What `dial` accepts (SPEC §7): a socket address, a node ID or unique prefix, or
+ * `atlas_<id>@host:port` (dial that address and require that node ID).
+ */
+export type DialTarget =
+  | { kind: "addr"; addr: SockAddr; text: string }
+  | { kind: "id"; prefix: string; text: string }
+  | { kind: "pinned"; nodeId: string; addr: SockAddr; text: string };
+
+export function parseTarget(text: string): DialTarget {
+  const t = text.trim();
+  const at = t.indexOf("@");
+  if (at > 0) {
+    const id = t.slice(0, at).toLowerCase();
+    const addr = parseAddr(t.slice(at + 1));
+    if (!isNodeId(id)) throw new AtlasError("ERR_USAGE", `invalid target '${text}': expected a full atlas_… node ID before '@'`);
+    if (!addr) throw new AtlasError("ERR_USAGE", `invalid target '${text}': expected host:port after '@'`);
+    return { kind: "pinned", nodeId: id, addr, text: t };
+  }
+  const addr = parseAddr(t);
+  if (addr) return { kind: "addr", addr, text: t };
+  const prefix = parseIdPrefix(t);
+  if (prefix) return { kind: "id", prefix, text: t };
+  throw new AtlasError("ERR_USAGE", `invalid target '${text}': expected host:port, [ipv6]:port, a node ID (or a prefix of at least 8 hex characters) or atlas_<id>@host:port`);
+}

@@ -1,0 +1,321 @@
+import { setImmediate } from "node:timers";
+import { AtlasError } from "../errors.ts";
+import type { SockAddr } from "./addr.ts";
+import { quiche, type HostPort, type QuicheConnection } from "./native.ts";
+import { QuicStream } from "./stream.ts";
+
+/** Where a connection's packets go: the UDP socket, or (later) a relay pipe — a virtual path. */
+export interface PacketSink {
+  sendPacket(packet: Uint8Array, to: HostPort): void;
+}
+
+export interface CloseInfo {
+  /** true when we closed it, false when the peer did or it timed out. */
+  local: boolean;
+  app: boolean;
+  code: number;
+  reason: string;
+  timedOut: boolean;
+}
+
+/** Packets drained per connection per turn: caps quiche 0.18's send() loop bug (NOTES "Traps"). */
+const MAX_PACKETS_PER_TURN = 256;
+const dec = new TextDecoder();
+const enc = new TextEncoder();
+
+/**
+ * The driver: connections with work to do are processed together once the current batch of
+ * incoming datagrams has been handed to quiche (setImmediate runs after the poll phase), so
+ * acks and flow-control updates for a burst of packets go out in one flush.
+ */
+const dirty = new Set<QuicConnection>();
+let scheduled = false;
+function schedule(c: QuicConnection): void {
+  dirty.add(c);
+  if (!scheduled) {
+    scheduled = true;
+    setImmediate(runDirty);
+  }
+}
+function runDirty(): void {
+  scheduled = false;
+  const batch = [...dirty];
+  dirty.clear();
+  for (const c of batch) c.process();
+}
+
+/**
+ * One QUIC connection over some PacketSink. States: handshaking → established → (closing) →
+ * closed. `established` resolves when TLS completes; `closed` resolves once, with why.
+ * The transport knows nothing of Atlas frames; `verified` is set by the handshake layer so the
+ * endpoint can count connections that are still unproven (SPEC §6 handshake limit).
+ */
+export class QuicConnection {
+  readonly native: QuicheConnection;
+  readonly isClient: boolean;
+  readonly remote: SockAddr;
+  readonly scid: Uint8Array;
+  readonly established: Promise<void>;
+  readonly closed: Promise<CloseInfo>;
+  verified = false;
+  /** Called for each stream the peer opens. Set before the first packet is processed. */
+  onStream: ((s: QuicStream) => void) | null = null;
+  onDatagram: ((d: Uint8Array) => void) | null = null;
+  /** Called once when the connection is gone (after `closed` settles). */
+  onGone: ((c: QuicConnection) => void) | null = null;
+
+  private sink: PacketSink;
+  private streams = new Map<number, QuicStream>();
+  private writers = new Set<QuicStream>();
+  private nextStreamId: number;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private timerAt = 0;
+  private gotPackets = false;
+  private sawShortHeader = false;
+  private isEstablished = false;
+  private closeInfo: CloseInfo | null = null;
+  private localClose = false;
+  private resolveEstablished!: () => void;
+  private rejectEstablished!: (e: Error) => void;
+  private resolveClosed!: (c: CloseInfo) => void;
+  private sendBuf: Uint8Array;
+  private gone = false;
+  /** Datagrams dropped by quiche because its send queue was full (SPEC §11). */
+  dgramDrops = 0;
+
+  constructor(native: QuicheConnection, opts: { isClient: boolean; remote: SockAddr; scid: Uint8Array; sink: PacketSink; maxPacket: number }) {
+    this.native = native;
+    this.isClient = opts.isClient;
+    this.remote = opts.remote;
+    this.scid = opts.scid;
+    this.sink = opts.sink;
+    this.nextStreamId = opts.isClient ? 0 : 1;
+    this.sendBuf = new Uint8Array(Math.max(opts.maxPacket, 1500));
+    this.established = new Promise((res, rej) => {
+      this.resolveEstablished = res;
+      this.rejectEstablished = rej;
+    });
+    this.established.catch(() => {});
+    this.closed = new Promise((res) => (this.resolveClosed = res));
+  }
+
+  get isOpen(): boolean {
+    return this.closeInfo === null;
+  }
+
+  get isConnected(): boolean {
+    return this.isEstablished && this.closeInfo === null;
+  }
+
+  /** Feed one received packet. */
+  receive(packet: Uint8Array, from: HostPort, to: HostPort): void {
+    if (this.gone) return;
+    try {
+      this.native.recv(packet, { from, to });
+    } catch {
+      // a packet quiche refuses (undecryptable, duplicate) is not an error of ours
+    }
+    if ((packet[0]! & 0x80) === 0) this.sawShortHeader = true;
+    this.gotPackets = true;
+    schedule(this);
+  }
+
+  markDirty(): void {
+    if (!this.gone) schedule(this);
+  }
+
+  /** Open a new bidirectional stream. Throws ERR_CLOSED / ERR_IO when none may be opened. */
+  openStream(): QuicStream {
+    if (!this.isConnected) throw new AtlasError("ERR_CLOSED", "connection is closed");
+    if (this.native.peerStreamsLeftBidi() <= 0) throw new AtlasError("ERR_IO", "peer's stream limit reached");
+    const id = this.nextStreamId;
+    this.nextStreamId += 4;
+    const s = new QuicStream(this, id);
+    this.streams.set(id, s);
+    return s;
+  }
+
+  /** Number of streams currently tracked (open in at least one direction). */
+  get streamCount(): number {
+    return this.streams.size;
+  }
+
+  /** Send one QUIC DATAGRAM; false when quiche dropped it (queue full or too big). */
+  sendDatagram(d: Uint8Array): boolean {
+    if (!this.isConnected) return false;
+    try {
+      if (this.native.dgramSend(d) === null) {
+        this.dgramDrops++;
+        return false;
+      }
+    } catch {
+      this.dgramDrops++;
+      return false;
+    }
+    schedule(this);
+    return true;
+  }
+
+  maxDatagramLen(): number {
+    try {
+      return this.native.dgramMaxWritableLen() ?? 0;
+    } catch {
+      return 0;
+    }
+  }
+
+  /** DER of the peer's leaf certificate (NOTES: there is no peerCert(); index 0 is the leaf). */
+  peerCertificate(): Uint8Array | null {
+    const chain = this.native.peerCertChain();
+    return chain && chain.length > 0 ? chain[0]! : null;
+  }
+
+  /** Ask for an ack-eliciting packet now (keeps NAT mappings alive, SPEC §4). */
+  ping(): void {
+    if (!this.isConnected) return;
+    try {
+      this.native.sendAckEliciting();
+    } catch {
+      // not yet possible (handshake) — the next interval will try again
+    }
+    schedule(this);
+  }
+
+  /**
+   * Close with an application error code and reason. Before the first 1-RTT packet we must use
+   * a transport-level close: quiche 0.18's send() can loop forever otherwise (NOTES "Traps").
+   */
+  close(code = 0, reason = ""): void {
+    if (this.gone || this.localClose) return;
+    this.localClose = true;
+    const app = this.isEstablished && this.sawShortHeader;
+    try {
+      this.native.close(app, app ? code : 0x0c, enc.encode(reason.slice(0, 256)));
+    } catch {
+      // already closing
+    }
+    schedule(this);
+  }
+
+  /** @internal one turn of work: streams, datagrams, sending, timers, closure. */
+  process(): void {
+    if (this.gone) return;
+    const n = this.native;
+    if (!this.isEstablished && n.isEstablished()) {
+      this.isEstablished = true;
+      this.resolveEstablished();
+    }
+    if (this.gotPackets) {
+      this.gotPackets = false;
+      if (this.isEstablished) {
+        this.dispatchReadable();
+        if (this.onDatagram) this.dispatchDatagrams();
+      }
+      for (const s of this.writers) if (!s.flushWrites()) this.writers.delete(s);
+    }
+    this.flushPackets();
+    if (n.isClosed() || n.isDraining()) this.finish();
+    else this.armTimer();
+  }
+
+  /** @internal a stream has queued writes that quiche could not take yet. */
+  wantsWritable(s: QuicStream): void {
+    this.writers.add(s);
+  }
+
+  /** @internal forget streams that are done both ways. */
+  streamMaybeDone(s: QuicStream): void {
+    if (s.hasPendingWrites) this.writers.add(s);
+    if (s.finished) {
+      this.streams.delete(s.id);
+      this.writers.delete(s);
+    }
+  }
+
+  private dispatchReadable(): void {
+    for (const id of this.native.readable()) {
+      let s = this.streams.get(id);
+      if (!s) {
+        const peerInitiated = (id & 1) === (this.isClient ? 1 : 0);
+        if (!peerInitiated || (id & 2) !== 0) continue; // our own, already forgotten; or uni
+        s = new QuicStream(this, id);
+        this.streams.set(id, s);
+        if (this.onStream) this.onStream(s);
+        else s.abort(0);
+        continue; // the handler reads when it wants
+      }
+      s.onReadable();
+    }
+  }
+
+  private dispatchDatagrams(): void {
+    for (;;) {
+      const d = this.native.dgramRecvVec();
+      if (!d) return;
+      this.onDatagram!(d);
+    }
+  }
+
+  private flushPackets(): void {
+    const n = this.native;
+    for (let i = 0; i < MAX_PACKETS_PER_TURN; i++) {
+      let r: ReturnType<QuicheConnection["send"]>;
+      try {
+        r = n.send(this.sendBuf);
+      } catch {
+        return;
+      }
+      if (r === null) return;
+      this.sink.sendPacket(this.sendBuf.slice(0, r[0]), r[1].to);
+    }
+    schedule(this); // more to send: continue next turn without starving others
+  }
+
+  private armTimer(): void {
+    const ms = this.native.timeout();
+    if (ms === null) {
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = null;
+      return;
+    }
+    const at = Date.now() + ms;
+    if (this.timer && Math.abs(at - this.timerAt) < 1) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      if (this.gone) return;
+      this.native.onTimeout();
+      this.process();
+    }, ms);
+  }
+
+  private finish(): void {
+    if (this.gone) return;
+    this.gone = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    dirty.delete(this);
+    const n = this.native;
+    const err = this.localClose ? n.localError() : (n.peerError() ?? n.localError());
+    const info: CloseInfo = {
+      local: this.localClose,
+      app: err?.isApp ?? false,
+      code: err?.errorCode ?? 0,
+      reason: err ? dec.decode(err.reason) : "",
+      timedOut: n.isTimedOut(),
+    };
+    this.closeInfo = info;
+    const why = info.timedOut
+      ? new AtlasError("ERR_UNREACHABLE", "connection timed out")
+      : new AtlasError(info.local ? "ERR_CLOSED" : "ERR_RESET", info.local ? "connection closed" : `connection closed by peer${info.reason ? `: ${info.reason}` : ""}`);
+    if (!this.isEstablished) this.rejectEstablished(why);
+    for (const s of this.streams.values()) s.fail(why);
+    this.streams.clear();
+    this.writers.clear();
+    this.resolveClosed(info);
+    this.onGone?.(this);
+  }
+}
+
+export { quiche };

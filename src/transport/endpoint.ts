@@ -1,0 +1,284 @@
+import { createSocket, type Socket } from "node:dgram";
+import { isIP } from "node:net";
+import { randomBytes } from "node:crypto";
+import { AtlasError } from "../errors.ts";
+import { isWildcardHost, unmapHost, type SockAddr } from "./addr.ts";
+import { QuicConnection, type PacketSink } from "./connection.ts";
+import { quiche, type HostPort, type QuicheConfig } from "./native.ts";
+import type { TransportOptions } from "./options.ts";
+import { RetryTokens } from "./retry.ts";
+import { makeQuicheConfig, type TlsIdentity } from "./tls.ts";
+import { isStunPacket } from "./demux.ts";
+import { within } from "../util/time.ts";
+
+/** Length of every connection ID we issue; short-header packets carry it without a length byte. */
+export const CID_LEN = 16;
+const SOCKET_BUFFER = 4 * 1024 * 1024;
+const noop = () => {};
+
+export interface EndpointOptions extends TransportOptions {
+  host: string;
+  port: number;
+  tls: TlsIdentity;
+  /** Confirm client addresses with a Retry before accepting (SPEC §6). Default true. */
+  retry?: boolean;
+}
+
+/**
+ * One UDP socket per node, carrying the QUIC listener, every outgoing connection of the node and
+ * STUN (SPEC §4): so the mapping a NAT makes for our STUN query is the one our peers see.
+ * Incoming datagrams are demultiplexed: STUN (first two bits 00 + magic cookie) goes to
+ * `onStun`; QUIC packets are routed by destination connection ID; an unknown Initial may become a
+ * new inbound connection after address validation and the admission limits.
+ */
+export class QuicEndpoint implements PacketSink {
+  readonly local: SockAddr;
+  /** A new inbound connection, before TLS completes: set handlers now, await `established`. */
+  onConnection: ((c: QuicConnection) => void) | null = null;
+  onStun: ((packet: Uint8Array, from: SockAddr) => void) | null = null;
+
+  private socket: Socket;
+  private v6: boolean;
+  private localHP: HostPort;
+  private conns = new Map<string, QuicConnection>();
+  private serverConfig: QuicheConfig;
+  private clientConfig: QuicheConfig;
+  private retryTokens = new RetryTokens();
+  private perIp = new Map<string, number[]>();
+  private keepAlive: ReturnType<typeof setInterval>;
+  private opts: EndpointOptions;
+  private closing = false;
+  /** Counters for `atlas status` and tests. */
+  readonly stats = { refusedLimit: 0, refusedRate: 0, retries: 0, badTokens: 0 };
+
+  private constructor(socket: Socket, v6: boolean, opts: EndpointOptions) {
+    this.socket = socket;
+    this.v6 = v6;
+    this.opts = opts;
+    const a = socket.address();
+    this.local = { host: unmapHost(a.address), port: a.port };
+    this.localHP = { host: a.address, port: a.port };
+    this.serverConfig = makeQuicheConfig(opts.tls, opts);
+    this.clientConfig = makeQuicheConfig(opts.tls, opts);
+    socket.on("message", (msg, rinfo) => this.onPacket(msg, rinfo.address, rinfo.port));
+    socket.on("error", noop); // per-send errors (unreachable hosts) are not fatal to the node
+    this.keepAlive = setInterval(() => {
+      for (const c of this.conns.values()) c.ping();
+    }, opts.keepAliveIntervalMs);
+    this.keepAlive.unref();
+  }
+
+  /** Bind the node's socket. `::` is dual-stack, falling back to 0.0.0.0 without IPv6. */
+  static async bind(opts: EndpointOptions): Promise<QuicEndpoint> {
+    const host = opts.host || "::";
+    const fam = isIP(host);
+    if (fam === 0) throw new AtlasError("ERR_CONFIG", `network.host must be an IP address, got '${host}'`);
+    const tryBind = (type: "udp4" | "udp6", h: string) =>
+      new Promise<Socket>((resolve, reject) => {
+        const s = createSocket({ type, ipv6Only: false, recvBufferSize: SOCKET_BUFFER, sendBufferSize: SOCKET_BUFFER });
+        s.once("error", (e) => {
+          s.close();
+          reject(e);
+        });
+        s.bind({ address: h, port: opts.port, exclusive: true }, () => {
+          s.removeAllListeners("error");
+          resolve(s);
+        });
+      });
+    try {
+      if (fam === 4) return new QuicEndpoint(await tryBind("udp4", host), false, opts);
+      try {
+        return new QuicEndpoint(await tryBind("udp6", host), true, opts);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (host !== "::" || (code !== "EAFNOSUPPORT" && code !== "EADDRNOTAVAIL" && code !== "EINVAL")) throw e;
+        return new QuicEndpoint(await tryBind("udp4", "0.0.0.0"), false, opts);
+      }
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      const where = `${host.includes(":") ? `[${host}]` : host}:${opts.port}`;
+      if (code === "EADDRINUSE") throw new AtlasError("ERR_ADDR_IN_USE", `UDP port ${opts.port} is already in use (${where}); pick another with --port`);
+      if (code === "EACCES") throw new AtlasError("ERR_IO", `not allowed to bind ${where}`);
+      throw new AtlasError("ERR_IO", `cannot bind ${where}: ${(e as Error).message}`);
+    }
+  }
+
+  get connectionCount(): number {
+    return this.conns.size;
+  }
+
+  /** Connections that have not finished the Atlas handshake (SPEC §6 handshake limit). */
+  get pendingCount(): number {
+    let n = 0;
+    for (const c of this.conns.values()) if (!c.verified) n++;
+    return n;
+  }
+
+  connections(): IterableIterator<QuicConnection> {
+    return this.conns.values();
+  }
+
+  /** Start a QUIC connection to `remote`; await `established` on the result. */
+  connect(remote: SockAddr): QuicConnection {
+    if (this.closing) throw new AtlasError("ERR_CLOSED", "endpoint is closing");
+    if (this.conns.size >= this.opts.maxConnections) throw new AtlasError("ERR_IO", `connection limit reached (transport.max_connections = ${this.opts.maxConnections})`);
+    const to = this.wireHost(remote);
+    if (!to) throw new AtlasError("ERR_UNREACHABLE", `cannot reach IPv6 address ${remote.host} from an IPv4-only socket`);
+    const scid = new Uint8Array(randomBytes(CID_LEN));
+    const native = quiche.Connection.connect(null, scid, this.localHP, to, this.clientConfig);
+    const c = new QuicConnection(native, { isClient: true, remote: { host: unmapHost(remote.host), port: remote.port }, scid, sink: this, maxPacket: this.opts.maxDatagramSize });
+    this.track(c);
+    c.markDirty();
+    return c;
+  }
+
+  /** Send a raw datagram from the node's socket (STUN). */
+  sendRaw(packet: Uint8Array, to: SockAddr): void {
+    const hp = this.wireHost(to);
+    if (hp) this.socket.send(packet, hp.port, hp.host, noop);
+  }
+
+  sendPacket(packet: Uint8Array, to: HostPort): void {
+    this.socket.send(packet, to.port, to.host, noop);
+  }
+
+  /** Close every connection (code 0 with `reason`), let the close packets out, close the socket. */
+  async close(reason = "shutdown", graceMs = 300): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    clearInterval(this.keepAlive);
+    const all = [...this.conns.values()];
+    for (const c of all) c.close(0, reason);
+    await within(Promise.all(all.map((c) => c.closed)), graceMs);
+    await new Promise<void>((r) => this.socket.close(() => r()));
+  }
+
+  // ---- receive path ----
+
+  private onPacket(buf: Buffer, host: string, port: number): void {
+    if (buf.length === 0) return;
+    const b0 = buf[0]!;
+    if (isStunPacket(buf)) {
+      this.onStun?.(buf, { host: unmapHost(host), port });
+      return;
+    }
+    if ((b0 & 0x40) === 0) return; // QUIC fixed bit unset: not for us
+    let key: string;
+    if ((b0 & 0x80) === 0) {
+      if (buf.length < 1 + CID_LEN) return;
+      key = buf.toString("latin1", 1, 1 + CID_LEN);
+    } else {
+      if (buf.length < 7) return;
+      const dlen = buf[5]!;
+      if (buf.length < 6 + dlen) return;
+      key = buf.toString("latin1", 6, 6 + dlen);
+    }
+    const from = { host, port };
+    const c = this.conns.get(key);
+    if (c) {
+      c.receive(buf, from, this.localHP);
+      return;
+    }
+    if ((b0 & 0x80) !== 0 && ((b0 & 0x30) >> 4) === 0) this.onInitial(buf, from);
+  }
+
+  /** An Initial for no known connection: version check, Retry, limits, then accept. */
+  private onInitial(buf: Buffer, from: HostPort): void {
+    if (this.closing || !this.onConnection || buf.length < 1200) return;
+    let hdr;
+    try {
+      hdr = quiche.Header.fromSlice(buf, CID_LEN);
+    } catch {
+      return;
+    }
+    if (!quiche.versionIsSupported(hdr.version)) {
+      const out = new Uint8Array(1200);
+      try {
+        const n = quiche.negotiateVersion(hdr.scid, hdr.dcid, out);
+        this.sendPacket(out.subarray(0, n), from);
+      } catch {
+        // malformed: ignore
+      }
+      return;
+    }
+    if (this.conns.size >= this.opts.maxConnections || this.pendingCount >= this.opts.handshakeLimit) {
+      this.stats.refusedLimit++;
+      return;
+    }
+    const addrKey = `${from.host}|${from.port}`;
+    let odcid: Uint8Array | null = null;
+    if (this.opts.retry !== false) {
+      if (!hdr.token || hdr.token.length === 0) {
+        const newScid = new Uint8Array(randomBytes(CID_LEN));
+        const token = this.retryTokens.mint(hdr.dcid, addrKey);
+        const out = new Uint8Array(1200);
+        try {
+          const n = quiche.retry(hdr.scid, hdr.dcid, newScid, token, hdr.version, out);
+          this.stats.retries++;
+          this.sendPacket(out.subarray(0, n), from);
+        } catch {
+          // malformed: ignore
+        }
+        return;
+      }
+      odcid = this.retryTokens.verify(hdr.token, addrKey);
+      if (!odcid || hdr.dcid.length !== CID_LEN) {
+        this.stats.badTokens++;
+        return;
+      }
+    }
+    if (!this.admitIp(unmapHost(from.host))) {
+      this.stats.refusedRate++;
+      return;
+    }
+    const scid = this.opts.retry !== false ? new Uint8Array(hdr.dcid) : new Uint8Array(randomBytes(CID_LEN));
+    let native;
+    try {
+      native = quiche.Connection.accept(scid, odcid, this.localHP, from, this.serverConfig);
+    } catch {
+      return;
+    }
+    const c = new QuicConnection(native, { isClient: false, remote: { host: unmapHost(from.host), port: from.port }, scid, sink: this, maxPacket: this.opts.maxDatagramSize });
+    this.track(c);
+    if (this.opts.retry === false) this.conns.set(Buffer.from(hdr.dcid).toString("latin1"), c);
+    this.onConnection(c);
+    c.receive(buf, from, this.localHP);
+  }
+
+  /** Sliding one-minute window of accepted handshakes per source IP (SPEC §6). */
+  private admitIp(ip: string): boolean {
+    const now = Date.now();
+    const cutoff = now - 60_000;
+    let times = this.perIp.get(ip);
+    if (!times) {
+      if (this.perIp.size > 10_000) for (const [k, v] of this.perIp) if (v[v.length - 1]! < cutoff) this.perIp.delete(k);
+      times = [];
+      this.perIp.set(ip, times);
+    }
+    while (times.length > 0 && times[0]! < cutoff) times.shift();
+    if (times.length >= this.opts.handshakesPerIpPerMinute) return false;
+    times.push(now);
+    return true;
+  }
+
+  private track(c: QuicConnection): void {
+    const key = Buffer.from(c.scid).toString("latin1");
+    this.conns.set(key, c);
+    c.onGone = () => {
+      for (const [k, v] of this.conns) if (v === c) this.conns.delete(k);
+    };
+  }
+
+  /** The address form the socket sends to: IPv4 goes out of a dual-stack socket as ::ffff:a.b.c.d. */
+  private wireHost(a: SockAddr): HostPort | null {
+    const fam = isIP(a.host);
+    if (this.v6) return { host: fam === 4 ? `::ffff:${a.host}` : a.host, port: a.port };
+    if (fam === 6) {
+      const m = unmapHost(a.host);
+      return isIP(m) === 4 ? { host: m, port: a.port } : null;
+    }
+    return { host: a.host, port: a.port };
+  }
+}
+
+export { isWildcardHost };

@@ -1,0 +1,36 @@
+import type { Config } from "../config/defaults.ts";
+
+/** What the transport needs from the configuration, in transport units (ms, bytes). */
+export interface TransportOptions {
+  idleTimeoutMs: number;
+  keepAliveIntervalMs: number;
+  maxDatagramSize: number;
+  initialConnWindow: number;
+  initialStreamWindow: number;
+  maxConnWindow: number;
+  maxStreamWindow: number;
+  maxStreamsPerConn: number;
+  maxConnections: number;
+  handshakeLimit: number;
+  handshakesPerIpPerMinute: number;
+  /** Enable QUIC DATAGRAM frames (relay pipes, SPEC §11). */
+  datagrams: boolean;
+}
+
+export function transportOptions(cfg: Config): TransportOptions {
+  const t = cfg.transport;
+  return {
+    idleTimeoutMs: t.idle_timeout * 1000,
+    keepAliveIntervalMs: t.keepalive_interval * 1000,
+    maxDatagramSize: t.max_datagram_size,
+    initialConnWindow: t.initial_conn_window,
+    initialStreamWindow: t.initial_stream_window,
+    maxConnWindow: t.max_conn_window,
+    maxStreamWindow: t.max_stream_window,
+    maxStreamsPerConn: t.max_streams_per_conn,
+    maxConnections: t.max_connections,
+    handshakeLimit: cfg.security.handshake_limit,
+    handshakesPerIpPerMinute: cfg.security.handshakes_per_ip_per_minute,
+    datagrams: true,
+  };
+}

@@ -1,0 +1,221 @@
+import { AtlasError } from "../errors.ts";
+import type { QuicConnection } from "./connection.ts";
+import { quiche } from "./native.ts";
+
+const READ_CHUNK = 65536;
+/** Below this, a read is copied out of the 64 KiB scratch so small reads do not pin big buffers. */
+const COPY_BELOW = 4096;
+
+interface PendingWrite {
+  data: Uint8Array;
+  fin: boolean;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+/**
+ * One bidirectional QUIC stream. Reads pull from quiche on demand, so an unread stream holds
+ * back its peer through flow control instead of filling our memory; writes resolve once quiche
+ * has accepted every byte (backpressure). Every read may carry a deadline.
+ */
+export class QuicStream {
+  readonly id: number;
+  readonly conn: QuicConnection;
+  private waiter: { resolve: (v: Uint8Array | null) => void; reject: (e: Error) => void; timer?: ReturnType<typeof setTimeout> } | null = null;
+  private readDone = false; // FIN consumed, reset, or stopped by us
+  private readError: Error | null = null;
+  private writes: PendingWrite[] = [];
+  private writeDone = false; // FIN accepted by quiche, or reset
+  private writeError: Error | null = null;
+
+  constructor(conn: QuicConnection, id: number) {
+    this.conn = conn;
+    this.id = id;
+  }
+
+  get isLocal(): boolean {
+    return (this.id & 1) === (this.conn.isClient ? 0 : 1);
+  }
+
+  get finished(): boolean {
+    return this.readDone && this.writeDone && this.writes.length === 0;
+  }
+
+  /** Next chunk of bytes, or null at end of stream. Rejects with ERR_TIMEOUT after `timeoutMs`. */
+  read(timeoutMs?: number): Promise<Uint8Array | null> {
+    if (this.waiter) return Promise.reject(new AtlasError("ERR_IO", "concurrent read on one stream"));
+    const now = this.pull();
+    if (now !== undefined) return now instanceof Error ? Promise.reject(now) : Promise.resolve(now);
+    return new Promise((resolve, reject) => {
+      this.waiter = { resolve, reject };
+      if (timeoutMs !== undefined && timeoutMs > 0) {
+        this.waiter.timer = setTimeout(() => {
+          this.waiter = null;
+          reject(new AtlasError("ERR_TIMEOUT", `no data from peer within ${timeoutMs / 1000} s`));
+        }, timeoutMs);
+      }
+    });
+  }
+
+  /** Queue bytes; resolves when quiche has taken all of them. */
+  write(data: Uint8Array, fin = false): Promise<void> {
+    if (this.writeError) return Promise.reject(this.writeError);
+    if (this.writeDone) return Promise.reject(new AtlasError("ERR_CLOSED", "write after end of stream"));
+    if (fin) this.writeDone = true;
+    return new Promise((resolve, reject) => {
+      this.writes.push({ data, fin, resolve, reject });
+      if (this.flushWrites()) this.conn.wantsWritable(this);
+      this.conn.markDirty();
+    });
+  }
+
+  /** Send FIN (after anything queued). */
+  end(data: Uint8Array = new Uint8Array(0)): Promise<void> {
+    return this.write(data, true);
+  }
+
+  /** Abort our sending side (RESET_STREAM). */
+  reset(code = 0): void {
+    if (this.writeDone && this.writes.length === 0) return;
+    this.tryShutdown(quiche.Shutdown.Write, code);
+    this.failWrites(new AtlasError("ERR_RESET", "stream reset locally"));
+    this.writeDone = true;
+    this.conn.streamMaybeDone(this);
+  }
+
+  /** Tell the peer we will read no more (STOP_SENDING); used after an oversized frame header. */
+  stopReading(code = 0): void {
+    if (this.readDone) return;
+    this.tryShutdown(quiche.Shutdown.Read, code);
+    this.readDone = true;
+    this.settleRead(null);
+    this.conn.streamMaybeDone(this);
+  }
+
+  /** Abort both directions. */
+  abort(code = 0): void {
+    this.stopReading(code);
+    this.reset(code);
+  }
+
+  // ---- driven by QuicConnection ----
+
+  /** @internal quiche reported this stream readable. */
+  onReadable(): void {
+    if (!this.waiter) return;
+    const v = this.pull();
+    if (v === undefined) return;
+    if (v instanceof Error) this.settleError(v);
+    else this.settleRead(v);
+  }
+
+  /** @internal push queued writes into quiche; returns true while some remain. */
+  flushWrites(): boolean {
+    const n = this.conn.native;
+    while (this.writes.length > 0) {
+      const w = this.writes[0]!;
+      let written: number | null;
+      try {
+        written = n.streamSend(this.id, w.data, w.fin);
+      } catch (e) {
+        this.writeError = streamError(e, "write");
+        this.failWrites(this.writeError);
+        this.conn.streamMaybeDone(this);
+        return false;
+      }
+      written ??= 0;
+      if (written < w.data.length) {
+        w.data = w.data.subarray(written);
+        if (written === 0 && w.data.length > 0) return true;
+        continue;
+      }
+      if (w.data.length === 0 || written === w.data.length) {
+        // A zero-length FIN write returns 0 when accepted; quiche throws when it is not.
+        this.writes.shift();
+        w.resolve();
+      }
+    }
+    this.conn.streamMaybeDone(this);
+    return false;
+  }
+
+  get hasPendingWrites(): boolean {
+    return this.writes.length > 0;
+  }
+
+  /** @internal the connection is gone. */
+  fail(err: Error): void {
+    this.readError ??= err;
+    if (!this.readDone) {
+      this.readDone = true;
+      this.settleError(err);
+    }
+    this.writeDone = true;
+    this.failWrites(err);
+  }
+
+  // ---- internals ----
+
+  /** Data, null for FIN, an Error, or undefined when nothing is available yet. */
+  private pull(): Uint8Array | null | Error | undefined {
+    if (this.readError) return this.readError;
+    if (this.readDone) return null;
+    const buf = new Uint8Array(READ_CHUNK);
+    let r: [number, boolean] | null;
+    try {
+      r = this.conn.native.streamRecv(this.id, buf);
+    } catch (e) {
+      this.readError = streamError(e, "read");
+      this.readDone = true;
+      this.conn.streamMaybeDone(this);
+      return this.readError;
+    }
+    if (r === null) return undefined;
+    const [len, fin] = r;
+    this.conn.markDirty(); // reading opens the flow-control window
+    if (fin) {
+      this.readDone = true;
+      this.conn.streamMaybeDone(this);
+      if (len === 0) return null;
+    }
+    return len < COPY_BELOW ? buf.slice(0, len) : buf.subarray(0, len);
+  }
+
+  private settleRead(v: Uint8Array | null): void {
+    const w = this.waiter;
+    if (!w) return;
+    this.waiter = null;
+    if (w.timer) clearTimeout(w.timer);
+    w.resolve(v);
+  }
+
+  private settleError(e: Error): void {
+    const w = this.waiter;
+    if (!w) return;
+    this.waiter = null;
+    if (w.timer) clearTimeout(w.timer);
+    w.reject(e);
+  }
+
+  private failWrites(e: Error): void {
+    const ws = this.writes;
+    this.writes = [];
+    for (const w of ws) w.reject(e);
+  }
+
+  private tryShutdown(dir: number, code: number): void {
+    try {
+      this.conn.native.streamShutdown(this.id, dir, code);
+      this.conn.markDirty();
+    } catch {
+      // already finished in that direction: nothing to tell the peer
+    }
+  }
+}
+
+function streamError(e: unknown, op: string): AtlasError {
+  const msg = e instanceof Error ? e.message : String(e);
+  if (msg.startsWith("StreamReset")) return new AtlasError("ERR_RESET", `peer reset the stream (${msg})`);
+  if (msg.startsWith("StreamStopped")) return new AtlasError("ERR_RESET", `peer stopped reading the stream (${msg})`);
+  return new AtlasError("ERR_IO", `stream ${op} failed: ${msg}`);
+}

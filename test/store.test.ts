@@ -1,0 +1,501 @@
+import { test, describe, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { copyFile, mkdir, mkdtemp, rm, readFile, writeFile, stat, truncate } from "node:fs/promises";
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { openStore, SCHEMA_VERSION, type Store } from "../src/store/index.ts";
+import { openDatabase } from "../src/store/db.ts";
+import { MIGRATIONS } from "../src/store/migrations.ts";
+import { PeerStore } from "../src/store/peers.ts";
+import { isAtlasError } from "../src/errors.ts";
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
+const STORE_URL = pathToFileURL(join(ROOT, "src/store/index.ts")).href;
+
+const id = (n: number) => "atlas_" + n.toString(16).padStart(64, "0");
+const A = id(0xa);
+const B = id(0xb);
+
+let dir: string;
+let n = 0;
+const dbPath = () => join(dir, `t${n++}`, "peers.db");
+
+/**
+ * A fixture as a fresh file never opened by SQLite in this process. libsql finalises a closed
+ * connection only at GC, so a file that was opened here could still be touched later.
+ */
+async function freshCopy(src: string, size?: number): Promise<string> {
+  const dst = dbPath();
+  await mkdir(dirname(dst), { recursive: true });
+  await copyFile(src, dst);
+  if (size !== undefined) await truncate(dst, size);
+  return dst;
+}
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), "atlas-store-"));
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function withStore<T>(fn: (s: Store, path: string) => Promise<T>, path = dbPath()): Promise<T> {
+  const s = await openStore(path);
+  try {
+    return await fn(s, path);
+  } finally {
+    await s.close();
+  }
+}
+
+async function info(path: string) {
+  const db = await openDatabase(path);
+  try {
+    return await db.info();
+  } finally {
+    await db.close();
+  }
+}
+
+function expectStoreError(message: string | RegExp) {
+  return (e: unknown) => {
+    assert.ok(isAtlasError(e, "ERR_STORE"), `expected ERR_STORE, got ${String(e)}`);
+    if (typeof message === "string") assert.equal(e.message, message);
+    else assert.match(e.message, message);
+    assert.ok(!e.message.includes("\n"), "one line");
+    return true;
+  };
+}
+
+describe("open and migrations", () => {
+  test("fresh open creates the schema at SCHEMA_VERSION, WAL, foreign keys, private modes", async () => {
+    const path = dbPath();
+    const s = await openStore(path);
+    assert.equal(s.path, path);
+    const closing = s.close();
+    s.close(); // idempotent
+    await closing;
+    const i = await info(path);
+    assert.equal(SCHEMA_VERSION, MIGRATIONS.length);
+    assert.equal(i.user_version, SCHEMA_VERSION);
+    assert.equal(i.journal_mode, "wal");
+    assert.equal(i.foreign_keys, true);
+    for (const t of ["peers", "sessions", "outbox", "inbox", "deliveries"]) assert.ok(i.tables.includes(t), t);
+    assert.equal((await stat(path)).mode & 0o777, 0o600);
+    assert.equal((await stat(dirname(path))).mode & 0o777, 0o700);
+  });
+
+  test("a closed store refuses calls with ERR_STORE", async () => {
+    const s = await openStore(dbPath());
+    void s.close(); // refused at once, before the close settles
+    await assert.rejects(s.peers.get(A), expectStoreError(/is closed$/));
+  });
+
+  test("migrating a v1 database to the current version keeps its data", async () => {
+    const path = dbPath();
+    const v1 = await openDatabase(path, { migrations: MIGRATIONS.slice(0, 1) });
+    await new PeerStore(v1).upsert({ node_id: A, name: "alpha", skills: ["x"], address: "10.0.0.1:4433" }, 1000);
+    assert.equal((await v1.info()).user_version, 1);
+    assert.ok(!(await v1.info()).tables.includes("outbox"));
+    await v1.close();
+
+    await withStore(async (s) => {
+      const p = await s.peers.get(A);
+      assert.equal(p?.name, "alpha");
+      assert.deepEqual(p?.skills, ["x"]);
+      assert.equal(p?.first_seen, 1000);
+      await s.outbox.enqueue({ id: "msg_1", target: A, body: "{}", created_at: 1, expires_at: 100 });
+      assert.equal(await s.outbox.count(), 1);
+    }, path);
+    assert.equal((await info(path)).user_version, SCHEMA_VERSION);
+  });
+
+  test("a database from a newer atlas is refused and left byte-identical", async () => {
+    const src = dbPath();
+    const future = await openDatabase(src, {
+      migrations: [
+        ...MIGRATIONS,
+        { version: MIGRATIONS.length + 1, name: "future", statements: ["CREATE TABLE future (x)"], tables: ["future"] },
+      ],
+    });
+    await new PeerStore(future).upsert({ node_id: A, name: "alpha" });
+    await future.close();
+    const path = await freshCopy(src);
+    const before = await readFile(path);
+    const newer = MIGRATIONS.length + 1;
+    const message = `database ${path} has schema version ${newer}, newer than this atlas (${SCHEMA_VERSION}): upgrade atlas`;
+    await assert.rejects(openStore(path), expectStoreError(message));
+    await assert.rejects(openStore(path), expectStoreError(message));
+    assert.deepEqual(await readFile(path), before);
+  });
+
+  test("a file of random bytes is refused and left untouched", async () => {
+    const path = dbPath();
+    await mkdir(dirname(path), { recursive: true });
+    const garbage = randomBytes(8192);
+    garbage[0] = 0; // never the SQLite magic by chance
+    await writeFile(path, garbage);
+    await assert.rejects(openStore(path), expectStoreError(`database ${path} is not a valid Atlas database: file is not a database`));
+    assert.deepEqual(await readFile(path), garbage);
+  });
+
+  test("a truncated database is refused and left untouched", async () => {
+    const src = dbPath();
+    await withStore(async (s) => {
+      for (let i = 0; i < 50; i++) await s.peers.upsert({ node_id: id(i), name: "x".repeat(200), bio: "y".repeat(200) });
+    }, src);
+    const full = (await stat(src)).size;
+    assert.ok(full > 4096 * 4, "the fixture is checkpointed into the main file");
+    for (const size of [50, 4096 * 2]) {
+      const path = await freshCopy(src, size);
+      const bytes = await readFile(path);
+      await assert.rejects(openStore(path), expectStoreError(new RegExp(`^database ${path} is not a valid Atlas database: .+$`)));
+      assert.deepEqual(await readFile(path), bytes);
+    }
+  });
+
+  test("an SQLite database that is not Atlas's is refused", async () => {
+    const foreign = dbPath();
+    const f = await openDatabase(foreign, { migrations: [] }); // a plain, unversioned SQLite file
+    await f.execute("CREATE TABLE stuff (x)");
+    await f.close();
+    const path = await freshCopy(foreign);
+    const bytes = await readFile(path);
+    await assert.rejects(
+      openStore(path),
+      expectStoreError(`database ${path} is not a valid Atlas database: unversioned database already holds tables (stuff)`),
+    );
+    assert.deepEqual(await readFile(path), bytes);
+  });
+
+  test("data survives close and reopen", async () => {
+    const path = dbPath();
+    await withStore(async (s) => {
+      await s.peers.upsert({ node_id: A, name: "alpha", public_key: new Uint8Array(32).fill(7) }, 10);
+      await s.inbox.insert({ id: "msg_1", from_id: A, to_id: B, timestamp: 5, body: '"hi"', received_at: 6 });
+    }, path);
+    await withStore(async (s) => {
+      const p = await s.peers.get(A);
+      assert.equal(p?.name, "alpha");
+      assert.deepEqual(p?.public_key, new Uint8Array(32).fill(7));
+      assert.equal((await s.inbox.list()).length, 1);
+      assert.equal(await s.inbox.insert({ id: "msg_1", from_id: A, to_id: B, timestamp: 5, body: '"hi"', received_at: 7 }), false);
+    }, path);
+  });
+});
+
+describe("peers", () => {
+  test("upsert is non-destructive and first_seen is stable", async () => {
+    await withStore(async (s) => {
+      await s.peers.upsert(
+        { node_id: A, name: "alpha", skills: ["search", "code"], address: "10.0.0.1:4433", relays: ["r:1"], last_seen: 100 },
+        100,
+      );
+      let p = await s.peers.get(A);
+      assert.ok(p);
+      assert.equal(p.first_seen, 100);
+      assert.equal(p.last_seen, 100);
+      assert.equal(p.trust_level, "unknown");
+      assert.equal(p.violations, 0);
+      assert.equal(p.public_key, null);
+
+      await s.peers.upsert({ node_id: A, name: null, skills: [], address: undefined, bio: "", relays: [], last_seen: 200 }, 200);
+      p = await s.peers.get(A);
+      assert.ok(p);
+      assert.equal(p.name, "alpha");
+      assert.deepEqual(p.skills, ["search", "code"]);
+      assert.equal(p.address, "10.0.0.1:4433");
+      assert.deepEqual(p.relays, ["r:1"]);
+      assert.equal(p.bio, null);
+      assert.equal(p.first_seen, 100);
+      assert.equal(p.last_seen, 200);
+
+      // without last_seen, last_seen does not move; older last_seen never moves it back
+      await s.peers.upsert({ node_id: A, name: "alpha2" }, 300);
+      await s.peers.upsert({ node_id: A, last_seen: 150 }, 300);
+      p = await s.peers.get(A);
+      assert.equal(p?.last_seen, 200);
+      assert.equal(p?.first_seen, 100);
+      assert.equal(p?.name, "alpha2");
+
+      await s.peers.upsert({ node_id: A, skills: ["new"], address: "10.0.0.2:1", trust_level: "verified", operator_fid: 42, record_seq: 5 });
+      await s.peers.upsert({ node_id: A, record_seq: 3 });
+      p = await s.peers.get(A);
+      assert.deepEqual(p?.skills, ["new"]);
+      assert.equal(p?.address, "10.0.0.2:1");
+      assert.equal(p?.trust_level, "verified");
+      assert.equal(p?.operator_fid, 42);
+      assert.equal(p?.record_seq, 5);
+      assert.equal(typeof p?.first_seen, "number");
+    });
+  });
+
+  test("get of an unknown peer is null; list orders by last_seen and filters", async () => {
+    await withStore(async (s) => {
+      assert.equal(await s.peers.get(A), null);
+      await s.peers.upsert({ node_id: A, skills: ["search"], trust_level: "relay", last_seen: 10 });
+      await s.peers.upsert({ node_id: B, skills: ["code", "Search2"], last_seen: 20 });
+      assert.deepEqual((await s.peers.list()).map((p) => p.node_id), [B, A]);
+      assert.deepEqual((await s.peers.list({ trust: "relay" })).map((p) => p.node_id), [A]);
+      assert.deepEqual((await s.peers.list({ skill: "search" })).map((p) => p.node_id), [A]);
+      assert.deepEqual((await s.peers.list({ skill: "code", trust: "unknown" })).map((p) => p.node_id), [B]);
+      assert.deepEqual(await s.peers.allIds(), [A, B]);
+    });
+  });
+
+  test("recordFailure and clearFailure", async () => {
+    await withStore(async (s) => {
+      await s.peers.recordFailure(A, "unreachable", 50); // unknown peer: no-op
+      assert.equal(await s.peers.get(A), null);
+      await s.peers.upsert({ node_id: A, name: "alpha" });
+      await s.peers.recordFailure(A, "rejected", 60);
+      let p = await s.peers.get(A);
+      assert.equal(p?.last_failure, "rejected");
+      assert.equal(p?.last_failure_at, 60);
+      await s.peers.upsert({ node_id: A, name: "beta" }); // an upsert does not clear it
+      assert.equal((await s.peers.get(A))?.last_failure, "rejected");
+      await s.peers.clearFailure(A);
+      p = await s.peers.get(A);
+      assert.equal(p?.last_failure, null);
+      assert.equal(p?.last_failure_at, null);
+      assert.equal(p?.name, "beta");
+    });
+  });
+
+  test("ban, violations, unban", async () => {
+    await withStore(async (s) => {
+      await s.peers.setBan(A, 5000); // creates a minimal row
+      let p = await s.peers.get(A);
+      assert.equal(p?.ban_until, 5000);
+      assert.equal(p?.name, null);
+      await s.peers.setViolations(A, 3);
+      await s.peers.upsert({ node_id: A, name: "alpha" });
+      p = await s.peers.get(A);
+      assert.equal(p?.violations, 3);
+      assert.equal(p?.ban_until, 5000);
+      await s.peers.setBan(A, null);
+      p = await s.peers.get(A);
+      assert.equal(p?.ban_until, null);
+      assert.equal(p?.violations, 0);
+      assert.equal(p?.name, "alpha");
+      await s.peers.setBan(B, null); // unknown peer: nothing to lift
+      assert.equal(await s.peers.get(B), null);
+    });
+  });
+
+  test("bad values surface as ERR_STORE", async () => {
+    await withStore(async (s) => {
+      await assert.rejects(
+        s.peers.upsert({ node_id: A, trust_level: "bogus" as "unknown" }),
+        expectStoreError(/^database .*: .*CHECK constraint failed/),
+      );
+    });
+  });
+});
+
+describe("sessions", () => {
+  const base = { direction: "outbound", path: "direct", relay: null, remote_address: "10.0.0.1:4433", protocol_v: 1, trust_level: "unknown" } as const;
+
+  test("open, pong, missed, close (idempotent), closeForPeer, closeAllOpen, list", async () => {
+    await withStore(async (s) => {
+      const s1 = await s.sessions.open({ ...base, node_id: A, connected_at: 100 });
+      const s2 = await s.sessions.open({ ...base, node_id: B, connected_at: 110, path: "relay", relay: "atlas_r@1.2.3.4:1" });
+      const s3 = await s.sessions.open({ ...base, node_id: B, connected_at: 120, direction: "inbound" });
+      assert.ok(s1 > 0 && s2 > s1 && s3 > s2);
+      assert.ok(await s.peers.get(B), "a session creates a minimal peer row");
+
+      await s.sessions.missed(s1, 2);
+      let r = (await s.sessions.list({ nodeId: A }))[0];
+      assert.equal(r?.missed_pongs, 2);
+      await s.sessions.pong(s1, 130);
+      r = (await s.sessions.list({ nodeId: A }))[0];
+      assert.equal(r?.missed_pongs, 0);
+      assert.equal(r?.last_pong_at, 130);
+      assert.equal(r?.closed_at, null);
+
+      await s.sessions.close(s1, "cli_exit", 140);
+      await s.sessions.close(s1, "other", 150);
+      r = (await s.sessions.list({ nodeId: A }))[0];
+      assert.equal(r?.closed_at, 140);
+      assert.equal(r?.close_reason, "cli_exit");
+
+      assert.deepEqual((await s.sessions.list({ open: true })).map((x) => x.id), [s3, s2]);
+      assert.deepEqual((await s.sessions.list({ open: false })).map((x) => x.id), [s1]);
+      assert.equal((await s.sessions.list()).length, 3);
+      const relayed = (await s.sessions.list({ nodeId: B })).find((x) => x.id === s2);
+      assert.equal(relayed?.path, "relay");
+      assert.equal(relayed?.relay, "atlas_r@1.2.3.4:1");
+
+      assert.equal(await s.sessions.closeForPeer(B, "DISCONNECT_SHUTDOWN", 160), 2);
+      assert.equal(await s.sessions.closeForPeer(B, "again", 170), 0);
+      assert.equal((await s.sessions.list({ open: true })).length, 0);
+    });
+  });
+
+  test("crash recovery closes sessions left open", async () => {
+    const path = dbPath();
+    const ids = await withStore(async (s) => [
+      await s.sessions.open({ ...base, node_id: A, connected_at: 100 }),
+      await s.sessions.open({ ...base, node_id: B, connected_at: 100 }),
+    ], path);
+    await withStore(async (s) => {
+      assert.equal((await s.sessions.list({ open: true })).length, 2);
+      assert.equal(await s.sessions.closeAllOpen("crash", 500), 2);
+      assert.equal(await s.sessions.closeAllOpen("crash", 600), 0);
+      for (const r of await s.sessions.list()) {
+        assert.ok(ids.includes(r.id));
+        assert.equal(r.close_reason, "crash");
+        assert.equal(r.closed_at, 500);
+      }
+    }, path);
+  });
+});
+
+describe("messages", () => {
+  test("inbox stores a message once, lists with filters and a cursor", async () => {
+    await withStore(async (s) => {
+      const m = { id: "msg_1", from_id: A, to_id: B, timestamp: 10, body: '{"a":1}', received_at: 11 };
+      assert.equal(await s.inbox.insert(m), true);
+      assert.equal(await s.inbox.insert({ ...m, body: '"changed"', received_at: 12 }), false);
+      const rows = await s.inbox.list();
+      assert.equal(rows.length, 1);
+      assert.equal(rows[0]?.body, '{"a":1}');
+      assert.equal(rows[0]?.topic, null);
+      // same message id from another sender is a different message
+      assert.equal(await s.inbox.insert({ ...m, from_id: B, topic: "t" }), true);
+      assert.equal(await s.inbox.insert({ ...m, id: "msg_2", topic: "t" }), true);
+      const all = await s.inbox.list();
+      assert.deepEqual(all.map((r) => [r.from_id, r.id]), [[A, "msg_1"], [B, "msg_1"], [A, "msg_2"]]);
+      assert.deepEqual((await s.inbox.list({ from: A })).map((r) => r.id), ["msg_1", "msg_2"]);
+      assert.deepEqual((await s.inbox.list({ topic: "t" })).map((r) => r.from_id), [B, A]);
+      assert.deepEqual((await s.inbox.list({ sinceRowid: all[0]!.rowid })).map((r) => r.rowid), [all[1]!.rowid, all[2]!.rowid]);
+      assert.deepEqual((await s.inbox.list({ limit: 2 })).map((r) => r.rowid), [all[1]!.rowid, all[2]!.rowid]);
+      assert.deepEqual((await s.inbox.list({ sinceRowid: 0, limit: 1 })).map((r) => r.rowid), [all[0]!.rowid]);
+    });
+  });
+
+  test("outbox: enqueue, due, attempts, complete writes the delivery atomically", async () => {
+    await withStore(async (s) => {
+      await s.outbox.enqueue({ id: "msg_a", target: A, body: "{}", created_at: 100, expires_at: 1000 });
+      await s.outbox.enqueue({ id: "msg_b", target: B, topic: "t", body: "[]", created_at: 101, expires_at: 1000, next_attempt_at: 200 });
+      await assert.rejects(s.outbox.enqueue({ id: "msg_a", target: A, body: "{}", created_at: 1, expires_at: 2 }), expectStoreError(/UNIQUE/));
+      assert.deepEqual((await s.outbox.due(150, 10)).map((m) => m.id), ["msg_a"]);
+      assert.deepEqual((await s.outbox.due(300, 10)).map((m) => m.id), ["msg_a", "msg_b"]);
+      assert.deepEqual((await s.outbox.due(300, 1)).map((m) => m.id), ["msg_a"]);
+
+      assert.equal(await s.outbox.markDelivering("msg_a"), true);
+      assert.equal(await s.outbox.markDelivering("msg_a"), false);
+      assert.deepEqual((await s.outbox.due(300, 10)).map((m) => m.id), ["msg_b"]);
+      await s.outbox.markAttempt("msg_a", 400);
+      const a = await s.outbox.get("msg_a");
+      assert.equal(a?.attempts, 1);
+      assert.equal(a?.status, "queued");
+      assert.equal(a?.next_attempt_at, 400);
+
+      assert.equal(await s.outbox.complete("msg_a", { status: "delivered", finished_at: 401, path: "direct" }), true);
+      assert.equal(await s.outbox.complete("msg_a", { status: "delivered", finished_at: 402 }), false);
+      assert.equal(await s.outbox.get("msg_a"), null);
+      await s.outbox.markDelivering("msg_b");
+      assert.equal(await s.outbox.requeueDelivering(), 1);
+      assert.equal(await s.outbox.complete("msg_b", { status: "expired", finished_at: 1001, detail: "ttl" }), true);
+      assert.equal(await s.outbox.count(), 0);
+
+      const d = await s.deliveries.list();
+      assert.deepEqual(d.map((x) => [x.msg_id, x.status, x.attempts, x.path, x.detail]), [
+        ["msg_b", "expired", 0, null, "ttl"],
+        ["msg_a", "delivered", 2, "direct", null],
+      ]);
+      const id3 = await s.deliveries.record({ msg_id: "msg_c", target: A, status: "failed", attempts: 1, finished_at: 2000, detail: "banned" });
+      assert.ok(id3 > 0);
+      assert.deepEqual((await s.deliveries.list({ msgId: "msg_c" })).map((x) => x.id), [id3]);
+      assert.equal((await s.deliveries.list({ target: A })).length, 2);
+      assert.equal((await s.deliveries.list({ limit: 1 }))[0]?.msg_id, "msg_c");
+      assert.equal(await s.outbox.remove("nope"), false);
+    });
+  });
+});
+
+describe("process lifetime", () => {
+  function runChild(code: string, timeoutMs: number) {
+    const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", code], {
+      cwd: ROOT,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    let err = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
+    child.stderr.setEncoding("utf8").on("data", (d: string) => (err += d));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      child.on("exit", (code, signal) => resolve({ code, signal })),
+    );
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    void exited.then(() => clearTimeout(timer));
+    return { child, exited, out: () => out, err: () => err };
+  }
+
+  test("close() releases every handle: a child process exits by itself", async () => {
+    const path = dbPath();
+    const c = runChild(
+      `const { openStore } = await import(${JSON.stringify(STORE_URL)});
+       const s = await openStore(${JSON.stringify(path)});
+       await s.peers.upsert({ node_id: ${JSON.stringify(A)}, name: "alpha" });
+       await s.close();
+       console.log("closed");`,
+      8000,
+    );
+    const r = await c.exited;
+    assert.equal(r.signal, null, `child hung: ${c.err()}`);
+    assert.equal(r.code, 0, c.err());
+    assert.equal(c.out().trim(), "closed");
+    await withStore(async (s) => assert.equal((await s.peers.get(A))?.name, "alpha"), path);
+  });
+
+  test("SIGKILL mid-write loses no committed row and the database opens", async () => {
+    const path = dbPath();
+    await withStore(async () => {}, path);
+    const c = runChild(
+      `const { openStore } = await import(${JSON.stringify(STORE_URL)});
+       const s = await openStore(${JSON.stringify(path)});
+       const id = (n) => "atlas_" + n.toString(16).padStart(64, "0");
+       for (let i = 0; ; i++) {
+         await s.peers.upsert({ node_id: id(i), name: "n" + i, skills: ["s" + i], last_seen: 1000 + i });
+         await s.inbox.insert({ id: "msg_" + i, from_id: id(i), to_id: "me", timestamp: i, body: JSON.stringify({ i }), received_at: i });
+         await s.sessions.open({ node_id: id(i), direction: "inbound", path: "direct", relay: null, remote_address: null, protocol_v: 1, trust_level: "unknown", connected_at: i });
+         process.stdout.write(i + "\\n");
+       }`,
+      10000,
+    );
+    // Kill once the child has committed a fair number of rows (or after a bound).
+    const start = Date.now();
+    while (Date.now() - start < 6000 && !(c.out().split("\n").length > 150)) {
+      if (c.child.exitCode !== null) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 20)));
+    c.child.kill("SIGKILL");
+    const r = await c.exited;
+    assert.equal(r.signal, "SIGKILL", `child ended early: ${c.err()}`);
+    const reported = c.out().split("\n").filter((l) => /^\d+$/.test(l)).map(Number);
+    assert.ok(reported.length > 10, `child reported only ${reported.length} rows: ${c.err()}`);
+    const last = reported[reported.length - 1]!;
+
+    await withStore(async (s) => {
+      const ids = new Set(await s.peers.allIds());
+      const inbox = new Set((await s.inbox.list()).map((m) => m.id));
+      const sessions = await s.sessions.list();
+      const sessionPeers = new Set(sessions.map((x) => x.node_id));
+      for (let i = 0; i <= last; i++) {
+        assert.ok(ids.has(id(i)), `peer ${i} lost`);
+        assert.ok(inbox.has("msg_" + i), `inbox ${i} lost`);
+        assert.ok(sessionPeers.has(id(i)), `session ${i} lost`);
+      }
+      const p = await s.peers.get(id(last));
+      assert.equal(p?.name, "n" + last);
+      assert.deepEqual(p?.skills, ["s" + last]);
+      assert.equal(await s.sessions.closeAllOpen("crash", 99), sessions.filter((x) => x.closed_at === null).length);
+    }, path);
+  });
+});
