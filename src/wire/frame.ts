@@ -7,6 +7,7 @@
  * Every failure is a WireError; nothing else escapes.
  */
 import { Decoder, Encoder } from "@msgpack/msgpack";
+import * as nodeBuffer from "node:buffer";
 import { HEADER_LEN, MAX_PAYLOAD, WIRE_VERSION, msgTypeName, type WireMessage } from "./messages.ts";
 import { WireError, normalizeMessage, payloadOf, rejected } from "./validate.ts";
 
@@ -119,6 +120,43 @@ export function peekHeader(b: Uint8Array): { version: number; type: number; leng
 
 // ---------------------------------------------------------------------------------------------
 // Payload
+
+/** Native UTF-8 validation where the runtime has it (Node >= 18.14, Deno), for long strings. */
+const nativeIsUtf8 = (nodeBuffer as { isUtf8?: (b: Uint8Array) => boolean }).isUtf8;
+
+/** True when b[i, end) is well-formed UTF-8 (RFC 3629: no overlongs, surrogates or > U+10FFFF). */
+function isUtf8(b: Uint8Array, i: number, end: number): boolean {
+  if (end - i >= 64 && nativeIsUtf8 !== undefined) return nativeIsUtf8(b.subarray(i, end));
+  while (i < end) {
+    const c = b[i]!;
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    let need: number;
+    let lo = 0x80;
+    let hi = 0xbf;
+    if (c >= 0xc2 && c <= 0xdf) need = 1;
+    else if (c >= 0xe0 && c <= 0xef) {
+      need = 2;
+      if (c === 0xe0) lo = 0xa0;
+      else if (c === 0xed) hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      need = 3;
+      if (c === 0xf0) lo = 0x90;
+      else if (c === 0xf4) hi = 0x8f;
+    } else return false;
+    if (i + need >= end) return false;
+    const c1 = b[i + 1]!;
+    if (c1 < lo || c1 > hi) return false;
+    for (let k = 2; k <= need; k++) {
+      const ck = b[i + k]!;
+      if (ck < 0x80 || ck > 0xbf) return false;
+    }
+    i += need + 1;
+  }
+  return true;
+}
 
 const depthLeft = new Float64Array(MAX_DEPTH + 1); // items still to read at each level
 const depthIsMap = new Uint8Array(MAX_DEPTH + 1);
@@ -236,6 +274,9 @@ function scanPayload(b: Uint8Array, pos: number, end: number, what: string, type
     }
     if (skip > 0) {
       if (skip > end - pos) truncated();
+      if (((h >= 0xa0 && h <= 0xbf) || h === 0xd9 || h === 0xda || h === 0xdb) && !isUtf8(b, pos, pos + skip)) {
+        throw rejected(`${what} payload holds a string that is not valid UTF-8`, type);
+      }
       pos += skip;
     }
     if (depth > 0) depthLeft[depth - 1]!--;

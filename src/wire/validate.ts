@@ -308,13 +308,14 @@ export function isJsonText(s: string): boolean {
       while (i < n && ((c = s.charCodeAt(i)) === 0x20 || c === 0x0a || c === 0x0d || c === 0x09)) i++;
       if (i < n && s.charCodeAt(i) === (kind === 2 ? 0x7d : 0x5d)) i++;
       else {
-        if (stack === null) stack = new Uint8Array(64);
-        else if (depth === stack.length) {
+        let st: Uint8Array = stack ?? new Uint8Array(64);
+        if (depth === st.length) {
           const bigger = new Uint8Array(depth * 2);
-          bigger.set(stack);
-          stack = bigger;
+          bigger.set(st);
+          st = bigger;
         }
-        stack[depth++] = kind;
+        st[depth++] = kind;
+        stack = st;
         wantKey = kind === 2;
         continue;
       }
@@ -399,21 +400,40 @@ function describe(v: unknown): string {
   return typeof v === "object" ? "a map" : `a ${typeof v}`;
 }
 
+type WellFormed = { isWellFormed?: () => boolean };
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+/** No lone surrogates: the string survives UTF-8 unchanged. */
+export const isWellFormed: (s: string) => boolean =
+  typeof (String.prototype as WellFormed).isWellFormed === "function"
+    ? (s) => (s as unknown as Required<WellFormed>).isWellFormed()
+    : (s) => !LONE_SURROGATE.test(s);
+
+/**
+ * Free text. Decoded strings are well-formed already (the frame decoder refuses invalid UTF-8);
+ * strings about to be encoded must be too, or they would not arrive unchanged.
+ */
+function checkText(v: unknown, where: string, decoding: boolean): string {
+  if (typeof v !== "string") fail(where, `must be a string, not ${describe(v)}`);
+  if (!decoding && !isWellFormed(v)) fail(where, "must be well-formed Unicode (it holds a lone surrogate)");
+  return v;
+}
+
 const str =
   (maxBytes: number): Check =>
-  (v, where) => {
-    if (typeof v !== "string") fail(where, `must be a string, not ${describe(v)}`);
-    if (!fitsUtf8(v, maxBytes)) fail(where, `must be at most ${maxBytes} bytes`);
-    return v;
+  (v, where, decoding) => {
+    const s = checkText(v, where, decoding);
+    if (!fitsUtf8(s, maxBytes)) fail(where, `must be at most ${maxBytes} bytes`);
+    return s;
   };
 
-const username =
-  (maxBytes: number): Check =>
-  (v, where) => {
-    str(maxBytes)(v, where, false);
-    if ((v as string).includes("@")) fail(where, "must be a username without '@'");
-    return v;
+const username = (maxBytes: number): Check => {
+  const base = str(maxBytes);
+  return (v, where, decoding) => {
+    const s = base(v, where, decoding) as string;
+    if (s.includes("@")) fail(where, "must be a username without '@'");
+    return s;
   };
+};
 
 const nodeId: Check = (v, where) => {
   if (!isNodeId(v)) {
@@ -443,10 +463,10 @@ const relayAddress: Check = (v, where) => {
   return v;
 };
 
-const jsonText: Check = (v, where) => {
-  if (typeof v !== "string") fail(where, `must be a string, not ${describe(v)}`);
-  if (!isJsonText(v)) fail(where, "must be JSON text");
-  return v;
+const jsonText: Check = (v, where, decoding) => {
+  const s = checkText(v, where, decoding);
+  if (!isJsonText(s)) fail(where, "must be JSON text");
+  return s;
 };
 
 const bytes =
