@@ -2,9 +2,11 @@ import { AtlasError } from "../errors.ts";
 import type { QuicConnection } from "./connection.ts";
 import { quiche } from "./native.ts";
 
-const READ_CHUNK = 65536;
-/** Below this, a read is copied out of the 64 KiB scratch so small reads do not pin big buffers. */
-const COPY_BELOW = 4096;
+/**
+ * Reads land in one shared scratch buffer and are copied out at their exact size: a fresh 64 KiB
+ * buffer per read made every small frame cost a large allocation (and GC pauses of several ms).
+ */
+const scratch = new Uint8Array(65536);
 
 interface PendingWrite {
   data: Uint8Array;
@@ -160,10 +162,9 @@ export class QuicStream {
   private pull(): Uint8Array | null | Error | undefined {
     if (this.readError) return this.readError;
     if (this.readDone) return null;
-    const buf = new Uint8Array(READ_CHUNK);
     let r: [number, boolean] | null;
     try {
-      r = this.conn.native.streamRecv(this.id, buf);
+      r = this.conn.native.streamRecv(this.id, scratch);
     } catch (e) {
       this.readError = streamError(e, "read");
       this.readDone = true;
@@ -178,7 +179,7 @@ export class QuicStream {
       this.conn.streamMaybeDone(this);
       if (len === 0) return null;
     }
-    return len < COPY_BELOW ? buf.slice(0, len) : buf.subarray(0, len);
+    return scratch.slice(0, len);
   }
 
   private settleRead(v: Uint8Array | null): void {

@@ -1,0 +1,133 @@
+/**
+ * Shared pieces of the benchmark (bench/run.ts = client, bench/server.ts = server child):
+ * the benchmark configuration, the Atlas node factory, the TCP/TLS wire protocol and statistics.
+ */
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { defaultConfig, type Config } from "../src/config/defaults.ts";
+import { identityFromSeed, type Identity } from "../src/identity/identity.ts";
+import { generateSeed } from "../src/identity/keys.ts";
+import { AtlasNode } from "../src/net/node.ts";
+import { openStore, type Store } from "../src/store/index.ts";
+
+export const HOST = "127.0.0.1";
+
+/** Sizes and counts of every figure (one place, printed in RESULTS.md). */
+export const N = {
+  connectWarmup: 5,
+  connect: 50,
+  pingWarmup: 100,
+  ping: 2000,
+  rttBytes: 32,
+  bulkBytes: 200 * 1000 * 1000,
+  bulkChunk: 256 * 1024,
+  reqWarmup: 200,
+  reqSeq: 2000,
+  reqParallel: 4000,
+  inFlight: 8,
+  reqBodyBytes: 1024,
+  reqAckBytes: 64,
+  idleConns: 500,
+  idleConcurrency: 16,
+} as const;
+
+/** Wall-clock caps (ms): every loop stops at its count or its cap, whichever comes first. */
+export const CAP = {
+  connect: 20_000,
+  ping: 15_000,
+  bulk: 60_000,
+  req: 15_000,
+  idle: 60_000,
+} as const;
+
+/**
+ * Defaults, except the admission limits that 500 connections from one IP would trip
+ * (SPEC §4/§6 defaults: max_connections 200, handshake_limit 50, handshakes_per_ip_per_minute 30).
+ * Everything else — 1350-byte datagrams, windows, timeouts — stays at its default.
+ */
+export function benchConfig(): Config {
+  const c = defaultConfig();
+  c.transport.max_connections = 2000;
+  c.security.handshake_limit = 1000;
+  c.security.handshakes_per_ip_per_minute = 100_000;
+  c.network.host = HOST;
+  c.stun.servers = [];
+  return c;
+}
+
+export const RAISED_LIMITS = "transport.max_connections 200→2000, security.handshake_limit 50→1000, security.handshakes_per_ip_per_minute 30→100000";
+
+export interface BenchNode {
+  node: AtlasNode;
+  identity: Identity;
+  store: Store;
+  dir: string;
+}
+
+export async function startNode(name: string, listen: boolean, dir?: string): Promise<BenchNode> {
+  dir ??= await mkdtemp(join(tmpdir(), `atlas-bench-${name}-`));
+  const identity = identityFromSeed(generateSeed());
+  const store = await openStore(join(dir, "peers.db"));
+  const node = await AtlasNode.start({
+    config: benchConfig(),
+    identity,
+    profile: { name, bio: "", skills: ["bench"] },
+    store,
+    listen,
+    host: HOST,
+    port: 0,
+  });
+  return { node, identity, store, dir };
+}
+
+// ---- TCP / TLS baseline protocol ------------------------------------------------------------
+// The first byte a client writes picks the mode of the connection:
+//   'E' echo every byte back (round-trip time),
+//   'R' requests [u32 BE length][payload] each answered by [u32 BE length][N.reqAckBytes bytes],
+//   'B' bulk: count bytes until FIN, then answer the count as a u64 BE and end,
+//   'I' idle: hold the connection, do nothing (memory).
+export const MODE = { echo: 0x45, req: 0x52, bulk: 0x42, idle: 0x49 } as const;
+
+// ---- IPC between run.ts and server.ts -------------------------------------------------------
+export interface ServerReady {
+  type: "ready";
+  atlasPort: number;
+  tcpPort: number;
+  tlsPort: number;
+  nodeId: string;
+}
+export interface MemReport {
+  rss: number;
+  heapUsed: number;
+  external: number;
+  arrayBuffers: number;
+}
+export type ClientCmd =
+  | { id: number; cmd: "mem" }
+  | { id: number; cmd: "counts" }
+  | { id: number; cmd: "bulkBytes" }
+  | { id: number; cmd: "stop" };
+
+// ---- statistics ----------------------------------------------------------------------------
+export function percentile(xs: number[], p: number): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const i = Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1));
+  return s[i]!;
+}
+export const median = (xs: number[]) => percentile(xs, 50);
+
+export function memUsage(): MemReport {
+  const m = process.memoryUsage();
+  return { rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers };
+}
+
+/** Full GC (when --expose-gc) twice, with a turn of the event loop between. */
+export async function settleGc(): Promise<void> {
+  const g = (globalThis as { gc?: () => void }).gc;
+  for (let i = 0; i < 2; i++) {
+    g?.();
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
