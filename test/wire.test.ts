@@ -400,6 +400,32 @@ describe("decode errors", () => {
     ];
     for (const [t, p, re] of cases) assert.throws(() => decodeFrame(frame(t, mpEncode(p))), wireErr(2003, re), re.source);
   });
+  test("strings must be valid UTF-8 on the wire and well-formed when encoding", () => {
+    // Disconnect {reason: "R", message: <bytes>}
+    const withMessage = (bytes: number[]) =>
+      frame(0xff, new Uint8Array([0x82, 0xa6, ...new TextEncoder().encode("reason"), 0xa1, 0x52, 0xa7, ...new TextEncoder().encode("message"), 0xa0 | bytes.length, ...bytes]));
+    assert.deepEqual(decodeFrame(withMessage([0xc3, 0xa9])), { type: "Disconnect", reason: "R", message: "é" });
+    for (const bad of [[0xff], [0xc3], [0xed, 0xa0, 0x80], [0xc0, 0x80], [0xf4, 0x90, 0x80, 0x80], [0xe2, 0x82]]) {
+      assert.throws(() => decodeFrame(withMessage(bad)), wireErr(2003, /UTF-8/), JSON.stringify(bad));
+    }
+    // long strings take the native path
+    const long = new Array(100).fill(0x61);
+    long[50] = 0xff;
+    const p = mpEncode({ reason: "R", message: "a".repeat(100) });
+    const f = frame(0xff, p);
+    assert.equal(decodeFrame(f).type, "Disconnect");
+    f.set(long, f.length - 100);
+    assert.throws(() => decodeFrame(f), wireErr(2003, /UTF-8/));
+    // a lone surrogate cannot travel unchanged: refused when encoding
+    assert.throws(
+      () => encodeFrame({ type: "Disconnect", reason: "R", message: "bad \ud800 text" }),
+      wireErr(2003, /Disconnect\.message must be well-formed Unicode/),
+    );
+    assert.throws(
+      () => encodeFrame({ ...(samples[6] as Extract<WireMessage, { type: "Message" }>), body: '"\udc00"' }),
+      wireErr(2003, /Message\.body/),
+    );
+  });
   test("extra unknown fields are ignored and dropped", () => {
     const f = frame(0xf0, mpEncode({ ts: 1, id: 2, future: { nested: [1, "two", new Uint8Array(3)] }, other: null }));
     assert.deepStrictEqual(decodeFrame(f), { type: "Ping", ts: 1, id: 2 });

@@ -106,12 +106,12 @@ export class Session {
         return;
       }
       case "Disconnect":
-        this.log.info("peer disconnected", { peer: this.nodeId, reason: m.reason, message: m.message });
+        this.log.info("peer disconnected", { peer: this.nodeId.slice(0, 18) + "…", reason: m.reason, message: m.message });
         this.closeReason = m.reason;
         this.conn.close(0, m.reason);
         return;
       case "Error":
-        this.log.warn("peer reported an error", { peer: this.nodeId, code: m.code, message: m.message });
+        this.log.warn("peer reported an error", { peer: this.nodeId.slice(0, 18) + "…", code: m.code, message: m.message });
         return;
       default:
         this.control.write({ type: "Error", code: 2003, message: `${m.type} is not valid on the control stream` }).catch(() => {});

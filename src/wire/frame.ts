@@ -29,8 +29,8 @@ const MAGIC1 = 0x01;
 
 /** Deepest nesting accepted in a payload (the schema needs 4: map > peers > PeerRecord > record). */
 export const MAX_DEPTH = 8;
-/** Most MessagePack values accepted in one payload (a full BootstrapPeers needs ~100 per peer). */
-export const MAX_VALUES = 256 * 1024;
+/** Most MessagePack values accepted in one payload (a full BootstrapPeers: 1000 peers × ≤ 92). */
+export const MAX_VALUES = 128 * 1024;
 /** Longest map key accepted, in bytes. */
 const MAX_KEY_BYTES = 64;
 
