@@ -545,6 +545,24 @@ describe("FrameReader", () => {
     assert.throws(() => r.next(), wireErr(2002));
   });
 
+  test("a header alone does not make the reader allocate the declared payload", () => {
+    const r = new FrameReader();
+    const capacity = () => (r as unknown as { buf: Uint8Array }).buf.length;
+    const m = { ...(samples[6] as Extract<WireMessage, { type: "Message" }>), body: JSON.stringify("w".repeat(MAX_PAYLOAD - 300)) };
+    const f = encodeFrame(m);
+    r.push(f.subarray(0, 100));
+    assert.equal(r.next(), null);
+    assert.ok(capacity() < 4096, `capacity ${capacity()}`);
+    for (let i = 100; i < f.length; i += 65536) {
+      r.push(f.subarray(i, Math.min(i + 65536, f.length)));
+      assert.ok(capacity() <= Math.max(2 * r.buffered, 256) || capacity() === f.length, `capacity ${capacity()}`);
+      const got = r.next();
+      if (got) assert.deepStrictEqual(got, m);
+    }
+    assert.equal(r.buffered, 0);
+    assert.ok(capacity() <= 64 * 1024, "large buffer released once drained");
+  });
+
   test("header split across pushes, then oversized", () => {
     const r = new FrameReader(1000);
     const header = frame(0x10, new Uint8Array(0), 1, 1001);

@@ -206,13 +206,13 @@ export async function initiateHandshake(conn: QuicConnection, me: LocalCard, o: 
     });
   } catch (e) {
     const err = e instanceof AtlasError ? e : new AtlasError("ERR_INTERNAL", `handshake failed: ${(e as Error).message}`);
-    if (conn.isOpen) await refuse(conn, isLocalFault(err) ? null : control, err);
+    if (conn.isOpen) await refuse(conn, toldByPeer(err) ? null : control, err);
     throw err;
   }
 }
 
 /** Errors the peer told us about need no Error frame back. */
-function isLocalFault(e: AtlasError): boolean {
+function toldByPeer(e: AtlasError): boolean {
   return e.message.startsWith("peer refused") || e.message.startsWith("peer rejected") || e.code === "ERR_RESET" || e.code === "ERR_CLOSED";
 }
 
@@ -227,6 +227,7 @@ export async function acceptHandshake(conn: QuicConnection, controlStream: Frame
     return await withDeadline(o.timeoutMs, async (left) => {
       const tlsKey = tlsPeerKey(conn);
       const hello = await readFrame(control, conn, left, "the handshake");
+      if (hello.type === "Error") throw remoteError(hello, "the handshake");
       if (hello.type !== "Hello") throw fail("ERR_NOT_VERIFIED", `${hello.type} before the handshake completed`);
       const peer = checkCard(hello, tlsKey, now(), o.maxDriftS);
       const banned = await o.bannedUntil(peer.nodeId);
@@ -235,6 +236,7 @@ export async function acceptHandshake(conn: QuicConnection, controlStream: Frame
       const sig = me.identity.sign(handshakeSignedBytes(ROLE_RESPONDER, me.identity.nodeId, peer.nodeId, hello.challenge));
       await control.write({ type: "HelloAck", ...cardFields(me), timestamp: now(), challenge: myChallenge, signature: sig, observed_addr: formatAddr(conn.remote) });
       const v = await readFrame(control, conn, left, "the handshake");
+      if (v.type === "Error") throw remoteError(v, "the handshake");
       if (v.type !== "Verify") throw fail("ERR_NOT_VERIFIED", `${v.type} before the handshake completed`);
       if (!bytesEqual(v.challenge, myChallenge)) throw fail("ERR_HANDSHAKE_FAILED", "Verify echoes a different challenge");
       const signed = handshakeSignedBytes(ROLE_INITIATOR, peer.nodeId, me.identity.nodeId, myChallenge);
@@ -248,7 +250,7 @@ export async function acceptHandshake(conn: QuicConnection, controlStream: Frame
   } catch (e) {
     let err = e instanceof AtlasError ? e : new AtlasError("ERR_INTERNAL", `handshake failed: ${(e as Error).message}`);
     if (err instanceof WireError) err = new AtlasError(err.code, err.message); // already answered on the stream
-    if (conn.isOpen) await refuse(conn, e instanceof WireError ? null : control, err);
+    if (conn.isOpen) await refuse(conn, e instanceof WireError || toldByPeer(err) ? null : control, err);
     throw err;
   }
 }

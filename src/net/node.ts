@@ -155,14 +155,16 @@ export class AtlasNode {
   // ---- inbound ----
 
   private acceptConnection(conn: QuicConnection): void {
-    const held = this.holdStreams(conn, (s) => {
-      void this.runAccept(conn, new FramedStream(s), held);
-    });
-    // No control stream at all within the handshake deadline: drop the connection (SPEC §6, 1003).
+    // No control stream within the handshake deadline: close with 1003 (no stream can carry an
+    // Error frame). Once stream 0 arrives, acceptHandshake's own deadline takes over.
     const t = setTimeout(() => {
       if (!conn.verified) conn.close(1003, "handshake timeout");
     }, this.config.security.handshake_timeout * 1000);
     void conn.closed.then(() => clearTimeout(t));
+    const held = this.holdStreams(conn, (s) => {
+      clearTimeout(t);
+      void this.runAccept(conn, new FramedStream(s), held);
+    });
   }
 
   private async runAccept(conn: QuicConnection, control: FramedStream, held: HeldStreams): Promise<void> {

@@ -161,6 +161,10 @@ function isUtf8(b: Uint8Array, i: number, end: number): boolean {
 const depthLeft = new Float64Array(MAX_DEPTH + 1); // items still to read at each level
 const depthIsMap = new Uint8Array(MAX_DEPTH + 1);
 
+function truncated(what: string, type: number): WireError {
+  return rejected(`${what} payload is truncated`, type);
+}
+
 /**
  * One allocation-free pass over the payload bytes [pos, end): well-formed MessagePack, a map at
  * the top, string keys only, no ext types, nesting and value count within limits, lengths within
@@ -172,13 +176,10 @@ function scanPayload(b: Uint8Array, pos: number, end: number, what: string, type
   if (!((h0 >= 0x80 && h0 <= 0x8f) || h0 === 0xde || h0 === 0xdf)) {
     throw rejected(`${what} payload is not a MessagePack map`, type);
   }
-  const truncated = (): never => {
-    throw rejected(`${what} payload is truncated`, type);
-  };
   let depth = 0;
   let values = 0;
   for (;;) {
-    if (pos >= end) truncated();
+    if (pos >= end) throw truncated(what, type);
     const h = b[pos++]!;
     if (++values > MAX_VALUES) throw rejected(`${what} payload holds too many values`, type);
     const isKey = depth > 0 && depthIsMap[depth - 1] === 1 && depthLeft[depth - 1]! % 2 === 0;
@@ -252,7 +253,7 @@ function scanPayload(b: Uint8Array, pos: number, end: number, what: string, type
           );
       }
       if (n > 0) {
-        if (pos + n > end) truncated();
+        if (pos + n > end) throw truncated(what, type);
         let v = b[pos]!;
         if (n >= 2) v = v * 256 + b[pos + 1]!;
         if (n === 4) v = (v * 256 + b[pos + 2]!) * 256 + b[pos + 3]!;
@@ -273,7 +274,7 @@ function scanPayload(b: Uint8Array, pos: number, end: number, what: string, type
       throw rejected(`${what} payload has a map key that is not a string`, type);
     }
     if (skip > 0) {
-      if (skip > end - pos) truncated();
+      if (skip > end - pos) throw truncated(what, type);
       if (((h >= 0xa0 && h <= 0xbf) || h === 0xd9 || h === 0xda || h === 0xdb) && !isUtf8(b, pos, pos + skip)) {
         throw rejected(`${what} payload holds a string that is not valid UTF-8`, type);
       }
@@ -282,7 +283,7 @@ function scanPayload(b: Uint8Array, pos: number, end: number, what: string, type
     if (depth > 0) depthLeft[depth - 1]!--;
     if (count > 0) {
       // every item takes at least one byte: a count beyond the bytes left is a lie
-      if (count > end - pos) truncated();
+      if (count > end - pos) throw truncated(what, type);
       if (depth === MAX_DEPTH) throw rejected(`${what} payload is nested deeper than ${MAX_DEPTH} levels`, type);
       depthLeft[depth] = count;
       depthIsMap[depth] = isMapHdr;
@@ -381,25 +382,20 @@ export class FrameReader {
     let from = 0;
     const n = chunk.length;
     // complete the front frame's header first, and check it before taking any payload byte
-    const held = this.end - this.start;
-    if (held < HEADER_LEN) {
-      const take = Math.min(HEADER_LEN - held, n);
-      this.append(chunk, 0, take);
+    if (this.end - this.start < HEADER_LEN) {
+      const take = Math.min(HEADER_LEN - (this.end - this.start), n);
+      this.append(chunk, 0, take, HEADER_LEN);
       from = take;
       if (this.end - this.start < HEADER_LEN) return;
     }
-    let frameLen: number;
+    let frameTotal: number;
     try {
-      frameLen = HEADER_LEN + checkHeader(this.buf, this.start, this.maxPayload);
+      frameTotal = HEADER_LEN + checkHeader(this.buf, this.start, this.maxPayload);
     } catch (e) {
       this.failure = e as WireError;
       return;
     }
-    if (from === n) return;
-    // room for the whole front frame at once (one allocation, no re-copy), plus the rest
-    const need = Math.max(frameLen, this.end - this.start + (n - from));
-    this.reserve(need);
-    this.append(chunk, from, n);
+    this.append(chunk, from, n, frameTotal);
   }
 
   next(): WireMessage | null {
@@ -415,10 +411,7 @@ export class FrameReader {
       throw e;
     }
     const total = HEADER_LEN + len;
-    if (held < total) {
-      this.reserve(total);
-      return null;
-    }
+    if (held < total) return null;
     const type = this.buf[this.start + 3]!;
     // decode before the buffer can be reused: the result owns all of its bytes
     let msg: WireMessage;
@@ -434,28 +427,27 @@ export class FrameReader {
     return msg;
   }
 
-  /** Ensures the buffer can hold `need` bytes from `start` without reallocating. */
-  private reserve(need: number): void {
-    if (this.start + need <= this.buf.length) return;
-    const held = this.end - this.start;
-    if (need <= this.buf.length && this.start > 0) {
-      this.buf.copyWithin(0, this.start, this.end);
-    } else {
-      const grown = new Uint8Array(Math.max(need, Math.min(this.buf.length * 2, KEEP_BYTES), 256));
-      grown.set(this.buf.subarray(this.start, this.end));
-      this.buf = grown;
-    }
-    this.start = 0;
-    this.end = held;
-  }
-
-  private append(chunk: Uint8Array, from: number, to: number): void {
+  /**
+   * Copies chunk[from, to) in. The buffer grows with the bytes actually received (doubling, for
+   * amortized single copies), never speculatively beyond `frameTotal`, the size of the frame in
+   * progress: a header alone never makes the reader allocate its declared payload.
+   */
+  private append(chunk: Uint8Array, from: number, to: number, frameTotal: number): void {
     const n = to - from;
     if (n <= 0) return;
     const held = this.end - this.start;
+    const need = held + n;
     if (this.end + n > this.buf.length) {
-      // grow geometrically for runs of small frames
-      this.reserve(Math.max(held + n, held * 2));
+      if (need <= this.buf.length) {
+        this.buf.copyWithin(0, this.start, this.end);
+      } else {
+        const speculative = Math.min(Math.max(this.buf.length * 2, 256), Math.max(frameTotal, need));
+        const grown = new Uint8Array(Math.max(need, speculative));
+        grown.set(this.buf.subarray(this.start, this.end));
+        this.buf = grown;
+      }
+      this.start = 0;
+      this.end = held;
     }
     this.buf.set(from === 0 && to === chunk.length ? chunk : chunk.subarray(from, to), this.end);
     this.end += n;

@@ -13,6 +13,7 @@ export {
   parseIPv6,
   utf8Length,
   fitsUtf8,
+  isWellFormed,
   validateMessage,
 } from "./validate.ts";
 export { encodeFrame, decodeFrame, FrameReader, peekHeader, MAX_DEPTH, MAX_VALUES } from "./frame.ts";

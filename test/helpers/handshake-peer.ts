@@ -213,7 +213,8 @@ export async function startBareResponder(identity: Identity, opts: Partial<Respo
   };
 }
 
-async function waitFor(cond: () => boolean, stepMs = 5): Promise<void> {
+/** Poll `cond` every `stepMs` (callers bound it with `bounded`). */
+export async function waitFor(cond: () => boolean, stepMs = 5): Promise<void> {
   while (!cond()) await new Promise((r) => setTimeout(r, stepMs));
 }
 
@@ -354,6 +355,29 @@ export class RawConn {
     }
     const close = await bounded(this.conn.closed, ms, "connection close after the Error frame");
     return { error: m, close, afterError };
+  }
+
+  /**
+   * Watch a stream's send side as quiche sees it: before each turn of the connection's driver
+   * (after quiche has taken in the received packets, before the stream is read), record what
+   * `streamCapacity(id)` throws. A peer's STOP_SENDING shows as "StreamStopped(<code>)". This
+   * samples the transport's internals on purpose: once the FIN is read the stream is collected,
+   * and the peer's CONNECTION_CLOSE follows within ~20 ms, so a write cannot observe it reliably.
+   */
+  watchSendSide(id: number): string[] {
+    const seen: string[] = [];
+    const conn = this.conn;
+    const turn = conn.process.bind(conn);
+    conn.process = () => {
+      try {
+        conn.native.streamCapacity(id);
+      } catch (e) {
+        const m = String((e as Error).message ?? e);
+        if (seen[seen.length - 1] !== m) seen.push(m);
+      }
+      turn();
+    };
+    return seen;
   }
 
   /** Wait (bounded) for the connection to end. */
