@@ -84,7 +84,7 @@ describe("net commands between two processes", () => {
       assert.ok(sessions.some((s) => s.close_reason === "cli_exit"));
       assert.ok(sessions.some((s) => s.close_reason === "DISCONNECT_SHUTDOWN"));
     } finally {
-      sb.close();
+      await sb.close();
     }
     // The listener's rows are written as each session ends; the listener keeps running.
     await new Promise((r) => setTimeout(r, 300));
@@ -98,7 +98,7 @@ describe("net commands between two processes", () => {
       assert.ok(sessions.every((s) => s.direction === "inbound" && s.closed_at !== null && s.close_reason === "DISCONNECT_SHUTDOWN"), JSON.stringify(sessions));
       assert.match(sessions[0]!.remote_address!, /^127\.0\.0\.1:\d+$/);
     } finally {
-      sa.close();
+      await sa.close();
     }
   });
 
@@ -130,7 +130,7 @@ describe("net commands between two processes", () => {
     try {
       assert.equal((await sa.sessions.list({ open: true })).length, 0);
     } finally {
-      sa.close();
+      await sa.close();
     }
   });
 });
@@ -161,7 +161,7 @@ describe("net command errors", () => {
       assert.equal(p?.last_failure, "unreachable");
       assert.ok(p?.last_failure_at);
     } finally {
-      s.close();
+      await s.close();
     }
   });
 
@@ -178,7 +178,7 @@ describe("net command errors", () => {
     try {
       for (const id of ids) await s.peers.upsert({ node_id: id, name: "x", address: "127.0.0.1:9" });
     } finally {
-      s.close();
+      await s.close();
     }
     const amb = await runAtlas(["net", "ping", "abababab"], { home: b.home });
     assert.equal(amb.code, 2);

@@ -18,7 +18,7 @@ export async function startNode(ctx: Ctx, o: { listen: boolean; host?: string; p
   try {
     return await AtlasNode.start({ config, identity, profile, store, listen: o.listen, host: o.host, port: o.port, log: ctx.log });
   } catch (e) {
-    store.close();
+    await store.close();
     throw e;
   }
 }
@@ -26,5 +26,5 @@ export async function startNode(ctx: Ctx, o: { listen: boolean; host?: string; p
 /** Close a one-shot command's node: its sessions end with close_reason 'cli_exit' (SPEC §7). */
 export async function closeCliNode(node: AtlasNode): Promise<void> {
   await node.close("DISCONNECT_SHUTDOWN", "client exited", "cli_exit");
-  node.store.close();
+  await node.store.close();
 }

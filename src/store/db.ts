@@ -43,6 +43,10 @@ function invalidDb(path: string, reason: string, cause?: unknown): AtlasError {
   return new AtlasError("ERR_STORE", `database ${path} is not a valid Atlas database: ${reason}`, { cause });
 }
 
+function newerDb(path: string, version: number, target: number): AtlasError {
+  return new AtlasError("ERR_STORE", `database ${path} has schema version ${version}, newer than this atlas (${target}): upgrade atlas`);
+}
+
 /** Map any error thrown by the client to a one-line ERR_STORE. */
 export function storeError(path: string, e: unknown, what?: string): AtlasError {
   if (e instanceof AtlasError) return e;
@@ -256,10 +260,7 @@ async function checkHeader(abs: string, path: string, target: number): Promise<v
   if (header.length < HEADER_SIZE) throw invalidDb(path, `file is truncated (${size} bytes)`);
   const userVersion = new DataView(header.buffer, header.byteOffset, header.byteLength).getInt32(60, false);
   if (userVersion > target) {
-    throw new AtlasError(
-      "ERR_STORE",
-      `database ${path} has schema version ${userVersion}, newer than this atlas (${target}): upgrade atlas`,
-    );
+    throw newerDb(path, userVersion, target);
   }
 }
 
@@ -309,10 +310,7 @@ async function prepare(db: Db, client: Client, path: string, migrations: readonl
 
 function checkVersion(path: string, version: number, target: number, tables: string[], migrations: readonly Migration[]): void {
   if (version > target) {
-    throw new AtlasError(
-      "ERR_STORE",
-      `database ${path} has schema version ${version}, newer than this atlas (${target}): upgrade atlas`,
-    );
+    throw newerDb(path, version, target);
   }
   if (version < 0) throw invalidDb(path, `negative schema version ${version}`);
   const own = tables.filter((t) => !t.startsWith("sqlite_"));

@@ -58,7 +58,7 @@ export async function runListener(ctx: Ctx, o: { host?: string; port?: number; b
   const hard = setTimeout(() => process.exit(0), 4500); // SPEC §16: exit within 5 s whatever happens
   hard.unref();
   await node.close("DISCONNECT_SHUTDOWN", "node shutting down", "shutdown");
-  node.store.close();
+  await node.store.close();
 }
 
 /** `atlas net …` peer commands (SPEC §7, §14). */
@@ -188,7 +188,7 @@ export function registerNet(program: Command<any, any, any>, ctxOf: CtxOf, ctxOf
           ),
         );
       } finally {
-        store.close();
+        await store.close();
       }
     });
   return net;
