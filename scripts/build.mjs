@@ -34,7 +34,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { seaPlugin } from "./sea/plugin.mjs";
-import { TARGETS, hostTarget, MissingPiece, SEA_FUSE, checkNodeBinary } from "./sea/targets.mjs";
+import { TARGETS, hostTarget, BuildError, SEA_FUSE, checkNodeBinary } from "./sea/targets.mjs";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const loaderPath = fileURLToPath(new URL("./sea/native-loader.mjs", import.meta.url));
@@ -60,13 +60,11 @@ function parseOptions() {
     process.exit(0);
   }
   const target = values.target ?? hostTarget;
-  if (!TARGETS[target]) throw new MissingPiece(`unknown target ${target}; known: ${Object.keys(TARGETS).join(", ")}`);
+  if (!TARGETS[target]) throw new BuildError(`unknown target ${target}; known: ${Object.keys(TARGETS).join(", ")}`);
   const isHost = target === hostTarget;
+  // null = missing; reported by main() together with any missing addon package.
   const nodeBinary = values["node-binary"] ? path.resolve(values["node-binary"]) : isHost ? process.execPath : null;
-  if (!nodeBinary) {
-    throw new MissingPiece(`no Node binary for ${target}: pass --node-binary PATH (the node executable of the Node ${process.version} ${target} release)`);
-  }
-  if (values.strip && !(isHost && process.platform === "linux")) throw new MissingPiece("--strip is supported for a Linux host target only");
+  if (values.strip && !(isHost && process.platform === "linux")) throw new BuildError("--strip is supported for a Linux host target only");
   const exe = `atlas${values.target ? `-${target}` : ""}${target.startsWith("win32") ? ".exe" : ""}`;
   return {
     entry: path.resolve(values.entry),
@@ -80,10 +78,15 @@ function parseOptions() {
   };
 }
 
-/** Step 1+2: one CommonJS bundle with the native loaders replaced. Returns the embedded addons. */
-async function bundle(opts, outfile) {
+/**
+ * Step 1+2: one CommonJS bundle with the native loaders replaced. Returns the embedded addons.
+ * `problems`: missing pieces found so far; any addon package missing for the target is added and
+ * all of them are reported in one line.
+ */
+async function bundle(opts, outfile, problems) {
   const used = new Map();
-  const missing = [];
+  const missing = [...problems];
+  const cannot = () => new BuildError(`cannot build for ${opts.target}: ${missing.join("; ")}`);
   let result;
   try {
     result = await esbuild({
@@ -107,25 +110,24 @@ async function bundle(opts, outfile) {
         "import.meta.dirname": "__dirname",
       },
       banner: { js: 'var __atlas_import_meta_url = require("node:url").pathToFileURL(__filename).href;' },
-      minifyWhitespace: true,
-      minifySyntax: true,
+      // Not minified: start-up measured the same either way, and stack traces stay readable.
       legalComments: "eof",
       metafile: true,
       logLevel: "warning",
       plugins: [seaPlugin({ root, target: opts.target, loaderPath, used, missing })],
     });
   } catch (err) {
-    if (missing.length) throw new MissingPiece(missing.join("; "));
-    throw new MissingPiece(`bundling ${path.relative(root, opts.entry) || opts.entry} failed (${err.errors?.length ?? "?"} error(s) above)`);
+    if (missing.length) throw cannot();
+    throw new BuildError(`bundling ${path.relative(root, opts.entry) || opts.entry} failed (${err.errors?.length ?? "?"} error(s) above)`);
   }
-  if (missing.length) throw new MissingPiece(missing.join("; "));
+  if (missing.length) throw cannot();
 
   // A SEA's require() loads built-in modules only: any other external left in the bundle would
   // fail at run time, so refuse it now.
   for (const out of Object.values(result.metafile.outputs)) {
     for (const imp of out.imports) {
       if (imp.external && !isBuiltin(imp.path)) {
-        throw new MissingPiece(`the bundle still needs ${imp.path} (${imp.kind}) at run time, which a single executable cannot load`);
+        throw new BuildError(`the bundle still needs ${imp.path} (${imp.kind}) at run time, which a single executable cannot load`);
       }
     }
   }
@@ -137,14 +139,14 @@ async function bundle(opts, outfile) {
 
 function run(cmd, args, options = {}) {
   const r = spawnSync(cmd, args, { encoding: "utf8", ...options });
-  if (r.error) throw new MissingPiece(`${path.basename(cmd)}: ${r.error.message}`);
+  if (r.error) throw new BuildError(`${path.basename(cmd)}: ${r.error.message}`);
   if (r.status !== 0) {
-    throw new MissingPiece(`${path.basename(cmd)} ${args.join(" ")} exited with ${r.status ?? r.signal}: ${(r.stderr || r.stdout).trim()}`);
+    throw new BuildError(`${path.basename(cmd)} ${args.join(" ")} exited with ${r.status ?? r.signal}: ${(r.stderr || r.stdout).trim()}`);
   }
   return r;
 }
 
-/** Step 3: blob -> copy of node -> inject -> install into dist/. */
+/** Step 3: blob -> copy of node -> inject. Returns the executable's path in `tmp`. */
 async function makeExecutable(opts, tmp, bundlePath, addons, useCodeCache) {
   const blob = path.join(tmp, "sea-prep.blob");
   const config = {
@@ -169,23 +171,38 @@ async function makeExecutable(opts, tmp, bundlePath, addons, useCodeCache) {
   const darwin = opts.target.startsWith("darwin");
   if (darwin && process.platform === "darwin") run("codesign", ["--remove-signature", exe]);
 
-  await postject.inject(exe, "NODE_SEA_BLOB", fs.readFileSync(blob), {
-    sentinelFuse: SEA_FUSE,
-    machoSegmentName: darwin ? "NODE_SEA" : undefined,
-  });
+  // postject's LIEF (WebAssembly) reports harmless "Can't find string offset for section name
+  // '.note…'" warnings about Node's ELF notes through console.warn; drop those, keep the rest.
+  const warn = console.warn;
+  console.warn = (...a) => void (/^warning: Can't find string offset/.test(String(a[0])) || warn(...a));
+  try {
+    await postject.inject(exe, "NODE_SEA_BLOB", fs.readFileSync(blob), {
+      sentinelFuse: SEA_FUSE,
+      machoSegmentName: darwin ? "NODE_SEA" : undefined,
+    });
+  } catch (err) {
+    throw new BuildError(`postject could not inject the SEA blob into a copy of ${opts.nodeBinary}: ${err.message}`);
+  } finally {
+    console.warn = warn;
+  }
   if (darwin) {
     if (process.platform === "darwin") run("codesign", ["--sign", "-", exe]);
-    else console.warn(`build: note: sign ${path.basename(opts.outFile)} on macOS before use: codesign --remove-signature may be needed first; then codesign --sign - ${path.basename(opts.outFile)}`);
+    // Untested (no macOS here): injecting into a still-signed binary leaves its signature invalid.
+    else console.warn(`build: note: ${path.basename(opts.outFile)} is not validly signed; on macOS run \`codesign --sign - --force ${path.basename(opts.outFile)}\` before use, or build on macOS, where this script removes and re-adds the signature`);
   }
 
-  // Install by rename so a running dist/atlas is never overwritten in place (ETXTBSY) and a
-  // failed build never leaves a half-written executable.
-  fs.mkdirSync(path.dirname(opts.outFile), { recursive: true });
-  const staging = path.join(path.dirname(opts.outFile), `.${path.basename(opts.outFile)}.${process.pid}.tmp`);
+  return exe;
+}
+
+/** Install by rename, so a running dist/atlas is never overwritten in place (ETXTBSY) and a
+ * failed build never leaves a half-written executable. */
+function install(exe, outFile) {
+  fs.mkdirSync(path.dirname(outFile), { recursive: true });
+  const staging = path.join(path.dirname(outFile), `.${path.basename(outFile)}.${process.pid}.tmp`);
   try {
     fs.copyFileSync(exe, staging);
     fs.chmodSync(staging, 0o755);
-    fs.renameSync(staging, opts.outFile);
+    fs.renameSync(staging, outFile);
   } finally {
     fs.rmSync(staging, { force: true });
   }
@@ -203,11 +220,11 @@ function smokeTest(exe, tmp) {
   const r = spawnSync(exe, ["--version"], { env, encoding: "utf8", cwd: sandbox, timeout: 30_000 });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   if (r.status !== 0) {
-    throw new MissingPiece(`smoke test: ${path.basename(exe)} --version exited with ${r.status ?? r.signal ?? r.error?.message}: ${(r.stderr || "").trim()}`);
+    throw new BuildError(`smoke test: ${path.basename(exe)} --version exited with ${r.status ?? r.signal ?? r.error?.message}: ${(r.stderr || "").trim()}`);
   }
   const extracted = fs.readdirSync(sandbox, { recursive: true }).filter((f) => String(f).endsWith(".node"));
   if (extracted.length) {
-    throw new MissingPiece(
+    throw new BuildError(
       `smoke test: --version loaded native addons at start-up (${extracted.join(", ")}): some module imported at start-up statically imports @matrixai/quic or @libsql/client; import them lazily with await import()`,
     );
   }
@@ -217,28 +234,36 @@ function smokeTest(exe, tmp) {
 async function main() {
   const started = performance.now();
   const opts = parseOptions();
-  if (!fs.existsSync(opts.entry)) throw new MissingPiece(`entry ${opts.entry} does not exist`);
-  const nodeVersion = checkNodeBinary(opts.nodeBinary, opts.target, opts.isHost ? null : process.version);
-  if (!opts.isHost && !nodeVersion) {
-    console.warn(`build: note: cannot read the Node version of ${opts.nodeBinary}; it must be ${process.version}`);
+  if (!fs.existsSync(opts.entry)) throw new BuildError(`entry ${opts.entry} does not exist`);
+  const problems = [];
+  if (!opts.nodeBinary) {
+    problems.push(`no Node binary for ${opts.target}: pass --node-binary PATH (the node executable of the Node ${process.version} ${opts.target} release)`);
+  } else {
+    try {
+      const version = checkNodeBinary(opts.nodeBinary, opts.target, opts.isHost ? null : process.version);
+      if (!opts.isHost && !version) console.warn(`build: note: cannot read the Node version of ${opts.nodeBinary}; it must be ${process.version}`);
+    } catch (err) {
+      if (!(err instanceof BuildError)) throw err;
+      problems.push(err.message);
+    }
   }
 
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "atlas-build-"));
   try {
     const bundlePath = path.join(tmp, "atlas.cjs");
-    const { addons, realDynamicImport } = await bundle(opts, bundlePath);
+    const { addons, realDynamicImport } = await bundle(opts, bundlePath, problems);
     const useCodeCache = opts.isHost && !realDynamicImport;
-    await makeExecutable(opts, tmp, bundlePath, addons, useCodeCache);
+    const exe = await makeExecutable(opts, tmp, bundlePath, addons, useCodeCache);
+    // Smoke-test before installing: a binary that fails it never reaches dist/.
+    const smoke = opts.smoke ? smokeTest(exe, tmp) : null;
+    install(exe, opts.outFile);
 
     const rel = path.relative(process.cwd(), opts.outFile) || opts.outFile;
     const mb = (n) => `${(n / 1e6).toFixed(1)} MB`;
     console.log(`build: ${rel} for ${opts.target} (${mb(fs.statSync(opts.outFile).size)}; bundle ${mb(fs.statSync(bundlePath).size)}; code cache ${useCodeCache ? "on" : "off"})`);
     for (const a of addons) console.log(`build:   embedded ${a.name} (${mb(a.size)}, sha256 ${a.sha256.slice(0, 12)}…)`);
     if (addons.length === 0) console.log("build:   no native addon reached from the entry; none embedded");
-    if (opts.smoke) {
-      const { line, ms } = smokeTest(opts.outFile, tmp);
-      console.log(`build:   smoke: \`${path.basename(opts.outFile)} --version\` -> ${JSON.stringify(line)} in ${ms.toFixed(0)} ms, no addon loaded`);
-    }
+    if (smoke) console.log(`build:   smoke: \`--version\` -> ${JSON.stringify(smoke.line)} in ${smoke.ms.toFixed(0)} ms, no addon loaded`);
     console.log(`build: done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   } finally {
     if (opts.keepTemp) console.log(`build: intermediate files kept in ${tmp}`);
@@ -247,7 +272,7 @@ async function main() {
 }
 
 main().catch((err) => {
-  if (err instanceof MissingPiece || err?.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" || err?.code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") {
+  if (err instanceof BuildError || err?.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" || err?.code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") {
     console.error(`build: ${err.message}`);
   } else {
     console.error(err);

@@ -102,7 +102,7 @@ function userTag() {
  * umask 002 is common with per-user groups). Then writes the file atomically if it is missing.
  */
 function materialize(dir, shared, spec) {
-  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  mkdirs(dir);
   if (process.platform !== "win32") {
     const st = fs.lstatSync(dir);
     if (!st.isDirectory()) throw new Error("not a directory");
@@ -137,6 +137,26 @@ function materialize(dir, shared, spec) {
     if (!hasExpectedSize(file, spec.size)) throw err;
   }
   return file;
+}
+
+/**
+ * `mkdir -p` with mode 0700. Not fs.mkdirSync({ recursive: true }): Node 20's spins forever when
+ * mkdir fails with ENOENT under an existing parent (e.g. XDG_CACHE_HOME=/proc/x).
+ */
+function mkdirs(dir, depth = 0) {
+  try {
+    fs.mkdirSync(dir, { mode: 0o700 });
+  } catch (err) {
+    if (err.code === "EEXIST") return;
+    const parent = path.dirname(dir);
+    if (err.code !== "ENOENT" || parent === dir || depth > 64) throw err;
+    mkdirs(parent, depth + 1);
+    try {
+      fs.mkdirSync(dir, { mode: 0o700 });
+    } catch (err2) {
+      if (err2.code !== "EEXIST") throw err2;
+    }
+  }
 }
 
 function hasExpectedSize(file, size) {

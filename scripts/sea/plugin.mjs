@@ -11,7 +11,8 @@
 //      dynamic `require(`@libsql/${target}`)` at the end of requireNative(). If a libsql update
 //      changes that line, the build fails rather than ship a binary that cannot open a database.
 //    The loader code is only reached when those packages are first imported (lazily, by the CLI).
-// 2. Stubs ws's optional `bufferutil` / `utf-8-validate` requires with modules that throw
+// 2. Turns `await import("<built-in>")` into a lazy require() (keeps V8 code cache usable).
+// 3. Stubs ws's optional `bufferutil` / `utf-8-validate` requires with modules that throw
 //    MODULE_NOT_FOUND, which ws catches and then uses its JavaScript fallbacks.
 //
 // Which addons end up in the binary is decided by what the bundle reaches: `used` collects the
@@ -19,7 +20,8 @@
 // the target's addon package is not installed.
 
 import fs from "node:fs";
-import { locateAddon, MissingPiece } from "./targets.mjs";
+import { isBuiltin } from "node:module";
+import { locateAddon, BuildError } from "./targets.mjs";
 
 const QUICHE_JS = /[\\/]node_modules[\\/]@matrixai[\\/]quic[\\/]dist[\\/]native[\\/]quiche\.js$/;
 const LIBSQL_JS = /[\\/]node_modules[\\/]libsql[\\/](index|promise)\.js$/;
@@ -61,7 +63,7 @@ export function seaPlugin({ root, target, loaderPath, used, missing }) {
         try {
           spec = locateAddon(root, args.path, target);
         } catch (err) {
-          if (!(err instanceof MissingPiece)) throw err;
+          if (!(err instanceof BuildError)) throw err;
           missing.push(err.message);
           return { contents: `throw new Error(${JSON.stringify(err.message)});`, loader: "js" };
         }
@@ -75,6 +77,17 @@ export function seaPlugin({ root, target, loaderPath, used, missing }) {
           resolveDir: root,
         };
       });
+
+      // `await import("node:fs")` would stay a real import() in CommonJS output, and V8 code cache
+      // in a SEA cannot run import(). Route dynamic imports of built-ins through a tiny CommonJS
+      // module so esbuild turns them into a lazy require() like any other dynamic import.
+      build.onResolve({ filter: /^[a-z0-9_:\/]+$/ }, (args) =>
+        args.kind === "dynamic-import" && isBuiltin(args.path) ? { path: args.path, namespace: "atlas-sea-builtin" } : undefined,
+      );
+      build.onLoad({ filter: /.*/, namespace: "atlas-sea-builtin" }, (args) => ({
+        contents: `module.exports = require(${JSON.stringify(args.path)});\n`,
+        loader: "js",
+      }));
 
       build.onResolve({ filter: /^(bufferutil|utf-8-validate)$/ }, (args) => ({ path: args.path, namespace: "atlas-sea-stub" }));
       build.onLoad({ filter: /.*/, namespace: "atlas-sea-stub" }, (args) => ({

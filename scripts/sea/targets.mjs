@@ -22,8 +22,9 @@ export const TARGETS = {
 
 export const hostTarget = `${process.platform}-${process.arch}`;
 
-/** Thrown for a missing piece of a build; build.mjs prints `message` as one line, without stack. */
-export class MissingPiece extends Error {}
+/** A build failure with a one-line explanation (e.g. a missing piece for the target); build.mjs
+ * prints `message` alone, without a stack trace. */
+export class BuildError extends Error {}
 
 function readJson(file) {
   return JSON.parse(fs.readFileSync(file, "utf8"));
@@ -31,7 +32,7 @@ function readJson(file) {
 
 /**
  * Finds the `.node` file of one native addon for `target` in `<root>/node_modules` and describes it
- * for the runtime loader (scripts/sea/native-loader.mjs). Throws MissingPiece with a one-line
+ * for the runtime loader (scripts/sea/native-loader.mjs). Throws BuildError with a one-line
  * explanation when it is not installed.
  * @param {"quic"|"libsql"} addon
  */
@@ -49,7 +50,7 @@ export function locateAddon(root, addon, target) {
     const pkg = readJson(path.join(dir, "package.json"));
     const file = path.join(dir, pkg.main ?? "index.node");
     if (!file.endsWith(".node") || !fs.existsSync(file)) {
-      throw new MissingPiece(`${name} in node_modules has no .node file at ${path.relative(root, file)}`);
+      throw new BuildError(`${name} in node_modules has no .node file at ${path.relative(root, file)}`);
     }
     const bytes = fs.readFileSync(file);
     const sha256 = createHash("sha256").update(bytes).digest("hex");
@@ -65,20 +66,31 @@ export function locateAddon(root, addon, target) {
     };
   }
 
-  // Not installed: say whether the owner package publishes one at all, and how to get it.
+  // Not installed: say whether the registry has one at all, and how to get it.
   const wanted = candidates[0] ?? `${owner} addon for ${target}`;
-  const avail = published.filter((n) => candidates.includes(n));
-  if (avail.length === 0) {
-    const platforms = published.map((n) => n.replace(/^@matrixai\/quic-|^@libsql\//, "")).join(", ");
-    throw new MissingPiece(
-      `${owner} ${ownerPkg.version} ships no prebuilt addon for ${target} (it ships: ${platforms}); no ${wanted} in node_modules`,
+  const major = ownerPkg.version.split(".")[0];
+  const known = REALLY_PUBLISHED[owner]?.[major];
+  if (known ? !known.some((s) => candidates.includes(`${addonPrefix(owner)}${s}`)) : !published.some((n) => candidates.includes(n))) {
+    const ships = known ?? published.map((n) => n.slice(addonPrefix(owner).length));
+    throw new BuildError(
+      `${owner} ${known ? `${major}.x` : ownerPkg.version} ships a prebuilt addon for ${ships.join(", ")} only; no ${wanted} in node_modules`,
     );
   }
-  const [os, cpu] = target.split("-");
-  throw new MissingPiece(
-    `no ${avail[0]} in node_modules (the ${owner} addon for ${target}); get it with: npm install --no-save --os=${os} --cpu=${cpu} ${avail[0]}@${ownerPkg.version}`,
+  const name = candidates.find((n) => (known ? known.some((s) => n === `${addonPrefix(owner)}${s}`) : published.includes(n)));
+  // --force: npm refuses a package whose "os"/"cpu" do not match this machine otherwise.
+  throw new BuildError(
+    `no ${name} in node_modules (the ${owner} addon for ${target}); get it with: npm install --no-save --force ${name}@${ownerPkg.version}`,
   );
 }
+
+const addonPrefix = (owner) => (owner === "libsql" ? "@libsql/" : `${owner}-`);
+
+/** What the npm registry really has, where a package's optionalDependencies promise more:
+ * @matrixai/quic 2.x lists darwin and win32 addon packages, but only @matrixai/quic-linux-x64 was
+ * published at 2.x (the others stop at 1.2.12). Keyed by owner package, then major version. */
+const REALLY_PUBLISHED = {
+  "@matrixai/quic": { 2: ["linux-x64"] },
+};
 
 // Executable formats: platform and CPU as read from the file header.
 const ELF_MACHINES = { 0x3e: "x64", 0xb7: "arm64", 0x28: "arm" };
@@ -106,27 +118,31 @@ export const SEA_FUSE = "NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2";
  * Checks that `file` is a Node binary usable for `target`: right executable format and CPU, has an
  * unflipped SEA fuse (so it is an official-style build with SEA support and nothing injected yet),
  * and, when its version can be read from the binary, the same version as `blobNodeVersion` (the
- * SEA blob must be produced by the same Node version it is injected into). Throws MissingPiece.
+ * SEA blob must be produced by the same Node version it is injected into). Throws BuildError.
  * Returns the version found in the binary, or null.
  */
 export function checkNodeBinary(file, target, blobNodeVersion) {
-  if (!fs.existsSync(file)) throw new MissingPiece(`Node binary ${file} does not exist`);
+  if (!fs.existsSync(file)) throw new BuildError(`Node binary ${file} does not exist`);
   const buf = fs.readFileSync(file);
   const kind = executableKind(buf);
   const [platform, arch] = target.split("-");
   if (!kind || kind.platform !== platform || (kind.arch !== arch && kind.arch !== "universal")) {
     const got = kind ? `${kind.platform}-${kind.arch ?? "unknown cpu"}` : "not an executable";
-    throw new MissingPiece(`--node-binary ${file} is ${got}, not a ${target} Node binary`);
+    throw new BuildError(`--node-binary ${file} is ${got}, not a ${target} Node binary`);
   }
   const fuse = buf.indexOf(`${SEA_FUSE}:`);
-  if (fuse < 0) throw new MissingPiece(`Node binary ${file} has no SEA fuse (not a Node >= 20 build with single-executable support)`);
-  if (buf[fuse + SEA_FUSE.length + 1] !== 0x30) throw new MissingPiece(`Node binary ${file} already has a SEA blob injected`);
+  if (fuse < 0) throw new BuildError(`Node binary ${file} has no SEA fuse (not a Node >= 20 build with single-executable support)`);
+  if (buf[fuse + SEA_FUSE.length + 1] !== 0x30) throw new BuildError(`Node binary ${file} already has a SEA blob injected`);
   // process.release.sourceUrl is compiled in as ".../download/release/vX.Y.Z/...".
   const at = buf.indexOf("/download/release/v");
   const m = at < 0 ? null : /^\/download\/release\/(v\d+\.\d+\.\d+)\//.exec(buf.toString("latin1", at, at + 64));
   const version = m ? m[1] : null;
+  const [major, minor] = (version ?? "v99.0").slice(1).split(".").map(Number);
+  if (major < 20 || (major === 20 && minor < 12)) {
+    throw new BuildError(`Node binary ${file} is ${version}; the standalone binary needs Node >= 20.12 (SEA assets, node:sea)`);
+  }
   if (version && blobNodeVersion && version !== blobNodeVersion) {
-    throw new MissingPiece(
+    throw new BuildError(
       `--node-binary ${file} is Node ${version} but this build runs Node ${blobNodeVersion}; the SEA blob must come from the same version: run the build with Node ${version}`,
     );
   }

@@ -1,0 +1,54 @@
+/**
+ * The shipped artifact: dist/atlas (built by `npm run build`, which `npm test` runs first) is
+ * one standalone executable. It runs with no node_modules beside it, and two binaries ping.
+ */
+import { after, test } from "node:test";
+import assert from "node:assert/strict";
+import { copyFile, mkdtemp, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { cleanupHomes, initHome, killAll, ROOT, runAtlas, startListener } from "./helpers/cli.ts";
+import { VERSION } from "../src/version.ts";
+
+const built = join(ROOT, "dist", "atlas");
+let bin = "";
+let dir = "";
+
+after(async () => {
+  killAll();
+  await cleanupHomes();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+test("dist/atlas exists, is executable and standalone (copied away from node_modules)", async () => {
+  const st = await stat(built);
+  assert.ok(st.mode & 0o100, "executable bit");
+  assert.ok(st.size > 50_000_000, `size ${st.size}`);
+  dir = await mkdtemp(join(tmpdir(), "atlas-bin-"));
+  bin = join(dir, "atlas");
+  await copyFile(built, bin);
+  await (await import("node:fs/promises")).chmod(bin, 0o755);
+});
+
+test("--version without loading QUIC or libSQL (no native addon extracted)", async () => {
+  const cache = join(dir, "cache");
+  const r = await runAtlas(["--version"], { bin, env: { XDG_CACHE_HOME: cache } });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, `atlas ${VERSION}\n`);
+  await assert.rejects(stat(cache), { code: "ENOENT" });
+});
+
+test("two binaries: id init, listen, ping, exit codes", async () => {
+  const env = { XDG_CACHE_HOME: join(dir, "cache") };
+  const a = await initHome("alpha", bin);
+  const b = await initHome("beta", bin);
+  const l = await startListener(a.home, [], { bin });
+  assert.equal(l.nodeId, a.nodeId);
+  const r = await runAtlas(["net", "ping", l.address, "--count", "2", "--interval", "50"], { home: b.home, bin, env });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, new RegExp(`^Peer : ${a.nodeId.slice(0, 18)}…\\nPath : direct\\n`));
+  assert.match(r.stdout, /2 sent, 2 received\n$/);
+  const missing = await runAtlas(["net", "ping", l.address], { home: join(dir, "nohome"), bin, env });
+  assert.equal(missing.code, 6);
+  assert.equal(await l.stop(), 0);
+});
