@@ -130,6 +130,8 @@ export class QuicConnection {
     if (this.native.peerStreamsLeftBidi() <= 0) throw new AtlasError("ERR_IO", "peer's stream limit reached");
     const id = this.nextStreamId;
     this.nextStreamId += 4;
+    // Creates the stream inside quiche now, so reads and capacity checks work before any write.
+    this.native.streamPriority(id, 127, true);
     const s = new QuicStream(this, id);
     this.streams.set(id, s);
     return s;

@@ -40,7 +40,10 @@ export class QuicEndpoint implements PacketSink {
   private socket: Socket;
   private v6: boolean;
   private localHP: HostPort;
+  /** Routing: connection ID → connection (a connection may have two IDs without Retry). */
   private conns = new Map<string, QuicConnection>();
+  /** Each live connection once: counting, keep-alive, shutdown. */
+  private live = new Set<QuicConnection>();
   private serverConfig: QuicheConfig;
   private clientConfig: QuicheConfig;
   private retryTokens = new RetryTokens();
@@ -63,7 +66,7 @@ export class QuicEndpoint implements PacketSink {
     socket.on("message", (msg, rinfo) => this.onPacket(msg, rinfo.address, rinfo.port));
     socket.on("error", noop); // per-send errors (unreachable hosts) are not fatal to the node
     this.keepAlive = setInterval(() => {
-      for (const c of this.conns.values()) c.ping();
+      for (const c of this.live) c.ping();
     }, opts.keepAliveIntervalMs);
     this.keepAlive.unref();
   }
@@ -104,24 +107,24 @@ export class QuicEndpoint implements PacketSink {
   }
 
   get connectionCount(): number {
-    return this.conns.size;
+    return this.live.size;
   }
 
   /** Connections that have not finished the Atlas handshake (SPEC §6 handshake limit). */
   get pendingCount(): number {
     let n = 0;
-    for (const c of this.conns.values()) if (!c.verified) n++;
+    for (const c of this.live) if (!c.verified) n++;
     return n;
   }
 
   connections(): IterableIterator<QuicConnection> {
-    return this.conns.values();
+    return this.live.values();
   }
 
   /** Start a QUIC connection to `remote`; await `established` on the result. */
   connect(remote: SockAddr): QuicConnection {
     if (this.closing) throw new AtlasError("ERR_CLOSED", "endpoint is closing");
-    if (this.conns.size >= this.opts.maxConnections) throw new AtlasError("ERR_IO", `connection limit reached (transport.max_connections = ${this.opts.maxConnections})`);
+    if (this.live.size >= this.opts.maxConnections) throw new AtlasError("ERR_IO", `connection limit reached (transport.max_connections = ${this.opts.maxConnections})`);
     const to = this.wireHost(remote);
     if (!to) throw new AtlasError("ERR_UNREACHABLE", `cannot reach IPv6 address ${remote.host} from an IPv4-only socket`);
     const scid = new Uint8Array(randomBytes(CID_LEN));
@@ -134,6 +137,7 @@ export class QuicEndpoint implements PacketSink {
 
   /** Send a raw datagram from the node's socket (STUN). */
   sendRaw(packet: Uint8Array, to: SockAddr): void {
+    if (this.closing) return;
     const hp = this.wireHost(to);
     if (hp) this.socket.send(packet, hp.port, hp.host, noop);
   }
@@ -147,7 +151,7 @@ export class QuicEndpoint implements PacketSink {
     if (this.closing) return;
     this.closing = true;
     clearInterval(this.keepAlive);
-    const all = [...this.conns.values()];
+    const all = [...this.live];
     for (const c of all) c.close(0, reason);
     await within(Promise.all(all.map((c) => c.closed)), graceMs);
     await new Promise<void>((r) => this.socket.close(() => r()));
@@ -201,7 +205,7 @@ export class QuicEndpoint implements PacketSink {
       }
       return;
     }
-    if (this.conns.size >= this.opts.maxConnections || this.pendingCount >= this.opts.handshakeLimit) {
+    if (this.live.size >= this.opts.maxConnections || this.pendingCount >= this.opts.handshakeLimit) {
       this.stats.refusedLimit++;
       return;
     }
@@ -264,7 +268,9 @@ export class QuicEndpoint implements PacketSink {
   private track(c: QuicConnection): void {
     const key = Buffer.from(c.scid).toString("latin1");
     this.conns.set(key, c);
+    this.live.add(c);
     c.onGone = () => {
+      this.live.delete(c);
       for (const [k, v] of this.conns) if (v === c) this.conns.delete(k);
     };
   }

@@ -111,14 +111,26 @@ export class QuicStream {
     else this.settleRead(v);
   }
 
-  /** @internal push queued writes into quiche; returns true while some remain. */
+  /**
+   * @internal push queued writes into quiche; returns true while some remain.
+   * Only as many bytes as `streamCapacity` allows are offered: offering more makes quiche 0.18
+   * queue a DATA_BLOCKED frame on every call, and with a retry per incoming ACK the two nodes
+   * ping-pong thousands of packets a second while a write waits for the peer to read.
+   */
   flushWrites(): boolean {
     const n = this.conn.native;
     while (this.writes.length > 0) {
       const w = this.writes[0]!;
       let written: number | null;
       try {
-        written = n.streamSend(this.id, w.data, w.fin);
+        if (w.data.length === 0) {
+          written = n.streamSend(this.id, w.data, w.fin); // a bare FIN needs no capacity
+        } else {
+          const cap = n.streamCapacity(this.id);
+          if (cap <= 0) return true;
+          const chunk = cap < w.data.length ? w.data.subarray(0, cap) : w.data;
+          written = n.streamSend(this.id, chunk, w.fin && chunk.length === w.data.length);
+        }
       } catch (e) {
         this.writeError = streamError(e, "write");
         this.failWrites(this.writeError);
@@ -126,16 +138,13 @@ export class QuicStream {
         return false;
       }
       written ??= 0;
-      if (written < w.data.length) {
+      if (w.data.length > 0 && written < w.data.length) {
         w.data = w.data.subarray(written);
-        if (written === 0 && w.data.length > 0) return true;
+        if (written === 0) return true;
         continue;
       }
-      if (w.data.length === 0 || written === w.data.length) {
-        // A zero-length FIN write returns 0 when accepted; quiche throws when it is not.
-        this.writes.shift();
-        w.resolve();
-      }
+      this.writes.shift();
+      w.resolve();
     }
     this.conn.streamMaybeDone(this);
     return false;
@@ -152,6 +161,7 @@ export class QuicStream {
       this.readDone = true;
       this.settleError(err);
     }
+    this.writeError ??= err;
     this.writeDone = true;
     this.failWrites(err);
   }
@@ -218,5 +228,6 @@ function streamError(e: unknown, op: string): AtlasError {
   const msg = e instanceof Error ? e.message : String(e);
   if (msg.startsWith("StreamReset")) return new AtlasError("ERR_RESET", `peer reset the stream (${msg})`);
   if (msg.startsWith("StreamStopped")) return new AtlasError("ERR_RESET", `peer stopped reading the stream (${msg})`);
+  if (msg.startsWith("InvalidStreamState")) return new AtlasError("ERR_RESET", `stream no longer exists (${msg})`);
   return new AtlasError("ERR_IO", `stream ${op} failed: ${msg}`);
 }
