@@ -9,13 +9,9 @@ import { AtlasError } from "../errors.ts";
 import type { HomePaths } from "../config/paths.ts";
 import { atomicWrite } from "../util/fs.ts";
 
-export interface OperatorInfo {
-  fid: number;
-  username: string;
-  custody_address: string;
-  message: string;
-  signature: string;
-}
+/** The Farcaster operator binding (SPEC §13) is stored in the profile exactly as it travels. */
+import type { OperatorInfo } from "../wire/messages.ts";
+export type { OperatorInfo };
 
 export interface Profile {
   name: string;

@@ -1,6 +1,8 @@
 import type { Command } from "@commander-js/extra-typings";
 import { AtlasError } from "../../errors.ts";
 import type { Ctx } from "../context.ts";
+import type { AtlasNode } from "../../net/node.ts";
+import type { Session } from "../../net/session.ts";
 import { formatAge, table } from "../output.ts";
 
 type CtxOf = (cmd: Command<any, any, any>) => Ctx;
@@ -31,6 +33,50 @@ function parsePort(v: string): number {
 }
 
 const collect = (v: string, prev: string[]) => [...prev, v];
+
+/** A one-shot command's node: dial `target`, run `fn` on the session, always close the node. */
+async function withSession<T>(ctx: Ctx, target: string, fn: (s: Session, node: AtlasNode) => Promise<T>): Promise<T> {
+  const { startNode, closeCliNode } = await import("../runtime.ts");
+  const { dialPeer } = await import("../../net/dial.ts");
+  const node = await startNode(ctx, { listen: false });
+  try {
+    const { session } = await dialPeer(node, target);
+    return await fn(session, node);
+  } finally {
+    await closeCliNode(node);
+  }
+}
+
+/** `count` Pings `interval` ms apart: Peer/Path, Ping/Pong of the first, one RTT line each, summary. */
+async function pingLoop(ctx: Ctx, s: Session, timeoutMs: number, count: number, interval: number): Promise<void> {
+  const rtts: number[] = [];
+  let first: { pingTs: number; pongTs: number } | null = null;
+  let lastErr: unknown = null;
+  if (!ctx.json) ctx.out.fields([["Peer", short(s.nodeId)], ["Path", pathText(s)]], 4);
+  for (let i = 0; i < count; i++) {
+    if (i > 0) await new Promise((r) => setTimeout(r, interval));
+    try {
+      const r = await s.ping(timeoutMs);
+      rtts.push(r.rttMs);
+      if (!first) {
+        first = r;
+        if (!ctx.json) ctx.out.fields([["Ping", String(r.pingTs)], ["Pong", String(r.pongTs)]], 4);
+      }
+      if (!ctx.json) ctx.out.fields([["RTT", `${r.rttMs.toFixed(2)} ms`]], 4);
+    } catch (e) {
+      lastErr = e;
+      if (!ctx.json) ctx.out.fields([["RTT", "timeout"]], 4);
+      if (!s.isOpen) break;
+    }
+  }
+  const sorted = [...rtts].sort((a, b) => a - b);
+  const med = sorted.length ? sorted[Math.floor((sorted.length - 1) / 2)]! : 0;
+  const sum = { sent: count, received: rtts.length, min_ms: sorted[0] ?? null, median_ms: sorted.length ? med : null, max_ms: sorted[sorted.length - 1] ?? null };
+  if (ctx.json) ctx.out.data({ peer: s.nodeId, name: s.peer.name, trust: s.trust, path: s.path, relay: s.relay ?? null, ping_ts: first?.pingTs ?? null, pong_ts: first?.pongTs ?? null, rtt_ms: rtts, ...sum });
+  else if (sorted.length) ctx.out.line(`min/median/max ${sorted[0]!.toFixed(2)}/${med.toFixed(2)}/${sorted[sorted.length - 1]!.toFixed(2)} ms, ${count} sent, ${rtts.length} received`);
+  else ctx.out.line(`${count} sent, 0 received`);
+  if (rtts.length === 0) throw lastErr instanceof AtlasError ? lastErr : new AtlasError("ERR_TIMEOUT", "no Pong received");
+}
 
 /** The foreground listener: answers handshakes, Ping and Disconnect until SIGINT/SIGTERM. */
 export async function runListener(ctx: Ctx, o: { host?: string; port?: number; bootstrap: string[]; relay: string[] }): Promise<void> {
@@ -78,19 +124,13 @@ export function registerNet(program: Command<any, any, any>, ctxOf: CtxOf, ctxOf
     .argument("<target>", "host:port, node ID (or unique prefix), or atlas_<id>@host:port")
     .action(async (target: string, _o, cmd) => {
       const ctx = ctxOf(cmd);
-      const { startNode, closeCliNode } = await import("../runtime.ts");
-      const { dialPeer } = await import("../../net/dial.ts");
-      const node = await startNode(ctx, { listen: false });
-      try {
-        const { session: s } = await dialPeer(node, target);
+      await withSession(ctx, target, async (s) => {
         if (ctx.json) ctx.out.data({ node_id: s.nodeId, name: s.peer.name, trust: s.trust, path: s.path, relay: s.relay ?? null, address: s.remoteAddress });
         else {
           ctx.out.line(`Connected to ${s.nodeId}`);
           ctx.out.line(`${s.peer.name || "(unnamed)"} [${s.trust} via ${s.path}]`);
         }
-      } finally {
-        await closeCliNode(node);
-      }
+      });
     });
 
   net.command("ping")
@@ -100,42 +140,7 @@ export function registerNet(program: Command<any, any, any>, ctxOf: CtxOf, ctxOf
     .option("--interval <ms>", "milliseconds between pings", parseMs("--interval"), 1000)
     .action(async (target: string, o, cmd) => {
       const ctx = ctxOf(cmd);
-      const { startNode, closeCliNode } = await import("../runtime.ts");
-      const { dialPeer } = await import("../../net/dial.ts");
-      const node = await startNode(ctx, { listen: false });
-      try {
-        const { session: s } = await dialPeer(node, target);
-        const timeoutMs = node.config.transport.request_timeout * 1000;
-        const rtts: number[] = [];
-        let first: { pingTs: number; pongTs: number } | null = null;
-        let lastErr: unknown = null;
-        if (!ctx.json) ctx.out.fields([["Peer", short(s.nodeId)], ["Path", pathText(s)]], 4);
-        for (let i = 0; i < o.count; i++) {
-          if (i > 0) await new Promise((r) => setTimeout(r, o.interval));
-          try {
-            const r = await s.ping(timeoutMs);
-            rtts.push(r.rttMs);
-            if (!first) {
-              first = r;
-              if (!ctx.json) ctx.out.fields([["Ping", String(r.pingTs)], ["Pong", String(r.pongTs)]], 4);
-            }
-            if (!ctx.json) ctx.out.fields([["RTT", `${r.rttMs.toFixed(2)} ms`]], 4);
-          } catch (e) {
-            lastErr = e;
-            if (!ctx.json) ctx.out.fields([["RTT", "timeout"]], 4);
-            if (!s.isOpen) break;
-          }
-        }
-        const sorted = [...rtts].sort((a, b) => a - b);
-        const med = sorted.length ? sorted[Math.floor((sorted.length - 1) / 2)]! : 0;
-        const sum = { sent: o.count, received: rtts.length, min_ms: sorted[0] ?? null, median_ms: sorted.length ? med : null, max_ms: sorted[sorted.length - 1] ?? null };
-        if (ctx.json) ctx.out.data({ peer: s.nodeId, name: s.peer.name, trust: s.trust, path: s.path, relay: s.relay ?? null, ping_ts: first?.pingTs ?? null, pong_ts: first?.pongTs ?? null, rtt_ms: rtts, ...sum });
-        else if (sorted.length) ctx.out.line(`min/median/max ${sorted[0]!.toFixed(2)}/${med.toFixed(2)}/${sorted[sorted.length - 1]!.toFixed(2)} ms, ${o.count} sent, ${rtts.length} received`);
-        else ctx.out.line(`${o.count} sent, 0 received`);
-        if (rtts.length === 0) throw lastErr instanceof AtlasError ? lastErr : new AtlasError("ERR_TIMEOUT", "no Pong received");
-      } finally {
-        await closeCliNode(node);
-      }
+      await withSession(ctx, target, (s, node) => pingLoop(ctx, s, node.config.transport.request_timeout * 1000, o.count, o.interval));
     });
 
   net.command("disconnect")
@@ -143,17 +148,11 @@ export function registerNet(program: Command<any, any, any>, ctxOf: CtxOf, ctxOf
     .argument("<target>")
     .action(async (target: string, _o, cmd) => {
       const ctx = ctxOf(cmd);
-      const { startNode, closeCliNode } = await import("../runtime.ts");
-      const { dialPeer } = await import("../../net/dial.ts");
-      const node = await startNode(ctx, { listen: false });
-      try {
-        const { session: s } = await dialPeer(node, target);
+      await withSession(ctx, target, async (s) => {
         await s.disconnect("DISCONNECT_SHUTDOWN", "operator requested disconnect");
         if (ctx.json) ctx.out.data({ node_id: s.nodeId, disconnected: true, reason: "DISCONNECT_SHUTDOWN" });
         else ctx.out.line(`Disconnected from ${s.nodeId}`);
-      } finally {
-        await closeCliNode(node);
-      }
+      });
     });
 
   net.command("peers")
