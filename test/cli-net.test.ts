@@ -58,7 +58,7 @@ describe("net commands between two processes", () => {
     const r = await runAtlas(["net", "ping", listener.address, "--count", "2", "--interval", "10", "--json"], { home: b.home });
     assert.equal(r.code, 0, r.stderr);
     const j = JSON.parse(r.stdout);
-    assert.equal(j.peer, a.nodeId);
+    assert.equal(j.node_id, a.nodeId);
     assert.equal(j.path, "direct");
     assert.equal(j.sent, 2);
     assert.equal(j.received, 2);

@@ -5,7 +5,8 @@ import { makeCtx, type Ctx, type GlobalOpts } from "./context.ts";
 import { reportError } from "./output.ts";
 import { registerId } from "./commands/id.ts";
 import { registerConfig } from "./commands/config.ts";
-import { registerNet, runListener } from "./commands/net.ts";
+import { registerNet } from "./commands/net.ts";
+import { registerDaemon } from "./commands/daemon.ts";
 
 /**
  * The `atlas` command line (SPEC §14). Only commander and small modules load at start-up;
@@ -27,19 +28,7 @@ export function buildProgram(): Command {
   registerNet(program, ctxOf("warn"), ctxOf("info"));
   registerConfig(program, ctxOf("warn"));
 
-  const collect = (v: string, prev: string[]) => [...prev, v];
-  program
-    .command("daemon")
-    .description("run the agent daemon (QUIC listener)")
-    .option("--host <host>", "bind address (default network.host)")
-    .option("--port <port>", "UDP port (default network.port; 0 = any)")
-    .option("--bootstrap <addr>", "bootstrap node (repeatable)", collect, [] as string[])
-    .option("--relay <addr>", "relay node (repeatable)", collect, [] as string[])
-    .action(async (o, cmd) => {
-      const port = o.port === undefined ? undefined : Number(o.port);
-      if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) throw new AtlasError("ERR_USAGE", `--port must be an integer from 0 to 65535, got '${o.port}'`);
-      await runListener(ctxOf("info")(cmd), { ...o, port });
-    });
+  registerDaemon(program, ctxOf("warn"), ctxOf("info"));
 
   for (const c of [program, ...allSubcommands(program)]) c.exitOverride().configureOutput({ outputError: () => {} });
   return program;

@@ -94,6 +94,11 @@ export class AtlasNode {
     return best;
   }
 
+  /** Every open session with one peer. */
+  sessionsWith(nodeId: string): Session[] {
+    return [...(this.sessions.get(nodeId) ?? [])].filter((s) => s.isOpen);
+  }
+
   allSessions(): Session[] {
     return [...this.sessions.values()].flatMap((set) => [...set]).filter((s) => s.isOpen);
   }

@@ -35,7 +35,14 @@ export class Session {
   readonly remoteAddress: string;
   readonly openedAt = Date.now();
   rowId: number | null = null;
+  /** Last request or operator action; keepalive Pings do not count (SPEC §7 session_idle). */
   lastActivity = Date.now();
+  /** Kept until `net disconnect` (made by `net connect` in a daemon): never closed for idleness. */
+  pinned = false;
+  /** RTT of the latest Pong, for `atlas status`. */
+  lastRttMs: number | null = null;
+  /** Consecutive keepalive Pings without a Pong. */
+  missedPongs = 0;
   /** Why this session ended, once it has: a Disconnect reason, or a local label. */
   closeReason: string | null = null;
   readonly done: Promise<string>;
@@ -87,7 +94,6 @@ export class Session {
         if (this.isOpen) this.close("peer_closed");
         return;
       }
-      this.lastActivity = Date.now();
       this.onControl(m);
     }
   }
@@ -102,7 +108,9 @@ export class Session {
         if (!p) return;
         this.pings.delete(m.id);
         clearTimeout(p.timer);
-        p.resolve({ rttMs: performance.now() - p.sentAt, pingTs: p.ts, pongTs: m.ts });
+        this.lastRttMs = performance.now() - p.sentAt;
+        this.missedPongs = 0;
+        p.resolve({ rttMs: this.lastRttMs, pingTs: p.ts, pongTs: m.ts });
         return;
       }
       case "Disconnect":

@@ -1,8 +1,8 @@
 import type { Command } from "@commander-js/extra-typings";
-import { AtlasError } from "../../errors.ts";
+import { AtlasError, type ErrorCodeName } from "../../errors.ts";
 import type { Ctx } from "../context.ts";
 import type { AtlasNode } from "../../net/node.ts";
-import type { Session } from "../../net/session.ts";
+import type { PingReport } from "../../daemon/ops.ts";
 import { formatAge, table } from "../output.ts";
 
 type CtxOf = (cmd: Command<any, any, any>) => Ctx;
@@ -34,103 +34,65 @@ function parsePort(v: string): number {
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
-/** A one-shot command's node: dial `target`, run `fn` on the session, always close the node. */
-async function withSession<T>(ctx: Ctx, target: string, fn: (s: Session, node: AtlasNode) => Promise<T>): Promise<T> {
+/**
+ * Run a peer operation: through the home's daemon when one runs (sharing its identity, port and
+ * live sessions), else on a node of this process that lives for this command only.
+ */
+async function runOp<T>(ctx: Ctx, op: string, args: Record<string, unknown>, standalone: (node: AtlasNode) => Promise<T>): Promise<T> {
+  const { isDaemonRunning } = await import("../../daemon/detect.ts");
+  if (await isDaemonRunning(ctx.paths)) {
+    const { callDaemon } = await import("../../daemon/control-client.ts");
+    return callDaemon<T>(ctx.paths, op, args);
+  }
   const { startNode, closeCliNode } = await import("../runtime.ts");
-  const { dialPeer } = await import("../../net/dial.ts");
   const node = await startNode(ctx, { listen: false });
   try {
-    const { session } = await dialPeer(node, target);
-    return await fn(session, node);
+    return await standalone(node);
   } finally {
     await closeCliNode(node);
   }
 }
 
-/** `count` Pings `interval` ms apart: Peer/Path, Ping/Pong of the first, one RTT line each, summary. */
-async function pingLoop(ctx: Ctx, s: Session, timeoutMs: number, count: number, interval: number): Promise<void> {
-  const rtts: number[] = [];
-  let first: { pingTs: number; pongTs: number } | null = null;
-  let lastErr: unknown = null;
-  if (!ctx.json) ctx.out.fields([["Peer", short(s.nodeId)], ["Path", pathText(s)]], 4);
-  for (let i = 0; i < count; i++) {
-    if (i > 0) await new Promise((r) => setTimeout(r, interval));
-    try {
-      const r = await s.ping(timeoutMs);
-      rtts.push(r.rttMs);
-      if (!first) {
-        first = r;
-        if (!ctx.json) ctx.out.fields([["Ping", String(r.pingTs)], ["Pong", String(r.pongTs)]], 4);
-      }
-      if (!ctx.json) ctx.out.fields([["RTT", `${r.rttMs.toFixed(2)} ms`]], 4);
-    } catch (e) {
-      lastErr = e;
-      if (!ctx.json) ctx.out.fields([["RTT", "timeout"]], 4);
-      if (!s.isOpen) break;
-    }
+/** Peer/Path, Ping/Pong of the first Pong, one RTT line per Ping, and the summary (SPEC §14). */
+function renderPing(ctx: Ctx, r: PingReport): void {
+  if (ctx.json) ctx.out.data(r);
+  else {
+    ctx.out.fields([["Peer", short(r.node_id)], ["Path", pathText({ path: r.path, relay: r.relay ?? undefined })]], 4);
+    if (r.ping_ts !== null) ctx.out.fields([["Ping", String(r.ping_ts)], ["Pong", String(r.pong_ts)]], 4);
+    for (const t of r.rtt_ms) ctx.out.fields([["RTT", t === null ? "timeout" : `${t.toFixed(2)} ms`]], 4);
+    if (r.received > 0) ctx.out.line(`min/median/max ${r.min_ms!.toFixed(2)}/${r.median_ms!.toFixed(2)}/${r.max_ms!.toFixed(2)} ms, ${r.sent} sent, ${r.received} received`);
+    else ctx.out.line(`${r.sent} sent, 0 received`);
   }
-  const sorted = [...rtts].sort((a, b) => a - b);
-  const med = sorted.length ? sorted[Math.floor((sorted.length - 1) / 2)]! : 0;
-  const sum = { sent: count, received: rtts.length, min_ms: sorted[0] ?? null, median_ms: sorted.length ? med : null, max_ms: sorted[sorted.length - 1] ?? null };
-  if (ctx.json) ctx.out.data({ peer: s.nodeId, name: s.peer.name, trust: s.trust, path: s.path, relay: s.relay ?? null, ping_ts: first?.pingTs ?? null, pong_ts: first?.pongTs ?? null, rtt_ms: rtts, ...sum });
-  else if (sorted.length) ctx.out.line(`min/median/max ${sorted[0]!.toFixed(2)}/${med.toFixed(2)}/${sorted[sorted.length - 1]!.toFixed(2)} ms, ${count} sent, ${rtts.length} received`);
-  else ctx.out.line(`${count} sent, 0 received`);
-  if (rtts.length === 0) throw lastErr instanceof AtlasError ? lastErr : new AtlasError("ERR_TIMEOUT", "no Pong received");
-}
-
-/** The foreground listener: answers handshakes, Ping and Disconnect until SIGINT/SIGTERM. */
-export async function runListener(ctx: Ctx, o: { host?: string; port?: number; bootstrap: string[]; relay: string[] }): Promise<void> {
-  const { startNode } = await import("../runtime.ts");
-  const node = await startNode(ctx, { listen: true, host: o.host, port: o.port, overrides: { lists: { "network.bootstrap": o.bootstrap, "network.relays": o.relay } } });
-  const crashed = await node.store.sessions.closeAllOpen("crash", Math.floor(Date.now() / 1000));
-  if (crashed > 0) ctx.log.info("closed session rows left open by a crash", { count: crashed });
-  const { formatAddr } = await import("../../transport/addr.ts");
-  const addr = formatAddr(node.endpoint.local);
-  if (ctx.json) ctx.out.data({ event: "listening", node_id: node.nodeId, address: addr, listen_addrs: node.card.listenAddrs });
-  else ctx.out.line(`Listening on ${addr} as ${node.nodeId}`);
-  ctx.log.info("listening", { address: addr, node_id: node.nodeId });
-  await new Promise<void>((resolve) => {
-    const stop = (sig: string) => {
-      ctx.log.info("shutting down", { signal: sig });
-      process.off("SIGINT", onInt);
-      process.off("SIGTERM", onTerm);
-      resolve();
-    };
-    const onInt = () => stop("SIGINT");
-    const onTerm = () => stop("SIGTERM");
-    process.on("SIGINT", onInt);
-    process.on("SIGTERM", onTerm);
-  });
-  const hard = setTimeout(() => process.exit(0), 4500); // SPEC §16: exit within 5 s whatever happens
-  hard.unref();
-  await node.close("DISCONNECT_SHUTDOWN", "node shutting down", "shutdown");
-  await node.store.close();
+  if (r.error) throw new AtlasError(r.error.code as ErrorCodeName, r.error.message, { exit: r.error.exit });
 }
 
 /** `atlas net …` peer commands (SPEC §7, §14). */
-export function registerNet(program: Command<any, any, any>, ctxOf: CtxOf, ctxOfListener: CtxOf): Command<any, any, any> {
+export function registerNet(program: Command<any, any, any>, ctxOf: CtxOf, ctxOfDaemon: CtxOf): Command<any, any, any> {
   const net = program.command("net").description("peer commands");
 
   net.command("listen")
-    .description("run a foreground listener (alias of `atlas daemon`)")
+    .description("run the agent daemon in the foreground (alias of `atlas daemon`)")
     .option("--host <host>", "bind address (default network.host)")
     .option("--port <port>", "UDP port (default network.port; 0 = any)", parsePort)
     .option("--bootstrap <addr>", "bootstrap node (repeatable)", collect, [] as string[])
     .option("--relay <addr>", "relay node (repeatable)", collect, [] as string[])
-    .action(async (o, cmd) => runListener(ctxOfListener(cmd), o));
+    .action(async (o, cmd) => {
+      const { startDaemon } = await import("../daemon-main.ts");
+      await startDaemon(ctxOfDaemon(cmd), o);
+    });
 
   net.command("connect")
     .description("dial a peer and run the handshake")
     .argument("<target>", "host:port, node ID (or unique prefix), or atlas_<id>@host:port")
     .action(async (target: string, _o, cmd) => {
       const ctx = ctxOf(cmd);
-      await withSession(ctx, target, async (s) => {
-        if (ctx.json) ctx.out.data({ node_id: s.nodeId, name: s.peer.name, trust: s.trust, path: s.path, relay: s.relay ?? null, address: s.remoteAddress });
-        else {
-          ctx.out.line(`Connected to ${s.nodeId}`);
-          ctx.out.line(`${s.peer.name || "(unnamed)"} [${s.trust} via ${s.path}]`);
-        }
-      });
+      const { connectOp } = await import("../../daemon/ops.ts");
+      const r = await runOp(ctx, "net.connect", { target }, (node) => connectOp(node, { target }));
+      if (ctx.json) ctx.out.data(r);
+      else {
+        ctx.out.line(`Connected to ${r.node_id}`);
+        ctx.out.line(`${r.name || "(unnamed)"} [${r.trust} via ${r.path}]`);
+      }
     });
 
   net.command("ping")
@@ -140,7 +102,9 @@ export function registerNet(program: Command<any, any, any>, ctxOf: CtxOf, ctxOf
     .option("--interval <ms>", "milliseconds between pings", parseMs("--interval"), 1000)
     .action(async (target: string, o, cmd) => {
       const ctx = ctxOf(cmd);
-      await withSession(ctx, target, (s, node) => pingLoop(ctx, s, node.config.transport.request_timeout * 1000, o.count, o.interval));
+      const { pingOp } = await import("../../daemon/ops.ts");
+      const args = { target, count: o.count, interval: o.interval };
+      renderPing(ctx, await runOp(ctx, "net.ping", args, (node) => pingOp(node, args)));
     });
 
   net.command("disconnect")
@@ -148,11 +112,10 @@ export function registerNet(program: Command<any, any, any>, ctxOf: CtxOf, ctxOf
     .argument("<target>")
     .action(async (target: string, _o, cmd) => {
       const ctx = ctxOf(cmd);
-      await withSession(ctx, target, async (s) => {
-        await s.disconnect("DISCONNECT_SHUTDOWN", "operator requested disconnect");
-        if (ctx.json) ctx.out.data({ node_id: s.nodeId, disconnected: true, reason: "DISCONNECT_SHUTDOWN" });
-        else ctx.out.line(`Disconnected from ${s.nodeId}`);
-      });
+      const { disconnectOp } = await import("../../daemon/ops.ts");
+      const r = await runOp(ctx, "net.disconnect", { target }, (node) => disconnectOp(node, { target }));
+      if (ctx.json) ctx.out.data({ ...r, disconnected: true, reason: "DISCONNECT_SHUTDOWN" });
+      else ctx.out.line(`Disconnected from ${r.node_id}`);
     });
 
   net.command("peers")

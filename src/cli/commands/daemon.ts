@@ -1,0 +1,89 @@
+import type { Command } from "@commander-js/extra-typings";
+import { AtlasError } from "../../errors.ts";
+import type { Ctx } from "../context.ts";
+import { formatAge } from "../output.ts";
+import type { StatusReport } from "../../daemon/ops.ts";
+
+type CtxOf = (cmd: Command<any, any, any>) => Ctx;
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+function parsePort(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new AtlasError("ERR_USAGE", `--port must be an integer from 0 to 65535, got '${v}'`);
+  return n;
+}
+
+/** `atlas daemon [stop]` and `atlas status` (SPEC §14, §16). */
+export function registerDaemon(program: Command<any, any, any>, ctxOf: CtxOf, ctxOfDaemon: CtxOf): void {
+  const daemon = program
+    .command("daemon")
+    .description("run the agent daemon in the foreground (`atlas daemon stop` stops it)")
+    .option("--host <host>", "bind address (default network.host)")
+    .option("--port <port>", "UDP port (default network.port; 0 = any)", parsePort)
+    .option("--bootstrap <addr>", "bootstrap node (repeatable)", collect, [] as string[])
+    .option("--relay <addr>", "relay node (repeatable)", collect, [] as string[])
+    .action(async (o, cmd) => {
+      const { startDaemon } = await import("../daemon-main.ts");
+      await startDaemon(ctxOfDaemon(cmd), o);
+    });
+
+  daemon
+    .command("stop")
+    .description("ask this home's daemon to shut down, and wait until it has")
+    .action(async (_o, cmd) => {
+      const ctx = ctxOf(cmd);
+      const { isDaemonRunning } = await import("../../daemon/detect.ts");
+      if (!(await isDaemonRunning(ctx.paths))) throw new AtlasError("ERR_USAGE", `no daemon is running for ${ctx.paths.home}`, { exit: 1 });
+      const { callDaemon } = await import("../../daemon/control-client.ts");
+      const { pid } = await callDaemon<{ pid: number }>(ctx.paths, "daemon.stop", {});
+      const deadline = Date.now() + 10_000;
+      while (Date.now() < deadline && alive(pid)) await new Promise((r) => setTimeout(r, 50));
+      if (alive(pid)) throw new AtlasError("ERR_TIMEOUT", `daemon (pid ${pid}) did not stop within 10 s`);
+      if (ctx.json) ctx.out.data({ stopped: true, pid });
+      else ctx.out.line(`Stopped daemon (pid ${pid})`);
+    });
+
+  program
+    .command("status")
+    .description("daemon state: node ID, addresses, sessions, outbox depth")
+    .action(async (_o, cmd) => {
+      const ctx = ctxOf(cmd);
+      const { isDaemonRunning } = await import("../../daemon/detect.ts");
+      if (!(await isDaemonRunning(ctx.paths))) {
+        const { loadIdentity } = await import("../../identity/identity.ts");
+        const id = await loadIdentity(ctx.paths);
+        if (ctx.json) ctx.out.data({ running: false, node_id: id.nodeId, home: ctx.paths.home });
+        else ctx.out.fields([["Node ID", id.nodeId], ["Daemon", "not running (start it with `atlas daemon`)"]]);
+        return;
+      }
+      const { callDaemon } = await import("../../daemon/control-client.ts");
+      const r = await callDaemon<StatusReport>(ctx.paths, "status", {});
+      if (ctx.json) return ctx.out.data({ running: true, ...r });
+      renderStatus(ctx, r);
+    });
+}
+
+function renderStatus(ctx: Ctx, r: StatusReport): void {
+  const now = Date.now() / 1000;
+  ctx.out.fields([
+    ["Node ID", r.node_id],
+    ["Daemon", `running (pid ${r.pid}, up ${r.uptime_s} s)`],
+    ["Listen", `${r.listen_address} (advertised: ${r.listen_addrs.join(", ") || "-"})`],
+    ["Public", r.public_address ? `${r.public_address} (${r.public_address_source})` : `unknown: ${r.public_address_source}`],
+    ["Sessions", String(r.sessions.length)],
+    ["Outbox", `${r.outbox_depth} queued`],
+  ]);
+  for (const s of r.sessions) {
+    const rtt = s.rtt_ms === null ? "-" : `${s.rtt_ms.toFixed(2)} ms`;
+    ctx.out.line(`  ${s.node_id.slice(0, 18)}…  ${s.name || "-"}  [${s.trust} via ${s.path}${s.relay ? ` ${s.relay}` : ""}]  ${s.direction}  age ${formatAge(now - s.age_s, now).replace(" ago", "")}  rtt ${rtt}${s.pinned ? "  pinned" : ""}`);
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}

@@ -1,0 +1,89 @@
+import type { Ctx } from "../cli/context.ts";
+import type { AtlasNode } from "../net/node.ts";
+import { Keepalive } from "../net/keepalive.ts";
+import { formatAddr } from "../transport/addr.ts";
+import { unixNow, within } from "../util/time.ts";
+import { ControlServer, type ControlHandler } from "./control-server.ts";
+import { connectOp, disconnectOp, pingOp, statusOp } from "./ops.ts";
+import { acquirePidFile } from "./pidfile.ts";
+
+export interface DaemonOptions {
+  host?: string;
+  port?: number;
+  bootstrap: string[];
+  relay: string[];
+}
+
+/** What a daemon service is: started after the node, stopped before it closes. */
+export interface Service {
+  start(): void;
+  stop(): void | Promise<void>;
+}
+
+/**
+ * `atlas daemon` (SPEC §16): take the home's lock, start the node, close session rows a crash
+ * left open, start the services and the control socket; on SIGINT/SIGTERM or `daemon stop`,
+ * Disconnect every peer, close the rows, flush, exit 0 within 5 s.
+ */
+export async function runDaemon(ctx: Ctx, o: DaemonOptions, extend?: (node: AtlasNode, handlers: Map<string, ControlHandler>, services: Service[]) => Promise<void>): Promise<void> {
+  const startedAt = Date.now();
+  // Fail fast on a missing identity or bad config before taking the lock.
+  const { loadIdentity } = await import("../identity/identity.ts");
+  await loadIdentity(ctx.paths);
+  await ctx.config({ lists: { "network.bootstrap": o.bootstrap, "network.relays": o.relay } });
+  const release = await acquirePidFile(ctx.paths);
+  let node: AtlasNode | null = null;
+  let control: ControlServer | null = null;
+  const services: Service[] = [];
+  let stopRequested!: () => void;
+  const stopped = new Promise<string>((resolve) => (stopRequested = () => resolve("control")));
+  try {
+    const { startNode } = await import("../cli/runtime.ts");
+    node = await startNode(ctx, { listen: true, host: o.host, port: o.port, overrides: { lists: { "network.bootstrap": o.bootstrap, "network.relays": o.relay } } });
+    const crashed = await node.store.sessions.closeAllOpen("crash", unixNow());
+    if (crashed > 0) ctx.log.info("closed session rows left open by a crash", { count: crashed });
+    const n = node;
+    const handlers = new Map<string, ControlHandler>([
+      ["status", async () => statusOp(n, startedAt)],
+      ["net.connect", async (a) => connectOp(n, { target: String(a.target), keep: true })],
+      ["net.ping", async (a) => pingOp(n, { target: String(a.target), count: Number(a.count), interval: Number(a.interval) })],
+      ["net.disconnect", async (a) => disconnectOp(n, { target: String(a.target) })],
+      ["daemon.stop", async () => (setImmediate(stopRequested), { pid: process.pid })],
+    ]);
+    services.push(new Keepalive(n));
+    await extend?.(n, handlers, services);
+    for (const s of services) s.start();
+    control = await ControlServer.listen(ctx.paths.sockFile, handlers, ctx.log);
+    const addr = formatAddr(n.endpoint.local);
+    if (ctx.json) ctx.out.data({ event: "listening", node_id: n.nodeId, address: addr, listen_addrs: n.card.listenAddrs, pid: process.pid });
+    else ctx.out.line(`Listening on ${addr} as ${n.nodeId}`);
+    ctx.log.info("daemon started", { address: addr, node_id: n.nodeId, pid: process.pid, socket: ctx.paths.sockFile });
+    const why = await Promise.race([stopped, signal()]);
+    ctx.log.info("shutting down", { reason: why });
+  } finally {
+    const hard = setTimeout(() => process.exit(0), 4500); // SPEC §16: gone within 5 s whatever hangs
+    hard.unref();
+    await control?.close().catch(() => {});
+    for (const s of services) await within(Promise.resolve(s.stop()), 1000);
+    if (node) {
+      await node.close("DISCONNECT_SHUTDOWN", "node shutting down", "shutdown");
+      await node.store.close();
+    }
+    await release();
+  }
+}
+
+function signal(): Promise<string> {
+  return new Promise((resolve) => {
+    const on = (sig: string) => () => {
+      process.off("SIGINT", onInt);
+      process.off("SIGTERM", onTerm);
+      resolve(sig);
+    };
+    const onInt = on("SIGINT");
+    const onTerm = on("SIGTERM");
+    process.on("SIGINT", onInt);
+    process.on("SIGTERM", onTerm);
+  });
+}
+

@@ -1,0 +1,130 @@
+/**
+ * Peer operations as plain request → result functions over an AtlasNode. The daemon runs them
+ * for the CLI over the control socket; a CLI without a daemon runs the same functions on a node
+ * of its own. Results are JSON-safe so both paths print the same thing.
+ */
+import { AtlasError } from "../errors.ts";
+import { dialPeer } from "../net/dial.ts";
+import type { AtlasNode } from "../net/node.ts";
+import type { Session } from "../net/session.ts";
+import { formatAddr } from "../transport/addr.ts";
+import { DISCONNECT_SHUTDOWN } from "../wire/messages.ts";
+import { sleep } from "../util/time.ts";
+
+export interface SessionInfo {
+  node_id: string;
+  name: string;
+  trust: string;
+  path: string;
+  relay: string | null;
+  address: string;
+}
+
+export function sessionInfo(s: Session): SessionInfo {
+  return { node_id: s.nodeId, name: s.peer.name, trust: s.trust, path: s.path, relay: s.relay ?? null, address: s.remoteAddress };
+}
+
+/** `net connect`: in a daemon the session is kept until `net disconnect` (SPEC §7). */
+export async function connectOp(node: AtlasNode, a: { target: string; keep?: boolean }): Promise<SessionInfo> {
+  const { session } = await dialPeer(node, a.target);
+  if (a.keep) session.pinned = true;
+  return sessionInfo(session);
+}
+
+export interface PingReport extends SessionInfo {
+  ping_ts: number | null;
+  pong_ts: number | null;
+  rtt_ms: (number | null)[];
+  sent: number;
+  received: number;
+  min_ms: number | null;
+  median_ms: number | null;
+  max_ms: number | null;
+  error?: { code: string; message: string; exit: number };
+}
+
+/** `net ping`: `count` Pings `interval` ms apart over a live or new session. */
+export async function pingOp(node: AtlasNode, a: { target: string; count: number; interval: number }): Promise<PingReport> {
+  const { session: s } = await dialPeer(node, a.target);
+  const timeoutMs = node.config.transport.request_timeout * 1000;
+  const rtts: (number | null)[] = [];
+  let first: { pingTs: number; pongTs: number } | null = null;
+  let lastErr: unknown = null;
+  for (let i = 0; i < a.count; i++) {
+    if (i > 0) await sleep(a.interval);
+    try {
+      const r = await s.ping(timeoutMs);
+      s.lastActivity = Date.now();
+      rtts.push(r.rttMs);
+      first ??= r;
+    } catch (e) {
+      lastErr = e;
+      rtts.push(null);
+      if (!s.isOpen) break;
+    }
+  }
+  const got = rtts.filter((r): r is number => r !== null).sort((x, y) => x - y);
+  const report: PingReport = {
+    ...sessionInfo(s),
+    ping_ts: first?.pingTs ?? null,
+    pong_ts: first?.pongTs ?? null,
+    rtt_ms: rtts,
+    sent: rtts.length,
+    received: got.length,
+    min_ms: got[0] ?? null,
+    median_ms: got.length ? got[Math.floor((got.length - 1) / 2)]! : null,
+    max_ms: got.at(-1) ?? null,
+  };
+  if (got.length === 0) {
+    const e = lastErr instanceof AtlasError ? lastErr : new AtlasError("ERR_TIMEOUT", "no Pong received");
+    report.error = { code: e.code, message: e.message, exit: e.exit };
+  }
+  return report;
+}
+
+/** `net disconnect`: Disconnect every live session with the peer, or dial one to say it. */
+export async function disconnectOp(node: AtlasNode, a: { target: string }): Promise<{ node_id: string; sessions: number }> {
+  const { session } = await dialPeer(node, a.target);
+  const all = node.sessionsWith(session.nodeId);
+  await Promise.all(all.map((s) => s.disconnect(DISCONNECT_SHUTDOWN, "operator requested disconnect")));
+  return { node_id: session.nodeId, sessions: all.length };
+}
+
+export interface StatusReport {
+  node_id: string;
+  name: string;
+  pid: number;
+  uptime_s: number;
+  listen_address: string;
+  listen_addrs: string[];
+  public_address: string | null;
+  public_address_source: string;
+  sessions: { node_id: string; name: string; direction: string; path: string; relay: string | null; trust: string; age_s: number; rtt_ms: number | null; pinned: boolean }[];
+  outbox_depth: number;
+}
+
+export async function statusOp(node: AtlasNode, startedAt: number): Promise<StatusReport> {
+  const now = Date.now();
+  return {
+    node_id: node.nodeId,
+    name: node.card.name,
+    pid: process.pid,
+    uptime_s: Math.round((now - startedAt) / 1000),
+    listen_address: formatAddr(node.endpoint.local),
+    listen_addrs: node.card.listenAddrs,
+    public_address: null,
+    public_address_source: "none (STUN arrives with the NAT traversal work; peers see the listen address)",
+    sessions: node.allSessions().map((s) => ({
+      node_id: s.nodeId,
+      name: s.peer.name,
+      direction: s.direction,
+      path: s.path,
+      relay: s.relay ?? null,
+      trust: s.trust,
+      age_s: Math.round((now - s.openedAt) / 1000),
+      rtt_ms: s.lastRttMs,
+      pinned: s.pinned,
+    })),
+    outbox_depth: await node.store.outbox.count(),
+  };
+}
