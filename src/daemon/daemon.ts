@@ -4,7 +4,7 @@ import { Keepalive } from "../net/keepalive.ts";
 import { formatAddr } from "../transport/addr.ts";
 import { unixNow, within } from "../util/time.ts";
 import { ControlServer, type ControlHandler } from "./control-server.ts";
-import { connectOp, disconnectOp, pingOp, statusOp } from "./ops.ts";
+import { banOp, connectOp, disconnectOp, pingOp, statusOp, unbanOp } from "./ops.ts";
 import { acquirePidFile } from "./pidfile.ts";
 
 export interface DaemonOptions {
@@ -48,6 +48,8 @@ export async function runDaemon(ctx: Ctx, o: DaemonOptions, extend?: (node: Atla
       ["net.connect", async (a) => connectOp(n, { target: String(a.target), keep: true })],
       ["net.ping", async (a) => pingOp(n, { target: String(a.target), count: Number(a.count), interval: Number(a.interval) })],
       ["net.disconnect", async (a) => disconnectOp(n, { target: String(a.target) })],
+      ["net.ban", async (a) => banOp(n, { target: String(a.target), seconds: Number(a.seconds) })],
+      ["net.unban", async (a) => unbanOp(n, { target: String(a.target) })],
       ["daemon.stop", async () => (setImmediate(stopRequested), { pid: process.pid })],
     ]);
     services.push(new Keepalive(n));

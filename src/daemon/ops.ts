@@ -128,3 +128,34 @@ export async function statusOp(node: AtlasNode, startedAt: number): Promise<Stat
     outbox_depth: await node.store.outbox.count(),
   };
 }
+
+/** `net ban` / `net unban` take a node ID or a unique prefix of a known one. */
+export async function resolvePeerId(store: AtlasNode["store"], target: string): Promise<string> {
+  const { parseIdPrefix, isNodeId, resolveNodeIdPrefix } = await import("../identity/node-id.ts");
+  const hex = parseIdPrefix(target);
+  if (!hex) throw new AtlasError("ERR_USAGE", `invalid node ID '${target}': expected atlas_ followed by at least 8 hex characters`);
+  const full = "atlas_" + hex;
+  const ids = await store.peers.allIds();
+  return isNodeId(full) && !ids.includes(full) ? full : resolveNodeIdPrefix(target, ids);
+}
+
+export interface BanResult {
+  node_id: string;
+  ban_until: number | null;
+  disconnected: number;
+}
+
+/** Ban by hand (SPEC §9): stored, live sessions get Disconnect DISCONNECT_BANNED. */
+export async function banOp(node: AtlasNode, a: { target: string; seconds: number }): Promise<BanResult> {
+  const id = await resolvePeerId(node.store, a.target);
+  const until = Math.floor(Date.now() / 1000) + a.seconds;
+  const live = node.sessionsWith(id).length;
+  await node.ban(id, until);
+  return { node_id: id, ban_until: until, disconnected: live };
+}
+
+export async function unbanOp(node: AtlasNode, a: { target: string }): Promise<BanResult> {
+  const id = await resolvePeerId(node.store, a.target);
+  await node.unban(id);
+  return { node_id: id, ban_until: null, disconnected: 0 };
+}

@@ -14,7 +14,9 @@ import { silentLogger, type Logger } from "../util/log.ts";
 import { AGENT } from "../version.ts";
 import { unixNow } from "../util/time.ts";
 import { FramedStream } from "../wire/framed-stream.ts";
-import { DISCONNECT_SHUTDOWN, type MsgTypeName, type TrustLevel } from "../wire/messages.ts";
+import type { WireMessage } from "../wire/messages.ts";
+import { DISCONNECT_BANNED, DISCONNECT_REPLACED, DISCONNECT_SHUTDOWN, type MsgTypeName, type TrustLevel } from "../wire/messages.ts";
+import { PeerRateLimiter } from "./rate-limit.ts";
 import { listenAddrs } from "./listen-addrs.ts";
 import { Session, type Direction, type PathKind, type RequestHandler } from "./session.ts";
 import { trustLevelFor } from "./trust.ts";
@@ -46,6 +48,8 @@ export class AtlasNode {
   private sessions = new Map<string, Set<Session>>();
   private handlers = new Map<MsgTypeName, RequestHandler>();
   private closing = false;
+  /** Inbound request limits per peer and tier (SPEC §9). */
+  readonly limiter: PeerRateLimiter;
   /** Called for every new session (after its row is written). */
   onSession: ((s: Session) => void) | null = null;
 
@@ -55,6 +59,7 @@ export class AtlasNode {
     this.store = o.store;
     this.endpoint = endpoint;
     this.log = o.log ?? silentLogger;
+    this.limiter = new PeerRateLimiter(o.config);
     this.card = {
       identity: o.identity,
       name: o.profile.name,
@@ -213,16 +218,39 @@ export class AtlasNode {
   private async openSession(conn: QuicConnection, hs: HandshakeResult, direction: Direction, path: PathKind, held: HeldStreams, dialled?: SockAddr): Promise<Session> {
     const s = new Session({ conn, control: hs.control, peer: hs.peer, trust: hs.trust, direction, path, remoteAddress: formatAddr(conn.remote), log: this.log });
     await this.recordSession(s, hs.peer, hs.trust, dialled);
+    const rivals = this.sessionsWith(s.nodeId);
     let set = this.sessions.get(s.nodeId);
     if (!set) this.sessions.set(s.nodeId, (set = new Set()));
     set.add(s);
+    this.limiter.sessionStarted(s.nodeId);
     this.log.info("session opened", { peer: shortNodeId(s.nodeId), name: hs.peer.name, direction, path, trust: hs.trust, remote: s.remoteAddress });
     void s.done.then((reason) => this.onSessionDone(s, reason));
     void s.runControl();
     held.session = s;
     for (const st of held.streams.splice(0)) void this.serveRequest(s, st);
-    this.onSession?.(s);
-    return s;
+    const winner = this.settleRivals(s, rivals);
+    if (winner === s) this.onSession?.(s);
+    return winner;
+  }
+
+  /**
+   * One session per peer (SPEC §7). Two connections dialled at once from both ends: keep the one
+   * initiated by the lower node ID, on both sides, so exactly one survives. Otherwise a newer
+   * connection replaces the older. The loser gets Disconnect DISCONNECT_REPLACED.
+   */
+  private settleRivals(s: Session, rivals: Session[]): Session {
+    let winner = s;
+    const raceMs = this.config.security.handshake_timeout * 1000;
+    const initiator = (x: Session) => (x.direction === "outbound" ? this.nodeId : x.nodeId);
+    for (const old of rivals) {
+      const race = old.direction !== s.direction && s.openedAt - old.openedAt < raceMs;
+      const keepOld = race && initiator(old) < initiator(s);
+      const loser = keepOld ? s : old;
+      if (keepOld) winner = old;
+      if (loser.pinned) (keepOld ? old : s).pinned = true;
+      void loser.disconnect(DISCONNECT_REPLACED, "replaced by another connection between the same nodes");
+    }
+    return winner;
   }
 
   private async recordSession(s: Session, peer: PeerCard, trust: TrustLevel, dialled?: SockAddr): Promise<void> {
@@ -264,7 +292,12 @@ export class AtlasNode {
 
   private onSessionDone(s: Session, reason: string): void {
     this.sessions.get(s.nodeId)?.delete(s);
-    if (this.sessions.get(s.nodeId)?.size === 0) this.sessions.delete(s.nodeId);
+    if (this.sessions.get(s.nodeId)?.size === 0) {
+      this.sessions.delete(s.nodeId);
+      this.limiter.sessionEnded(s.nodeId);
+    }
+    // The peer's operator asked to disconnect: close every session with it (SPEC §7).
+    if (s.remoteDisconnect && reason === DISCONNECT_SHUTDOWN) for (const o of this.sessionsWith(s.nodeId)) o.close(reason);
     this.log.info("session closed", { peer: shortNodeId(s.nodeId), reason });
     const now = unixNow();
     const p = (async () => {
@@ -282,12 +315,39 @@ export class AtlasNode {
 
   // ---- request streams ----
 
+  /**
+   * Rate limits (SPEC §9): a request over its tier's limit is answered Error 4001 and counts as
+   * a violation; enough violations ban the peer: ban_until stored, Disconnect DISCONNECT_BANNED.
+   */
+  private async admit(session: Session, req: WireMessage, bytes: number, fs: FramedStream): Promise<boolean> {
+    const d = this.limiter.check(session.nodeId, session.trust, bytes);
+    if (d.ok) return true;
+    this.log.warn("rate limited", { peer: shortNodeId(session.nodeId), limit: d.limit, violations: d.violations });
+    await fs.end({ type: "Error", code: 4001, message: `rate limit exceeded (${d.limit})`, ref_msg_id: req.type === "Message" ? req.id : undefined }).catch(() => {});
+    await this.store.peers.setViolations(session.nodeId, d.violations).catch(() => {});
+    if (d.banUntil !== undefined) await this.ban(session.nodeId, d.banUntil);
+    return false;
+  }
+
+  /** Ban a peer until `until` (Unix s): stored, and every live session with it closed. */
+  async ban(nodeId: string, until: number): Promise<void> {
+    await this.store.peers.setBan(nodeId, until);
+    this.log.warn("peer banned", { peer: shortNodeId(nodeId), until });
+    await Promise.all(this.sessionsWith(nodeId).map((s) => s.disconnect(DISCONNECT_BANNED, `banned until ${until}`)));
+  }
+
+  async unban(nodeId: string): Promise<void> {
+    await this.store.peers.setBan(nodeId, null);
+    this.limiter.reset(nodeId);
+  }
+
   private async serveRequest(session: Session, stream: QuicStream): Promise<void> {
     const fs = new FramedStream(stream);
     try {
       const req = await fs.read(this.config.transport.read_timeout * 1000);
       if (!req) return stream.abort(0);
       session.lastActivity = Date.now();
+      if (!(await this.admit(session, req, fs.lastFrameBytes, fs))) return;
       const h = this.handlers.get(req.type);
       if (!h) {
         await fs.end({ type: "Error", code: 2003, message: `unsupported request ${req.type}` });
@@ -302,7 +362,7 @@ export class AtlasNode {
   }
 }
 
-interface HeldStreams {
+export interface HeldStreams {
   streams: QuicStream[];
   session: Session | null;
 }

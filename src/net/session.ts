@@ -41,6 +41,8 @@ export class Session {
   pinned = false;
   /** RTT of the latest Pong, for `atlas status`. */
   lastRttMs: number | null = null;
+  /** The peer ended the session with a Disconnect frame. */
+  remoteDisconnect = false;
   /** Consecutive keepalive Pings without a Pong. */
   missedPongs = 0;
   /** Why this session ended, once it has: a Disconnect reason, or a local label. */
@@ -116,6 +118,7 @@ export class Session {
       case "Disconnect":
         this.log.info("peer disconnected", { peer: this.nodeId.slice(0, 18) + "…", reason: m.reason, message: m.message });
         this.closeReason = m.reason;
+        this.remoteDisconnect = true;
         this.conn.close(0, m.reason);
         return;
       case "Error":

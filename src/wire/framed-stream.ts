@@ -11,6 +11,10 @@ export class FramedStream {
   readonly stream: QuicStream;
   private reader: FrameReader;
   private eof = false;
+  private pushed = 0;
+  private consumed = 0;
+  /** Size (header + payload) of the frame `read` returned last: what rate limits count. */
+  lastFrameBytes = 0;
 
   constructor(stream: QuicStream, maxPayload = MAX_PAYLOAD) {
     this.stream = stream;
@@ -35,7 +39,12 @@ export class FramedStream {
         if (e instanceof WireError) await this.refuse(e);
         throw e;
       }
-      if (msg) return msg;
+      if (msg) {
+        const total = this.pushed - this.reader.buffered;
+        this.lastFrameBytes = total - this.consumed;
+        this.consumed = total;
+        return msg;
+      }
       if (this.eof) {
         if (this.reader.hasPartial) {
           const e = new WireError("ERR_MESSAGE_REJECTED", "truncated frame at end of stream");
@@ -48,7 +57,10 @@ export class FramedStream {
       if (left !== undefined && left <= 0) throw new AtlasError("ERR_TIMEOUT", `no frame from peer within ${timeoutMs! / 1000} s`);
       const chunk = await this.stream.read(left);
       if (chunk === null) this.eof = true;
-      else this.reader.push(chunk);
+      else {
+        this.pushed += chunk.length;
+        this.reader.push(chunk);
+      }
     }
   }
 

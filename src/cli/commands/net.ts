@@ -2,7 +2,7 @@ import type { Command } from "@commander-js/extra-typings";
 import { AtlasError, type ErrorCodeName } from "../../errors.ts";
 import type { Ctx } from "../context.ts";
 import type { AtlasNode } from "../../net/node.ts";
-import type { PingReport } from "../../daemon/ops.ts";
+import type { BanResult, PingReport } from "../../daemon/ops.ts";
 import { formatAge, table } from "../output.ts";
 
 type CtxOf = (cmd: Command<any, any, any>) => Ctx;
@@ -51,6 +51,33 @@ async function runOp<T>(ctx: Ctx, op: string, args: Record<string, unknown>, sta
   } finally {
     await closeCliNode(node);
   }
+}
+
+/** Bans need only the store when no daemon runs (there are no live sessions to close). */
+async function runBanOp(ctx: Ctx, op: "net.ban" | "net.unban", args: { target: string; seconds?: number }): Promise<BanResult> {
+  const { isDaemonRunning } = await import("../../daemon/detect.ts");
+  if (await isDaemonRunning(ctx.paths)) {
+    const { callDaemon } = await import("../../daemon/control-client.ts");
+    return callDaemon<BanResult>(ctx.paths, op, args);
+  }
+  const { openStore } = await import("../../store/index.ts");
+  const { resolvePeerId } = await import("../../daemon/ops.ts");
+  const store = await openStore(ctx.paths.dbFile);
+  try {
+    const id = await resolvePeerId(store, args.target);
+    const until = op === "net.ban" ? Math.floor(Date.now() / 1000) + args.seconds! : null;
+    await store.peers.setBan(id, until);
+    return { node_id: id, ban_until: until, disconnected: 0 };
+  } finally {
+    await store.close();
+  }
+}
+
+/** `90s`, `10m`, `2h`, `7d` or plain seconds. */
+export function parseDuration(v: string): number {
+  const m = /^(\d+)\s*([smhd]?)$/.exec(v.trim());
+  if (!m || Number(m[1]) <= 0) throw new AtlasError("ERR_USAGE", `invalid duration '${v}': expected e.g. 90s, 10m, 2h, 7d or a number of seconds`);
+  return Number(m[1]) * ({ "": 1, s: 1, m: 60, h: 3600, d: 86400 } as Record<string, number>)[m[2]!]!;
 }
 
 /** Peer/Path, Ping/Pong of the first Pong, one RTT line per Ping, and the summary (SPEC §14). */
@@ -116,6 +143,28 @@ export function registerNet(program: Command<any, any, any>, ctxOf: CtxOf, ctxOf
       const r = await runOp(ctx, "net.disconnect", { target }, (node) => disconnectOp(node, { target }));
       if (ctx.json) ctx.out.data({ ...r, disconnected: true, reason: "DISCONNECT_SHUTDOWN" });
       else ctx.out.line(`Disconnected from ${r.node_id}`);
+    });
+
+  net.command("ban")
+    .description("ban a peer: its handshakes are refused and live sessions closed")
+    .argument("<target>", "node ID or unique prefix")
+    .option("--for <duration>", "how long: 90s, 10m, 2h, 7d or seconds (default security.ban_duration_secs)")
+    .action(async (target: string, o, cmd) => {
+      const ctx = ctxOf(cmd);
+      const seconds = o.for === undefined ? (await ctx.config()).security.ban_duration_secs : parseDuration(o.for);
+      const r = await runBanOp(ctx, "net.ban", { target, seconds });
+      if (ctx.json) ctx.out.data(r);
+      else ctx.out.line(`Banned ${r.node_id} until ${new Date(r.ban_until! * 1000).toISOString()}`);
+    });
+
+  net.command("unban")
+    .description("lift a ban")
+    .argument("<target>", "node ID or unique prefix")
+    .action(async (target: string, _o, cmd) => {
+      const ctx = ctxOf(cmd);
+      const r = await runBanOp(ctx, "net.unban", { target });
+      if (ctx.json) ctx.out.data(r);
+      else ctx.out.line(`Unbanned ${r.node_id}`);
     });
 
   net.command("peers")

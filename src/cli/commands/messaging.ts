@@ -1,0 +1,271 @@
+/**
+ * `atlas net send`, `net inbox`, `net outbox` (SPEC §14).
+ *
+ * - send: with a daemon running, the message is committed to the outbox table (the daemon's
+ *   outbox worker polls it) and the command prints `Queued`/`Target`; without one, the command
+ *   dials and delivers it itself and prints `Sent to`/`Msg ID`/`Ack`.
+ * - inbox: reads the inbox table (with or without a daemon: WAL lets readers run beside the
+ *   writer); `--follow` polls for rows stored after the last one shown.
+ * - outbox: the queue and the latest outcomes from `deliveries`.
+ *
+ * JSON output of messages (`net inbox --json`, one object per line) carries `body` as the JSON
+ * value itself, spliced in verbatim (whitespace outside strings removed so that it stays on one
+ * line): nothing is re-serialised, so big integers keep every digit. `seq` is the inbox row
+ * number, a resume cursor for `--after`.
+ */
+import type { Command } from "@commander-js/extra-typings";
+import { AtlasError } from "../../errors.ts";
+import type { InboxRow, Store } from "../../store/index.ts";
+import type { Ctx } from "../context.ts";
+import { table } from "../output.ts";
+
+type CtxOf = (cmd: Command<any, any, any>) => Ctx;
+const short = (id: string) => id.slice(0, 18) + "…";
+/** Labels of `net send` are padded to one column of this width (SPEC §14). */
+const SEND_LABEL_WIDTH = 8;
+const FOLLOW_POLL_MS = 250;
+
+function parseIntOpt(name: string, min: number, max: number) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min || n > max) throw new AtlasError("ERR_USAGE", `${name} must be an integer from ${min} to ${max}, got '${v}'`);
+    return n;
+  };
+}
+
+function isoTime(unixSecs: number): string {
+  return new Date(unixSecs * 1000).toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
+/** "in 5s" / "3m ago" relative to now. */
+function relTime(unixSecs: number, now: number): string {
+  const d = Math.round(unixSecs - now);
+  const a = Math.abs(d);
+  const txt = a < 60 ? `${a}s` : a < 3600 ? `${Math.floor(a / 60)}m` : a < 86400 ? `${Math.floor(a / 3600)}h` : `${Math.floor(a / 86400)}d`;
+  return d > 0 ? `in ${txt}` : d === 0 ? "now" : `${txt} ago`;
+}
+
+/** Control characters (terminal escapes) in peer-chosen text shown to humans, made visible. */
+function safeText(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return s.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0"));
+}
+
+async function withStore<T>(ctx: Ctx, fn: (store: Store) => Promise<T>): Promise<T> {
+  const { openStore } = await import("../../store/index.ts");
+  const store = await openStore(ctx.paths.dbFile);
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// inbox output
+
+/** One JSON line for an inbox row; `body` is the stored JSON text itself (lossless). */
+export async function inboxJsonLine(r: InboxRow): Promise<string> {
+  const { compactJson } = await import("../../net/messaging.ts");
+  const { isJsonText } = await import("../../wire/validate.ts");
+  const head = JSON.stringify({ seq: r.rowid, id: r.id, from: r.from_id, to: r.to_id, timestamp: r.timestamp, reply_to: r.reply_to, topic: r.topic });
+  const body = isJsonText(r.body) ? compactJson(r.body) : JSON.stringify(r.body);
+  return `${head.slice(0, -1)},"body":${body},"received_at":${r.received_at}}`;
+}
+
+function inboxHuman(r: InboxRow): string {
+  const parts = [isoTime(r.received_at), `from ${short(r.from_id)}`];
+  if (r.topic !== null) parts.push(`topic ${safeText(r.topic)}`);
+  if (r.reply_to !== null) parts.push(`re ${r.reply_to}`);
+  parts.push(r.id);
+  const body = r.body.split(/\r?\n/).map((l) => "  " + l).join("\n");
+  return parts.join("  ") + "\n" + body;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** `atlas net send|inbox|outbox` (SPEC §14), added to the `net` command. */
+export function registerMessaging(net: Command<any, any, any>, ctxOf: CtxOf): void {
+  net.command("send")
+    .description("send a message: queued for the daemon when one runs, else delivered directly")
+    .argument("<target>", "node ID (or unique prefix), atlas_<id>@host:port, or host:port")
+    .argument("<body>", "JSON text; anything else is sent as a JSON string (use -- before a body starting with '-')")
+    .option("--topic <topic>", "topic (at most 128 bytes)")
+    .option("--reply-to <msg_id>", "ID of the message this one answers")
+    .action(async (target: string, text: string, o, cmd) => {
+      const ctx = ctxOf(cmd);
+      const { normalizeBody, checkOutgoing, newMessageId, resolveSendTarget, shortTarget, sendDirect } = await import("../../net/messaging.ts");
+      const body = normalizeBody(text);
+      const replyTo = o.replyTo?.toLowerCase();
+      checkOutgoing(body, { topic: o.topic, replyTo });
+      const { isDaemonRunning } = await import("../../daemon/detect.ts");
+      if (await isDaemonRunning(ctx.paths)) {
+        // The daemon's outbox worker polls the table: committing the row is the hand-over.
+        const cfg = await ctx.config();
+        const { msgId, canonical } = await withStore(ctx, async (store) => {
+          const canonical = await resolveSendTarget(store, target);
+          const msgId = newMessageId();
+          const now = Math.floor(Date.now() / 1000);
+          await store.outbox.enqueue({ id: msgId, target: canonical, topic: o.topic ?? null, reply_to: replyTo ?? null, body, created_at: now, expires_at: now + cfg.outbox.ttl });
+          return { msgId, canonical };
+        });
+        if (ctx.json) ctx.out.data({ queued: true, msg_id: msgId, target: canonical });
+        else ctx.out.fields([["Queued", msgId], ["Target", shortTarget(canonical)]], SEND_LABEL_WIDTH);
+        return;
+      }
+      const { startNode, closeCliNode } = await import("../runtime.ts");
+      const node = await startNode(ctx, { listen: false });
+      try {
+        const canonical = await resolveSendTarget(node.store, target);
+        const msgId = newMessageId();
+        let r: Awaited<ReturnType<typeof sendDirect>>;
+        try {
+          r = await sendDirect(node, canonical, body, { topic: o.topic, replyTo, msgId });
+        } catch (e) {
+          const { isAtlasError } = await import("../../errors.ts");
+          if (!isAtlasError(e, "ERR_USAGE")) {
+            await node.store.deliveries
+              .record({ msg_id: msgId, target: canonical, status: "failed", attempts: 1, finished_at: Math.floor(Date.now() / 1000), detail: `direct send: ${(e as Error).message}` })
+              .catch(() => {});
+          }
+          throw e;
+        }
+        const s = r.session;
+        await node.store.deliveries
+          .record({ msg_id: r.msgId, target: s.nodeId, status: "delivered", attempts: 1, path: s.path, finished_at: Math.floor(Date.now() / 1000), detail: "direct send" })
+          .catch((e) => ctx.log.warn("could not record the delivery", { error: (e as Error).message }));
+        if (ctx.json) ctx.out.data({ queued: false, msg_id: r.msgId, to: s.nodeId, name: s.peer.name, trust: s.trust, path: s.path, relay: s.relay ?? null, ack: r.ack.status });
+        else {
+          ctx.out.fields(
+            [
+              ["Sent to", `${short(s.nodeId)} [${s.trust} via ${s.path}]`],
+              ["Msg ID", r.msgId],
+              ["Ack", r.ack.status],
+            ],
+            SEND_LABEL_WIDTH,
+          );
+        }
+      } finally {
+        await closeCliNode(node);
+      }
+    });
+
+  net.command("inbox")
+    .description("received messages, oldest first (--follow: keep printing new ones)")
+    .option("--follow", "keep running and print messages as they arrive (until SIGINT/SIGTERM)")
+    .option("--from <node>", "only messages from this node ID (or unique prefix)")
+    .option("--topic <topic>", "only messages with this topic")
+    .option("--limit <n>", "show the latest N stored messages first (default 100; 0 with --follow: only new ones)", parseIntOpt("--limit", 0, 1_000_000))
+    .option("--after <seq>", "only messages stored after this seq (the `seq` of --json output): a resume cursor", parseIntOpt("--after", 0, Number.MAX_SAFE_INTEGER))
+    .action(async (o, cmd) => {
+      const ctx = ctxOf(cmd);
+      const { openStore } = await import("../../store/index.ts");
+      const store = await openStore(ctx.paths.dbFile);
+      let stop: (() => void) | null = null;
+      const signals = (): Promise<void> =>
+        new Promise((resolve) => {
+          const onSig = () => {
+            process.off("SIGINT", onSig);
+            process.off("SIGTERM", onSig);
+            resolve();
+          };
+          stop = onSig;
+          process.on("SIGINT", onSig);
+          process.on("SIGTERM", onSig);
+        });
+      // Install the handlers before the first read so that a signal never kills the process mid-write.
+      const stopped = o.follow ? signals() : null;
+      try {
+        const { resolveSender } = await import("../../net/messaging.ts");
+        const from = o.from !== undefined ? await resolveSender(store, o.from) : undefined;
+        const filter = { from, topic: o.topic };
+        const print = async (rows: InboxRow[]) => {
+          for (const r of rows) ctx.out.line(ctx.json ? await inboxJsonLine(r) : inboxHuman(r));
+        };
+        let cursor: number;
+        let first: InboxRow[];
+        if (o.after !== undefined) {
+          first = await store.inbox.list({ ...filter, sinceRowid: o.after, limit: o.limit ?? 1000 });
+          cursor = first.at(-1)?.rowid ?? o.after;
+        } else {
+          // The newest row first: anything stored after it is "new" for --follow.
+          const latest = (await store.inbox.list({ limit: 1 })).at(-1)?.rowid ?? 0;
+          const limit = o.limit ?? 100;
+          first = limit > 0 ? await store.inbox.list({ ...filter, limit }) : [];
+          cursor = Math.max(first.at(-1)?.rowid ?? 0, latest);
+        }
+        await print(first);
+        if (!o.follow) {
+          if (first.length === 0 && !ctx.json) ctx.out.line("No messages.");
+          return;
+        }
+        let done = false;
+        void stopped!.then(() => (done = true));
+        while (!done) {
+          const rows = await store.inbox.list({ ...filter, sinceRowid: cursor, limit: 500 });
+          if (rows.length > 0) {
+            await print(rows);
+            cursor = rows.at(-1)!.rowid;
+            if (rows.length === 500) continue;
+          }
+          await Promise.race([stopped, new Promise((r) => setTimeout(r, FOLLOW_POLL_MS))]);
+        }
+      } finally {
+        if (stop) (stop as () => void)();
+        await store.close();
+      }
+    });
+
+  net.command("outbox")
+    .description("messages waiting for delivery, and the latest delivery outcomes")
+    .option("--limit <n>", "how many recent deliveries to show (default 20)", parseIntOpt("--limit", 0, 100_000))
+    .action(async (o, cmd) => {
+      const ctx = ctxOf(cmd);
+      const { shortTarget } = await import("../../net/messaging.ts");
+      const { queued, deliveries } = await withStore(ctx, async (store) => ({
+        queued: await store.outbox.list(),
+        deliveries: o.limit === 0 ? [] : await store.deliveries.list({ limit: o.limit ?? 20 }),
+      }));
+      const now = Math.floor(Date.now() / 1000);
+      if (ctx.json) {
+        ctx.out.data({
+          queued: queued.map((r) => ({
+            id: r.id,
+            target: r.target,
+            topic: r.topic,
+            reply_to: r.reply_to,
+            body_bytes: Buffer.byteLength(r.body, "utf8"),
+            status: r.status,
+            attempts: r.attempts,
+            created_at: r.created_at,
+            next_attempt_at: r.next_attempt_at,
+            expires_at: r.expires_at,
+          })),
+          deliveries: deliveries.map((d) => ({ msg_id: d.msg_id, target: d.target, status: d.status, attempts: d.attempts, path: d.path, finished_at: d.finished_at, detail: d.detail })),
+        });
+        return;
+      }
+      if (queued.length === 0) ctx.out.line("Outbox is empty.");
+      else {
+        ctx.out.line(`Queued (${queued.length}):`);
+        ctx.out.line(
+          table(
+            ["MSG ID", "TARGET", "STATUS", "ATTEMPTS", "NEXT ATTEMPT", "EXPIRES"],
+            queued.map((r) => [r.id, shortTarget(r.target), r.status, String(r.attempts), r.status === "delivering" ? "in progress" : relTime(r.next_attempt_at, now), relTime(r.expires_at, now)]),
+          ),
+        );
+      }
+      if (o.limit === 0) return;
+      ctx.out.line("");
+      if (deliveries.length === 0) ctx.out.line("No deliveries yet.");
+      else {
+        ctx.out.line("Recent deliveries:");
+        ctx.out.line(
+          table(
+            ["MSG ID", "TARGET", "STATUS", "ATTEMPTS", "PATH", "FINISHED", "DETAIL"],
+            deliveries.map((d) => [d.msg_id, shortTarget(d.target), d.status, String(d.attempts), d.path ?? "-", relTime(d.finished_at, now), safeText(d.detail ?? "-")]),
+          ),
+        );
+      }
+    });
+}
