@@ -60,6 +60,8 @@ describe("daemon lifecycle", () => {
     const db = await startListener(b.home, [], { cmd: ["daemon"] });
     const c = await runAtlas(["net", "connect", da.address], { home: b.home });
     assert.equal(c.code, 0, c.stderr);
+    await waitFor("the inbound session row", async () => JSON.parse((await runAtlas(["status", "--json"], { home: a.home })).stdout).sessions.length === 1);
+    await new Promise((r) => setTimeout(r, 200)); // rows are written just after the handshake
     await da.stop("SIGKILL");
     const s = await openStore(dbOf(a.home));
     assert.equal((await s.sessions.list({ open: true })).length, 1, "the killed daemon left its row open");

@@ -217,7 +217,13 @@ export class AtlasNode {
 
   private async openSession(conn: QuicConnection, hs: HandshakeResult, direction: Direction, path: PathKind, held: HeldStreams, dialled?: SockAddr): Promise<Session> {
     const s = new Session({ conn, control: hs.control, peer: hs.peer, trust: hs.trust, direction, path, remoteAddress: formatAddr(conn.remote), log: this.log });
-    await this.recordSession(s, hs.peer, hs.trust, dialled);
+    // libSQL runs statements synchronously: write the rows after this turn, so VerifyAck (and the
+    // caller's first request) leave first instead of waiting for fsyncs.
+    s.recorded = this.track(
+      new Promise((r) => setImmediate(r))
+        .then(() => this.recordSession(s, hs.peer, hs.trust, dialled))
+        .catch((e) => this.log.warn("could not record session", { error: (e as Error).message })),
+    );
     const rivals = this.sessionsWith(s.nodeId);
     let set = this.sessions.get(s.nodeId);
     if (!set) this.sessions.set(s.nodeId, (set = new Set()));
@@ -290,6 +296,13 @@ export class AtlasNode {
     while (this.writes.size > 0) await Promise.allSettled([...this.writes]);
   }
 
+  /** Keep track of a background store write so `close()` can wait for it. */
+  private track<T>(p: Promise<T>): Promise<T> {
+    this.writes.add(p);
+    void p.finally(() => this.writes.delete(p));
+    return p;
+  }
+
   private onSessionDone(s: Session, reason: string): void {
     this.sessions.get(s.nodeId)?.delete(s);
     if (this.sessions.get(s.nodeId)?.size === 0) {
@@ -300,17 +313,16 @@ export class AtlasNode {
     if (s.remoteDisconnect && reason === DISCONNECT_SHUTDOWN) for (const o of this.sessionsWith(s.nodeId)) o.close(reason);
     this.log.info("session closed", { peer: shortNodeId(s.nodeId), reason });
     const now = unixNow();
-    const p = (async () => {
+    void this.track((async () => {
       try {
+        await s.recorded;
         if (s.rowId !== null) await this.store.sessions.close(s.rowId, reason, now);
         await this.store.peers.upsert({ node_id: s.nodeId, last_seen: now }, now);
         if (reason === "timeout") await this.store.peers.recordFailure(s.nodeId, "disconnected", now);
       } catch (e) {
         this.log.warn("could not record session end", { error: (e as Error).message });
       }
-    })();
-    this.writes.add(p);
-    void p.finally(() => this.writes.delete(p));
+    })());
   }
 
   // ---- request streams ----

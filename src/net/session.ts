@@ -35,6 +35,8 @@ export class Session {
   readonly remoteAddress: string;
   readonly openedAt = Date.now();
   rowId: number | null = null;
+  /** Settles once the peer and session rows are written (in the background). */
+  recorded: Promise<void> = Promise.resolve();
   /** Last request or operator action; keepalive Pings do not count (SPEC §7 session_idle). */
   lastActivity = Date.now();
   /** Kept until `net disconnect` (made by `net connect` in a daemon): never closed for idleness. */

@@ -108,14 +108,19 @@ export class QuicConnection {
   }
 
   /** Feed one received packet. */
-  receive(packet: Uint8Array, from: HostPort, to: HostPort): void {
+  receive(datagram: Uint8Array, from: HostPort, to: HostPort): void {
     if (this.gone) return;
-    try {
-      this.native.recv(packet, { from, to });
-    } catch {
-      // a packet quiche refuses (undecryptable, duplicate) is not an error of ours
+    const info = { from, to };
+    // quiche 0.18 drops the rest of a datagram after a coalesced packet it cannot decrypt
+    // (RFC 9000 §12.2 says to go on): feed it one QUIC packet at a time.
+    for (const packet of splitCoalesced(datagram)) {
+      try {
+        this.native.recv(packet, info);
+      } catch {
+        // a packet quiche refuses (undecryptable, duplicate) is not an error of ours
+      }
+      if ((packet[0]! & 0x80) === 0) this.sawShortHeader = true;
     }
-    if ((packet[0]! & 0x80) === 0) this.sawShortHeader = true;
     this.gotPackets = true;
     schedule(this);
   }
@@ -286,9 +291,14 @@ export class QuicConnection {
     this.timerAt = at;
     this.timer = setTimeout(() => {
       this.timer = null;
-      if (this.gone) return;
-      this.native.onTimeout();
-      this.process();
+      // Timers run before the poll phase: act after it, once the datagrams already waiting in
+      // the socket (an ACK that cancels this loss timer, say) have reached quiche. Firing first
+      // caused spurious PTOs that re-sent the Handshake flight with our first frame behind it.
+      setImmediate(() => {
+        if (this.gone) return;
+        this.native.onTimeout();
+        this.process();
+      });
     }, ms);
   }
 
@@ -318,6 +328,64 @@ export class QuicConnection {
     this.resolveClosed(info);
     this.onGone?.(this);
   }
+}
+
+/**
+ * The QUIC packets of one datagram (RFC 9000 §12.2): long-header packets carry a Length field;
+ * a short-header packet, a Retry or anything unparsable runs to the end of the datagram.
+ */
+export function splitCoalesced(d: Uint8Array): Uint8Array[] {
+  if ((d[0]! & 0x80) === 0) return [d];
+  const out: Uint8Array[] = [];
+  let off = 0;
+  while (off < d.length) {
+    const end = longPacketEnd(d, off);
+    if (end === null) {
+      out.push(d.subarray(off));
+      break;
+    }
+    out.push(d.subarray(off, end));
+    off = end;
+    if (off < d.length && (d[off]! & 0x80) === 0) {
+      out.push(d.subarray(off));
+      break;
+    }
+  }
+  return out;
+}
+
+/** End offset of the long-header packet at `off`, or null when it has no Length (or is garbled). */
+function longPacketEnd(d: Uint8Array, off: number): number | null {
+  const b0 = d[off]!;
+  if ((b0 & 0x80) === 0) return null;
+  let p = off + 5;
+  if (p > d.length || (d[off + 1]! | d[off + 2]! | d[off + 3]! | d[off + 4]!) === 0) return null; // version negotiation
+  const type = (b0 & 0x30) >> 4;
+  if (type === 3) return null; // Retry
+  const dcil = d[p++];
+  if (dcil === undefined) return null;
+  p += dcil;
+  const scil = d[p++];
+  if (scil === undefined) return null;
+  p += scil;
+  if (type === 0) {
+    const t = varint(d, p);
+    if (!t) return null;
+    p = t.next + t.value;
+  }
+  const len = varint(d, p);
+  if (!len) return null;
+  const end = len.next + len.value;
+  return end <= d.length ? end : null;
+}
+
+function varint(d: Uint8Array, p: number): { value: number; next: number } | null {
+  if (p >= d.length) return null;
+  const n = 1 << (d[p]! >> 6);
+  if (p + n > d.length) return null;
+  let v = d[p]! & 0x3f;
+  for (let i = 1; i < n; i++) v = v * 256 + d[p + i]!;
+  return { value: v, next: p + n };
 }
 
 export { quiche };
