@@ -7,6 +7,7 @@ import { registerId } from "./commands/id.ts";
 import { registerConfig } from "./commands/config.ts";
 import { registerNet } from "./commands/net.ts";
 import { registerDaemon } from "./commands/daemon.ts";
+import { registerMessaging } from "./commands/messaging.ts";
 
 /**
  * The `atlas` command line (SPEC §14). Only commander and small modules load at start-up;
@@ -25,7 +26,7 @@ export function buildProgram(): Command {
 
   const ctxOf = (level: "warn" | "info") => (cmd: Command<any, any, any>): Ctx => makeCtx(cmd.optsWithGlobals() as GlobalOpts, level);
   registerId(program, ctxOf("warn"));
-  registerNet(program, ctxOf("warn"), ctxOf("info"));
+  registerMessaging(registerNet(program, ctxOf("warn"), ctxOf("info")), ctxOf("warn"));
   registerConfig(program, ctxOf("warn"));
 
   registerDaemon(program, ctxOf("warn"), ctxOf("info"));
