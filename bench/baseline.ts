@@ -5,7 +5,7 @@
 import { connect as tcpConnect, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import { once } from "node:events";
-import { HOST, MODE, N } from "./common.ts";
+import { HOST, MODE, N, deadline } from "./common.ts";
 
 export type Kind = "tcp" | "tls";
 
@@ -110,10 +110,10 @@ export async function bulk(kind: Kind, port: number, creds: TlsCreds, total: num
   while (sent < total && performance.now() - t0 < capMs) {
     const n = Math.min(chunk.length, total - sent);
     sent += n;
-    if (!s.write(n === chunk.length ? chunk : chunk.subarray(0, n))) await once(s, "drain");
+    if (!s.write(n === chunk.length ? chunk : chunk.subarray(0, n))) await deadline(once(s, "drain"), 10_000, `${kind} bulk write`);
   }
   s.end();
-  await ended;
+  await deadline(ended, capMs, `${kind} bulk answer`);
   const ms = performance.now() - t0;
   const b = Buffer.concat(reply);
   s.destroy();

@@ -22,6 +22,7 @@ export const N = {
   rttBytes: 32,
   bulkBytes: 200 * 1000 * 1000,
   bulkChunk: 256 * 1024,
+  bulkRounds: 3,
   reqWarmup: 200,
   reqSeq: 2000,
   reqParallel: 4000,
@@ -51,12 +52,20 @@ export function benchConfig(): Config {
   c.transport.max_connections = 2000;
   c.security.handshake_limit = 1000;
   c.security.handshakes_per_ip_per_minute = 100_000;
+  // SPEC §9 per-peer request limits (5/s for an unknown peer) would refuse the request loops with
+  // Error 4001 as soon as the node enforces them: lift them for every tier.
+  for (const tier of Object.values(c.rate_limit)) {
+    tier.per_second = 1e9;
+    tier.per_minute = 1e9;
+    tier.bytes_per_minute = 1e15;
+  }
   c.network.host = HOST;
   c.stun.servers = [];
   return c;
 }
 
-export const RAISED_LIMITS = "transport.max_connections 200→2000, security.handshake_limit 50→1000, security.handshakes_per_ip_per_minute 30→100000";
+export const RAISED_LIMITS =
+  "transport.max_connections 200→2000, security.handshake_limit 50→1000, security.handshakes_per_ip_per_minute 30→100000, rate_limit.* (per-peer request limits) lifted";
 
 export interface BenchNode {
   node: AtlasNode;
@@ -65,10 +74,16 @@ export interface BenchNode {
   dir: string;
 }
 
-export async function startNode(name: string, listen: boolean, dir?: string): Promise<BenchNode> {
-  dir ??= await mkdtemp(join(tmpdir(), `atlas-bench-${name}-`));
-  const identity = identityFromSeed(generateSeed());
+/** A node with a fresh identity and store under `root` (default: $BENCH_DIR, else the temp dir). */
+export async function startNode(name: string, listen: boolean, root = process.env.BENCH_DIR ?? tmpdir()): Promise<BenchNode> {
+  const dir = await mkdtemp(join(root, `atlas-bench-${name}-`));
   const store = await openStore(join(dir, "peers.db"));
+  return { ...(await startNodeWith(name, listen, store)), store, dir };
+}
+
+/** A node with a fresh identity on an existing store (many client nodes can share one). */
+export async function startNodeWith(name: string, listen: boolean, store: Store): Promise<{ node: AtlasNode; identity: Identity }> {
+  const identity = identityFromSeed(generateSeed());
   const node = await AtlasNode.start({
     config: benchConfig(),
     identity,
@@ -78,7 +93,7 @@ export async function startNode(name: string, listen: boolean, dir?: string): Pr
     host: HOST,
     port: 0,
   });
-  return { node, identity, store, dir };
+  return { node, identity };
 }
 
 // ---- TCP / TLS baseline protocol ------------------------------------------------------------
@@ -110,6 +125,17 @@ export type ClientCmd =
   | { id: number; cmd: "stop" };
 
 // ---- statistics ----------------------------------------------------------------------------
+/** `p`, or a rejection after `ms` (every wait of the benchmark is bounded). */
+export function deadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let t: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      t = setTimeout(() => reject(new Error(`${what}: no progress within ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(t));
+}
+
 export function percentile(xs: number[], p: number): number {
   if (xs.length === 0) return NaN;
   const s = [...xs].sort((a, b) => a - b);

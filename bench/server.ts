@@ -129,7 +129,7 @@ process.on("message", async (m: ClientCmd) => {
       tls.close();
       await node.close();
       await bn.store.close();
-      await rm(bn.dir, { recursive: true, force: true });
+      await rm(bn.dir, { recursive: true, force: true }).catch(() => {});
       send({ id: m.id, stopped: true });
       process.disconnect();
       // let --cpu-prof write its profile on a normal exit

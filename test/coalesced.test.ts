@@ -22,6 +22,12 @@ test("Initial + Handshake + short header split into three packets", () => {
   assert.deepEqual([...parts[1]!], [...hs]);
 });
 
+test("zero padding after an Initial is not a packet", () => {
+  const init = longPacket(0, 100);
+  const d = Uint8Array.from([...init, ...new Uint8Array(1200 - init.length)]);
+  assert.deepEqual(splitCoalesced(d).map((p) => p.length), [init.length]);
+});
+
 test("short header, Retry, version negotiation and garbage stay whole", () => {
   const short = Uint8Array.from([0x41, 1, 2, 3]);
   assert.equal(splitCoalesced(short).length, 1);
@@ -34,6 +40,13 @@ test("short header, Retry, version negotiation and garbage stay whole", () => {
   for (let i = 0; i < 2000; i++) {
     const r = crypto.getRandomValues(new Uint8Array(1 + (i % 1400)));
     const parts = splitCoalesced(r);
-    assert.equal(parts.reduce((n, p) => n + p.length, 0), r.length);
+    // Contiguous from the first byte; only trailing padding (no fixed bit) may be left out.
+    let off = 0;
+    for (const p of parts) {
+      assert.equal(p.byteOffset - r.byteOffset, off);
+      off += p.length;
+    }
+    assert.ok(off > 0 && off <= r.length);
+    if (off < r.length) assert.equal(r[off]! & 0x40, 0);
   }
 });

@@ -82,30 +82,13 @@ export function checkOutgoing(body: string, opts: { topic?: string; replyTo?: st
 // ---------------------------------------------------------------------------------------------
 // receiving
 
-/** What a store must offer for the inbox limits (SPEC §8); see InboxStore. */
-interface InboxPruning {
-  /** Delete messages received before `cutoff` (Unix s); returns how many. */
-  pruneReceivedBefore(cutoff: number): Promise<number>;
-  /** Keep the newest `keep` messages of each sender (of `fromId` only, when given); returns how many were deleted. */
-  pruneExcess(keep: number, fromId?: string): Promise<number>;
-}
-
-function inboxPruning(store: Store): InboxPruning | null {
-  const i = store.inbox as unknown as Partial<InboxPruning>;
-  return typeof i.pruneReceivedBefore === "function" && typeof i.pruneExcess === "function" ? (i as InboxPruning) : null;
-}
-
-let warnedNoPruning = false;
-
 /**
  * Inbox housekeeping (SPEC §8): drop messages older than `inbox.retention_days` and trim every
  * sender to `inbox.max_per_peer`. The daemon calls it at start and then hourly.
  */
 export async function pruneInbox(store: Store, cfg: Config, now = unixNow()): Promise<{ expired: number; excess: number }> {
-  const p = inboxPruning(store);
-  if (!p) return { expired: 0, excess: 0 };
-  const expired = await p.pruneReceivedBefore(now - cfg.inbox.retention_days * 86400);
-  const excess = await p.pruneExcess(cfg.inbox.max_per_peer);
+  const expired = await store.inbox.pruneReceivedBefore(now - cfg.inbox.retention_days * 86400);
+  const excess = await store.inbox.pruneExcess(cfg.inbox.max_per_peer);
   return { expired, excess };
 }
 
@@ -145,19 +128,13 @@ export function serveInbox(node: AtlasNode, opts: { onMessage?: (m: InboxMessage
       return { type: "Error", code: 5001, message: "receiver could not store the message", ref_msg_id: req.id };
     }
     if (fresh) {
-      node.log.info("message received", { from: shortNodeId(req.from), msg: req.id, topic: req.topic, bytes: req.body.length });
-      const p = inboxPruning(node.store);
-      if (p) {
-        try {
-          const n = await p.pruneExcess(node.config.inbox.max_per_peer, req.from);
-          if (n > 0) node.log.info("inbox full for sender: oldest messages pruned", { from: shortNodeId(req.from), pruned: n, max_per_peer: node.config.inbox.max_per_peer });
-        } catch (e) {
-          // the message itself is stored: acknowledge it anyway
-          node.log.warn("could not prune the inbox", { error: (e as Error).message });
-        }
-      } else if (!warnedNoPruning) {
-        warnedNoPruning = true;
-        node.log.warn("this store cannot prune the inbox: inbox.max_per_peer is not enforced");
+      node.log.info("message received", { from: shortNodeId(req.from), msg: req.id, topic: req.topic, bytes: utf8Length(req.body) });
+      try {
+        const n = await node.store.inbox.pruneExcess(node.config.inbox.max_per_peer, req.from);
+        if (n > 0) node.log.info("inbox full for sender: oldest messages pruned", { from: shortNodeId(req.from), pruned: n, max_per_peer: node.config.inbox.max_per_peer });
+      } catch (e) {
+        // the message itself is stored: acknowledge it anyway
+        node.log.warn("could not prune the inbox", { error: (e as Error).message });
       }
       try {
         opts.onMessage?.(m);

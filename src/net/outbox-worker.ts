@@ -11,17 +11,77 @@
  *   doubling up to `outbox.backoff_max`, until `expires_at` (created_at + `outbox.ttl`) →
  *   `expired`. While a target is backing off, its other messages wait too (one dial per target
  *   per backoff step, not one per message).
+ * - Pacing: messages to one target are spaced to stay inside the receiver's inbound rate limits
+ *   (Pacer), so a burst of queued messages never gets this node banned.
  * - Crash safety: a row is only removed together with its `deliveries` entry (one transaction);
  *   rows left `delivering` by a crash are re-queued at start. Delivery is therefore at least
  *   once, and the receiver's inbox (unique by sender and message ID) makes it exactly once.
  */
+import { isAtlasError } from "../errors.ts";
 import { shortNodeId } from "../identity/node-id.ts";
 import type { DeliveryOutcome, OutboxRow } from "../store/index.ts";
 import type { Logger } from "../util/log.ts";
 import { sleep, unixNow, within } from "../util/time.ts";
+import { utf8Length } from "../wire/validate.ts";
 import { dialPeer } from "./dial.ts";
 import { buildMessage, deliverOn, isPermanentRefusal, shortTarget, targetNodeId } from "./messaging.ts";
 import type { AtlasNode } from "./node.ts";
+
+/**
+ * Outgoing pacing for one target, so that the worker never trips the receiver's inbound limits
+ * (SPEC §9: a token bucket per second, a sliding minute of requests and payload bytes; three
+ * refusals ban us for 10 minutes, and a ban fails every queued message). We cannot know the tier
+ * the receiver gives us, so we assume the lowest (`rate_limit.unknown` of our own config, the
+ * defaults every node starts from) and keep a margin for network jitter: 80 % of the per-second
+ * rate, 90 % of the per-minute budgets.
+ */
+export class Pacer {
+  private tokens: number;
+  private refilledAt: number;
+  private sent: { at: number; bytes: number }[] = [];
+  private readonly rate: number;
+  private readonly burst: number;
+  private readonly perMinute: number;
+  private readonly bytesPerMinute: number;
+
+  constructor(lim: { per_second: number; per_minute: number; bytes_per_minute: number }, now = Date.now()) {
+    this.rate = Math.max(0.1, lim.per_second * 0.8);
+    this.burst = Math.max(1, Math.floor(lim.per_second * 0.8));
+    this.perMinute = Math.max(1, Math.floor(lim.per_minute * 0.9));
+    this.bytesPerMinute = Math.max(1, Math.floor(lim.bytes_per_minute * 0.9));
+    this.tokens = this.burst;
+    this.refilledAt = now;
+  }
+
+  private refill(now: number): void {
+    this.tokens = Math.min(this.burst, this.tokens + (Math.max(0, now - this.refilledAt) * this.rate) / 1000);
+    this.refilledAt = now;
+    while (this.sent.length > 0 && this.sent[0]!.at <= now - 60_000) this.sent.shift();
+  }
+
+  /** May a request of `bytes` go now? (A single request larger than the byte budget goes alone.) */
+  ready(bytes: number, now = Date.now()): boolean {
+    this.refill(now);
+    if (this.tokens < 1 || this.sent.length >= this.perMinute) return false;
+    const inWindow = this.sent.reduce((n, x) => n + x.bytes, 0);
+    return this.sent.length === 0 || inWindow + bytes <= this.bytesPerMinute;
+  }
+
+  take(bytes: number, now = Date.now()): void {
+    this.refill(now);
+    this.tokens -= 1;
+    this.sent.push({ at: now, bytes });
+  }
+
+  /** Nothing sent within the last minute: the pacer can be dropped. */
+  idle(now = Date.now()): boolean {
+    this.refill(now);
+    return this.sent.length === 0 && this.tokens >= this.burst;
+  }
+}
+
+/** Wire bytes of a Message besides its body (IDs, timestamp, keys): enough for pacing. */
+const MESSAGE_OVERHEAD = 320;
 
 export interface OutboxWorkerOptions {
   /** Attempts in flight at once, all targets together (default 8). */
@@ -48,6 +108,8 @@ export class OutboxWorker {
   private blocked = new Map<string, number>();
   /** Bare address target → the node ID that answered there (so its live session is reused). */
   private learnt = new Map<string, string>();
+  /** Target key → outgoing pacing. */
+  private pacers = new Map<string, Pacer>();
 
   constructor(node: AtlasNode, log: Logger = node.log, opts: OutboxWorkerOptions = {}) {
     this.node = node;
@@ -128,6 +190,7 @@ export class OutboxWorker {
     if (this.inflight.size >= this.concurrency) return;
     const outbox = this.node.store.outbox;
     const now = unixNow();
+    for (const [k, p] of this.pacers) if (!this.busy.has(k) && p.idle()) this.pacers.delete(k);
     const rows = await outbox.due(now, this.batch);
     for (const row of rows) {
       if (this.stopped) return;
@@ -144,7 +207,12 @@ export class OutboxWorker {
         if (until > Date.now()) continue;
         this.blocked.delete(key);
       }
+      const bytes = utf8Length(row.body) + (row.topic?.length ?? 0) + MESSAGE_OVERHEAD;
+      let pacer = this.pacers.get(key);
+      if (pacer && !pacer.ready(bytes)) continue;
       if (!(await outbox.markDelivering(row.id))) continue;
+      if (!pacer) this.pacers.set(key, (pacer = new Pacer(this.node.config.rate_limit.unknown)));
+      pacer.take(bytes);
       this.busy.add(key);
       const p = this.attempt(row, key)
         .catch((e) => this.log.error("outbox: attempt failed unexpectedly", { msg: row.id, error: (e as Error).message }))
@@ -191,8 +259,11 @@ export class OutboxWorker {
         await this.finish(row, { status: "expired", finished_at: now, attempts: row.attempts + 1, detail: `not delivered within outbox.ttl; last attempt: ${why}` });
         return;
       }
-      // backoff_initial doubling up to backoff_max (seconds), never past the expiry time
-      const delay = Math.min(cfg.outbox.backoff_max, cfg.outbox.backoff_initial * 2 ** Math.min(row.attempts, 30));
+      // backoff_initial doubling up to backoff_max (seconds), never past the expiry time. A rate
+      // limit refusal waits at least a minute (capped by backoff_max): retrying sooner would
+      // likely be refused again, and three refusals get us banned.
+      let delay = Math.min(cfg.outbox.backoff_max, cfg.outbox.backoff_initial * 2 ** Math.min(row.attempts, 30));
+      if (isAtlasError(e, "ERR_RATE_LIMITED")) delay = Math.max(delay, Math.min(60, cfg.outbox.backoff_max));
       this.blocked.set(key, Date.now() + delay * 1000);
       const next = Math.min(Math.ceil(now + delay), row.expires_at);
       this.log.info("outbox: delivery failed, will retry", { msg: row.id, target: shortTarget(row.target), attempts: row.attempts + 1, retry_in_s: delay, error: why });

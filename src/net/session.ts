@@ -156,7 +156,16 @@ export class Session {
     const fs = new FramedStream(this.conn.openStream());
     this.lastActivity = Date.now();
     await fs.end(req);
-    const res = await fs.read(timeoutMs);
+    let res: WireMessage | null;
+    try {
+      res = await fs.read(timeoutMs);
+    } catch (e) {
+      // No answer in time: the peer may be gone without a word (killed, its NAT mapping lost),
+      // and QUIC would only notice at its idle timeout. Drop the session so the next attempt
+      // dials afresh instead of waiting on a dead path again.
+      if (e instanceof AtlasError && e.code === "ERR_TIMEOUT") this.close("timeout", "request timeout");
+      throw e;
+    }
     if (!res) throw new AtlasError("ERR_RESET", "peer closed the request stream without answering");
     if (res.type === "Error") throw new AtlasError(protocolCodeName(res.code), `peer answered with error ${res.code}: ${res.message}`);
     return res;

@@ -237,6 +237,21 @@ export class InboxStore {
     return rs.rowsAffected > 0;
   }
 
+  /** Delete messages received before `cutoff` (Unix s, SPEC §8 inbox.retention_days). Returns how many. */
+  async pruneReceivedBefore(cutoff: number): Promise<number> {
+    return (await this.#db.execute("DELETE FROM inbox WHERE received_at < ?", [secs(cutoff)])).rowsAffected;
+  }
+
+  /** Keep the newest `keep` messages of each sender (of `fromId` only, when given). Returns how many were deleted. */
+  async pruneExcess(keep: number, fromId?: string): Promise<number> {
+    const k = Math.max(0, Math.trunc(keep));
+    const rs =
+      fromId === undefined
+        ? await this.#db.execute(`DELETE FROM inbox WHERE seq IN (SELECT seq FROM (SELECT seq, row_number() OVER (PARTITION BY from_id ORDER BY seq DESC) AS rn FROM inbox) WHERE rn > ?)`, [k])
+        : await this.#db.execute(`DELETE FROM inbox WHERE from_id = ? AND seq <= (SELECT seq FROM inbox WHERE from_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)`, [fromId, fromId, k]);
+    return rs.rowsAffected;
+  }
+
   /** Messages in storage order (oldest first). */
   async list(filter: InboxFilter = {}): Promise<InboxRow[]> {
     const where: string[] = [];

@@ -119,7 +119,7 @@ export class QuicConnection {
       } catch {
         // a packet quiche refuses (undecryptable, duplicate) is not an error of ours
       }
-      if ((packet[0]! & 0x80) === 0) this.sawShortHeader = true;
+      if ((packet[0]! & 0xc0) === 0x40) this.sawShortHeader = true;
     }
     this.gotPackets = true;
     schedule(this);
@@ -346,7 +346,10 @@ export function splitCoalesced(d: Uint8Array): Uint8Array[] {
     }
     out.push(d.subarray(off, end));
     off = end;
-    if (off < d.length && (d[off]! & 0x80) === 0) {
+    if (off >= d.length) break;
+    const next = d[off]!;
+    if ((next & 0x40) === 0) break; // no fixed bit: padding after an Initial, not a packet
+    if ((next & 0x80) === 0) {
       out.push(d.subarray(off));
       break;
     }

@@ -109,6 +109,14 @@ export function registerMessaging(net: Command<any, any, any>, ctxOf: CtxOf): vo
           await store.outbox.enqueue({ id: msgId, target: canonical, topic: o.topic ?? null, reply_to: replyTo ?? null, body, created_at: now, expires_at: now + cfg.outbox.ttl });
           return { msgId, canonical };
         });
+        // The row is committed: delivery no longer depends on this. Ask the daemon to poll now
+        // rather than at its next tick (an older daemon without the op just polls as usual).
+        try {
+          const { callDaemon } = await import("../../daemon/control-client.ts");
+          await callDaemon(ctx.paths, "outbox.kick", {}, 2000);
+        } catch (e) {
+          ctx.log.debug("could not nudge the daemon's outbox worker", { error: (e as Error).message });
+        }
         if (ctx.json) ctx.out.data({ queued: true, msg_id: msgId, target: canonical });
         else ctx.out.fields([["Queued", msgId], ["Target", shortTarget(canonical)]], SEND_LABEL_WIDTH);
         return;
@@ -167,11 +175,13 @@ export function registerMessaging(net: Command<any, any, any>, ctxOf: CtxOf): vo
           const onSig = () => {
             process.off("SIGINT", onSig);
             process.off("SIGTERM", onSig);
+            process.stdout.off("error", onSig);
             resolve();
           };
           stop = onSig;
           process.on("SIGINT", onSig);
           process.on("SIGTERM", onSig);
+          process.stdout.on("error", onSig); // the reader went away (EPIPE, e.g. `| head -1`): stop quietly
         });
       // Install the handlers before the first read so that a signal never kills the process mid-write.
       const stopped = o.follow ? signals() : null;
@@ -222,6 +232,7 @@ export function registerMessaging(net: Command<any, any, any>, ctxOf: CtxOf): vo
     .action(async (o, cmd) => {
       const ctx = ctxOf(cmd);
       const { shortTarget } = await import("../../net/messaging.ts");
+      const { utf8Length } = await import("../../wire/validate.ts");
       const { queued, deliveries } = await withStore(ctx, async (store) => ({
         queued: await store.outbox.list(),
         deliveries: o.limit === 0 ? [] : await store.deliveries.list({ limit: o.limit ?? 20 }),
@@ -234,7 +245,7 @@ export function registerMessaging(net: Command<any, any, any>, ctxOf: CtxOf): vo
             target: r.target,
             topic: r.topic,
             reply_to: r.reply_to,
-            body_bytes: Buffer.byteLength(r.body, "utf8"),
+            body_bytes: utf8Length(r.body),
             status: r.status,
             attempts: r.attempts,
             created_at: r.created_at,

@@ -1,0 +1,24 @@
+/**
+ * DIAGNOSTIC ONLY (patches private internals of src/transport/connection.ts at run time). After received
+ * packets are dispatched, the flush waits one turn, so a reply written by promise continuations
+ * (Pong, MessageAck) leaves in the same packet as the ACK instead of an ACK-only packet first.
+ *   NODE_OPTIONS="--import tsx --import ./bench/diag-ack-coalesce.ts" BENCH_NO_WRITE=1 BENCH_ONLY=rtt node bench/run.ts
+ */
+import { QuicConnection } from "../src/transport/connection.ts";
+const P = QuicConnection.prototype as any;
+const orig = P.process;
+P.process = function (this: any) {
+  if (this.gone) return;
+  if (this.gotPackets && !this._deferred) {
+    const n = this.native;
+    if (!this.isEstablished && n.isEstablished()) { this.isEstablished = true; this.resolveEstablished(); }
+    this.gotPackets = false;
+    if (this.isEstablished) { this.dispatchReadable(); if (this.onDatagram) this.dispatchDatagrams(); }
+    for (const s of this.writers) if (!s.flushWrites()) this.writers.delete(s);
+    this._deferred = true;
+    setImmediate(() => { this._deferred = false; orig.call(this); });
+    return;
+  }
+  if (this._deferred) return; // the deferred turn will flush
+  return orig.call(this);
+};
