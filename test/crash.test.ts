@@ -36,8 +36,11 @@ function prng(seed: number): () => number {
 test("50 SIGKILLs of the receiver (and some of the sender) lose and duplicate nothing", { timeout: 240_000 }, async (t) => {
   const a = await initHome("receiver");
   const b = await initHome("sender");
-  const fast = "[outbox]\npoll_interval_ms = 50\nbackoff_initial = 1\nbackoff_max = 1\n[transport]\ndial_timeout = 1\n";
+  // Fast retries, and request limits that let a burst through (the sender paces itself by them).
+  const limits = "[rate_limit.unknown]\nper_second = 200\nper_minute = 12000\n";
+  const fast = "[outbox]\npoll_interval_ms = 50\nbackoff_initial = 1\nbackoff_max = 1\n[transport]\ndial_timeout = 1\n" + limits;
   await writeFile(join(b.home, "state", "config.toml"), fast);
+  await writeFile(join(a.home, "state", "config.toml"), limits);
   const port = await freePort();
   const startA = () => startListener(a.home, ["--port", String(port)], { cmd: ["daemon"] }).catch(() => startListener(a.home, ["--port", String(port)], { cmd: ["daemon"] }));
   let da: Listener = await startA();

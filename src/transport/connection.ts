@@ -71,6 +71,7 @@ export class QuicConnection {
   private timer: ReturnType<typeof setTimeout> | null = null;
   private timerAt = 0;
   private gotPackets = false;
+  private flushDeferred = false;
   private sawShortHeader = false;
   private isEstablished = false;
   private closeInfo: CloseInfo | null = null;
@@ -212,14 +213,24 @@ export class QuicConnection {
       this.isEstablished = true;
       this.resolveEstablished();
     }
+    let handedOff = false;
     if (this.gotPackets) {
       this.gotPackets = false;
       if (this.isEstablished) {
-        this.dispatchReadable();
+        handedOff = this.dispatchReadable();
         if (this.onDatagram) this.dispatchDatagrams();
       }
       for (const s of this.writers) if (!s.flushWrites()) this.writers.delete(s);
     }
+    // Data just went to a reader that will likely answer within this turn's microtasks: send
+    // one turn later, so the ACK rides in the answer's packet instead of a datagram of its own.
+    if (handedOff && !this.flushDeferred) {
+      this.flushDeferred = true;
+      schedule(this);
+      this.armTimer();
+      return;
+    }
+    this.flushDeferred = false;
     this.flushPackets();
     if (n.isClosed() || n.isDraining()) this.finish();
     else this.armTimer();
@@ -239,7 +250,9 @@ export class QuicConnection {
     }
   }
 
-  private dispatchReadable(): void {
+  /** @returns true when data went to a reader or a new stream's handler. */
+  private dispatchReadable(): boolean {
+    let handedOff = false;
     for (const id of this.native.readable()) {
       let s = this.streams.get(id);
       if (!s) {
@@ -249,10 +262,12 @@ export class QuicConnection {
         this.streams.set(id, s);
         if (this.onStream) this.onStream(s);
         else s.abort(0);
+        handedOff = true;
         continue; // the handler reads when it wants
       }
-      s.onReadable();
+      if (s.onReadable()) handedOff = true;
     }
+    return handedOff;
   }
 
   private dispatchDatagrams(): void {

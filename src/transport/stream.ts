@@ -102,13 +102,16 @@ export class QuicStream {
 
   // ---- driven by QuicConnection ----
 
-  /** @internal quiche reported this stream readable. */
-  onReadable(): void {
-    if (!this.waiter) return;
+  /**
+   * @internal quiche reported this stream readable.
+   * @returns true when a waiting reader was handed data (it may answer in a moment). */
+  onReadable(): boolean {
+    if (!this.waiter) return false;
     const v = this.pull();
-    if (v === undefined) return;
+    if (v === undefined) return false;
     if (v instanceof Error) this.settleError(v);
     else this.settleRead(v);
+    return true;
   }
 
   /**
