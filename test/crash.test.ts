@@ -111,3 +111,45 @@ test("50 SIGKILLs of the receiver (and some of the sender) lose and duplicate no
     await sb.close();
   }
 });
+
+test("a receiver killed between storing and acknowledging ends with exactly one copy", { timeout: 60_000 }, async () => {
+  const a = await initHome("receiver");
+  const b = await initHome("sender");
+  await writeFile(join(b.home, "state", "config.toml"), "[outbox]\npoll_interval_ms = 50\nbackoff_initial = 1\nbackoff_max = 1\n[transport]\ndial_timeout = 1\nrequest_timeout = 2\n");
+  const port = await freePort();
+  // The first receiver dies right after committing the message, before its MessageAck.
+  const faulty = await startListener(a.home, ["--port", String(port)], { cmd: ["daemon"], env: { ATLAS_FAULT_KILL_AFTER_STORE: "1" } });
+  const db = await startListener(b.home, [], { cmd: ["daemon"] });
+  assert.equal((await runAtlas(["net", "connect", `127.0.0.1:${port}`], { home: b.home })).code, 0);
+  const sent = await runAtlas(["net", "send", a.nodeId, '{"task":"once"}', "--json"], { home: b.home });
+  assert.equal(sent.code, 0, sent.stderr);
+  const msgId = JSON.parse(sent.stdout).msg_id;
+  assert.match(msgId, /^msg_/);
+  assert.equal(await new Promise((r) => faulty.proc.on("close", (_c, sig) => r(sig))), "SIGKILL");
+  const stored = await openStore(join(a.home, "state", "peers.db"));
+  assert.equal((await stored.inbox.list({ from: b.nodeId })).length, 1, "stored before the crash");
+  await stored.close();
+  const da = await startListener(a.home, ["--port", String(port)], { cmd: ["daemon"] });
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const s = await openStore(join(b.home, "state", "peers.db"));
+    const d = (await s.deliveries.list({ msgId })).find((x) => x.status === "delivered");
+    await s.close();
+    if (d) {
+      assert.ok(d.attempts >= 2, `attempts ${d.attempts}`);
+      break;
+    }
+    assert.ok(Date.now() < deadline, "not re-delivered in time");
+    await sleep(200);
+  }
+  const sa = await openStore(join(a.home, "state", "peers.db"));
+  try {
+    const rows = await sa.inbox.list({ from: b.nodeId });
+    assert.equal(rows.length, 1, "one copy after the re-delivery");
+    assert.equal(rows[0]!.id, msgId);
+  } finally {
+    await sa.close();
+  }
+  await da.stop();
+  await db.stop();
+});

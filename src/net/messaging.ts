@@ -127,6 +127,8 @@ export function serveInbox(node: AtlasNode, opts: { onMessage?: (m: InboxMessage
       node.log.error("could not store a received message", { from: shortNodeId(req.from), msg: req.id, error: (e as Error).message });
       return { type: "Error", code: 5001, message: "receiver could not store the message", ref_msg_id: req.id };
     }
+    // Fault injection for the crash tests: die between storing and acknowledging.
+    if (process.env.ATLAS_FAULT_KILL_AFTER_STORE === "1") process.kill(process.pid, "SIGKILL");
     if (fresh) {
       node.log.info("message received", { from: shortNodeId(req.from), msg: req.id, topic: req.topic, bytes: utf8Length(req.body) });
       try {

@@ -79,10 +79,10 @@ export function killAll(): void {
 }
 
 /** Start `atlas net listen --json` on 127.0.0.1 and an OS-chosen port; wait for its first line. */
-export function startListener(home: string, extra: string[] = [], o: { bin?: string; cmd?: string[] } = {}): Promise<Listener> {
+export function startListener(home: string, extra: string[] = [], o: { bin?: string; cmd?: string[]; env?: Record<string, string> } = {}): Promise<Listener> {
   const [cmd, pre] = atlasCommand(o.bin);
   const args = [...pre, "--home", home, ...(o.cmd ?? ["net", "listen"]), "--host", "127.0.0.1", "--port", "0", "--json", ...extra];
-  const p = spawn(cmd, args, { env: { ...process.env, NODE_OPTIONS: "" }, stdio: ["ignore", "pipe", "pipe"] });
+  const p = spawn(cmd, args, { env: { ...process.env, NODE_OPTIONS: "", ...o.env }, stdio: ["ignore", "pipe", "pipe"] });
   live.add(p);
   let out = "";
   let err = "";
