@@ -3,7 +3,8 @@ import type { HomePaths } from "../config/paths.ts";
 import { AtlasError } from "../errors.ts";
 import { isDaemonRunning } from "./detect.ts";
 
-function alive(pid: number): boolean {
+/** Whether a process with this PID exists (EPERM: it does, but is another user's). */
+export function isProcessAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -40,10 +41,10 @@ export async function acquirePidFile(paths: HomePaths): Promise<() => Promise<vo
       if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw new AtlasError("ERR_IO", `cannot create ${paths.pidFile}: ${(e as Error).message}`);
     }
     const pid = await readPid(paths.pidFile);
-    if (pid !== null && pid !== process.pid && alive(pid) && (await isDaemonRunning(paths))) {
+    if (pid !== null && pid !== process.pid && isProcessAlive(pid) && (await isDaemonRunning(paths))) {
       throw new AtlasError("ERR_USAGE", `a daemon is already running for ${paths.home} (pid ${pid}); stop it with \`atlas daemon stop\``, { exit: 1 });
     }
-    if (pid !== null && pid !== process.pid && alive(pid)) {
+    if (pid !== null && pid !== process.pid && isProcessAlive(pid)) {
       // The process exists but serves no socket: it may still be starting. Give it a moment.
       await new Promise((r) => setTimeout(r, 1500));
       if (await isDaemonRunning(paths)) throw new AtlasError("ERR_USAGE", `a daemon is already running for ${paths.home} (pid ${pid}); stop it with \`atlas daemon stop\``, { exit: 1 });

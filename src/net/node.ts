@@ -14,8 +14,7 @@ import { silentLogger, type Logger } from "../util/log.ts";
 import { AGENT } from "../version.ts";
 import { unixNow } from "../util/time.ts";
 import { FramedStream } from "../wire/framed-stream.ts";
-import type { WireMessage } from "../wire/messages.ts";
-import { DISCONNECT_BANNED, DISCONNECT_REPLACED, DISCONNECT_SHUTDOWN, type MsgTypeName, type TrustLevel } from "../wire/messages.ts";
+import { DISCONNECT_BANNED, DISCONNECT_REPLACED, DISCONNECT_SHUTDOWN, type MsgTypeName, type TrustLevel, type WireMessage } from "../wire/messages.ts";
 import { PeerRateLimiter } from "./rate-limit.ts";
 import { listenAddrs } from "./listen-addrs.ts";
 import { Session, type Direction, type PathKind, type RequestHandler } from "./session.ts";
@@ -33,7 +32,6 @@ export interface NodeOptions {
   log?: Logger;
 }
 
-
 /**
  * An Atlas node: one QUIC endpoint, the handshake on every connection, the live sessions and
  * their rows in the store. Daemon features (keepalive, outbox, rate limits) build on it.
@@ -50,8 +48,6 @@ export class AtlasNode {
   private closing = false;
   /** Inbound request limits per peer and tier (SPEC §9). */
   readonly limiter: PeerRateLimiter;
-  /** Called for every new session (after its row is written). */
-  onSession: ((s: Session) => void) | null = null;
 
   private constructor(o: NodeOptions, endpoint: QuicEndpoint) {
     this.config = o.config;
@@ -234,9 +230,7 @@ export class AtlasNode {
     void s.runControl();
     held.session = s;
     for (const st of held.streams.splice(0)) void this.serveRequest(s, st);
-    const winner = this.settleRivals(s, rivals);
-    if (winner === s) this.onSession?.(s);
-    return winner;
+    return this.settleRivals(s, rivals);
   }
 
   /**

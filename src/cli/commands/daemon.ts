@@ -13,11 +13,11 @@ function parsePort(v: string): number {
   return n;
 }
 
-/** `atlas daemon [stop]` and `atlas status` (SPEC §14, §16). */
-export function registerDaemon(program: Command<any, any, any>, ctxOf: CtxOf, ctxOfDaemon: CtxOf): void {
-  const daemon = program
-    .command("daemon")
-    .description("run the agent daemon in the foreground (`atlas daemon stop` stops it)")
+/** A command that runs the daemon: `atlas daemon` and its alias `atlas net listen`. */
+export function addDaemonCommand(parent: Command<any, any, any>, name: string, description: string, ctxOfDaemon: CtxOf): Command<any, any, any> {
+  return parent
+    .command(name)
+    .description(description)
     .option("--host <host>", "bind address (default network.host)")
     .option("--port <port>", "UDP port (default network.port; 0 = any)", parsePort)
     .option("--bootstrap <addr>", "bootstrap node (repeatable)", collect, [] as string[])
@@ -26,6 +26,11 @@ export function registerDaemon(program: Command<any, any, any>, ctxOf: CtxOf, ct
       const { startDaemon } = await import("../daemon-main.ts");
       await startDaemon(ctxOfDaemon(cmd), o);
     });
+}
+
+/** `atlas daemon [stop]` and `atlas status` (SPEC §14, §16). */
+export function registerDaemon(program: Command<any, any, any>, ctxOf: CtxOf, ctxOfDaemon: CtxOf): void {
+  const daemon = addDaemonCommand(program, "daemon", "run the agent daemon in the foreground (`atlas daemon stop` stops it)", ctxOfDaemon);
 
   daemon
     .command("stop")
@@ -37,8 +42,9 @@ export function registerDaemon(program: Command<any, any, any>, ctxOf: CtxOf, ct
       const { callDaemon } = await import("../../daemon/control-client.ts");
       const { pid } = await callDaemon<{ pid: number }>(ctx.paths, "daemon.stop", {});
       const deadline = Date.now() + 10_000;
-      while (Date.now() < deadline && alive(pid)) await new Promise((r) => setTimeout(r, 50));
-      if (alive(pid)) throw new AtlasError("ERR_TIMEOUT", `daemon (pid ${pid}) did not stop within 10 s`);
+      const { isProcessAlive } = await import("../../daemon/pidfile.ts");
+      while (Date.now() < deadline && isProcessAlive(pid)) await new Promise((r) => setTimeout(r, 50));
+      if (isProcessAlive(pid)) throw new AtlasError("ERR_TIMEOUT", `daemon (pid ${pid}) did not stop within 10 s`);
       if (ctx.json) ctx.out.data({ stopped: true, pid });
       else ctx.out.line(`Stopped daemon (pid ${pid})`);
     });
@@ -76,14 +82,5 @@ function renderStatus(ctx: Ctx, r: StatusReport): void {
   for (const s of r.sessions) {
     const rtt = s.rtt_ms === null ? "-" : `${s.rtt_ms.toFixed(2)} ms`;
     ctx.out.line(`  ${s.node_id.slice(0, 18)}…  ${s.name || "-"}  [${s.trust} via ${s.path}${s.relay ? ` ${s.relay}` : ""}]  ${s.direction}  age ${formatAge(now - s.age_s, now).replace(" ago", "")}  rtt ${rtt}${s.pinned ? "  pinned" : ""}`);
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
   }
 }

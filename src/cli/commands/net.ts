@@ -4,6 +4,7 @@ import type { Ctx } from "../context.ts";
 import type { AtlasNode } from "../../net/node.ts";
 import type { BanResult, PingReport } from "../../daemon/ops.ts";
 import { formatAge, table } from "../output.ts";
+import { addDaemonCommand } from "./daemon.ts";
 
 type CtxOf = (cmd: Command<any, any, any>) => Ctx;
 const short = (id: string) => id.slice(0, 18) + "…";
@@ -26,13 +27,6 @@ function parseMs(name: string) {
   };
 }
 
-function parsePort(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new AtlasError("ERR_USAGE", `--port must be an integer from 0 to 65535, got '${v}'`);
-  return n;
-}
-
-const collect = (v: string, prev: string[]) => [...prev, v];
 
 /**
  * Run a peer operation: through the home's daemon when one runs (sharing its identity, port and
@@ -97,16 +91,7 @@ function renderPing(ctx: Ctx, r: PingReport): void {
 export function registerNet(program: Command<any, any, any>, ctxOf: CtxOf, ctxOfDaemon: CtxOf): Command<any, any, any> {
   const net = program.command("net").description("peer commands");
 
-  net.command("listen")
-    .description("run the agent daemon in the foreground (alias of `atlas daemon`)")
-    .option("--host <host>", "bind address (default network.host)")
-    .option("--port <port>", "UDP port (default network.port; 0 = any)", parsePort)
-    .option("--bootstrap <addr>", "bootstrap node (repeatable)", collect, [] as string[])
-    .option("--relay <addr>", "relay node (repeatable)", collect, [] as string[])
-    .action(async (o, cmd) => {
-      const { startDaemon } = await import("../daemon-main.ts");
-      await startDaemon(ctxOfDaemon(cmd), o);
-    });
+  addDaemonCommand(net, "listen", "run the agent daemon in the foreground (alias of `atlas daemon`)", ctxOfDaemon);
 
   net.command("connect")
     .description("dial a peer and run the handshake")
