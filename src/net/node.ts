@@ -181,7 +181,7 @@ export class AtlasNode {
         timeoutMs: this.config.security.handshake_timeout * 1000,
         maxDriftS: this.config.security.max_clock_drift_secs,
         trustFor: (peer) => trustLevelFor(this.config, peer, { path: "direct" }),
-        bannedUntil: async (id) => (await this.store.peers.get(id))?.ban_until ?? null,
+        bannedUntil: (id) => this.bannedUntil(id),
       });
     } catch (e) {
       this.log.info("inbound handshake failed", { from: formatAddr(conn.remote), error: (e as Error).message });
@@ -255,13 +255,14 @@ export class AtlasNode {
 
   private async recordSession(s: Session, peer: PeerCard, trust: TrustLevel, dialled?: SockAddr): Promise<void> {
     const now = unixNow();
-    const known = await this.store.peers.get(peer.nodeId);
-    await this.store.peers.upsert(
+    // SPEC §8: the address we dialled successfully, else its first advertised listen address
+    // (only when we know none: an advertised address never replaces a proven one).
+    const address = dialled ? formatAddr(dialled) : (await this.store.peers.get(peer.nodeId))?.address ? undefined : peer.listenAddrs[0];
+    s.rowId = await this.store.recordSessionOpen(
       {
         node_id: peer.nodeId,
         public_key: peer.publicKey,
-        // SPEC §8: the address we dialled successfully, else its first advertised listen address.
-        address: dialled ? formatAddr(dialled) : known?.address ? undefined : peer.listenAddrs[0],
+        address,
         public_address: s.direction === "inbound" ? s.remoteAddress : undefined,
         relays: peer.relays,
         name: peer.name,
@@ -270,20 +271,11 @@ export class AtlasNode {
         trust_level: trust,
         last_seen: now,
       },
+      { node_id: peer.nodeId, direction: s.direction, path: s.path, relay: s.relay ?? null, remote_address: s.remoteAddress, protocol_v: 1, trust_level: trust, connected_at: now },
       now,
     );
-    await this.store.peers.clearFailure(peer.nodeId);
-    s.rowId = await this.store.sessions.open({
-      node_id: peer.nodeId,
-      direction: s.direction,
-      path: s.path,
-      relay: s.relay ?? null,
-      remote_address: s.remoteAddress,
-      protocol_v: 1,
-      trust_level: trust,
-      connected_at: now,
-    });
   }
+
 
   private writes = new Set<Promise<unknown>>();
   private async pendingWrites(): Promise<void> {
@@ -310,8 +302,8 @@ export class AtlasNode {
     void this.track((async () => {
       try {
         await s.recorded;
-        if (s.rowId !== null) await this.store.sessions.close(s.rowId, reason, now);
-        await this.store.peers.upsert({ node_id: s.nodeId, last_seen: now }, now);
+        if (s.rowId !== null) await this.store.recordSessionClose(s.rowId, s.nodeId, reason, now);
+        else await this.store.peers.upsert({ node_id: s.nodeId, last_seen: now }, now);
         if (reason === "timeout") await this.store.peers.recordFailure(s.nodeId, "disconnected", now);
       } catch (e) {
         this.log.warn("could not record session end", { error: (e as Error).message });
@@ -335,15 +327,33 @@ export class AtlasNode {
     return false;
   }
 
+  /**
+   * Unix time until which `nodeId` is banned, or null. Bans live in memory (loaded at start,
+   * updated by ban/unban), so a handshake costs no database query.
+   */
+  private bans: Map<string, number> | null = null;
+  private async bannedUntil(nodeId: string): Promise<number | null> {
+    this.bans ??= await this.store.peers.bans();
+    const until = this.bans.get(nodeId);
+    if (until === undefined) return null;
+    if (until <= unixNow()) {
+      this.bans.delete(nodeId);
+      return null;
+    }
+    return until;
+  }
+
   /** Ban a peer until `until` (Unix s): stored, and every live session with it closed. */
   async ban(nodeId: string, until: number): Promise<void> {
     await this.store.peers.setBan(nodeId, until);
+    (this.bans ??= await this.store.peers.bans()).set(nodeId, until);
     this.log.warn("peer banned", { peer: shortNodeId(nodeId), until });
     await Promise.all(this.sessionsWith(nodeId).map((s) => s.disconnect(DISCONNECT_BANNED, `banned until ${until}`)));
   }
 
   async unban(nodeId: string): Promise<void> {
     await this.store.peers.setBan(nodeId, null);
+    this.bans?.delete(nodeId);
     this.limiter.reset(nodeId);
   }
 

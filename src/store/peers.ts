@@ -4,7 +4,7 @@
  * undefined, "", [] or an empty key) never erases a known one, so a record learnt from discovery
  * cannot wipe the name learnt in a handshake. Clearing is explicit: clearFailure, setBan(null).
  */
-import type { InValue, Row } from "@libsql/client";
+import type { InStatement, InValue, Row } from "@libsql/client";
 import { type Db, bytesOrNull, jsonStrings, num, numOrNull, nowSecs, secs, str, strOrNull } from "./db.ts";
 
 export type TrustLevel = "bootstrap" | "unknown" | "verified" | "relay";
@@ -103,6 +103,29 @@ export function peerFromRow(r: Row): PeerRow {
   };
 }
 
+/** The one statement of PeerStore.upsert, so callers can put it in a batch with others. */
+export function upsertStatement(u: PeerUpdate, now: number = nowSecs()): { sql: string; args: InValue[] } {
+  const t = secs(now);
+  const lastSeen = encode("time", u.last_seen);
+  const cols: string[] = ["node_id", "first_seen", "last_seen"];
+  const args: InValue[] = [u.node_id, t, lastSeen ?? t];
+  const sets: string[] = [];
+  if (lastSeen !== undefined) sets.push("last_seen = MAX(last_seen, excluded.last_seen)");
+  for (const [key, kind] of FIELDS) {
+    const v = encode(kind, u[key]);
+    if (v === undefined) continue;
+    cols.push(key);
+    args.push(v);
+    sets.push(key === "record_seq" ? "record_seq = MAX(COALESCE(record_seq, excluded.record_seq), excluded.record_seq)" : `${key} = excluded.${key}`);
+  }
+  const conflict = sets.length > 0 ? `DO UPDATE SET ${sets.join(", ")}` : "DO NOTHING";
+  return { sql: `INSERT INTO peers (${cols.join(", ")}) VALUES (${cols.map(() => "?").join(", ")}) ON CONFLICT (node_id) ${conflict}`, args };
+}
+
+export function clearFailureStatement(nodeId: string): InStatement {
+  return { sql: "UPDATE peers SET last_failure = NULL, last_failure_at = NULL WHERE node_id = ? AND last_failure IS NOT NULL", args: [nodeId] };
+}
+
 export class PeerStore {
   readonly #db: Db;
 
@@ -116,29 +139,8 @@ export class PeerStore {
    * when `u.last_seen` is given and never backwards; record_seq never decreases.
    */
   async upsert(u: PeerUpdate, now: number = nowSecs()): Promise<void> {
-    const t = secs(now);
-    const lastSeen = encode("time", u.last_seen);
-    const cols: string[] = ["node_id", "first_seen", "last_seen"];
-    const args: InValue[] = [u.node_id, t, lastSeen ?? t];
-    const sets: string[] = [];
-    if (lastSeen !== undefined) sets.push("last_seen = MAX(last_seen, excluded.last_seen)");
-    for (const [key, kind] of FIELDS) {
-      const v = encode(kind, u[key]);
-      if (v === undefined) continue;
-      cols.push(key);
-      args.push(v);
-      sets.push(
-        key === "record_seq"
-          ? "record_seq = MAX(COALESCE(record_seq, excluded.record_seq), excluded.record_seq)"
-          : `${key} = excluded.${key}`,
-      );
-    }
-    const conflict = sets.length > 0 ? `DO UPDATE SET ${sets.join(", ")}` : "DO NOTHING";
-    await this.#db.execute(
-      `INSERT INTO peers (${cols.join(", ")}) VALUES (${cols.map(() => "?").join(", ")})
-       ON CONFLICT (node_id) ${conflict}`,
-      args,
-    );
+    const st = upsertStatement(u, now);
+    await this.#db.execute(st.sql, st.args);
   }
 
   async get(nodeId: string): Promise<PeerRow | null> {
@@ -179,10 +181,14 @@ export class PeerStore {
 
   /** A success clears the last failure. */
   async clearFailure(nodeId: string): Promise<void> {
-    await this.#db.execute(
-      "UPDATE peers SET last_failure = NULL, last_failure_at = NULL WHERE node_id = ? AND last_failure IS NOT NULL",
-      [nodeId],
-    );
+    const st = clearFailureStatement(nodeId) as { sql: string; args: InValue[] };
+    await this.#db.execute(st.sql, st.args);
+  }
+
+  /** Peers banned past `now`: the node keeps them in memory so a handshake needs no query. */
+  async bans(now: number = nowSecs()): Promise<Map<string, number>> {
+    const rows = await this.#db.rows("SELECT node_id, ban_until FROM peers WHERE ban_until > ?", [secs(now)]);
+    return new Map(rows.map((r) => [str(r.node_id), num(r.ban_until)]));
   }
 
   /**

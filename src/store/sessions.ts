@@ -3,7 +3,7 @@
  * closed_at NULL; a daemon starting after a crash closes the leftovers with closeAllOpen("crash").
  * `remote_address` is what this node saw; it never touches the peer's advertised address.
  */
-import type { InValue, Row } from "@libsql/client";
+import type { InStatement, InValue, Row } from "@libsql/client";
 import { type Db, num, numOrNull, secs, str, strOrNull } from "./db.ts";
 
 export interface SessionRow {
@@ -56,6 +56,24 @@ function sessionFromRow(r: Row): SessionRow {
   };
 }
 
+/** The statements of SessionStore.open (a minimal peer row if none, then the session): the last one's rowid is the session ID. */
+export function openStatements(s: SessionOpen): InStatement[] {
+  const at = secs(s.connected_at);
+  const trust = TRUST_LEVELS.has(s.trust_level) ? s.trust_level : "unknown";
+  return [
+    { sql: "INSERT OR IGNORE INTO peers (node_id, first_seen, last_seen, trust_level) VALUES (?, ?, ?, ?)", args: [s.node_id, at, at, trust] },
+    {
+      sql: `INSERT INTO sessions (node_id, direction, path, relay, remote_address, protocol_v, trust_level, connected_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      args: [s.node_id, s.direction, s.path, s.relay ?? null, s.remote_address ?? null, Math.trunc(s.protocol_v), s.trust_level, at],
+    },
+  ];
+}
+
+export function closeStatement(id: number, reason: string, at: number): InStatement {
+  return { sql: "UPDATE sessions SET closed_at = ?, close_reason = ? WHERE id = ? AND closed_at IS NULL", args: [secs(at), reason, id] };
+}
+
 export class SessionStore {
   readonly #db: Db;
 
@@ -68,30 +86,17 @@ export class SessionStore {
    * row yet gets a minimal one (first_seen = last_seen = connected_at) in the same transaction.
    */
   async open(s: SessionOpen): Promise<number> {
-    const at = secs(s.connected_at);
-    const trust = TRUST_LEVELS.has(s.trust_level) ? s.trust_level : "unknown";
-    const [, ins] = await this.#db.batch([
-      {
-        sql: "INSERT OR IGNORE INTO peers (node_id, first_seen, last_seen, trust_level) VALUES (?, ?, ?, ?)",
-        args: [s.node_id, at, at, trust],
-      },
-      {
-        sql: `INSERT INTO sessions (node_id, direction, path, relay, remote_address, protocol_v, trust_level, connected_at)
-              VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-        args: [s.node_id, s.direction, s.path, s.relay ?? null, s.remote_address ?? null, Math.trunc(s.protocol_v), s.trust_level, at],
-      },
-    ]);
+    const [, ins] = await this.#db.batch(openStatements(s));
     return num(ins?.lastInsertRowid);
   }
 
+
   /** Close one session; a session already closed keeps its first close time and reason. */
   async close(id: number, reason: string, at: number): Promise<void> {
-    await this.#db.execute("UPDATE sessions SET closed_at = ?, close_reason = ? WHERE id = ? AND closed_at IS NULL", [
-      secs(at),
-      reason,
-      id,
-    ]);
+    const st = closeStatement(id, reason, at) as { sql: string; args: InValue[] };
+    await this.#db.execute(st.sql, st.args);
   }
+
 
   /** Close every open session (crash recovery at daemon start, or shutdown). Returns how many. */
   async closeAllOpen(reason: string, at: number): Promise<number> {
