@@ -4,7 +4,10 @@ import type { SockAddr } from "./addr.ts";
 import { quiche, type HostPort, type QuicheConnection } from "./native.ts";
 import { QuicStream } from "./stream.ts";
 
-/** Where a connection's packets go: the UDP socket, or (later) a relay pipe — a virtual path. */
+/**
+ * Where a connection's packets go: the UDP socket, or (later) a relay pipe — a virtual path.
+ * `packet` is a view of the connection's scratch buffer, valid only during the call: copy it.
+ */
 export interface PacketSink {
   sendPacket(packet: Uint8Array, to: HostPort): void;
 }
@@ -108,10 +111,30 @@ export class QuicConnection {
     return this.isEstablished && this.closeInfo === null;
   }
 
+  private lastFrom: HostPort | null = null;
+  /** The peer's address as an object quiche accepts, reused while it does not change. */
+  peerHostPort(host: string, port: number): HostPort {
+    const f = this.lastFrom;
+    if (f && f.port === port && f.host === host) return f;
+    return (this.lastFrom = { host, port });
+  }
+
   /** Feed one received packet. */
   receive(datagram: Uint8Array, from: HostPort, to: HostPort): void {
     if (this.gone) return;
     const info = { from, to };
+    if ((datagram[0]! & 0xc0) === 0x40) {
+      // short header: one packet, the common case once established
+      try {
+        this.native.recv(datagram, info);
+      } catch {
+        // undecryptable or duplicate: not an error of ours
+      }
+      this.sawShortHeader = true;
+      this.gotPackets = true;
+      schedule(this);
+      return;
+    }
     // quiche 0.18 drops the rest of a datagram after a coalesced packet it cannot decrypt
     // (RFC 9000 §12.2 says to go on): feed it one QUIC packet at a time.
     for (const packet of splitCoalesced(datagram)) {
@@ -288,7 +311,7 @@ export class QuicConnection {
         return;
       }
       if (r === null) return;
-      this.sink.sendPacket(this.sendBuf.slice(0, r[0]), r[1].to);
+      this.sink.sendPacket(this.sendBuf.subarray(0, r[0]), r[1].to);
     }
     schedule(this); // more to send: continue next turn without starving others
   }

@@ -14,6 +14,9 @@ import { within } from "../util/time.ts";
 /** Length of every connection ID we issue; short-header packets carry it without a length byte. */
 export const CID_LEN = 16;
 const SOCKET_BUFFER = 4 * 1024 * 1024;
+/** Outgoing packet buffers: large enough for any datagram we send, kept for reuse. */
+const SEND_BUF_SIZE = 1500;
+const SEND_POOL_MAX = 2048;
 const noop = () => {};
 
 export interface EndpointOptions extends TransportOptions {
@@ -142,9 +145,24 @@ export class QuicEndpoint implements PacketSink {
     if (hp) this.socket.send(packet, hp.port, hp.host, noop);
   }
 
+  /**
+   * Send one packet. `packet` is only valid during the call (the connection's scratch), so it is
+   * copied into a pooled buffer that comes back when the send completes: dgram keeps a reference
+   * until then, and libuv completes sends in order.
+   */
   sendPacket(packet: Uint8Array, to: HostPort): void {
-    this.socket.send(packet, to.port, to.host, noop);
+    const buf = this.pool.pop() ?? Buffer.allocUnsafeSlow(SEND_BUF_SIZE);
+    buf.set(packet);
+    this.inflight.push(buf);
+    this.socket.send(buf, 0, packet.length, to.port, to.host, this.onSent);
   }
+
+  private pool: Buffer[] = [];
+  private inflight: Buffer[] = [];
+  private onSent = (): void => {
+    const b = this.inflight.shift();
+    if (b && this.pool.length < SEND_POOL_MAX) this.pool.push(b);
+  };
 
   /** Close every connection (code 0 with `reason`), let the close packets out, close the socket. */
   async close(reason = "shutdown", graceMs = 300): Promise<void> {
@@ -177,13 +195,12 @@ export class QuicEndpoint implements PacketSink {
       if (buf.length < 6 + dlen) return;
       key = buf.toString("latin1", 6, 6 + dlen);
     }
-    const from = { host, port };
     const c = this.conns.get(key);
     if (c) {
-      c.receive(buf, from, this.localHP);
+      c.receive(buf, c.peerHostPort(host, port), this.localHP);
       return;
     }
-    if ((b0 & 0x80) !== 0 && ((b0 & 0x30) >> 4) === 0) this.onInitial(buf, from);
+    if ((b0 & 0x80) !== 0 && ((b0 & 0x30) >> 4) === 0) this.onInitial(buf, { host, port });
   }
 
   /** An Initial for no known connection: version check, Retry, limits, then accept. */
