@@ -4,6 +4,7 @@ import { VERSION } from "../version.ts";
 import { makeCtx, type Ctx, type GlobalOpts } from "./context.ts";
 import { reportError } from "./output.ts";
 import { registerId } from "./commands/id.ts";
+import { registerOperator } from "./commands/operator.ts";
 import { registerConfig } from "./commands/config.ts";
 import { registerNet } from "./commands/net.ts";
 import { registerDaemon } from "./commands/daemon.ts";
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
 
   const ctxOf = (level: "warn" | "info") => (cmd: Command<any, any, any>): Ctx => makeCtx(cmd.optsWithGlobals() as GlobalOpts, level);
   registerId(program, ctxOf("warn"));
+  registerOperator(program.commands.find((c) => c.name() === "id")!, ctxOf("warn"));
   registerMessaging(registerNet(program, ctxOf("warn"), ctxOf("info")), ctxOf("warn"));
   registerConfig(program, ctxOf("warn"));
 

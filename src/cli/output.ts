@@ -1,4 +1,5 @@
 import { AtlasError, Exit } from "../errors.ts";
+import type { OperatorInfoView } from "../daemon/ops.ts";
 
 /** Where a command writes: stdout for results, stderr for errors; `json` switches the format. */
 export interface Output {
@@ -55,4 +56,9 @@ export function formatAge(unixSecs: number | null | undefined, now = Date.now() 
   if (d < 3600) return `${Math.floor(d / 60)}m ago`;
   if (d < 86400) return `${Math.floor(d / 3600)}h ago`;
   return `${Math.floor(d / 86400)}d ago`;
+}
+
+/** `@alice (fid 1234)`, or `@alice (unconfirmed: <reason>)` for a binding that did not check out. */
+export function operatorText(o: OperatorInfoView): string {
+  return o.status === "verified" ? `@${o.username} (fid ${o.fid})` : `@${o.username} (unconfirmed: ${o.reason})`;
 }

@@ -11,6 +11,14 @@ import { formatAddr } from "../transport/addr.ts";
 import { DISCONNECT_SHUTDOWN } from "../wire/messages.ts";
 import { sleep } from "../util/time.ts";
 
+export interface OperatorInfoView {
+  username: string;
+  fid: number | null;
+  /** "verified", or "unconfirmed" with the reason (SPEC §13: shown, never trusted). */
+  status: "verified" | "unconfirmed";
+  reason?: string;
+}
+
 export interface SessionInfo {
   node_id: string;
   name: string;
@@ -18,10 +26,19 @@ export interface SessionInfo {
   path: string;
   relay: string | null;
   address: string;
+  operator: OperatorInfoView | null;
+}
+
+export function operatorView(s: Session): OperatorInfoView | null {
+  const op = s.peer.operator;
+  if (!op) return null;
+  const v = s.peer.verdict;
+  if (v?.status === "verified") return { username: v.username, fid: v.fid, status: "verified" };
+  return { username: op.username, fid: op.fid ?? null, status: "unconfirmed", reason: v?.reason ?? "not checked" };
 }
 
 export function sessionInfo(s: Session): SessionInfo {
-  return { node_id: s.nodeId, name: s.peer.name, trust: s.trust, path: s.path, relay: s.relay ?? null, address: s.remoteAddress };
+  return { node_id: s.nodeId, name: s.peer.name, trust: s.trust, path: s.path, relay: s.relay ?? null, address: s.remoteAddress, operator: operatorView(s) };
 }
 
 /** `net connect`: in a daemon the session is kept until `net disconnect` (SPEC §7). */
@@ -99,8 +116,9 @@ export interface StatusReport {
   listen_addrs: string[];
   public_address: string | null;
   public_address_source: string;
-  sessions: { node_id: string; name: string; direction: string; path: string; relay: string | null; trust: string; age_s: number; rtt_ms: number | null; pinned: boolean }[];
+  sessions: { node_id: string; name: string; direction: string; path: string; relay: string | null; trust: string; age_s: number; rtt_ms: number | null; pinned: boolean; operator: OperatorInfoView | null }[];
   outbox_depth: number;
+  farcaster: { verify: string; hub: { url: string; reachable: boolean | null; last_error?: string } | null };
 }
 
 export async function statusOp(node: AtlasNode, startedAt: number): Promise<StatusReport> {
@@ -124,8 +142,10 @@ export async function statusOp(node: AtlasNode, startedAt: number): Promise<Stat
       age_s: Math.round((now - s.openedAt) / 1000),
       rtt_ms: s.lastRttMs,
       pinned: s.pinned,
+      operator: operatorView(s),
     })),
     outbox_depth: await node.store.outbox.count(),
+    farcaster: { verify: node.config.farcaster.verify, hub: node.hubStatus() },
   };
 }
 

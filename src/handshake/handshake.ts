@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { unixNow } from "../util/time.ts";
 import { AtlasError, ProtocolCode, protocolCodeName, type ProtocolCodeName } from "../errors.ts";
 import type { Identity } from "../identity/identity.ts";
+import type { OperatorVerdict } from "../operator/verify.ts";
 import { verifyEd25519 } from "../identity/keys.ts";
 import { peerKeyFromCertificate } from "../identity/cert.ts";
 import { nodeIdFromPublicKey } from "../identity/node-id.ts";
@@ -37,6 +38,8 @@ export interface PeerCard {
   relays: string[];
   agent?: string;
   timestamp: number;
+  /** The outcome of checking `operator` (SPEC §13), set while the trust level is decided. */
+  verdict?: OperatorVerdict;
 }
 
 export interface HandshakeResult {

@@ -19,6 +19,7 @@ import { PeerRateLimiter } from "./rate-limit.ts";
 import { listenAddrs } from "./listen-addrs.ts";
 import { Session, type Direction, type PathKind, type RequestHandler } from "./session.ts";
 import { trustLevelFor } from "./trust.ts";
+import type { HttpHubClient } from "../operator/hub.ts";
 
 export interface NodeOptions {
   config: Config;
@@ -132,7 +133,7 @@ export class AtlasNode {
         expectedNodeId: o.expectedNodeId,
         timeoutMs: this.config.security.handshake_timeout * 1000,
         maxDriftS: this.config.security.max_clock_drift_secs,
-        trustFor: (peer) => trustLevelFor(this.config, peer, { dialled: addr, path: "direct" }),
+        trustFor: (peer) => this.trustFor(peer, { dialled: addr, path: "direct" }),
       });
       if (o.signal?.aborted) {
         conn.close(0, "dial cancelled");
@@ -158,6 +159,36 @@ export class AtlasNode {
     await this.pendingWrites();
   }
 
+  // ---- trust ----
+
+  private hub: HttpHubClient | null = null;
+
+  /**
+   * SPEC §9 trust, with the operator binding checked first (§13): verified only when it passes
+   * both steps (or step 1 with farcaster.verify = "signature"); anything else leaves the session
+   * at its other trust level and the verdict says why. The verdict rides on the peer card.
+   */
+  private async trustFor(peer: PeerCard, ctx: { dialled?: SockAddr; path: PathKind }): Promise<TrustLevel> {
+    if (peer.operator) {
+      const { verifyOperator } = await import("../operator/verify.ts");
+      if (this.config.farcaster.verify === "hub" && !this.hub) {
+        const { HttpHubClient, hubUrlFor } = await import("../operator/hub.ts");
+        this.hub = new HttpHubClient(hubUrlFor(this.config.farcaster.hub_url), { cacheTtlSecs: this.config.farcaster.cache_ttl });
+      }
+      peer.verdict = await verifyOperator(peer.operator, peer.nodeId, this.config, this.config.farcaster.verify === "hub" ? this.hub : null);
+      if (peer.verdict.status !== "verified") this.log.info("operator binding not confirmed", { peer: shortNodeId(peer.nodeId), reason: peer.verdict.reason });
+    }
+    return trustLevelFor(this.config, peer, { ...ctx, operatorVerified: peer.verdict?.status === "verified" });
+  }
+
+  /** The hub client's reachability, for `atlas status` (null until a binding needed it). */
+  hubStatus(): { url: string; reachable: boolean | null; last_error?: string } | null {
+    if (!this.hub) return null;
+    const st = this.hub.status();
+    return { url: this.hub.baseUrl, reachable: st.reachable, last_error: st.lastError };
+  }
+
+
   // ---- inbound ----
 
   private acceptConnection(conn: QuicConnection): void {
@@ -180,7 +211,7 @@ export class AtlasNode {
       hs = await acceptHandshake(conn, control, this.card, {
         timeoutMs: this.config.security.handshake_timeout * 1000,
         maxDriftS: this.config.security.max_clock_drift_secs,
-        trustFor: (peer) => trustLevelFor(this.config, peer, { path: "direct" }),
+        trustFor: (peer) => this.trustFor(peer, { path: "direct" }),
         bannedUntil: (id) => this.bannedUntil(id),
       });
     } catch (e) {
@@ -267,7 +298,8 @@ export class AtlasNode {
         relays: peer.relays,
         name: peer.name,
         skills: peer.skills,
-        operator_username: peer.operator?.username,
+        operator_username: peer.verdict?.status === "verified" ? peer.verdict.username : undefined,
+        operator_fid: peer.verdict?.status === "verified" ? peer.verdict.fid : undefined,
         trust_level: trust,
         last_seen: now,
       },

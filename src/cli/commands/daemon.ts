@@ -1,7 +1,7 @@
 import type { Command } from "@commander-js/extra-typings";
 import { AtlasError } from "../../errors.ts";
 import type { Ctx } from "../context.ts";
-import { formatAge } from "../output.ts";
+import { formatAge, operatorText } from "../output.ts";
 import type { StatusReport } from "../../daemon/ops.ts";
 
 type CtxOf = (cmd: Command<any, any, any>) => Ctx;
@@ -78,9 +78,11 @@ function renderStatus(ctx: Ctx, r: StatusReport): void {
     ["Public", r.public_address ? `${r.public_address} (${r.public_address_source})` : `unknown: ${r.public_address_source}`],
     ["Sessions", String(r.sessions.length)],
     ["Outbox", `${r.outbox_depth} queued`],
+    ["Hub", `farcaster.verify=${r.farcaster.verify}; ${r.farcaster.hub ? `${r.farcaster.hub.url} ${r.farcaster.hub.reachable === null ? "not asked yet" : r.farcaster.hub.reachable ? "reachable" : `unreachable (${r.farcaster.hub.last_error ?? "error"})`}` : "not asked yet"}`],
   ]);
   for (const s of r.sessions) {
     const rtt = s.rtt_ms === null ? "-" : `${s.rtt_ms.toFixed(2)} ms`;
-    ctx.out.line(`  ${s.node_id.slice(0, 18)}…  ${s.name || "-"}  [${s.trust} via ${s.path}${s.relay ? ` ${s.relay}` : ""}]  ${s.direction}  age ${formatAge(now - s.age_s, now).replace(" ago", "")}  rtt ${rtt}${s.pinned ? "  pinned" : ""}`);
+    const op = s.operator ? `  ${operatorText(s.operator)}` : "";
+    ctx.out.line(`  ${s.node_id.slice(0, 18)}…  ${s.name || "-"}  [${s.trust} via ${s.path}${s.relay ? ` ${s.relay}` : ""}]  ${s.direction}  age ${formatAge(now - s.age_s, now).replace(" ago", "")}  rtt ${rtt}${s.pinned ? "  pinned" : ""}${op}`);
   }
 }

@@ -3,7 +3,7 @@ import { AtlasError, type ErrorCodeName } from "../../errors.ts";
 import type { Ctx } from "../context.ts";
 import type { AtlasNode } from "../../net/node.ts";
 import type { BanResult, PingReport } from "../../daemon/ops.ts";
-import { formatAge, table } from "../output.ts";
+import { formatAge, operatorText, table } from "../output.ts";
 import { addDaemonCommand } from "./daemon.ts";
 
 type CtxOf = (cmd: Command<any, any, any>) => Ctx;
@@ -104,6 +104,7 @@ export function registerNet(program: Command<any, any, any>, ctxOf: CtxOf, ctxOf
       else {
         ctx.out.line(`Connected to ${r.node_id}`);
         ctx.out.line(`${r.name || "(unnamed)"} [${r.trust} via ${r.path}]`);
+        if (r.operator) ctx.out.line(`Operator : ${operatorText(r.operator)}`);
       }
     });
 
@@ -171,12 +172,13 @@ export function registerNet(program: Command<any, any, any>, ctxOf: CtxOf, ctxOf
         if (rows.length === 0) return ctx.out.line("No known peers.");
         ctx.out.line(
           table(
-            ["NODE ID", "NAME", "ADDRESS", "TRUST", "LAST SEEN", "LAST FAILURE", "BAN"],
+            ["NODE ID", "NAME", "ADDRESS", "TRUST", "OPERATOR", "LAST SEEN", "LAST FAILURE", "BAN"],
             rows.map((r) => [
               short(r.node_id),
               r.name ?? "-",
               r.address ?? r.public_address ?? "-",
               r.trust_level,
+              r.operator_username ? `@${r.operator_username}${r.operator_fid ? ` (fid ${r.operator_fid})` : ""}` : "-",
               formatAge(r.last_seen, now),
               r.last_failure ? `${r.last_failure} (${formatAge(r.last_failure_at, now)})` : "-",
               r.ban_until && r.ban_until > now ? `until ${new Date(r.ban_until * 1000).toISOString()}` : "-",
