@@ -10,8 +10,12 @@
  * Placement: on Linux with 2+ cores the client is pinned to CPU 0 and the server to CPU 1; the
  * round-trip and request phases then run again with both on CPU 0 (rows tagged [2 cores]/[1 core]).
  *
+ * Daemon phase (bench/daemon.ts, last): real `atlas daemon` processes (dist/atlas) — messages through
+ * two daemons' outbox/inbox, `atlas net send` / `--version` wall time, daemon RSS idle and with 500
+ * sessions.
+ *
  * Environment:
- *   BENCH_ONLY=connect,idle,rtt,req,bulk   run only these phases (profiling); RESULTS.md untouched
+ *   BENCH_ONLY=connect,idle,rtt,req,bulk,daemon   run only these phases (profiling); RESULTS.md untouched
  *   BENCH_CPU_PROF=DIR                    run the server child under `node --cpu-prof` into DIR
  *   BENCH_NO_WRITE=1                      do not touch bench/RESULTS.md
  *   BENCH_NO_PIN=1                        leave CPU placement to the scheduler
@@ -29,6 +33,7 @@ import type { Session } from "../src/net/session.ts";
 import { openStore } from "../src/store/index.ts";
 import { FramedStream } from "../src/wire/framed-stream.ts";
 import type { WireMessage } from "../src/wire/messages.ts";
+import { daemonPhase } from "./daemon.ts";
 import { bulk, echoSession, open, openMode, reqSession, type Kind, type TlsCreds } from "./baseline.ts";
 import { CAP, HOST, MODE, N, deadline, startNodeWith, RAISED_LIMITS, median, memUsage, percentile, settleGc, startNode, type BenchNode, type MemReport, type ServerReady } from "./common.ts";
 
@@ -77,7 +82,7 @@ function killChild(): void {
  * transport jump between two modes from run to run. BENCH_NO_PIN=1 turns this off.
  */
 let pinning = "not pinned";
-function pin(pid: number, cpu: number): boolean {
+function pin(pid: number, cpu: number | string): boolean {
   try {
     execFileSync("taskset", ["-a", "-p", "-c", String(cpu), String(pid)], { stdio: "ignore" });
     return true;
@@ -500,6 +505,18 @@ async function main(): Promise<void> {
   await client.store.close();
   await rm(client.dir, { recursive: true, force: true });
   await rpc("stop", 15_000);
+
+  if (phase("daemon")) {
+    await daemonPhase({
+      root,
+      benchRoot,
+      addRow,
+      note: (s) => notes.push(s),
+      log,
+      pin,
+      pinning: pinned,
+    });
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -541,10 +558,10 @@ async function writeResults(text: string): Promise<void> {
 }
 
 const watchdog = setTimeout(() => {
-  process.stderr.write("bench: overall time limit (180 s) reached, aborting\n");
+  process.stderr.write("bench: overall time limit (240 s) reached, aborting\n");
   killChild();
   process.exit(2);
-}, 180_000);
+}, 240_000);
 watchdog.unref();
 
 try {

@@ -1,17 +1,25 @@
-// Bundles cli.ts into dist/atlas.mjs for `npm start` and the process tests. npm packages stay
-// external (resolved from node_modules), so native addons load as usual. The standalone binary
-// is made by scripts/build.mjs.
+// Bundles cli.ts into dist/atlas.mjs (+ dist/chunks/) for `npm start` and the process tests.
+// npm packages stay external (resolved from node_modules, so native addons load as usual), and
+// code splitting keeps every `await import()` lazy: without it the single ESM file would hoist
+// the imports of QUIC, libSQL and viem to its top and `--version` would load them all.
+// The standalone binary is made by scripts/build.mjs.
 import { build } from "esbuild";
+import { rm } from "node:fs/promises";
 
+const dist = new URL("../dist/", import.meta.url).pathname;
+await rm(new URL("chunks/", `file://${dist}`).pathname, { recursive: true, force: true });
 await build({
-  entryPoints: [new URL("../cli.ts", import.meta.url).pathname],
-  outfile: new URL("../dist/atlas.mjs", import.meta.url).pathname,
+  entryPoints: { atlas: new URL("../cli.ts", import.meta.url).pathname },
+  outdir: dist,
+  outExtension: { ".js": ".mjs" },
+  chunkNames: "chunks/[name]-[hash]",
+  splitting: true,
   bundle: true,
   platform: "node",
   format: "esm",
   target: "node20",
   packages: "external",
   keepNames: true,
-  sourcemap: "inline",
+  sourcemap: "linked",
   logLevel: "warning",
 });

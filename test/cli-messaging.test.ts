@@ -115,9 +115,9 @@ describe("net send / inbox / outbox", () => {
 
   test("send to a peer that bans us: exit 4", async () => {
     const d = await initHome("delta");
-    const s = await openStore(dbOf(a.home));
-    await s.peers.setBan(d.nodeId, Math.floor(Date.now() / 1000) + 600);
-    await s.close();
+    // Through the running daemon (it keeps bans in memory).
+    const ban = await runAtlas(["net", "ban", d.nodeId, "--for", "10m"], { home: a.home });
+    assert.equal(ban.code, 0, ban.stderr);
     const r = await runAtlas(["net", "send", da.address, "{}"], { home: d.home });
     assert.equal(r.code, 4, r.stderr);
     assert.match(r.stderr, /^error: peer refused the handshake: banned until \d+\n$/);

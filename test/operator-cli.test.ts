@@ -60,7 +60,7 @@ test("auth-farcaster: approval through the relay stores the binding; id show nam
   assert.equal(r.channels.length, 1);
   const ch = r.channels[0]!;
   assert.equal(ch.request.requestId, nodeId);
-  assert.match(String(ch.request.nonce), /^[A-Za-z0-9]{8,}$/);
+  assert.match(String(ch.request.nonce), /^[A-Za-z0-9]{24}$/);
   assert.equal(ch.request.domain, "atlas.local");
   assert.equal(ch.request.siweUri, "https://atlas.local/operator-auth");
   assert.equal(ch.request.acceptAuthAddress, false);
@@ -120,6 +120,38 @@ test("auth-farcaster: relay down → exit 3, one line", async () => {
   assert.equal(j.code, 3);
   assert.equal(JSON.parse(j.stderr).error.code, "ERR_UNREACHABLE");
   assert.equal((await profile(home)).operator, undefined);
+});
+
+test("auth-farcaster: a relay that refuses the channel → exit 4; one failing with 5xx → exit 3", async () => {
+  const { home } = await initHome("lambda");
+  const refusing = await relay({ createStatus: 400 });
+  const res = await runAtlas(["id", "auth-farcaster", "--auth-relay", refusing.url, ...fast], { home });
+  assert.equal(res.code, 4);
+  assert.equal(res.stderr, `error: auth relay ${refusing.url} refused creating the sign-in channel: HTTP 400: channel creation disabled in fake relay\n`);
+  const failing = await relay({ statusStatus: 503 });
+  const res2 = await runAtlas(["id", "auth-farcaster", "--auth-relay", failing.url, ...fast], { home });
+  assert.equal(res2.code, 3);
+  assert.match(res2.stderr, /^error: auth relay .* unreachable: the sign-in status request failed with HTTP 503: status disabled in fake relay\n$/);
+  assert.equal(failing.channels[0]!.polls, 3, "a blip is tolerated, an outage is not");
+  assert.equal((await profile(home)).operator, undefined);
+});
+
+test("auth-farcaster: a relay that accepts but never answers → exit 3, and the process ends", async () => {
+  const { home } = await initHome("kappa");
+  const sockets = new Set<import("node:net").Socket>();
+  const silent = createServer((s) => sockets.add(s)); // accepts, never answers
+  await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
+  const url = `http://127.0.0.1:${(silent.address() as import("node:net").AddressInfo).port}`;
+  try {
+    const t0 = Date.now();
+    const res = await runAtlas(["id", "auth-farcaster", "--auth-relay", url, "--timeout-secs", "1"], { home, timeoutMs: 25_000 });
+    assert.equal(res.code, 3, res.stderr);
+    assert.equal(res.stderr, `error: auth relay ${url} unreachable: no answer within 10 s\n`);
+    assert.ok(Date.now() - t0 < 15_000, "the hung request does not keep the process alive");
+  } finally {
+    for (const s of sockets) s.destroy();
+    await new Promise<void>((r) => silent.close(() => r()));
+  }
 });
 
 test("auth-farcaster: never approved within --timeout-secs → exit 5", async () => {

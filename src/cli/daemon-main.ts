@@ -8,13 +8,18 @@ import type { DaemonOptions } from "../daemon/daemon.ts";
  */
 export async function startDaemon(ctx: Ctx, o: DaemonOptions): Promise<void> {
   const { runDaemon } = await import("../daemon/daemon.ts");
-  const { serveInbox, pruneInbox } = await import("../net/messaging.ts");
+  const { serveInbox, pruneInbox, enqueueMessage } = await import("../net/messaging.ts");
   const { OutboxWorker } = await import("../net/outbox-worker.ts");
   await runDaemon(ctx, o, async (node, handlers, services) => {
     serveInbox(node);
     const outbox = new OutboxWorker(node, ctx.log);
     services.push(outbox);
     handlers.set("outbox.kick", async () => (outbox.kick(), { ok: true }));
+    handlers.set("net.send", async (a) => {
+      const r = await enqueueMessage(node.store, node.config, { target: String(a.target), body: String(a.body), topic: a.topic as string | null, reply_to: a.reply_to as string | null });
+      outbox.kick();
+      return r;
+    });
     let prune: ReturnType<typeof setInterval> | undefined;
     services.push({
       start: () => {

@@ -4,11 +4,11 @@ import { VERSION } from "../version.ts";
 import { makeCtx, type Ctx, type GlobalOpts } from "./context.ts";
 import { reportError } from "./output.ts";
 import { registerId } from "./commands/id.ts";
-import { registerOperator } from "./commands/operator.ts";
 import { registerConfig } from "./commands/config.ts";
 import { registerNet } from "./commands/net.ts";
 import { registerDaemon } from "./commands/daemon.ts";
 import { registerMessaging } from "./commands/messaging.ts";
+import { registerOperator } from "./commands/operator.ts";
 
 /**
  * The `atlas` command line (SPEC §14). Only commander and small modules load at start-up;

@@ -230,6 +230,25 @@ export async function resolveSendTarget(store: Store, text: string): Promise<str
 }
 
 /** The node ID a canonical target names, if it names one. */
+export interface QueuedResult {
+  msg_id: string;
+  target: string;
+}
+
+/**
+ * `net send` with a daemon: resolve the target, commit the message to the outbox (SPEC §14:
+ * queued, then delivered with retries until acknowledged or expired) and return its ID.
+ */
+export async function enqueueMessage(store: Store, cfg: Config, a: { target: string; body: string; topic?: string | null; reply_to?: string | null }): Promise<QueuedResult> {
+  const body = normalizeBody(a.body);
+  checkOutgoing(body, { topic: a.topic ?? undefined, replyTo: a.reply_to ?? undefined });
+  const target = await resolveSendTarget(store, a.target);
+  const id = newMessageId();
+  const now = unixNow();
+  await store.outbox.enqueue({ id, target, topic: a.topic ?? null, reply_to: a.reply_to ?? null, body, created_at: now, expires_at: now + cfg.outbox.ttl });
+  return { msg_id: id, target };
+}
+
 export function targetNodeId(target: string): string | null {
   const at = target.indexOf("@");
   const id = at > 0 ? target.slice(0, at) : target;

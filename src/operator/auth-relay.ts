@@ -86,9 +86,10 @@ function requestError(relay: string, e: unknown): AtlasError {
   return new AtlasError("ERR_UNREACHABLE", `auth relay ${relay} unreachable: ${message}`, { cause: e });
 }
 
-/** An AtlasError for an HTTP error status from the relay. */
-function statusError(relay: string, what: string, status: number, data: unknown): AtlasError {
+/** An AtlasError for an HTTP error status from the relay, creating the channel or polling it. */
+function statusError(relay: string, op: "create" | "status", status: number, data: unknown): AtlasError {
   const detail = typeof (data as { error?: unknown })?.error === "string" ? `: ${String((data as { error: string }).error).slice(0, 200)}` : "";
+  const what = op === "create" ? "creating the sign-in channel" : "the sign-in status request";
   if (status >= 500) return new AtlasError("ERR_UNREACHABLE", `auth relay ${relay} unreachable: ${what} failed with HTTP ${status}${detail}`);
   return new AtlasError("ERR_REJECTED", `auth relay ${relay} refused ${what}: HTTP ${status}${detail}`);
 }
@@ -104,6 +105,21 @@ function positive(name: string, v: number, integer = false): number {
 /** We refuse what the relay sent: an error (exit 1), not a rejection by a peer (exit 4). */
 const notVerified = (message: string) => new AtlasError("ERR_NOT_VERIFIED", message, { exit: Exit.ERROR });
 
+/**
+ * A random alphanumeric nonce (as SIWE and the relay require), 24 characters ≈ 142 bits. Shorter
+ * than the client's generateNonce (96 characters), which keeps the approval URL's QR code small.
+ */
+export function makeNonce(length = 24): string {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  let out = "";
+  while (out.length < length) {
+    for (const b of crypto.getRandomValues(new Uint8Array(length * 2))) {
+      if (b < 248 && out.length < length) out += alphabet[b % 62]; // 248 = 4 × 62: no modulo bias
+    }
+  }
+  return out;
+}
+
 /** Seconds-precision ISO 8601 (SIWE readers differ on fractional seconds; whole seconds are safe). */
 const isoSecs = (ms: number) => new Date(Math.floor(ms / 1000) * 1000).toISOString().replace(/\.000Z$/, "Z");
 
@@ -115,6 +131,22 @@ const isoSecs = (ms: number) => new Date(Math.floor(ms / 1000) * 1000).toISOStri
  * this node → ERR_NOT_VERIFIED (exit 1).
  */
 export async function authFarcaster(o: AuthFarcasterOptions): Promise<AuthFarcasterResult> {
+  // @farcaster/auth-client calls the global fetch without an AbortSignal, so a request to a relay
+  // that accepts the connection but never answers would keep the process alive long after we gave
+  // up on it. For the duration of the sign-in, requests get a signal that is aborted at the end.
+  const abort = new AbortController();
+  const realFetch = globalThis.fetch;
+  globalThis.fetch = ((input: Parameters<typeof fetch>[0], init?: RequestInit) =>
+    realFetch(input, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, abort.signal]) : abort.signal })) as typeof fetch;
+  try {
+    return await signIn(o);
+  } finally {
+    globalThis.fetch = realFetch;
+    abort.abort();
+  }
+}
+
+async function signIn(o: AuthFarcasterOptions): Promise<AuthFarcasterResult> {
   const now = o.now ?? Date.now;
   const relay = normalizeRelayUrl(o.relayUrl ?? DEFAULT_AUTH_RELAY);
   const domain = o.domain ?? DEFAULT_SIWE_DOMAIN;
@@ -130,7 +162,7 @@ export async function authFarcaster(o: AuthFarcasterOptions): Promise<AuthFarcas
     throw new AtlasError("ERR_USAGE", `invalid --siwe-uri ${JSON.stringify(siweUri)}: expected a URI`);
   }
 
-  const { createAppClient, viemConnector, generateNonce } = await import("@farcaster/auth-client");
+  const { createAppClient, viemConnector } = await import("@farcaster/auth-client");
   // The connector is only used for on-chain checks we do not make; an explicit RPC URL (OP
   // mainnet's public one, viem's default) keeps it from warning on stderr.
   const appClient = createAppClient({ relay, ethereum: viemConnector({ rpcUrl: "https://mainnet.optimism.io" }) });
@@ -142,7 +174,7 @@ export async function authFarcaster(o: AuthFarcasterOptions): Promise<AuthFarcas
   const createBudget = Math.max(requestBudget(), 10_000);
   const hung = () => new AtlasError("ERR_UNREACHABLE", `auth relay ${relay} unreachable: no answer within ${Math.round(createBudget / 1000)} s`);
 
-  const nonce = generateNonce(); // alphanumeric, as SIWE and the relay require
+  const nonce = makeNonce();
   const expirationMs = started + validDays * 86_400_000;
   const created = await within(
     appClient.createChannel({
@@ -160,7 +192,7 @@ export async function authFarcaster(o: AuthFarcasterOptions): Promise<AuthFarcas
   );
   if (!created) throw hung();
   if (created.isError) throw requestError(relay, created.error);
-  if (!created.response.ok) throw statusError(relay, "to create a sign-in channel", created.response.status, created.data);
+  if (!created.response.ok) throw statusError(relay, "create", created.response.status, created.data);
   const { channelToken, url } = created.data;
   if (typeof channelToken !== "string" || channelToken === "" || typeof url !== "string" || url === "") {
     throw new AtlasError("ERR_IO", `auth relay ${relay} answered without a channel token and approval URL: is it an auth relay?`);
@@ -181,16 +213,15 @@ export async function authFarcaster(o: AuthFarcasterOptions): Promise<AuthFarcas
       // A relay that goes away mid-wait: tolerate a blip, not an outage.
       if (++failures >= 3) throw requestError(relay, r.error);
     } else {
-      failures = 0;
       const { response, data } = r;
       if (response.status >= 500) {
-        if (++failures >= 3) throw statusError(relay, "the channel status", response.status, data);
+        if (++failures >= 3) throw statusError(relay, "status", response.status, data);
       } else if (!response.ok) {
-        throw statusError(relay, "the channel status", response.status, data);
+        throw statusError(relay, "status", response.status, data);
       } else if (data?.state === "completed") {
         completed = r;
         break;
-      }
+      } else failures = 0;
     }
     const remainingMs = deadline - now();
     o.onPending?.({ polls, remainingMs: Math.max(remainingMs, 0) });

@@ -32,6 +32,10 @@ export interface FakeAuthRelayOptions {
   signerKey?: Uint8Array;
   /** `custody` in the completed answer (default the signer's address). */
   custodyAddress?: string;
+  /** Answer POST /v1/channel with this HTTP error status (and {error}) instead of a channel. */
+  createStatus?: number;
+  /** Answer status polls with this HTTP error status (and {error}). */
+  statusStatus?: number;
 }
 
 export interface ChannelRecord {
@@ -81,6 +85,7 @@ export async function startFakeAuthRelay(o: FakeAuthRelayOptions = {}): Promise<
     log.push(`${req.method} ${u.pathname}`);
     try {
       if (req.method === "POST" && u.pathname === "/v1/channel") {
+        if (o.createStatus) return json(res, o.createStatus, { error: "channel creation disabled in fake relay" });
         let body: Record<string, unknown>;
         try {
           body = JSON.parse(await readBody(req)) as Record<string, unknown>;
@@ -105,6 +110,7 @@ export async function startFakeAuthRelay(o: FakeAuthRelayOptions = {}): Promise<
         if (!ch) return json(res, 401, { error: "Unauthorized" });
         ch.authHeaders.push(auth);
         ch.polls++;
+        if (o.statusStatus) return json(res, o.statusStatus, { error: "status disabled in fake relay" });
         const r = ch.request;
         const common = {
           nonce: r.nonce,

@@ -16,6 +16,7 @@
 import type { Command } from "@commander-js/extra-typings";
 import { AtlasError } from "../../errors.ts";
 import type { InboxRow, Store } from "../../store/index.ts";
+import type { QueuedResult } from "../../net/messaging.ts";
 import type { Ctx } from "../context.ts";
 import { table } from "../output.ts";
 
@@ -100,23 +101,10 @@ export function registerMessaging(net: Command<any, any, any>, ctxOf: CtxOf): vo
       checkOutgoing(body, { topic: o.topic, replyTo });
       const { isDaemonRunning } = await import("../../daemon/detect.ts");
       if (await isDaemonRunning(ctx.paths)) {
-        // The daemon's outbox worker polls the table: committing the row is the hand-over.
-        const cfg = await ctx.config();
-        const { msgId, canonical } = await withStore(ctx, async (store) => {
-          const canonical = await resolveSendTarget(store, target);
-          const msgId = newMessageId();
-          const now = Math.floor(Date.now() / 1000);
-          await store.outbox.enqueue({ id: msgId, target: canonical, topic: o.topic ?? null, reply_to: replyTo ?? null, body, created_at: now, expires_at: now + cfg.outbox.ttl });
-          return { msgId, canonical };
-        });
-        // The row is committed: delivery no longer depends on this. Ask the daemon to poll now
-        // rather than at its next tick (an older daemon without the op just polls as usual).
-        try {
-          const { callDaemon } = await import("../../daemon/control-client.ts");
-          await callDaemon(ctx.paths, "outbox.kick", {}, 2000);
-        } catch (e) {
-          ctx.log.debug("could not nudge the daemon's outbox worker", { error: (e as Error).message });
-        }
+        // The daemon commits the row to its outbox before it answers: that is the hand-over
+        // (and this process never loads libSQL, so `send` stays about as quick as `--version`).
+        const { callDaemon } = await import("../../daemon/control-client.ts");
+        const { msg_id: msgId, target: canonical } = await callDaemon<QueuedResult>(ctx.paths, "net.send", { target, body, topic: o.topic ?? null, reply_to: replyTo ?? null });
         if (ctx.json) ctx.out.data({ queued: true, msg_id: msgId, target: canonical });
         else ctx.out.fields([["Queued", msgId], ["Target", shortTarget(canonical)]], SEND_LABEL_WIDTH);
         return;

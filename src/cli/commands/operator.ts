@@ -14,9 +14,9 @@ const WIDTH = 8;
  *
  * Output: human mode prints `Approve  : <url>` (plus a QR code when stdout is a terminal) and,
  * once approved, `Operator` / `Custody` / `Expires`. With --json, stdout carries only the final
- * object {fid, username, custody_address, expires_at (unix s, null = never), approval_url}; the approval URL is
- * also written to stderr as `Approve  : <url>` so that a human (or a wrapper) can act on it while
- * the command waits. The waiting spinner goes to stderr, and only when stderr is a terminal.
+ * object {fid, username, custody_address, expires_at (unix s, null = never), approval_url}; the
+ * approval URL is also written to stderr as `Approve  : <url>` so that a human (or a wrapper) can
+ * act on it while the command waits. The waiting spinner goes to stderr, only on a terminal.
  */
 export function registerOperator(idCommand: Command<any, any, any>, ctxOf: MakeCtx): void {
   idCommand
@@ -35,6 +35,8 @@ export function registerOperator(idCommand: Command<any, any, any>, ctxOf: MakeC
       const validDays = num("--valid-days", o.validDays);
       const { loadIdentity } = await import("../../identity/identity.ts");
       const ident = await loadIdentity(ctx.paths);
+      const { loadProfile, saveProfile } = await import("../../identity/profile.ts");
+      await loadProfile(ctx.paths); // a profile we could not save to fails now, not after the approval
       const { authFarcaster } = await import("../../operator/auth-relay.ts");
 
       const spinner = startSpinner(timeoutSecs);
@@ -61,8 +63,7 @@ export function registerOperator(idCommand: Command<any, any, any>, ctxOf: MakeC
         spinner.stop();
       }
 
-      const { loadProfile, saveProfile } = await import("../../identity/profile.ts");
-      const p = await loadProfile(ctx.paths);
+      const p = await loadProfile(ctx.paths); // re-read: it may have been edited while we waited
       await saveProfile(ctx.paths, { ...p, operator: result.operator });
       const op = result.operator;
       if (ctx.json) {
@@ -208,12 +209,34 @@ function pickUsername(given: string | undefined, current: OperatorInfo | undefin
   return u;
 }
 
+/**
+ * The URL as a QR code of Unicode half blocks (two module rows per text line, light modules drawn,
+ * so it scans on dark and light terminals alike), with a 2-module quiet zone. The encoder is the
+ * one qrcode-terminal vendors; its own renderer (lib/main.js) uses legacy octal escapes, which the
+ * strict-mode single-executable bundle cannot include.
+ */
 async function qrCode(text: string): Promise<string> {
   try {
     // @ts-ignore qrcode-terminal ships no type declarations
-    const mod = await import("qrcode-terminal");
-    const qr = (mod.default ?? mod) as { generate(t: string, o: { small: boolean }, cb: (s: string) => void): void };
-    return await new Promise<string>((resolve) => qr.generate(text, { small: true }, (s) => resolve(s.endsWith("\n") ? s : s + "\n")));
+    const mod = await import("qrcode-terminal/vendor/QRCode/index.js");
+    type QR = { addData(t: string): void; make(): void; getModuleCount(): number; isDark(r: number, c: number): boolean };
+    const QRCode = (mod.default ?? mod) as new (type: number, level: number) => QR;
+    const qr = new QRCode(-1, 1 /* error correction L: the smallest code */);
+    qr.addData(text);
+    qr.make();
+    const n = qr.getModuleCount();
+    const q = 2;
+    const light = (r: number, c: number) => r < 0 || c < 0 || r >= n || c >= n || !qr.isDark(r, c);
+    let out = "";
+    for (let r = -q; r < n + q; r += 2) {
+      for (let c = -q; c < n + q; c++) {
+        const top = light(r, c);
+        const bottom = r + 1 >= n + q ? true : light(r + 1, c);
+        out += top && bottom ? "\u2588" : top ? "\u2580" : bottom ? "\u2584" : " ";
+      }
+      out += "\n";
+    }
+    return out;
   } catch {
     return ""; // the URL is printed anyway
   }

@@ -1,0 +1,113 @@
+/**
+ * The bootstrap node (SPEC §1, §12): an ordinary Atlas node that answers BootstrapRegister and
+ * BootstrapDiscover from an in-memory Registry. `atlas bootstrap` runs it as a daemon (same home
+ * layout, pid file, control socket, shutdown), without inbox or outbox.
+ */
+import type { Ctx } from "../cli/context.ts";
+import { isAtlasError } from "../errors.ts";
+import { shortNodeId } from "../identity/node-id.ts";
+import type { AtlasNode } from "../net/node.ts";
+import { MAX_PAYLOAD, type PeerRecord, type WireMessage } from "../wire/messages.ts";
+import { Registry, type RegistryOptions } from "./registry.ts";
+import { discoverArgs } from "./client.ts";
+
+/** Room kept free in a BootstrapPeers payload for its envelope. */
+const PEERS_HEADROOM = 64 * 1024;
+
+/** A generous upper bound of one PeerRecord's MessagePack size. */
+function estimateBytes(p: PeerRecord): number {
+  let n = 160 + 32 + p.node_id.length + p.name.length * 3 + p.address.length + (p.public_address?.length ?? 0) + (p.operator_username?.length ?? 0) * 3;
+  for (const r of p.relays) n += r.length + 5;
+  for (const s of p.skills) n += s.length * 3 + 5;
+  if (p.record) n += p.record.data.length + p.record.signature.length + 32;
+  return n;
+}
+
+/** The longest prefix of `peers` that fits in one frame. */
+function fitPayload(peers: PeerRecord[]): PeerRecord[] {
+  let total = 0;
+  const budget = MAX_PAYLOAD - PEERS_HEADROOM;
+  for (let i = 0; i < peers.length; i++) {
+    total += estimateBytes(peers[i]!);
+    if (total > budget) return peers.slice(0, i);
+  }
+  return peers;
+}
+
+function errorFrame(e: unknown): WireMessage {
+  if (isAtlasError(e) && e.protocolCode !== undefined) return { type: "Error", code: e.protocolCode, message: e.message };
+  return { type: "Error", code: 5001, message: "internal error" };
+}
+
+/**
+ * Serve the registry on `node`: BootstrapRegister → MessageAck `registered` (or Error 2003 /
+ * 4001), BootstrapDiscover → BootstrapPeers. Returns the registry.
+ */
+export function serveBootstrap(node: AtlasNode, o: Partial<RegistryOptions> = {}): Registry {
+  const registry = new Registry({ capacity: node.config.bootstrap.capacity, staleAfter: node.config.bootstrap.stale_after, ...o });
+  node.handle("BootstrapRegister", async (session, req) => {
+    if (req.type !== "BootstrapRegister") return null;
+    try {
+      const known = registry.get(req.node_id) !== undefined;
+      const e = registry.register({ nodeId: session.nodeId, card: session.peer, remoteAddress: session.remoteAddress }, req);
+      const fields = { peer: shortNodeId(e.node_id), name: e.name, address: e.address, observed: e.observed_address, signed: !!e.record, registry: registry.size };
+      if (known) node.log.debug("registration renewed", fields);
+      else node.log.info("peer registered", fields);
+      return { type: "MessageAck", status: "registered" };
+    } catch (e) {
+      node.log.info("registration refused", { peer: shortNodeId(session.nodeId), error: (e as Error).message });
+      return errorFrame(e);
+    }
+  });
+  node.handle("BootstrapDiscover", async (session, req) => {
+    if (req.type !== "BootstrapDiscover") return null;
+    const peers = fitPayload(registry.discover(req, session.nodeId));
+    node.log.debug("discover answered", { peer: shortNodeId(session.nodeId), skill: req.skill, operator: req.operator, peers: peers.length });
+    return { type: "BootstrapPeers", peers };
+  });
+  return registry;
+}
+
+/** What the bootstrap node's own control socket answers for `net discover` run in its home. */
+function localDiscover(registry: Registry) {
+  return async (a: Record<string, unknown>) => {
+    const q = discoverArgs(a);
+    const peers = registry.discover({ skill: q.skill, operator: q.operator, limit: q.limit });
+    return {
+      peers: peers.map((p) => {
+        const e = registry.get(p.node_id)!;
+        return {
+          node_id: p.node_id,
+          name: p.name,
+          address: p.address,
+          public_address: p.public_address ?? null,
+          relays: p.relays,
+          skills: p.skills,
+          operator_username: p.operator_username ?? null,
+          last_seen: p.last_seen,
+          record: p.record ? "verified" : "none",
+          record_seq: null,
+          bootstraps: ["local"],
+          observed_address: e.observed_address,
+        };
+      }),
+      bootstraps: [{ bootstrap: "local", ok: true, peers: peers.length }],
+    };
+  };
+}
+
+export interface BootstrapNodeOptions {
+  host?: string;
+  port?: number;
+}
+
+/** `atlas bootstrap [--host H] [--port P]`: the daemon with the registry and nothing else. */
+export async function runBootstrapNode(ctx: Ctx, o: BootstrapNodeOptions): Promise<void> {
+  const { runDaemon } = await import("../daemon/daemon.ts");
+  await runDaemon(ctx, { host: o.host, port: o.port, bootstrap: [], relay: [] }, async (node, handlers) => {
+    const registry = serveBootstrap(node);
+    ctx.log.info("bootstrap registry ready", { capacity: registry.capacity, stale_after: registry.staleAfter });
+    handlers.set("net.discover", localDiscover(registry));
+    handlers.set("bootstrap.status", async () => ({ registered: registry.size, capacity: registry.capacity, stale_after: registry.staleAfter }));
+  });
+}
