@@ -372,7 +372,7 @@ export async function discover(node: AtlasNode, q: DiscoverQuery = {}): Promise<
           const c = checkPeerRecord(p);
           if (!c) {
             rejected++;
-            node.log.warn("refused a discovered peer record", { bootstrap: b, peer: shortNodeId(p.node_id) });
+            node.log.info("refused a discovered peer record", { bootstrap: b, peer: shortNodeId(p.node_id) });
             continue;
           }
           const m = merged.get(p.node_id);
@@ -387,7 +387,7 @@ export async function discover(node: AtlasNode, q: DiscoverQuery = {}): Promise<
         return a;
       } catch (e) {
         const err = isAtlasError(e) ? e : new AtlasError("ERR_INTERNAL", (e as Error).message);
-        node.log.warn("bootstrap node did not answer", { bootstrap: b, error: err.message });
+        node.log.info("bootstrap node did not answer", { bootstrap: b, error: err.message });
         return { bootstrap: b, ok: false, error: { code: err.code, message: err.message } };
       }
     }),

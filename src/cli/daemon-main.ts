@@ -15,6 +15,8 @@ export async function startDaemon(ctx: Ctx, o: DaemonOptions): Promise<void> {
     const outbox = new OutboxWorker(node, ctx.log);
     services.push(outbox);
     handlers.set("outbox.kick", async () => (outbox.kick(), { ok: true }));
+    const { addBootstrapClient } = await import("../bootstrap/client.ts");
+    addBootstrapClient(node, handlers, services, { log: ctx.log });
     handlers.set("net.send", async (a) => {
       const r = await enqueueMessage(node.store, node.config, { target: String(a.target), body: String(a.body), topic: a.topic as string | null, reply_to: a.reply_to as string | null });
       outbox.kick();

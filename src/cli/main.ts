@@ -9,6 +9,7 @@ import { registerNet } from "./commands/net.ts";
 import { registerDaemon } from "./commands/daemon.ts";
 import { registerMessaging } from "./commands/messaging.ts";
 import { registerOperator } from "./commands/operator.ts";
+import { registerBootstrap, registerDiscover } from "./commands/bootstrap.ts";
 
 /**
  * The `atlas` command line (SPEC §14). Only commander and small modules load at start-up;
@@ -29,9 +30,11 @@ export function buildProgram(): Command {
   registerId(program, ctxOf("warn"));
   registerOperator(program.commands.find((c) => c.name() === "id")!, ctxOf("warn"));
   registerMessaging(registerNet(program, ctxOf("warn"), ctxOf("info")), ctxOf("warn"));
+  registerDiscover(program.commands.find((c) => c.name() === "net")!, ctxOf("warn"));
   registerConfig(program, ctxOf("warn"));
 
   registerDaemon(program, ctxOf("warn"), ctxOf("info"));
+  registerBootstrap(program, ctxOf("warn"), ctxOf("info"));
 
   for (const c of [program, ...allSubcommands(program)]) c.exitOverride().configureOutput({ outputError: () => {} });
   return program;

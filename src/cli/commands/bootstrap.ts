@@ -1,0 +1,93 @@
+/**
+ * `atlas bootstrap [--host H] [--port P]` (the directory node) and `atlas net discover` (SPEC §12,
+ * §14). Only commander types and small modules load here; the network code is imported lazily.
+ */
+import type { Command } from "@commander-js/extra-typings";
+import { AtlasError } from "../../errors.ts";
+import type { Ctx } from "../context.ts";
+import { formatAge, table } from "../output.ts";
+import type { DiscoverQuery, DiscoverReport } from "../../bootstrap/client.ts";
+
+type CtxOf = (cmd: Command<any, any, any>) => Ctx;
+const collect = (v: string, prev: string[]) => [...prev, v];
+const short = (id: string) => id.slice(0, 18) + "…";
+
+function parsePort(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new AtlasError("ERR_USAGE", `--port must be an integer from 0 to 65535, got '${v}'`);
+  return n;
+}
+
+function parseLimit(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 500) throw new AtlasError("ERR_USAGE", `--limit must be an integer from 1 to 500, got '${v}'`);
+  return n;
+}
+
+/** `atlas bootstrap`: run a bootstrap (directory) node in the foreground. */
+export function registerBootstrap(program: Command<any, any, any>, _ctxOf: CtxOf, ctxOfDaemon: CtxOf): Command<any, any, any> {
+  return program
+    .command("bootstrap")
+    .description("run a bootstrap node: a registry of live agents that answers discovery queries")
+    .option("--host <host>", "bind address (default network.host)")
+    .option("--port <port>", "UDP port (default network.port; 0 = any)", parsePort)
+    .action(async (o, cmd) => {
+      const { runBootstrapNode } = await import("../../bootstrap/server.ts");
+      await runBootstrapNode(ctxOfDaemon(cmd), { host: o.host, port: o.port });
+    });
+}
+
+/** Run discovery through the home's daemon when one runs, else on a node of this command. */
+export async function runDiscover(ctx: Ctx, q: DiscoverQuery): Promise<DiscoverReport> {
+  const { isDaemonRunning } = await import("../../daemon/detect.ts");
+  if (await isDaemonRunning(ctx.paths)) {
+    const { callDaemon } = await import("../../daemon/control-client.ts");
+    return callDaemon<DiscoverReport>(ctx.paths, "net.discover", { ...q });
+  }
+  const { bootstrapTargets, discover, noBootstrapError } = await import("../../bootstrap/client.ts");
+  const overrides = { lists: { "network.bootstrap": q.bootstrap ?? [] } };
+  // Say what is missing before loading QUIC and opening the store.
+  if (bootstrapTargets(await ctx.config(overrides)).length === 0) throw noBootstrapError();
+  const { startNode, closeCliNode } = await import("../runtime.ts");
+  const node = await startNode(ctx, { listen: false, overrides });
+  try {
+    return await discover(node, { ...q, bootstrap: [] });
+  } finally {
+    await closeCliNode(node);
+  }
+}
+
+function render(ctx: Ctx, r: DiscoverReport): void {
+  for (const b of r.bootstraps) {
+    if (!b.ok) process.stderr.write(`warning: bootstrap node ${b.bootstrap} did not answer: ${b.error?.message ?? "error"}\n`);
+    else if (b.rejected) process.stderr.write(`warning: refused ${b.rejected} peer record(s) from ${b.bootstrap}: key or signature does not check out\n`);
+  }
+  if (ctx.json) return ctx.out.data(r);
+  if (r.peers.length === 0) return ctx.out.line("No matching peers.");
+  const now = Math.floor(Date.now() / 1000);
+  ctx.out.line(
+    table(
+      ["NODE ID", "NAME", "ADDRESS", "SKILLS", "OPERATOR", "LAST SEEN"],
+      r.peers.map((p) => [short(p.node_id), p.name || "-", p.address, p.skills.join(",") || "-", p.operator_username ? `@${p.operator_username}` : "-", formatAge(p.last_seen, now)]),
+    ),
+  );
+}
+
+/** `atlas net discover [--skill S] [--operator NAME] [--limit N] [--bootstrap ADDR]…`. */
+export function registerDiscover(net: Command<any, any, any>, ctxOf: CtxOf): Command<any, any, any> {
+  return net
+    .command("discover")
+    .description("ask the bootstrap nodes for agents (by skill and/or operator) and remember them")
+    .option("--skill <skill>", "only agents with this skill")
+    .option("--operator <name>", "only agents whose verified operator is this Farcaster username (@ optional)")
+    .option("--limit <n>", "at most this many agents per bootstrap node (1-500)", parseLimit)
+    .option("--bootstrap <addr>", "bootstrap node to ask besides network.bootstrap (repeatable)", collect, [] as string[])
+    .action(async (o, cmd) => {
+      const ctx = ctxOf(cmd);
+      const q: DiscoverQuery = { bootstrap: o.bootstrap };
+      if (o.skill !== undefined) q.skill = o.skill;
+      if (o.operator !== undefined) q.operator = o.operator;
+      if (o.limit !== undefined) q.limit = o.limit;
+      render(ctx, await runDiscover(ctx, q));
+    });
+}

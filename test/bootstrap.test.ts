@@ -1,0 +1,332 @@
+/**
+ * Bootstrap and discovery (SPEC §12): a bootstrap node and agent daemons as real processes
+ * (registration, discovery by skill and operator, upsert + ping by ID, re-registration after a
+ * bootstrap restart), and in-process checks of the protocol rules (node_id must be the session's
+ * ID, capacity and staleness, signed records that are forged, altered, replayed or absent).
+ */
+import { after, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { homePaths } from "../src/config/paths.ts";
+import { defaultConfig, type Config } from "../src/config/defaults.ts";
+import { isAtlasError } from "../src/errors.ts";
+import { identityFromSeed, loadIdentity, type Identity } from "../src/identity/identity.ts";
+import { generateSeed } from "../src/identity/keys.ts";
+import { loadProfile, saveProfile } from "../src/identity/profile.ts";
+import { AtlasNode } from "../src/net/node.ts";
+import { openStore } from "../src/store/index.ts";
+import { formatAddr, parseAddr } from "../src/transport/addr.ts";
+import type { PeerRecord } from "../src/wire/messages.ts";
+import { makeRecord, verifyRecord } from "../src/bootstrap/record.ts";
+import { Registry } from "../src/bootstrap/registry.ts";
+import { serveBootstrap } from "../src/bootstrap/server.ts";
+import { absorbPeer, checkPeerRecord, discover, registerWith } from "../src/bootstrap/client.ts";
+import { cleanupHomes, initHome, killAll, runAtlas, startListener, tmpHome, type Listener } from "./helpers/cli.ts";
+import { makeBinding } from "./helpers/farcaster.ts";
+
+after(async () => {
+  killAll();
+  await cleanupHomes();
+});
+
+const config = (home: string, text: string) => writeFile(join(home, "state", "config.toml"), text);
+
+async function bindAlice(home: string): Promise<void> {
+  const paths = homePaths(home);
+  const id = await loadIdentity(paths);
+  const p = await loadProfile(paths);
+  p.operator = makeBinding({ nodeId: id.nodeId, fid: 1234, username: "alice", issuedAt: new Date(Date.now() - 60_000) });
+  await saveProfile(paths, p);
+}
+
+interface Found {
+  node_id: string;
+  name: string;
+  address: string;
+  skills: string[];
+  operator_username: string | null;
+  record: string;
+}
+
+async function discoverJson(home: string, args: string[] = []): Promise<{ code: number | null; peers: Found[]; stderr: string }> {
+  const r = await runAtlas(["net", "discover", "--json", ...args], { home });
+  return { code: r.code, peers: r.code === 0 ? (JSON.parse(r.stdout).peers as Found[]) : [], stderr: r.stderr };
+}
+
+/** Poll `net discover` until every ID in `want` is listed. */
+async function waitListed(home: string, want: string[], timeoutMs = 20_000): Promise<Found[]> {
+  const deadline = Date.now() + timeoutMs;
+  let last: Found[] = [];
+  let err = "";
+  while (Date.now() < deadline) {
+    const r = await discoverJson(home);
+    last = r.peers;
+    err = r.stderr;
+    if (want.every((id) => last.some((p) => p.node_id === id))) return last;
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  throw new Error(`not all registered: have ${last.map((p) => p.name).join(", ")}; ${err}`);
+}
+
+describe("bootstrap node and agent daemons (real processes)", () => {
+  test("register, discover by skill and operator, upsert, ping by ID, survive a bootstrap restart", { timeout: 120_000 }, async () => {
+    const boot = await initHome("directory");
+    await config(boot.home, `[farcaster]\nverify = "signature"\n`);
+    let bl: Listener = await startListener(boot.home, [], { cmd: ["bootstrap"] });
+    assert.equal(bl.nodeId, boot.nodeId);
+
+    const sum = await initHome("summariser");
+    const tra = await initHome("translator");
+    assert.equal((await runAtlas(["id", "add-skill", "summarise"], { home: sum.home })).code, 0);
+    assert.equal((await runAtlas(["id", "add-skill", "translate"], { home: tra.home })).code, 0);
+    await bindAlice(tra.home);
+    for (const h of [sum.home, tra.home]) await config(h, `[bootstrap]\nregister_interval = 1\n`);
+    const ds = await startListener(sum.home, ["--bootstrap", bl.address], { cmd: ["daemon"] });
+    const dt = await startListener(tra.home, ["--bootstrap", bl.address], { cmd: ["daemon"] });
+
+    const seeker = await initHome("seeker");
+    await config(seeker.home, `[network]\nbootstrap = ["${bl.address}"]\n`);
+    const all = await waitListed(seeker.home, [sum.nodeId, tra.nodeId]);
+    assert.ok(!all.some((p) => p.node_id === seeker.nodeId), "the asker is not in its own answer");
+
+    // --skill: only the summariser, with its signed record checked, and remembered.
+    const bySkill = await discoverJson(seeker.home, ["--skill", "summarise"]);
+    assert.equal(bySkill.code, 0, bySkill.stderr);
+    assert.deepEqual(bySkill.peers.map((p) => p.node_id), [sum.nodeId]);
+    assert.deepEqual({ ...bySkill.peers[0]!, last_seen: undefined, bootstraps: undefined, relays: undefined, public_address: undefined, record_seq: undefined }, {
+      node_id: sum.nodeId,
+      name: "summariser",
+      address: ds.address,
+      skills: ["summarise"],
+      operator_username: null,
+      record: "verified",
+      last_seen: undefined,
+      bootstraps: undefined,
+      relays: undefined,
+      public_address: undefined,
+      record_seq: undefined,
+    });
+    const peers = JSON.parse((await runAtlas(["net", "peers", "--json"], { home: seeker.home })).stdout) as { node_id: string; address: string; trust_level: string; name: string; record_seq: number | null }[];
+    const row = peers.find((p) => p.node_id === sum.nodeId)!;
+    assert.deepEqual([row.address, row.trust_level, row.name], [ds.address, "unknown", "summariser"]);
+    assert.ok(row.record_seq! > 0);
+
+    // The discovered address is enough to reach it by node ID prefix.
+    const ping = await runAtlas(["net", "ping", sum.nodeId.slice(6, 18)], { home: seeker.home });
+    assert.equal(ping.code, 0, ping.stderr);
+    assert.match(ping.stdout, new RegExp(`^Peer : ${sum.nodeId.slice(0, 18)}…\\nPath : direct\\n`));
+
+    // --operator alice and @alice are the same; the bootstrap verified the binding (signature mode).
+    for (const op of ["alice", "@alice", "@Alice"]) {
+      const r = await discoverJson(seeker.home, ["--operator", op]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(r.peers.map((p) => [p.node_id, p.operator_username]), [[tra.nodeId, "alice"]], op);
+    }
+    assert.deepEqual((await discoverJson(seeker.home, ["--operator", "bob"])).peers, []);
+    // A discovered username is shown, not stored as this node's own verdict.
+    const tRow = (JSON.parse((await runAtlas(["net", "peers", "--json"], { home: seeker.home })).stdout) as { node_id: string; operator_username: string | null }[]).find((p) => p.node_id === tra.nodeId)!;
+    assert.equal(tRow.operator_username, null);
+
+    // Human output: the table of SPEC §14.
+    const human = await runAtlas(["net", "discover", "--skill", "translate"], { home: seeker.home });
+    assert.equal(human.code, 0, human.stderr);
+    const lines = human.stdout.trimEnd().split("\n");
+    assert.match(lines[0]!, /^NODE ID\s+NAME\s+ADDRESS\s+SKILLS\s+OPERATOR\s+LAST SEEN$/);
+    assert.equal(lines.length, 2);
+    assert.match(lines[1]!, new RegExp(`^${tra.nodeId.slice(0, 18)}…\\s+translator\\s+${dt.address.replace(/\./g, "\\.")}\\s+translate\\s+@alice\\s+\\d+s ago$`));
+
+    // The bootstrap node's own home answers from its registry.
+    const local = await runAtlas(["net", "discover", "--skill", "summarise", "--json"], { home: boot.home });
+    assert.equal(local.code, 0, local.stderr);
+    assert.deepEqual((JSON.parse(local.stdout).peers as Found[]).map((p) => p.node_id), [sum.nodeId]);
+
+    // Restart the bootstrap node on the same port: it forgets everything; the daemons come back.
+    const port = bl.port;
+    assert.equal(await bl.stop(), 0);
+    const down = await runAtlas(["net", "discover", "--json"], { home: seeker.home });
+    assert.equal(down.code, 3, "no bootstrap answered: unreachable");
+    assert.equal(JSON.parse(down.stderr).error.code, "ERR_UNREACHABLE");
+    bl = await startListener(boot.home, ["--port", String(port)], { cmd: ["bootstrap"] });
+    assert.equal(bl.port, port);
+    await waitListed(seeker.home, [sum.nodeId, tra.nodeId]);
+    assert.match(ds.stderr(), /registered with bootstrap node/);
+
+    // A daemon runs discovery for its CLI (and passes --bootstrap flags along).
+    const viaDaemon = await runAtlas(["net", "discover", "--skill", "translate", "--json"], { home: sum.home });
+    assert.equal(viaDaemon.code, 0, viaDaemon.stderr);
+    assert.deepEqual((JSON.parse(viaDaemon.stdout).peers as Found[]).map((p) => p.node_id), [tra.nodeId]);
+
+    for (const l of [bl, ds, dt]) assert.equal(await l.stop(), 0);
+  });
+
+  test("no bootstrap configured: exit 1 naming network.bootstrap and --bootstrap", async () => {
+    const h = await initHome("lonely");
+    const r = await runAtlas(["net", "discover", "--skill", "x"], { home: h.home });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^error: no bootstrap node configured: .*network\.bootstrap.*--bootstrap/);
+    const j = await runAtlas(["net", "discover", "--json"], { home: h.home });
+    assert.equal(j.code, 1);
+    assert.equal(JSON.parse(j.stderr).error.code, "ERR_CONFIG");
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// In-process
+
+const nodes: AtlasNode[] = [];
+after(async () => {
+  for (const n of nodes.splice(0)) {
+    await n.close();
+    await n.store.close();
+  }
+});
+
+async function mkNode(o: { name: string; skills?: string[]; listen?: boolean; tweak?: (c: Config) => void }): Promise<AtlasNode> {
+  const cfg = defaultConfig();
+  o.tweak?.(cfg);
+  const home = await tmpHome();
+  const n = await AtlasNode.start({
+    config: cfg,
+    identity: identityFromSeed(generateSeed()),
+    profile: { name: o.name, bio: "", skills: o.skills ?? [] },
+    store: await openStore(join(home, "peers.db")),
+    listen: o.listen ?? true,
+    host: "127.0.0.1",
+    port: 0,
+  });
+  nodes.push(n);
+  return n;
+}
+
+const addrOf = (n: AtlasNode) => formatAddr(n.endpoint.local);
+const rejectedWith = (code: string, num: number) => (e: unknown) => isAtlasError(e) && e.code === code && e.message.includes(String(num));
+
+describe("bootstrap protocol rules (in-process)", () => {
+  test("node_id must be the session's ID (2003); capacity (4001) and stale eviction; bad records refused", { timeout: 30_000 }, async () => {
+    const boot = await mkNode({ name: "boot", tweak: (c) => ((c.bootstrap.capacity = 2), (c.bootstrap.stale_after = 1)) });
+    const registry = serveBootstrap(boot);
+    const [x, y, z] = [await mkNode({ name: "x" }), await mkNode({ name: "y", skills: ["summarise"] }), await mkNode({ name: "z" })];
+
+    const s = await x.connectTo(parseAddr(addrOf(boot))!);
+    const claim = { type: "BootstrapRegister" as const, node_id: y.nodeId, address: addrOf(x), timestamp: Math.floor(Date.now() / 1000) };
+    await assert.rejects(s.request(claim, 5000), rejectedWith("ERR_MESSAGE_REJECTED", 2003));
+    assert.equal(registry.size, 0);
+
+    // A forged record (another node's key) and an altered one (bytes changed after signing).
+    const forged = makeRecord(y.identity, { address: "203.0.113.1:4433", relays: [], name: "x", skills: [] });
+    await assert.rejects(s.request({ ...claim, node_id: x.nodeId, record: forged }, 5000), rejectedWith("ERR_MESSAGE_REJECTED", 2003));
+    const good = makeRecord(x.identity, { address: addrOf(x), relays: [], name: "x", skills: [] });
+    const altered = { data: Uint8Array.from(good.data), signature: good.signature };
+    altered.data[altered.data.length - 1]! ^= 1;
+    await assert.rejects(s.request({ ...claim, node_id: x.nodeId, record: altered }, 5000), rejectedWith("ERR_MESSAGE_REJECTED", 2003));
+    assert.equal(registry.size, 0);
+    await s.disconnect();
+
+    await registerWith(x, addrOf(boot));
+    await registerWith(y, addrOf(boot));
+    await registerWith(x, addrOf(boot)); // a known node may always renew
+    await assert.rejects(registerWith(z, addrOf(boot)), rejectedWith("ERR_RATE_LIMITED", 4001));
+    assert.equal(registry.size, 2);
+    const e = registry.get(y.nodeId)!;
+    assert.deepEqual([e.name, e.skills, e.address, e.observed_address], ["y", ["summarise"], addrOf(y), addrOf(y)]);
+    assert.ok(verifyRecord(y.nodeId, e.record!).seq > 0);
+
+    // Once both records are older than stale_after, the registry makes room.
+    await new Promise((r) => setTimeout(r, 2200));
+    await registerWith(z, addrOf(boot));
+    assert.equal(registry.size, 1);
+    const seen = await discover(x, { bootstrap: [addrOf(boot)] });
+    assert.deepEqual(seen.peers.map((p) => [p.node_id, p.record]), [[z.nodeId, "verified"]]);
+  });
+
+  test("registry: filters, newest first, limit cap, staleness on discover", () => {
+    let now = 1000;
+    const r = new Registry({ capacity: 10, staleAfter: 60, now: () => now });
+    const ids = [0, 1, 2].map(() => identityFromSeed(generateSeed()));
+    const card = (id: Identity, skills: string[], op?: string) => ({
+      publicKey: id.publicKey,
+      name: "n",
+      skills,
+      relays: [],
+      verdict: op ? ({ status: "verified", fid: 1, username: op } as const) : ({ status: "unconfirmed", username: "mallory", reason: "x" } as const),
+    });
+    r.register({ nodeId: ids[0]!.nodeId, card: card(ids[0]!, ["a"]), remoteAddress: "10.0.0.1:1" }, { node_id: ids[0]!.nodeId, address: "10.0.0.1:1" });
+    now += 10;
+    r.register({ nodeId: ids[1]!.nodeId, card: card(ids[1]!, ["A", "b"], "Alice"), remoteAddress: "10.0.0.2:2" }, { node_id: ids[1]!.nodeId, address: "192.168.1.2:2" });
+    now += 10;
+    r.register({ nodeId: ids[2]!.nodeId, card: card(ids[2]!, ["b"], undefined), remoteAddress: "10.0.0.3:3" }, { node_id: ids[2]!.nodeId, address: "10.0.0.3:3" });
+    assert.deepEqual(r.discover({}).map((p) => p.node_id), [ids[2]!.nodeId, ids[1]!.nodeId, ids[0]!.nodeId]);
+    assert.deepEqual(r.discover({ skill: "a" }).map((p) => p.node_id), [ids[1]!.nodeId, ids[0]!.nodeId]);
+    assert.deepEqual(r.discover({ operator: "@alice" }).map((p) => p.node_id), [ids[1]!.nodeId]);
+    assert.deepEqual(r.discover({ operator: "mallory" }), [], "an unconfirmed binding is never matched");
+    assert.deepEqual(r.discover({ limit: 1 }).map((p) => p.node_id), [ids[2]!.nodeId]);
+    assert.equal(r.discover({}, ids[2]!.nodeId).length, 2, "the asker is left out");
+    // The observed source stands in for a missing public address when it differs.
+    assert.equal(r.get(ids[1]!.nodeId)!.public_address, "10.0.0.2:2");
+    assert.equal(r.get(ids[0]!.nodeId)!.public_address, undefined);
+    now += 55; // ids[0] is 75 s old, the others 65 and 55
+    assert.deepEqual(r.discover({}).map((p) => p.node_id), [ids[2]!.nodeId]);
+    assert.equal(r.size, 1);
+  });
+
+  test("discovered records: forged, altered, replayed or unsigned never overwrite a known address", { timeout: 30_000 }, async () => {
+    const p = identityFromSeed(generateSeed());
+    const q = identityFromSeed(generateSeed());
+    const other = identityFromSeed(generateSeed());
+    const rec = (id: Identity, address: string, seq: number) => makeRecord(id, { address, relays: [], name: "signed-name", skills: ["s"] }, seq);
+    const entry = (id: Identity, address: string, extra: Partial<PeerRecord> = {}): PeerRecord => ({ node_id: id.nodeId, public_key: id.publicKey, address, relays: [], name: "bootstrap-says", skills: ["s"], last_seen: Math.floor(Date.now() / 1000), ...extra });
+    let answer: PeerRecord[] = [];
+    const fake = await mkNode({ name: "evil-directory" });
+    fake.handle("BootstrapDiscover", async () => ({ type: "BootstrapPeers", peers: answer }));
+    const c = await mkNode({ name: "seeker", listen: false, tweak: (cfg) => cfg.network.bootstrap.push("127.0.0.1:1") });
+    c.config.network.bootstrap.splice(0, 1, addrOf(fake));
+    // What the seeker learnt in handshakes.
+    await c.store.peers.upsert({ node_id: p.nodeId, public_key: p.publicKey, address: "10.1.1.1:4433", name: "p-handshake" });
+    await c.store.peers.upsert({ node_id: q.nodeId, public_key: q.publicKey, address: "10.2.2.2:4433", name: "q-handshake" });
+
+    const good = rec(p, "198.51.100.1:4433", 100);
+    const altered = { data: Uint8Array.from(good.data), signature: good.signature };
+    const at = Buffer.from(altered.data).indexOf("198.51.100.1");
+    altered.data[at] = "9".charCodeAt(0); // 998.51… → still text, no longer what p signed
+    answer = [
+      entry(p, "203.0.113.66:4433", { record: altered }),
+      entry(q, "203.0.113.77:4433", { record: rec(other, "203.0.113.77:4433", 500) }), // signed, but not by q
+    ];
+    let r = await discover(c);
+    assert.deepEqual([r.peers, r.bootstraps[0]!.rejected], [[], 2]);
+    assert.equal((await c.store.peers.get(p.nodeId))!.address, "10.1.1.1:4433");
+    assert.equal((await c.store.peers.get(q.nodeId))!.address, "10.2.2.2:4433");
+
+    // Unsigned: shown, but never overwrites the handshake's address or name.
+    answer = [entry(q, "203.0.113.77:4433")];
+    r = await discover(c);
+    assert.deepEqual(r.peers.map((x) => [x.address, x.record]), [["203.0.113.77:4433", "none"]]);
+    const qRow = (await c.store.peers.get(q.nodeId))!;
+    assert.deepEqual([qRow.address, qRow.name, qRow.trust_level], ["10.2.2.2:4433", "q-handshake", "unknown"]);
+
+    // A valid signed record is the node's own newer word: it sets the address (and record_seq)…
+    answer = [entry(p, "203.0.113.66:4433", { record: good })];
+    r = await discover(c);
+    assert.deepEqual(r.peers.map((x) => [x.address, x.record, x.name]), [["198.51.100.1:4433", "verified", "signed-name"]]);
+    let pRow = (await c.store.peers.get(p.nodeId))!;
+    assert.deepEqual([pRow.address, pRow.record_seq], ["198.51.100.1:4433", 100]);
+    // …once: after a handshake proves another address, the same record does not undo it,
+    await c.store.peers.upsert({ node_id: p.nodeId, address: "10.1.1.1:4433" });
+    r = await discover(c);
+    assert.equal((await c.store.peers.get(p.nodeId))!.address, "10.1.1.1:4433");
+    // and an older one (a replay) never does.
+    answer = [entry(p, "203.0.113.66:4433", { record: rec(p, "203.0.113.99:4433", 50) })];
+    r = await discover(c);
+    pRow = (await c.store.peers.get(p.nodeId))!;
+    assert.deepEqual([pRow.address, pRow.record_seq], ["10.1.1.1:4433", 100]);
+
+    // A public key that does not hash to the node ID is refused outright.
+    assert.equal(checkPeerRecord(entry(p, "203.0.113.66:4433", { public_key: q.publicKey })), null);
+    // An unknown peer learnt only from discovery gets the unsigned address (nothing to protect).
+    const fresh = identityFromSeed(generateSeed());
+    await absorbPeer(c.store, checkPeerRecord(entry(fresh, "203.0.113.5:4433"))!);
+    const fRow = (await c.store.peers.get(fresh.nodeId))!;
+    assert.deepEqual([fRow.address, fRow.name, fRow.trust_level], ["203.0.113.5:4433", "bootstrap-says", "unknown"]);
+  });
+});
