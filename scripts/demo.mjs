@@ -1,5 +1,5 @@
-// Two-node demo on loopback: two temporary homes, a listener, then connect / ping / peers /
-// disconnect from the other node — the real CLI, as a user would run it. `npm run demo`.
+// Two-node demo on loopback: two temporary homes, a daemon, then connect / ping / peers / send /
+// inbox / disconnect — the real CLI, as a user would run it. `npm run demo`.
 import { spawn, execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -13,7 +13,7 @@ const alpha = join(dir, "alpha");
 const beta = join(dir, "beta");
 
 function atlas(home, ...args) {
-  process.stdout.write(`\n$ atlas --home ${home.replace(dir, "$DEMO")} ${args.join(" ")}\n`);
+  process.stdout.write(`\n$ atlas --home ${home.replace(dir, "$DEMO")} ${args.map((a) => (/[\s{}"]/.test(a) ? `'${a}'` : a)).join(" ")}\n`);
   try {
     process.stdout.write(execFileSync(process.execPath, [cli, "--home", home, ...args], { encoding: "utf8" }));
   } catch (e) {
@@ -40,6 +40,8 @@ try {
   atlas(beta, "net", "connect", addr);
   atlas(beta, "net", "ping", addr, "--count", "3", "--interval", "200");
   atlas(beta, "net", "peers");
+  atlas(beta, "net", "send", addr, '{"task":"summarise","text":"hello from beta"}', "--topic", "demo");
+  atlas(alpha, "net", "inbox");
   atlas(beta, "net", "disconnect", addr);
 } finally {
   listener.kill("SIGTERM");
