@@ -6,7 +6,7 @@
  */
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { writeFile } from "node:fs/promises";
+import { writeFile, appendFile } from "node:fs/promises";
 import { join } from "node:path";
 import { homePaths } from "../src/config/paths.ts";
 import { defaultConfig, type Config } from "../src/config/defaults.ts";
@@ -30,7 +30,7 @@ after(async () => {
   await cleanupHomes();
 });
 
-const config = (home: string, text: string) => writeFile(join(home, "state", "config.toml"), text);
+const config = (home: string, text: string) => appendFile(join(home, "state", "config.toml"), text);
 
 async function bindAlice(home: string): Promise<void> {
   const paths = homePaths(home);

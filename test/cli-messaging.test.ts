@@ -7,7 +7,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createSocket } from "node:dgram";
-import { writeFile } from "node:fs/promises";
+import { writeFile, appendFile } from "node:fs/promises";
 import { join } from "node:path";
 import { openStore } from "../src/store/index.ts";
 import { atlasCommand, cleanupHomes, initHome, killAll, runAtlas, startListener, type Listener } from "./helpers/cli.ts";
@@ -53,7 +53,7 @@ describe("net send / inbox / outbox", () => {
     a = await initHome("alpha");
     b = await initHome("beta");
     // short dial timeout so the unreachable case is quick
-    await writeFile(join(b.home, "state", "config.toml"), "[transport]\ndial_timeout = 1\n");
+    await appendFile(join(b.home, "state", "config.toml"), "[transport]\ndial_timeout = 1\n");
     da = await startListener(a.home, [], { cmd: ["daemon"] });
   });
   after(async () => {

@@ -6,7 +6,7 @@
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { createSocket } from "node:dgram";
-import { writeFile } from "node:fs/promises";
+import { writeFile, appendFile } from "node:fs/promises";
 import { join } from "node:path";
 import { openStore } from "../src/store/index.ts";
 import { newMessageId } from "../src/net/messaging.ts";
@@ -39,8 +39,8 @@ test("50 SIGKILLs of the receiver (and some of the sender) lose and duplicate no
   // Fast retries, and request limits that let a burst through (the sender paces itself by them).
   const limits = "[rate_limit.unknown]\nper_second = 200\nper_minute = 12000\n";
   const fast = "[outbox]\npoll_interval_ms = 50\nbackoff_initial = 1\nbackoff_max = 1\n[transport]\ndial_timeout = 1\n" + limits;
-  await writeFile(join(b.home, "state", "config.toml"), fast);
-  await writeFile(join(a.home, "state", "config.toml"), limits);
+  await appendFile(join(b.home, "state", "config.toml"), fast);
+  await appendFile(join(a.home, "state", "config.toml"), limits);
   const port = await freePort();
   const startA = () => startListener(a.home, ["--port", String(port)], { cmd: ["daemon"] }).catch(() => startListener(a.home, ["--port", String(port)], { cmd: ["daemon"] }));
   let da: Listener = await startA();
@@ -115,7 +115,7 @@ test("50 SIGKILLs of the receiver (and some of the sender) lose and duplicate no
 test("a receiver killed between storing and acknowledging ends with exactly one copy", { timeout: 60_000 }, async () => {
   const a = await initHome("receiver");
   const b = await initHome("sender");
-  await writeFile(join(b.home, "state", "config.toml"), "[outbox]\npoll_interval_ms = 50\nbackoff_initial = 1\nbackoff_max = 1\n[transport]\ndial_timeout = 1\nrequest_timeout = 2\n");
+  await appendFile(join(b.home, "state", "config.toml"), "[outbox]\npoll_interval_ms = 50\nbackoff_initial = 1\nbackoff_max = 1\n[transport]\ndial_timeout = 1\nrequest_timeout = 2\n");
   const port = await freePort();
   // The first receiver dies right after committing the message, before its MessageAck.
   const faulty = await startListener(a.home, ["--port", String(port)], { cmd: ["daemon"], env: { ATLAS_FAULT_KILL_AFTER_STORE: "1" } });

@@ -1,7 +1,7 @@
 /** `atlas daemon` (SPEC §16) through real processes: lock, control socket, status, stop, signals, keepalive. */
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { stat, writeFile } from "node:fs/promises";
+import { stat, writeFile, appendFile } from "node:fs/promises";
 import { join } from "node:path";
 import { openStore } from "../src/store/index.ts";
 import { cleanupHomes, initHome, killAll, runAtlas, startListener } from "./helpers/cli.ts";
@@ -119,7 +119,7 @@ describe("daemon lifecycle", () => {
   test("keepalive: a peer that stops answering is disconnected DISCONNECT_IDLE after max_missed Pings", async () => {
     const a = await initHome("alpha");
     const b = await initHome("beta");
-    await writeFile(join(b.home, "state", "config.toml"), "[keepalive]\ninterval = 1\nmax_missed = 2\n");
+    await appendFile(join(b.home, "state", "config.toml"), "[keepalive]\ninterval = 1\nmax_missed = 2\n");
     const da = await startListener(a.home, [], { cmd: ["daemon"] });
     const db = await startListener(b.home, [], { cmd: ["daemon"] });
     assert.equal((await runAtlas(["net", "connect", da.address], { home: b.home })).code, 0);

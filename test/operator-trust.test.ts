@@ -5,7 +5,7 @@
  */
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { writeFile } from "node:fs/promises";
+import { writeFile, appendFile } from "node:fs/promises";
 import { join } from "node:path";
 import { homePaths } from "../src/config/paths.ts";
 import { defaultConfig } from "../src/config/defaults.ts";
@@ -58,7 +58,7 @@ async function burst(n: AtlasNode, target: string, addr: string, count: number):
 test("valid binding → verified tier; forged → unknown + unconfirmed; hub down → fail closed", { timeout: 60_000 }, async () => {
   hub = await startFakeHub({ owners: new Map([[1234, TEST_ADDRESS]]), usernames: new Map([[1234, "alice"]]) });
   const a = await initHome("alpha");
-  await writeFile(join(a.home, "state", "config.toml"), `[farcaster]\nverify = "hub"\nhub_url = "${hub.url}"\n`);
+  await appendFile(join(a.home, "state", "config.toml"), `[farcaster]\nverify = "hub"\nhub_url = "${hub.url}"\n`);
   const good = await initHome("good");
   const forged = await initHome("forged");
   await bind(good.home);
@@ -99,19 +99,19 @@ test("valid binding → verified tier; forged → unknown + unconfirmed; hub dow
   // The dialler's view of a verified responder, and a hub that goes down (fail closed).
   await d.stop();
   const b2 = await initHome("beta");
-  await writeFile(join(b2.home, "state", "config.toml"), `[farcaster]\nverify = "hub"\nhub_url = "${hub.url}"\n`);
+  await appendFile(join(b2.home, "state", "config.toml"), `[farcaster]\nverify = "hub"\nhub_url = "${hub.url}"\n`);
   const dg = await startListener(good.home, [], { cmd: ["daemon"] });
   const v = await runAtlas(["net", "connect", dg.address], { home: b2.home });
   assert.equal(v.stdout, `Connected to ${good.nodeId}\ngood [verified via direct]\nOperator : @alice (fid 1234)\n`);
   hub.down = "503";
   const b3 = await initHome("gamma");
-  await writeFile(join(b3.home, "state", "config.toml"), `[farcaster]\nverify = "hub"\nhub_url = "${hub.url}"\n`);
+  await appendFile(join(b3.home, "state", "config.toml"), `[farcaster]\nverify = "hub"\nhub_url = "${hub.url}"\n`);
   const down = await runAtlas(["net", "connect", dg.address], { home: b3.home });
   assert.equal(down.code, 0, down.stderr);
   assert.match(down.stdout, new RegExp(`^Connected to ${good.nodeId}\\ngood \\[unknown via direct\\]\\nOperator : @alice \\(unconfirmed: hub unreachable.*\\)\\n$`));
   // farcaster.verify = "signature": step 1 suffices.
   const b4 = await initHome("delta");
-  await writeFile(join(b4.home, "state", "config.toml"), `[farcaster]\nverify = "signature"\n`);
+  await appendFile(join(b4.home, "state", "config.toml"), `[farcaster]\nverify = "signature"\n`);
   const sig = await runAtlas(["net", "connect", dg.address], { home: b4.home });
   assert.equal(sig.stdout, `Connected to ${good.nodeId}\ngood [verified via direct]\nOperator : @alice (fid 1234)\n`);
   await dg.stop();

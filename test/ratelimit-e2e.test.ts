@@ -5,7 +5,7 @@
  */
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile, appendFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { defaultConfig } from "../src/config/defaults.ts";
@@ -33,7 +33,7 @@ async function client(name: string): Promise<AtlasNode> {
 
 test("flooder limited then banned; a well-behaved peer keeps full service", async () => {
   const a = await initHome("alpha");
-  await writeFile(join(a.home, "state", "config.toml"), "[security]\nban_violations = 3\nban_duration_secs = 600\n");
+  await appendFile(join(a.home, "state", "config.toml"), "[security]\nban_violations = 3\nban_duration_secs = 600\n");
   const d = await startListener(a.home, [], { cmd: ["daemon"] });
   const addr = parseAddr(d.address)!;
   const flooder = await client("flooder");

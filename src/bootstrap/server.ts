@@ -106,6 +106,7 @@ export async function runBootstrapNode(ctx: Ctx, o: BootstrapNodeOptions): Promi
   const { runDaemon } = await import("../daemon/daemon.ts");
   await runDaemon(ctx, { host: o.host, port: o.port, bootstrap: [], relay: [] }, async (node, handlers) => {
     const registry = serveBootstrap(node);
+    (await import("../stun/server.ts")).serveStun(node.endpoint); // SPEC §10: bootstrap nodes answer STUN on their QUIC port
     ctx.log.info("bootstrap registry ready", { capacity: registry.capacity, stale_after: registry.staleAfter });
     handlers.set("net.discover", localDiscover(registry));
     handlers.set("bootstrap.status", async () => ({ registered: registry.size, capacity: registry.capacity, stale_after: registry.staleAfter }));

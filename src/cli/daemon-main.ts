@@ -16,7 +16,27 @@ export async function startDaemon(ctx: Ctx, o: DaemonOptions): Promise<void> {
     services.push(outbox);
     handlers.set("outbox.kick", async () => (outbox.kick(), { ok: true }));
     const { addBootstrapClient } = await import("../bootstrap/client.ts");
-    addBootstrapClient(node, handlers, services, { log: ctx.log });
+    // SPEC §10: the public address (STUN, agreeing observed_addr, else the bind address), checked
+    // in the background after start so a slow or failing lookup never delays the daemon.
+    const { StunService } = await import("../stun/service.ts");
+    let registration: { registerAll(): Promise<void> } | null = null;
+    const stun = new StunService(node.endpoint, {
+      servers: node.config.stun.servers,
+      timeoutMs: node.config.stun.timeout * 1000,
+      intervalMs: node.config.stun.interval * 1000,
+      startDelayMs: 250,
+      log: ctx.log,
+      onChange: () => void registration?.registerAll(),
+    });
+    services.push(stun);
+    registration = addBootstrapClient(node, handlers, services, { log: ctx.log, publicAddress: () => stun.publicAddress() });
+    const baseStatus = handlers.get("status")!;
+    handlers.set("status", async (a) => {
+      const st = stun.status();
+      return { ...((await baseStatus(a)) as object), public_address: st.address, public_address_source: st.source };
+    });
+    if (node.config.stun.serve) (await import("../stun/server.ts")).serveStun(node.endpoint);
+    node.onObservedAddr = (addr, peer) => stun.noteObserved(addr, peer); // HelloAck observed_addr, SPEC §10
     handlers.set("net.send", async (a) => {
       const r = await enqueueMessage(node.store, node.config, { target: String(a.target), body: String(a.body), topic: a.topic as string | null, reply_to: a.reply_to as string | null });
       outbox.kick();

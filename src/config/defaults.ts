@@ -59,6 +59,7 @@ export const DEFAULTS = {
     servers: ["stun.l.google.com:19302", "stun.cloudflare.com:3478"],
     timeout: 3, // s, total
     interval: 300, // s
+    serve: false, // Atlas extension: answer STUN Binding requests on the QUIC port (bootstrap and relay nodes always do)
   },
   keepalive: {
     interval: 60, // s, Atlas Ping to every live session

@@ -131,7 +131,7 @@ export async function statusOp(node: AtlasNode, startedAt: number): Promise<Stat
     listen_address: formatAddr(node.endpoint.local),
     listen_addrs: node.card.listenAddrs,
     public_address: null,
-    public_address_source: "none (STUN arrives with the NAT traversal work; peers see the listen address)",
+    public_address_source: "none (this process runs no STUN check; peers see the listen address)",
     sessions: node.allSessions().map((s) => ({
       node_id: s.nodeId,
       name: s.peer.name,

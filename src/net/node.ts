@@ -47,6 +47,8 @@ export class AtlasNode {
   private sessions = new Map<string, Set<Session>>();
   private handlers = new Map<MsgTypeName, RequestHandler>();
   private closing = false;
+  /** Our address as a peer saw it (HelloAck observed_addr), for STUN's second source (SPEC §10). */
+  onObservedAddr: ((addr: string, peerNodeId: string) => void) | null = null;
   /** Inbound request limits per peer and tier (SPEC §9). */
   readonly limiter: PeerRateLimiter;
 
@@ -139,6 +141,7 @@ export class AtlasNode {
         conn.close(0, "dial cancelled");
         throw new AtlasError("ERR_CLOSED", "dial cancelled");
       }
+      if (hs.observedAddr) this.onObservedAddr?.(hs.observedAddr, hs.peer.nodeId);
       return await this.openSession(conn, hs, "outbound", "direct", held, addr);
     } catch (e) {
       conn.close(0, "dial failed");

@@ -3,7 +3,7 @@
  * with temporary homes. Everything is bounded in time and cleaned up by the test's `after`.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -54,11 +54,15 @@ export async function cleanupHomes(): Promise<void> {
   await Promise.all(homes.splice(0).map((h) => rm(h, { recursive: true, force: true })));
 }
 
-/** `atlas id init` in a fresh home; returns the home and node ID. */
+export const NO_STUN = "[stun]\nservers = []\n";
+
+/** `atlas id init` in a fresh home (with no STUN servers configured); returns the home and node ID. */
 export async function initHome(name: string, bin?: string): Promise<{ home: string; nodeId: string }> {
   const home = await tmpHome();
   const r = await runAtlas(["id", "init", "--name", name, "--json"], { home, bin });
   if (r.code !== 0) throw new Error(`id init failed: ${r.stderr}`);
+  // Tests never ask the public STUN servers of the default config (SPEC §10): traffic stays local.
+  await writeFile(join(home, "state", "config.toml"), NO_STUN);
   return { home, nodeId: JSON.parse(r.stdout).node_id };
 }
 
