@@ -12,7 +12,7 @@
 //      changes that line, the build fails rather than ship a binary that cannot open a database.
 //    The loader code is only reached when those packages are first imported (lazily, by the CLI).
 // 2. Turns `await import("<built-in>")` into a lazy require() (keeps V8 code cache usable).
-// 3. Stubs ws's optional `bufferutil` / `utf-8-validate` requires with modules that throw
+// 3. Stubs optional requires (ws's `bufferutil` / `utf-8-validate`, debug's `supports-color`) with modules that throw
 //    MODULE_NOT_FOUND, which ws catches and then uses its JavaScript fallbacks.
 //
 // Which addons end up in the binary is decided by what the bundle reaches: `used` collects the
@@ -89,10 +89,10 @@ export function seaPlugin({ root, target, loaderPath, used, missing }) {
         loader: "js",
       }));
 
-      build.onResolve({ filter: /^(bufferutil|utf-8-validate)$/ }, (args) => ({ path: args.path, namespace: "atlas-sea-stub" }));
+      build.onResolve({ filter: /^(bufferutil|utf-8-validate|supports-color)$/ }, (args) => ({ path: args.path, namespace: "atlas-sea-stub" }));
       build.onLoad({ filter: /.*/, namespace: "atlas-sea-stub" }, (args) => ({
         contents:
-          `// Optional dependency of ws, not shipped in the binary: ws catches this and uses its JS code.\n` +
+          `// Optional dependency (of ws, of debug), not shipped in the binary: the caller catches this.\n` +
           `throw Object.assign(new Error("Cannot find module '${args.path}'"), { code: "MODULE_NOT_FOUND" });\n`,
         loader: "js",
       }));
