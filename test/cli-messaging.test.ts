@@ -6,11 +6,10 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { createSocket } from "node:dgram";
 import { writeFile, appendFile } from "node:fs/promises";
 import { join } from "node:path";
 import { openStore } from "../src/store/index.ts";
-import { atlasCommand, cleanupHomes, initHome, killAll, runAtlas, startListener, type Listener } from "./helpers/cli.ts";
+import { atlasCommand, cleanupHomes, freePort, initHome, killAll, runAtlas, startListener, type Listener } from "./helpers/cli.ts";
 
 const dbOf = (home: string) => join(home, "state", "peers.db");
 const short = (id: string) => id.slice(0, 18) + "…";
@@ -36,13 +35,6 @@ async function waitFor<T>(what: string, fn: () => Promise<T | null | undefined |
   }
 }
 
-async function freePort(): Promise<number> {
-  const s = createSocket("udp4");
-  await new Promise<void>((r) => s.bind(0, "127.0.0.1", () => r()));
-  const port = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 describe("net send / inbox / outbox", () => {
   let a: { home: string; nodeId: string }; // receiver, daemon running

@@ -5,12 +5,11 @@
  */
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { createSocket } from "node:dgram";
 import { writeFile, appendFile } from "node:fs/promises";
 import { join } from "node:path";
 import { openStore } from "../src/store/index.ts";
 import { newMessageId } from "../src/net/messaging.ts";
-import { cleanupHomes, initHome, killAll, runAtlas, startListener, type Listener } from "./helpers/cli.ts";
+import { cleanupHomes, freePort, initHome, killAll, runAtlas, startListener, type Listener } from "./helpers/cli.ts";
 
 after(async () => {
   killAll();
@@ -19,13 +18,6 @@ after(async () => {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function freePort(): Promise<number> {
-  const s = createSocket("udp4");
-  await new Promise<void>((r) => s.bind(0, "127.0.0.1", () => r()));
-  const p = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
 
 /** Deterministic pseudo-random delays, so a failure can be replayed. */
 function prng(seed: number): () => number {

@@ -5,7 +5,7 @@
  */
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { createSocket } from "node:dgram";
+import { freePort } from "./helpers/cli.ts";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -82,14 +82,6 @@ async function until<T>(what: string, ms: number, fn: () => Promise<T | null | u
   }
 }
 
-/** A UDP port that nothing listens on (bound, read, released). */
-async function freePort(): Promise<number> {
-  const s = createSocket("udp4");
-  await new Promise<void>((r) => s.bind(0, "127.0.0.1", () => r()));
-  const port = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 // ---------------------------------------------------------------------------------------------
 

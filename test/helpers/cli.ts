@@ -3,6 +3,7 @@
  * with temporary homes. Everything is bounded in time and cleaned up by the test's `after`.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { createSocket } from "node:dgram";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -114,4 +115,13 @@ export function startListener(home: string, extra: string[] = [], o: { bin?: str
     });
     void exited.then((c) => reject(new Error(`listener exited with ${c}: ${err}`)));
   });
+}
+
+/** A UDP port on 127.0.0.1 that nothing listens on (bound, read, released). */
+export async function freePort(): Promise<number> {
+  const s = createSocket("udp4");
+  await new Promise<void>((r) => s.bind(0, "127.0.0.1", () => r()));
+  const port = s.address().port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
 }
