@@ -1,0 +1,216 @@
+/**
+ * A small internet in Linux network namespaces, for NAT tests (root only).
+ *
+ *   pub   : the public segment — bridge br0 with 198.18.0.1 and 198.18.0.2 (bootstrap / STUN nodes)
+ *   natA  : router, wan 198.18.0.11, lan 100.64.1.1/24, nftables `masquerade persistent` (port-preserving)
+ *   natB  : router, wan 198.18.0.12, lan 100.64.2.1/24, nftables `masquerade fully-random` (symmetric:
+ *           a new random public port for every new 5-tuple, i.e. per destination)
+ *   a, b  : agents behind natA (100.64.1.2) and natB (100.64.2.2)
+ *   p     : an agent directly on the public segment (198.18.0.30)
+ *
+ * 198.18.0.0/15 is the benchmarking range and 100.64.0.0/10 the CGNAT range; nothing here routes
+ * outside the namespaces: no namespace has a link to the host's namespace. Every name starts with
+ * `atl<pid>-`; `destroy()` removes the nft tables and namespaces (veths go with them), and
+ * `create()` first removes leftovers of crashed runs (prefix `atl<pid>-` whose pid is dead, or ours).
+ */
+import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { BUNDLE } from "./cli.ts";
+
+export const PUB_BOOT1 = "198.18.0.1";
+export const PUB_BOOT2 = "198.18.0.2";
+export const NAT_A_WAN = "198.18.0.11";
+export const NAT_B_WAN = "198.18.0.12";
+export const AGENT_A = "100.64.1.2";
+export const AGENT_B = "100.64.2.2";
+export const AGENT_P = "198.18.0.30";
+
+export interface Net {
+  prefix: string;
+  ns: { pub: string; natA: string; natB: string; a: string; b: string; p: string };
+  destroy(): void;
+}
+
+function sh(cmd: string, args: string[], input?: string): string {
+  return execFileSync(cmd, args, { encoding: "utf8", input, stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"], timeout: 10_000 });
+}
+
+function listNs(): string[] {
+  const r = spawnSync("ip", ["netns", "list"], { encoding: "utf8" });
+  return (r.stdout ?? "").split("\n").map((l) => l.split(" ")[0]!).filter(Boolean);
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** Remove namespaces (and the nft tables in them) whose name starts with `prefix`. */
+export function removeNamespaces(prefix: string): void {
+  for (const n of listNs().filter((x) => x.startsWith(prefix))) {
+    spawnSync("ip", ["netns", "exec", n, "nft", "delete", "table", "ip", "atlnat"], { stdio: "ignore" });
+    // Kill anything still running inside (processes this suite started there).
+    const pids = spawnSync("ip", ["netns", "pids", n], { encoding: "utf8" }).stdout ?? "";
+    for (const pid of pids.split(/\s+/).filter(Boolean)) spawnSync("kill", ["-9", pid], { stdio: "ignore" });
+    spawnSync("ip", ["netns", "del", n], { stdio: "ignore" });
+  }
+}
+
+/** Leftovers of crashed runs: `atl<pid>-*` where pid is ours or no longer alive. */
+function sweepStale(): void {
+  const seen = new Set<number>();
+  for (const n of listNs()) {
+    const m = /^atl(\d+)-/.exec(n);
+    if (m) seen.add(Number(m[1]));
+  }
+  for (const pid of seen) if (pid === process.pid || !pidAlive(pid)) removeNamespaces(`atl${pid}-`);
+}
+
+/** Can we create namespaces at all? (root, and `ip netns add` works.) Returns a reason when not. */
+export function netnsUnavailable(): string | null {
+  if (process.getuid?.() !== 0) return "not running as root";
+  if (spawnSync("sh", ["-c", "command -v nft"]).status !== 0) return "nft (Debian package nftables) is not installed; .ci/run installs it when run as root";
+  const probe = `atl${process.pid}-probe`;
+  const r = spawnSync("ip", ["netns", "add", probe], { encoding: "utf8" });
+  if (r.status !== 0) return `ip netns add failed: ${(r.stderr ?? "").trim()}`;
+  spawnSync("ip", ["netns", "del", probe]);
+  return null;
+}
+
+export function createNet(): Net {
+  sweepStale();
+  const prefix = `atl${process.pid}-`;
+  const ns = { pub: `${prefix}pub`, natA: `${prefix}natA`, natB: `${prefix}natB`, a: `${prefix}a`, b: `${prefix}b`, p: `${prefix}p` };
+  const net: Net = { prefix, ns, destroy: () => removeNamespaces(prefix) };
+  try {
+    const ipn = (n: string, ...args: string[]) => sh("ip", ["-n", n, ...args]);
+    for (const n of Object.values(ns)) {
+      sh("ip", ["netns", "add", n]);
+      ipn(n, "link", "set", "lo", "up");
+    }
+    // Public segment: a bridge in pub, one port per attached namespace.
+    ipn(ns.pub, "link", "add", "br0", "type", "bridge");
+    ipn(ns.pub, "addr", "add", `${PUB_BOOT1}/24`, "dev", "br0");
+    ipn(ns.pub, "addr", "add", `${PUB_BOOT2}/24`, "dev", "br0");
+    ipn(ns.pub, "link", "set", "br0", "up");
+    const attach = (n: string, port: string, ifname: string, addr: string) => {
+      // Created inside pub with the peer moved straight into n: nothing touches the host namespace.
+      ipn(ns.pub, "link", "add", port, "type", "veth", "peer", "name", ifname, "netns", n);
+      ipn(ns.pub, "link", "set", port, "master", "br0");
+      ipn(ns.pub, "link", "set", port, "up");
+      ipn(n, "addr", "add", addr, "dev", ifname);
+      ipn(n, "link", "set", ifname, "up");
+    };
+    attach(ns.natA, "pa", "wan", `${NAT_A_WAN}/24`);
+    attach(ns.natB, "pb", "wan", `${NAT_B_WAN}/24`);
+    attach(ns.p, "pp", "eth0", `${AGENT_P}/24`);
+    // LANs behind the routers.
+    const lan = (router: string, agent: string, gw: string, addr: string) => {
+      ipn(router, "link", "add", "lan", "type", "veth", "peer", "name", "eth0", "netns", agent);
+      ipn(router, "addr", "add", `${gw}/24`, "dev", "lan");
+      ipn(router, "link", "set", "lan", "up");
+      ipn(agent, "addr", "add", `${addr}/24`, "dev", "eth0");
+      ipn(agent, "link", "set", "eth0", "up");
+      ipn(agent, "route", "add", "default", "via", gw);
+      sh("ip", ["netns", "exec", router, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    };
+    lan(ns.natA, ns.a, "100.64.1.1", AGENT_A);
+    lan(ns.natB, ns.b, "100.64.2.1", AGENT_B);
+    // NAT: a router that forwards out, only lets replies back in.
+    const nat = (router: string, how: string) =>
+      sh("ip", ["netns", "exec", router, "nft", "-f", "-"], `table ip atlnat {
+  chain nat_post { type nat hook postrouting priority srcnat; policy accept; oifname "wan" masquerade ${how}; }
+  chain filter_fwd { type filter hook forward priority filter; policy drop;
+    ct state established,related accept
+    iifname "lan" oifname "wan" accept
+  }
+}
+`);
+    nat(ns.natA, "persistent");
+    nat(ns.natB, "fully-random");
+  } catch (e) {
+    net.destroy();
+    throw e;
+  }
+  return net;
+}
+
+export interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+const live = new Set<ChildProcess>();
+export function killAllInNs(): void {
+  for (const p of live) p.kill("SIGKILL");
+  live.clear();
+}
+
+/** `ip netns exec <ns> node dist/atlas.mjs --home H ...args`, bounded in time. */
+export function runAtlasIn(ns: string, home: string, args: string[], timeoutMs = 30_000): Promise<RunResult> {
+  const t0 = Date.now();
+  return new Promise((resolve, reject) => {
+    const p = spawn("ip", ["netns", "exec", ns, process.execPath, BUNDLE, "--home", home, ...args], { env: { ...process.env, NODE_OPTIONS: "" }, stdio: ["ignore", "pipe", "pipe"] });
+    live.add(p);
+    let stdout = "";
+    let stderr = "";
+    p.stdout.on("data", (d) => (stdout += d));
+    p.stderr.on("data", (d) => (stderr += d));
+    const t = setTimeout(() => {
+      p.kill("SIGKILL");
+      reject(new Error(`[${ns}] atlas ${args.join(" ")} timed out\nstdout: ${stdout}\nstderr: ${stderr}`));
+    }, timeoutMs);
+    p.on("error", reject);
+    p.on("close", (code) => {
+      clearTimeout(t);
+      live.delete(p);
+      resolve({ code, stdout, stderr, ms: Date.now() - t0 });
+    });
+  });
+}
+
+export interface NsNode {
+  proc: ChildProcess;
+  address: string;
+  port: number;
+  nodeId: string;
+  stderr: () => string;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Start `atlas <cmd> --host addr --port port --json` inside ns (`ip netns exec` execs node, so the pid is node's). */
+export function startInNs(ns: string, home: string, host: string, port: number, cmd: string[] = ["daemon"]): Promise<NsNode> {
+  const p = spawn("ip", ["netns", "exec", ns, process.execPath, BUNDLE, "--home", home, ...cmd, "--host", host, "--port", String(port), "--json"], { env: { ...process.env, NODE_OPTIONS: "" }, stdio: ["ignore", "pipe", "pipe"] });
+  live.add(p);
+  let out = "";
+  let err = "";
+  p.stderr!.on("data", (d) => (err += d));
+  const exited = new Promise<number | null>((r) => p.on("close", (c) => (live.delete(p), r(c))));
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`[${ns}] ${cmd.join(" ")} did not start: ${err}`)), 15_000);
+    p.stdout!.on("data", (d) => {
+      out += d;
+      const nl = out.indexOf("\n");
+      if (nl < 0) return;
+      clearTimeout(t);
+      const j = JSON.parse(out.slice(0, nl));
+      resolve({
+        proc: p,
+        address: j.address,
+        port: Number(String(j.address).split(":").pop()),
+        nodeId: j.node_id,
+        stderr: () => err,
+        stop: async (signal = "SIGTERM") => {
+          p.kill(signal);
+          return exited;
+        },
+      });
+    });
+    void exited.then((c) => reject(new Error(`[${ns}] ${cmd.join(" ")} exited with ${c}: ${err}`)));
+  });
+}
