@@ -89,12 +89,20 @@ export function startListener(home: string, extra: string[] = [], o: { bin?: str
   const args = [...pre, "--home", home, ...(o.cmd ?? ["net", "listen"]), "--host", "127.0.0.1", "--port", "0", "--json", ...extra];
   const p = spawn(cmd, args, { env: { ...process.env, NODE_OPTIONS: "", ...o.env }, stdio: ["ignore", "pipe", "pipe"] });
   live.add(p);
+  return waitForListening(p, () => live.delete(p), "listener");
+}
+
+/**
+ * Wait for a spawned `… daemon --json` (or listener) to print its first JSON line
+ * ({address, node_id}); `label` names it in errors. `onClose` is told when the process exits.
+ */
+export function waitForListening(p: ChildProcess, onClose: (code: number | null) => unknown, label: string): Promise<Listener> {
   let out = "";
   let err = "";
   p.stderr!.on("data", (d) => (err += d));
-  const exited = new Promise<number | null>((r) => p.on("close", (c) => (live.delete(p), r(c))));
+  const exited = new Promise<number | null>((r) => p.on("close", (c) => (onClose(c), r(c))));
   return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`listener did not start: ${err}`)), 15_000);
+    const t = setTimeout(() => reject(new Error(`${label} did not start: ${err}`)), 15_000);
     p.stdout!.on("data", (d) => {
       out += d;
       const nl = out.indexOf("\n");
@@ -113,7 +121,7 @@ export function startListener(home: string, extra: string[] = [], o: { bin?: str
         },
       });
     });
-    void exited.then((c) => reject(new Error(`listener exited with ${c}: ${err}`)));
+    void exited.then((c) => reject(new Error(`${label} exited with ${c}: ${err}`)));
   });
 }
 

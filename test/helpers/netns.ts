@@ -14,7 +14,7 @@
  * `create()` first removes leftovers of crashed runs (prefix `atl<pid>-` whose pid is dead, or ours).
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { BUNDLE } from "./cli.ts";
+import { BUNDLE, waitForListening, type Listener } from "./cli.ts";
 
 export const PUB_BOOT1 = "198.18.0.1";
 export const PUB_BOOT2 = "198.18.0.2";
@@ -174,43 +174,11 @@ export function runAtlasIn(ns: string, home: string, args: string[], timeoutMs =
   });
 }
 
-export interface NsNode {
-  proc: ChildProcess;
-  address: string;
-  port: number;
-  nodeId: string;
-  stderr: () => string;
-  stop(signal?: NodeJS.Signals): Promise<number | null>;
-}
+export type NsNode = Listener;
 
 /** Start `atlas <cmd> --host addr --port port --json` inside ns (`ip netns exec` execs node, so the pid is node's). */
 export function startInNs(ns: string, home: string, host: string, port: number, cmd: string[] = ["daemon"]): Promise<NsNode> {
   const p = spawn("ip", ["netns", "exec", ns, process.execPath, BUNDLE, "--home", home, ...cmd, "--host", host, "--port", String(port), "--json"], { env: { ...process.env, NODE_OPTIONS: "" }, stdio: ["ignore", "pipe", "pipe"] });
   live.add(p);
-  let out = "";
-  let err = "";
-  p.stderr!.on("data", (d) => (err += d));
-  const exited = new Promise<number | null>((r) => p.on("close", (c) => (live.delete(p), r(c))));
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`[${ns}] ${cmd.join(" ")} did not start: ${err}`)), 15_000);
-    p.stdout!.on("data", (d) => {
-      out += d;
-      const nl = out.indexOf("\n");
-      if (nl < 0) return;
-      clearTimeout(t);
-      const j = JSON.parse(out.slice(0, nl));
-      resolve({
-        proc: p,
-        address: j.address,
-        port: Number(String(j.address).split(":").pop()),
-        nodeId: j.node_id,
-        stderr: () => err,
-        stop: async (signal = "SIGTERM") => {
-          p.kill(signal);
-          return exited;
-        },
-      });
-    });
-    void exited.then((c) => reject(new Error(`[${ns}] ${cmd.join(" ")} exited with ${c}: ${err}`)));
-  });
+  return waitForListening(p, () => live.delete(p), `[${ns}] ${cmd.join(" ")}`);
 }
