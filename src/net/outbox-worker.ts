@@ -86,7 +86,7 @@ const MESSAGE_OVERHEAD = 320;
 export interface OutboxWorkerOptions {
   /** Attempts in flight at once, all targets together (default 8). */
   concurrency?: number;
-  /** Rows read per poll (default 500). */
+  /** Rows read per poll (default 64: every finished attempt polls again, so a large batch made draining a long queue quadratic). */
   batch?: number;
 }
 
@@ -115,7 +115,7 @@ export class OutboxWorker {
     this.node = node;
     this.log = log;
     this.concurrency = Math.max(1, opts.concurrency ?? 8);
-    this.batch = Math.max(1, opts.batch ?? 500);
+    this.batch = Math.max(1, opts.batch ?? 64);
   }
 
   /** Re-queue attempts a crash left in flight, then poll. Idempotent. */
