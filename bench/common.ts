@@ -157,3 +157,25 @@ export async function settleGc(): Promise<void> {
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/** Run `one` `count` times (with `inFlight` outstanding) or until `capMs`; returns per-op latencies. */
+export async function loop(count: number, inFlight: number, capMs: number, one: () => Promise<void>): Promise<{ n: number; ms: number; lat: number[]; capped: boolean }> {
+  const lat: number[] = [];
+  let issued = 0;
+  const t0 = performance.now();
+  let capped = false;
+  const worker = async () => {
+    while (issued < count) {
+      if (performance.now() - t0 > capMs) {
+        capped = true;
+        return;
+      }
+      issued++;
+      const s = performance.now();
+      await deadline(one(), 10_000, "one operation");
+      lat.push(performance.now() - s);
+    }
+  };
+  await Promise.all(Array.from({ length: inFlight }, worker));
+  return { n: lat.length, ms: performance.now() - t0, lat, capped };
+}

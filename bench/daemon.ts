@@ -33,14 +33,14 @@ import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
 import { cpus, platform } from "node:os";
 import { join } from "node:path";
-import { uuidv7 } from "uuidv7";
+import { newMessageId } from "../src/net/messaging.ts";
 import { homePaths, type HomePaths } from "../src/config/paths.ts";
 import { callDaemon } from "../src/daemon/control-client.ts";
 import { openDatabase } from "../src/store/db.ts";
 import { openStore, type Store } from "../src/store/index.ts";
 import type { Session } from "../src/net/session.ts";
 import type { WireMessage } from "../src/wire/messages.ts";
-import { HOST, deadline, median, percentile, startNode, startNodeWith, type BenchNode } from "./common.ts";
+import { HOST, deadline, loop, median, percentile, startNode, startNodeWith, type BenchNode } from "./common.ts";
 
 /** Counts and caps of this phase (every loop stops at its count or its cap). */
 export const DN = {
@@ -280,29 +280,8 @@ const memText = (m: { rss: number; anon: number; file: number }) => `${mib(m.rss
 // ---------------------------------------------------------------------------------------------
 // helpers
 
-async function loop(count: number, inFlight: number, capMs: number, one: () => Promise<void>): Promise<{ n: number; ms: number; lat: number[]; capped: boolean }> {
-  const lat: number[] = [];
-  let issued = 0;
-  let capped = false;
-  const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: inFlight }, async () => {
-      while (issued < count) {
-        if (performance.now() - t0 > capMs) {
-          capped = true;
-          return;
-        }
-        issued++;
-        const s = performance.now();
-        await deadline(one(), 10_000, "one operation");
-        lat.push(performance.now() - s);
-      }
-    }),
-  );
-  return { n: lat.length, ms: performance.now() - t0, lat, capped };
-}
 
-const msgId = () => `msg_${uuidv7()}`;
+const msgId = newMessageId;
 const unix = () => Math.floor(Date.now() / 1000);
 
 function enqueue(store: Store, target: string, id = msgId()): Promise<void> {

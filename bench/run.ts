@@ -35,7 +35,7 @@ import { FramedStream } from "../src/wire/framed-stream.ts";
 import type { WireMessage } from "../src/wire/messages.ts";
 import { daemonPhase } from "./daemon.ts";
 import { bulk, echoSession, open, openMode, reqSession, type Kind, type TlsCreds } from "./baseline.ts";
-import { CAP, HOST, MODE, N, deadline, startNodeWith, RAISED_LIMITS, median, memUsage, percentile, settleGc, startNode, type BenchNode, type MemReport, type ServerReady } from "./common.ts";
+import { CAP, HOST, MODE, N, deadline, loop, startNodeWith, RAISED_LIMITS, median, memUsage, percentile, settleGc, startNode, type BenchNode, type MemReport, type ServerReady } from "./common.ts";
 
 setFlagsFromString("--expose-gc");
 (globalThis as { gc?: () => void }).gc = runInNewContext("gc") as () => void;
@@ -120,27 +120,6 @@ async function startServer(): Promise<ServerReady> {
 // ---------------------------------------------------------------------------------------------
 // helpers
 
-/** Run `one` `count` times (with `inFlight` outstanding) or until `capMs`; returns per-op latencies. */
-async function loop(count: number, inFlight: number, capMs: number, one: () => Promise<void>): Promise<{ n: number; ms: number; lat: number[]; capped: boolean }> {
-  const lat: number[] = [];
-  let issued = 0;
-  const t0 = performance.now();
-  let capped = false;
-  const worker = async () => {
-    while (issued < count) {
-      if (performance.now() - t0 > capMs) {
-        capped = true;
-        return;
-      }
-      issued++;
-      const s = performance.now();
-      await deadline(one(), 10_000, "one operation");
-      lat.push(performance.now() - s);
-    }
-  };
-  await Promise.all(Array.from({ length: inFlight }, worker));
-  return { n: lat.length, ms: performance.now() - t0, lat, capped };
-}
 
 async function waitFor(what: string, cond: () => Promise<boolean>, capMs: number): Promise<void> {
   const t0 = performance.now();
