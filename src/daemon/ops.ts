@@ -5,6 +5,7 @@
  */
 import { AtlasError } from "../errors.ts";
 import { dialPeer } from "../net/dial.ts";
+import { resolvePeerId } from "../net/target.ts";
 import type { AtlasNode } from "../net/node.ts";
 import type { Session } from "../net/session.ts";
 import { formatAddr } from "../transport/addr.ts";
@@ -149,15 +150,6 @@ export async function statusOp(node: AtlasNode, startedAt: number): Promise<Stat
   };
 }
 
-/** `net ban` / `net unban` take a node ID or a unique prefix of a known one. */
-export async function resolvePeerId(store: AtlasNode["store"], target: string): Promise<string> {
-  const { parseIdPrefix, isNodeId, resolveNodeIdPrefix } = await import("../identity/node-id.ts");
-  const hex = parseIdPrefix(target);
-  if (!hex) throw new AtlasError("ERR_USAGE", `invalid node ID '${target}': expected atlas_ followed by at least 8 hex characters`);
-  const full = "atlas_" + hex;
-  const ids = await store.peers.allIds();
-  return isNodeId(full) && !ids.includes(full) ? full : resolveNodeIdPrefix(target, ids);
-}
 
 export interface BanResult {
   node_id: string;

@@ -1,10 +1,9 @@
 import { AtlasError, isAtlasError } from "../errors.ts";
-import { isNodeId, resolveNodeIdPrefix } from "../identity/node-id.ts";
 import type { FailureKind } from "../store/index.ts";
 import { formatAddr, parseAddr, type SockAddr } from "../transport/addr.ts";
 import type { AtlasNode } from "./node.ts";
 import type { Session } from "./session.ts";
-import { parseTarget } from "./target.ts";
+import { parseTarget, resolvePeerId } from "./target.ts";
 
 export interface DialResult {
   session: Session;
@@ -34,9 +33,7 @@ async function candidatesFor(node: AtlasNode, text: string): Promise<{ nodeId?: 
   const t = parseTarget(text);
   if (t.kind === "addr") return { addrs: [t.addr] };
   if (t.kind === "pinned") return { nodeId: t.nodeId, addrs: [t.addr] };
-  const ids = await node.store.peers.allIds();
-  const full = "atlas_" + t.prefix;
-  const nodeId = isNodeId(full) && !ids.includes(full) ? full : resolveNodeIdPrefix(t.text, ids);
+  const nodeId = await resolvePeerId(node.store, t.text);
   const row = await node.store.peers.get(nodeId);
   const addrs: SockAddr[] = [];
   for (const a of [row?.address, row?.public_address]) {

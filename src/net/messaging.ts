@@ -14,7 +14,7 @@
 import { uuidv7 } from "uuidv7";
 import type { Config } from "../config/defaults.ts";
 import { AtlasError, isAtlasError } from "../errors.ts";
-import { isNodeId, parseIdPrefix, resolveNodeIdPrefix, shortNodeId } from "../identity/node-id.ts";
+import { isNodeId, shortNodeId } from "../identity/node-id.ts";
 import type { InboxMessage, Store } from "../store/index.ts";
 import { formatAddr } from "../transport/addr.ts";
 import { unixNow } from "../util/time.ts";
@@ -23,7 +23,7 @@ import { fitsUtf8, isJsonText, isMsgId, isWellFormed, utf8Length } from "../wire
 import { dialPeer } from "./dial.ts";
 import type { AtlasNode } from "./node.ts";
 import type { Session } from "./session.ts";
-import { parseTarget } from "./target.ts";
+import { parseTarget, resolvePeerId } from "./target.ts";
 
 /** Room left in a 4 MiB payload for the other Message fields (IDs, timestamp, topic, keys). */
 const ENVELOPE_ROOM = 1024;
@@ -224,9 +224,7 @@ export async function resolveSendTarget(store: Store, text: string): Promise<str
   const t = parseTarget(text);
   if (t.kind === "addr") return formatAddr(t.addr);
   if (t.kind === "pinned") return `${t.nodeId}@${formatAddr(t.addr)}`;
-  const full = "atlas_" + t.prefix;
-  if (isNodeId(full)) return full;
-  return resolveNodeIdPrefix(t.text, await store.peers.allIds());
+  return resolvePeerId(store, t.text);
 }
 
 /** The node ID a canonical target names, if it names one. */
@@ -263,12 +261,6 @@ export function shortTarget(target: string): string {
   return shortNodeId(id) + (at > 0 ? target.slice(at) : "");
 }
 
-/** Resolve a `--from` filter (node ID or unique prefix of a known peer). */
-export async function resolveSender(store: Store, text: string): Promise<string> {
-  const hex = parseIdPrefix(text);
-  if (hex && isNodeId("atlas_" + hex)) return "atlas_" + hex;
-  return resolveNodeIdPrefix(text, await store.peers.allIds());
-}
 
 /**
  * A refusal that retrying will not change (SPEC §14: the outbox stops on rejected, banned,

@@ -1,5 +1,6 @@
 import { AtlasError } from "../errors.ts";
-import { isNodeId, parseIdPrefix } from "../identity/node-id.ts";
+import { isNodeId, parseIdPrefix, resolveNodeIdPrefix } from "../identity/node-id.ts";
+import type { Store } from "../store/index.ts";
 import { parseAddr, type SockAddr } from "../transport/addr.ts";
 
 /**
@@ -26,4 +27,14 @@ export function parseTarget(text: string): DialTarget {
   const prefix = parseIdPrefix(t);
   if (prefix) return { kind: "id", prefix, text: t };
   throw new AtlasError("ERR_USAGE", `invalid target '${text}': expected host:port, [ipv6]:port, a node ID (or a prefix of at least 8 hex characters) or atlas_<id>@host:port`);
+}
+
+/**
+ * The node ID `text` names (SPEC §3): a full ID, known or not, or a unique prefix (≥ 8 hex,
+ * `atlas_` optional) of a known peer. Unknown, ambiguous or malformed → ERR_USAGE.
+ */
+export async function resolvePeerId(store: Pick<Store, "peers">, text: string): Promise<string> {
+  const hex = parseIdPrefix(text);
+  if (hex && isNodeId("atlas_" + hex)) return "atlas_" + hex;
+  return resolveNodeIdPrefix(text, await store.peers.allIds());
 }

@@ -174,8 +174,8 @@ export function registerMessaging(net: Command<any, any, any>, ctxOf: CtxOf): vo
       // Install the handlers before the first read so that a signal never kills the process mid-write.
       const stopped = o.follow ? signals() : null;
       try {
-        const { resolveSender } = await import("../../net/messaging.ts");
-        const from = o.from !== undefined ? await resolveSender(store, o.from) : undefined;
+        const { resolvePeerId } = await import("../../net/target.ts");
+        const from = o.from !== undefined ? await resolvePeerId(store, o.from) : undefined;
         const filter = { from, topic: o.topic };
         const print = async (rows: InboxRow[]) => {
           for (const r of rows) ctx.out.line(ctx.json ? await inboxJsonLine(r) : inboxHuman(r));

@@ -55,7 +55,7 @@ async function runBanOp(ctx: Ctx, op: "net.ban" | "net.unban", args: { target: s
     return callDaemon<BanResult>(ctx.paths, op, args);
   }
   const { openStore } = await import("../../store/index.ts");
-  const { resolvePeerId } = await import("../../daemon/ops.ts");
+  const { resolvePeerId } = await import("../../net/target.ts");
   const store = await openStore(ctx.paths.dbFile);
   try {
     const id = await resolvePeerId(store, args.target);
