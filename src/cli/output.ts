@@ -62,3 +62,6 @@ export function formatAge(unixSecs: number | null | undefined, now = Date.now() 
 export function operatorText(o: OperatorInfoView): string {
   return o.status === "verified" ? `@${o.username} (fid ${o.fid})` : `@${o.username} (unconfirmed: ${o.reason})`;
 }
+
+/** `atlas_` + 12 hex + `…` (SPEC §3), as identity's shortNodeId, without loading its crypto at start-up. */
+export const shortId = (id: string): string => id.slice(0, 18) + "…";

@@ -28,3 +28,21 @@ export async function closeCliNode(node: AtlasNode): Promise<void> {
   await node.close("DISCONNECT_SHUTDOWN", "client exited", "cli_exit");
   await node.store.close();
 }
+
+/**
+ * Run a peer operation: through the home's daemon when one runs (sharing its identity, port and
+ * live sessions), else on a node of this process that lives for this command only.
+ */
+export async function runPeerOp<T>(ctx: Ctx, op: string, args: Record<string, unknown>, standalone: (node: AtlasNode) => Promise<T>, overrides?: ConfigOverrides): Promise<T> {
+  const { isDaemonRunning } = await import("../daemon/detect.ts");
+  if (await isDaemonRunning(ctx.paths)) {
+    const { callDaemon } = await import("../daemon/control-client.ts");
+    return callDaemon<T>(ctx.paths, op, args);
+  }
+  const node = await startNode(ctx, { listen: false, overrides });
+  try {
+    return await standalone(node);
+  } finally {
+    await closeCliNode(node);
+  }
+}

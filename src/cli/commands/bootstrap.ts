@@ -3,26 +3,14 @@
  * §14). Only commander types and small modules load here; the network code is imported lazily.
  */
 import type { Command } from "@commander-js/extra-typings";
-import { AtlasError } from "../../errors.ts";
 import type { Ctx } from "../context.ts";
-import { formatAge, table } from "../output.ts";
+import { formatAge, shortId, table } from "../output.ts";
+import { collect, intOption, parsePort } from "../options.ts";
 import type { DiscoverQuery, DiscoverReport } from "../../bootstrap/client.ts";
 
 type CtxOf = (cmd: Command<any, any, any>) => Ctx;
-const collect = (v: string, prev: string[]) => [...prev, v];
-const short = (id: string) => id.slice(0, 18) + "…";
 
-function parsePort(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new AtlasError("ERR_USAGE", `--port must be an integer from 0 to 65535, got '${v}'`);
-  return n;
-}
 
-function parseLimit(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1 || n > 500) throw new AtlasError("ERR_USAGE", `--limit must be an integer from 1 to 500, got '${v}'`);
-  return n;
-}
 
 /** `atlas bootstrap`: run a bootstrap (directory) node in the foreground. */
 export function registerBootstrap(program: Command<any, any, any>, _ctxOf: CtxOf, ctxOfDaemon: CtxOf): Command<any, any, any> {
@@ -68,7 +56,7 @@ function render(ctx: Ctx, r: DiscoverReport): void {
   ctx.out.line(
     table(
       ["NODE ID", "NAME", "ADDRESS", "SKILLS", "OPERATOR", "LAST SEEN"],
-      r.peers.map((p) => [short(p.node_id), p.name || "-", p.address, p.skills.join(",") || "-", p.operator_username ? `@${p.operator_username}` : "-", formatAge(p.last_seen, now)]),
+      r.peers.map((p) => [shortId(p.node_id), p.name || "-", p.address, p.skills.join(",") || "-", p.operator_username ? `@${p.operator_username}` : "-", formatAge(p.last_seen, now)]),
     ),
   );
 }
@@ -80,7 +68,7 @@ export function registerDiscover(net: Command<any, any, any>, ctxOf: CtxOf): Com
     .description("ask the bootstrap nodes for agents (by skill and/or operator) and remember them")
     .option("--skill <skill>", "only agents with this skill")
     .option("--operator <name>", "only agents whose verified operator is this Farcaster username (@ optional)")
-    .option("--limit <n>", "at most this many agents per bootstrap node (1-500)", parseLimit)
+    .option("--limit <n>", "at most this many agents per bootstrap node (1-500)", intOption("--limit", 1, 500))
     .option("--bootstrap <addr>", "bootstrap node to ask besides network.bootstrap (repeatable)", collect, [] as string[])
     .action(async (o, cmd) => {
       const ctx = ctxOf(cmd);

@@ -1,17 +1,12 @@
 import type { Command } from "@commander-js/extra-typings";
 import { AtlasError } from "../../errors.ts";
 import type { Ctx } from "../context.ts";
-import { formatAge, operatorText } from "../output.ts";
+import { formatAge, operatorText, shortId } from "../output.ts";
+import { collect, parsePort } from "../options.ts";
 import type { StatusReport } from "../../daemon/ops.ts";
 
 type CtxOf = (cmd: Command<any, any, any>) => Ctx;
-const collect = (v: string, prev: string[]) => [...prev, v];
 
-function parsePort(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new AtlasError("ERR_USAGE", `--port must be an integer from 0 to 65535, got '${v}'`);
-  return n;
-}
 
 /** A command that runs the daemon: `atlas daemon` and its alias `atlas net listen`. */
 export function addDaemonCommand(parent: Command<any, any, any>, name: string, description: string, ctxOfDaemon: CtxOf): Command<any, any, any> {
@@ -83,6 +78,6 @@ function renderStatus(ctx: Ctx, r: StatusReport): void {
   for (const s of r.sessions) {
     const rtt = s.rtt_ms === null ? "-" : `${s.rtt_ms.toFixed(2)} ms`;
     const op = s.operator ? `  ${operatorText(s.operator)}` : "";
-    ctx.out.line(`  ${s.node_id.slice(0, 18)}…  ${s.name || "-"}  [${s.trust} via ${s.path}${s.relay ? ` ${s.relay}` : ""}]  ${s.direction}  age ${formatAge(now - s.age_s, now).replace(" ago", "")}  rtt ${rtt}${s.pinned ? "  pinned" : ""}${op}`);
+    ctx.out.line(`  ${shortId(s.node_id)}  ${s.name || "-"}  [${s.trust} via ${s.path}${s.relay ? ` ${s.relay}` : ""}]  ${s.direction}  age ${formatAge(now - s.age_s, now).replace(" ago", "")}  rtt ${rtt}${s.pinned ? "  pinned" : ""}${op}`);
   }
 }

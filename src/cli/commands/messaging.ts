@@ -18,21 +18,14 @@ import { AtlasError } from "../../errors.ts";
 import type { InboxRow, Store } from "../../store/index.ts";
 import type { QueuedResult } from "../../net/messaging.ts";
 import type { Ctx } from "../context.ts";
-import { table } from "../output.ts";
+import { shortId, table } from "../output.ts";
+import { intOption } from "../options.ts";
 
 type CtxOf = (cmd: Command<any, any, any>) => Ctx;
-const short = (id: string) => id.slice(0, 18) + "…";
 /** Labels of `net send` are padded to one column of this width (SPEC §14). */
 const SEND_LABEL_WIDTH = 8;
 const FOLLOW_POLL_MS = 250;
 
-function parseIntOpt(name: string, min: number, max: number) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min || n > max) throw new AtlasError("ERR_USAGE", `${name} must be an integer from ${min} to ${max}, got '${v}'`);
-    return n;
-  };
-}
 
 function isoTime(unixSecs: number): string {
   return new Date(unixSecs * 1000).toISOString().replace(/\.\d{3}Z$/, "Z");
@@ -75,7 +68,7 @@ export async function inboxJsonLine(r: InboxRow): Promise<string> {
 }
 
 function inboxHuman(r: InboxRow): string {
-  const parts = [isoTime(r.received_at), `from ${short(r.from_id)}`];
+  const parts = [isoTime(r.received_at), `from ${shortId(r.from_id)}`];
   if (r.topic !== null) parts.push(`topic ${safeText(r.topic)}`);
   if (r.reply_to !== null) parts.push(`re ${r.reply_to}`);
   parts.push(r.id);
@@ -134,7 +127,7 @@ export function registerMessaging(net: Command<any, any, any>, ctxOf: CtxOf): vo
         else {
           ctx.out.fields(
             [
-              ["Sent to", `${short(s.nodeId)} [${s.trust} via ${s.path}]`],
+              ["Sent to", `${shortId(s.nodeId)} [${s.trust} via ${s.path}]`],
               ["Msg ID", r.msgId],
               ["Ack", r.ack.status],
             ],
@@ -151,8 +144,8 @@ export function registerMessaging(net: Command<any, any, any>, ctxOf: CtxOf): vo
     .option("--follow", "keep running and print messages as they arrive (until SIGINT/SIGTERM)")
     .option("--from <node>", "only messages from this node ID (or unique prefix)")
     .option("--topic <topic>", "only messages with this topic")
-    .option("--limit <n>", "show the latest N stored messages first (default 100; 0 with --follow: only new ones)", parseIntOpt("--limit", 0, 1_000_000))
-    .option("--after <seq>", "only messages stored after this seq (the `seq` of --json output): a resume cursor", parseIntOpt("--after", 0, Number.MAX_SAFE_INTEGER))
+    .option("--limit <n>", "show the latest N stored messages first (default 100; 0 with --follow: only new ones)", intOption("--limit", 0, 1_000_000))
+    .option("--after <seq>", "only messages stored after this seq (the `seq` of --json output): a resume cursor", intOption("--after", 0, Number.MAX_SAFE_INTEGER))
     .action(async (o, cmd) => {
       const ctx = ctxOf(cmd);
       const { openStore } = await import("../../store/index.ts");
@@ -216,7 +209,7 @@ export function registerMessaging(net: Command<any, any, any>, ctxOf: CtxOf): vo
 
   net.command("outbox")
     .description("messages waiting for delivery, and the latest delivery outcomes")
-    .option("--limit <n>", "how many recent deliveries to show (default 20)", parseIntOpt("--limit", 0, 100_000))
+    .option("--limit <n>", "how many recent deliveries to show (default 20)", intOption("--limit", 0, 100_000))
     .action(async (o, cmd) => {
       const ctx = ctxOf(cmd);
       const { shortTarget } = await import("../../net/messaging.ts");

@@ -1,23 +1,18 @@
 import type { Command } from "@commander-js/extra-typings";
 import { AtlasError, type ErrorCodeName } from "../../errors.ts";
 import type { Ctx } from "../context.ts";
-import type { AtlasNode } from "../../net/node.ts";
 import type { BanResult, PingReport } from "../../daemon/ops.ts";
-import { formatAge, operatorText, table } from "../output.ts";
+import { formatAge, operatorText, shortId, table } from "../output.ts";
+import { intOption } from "../options.ts";
+import { runPeerOp } from "../runtime.ts";
 import { addDaemonCommand } from "./daemon.ts";
 
 type CtxOf = (cmd: Command<any, any, any>) => Ctx;
-const short = (id: string) => id.slice(0, 18) + "…";
 
 function pathText(s: { path: string; relay?: string }): string {
   return s.path === "relay" && s.relay ? `relay (${s.relay})` : s.path;
 }
 
-function parseCount(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1 || n > 100000) throw new AtlasError("ERR_USAGE", `--count must be an integer from 1 to 100000, got '${v}'`);
-  return n;
-}
 
 function parseMs(name: string) {
   return (v: string): number => {
@@ -28,24 +23,6 @@ function parseMs(name: string) {
 }
 
 
-/**
- * Run a peer operation: through the home's daemon when one runs (sharing its identity, port and
- * live sessions), else on a node of this process that lives for this command only.
- */
-async function runOp<T>(ctx: Ctx, op: string, args: Record<string, unknown>, standalone: (node: AtlasNode) => Promise<T>): Promise<T> {
-  const { isDaemonRunning } = await import("../../daemon/detect.ts");
-  if (await isDaemonRunning(ctx.paths)) {
-    const { callDaemon } = await import("../../daemon/control-client.ts");
-    return callDaemon<T>(ctx.paths, op, args);
-  }
-  const { startNode, closeCliNode } = await import("../runtime.ts");
-  const node = await startNode(ctx, { listen: false });
-  try {
-    return await standalone(node);
-  } finally {
-    await closeCliNode(node);
-  }
-}
 
 /** Bans need only the store when no daemon runs (there are no live sessions to close). */
 async function runBanOp(ctx: Ctx, op: "net.ban" | "net.unban", args: { target: string; seconds?: number }): Promise<BanResult> {
@@ -78,7 +55,7 @@ export function parseDuration(v: string): number {
 function renderPing(ctx: Ctx, r: PingReport): void {
   if (ctx.json) ctx.out.data(r);
   else {
-    ctx.out.fields([["Peer", short(r.node_id)], ["Path", pathText({ path: r.path, relay: r.relay ?? undefined })]], 4);
+    ctx.out.fields([["Peer", shortId(r.node_id)], ["Path", pathText({ path: r.path, relay: r.relay ?? undefined })]], 4);
     if (r.ping_ts !== null) ctx.out.fields([["Ping", String(r.ping_ts)], ["Pong", String(r.pong_ts)]], 4);
     for (const t of r.rtt_ms) ctx.out.fields([["RTT", t === null ? "timeout" : `${t.toFixed(2)} ms`]], 4);
     if (r.received > 0) ctx.out.line(`min/median/max ${r.min_ms!.toFixed(2)}/${r.median_ms!.toFixed(2)}/${r.max_ms!.toFixed(2)} ms, ${r.sent} sent, ${r.received} received`);
@@ -99,7 +76,7 @@ export function registerNet(program: Command<any, any, any>, ctxOf: CtxOf, ctxOf
     .action(async (target: string, _o, cmd) => {
       const ctx = ctxOf(cmd);
       const { connectOp } = await import("../../daemon/ops.ts");
-      const r = await runOp(ctx, "net.connect", { target }, (node) => connectOp(node, { target }));
+      const r = await runPeerOp(ctx, "net.connect", { target }, (node) => connectOp(node, { target }));
       if (ctx.json) ctx.out.data(r);
       else {
         ctx.out.line(`Connected to ${r.node_id}`);
@@ -111,13 +88,13 @@ export function registerNet(program: Command<any, any, any>, ctxOf: CtxOf, ctxOf
   net.command("ping")
     .description("Ping a peer over a verified session")
     .argument("<target>")
-    .option("--count <n>", "number of pings", parseCount, 1)
+    .option("--count <n>", "number of pings", intOption("--count", 1, 100000), 1)
     .option("--interval <ms>", "milliseconds between pings", parseMs("--interval"), 1000)
     .action(async (target: string, o, cmd) => {
       const ctx = ctxOf(cmd);
       const { pingOp } = await import("../../daemon/ops.ts");
       const args = { target, count: o.count, interval: o.interval };
-      renderPing(ctx, await runOp(ctx, "net.ping", args, (node) => pingOp(node, args)));
+      renderPing(ctx, await runPeerOp(ctx, "net.ping", args, (node) => pingOp(node, args)));
     });
 
   net.command("disconnect")
@@ -126,7 +103,7 @@ export function registerNet(program: Command<any, any, any>, ctxOf: CtxOf, ctxOf
     .action(async (target: string, _o, cmd) => {
       const ctx = ctxOf(cmd);
       const { disconnectOp } = await import("../../daemon/ops.ts");
-      const r = await runOp(ctx, "net.disconnect", { target }, (node) => disconnectOp(node, { target }));
+      const r = await runPeerOp(ctx, "net.disconnect", { target }, (node) => disconnectOp(node, { target }));
       if (ctx.json) ctx.out.data({ ...r, disconnected: true, reason: "DISCONNECT_SHUTDOWN" });
       else ctx.out.line(`Disconnected from ${r.node_id}`);
     });
@@ -174,7 +151,7 @@ export function registerNet(program: Command<any, any, any>, ctxOf: CtxOf, ctxOf
           table(
             ["NODE ID", "NAME", "ADDRESS", "TRUST", "OPERATOR", "LAST SEEN", "LAST FAILURE", "BAN"],
             rows.map((r) => [
-              short(r.node_id),
+              shortId(r.node_id),
               r.name ?? "-",
               r.address ?? r.public_address ?? "-",
               r.trust_level,
