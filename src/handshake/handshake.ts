@@ -116,10 +116,17 @@ function cardFields(c: LocalCard) {
   };
 }
 
+/** Errors that report the peer's own refusal: answering them with an Error frame is pointless. */
+const peerErrors = new WeakSet<AtlasError>();
+function fromPeer(e: AtlasError): AtlasError {
+  peerErrors.add(e);
+  return e;
+}
+
 /** An Error frame from the peer as a typed error. */
 function remoteError(m: WireMessage, during: string): AtlasError {
-  if (m.type === "Error") return new AtlasError(protocolCodeName(m.code), `peer refused the handshake: ${m.message}`);
-  if (m.type === "VerifyAck") return new AtlasError("ERR_HANDSHAKE_FAILED", `peer rejected the handshake: ${m.reason ?? "no reason given"}`);
+  if (m.type === "Error") return fromPeer(new AtlasError(protocolCodeName(m.code), `peer refused the handshake: ${m.message}`));
+  if (m.type === "VerifyAck") return fromPeer(new AtlasError("ERR_HANDSHAKE_FAILED", `peer rejected the handshake: ${m.reason ?? "no reason given"}`));
   return new AtlasError("ERR_MESSAGE_REJECTED", `unexpected ${m.type} during ${during}`);
 }
 
@@ -155,7 +162,7 @@ async function readFrame(control: FramedStream, conn: QuicConnection, left: () =
 async function connectionReason(conn: QuicConnection, e: unknown): Promise<unknown> {
   if (e instanceof AtlasError && (e.code === "ERR_RESET" || e.code === "ERR_CLOSED")) {
     const info = await within(conn.closed, 200);
-    if (info && info.app && info.code >= 1000) return new AtlasError(protocolCodeName(info.code), `peer refused the handshake: ${info.reason || protocolCodeName(info.code)}`);
+    if (info && info.app && info.code >= 1000) return fromPeer(new AtlasError(protocolCodeName(info.code), `peer refused the handshake: ${info.reason || protocolCodeName(info.code)}`));
   }
   return e;
 }
@@ -216,7 +223,7 @@ export async function initiateHandshake(conn: QuicConnection, me: LocalCard, o: 
 
 /** Errors the peer told us about need no Error frame back. */
 function toldByPeer(e: AtlasError): boolean {
-  return e.message.startsWith("peer refused") || e.message.startsWith("peer rejected") || e.code === "ERR_RESET" || e.code === "ERR_CLOSED";
+  return peerErrors.has(e) || e.code === "ERR_RESET" || e.code === "ERR_CLOSED";
 }
 
 /**
