@@ -30,10 +30,17 @@ export async function startDaemon(ctx: Ctx, o: DaemonOptions): Promise<void> {
     });
     services.push(stun);
     registration = addBootstrapClient(node, handlers, services, { log: ctx.log, publicAddress: () => stun.publicAddress() });
+    // SPEC §11: presence at the configured relays (and accepting pipes through them); relaying for
+    // others when transport.offer_relay is on.
+    const { RelayPresence } = await import("../relay/presence.ts");
+    const presence = new RelayPresence(node, ctx.log);
+    presence.onChange = () => void registration?.registerAll();
+    services.push(presence);
+    const relayServer = node.config.transport.offer_relay ? await (await import("../relay/server.ts")).offerRelay(node, handlers, services) : null;
     const baseStatus = handlers.get("status")!;
     handlers.set("status", async (a) => {
       const st = stun.status();
-      return { ...((await baseStatus(a)) as object), public_address: st.address, public_address_source: st.source };
+      return { ...((await baseStatus(a)) as object), public_address: st.address, public_address_source: st.source, relays: presence.status(), relay_server: relayServer?.status() ?? null };
     });
     if (node.config.stun.serve) (await import("../stun/server.ts")).serveStun(node.endpoint);
     node.onObservedAddr = (addr, peer) => stun.noteObserved(addr, peer); // HelloAck observed_addr, SPEC §10

@@ -9,7 +9,7 @@ import { registerNet } from "./commands/net.ts";
 import { registerDaemon } from "./commands/daemon.ts";
 import { registerMessaging } from "./commands/messaging.ts";
 import { registerOperator } from "./commands/operator.ts";
-import { registerBootstrap, registerDiscover } from "./commands/bootstrap.ts";
+import { registerBootstrap, registerDiscover, registerRelay } from "./commands/bootstrap.ts";
 
 /**
  * The `atlas` command line (SPEC §14). Only commander and small modules load at start-up;
@@ -34,6 +34,7 @@ export function buildProgram(): Command {
   registerConfig(program, ctxOf("warn"));
 
   registerDaemon(program, ctxOf("warn"), ctxOf("info"));
+  registerRelay(program, ctxOf("info"));
   registerBootstrap(program, ctxOf("warn"), ctxOf("info"));
 
   for (const c of [program, ...allSubcommands(program)]) c.exitOverride().configureOutput({ outputError: () => {} });

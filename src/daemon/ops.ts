@@ -120,6 +120,10 @@ export interface StatusReport {
   sessions: { node_id: string; name: string; direction: string; path: string; relay: string | null; trust: string; age_s: number; rtt_ms: number | null; pinned: boolean; operator: OperatorInfoView | null }[];
   outbox_depth: number;
   farcaster: { verify: string; hub: { url: string; reachable: boolean | null; last_error?: string } | null };
+  /** Presence at the configured relays (SPEC §11), from the daemon's relay service. */
+  relays?: { relay: string; node_id: string | null; registered: boolean; last_ok: number | null; last_error: string | null; attempts: number }[];
+  /** This node's own relay service, when it offers relaying. */
+  relay_server?: { registered: number; pipes: number; capacity: number; forwarded_packets: number; forwarded_bytes: number; dropped_rate_limit: number; dropped_queue_full: number } | null;
 }
 
 export async function statusOp(node: AtlasNode, startedAt: number): Promise<StatusReport> {

@@ -68,6 +68,10 @@ export interface InitiatorOptions extends HandshakeOptions {
 export interface ResponderOptions extends HandshakeOptions {
   /** Unix time until which the peer is banned, or null. */
   bannedUntil: (nodeId: string) => number | null | Promise<number | null>;
+  /** Only this node may complete the handshake (a relayed connection's `source_id`, SPEC §11). */
+  expectedNodeId?: string;
+  /** What to report as `observed_addr`; null omits it (a relayed path has no real address). */
+  observedAddr?: string | null;
 }
 
 
@@ -240,11 +244,12 @@ export async function acceptHandshake(conn: QuicConnection, controlStream: Frame
       if (hello.type === "Error") throw remoteError(hello, "the handshake");
       if (hello.type !== "Hello") throw fail("ERR_NOT_VERIFIED", `${hello.type} before the handshake completed`);
       const peer = checkCard(hello, tlsKey, now(), o.maxDriftS);
+      if (o.expectedNodeId && peer.nodeId !== o.expectedNodeId) throw fail("ERR_INVALID_IDENTITY", `peer is ${peer.nodeId.slice(0, 18)}…, not the expected ${o.expectedNodeId.slice(0, 18)}…`);
       const banned = await o.bannedUntil(peer.nodeId);
       if (banned !== null && banned > now()) throw fail("ERR_RATE_LIMITED", `banned until ${banned}`);
       const myChallenge = new Uint8Array(randomBytes(32));
       const sig = me.identity.sign(handshakeSignedBytes(ROLE_RESPONDER, me.identity.nodeId, peer.nodeId, hello.challenge));
-      await control.write({ type: "HelloAck", ...cardFields(me), timestamp: now(), challenge: myChallenge, signature: sig, observed_addr: formatAddr(conn.remote) });
+      await control.write({ type: "HelloAck", ...cardFields(me), timestamp: now(), challenge: myChallenge, signature: sig, observed_addr: o.observedAddr === undefined ? formatAddr(conn.remote) : (o.observedAddr ?? undefined) });
       const v = await readFrame(control, conn, left, "the handshake");
       if (v.type === "Error") throw remoteError(v, "the handshake");
       if (v.type !== "Verify") throw fail("ERR_NOT_VERIFIED", `${v.type} before the handshake completed`);

@@ -91,6 +91,11 @@ export class AtlasNode {
     this.handlers.set(type, h);
   }
 
+  /** The handler registered for `type`, if any (to chain a new one in front of it). */
+  handlerFor(type: MsgTypeName): RequestHandler | undefined {
+    return this.handlers.get(type);
+  }
+
   /** A live session with `nodeId`, preferring the newest. */
   liveSession(nodeId: string): Session | undefined {
     let best: Session | undefined;
@@ -112,7 +117,14 @@ export class AtlasNode {
    * Throws typed errors; the dialer (dial.ts) turns them into `last_failure` kinds.
    */
   async connectTo(addr: SockAddr, o: { expectedNodeId?: string; dialTimeoutMs?: number; signal?: AbortSignal } = {}): Promise<Session> {
-    const conn = this.endpoint.connect(addr);
+    return this.runOutbound(this.endpoint.connect(addr), { ...o, dialled: addr, path: "direct" });
+  }
+
+  /**
+   * The initiator's half on a connection already started: QUIC within the dial timeout, then the
+   * handshake, then the session. Used for direct dials and for a relay pipe's inner connection.
+   */
+  async runOutbound(conn: QuicConnection, o: OutboundOptions): Promise<Session> {
     const held = this.holdStreams(conn);
     const onAbort = () => conn.close(0, "dial cancelled");
     o.signal?.addEventListener("abort", onAbort, { once: true });
@@ -122,7 +134,7 @@ export class AtlasNode {
       const timeout = new Promise<never>((_, rej) => {
         timer = setTimeout(() => {
           conn.close(0, "dial timeout");
-          rej(new AtlasError("ERR_UNREACHABLE", `no answer from ${formatAddr(addr)} within ${dialMs / 1000} s`));
+          rej(new AtlasError("ERR_UNREACHABLE", `no answer from ${o.relay ? `${o.expectedNodeId?.slice(0, 18)}… via relay ${o.relay}` : formatAddr(conn.remote)} within ${dialMs / 1000} s`));
         }, dialMs);
       });
       try {
@@ -135,14 +147,14 @@ export class AtlasNode {
         expectedNodeId: o.expectedNodeId,
         timeoutMs: this.config.security.handshake_timeout * 1000,
         maxDriftS: this.config.security.max_clock_drift_secs,
-        trustFor: (peer) => this.trustFor(peer, { dialled: addr, path: "direct" }),
+        trustFor: (peer) => this.trustFor(peer, { dialled: o.dialled, path: o.path }),
       });
       if (o.signal?.aborted) {
         conn.close(0, "dial cancelled");
         throw new AtlasError("ERR_CLOSED", "dial cancelled");
       }
-      if (hs.observedAddr) this.onObservedAddr?.(hs.observedAddr, hs.peer.nodeId);
-      return await this.openSession(conn, hs, "outbound", "direct", held, addr);
+      if (hs.observedAddr && o.path === "direct") this.onObservedAddr?.(hs.observedAddr, hs.peer.nodeId);
+      return await this.openSession(conn, hs, "outbound", { path: o.path, relay: o.relay }, held, o.dialled);
     } catch (e) {
       conn.close(0, "dial failed");
       for (const s of held.streams) s.abort(0);
@@ -194,7 +206,11 @@ export class AtlasNode {
 
   // ---- inbound ----
 
-  private acceptConnection(conn: QuicConnection): void {
+  /**
+   * The responder's half of a new connection. `relayed` marks a relay pipe's inner connection:
+   * only its `source_id` may complete the handshake, and it has no address of its own (SPEC §11).
+   */
+  acceptConnection(conn: QuicConnection, relayed?: { sourceId: string; relay: string }): void {
     // No control stream within the handshake deadline: close with 1003 (no stream can carry an
     // Error frame). Once stream 0 arrives, acceptHandshake's own deadline takes over.
     const t = setTimeout(() => {
@@ -203,27 +219,30 @@ export class AtlasNode {
     void conn.closed.then(() => clearTimeout(t));
     const held = this.holdStreams(conn, (s) => {
       clearTimeout(t);
-      void this.runAccept(conn, new FramedStream(s), held);
+      void this.runAccept(conn, new FramedStream(s), held, relayed);
     });
   }
 
-  private async runAccept(conn: QuicConnection, control: FramedStream, held: HeldStreams): Promise<void> {
+  private async runAccept(conn: QuicConnection, control: FramedStream, held: HeldStreams, relayed?: { sourceId: string; relay: string }): Promise<void> {
+    const path: PathKind = relayed ? "relay" : "direct";
     let hs: HandshakeResult;
     try {
       await conn.established;
       hs = await acceptHandshake(conn, control, this.card, {
         timeoutMs: this.config.security.handshake_timeout * 1000,
         maxDriftS: this.config.security.max_clock_drift_secs,
-        trustFor: (peer) => this.trustFor(peer, { path: "direct" }),
+        trustFor: (peer) => this.trustFor(peer, { path }),
         bannedUntil: (id) => this.bannedUntil(id),
+        expectedNodeId: relayed?.sourceId,
+        observedAddr: relayed ? null : undefined,
       });
     } catch (e) {
-      this.log.info("inbound handshake failed", { from: formatAddr(conn.remote), error: (e as Error).message });
+      this.log.info("inbound handshake failed", { from: relayed ? `relay ${relayed.relay}` : formatAddr(conn.remote), error: (e as Error).message });
       for (const s of held.streams) s.abort(0);
       return;
     }
     try {
-      await this.openSession(conn, hs, "inbound", "direct", held);
+      await this.openSession(conn, hs, "inbound", { path, relay: relayed?.relay }, held);
     } catch (e) {
       this.log.error("could not open session", { error: (e as Error).message });
       conn.close(5001, "internal error");
@@ -245,8 +264,9 @@ export class AtlasNode {
     return held;
   }
 
-  private async openSession(conn: QuicConnection, hs: HandshakeResult, direction: Direction, path: PathKind, held: HeldStreams, dialled?: SockAddr): Promise<Session> {
-    const s = new Session({ conn, control: hs.control, peer: hs.peer, trust: hs.trust, direction, path, remoteAddress: formatAddr(conn.remote), log: this.log });
+  private async openSession(conn: QuicConnection, hs: HandshakeResult, direction: Direction, via: { path: PathKind; relay?: string }, held: HeldStreams, dialled?: SockAddr): Promise<Session> {
+    const { path, relay } = via;
+    const s = new Session({ conn, control: hs.control, peer: hs.peer, trust: hs.trust, direction, path, relay, remoteAddress: formatAddr(conn.remote), dialledAddr: dialled, log: this.log });
     // libSQL runs statements synchronously: write the rows after this turn, so VerifyAck (and the
     // caller's first request) leave first instead of waiting for fsyncs.
     s.recorded = this.track(
@@ -259,7 +279,7 @@ export class AtlasNode {
     if (!set) this.sessions.set(s.nodeId, (set = new Set()));
     set.add(s);
     this.limiter.sessionStarted(s.nodeId);
-    this.log.info("session opened", { peer: shortNodeId(s.nodeId), name: hs.peer.name, direction, path, trust: hs.trust, remote: s.remoteAddress });
+    this.log.info("session opened", { peer: shortNodeId(s.nodeId), name: hs.peer.name, direction, path, relay, trust: hs.trust, remote: s.remoteAddress });
     void s.done.then((reason) => this.onSessionDone(s, reason));
     void s.runControl();
     held.session = s;
@@ -291,13 +311,15 @@ export class AtlasNode {
     const now = unixNow();
     // SPEC §8: the address we dialled successfully, else its first advertised listen address
     // (only when we know none: an advertised address never replaces a proven one).
+    // A relayed session proves no address at all: the connection's `remote` is the relay's.
+    const relayed = s.path === "relay";
     const address = dialled ? formatAddr(dialled) : (await this.store.peers.get(peer.nodeId))?.address ? undefined : peer.listenAddrs[0];
     s.rowId = await this.store.recordSessionOpen(
       {
         node_id: peer.nodeId,
         public_key: peer.publicKey,
         address,
-        public_address: s.direction === "inbound" ? s.remoteAddress : undefined,
+        public_address: s.direction === "inbound" && !relayed ? s.remoteAddress : undefined,
         relays: peer.relays,
         name: peer.name,
         skills: peer.skills,
@@ -367,7 +389,7 @@ export class AtlasNode {
    * updated by ban/unban), so a handshake costs no database query.
    */
   private bans: Map<string, number> | null = null;
-  private async bannedUntil(nodeId: string): Promise<number | null> {
+  async bannedUntil(nodeId: string): Promise<number | null> {
     this.bans ??= await this.store.peers.bans();
     const until = this.bans.get(nodeId);
     if (until === undefined) return null;
@@ -411,6 +433,17 @@ export class AtlasNode {
       stream.abort(0);
     }
   }
+}
+
+export interface OutboundOptions {
+  expectedNodeId?: string;
+  dialTimeoutMs?: number;
+  signal?: AbortSignal;
+  /** The address dialled directly (stored as the peer's `address`, matched for trust). */
+  dialled?: SockAddr;
+  path: PathKind;
+  /** `atlas_<id>@host:port` of the relay a relayed connection goes through. */
+  relay?: string;
 }
 
 export interface HeldStreams {

@@ -18,6 +18,11 @@ const SOCKET_BUFFER = 4 * 1024 * 1024;
 const SEND_BUF_SIZE = 1500;
 const SEND_POOL_MAX = 2048;
 const noop = () => {};
+/** Packet size inside a relay pipe: 1200 + 4-byte session prefix fits any agent–relay DATAGRAM (SPEC §11). */
+export const VIRTUAL_PACKET_SIZE = 1200;
+/** Made-up path addresses of virtual connections: quiche wants some; nothing is sent to them. */
+export const VIRTUAL_LOCAL: HostPort = { host: "127.0.0.1", port: 1 };
+export const VIRTUAL_REMOTE: HostPort = { host: "127.0.0.1", port: 2 };
 
 export interface EndpointOptions extends TransportOptions {
   host: string;
@@ -48,6 +53,7 @@ export class QuicEndpoint implements PacketSink {
   /** Each live connection once: counting, keep-alive, shutdown. */
   private live = new Set<QuicConnection>();
   private serverConfig: QuicheConfig;
+  private pipeConfig: QuicheConfig | null = null;
   private clientConfig: QuicheConfig;
   private retryTokens = new RetryTokens();
   private perIp = new Map<string, number[]>();
@@ -135,6 +141,27 @@ export class QuicEndpoint implements PacketSink {
     const c = new QuicConnection(native, { isClient: true, remote: { host: unmapHost(remote.host), port: remote.port }, scid, sink: this, maxPacket: this.opts.maxDatagramSize });
     this.track(c);
     c.markDirty();
+    return c;
+  }
+
+  /**
+   * A connection on a virtual path (a relay pipe, SPEC §11): its packets go to `sink` and come in
+   * through `receive(…, VIRTUAL_REMOTE, VIRTUAL_LOCAL)` from whoever owns the pipe — never through
+   * this socket's connection-ID map. 1200-byte packets, no DATAGRAMs of its own, no Retry (the
+   * relay already authenticated the dialler). `label` is what the connection reports as `remote`.
+   */
+  openVirtual(role: "client" | "server", sink: PacketSink, label: SockAddr): QuicConnection {
+    if (this.closing) throw new AtlasError("ERR_CLOSED", "endpoint is closing");
+    if (this.live.size >= this.opts.maxConnections) throw new AtlasError("ERR_IO", `connection limit reached (transport.max_connections = ${this.opts.maxConnections})`);
+    this.pipeConfig ??= makeQuicheConfig(this.opts.tls, { ...this.opts, maxDatagramSize: VIRTUAL_PACKET_SIZE, datagrams: false });
+    const scid = new Uint8Array(randomBytes(CID_LEN));
+    const native = role === "client"
+      ? quiche.Connection.connect(null, scid, VIRTUAL_LOCAL, VIRTUAL_REMOTE, this.pipeConfig)
+      : quiche.Connection.accept(scid, null, VIRTUAL_LOCAL, VIRTUAL_REMOTE, this.pipeConfig);
+    const c = new QuicConnection(native, { isClient: role === "client", remote: label, scid, sink, maxPacket: VIRTUAL_PACKET_SIZE });
+    this.live.add(c);
+    c.onGone = () => this.live.delete(c);
+    if (role === "client") c.markDirty();
     return c;
   }
 

@@ -1,6 +1,6 @@
 /**
- * `atlas bootstrap [--host H] [--port P]` (the directory node) and `atlas net discover` (SPEC §12,
- * §14). Only commander types and small modules load here; the network code is imported lazily.
+ * `atlas bootstrap [--host H] [--port P]` (the directory node), `atlas relay [--host H] [--port P]`
+ * and `atlas net discover` (SPEC §11, §12, §14). Only commander types and small modules load here; the network code is imported lazily.
  */
 import type { Command } from "@commander-js/extra-typings";
 import type { Ctx } from "../context.ts";
@@ -22,6 +22,19 @@ export function registerBootstrap(program: Command<any, any, any>, _ctxOf: CtxOf
     .action(async (o, cmd) => {
       const { runBootstrapNode } = await import("../../bootstrap/server.ts");
       await runBootstrapNode(ctxOfDaemon(cmd), { host: o.host, port: o.port });
+    });
+}
+
+/** `atlas relay`: run a relay node in the foreground. */
+export function registerRelay(program: Command<any, any, any>, ctxOfDaemon: CtxOf): Command<any, any, any> {
+  return program
+    .command("relay")
+    .description("run a relay node: pairs agents that cannot reach each other and forwards their encrypted packets")
+    .option("--host <host>", "bind address (default network.host)")
+    .option("--port <port>", "UDP port (default network.port; 0 = any)", parsePort)
+    .action(async (o, cmd) => {
+      const { runRelayNode } = await import("../../relay/node.ts");
+      await runRelayNode(ctxOfDaemon(cmd), { host: o.host, port: o.port });
     });
 }
 

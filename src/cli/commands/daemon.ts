@@ -1,7 +1,7 @@
 import type { Command } from "@commander-js/extra-typings";
 import { AtlasError } from "../../errors.ts";
 import type { Ctx } from "../context.ts";
-import { formatAge, operatorText, shortId } from "../output.ts";
+import { formatAge, operatorText, pathText, shortId } from "../output.ts";
 import { collect, parsePort } from "../options.ts";
 import type { StatusReport } from "../../daemon/ops.ts";
 
@@ -64,6 +64,13 @@ export function registerDaemon(program: Command<any, any, any>, ctxOf: CtxOf, ct
     });
 }
 
+/** `198.51.100.1:4433 registered, 198.51.100.2:4433 failing (why)`, or `none`. */
+function relaysText(r: StatusReport): string {
+  const rs = r.relays ?? [];
+  if (rs.length === 0) return "none";
+  return rs.map((x) => `${x.relay} ${x.registered ? "registered" : `not registered${x.last_error ? ` (${x.last_error})` : ""}`}`).join("; ");
+}
+
 function renderStatus(ctx: Ctx, r: StatusReport): void {
   const now = Date.now() / 1000;
   ctx.out.fields([
@@ -72,12 +79,14 @@ function renderStatus(ctx: Ctx, r: StatusReport): void {
     ["Listen", `${r.listen_address} (advertised: ${r.listen_addrs.join(", ") || "-"})`],
     ["Public", r.public_address ? `${r.public_address} (${r.public_address_source})` : `unknown: ${r.public_address_source}`],
     ["Sessions", String(r.sessions.length)],
+    ["Relays", relaysText(r)],
+    ...(r.relay_server ? [["Relaying", `${r.relay_server.registered} agents registered, ${r.relay_server.pipes}/${r.relay_server.capacity} pipes, ${r.relay_server.forwarded_packets} packets forwarded, ${r.relay_server.dropped_rate_limit + r.relay_server.dropped_queue_full} dropped`] as [string, string]] : []),
     ["Outbox", `${r.outbox_depth} queued`],
     ["Hub", `farcaster.verify=${r.farcaster.verify}; ${r.farcaster.hub ? `${r.farcaster.hub.url} ${r.farcaster.hub.reachable === null ? "not asked yet" : r.farcaster.hub.reachable ? "reachable" : `unreachable (${r.farcaster.hub.last_error ?? "error"})`}` : "not asked yet"}`],
   ]);
   for (const s of r.sessions) {
     const rtt = s.rtt_ms === null ? "-" : `${s.rtt_ms.toFixed(2)} ms`;
     const op = s.operator ? `  ${operatorText(s.operator)}` : "";
-    ctx.out.line(`  ${shortId(s.node_id)}  ${s.name || "-"}  [${s.trust} via ${s.path}${s.relay ? ` ${s.relay}` : ""}]  ${s.direction}  age ${formatAge(now - s.age_s, now).replace(" ago", "")}  rtt ${rtt}${s.pinned ? "  pinned" : ""}${op}`);
+    ctx.out.line(`  ${shortId(s.node_id)}  ${s.name || "-"}  [${s.trust} via ${pathText(s)}]  ${s.direction}  age ${formatAge(now - s.age_s, now).replace(" ago", "")}  rtt ${rtt}${s.pinned ? "  pinned" : ""}${op}`);
   }
 }

@@ -18,7 +18,7 @@ import { AtlasError } from "../../errors.ts";
 import type { InboxRow, Store } from "../../store/index.ts";
 import type { QueuedResult } from "../../net/messaging.ts";
 import type { Ctx } from "../context.ts";
-import { shortId, table } from "../output.ts";
+import { pathText, shortId, table } from "../output.ts";
 import { intOption } from "../options.ts";
 
 type CtxOf = (cmd: Command<any, any, any>) => Ctx;
@@ -127,7 +127,7 @@ export function registerMessaging(net: Command<any, any, any>, ctxOf: CtxOf): vo
         else {
           ctx.out.fields(
             [
-              ["Sent to", `${shortId(s.nodeId)} [${s.trust} via ${s.path}]`],
+              ["Sent to", `${shortId(s.nodeId)} [${s.trust} via ${pathText(s)}]`],
               ["Msg ID", r.msgId],
               ["Ack", r.ack.status],
             ],

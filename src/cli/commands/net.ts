@@ -2,16 +2,13 @@ import type { Command } from "@commander-js/extra-typings";
 import { AtlasError, type ErrorCodeName } from "../../errors.ts";
 import type { Ctx } from "../context.ts";
 import type { BanResult, PingReport } from "../../daemon/ops.ts";
-import { formatAge, operatorText, shortId, table } from "../output.ts";
+import { formatAge, operatorText, pathText, shortId, table } from "../output.ts";
 import { intOption } from "../options.ts";
 import { runPeerOp } from "../runtime.ts";
 import { addDaemonCommand } from "./daemon.ts";
 
 type CtxOf = (cmd: Command<any, any, any>) => Ctx;
 
-function pathText(s: { path: string; relay?: string }): string {
-  return s.path === "relay" && s.relay ? `relay (${s.relay})` : s.path;
-}
 
 
 function parseMs(name: string) {
@@ -55,7 +52,7 @@ export function parseDuration(v: string): number {
 function renderPing(ctx: Ctx, r: PingReport): void {
   if (ctx.json) ctx.out.data(r);
   else {
-    ctx.out.fields([["Peer", shortId(r.node_id)], ["Path", pathText({ path: r.path, relay: r.relay ?? undefined })]], 4);
+    ctx.out.fields([["Peer", shortId(r.node_id)], ["Path", pathText(r)]], 4);
     if (r.ping_ts !== null) ctx.out.fields([["Ping", String(r.ping_ts)], ["Pong", String(r.pong_ts)]], 4);
     for (const t of r.rtt_ms) ctx.out.fields([["RTT", t === null ? "timeout" : `${t.toFixed(2)} ms`]], 4);
     if (r.received > 0) ctx.out.line(`min/median/max ${r.min_ms!.toFixed(2)}/${r.median_ms!.toFixed(2)}/${r.max_ms!.toFixed(2)} ms, ${r.sent} sent, ${r.received} received`);
@@ -80,7 +77,7 @@ export function registerNet(program: Command<any, any, any>, ctxOf: CtxOf, ctxOf
       if (ctx.json) ctx.out.data(r);
       else {
         ctx.out.line(`Connected to ${r.node_id}`);
-        ctx.out.line(`${r.name || "(unnamed)"} [${r.trust} via ${r.path}]`);
+        ctx.out.line(`${r.name || "(unnamed)"} [${r.trust} via ${pathText(r)}]`);
         if (r.operator) ctx.out.line(`Operator : ${operatorText(r.operator)}`);
       }
     });

@@ -1,0 +1,157 @@
+/**
+ * An agent's end of a relay pipe (SPEC §11). The pipe carries the packets of a second QUIC
+ * connection, end to end between the two agents, as QUIC DATAGRAMs on this agent's connection to
+ * the relay, each prefixed with the relay's 4-byte session number. `RelayPipe` is that inner
+ * connection's PacketSink; `RelayLinks` routes incoming DATAGRAMs by (relay connection, session)
+ * to the right pipe — never through the UDP socket's connection-ID map.
+ *
+ * Lifetime: the pairing stream stays open for as long as the pipe lives. Its end (FIN, reset, or
+ * the relay connection dying) closes the inner connection; the inner connection closing ends the
+ * stream, which tells the relay to free the slot.
+ */
+import type { AtlasNode } from "../net/node.ts";
+import type { Session } from "../net/session.ts";
+import type { PacketSink, QuicConnection } from "../transport/connection.ts";
+import { VIRTUAL_LOCAL, VIRTUAL_PACKET_SIZE, VIRTUAL_REMOTE } from "../transport/endpoint.ts";
+import type { HostPort } from "../transport/native.ts";
+import type { QuicStream } from "../transport/stream.ts";
+
+/** The session prefix of every pipe DATAGRAM. */
+export const PIPE_HEADER = 4;
+/** Smallest DATAGRAM an agent–relay connection must carry: one full inner packet (SPEC §11). */
+export const MIN_PIPE_DATAGRAM = PIPE_HEADER + VIRTUAL_PACKET_SIZE;
+
+export class RelayPipe implements PacketSink {
+  readonly relay: Session;
+  readonly session: number;
+  /** `atlas_<id>@host:port` of the relay, as sessions and outputs name it. */
+  readonly label: string;
+  /** The inner, end-to-end connection; on the accepting side it appears with the first packet. */
+  inner: QuicConnection | null = null;
+  /** Called for the first packet when there is no inner connection yet (the accepting side). */
+  onFirstPacket: ((pipe: RelayPipe) => QuicConnection | null) | null = null;
+  /** DATAGRAMs the relay connection refused to queue (its send queue was full). */
+  drops = 0;
+  private out = new Uint8Array(PIPE_HEADER + 1500);
+  private closed = false;
+
+  constructor(relay: Session, session: number, label: string) {
+    this.relay = relay;
+    this.session = session;
+    this.label = label;
+    new DataView(this.out.buffer).setUint32(0, session >>> 0);
+  }
+
+  get conn(): QuicConnection {
+    return this.relay.conn;
+  }
+
+  /** PacketSink: one inner packet out as one prefixed DATAGRAM (quiche copies it). */
+  sendPacket(packet: Uint8Array, _to: HostPort): void {
+    if (this.closed) return;
+    this.out.set(packet, PIPE_HEADER);
+    if (!this.relay.conn.sendDatagram(this.out.subarray(0, PIPE_HEADER + packet.length))) this.drops++;
+  }
+
+  /** One DATAGRAM from the relay for this pipe (prefix included). */
+  deliver(d: Uint8Array): void {
+    if (this.closed) return;
+    if (!this.inner) {
+      const c = this.onFirstPacket?.(this);
+      if (!c) return;
+      this.attach(c);
+    }
+    this.inner!.receive(d.subarray(PIPE_HEADER), VIRTUAL_REMOTE, VIRTUAL_LOCAL);
+  }
+
+  /** Set the inner connection; its closing ends the pipe. */
+  attach(inner: QuicConnection): void {
+    this.inner = inner;
+    void inner.closed.then(() => this.end("connection closed"));
+  }
+
+  private end: (why: string) => void = () => {};
+
+  /**
+   * Tie the pipe's life to its pairing stream: whichever ends first ends the other. `onEnd` runs
+   * once, after both are done with.
+   */
+  bind(stream: QuicStream, onEnd: () => void): void {
+    let ended = false;
+    const end = (this.end = (why: string) => {
+      if (ended) return;
+      ended = true;
+      this.closed = true;
+      this.inner?.close(0, why);
+      stream.end().catch(() => {});
+      stream.stopReading(0);
+      onEnd();
+    });
+    void (async () => {
+      try {
+        while ((await stream.read()) !== null) {
+          // the relay sends nothing after RelayReady; ignore anything that arrives
+        }
+      } catch {
+        // reset, or the relay connection is gone
+      }
+      end("relay pipe closed");
+    })();
+    void this.relay.done.then(() => end("relay connection closed"));
+  }
+}
+
+/** Every pipe of one node, by the relay connection it runs over and the relay's session number. */
+export class RelayLinks {
+  private byConn = new Map<QuicConnection, Map<number, RelayPipe>>();
+  /** DATAGRAMs for no known pipe (a pipe just torn down, or garbage from the relay). */
+  unknown = 0;
+
+  add(pipe: RelayPipe): void {
+    const conn = pipe.conn;
+    let m = this.byConn.get(conn);
+    if (!m) {
+      this.byConn.set(conn, (m = new Map()));
+      conn.onDatagram = (d) => this.route(conn, d);
+    }
+    m.set(pipe.session, pipe);
+  }
+
+  remove(pipe: RelayPipe): void {
+    const m = this.byConn.get(pipe.conn);
+    if (!m || m.get(pipe.session) !== pipe) return;
+    m.delete(pipe.session);
+    if (m.size === 0) {
+      this.byConn.delete(pipe.conn);
+      pipe.conn.onDatagram = null;
+    }
+  }
+
+  get size(): number {
+    let n = 0;
+    for (const m of this.byConn.values()) n += m.size;
+    return n;
+  }
+
+  pipes(): RelayPipe[] {
+    return [...this.byConn.values()].flatMap((m) => [...m.values()]);
+  }
+
+  private route(conn: QuicConnection, d: Uint8Array): void {
+    if (d.length <= PIPE_HEADER) return void this.unknown++;
+    const session = ((d[0]! << 24) | (d[1]! << 16) | (d[2]! << 8) | d[3]!) >>> 0;
+    const pipe = this.byConn.get(conn)?.get(session);
+    if (!pipe) return void this.unknown++;
+    pipe.relay.lastActivity = Date.now(); // a live pipe keeps its relay session from idling out
+    pipe.deliver(d);
+  }
+}
+
+const links = new WeakMap<AtlasNode, RelayLinks>();
+
+/** The node's pipe table (one per node). */
+export function relayLinks(node: AtlasNode): RelayLinks {
+  let l = links.get(node);
+  if (!l) links.set(node, (l = new RelayLinks()));
+  return l;
+}
