@@ -7,6 +7,8 @@
  *           a new random public port for every new 5-tuple, i.e. per destination)
  *   a, b  : agents behind natA (100.64.1.2) and natB (100.64.2.2)
  *   p     : an agent directly on the public segment (198.18.0.30)
+ *   r     : a relay node on the public segment (198.18.0.3), in a namespace of its own so that a
+ *           packet capture there sees exactly the relay's traffic
  *
  * 198.18.0.0/15 is the benchmarking range and 100.64.0.0/10 the CGNAT range; nothing here routes
  * outside the namespaces: no namespace has a link to the host's namespace. Every name starts with
@@ -23,10 +25,11 @@ export const NAT_B_WAN = "198.18.0.12";
 export const AGENT_A = "100.64.1.2";
 export const AGENT_B = "100.64.2.2";
 export const AGENT_P = "198.18.0.30";
+export const PUB_RELAY = "198.18.0.3";
 
 export interface Net {
   prefix: string;
-  ns: { pub: string; natA: string; natB: string; a: string; b: string; p: string };
+  ns: { pub: string; natA: string; natB: string; a: string; b: string; p: string; r: string };
   destroy(): void;
 }
 
@@ -83,7 +86,7 @@ export function netnsUnavailable(): string | null {
 export function createNet(): Net {
   sweepStale();
   const prefix = `atl${process.pid}-`;
-  const ns = { pub: `${prefix}pub`, natA: `${prefix}natA`, natB: `${prefix}natB`, a: `${prefix}a`, b: `${prefix}b`, p: `${prefix}p` };
+  const ns = { pub: `${prefix}pub`, natA: `${prefix}natA`, natB: `${prefix}natB`, a: `${prefix}a`, b: `${prefix}b`, p: `${prefix}p`, r: `${prefix}r` };
   const net: Net = { prefix, ns, destroy: () => removeNamespaces(prefix) };
   try {
     const ipn = (n: string, ...args: string[]) => sh("ip", ["-n", n, ...args]);
@@ -107,6 +110,7 @@ export function createNet(): Net {
     attach(ns.natA, "pa", "wan", `${NAT_A_WAN}/24`);
     attach(ns.natB, "pb", "wan", `${NAT_B_WAN}/24`);
     attach(ns.p, "pp", "eth0", `${AGENT_P}/24`);
+    attach(ns.r, "pr", "eth0", `${PUB_RELAY}/24`);
     // LANs behind the routers.
     const lan = (router: string, agent: string, gw: string, addr: string) => {
       ipn(router, "link", "add", "lan", "type", "veth", "peer", "name", "eth0", "netns", agent);

@@ -1,0 +1,307 @@
+/**
+ * Relay (SPEC §11), in process: real QUIC on 127.0.0.1 between separate nodes — a relay, a target
+ * registered with it (presence) and diallers. Every RelayError code, the end-to-end inner
+ * connection and its identity check, announce expiry, idle teardown, the bandwidth limit and the
+ * cleanup of pipe state. Processes, output shapes and restarts: test/relay-cli.test.ts.
+ */
+import { after, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { defaultConfig, type Config } from "../src/config/defaults.ts";
+import { isAtlasError } from "../src/errors.ts";
+import { identityFromSeed } from "../src/identity/identity.ts";
+import { generateSeed } from "../src/identity/keys.ts";
+import { dialPeer } from "../src/net/dial.ts";
+import { AtlasNode } from "../src/net/node.ts";
+import type { Session } from "../src/net/session.ts";
+import { dialViaRelay } from "../src/relay/dial.ts";
+import { RelayPipe, relayLinks } from "../src/relay/pipe.ts";
+import { RelayPresence } from "../src/relay/presence.ts";
+import { RelayServer } from "../src/relay/server.ts";
+import { openStore } from "../src/store/index.ts";
+import { formatAddr } from "../src/transport/addr.ts";
+import { silentLogger } from "../src/util/log.ts";
+import { FramedStream } from "../src/wire/framed-stream.ts";
+import type { WireMessage } from "../src/wire/messages.ts";
+
+const dirs: string[] = [];
+const nodes: AtlasNode[] = [];
+const services: { stop(): unknown }[] = [];
+after(async () => {
+  for (const s of services) await s.stop();
+  await Promise.all(nodes.map(async (n) => (await n.close(), await n.store.close())));
+  await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor(what: string, cond: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+async function node(name: string, tune: (c: Config) => void = () => {}, seed = generateSeed()): Promise<AtlasNode> {
+  const dir = await mkdtemp(join(tmpdir(), "atlas-relay-"));
+  dirs.push(dir);
+  const config = defaultConfig();
+  config.stun.servers = [];
+  config.transport.dial_timeout = 2;
+  tune(config);
+  const n = await AtlasNode.start({ config, identity: identityFromSeed(seed), profile: { name, bio: "", skills: [] }, store: await openStore(join(dir, "peers.db")), listen: true, host: "127.0.0.1", port: 0 });
+  nodes.push(n);
+  return n;
+}
+
+async function relayNode(tune: (c: Config) => void = () => {}): Promise<{ node: AtlasNode; server: RelayServer; addr: string }> {
+  const n = await node("relay", tune);
+  const server = new RelayServer(n);
+  server.start();
+  services.push(server);
+  return { node: n, server, addr: formatAddr(n.endpoint.local) };
+}
+
+/** A target registered with the relay (presence running), answering Messages with MessageAck. */
+async function target(relayAddr: string, tune: (c: Config) => void = () => {}): Promise<{ node: AtlasNode; presence: RelayPresence }> {
+  const n = await node("target", (c) => {
+    c.network.relays = [relayAddr];
+    c.transport.relay_announce_interval = 1;
+    tune(c);
+  });
+  n.handle("Message", async (_s, req) => (req.type === "Message" ? { type: "MessageAck", msg_id: req.id, status: "received" } : null));
+  const presence = new RelayPresence(n, silentLogger);
+  presence.start();
+  services.push(presence);
+  await waitFor("registration with the relay", () => presence.status()[0]?.registered === true);
+  return { node: n, presence };
+}
+
+/** A raw RelayConnect on a session with the relay; returns the answer and the open stream. */
+async function rawConnect(s: Session, req: WireMessage): Promise<WireMessage | null> {
+  const fs = new FramedStream(s.conn.openStream());
+  await fs.write(req);
+  return fs.read(15_000);
+}
+
+function relayErrorCode(e: unknown): number | null {
+  const m = isAtlasError(e) ? /RelayError (\d+)/.exec(e.message) : null;
+  return m ? Number(m[1]) : null;
+}
+
+describe("relay pipes", { timeout: 120_000 }, () => {
+  test("a dialler reaches a registered target through the relay: end-to-end handshake, ping, request, path and relay named", async () => {
+    const r = await relayNode();
+    const t = await target(r.addr);
+    const b = await node("dialler");
+    const s = await dialViaRelay(b, r.addr, t.node.nodeId);
+    assert.equal(s.path, "relay");
+    assert.equal(s.relay, `${r.node.nodeId}@${r.addr}`);
+    assert.equal(s.nodeId, t.node.nodeId);
+    assert.equal(s.peer.name, "target");
+    const pong = await s.ping(5000);
+    assert.ok(pong.rttMs > 0);
+    const ack = await s.request({ type: "Message", id: "msg_0193b3c4-0000-7000-8000-000000000001", from: b.nodeId, to: t.node.nodeId, timestamp: Math.floor(Date.now() / 1000), body: "{}" }, 5000);
+    assert.deepEqual(ack, { type: "MessageAck", msg_id: "msg_0193b3c4-0000-7000-8000-000000000001", status: "received" });
+    // The target sees the same session as relayed, from the dialler, through the same relay.
+    await waitFor("target's session", () => t.node.liveSession(b.nodeId) !== undefined);
+    const ts = t.node.liveSession(b.nodeId)!;
+    assert.equal(ts.path, "relay");
+    assert.equal(ts.relay, `${r.node.nodeId}@${r.addr}`);
+    assert.equal(ts.direction, "inbound");
+    // The session rows say so too, and a relayed session proves no address for the peer.
+    await ts.recorded;
+    const rows = await t.node.store.sessions.list({ nodeId: b.nodeId });
+    assert.equal(rows[0]!.path, "relay");
+    assert.equal(rows[0]!.relay, `${r.node.nodeId}@${r.addr}`);
+    assert.equal((await t.node.store.peers.get(b.nodeId))!.public_address, null);
+    assert.equal(r.server.status().pipes, 1);
+    assert.ok(r.server.status().forwarded_packets > 0);
+    // The relay never holds a session with the dialler's identity inside the pipe: only the outer ones.
+    assert.equal(r.node.sessionsWith(b.nodeId).length, 1);
+    assert.equal(r.node.sessionsWith(b.nodeId)[0]!.path, "direct");
+    // Closing the inner session tears the pipe down at the relay and on both agents.
+    await s.disconnect();
+    await waitFor("pipe teardown at the relay", () => r.server.status().pipes === 0);
+    await waitFor("pipe state freed on both agents", () => relayLinks(b).size === 0 && relayLinks(t.node).size === 0);
+  });
+
+  test("dialPeer falls back to the target's home relay after the direct candidates fail (SPEC §7)", async () => {
+    const r = await relayNode();
+    const t = await target(r.addr);
+    const b = await node("dialler", (c) => (c.transport.dial_timeout = 1));
+    // What b knows of t: a dead address and its home relay (as a bootstrap record or Hello would say).
+    await b.store.peers.upsert({ node_id: t.node.nodeId, address: "127.0.0.1:9", relays: t.node.card.relays }, Math.floor(Date.now() / 1000));
+    assert.deepEqual(t.node.card.relays, [`${r.node.nodeId}@${r.addr}`]);
+    const { session } = await dialPeer(b, t.node.nodeId);
+    assert.equal(session.path, "relay");
+    assert.equal(session.relay, `${r.node.nodeId}@${r.addr}`);
+    await session.disconnect();
+  });
+
+  test("RelayError 1: target not registered; 3: source or announce for another node", async () => {
+    const r = await relayNode();
+    const b = await node("dialler");
+    const stranger = generateSeed();
+    const unknown = identityFromSeed(stranger).nodeId;
+    await assert.rejects(dialViaRelay(b, r.addr, unknown), (e) => relayErrorCode(e) === 1 && isAtlasError(e) && e.exit === 3);
+    const s = b.liveSession(r.node.nodeId)!;
+    assert.deepEqual(await rawConnect(s, { type: "RelayConnect", source_id: unknown, target_id: b.nodeId }), { type: "RelayError", code: 3, reason: "source_id is not this connection's authenticated node ID" });
+    assert.deepEqual(await s.request({ type: "RelayAnnounce", node_id: unknown, timestamp: Math.floor(Date.now() / 1000) }, 5000), { type: "RelayError", code: 3, reason: "node_id is not this connection's authenticated node ID" });
+    assert.equal(r.server.isRegistered(unknown), false);
+  });
+
+  test("RelayError 2: relay at capacity; 7: per-source pipe limit; slots come back when pipes close", async () => {
+    const r = await relayNode((c) => {
+      c.transport.relay_capacity = 2;
+      c.transport.relay_pipes_per_source = 1;
+    });
+    const t = await target(r.addr);
+    const b1 = await node("b1");
+    const b2 = await node("b2");
+    const b3 = await node("b3");
+    const s1 = await dialViaRelay(b1, r.addr, t.node.nodeId);
+    // A second pipe from the same source: per-source limit.
+    const rs1 = b1.liveSession(r.node.nodeId)!;
+    const again = await rawConnect(rs1, { type: "RelayConnect", source_id: b1.nodeId, target_id: t.node.nodeId });
+    assert.equal(again?.type, "RelayError");
+    assert.equal((again as { code: number }).code, 7);
+    const s2 = await dialViaRelay(b2, r.addr, t.node.nodeId);
+    await assert.rejects(dialViaRelay(b3, r.addr, t.node.nodeId), (e) => relayErrorCode(e) === 2);
+    await s2.disconnect();
+    await waitFor("slot freed", () => r.server.status().pipes === 1);
+    const s3 = await dialViaRelay(b3, r.addr, t.node.nodeId);
+    assert.equal(s3.path, "relay");
+    await Promise.all([s1.disconnect(), s3.disconnect()]);
+    await waitFor("all pipes closed", () => r.server.status().pipes === 0);
+  });
+
+  test("RelayError 4: the target never answers the pairing request", async () => {
+    const r = await relayNode((c) => (c.transport.relay_pairing_timeout = 1));
+    const t = await target(r.addr);
+    t.node.handle("RelayConnect", () => new Promise(() => {})); // registered, but silent
+    const b = await node("dialler");
+    const started = Date.now();
+    await assert.rejects(dialViaRelay(b, r.addr, t.node.nodeId), (e) => relayErrorCode(e) === 4);
+    assert.ok(Date.now() - started >= 900, "waited for the pairing timeout");
+    assert.equal(r.server.status().pipes, 0);
+  });
+
+  test("RelayError 5: the target refuses a banned source (exit 4)", async () => {
+    const r = await relayNode();
+    const t = await target(r.addr);
+    const b = await node("dialler");
+    await t.node.ban(b.nodeId, Math.floor(Date.now() / 1000) + 600);
+    await assert.rejects(dialViaRelay(b, r.addr, t.node.nodeId), (e) => relayErrorCode(e) === 5 && isAtlasError(e) && e.exit === 4 && /banned/.test(e.message));
+    assert.equal(r.server.status().pipes, 0);
+  });
+
+  test("RelayError 6: a connection whose DATAGRAMs cannot carry a 1200-byte inner packet", async () => {
+    // A dialler that can only send small datagrams refuses before asking the relay …
+    const r = await relayNode();
+    const t = await target(r.addr);
+    const small = await node("small", (c) => (c.transport.max_datagram_size = 1200));
+    await assert.rejects(dialViaRelay(small, r.addr, t.node.nodeId), /DATAGRAMs of at most \d+ bytes \(a pipe needs 1204\)/);
+    // … and a relay that can only send small datagrams to its agents refuses the pipe.
+    const sr = await relayNode((c) => (c.transport.max_datagram_size = 1200));
+    const st = await target(sr.addr);
+    const b = await node("dialler");
+    await assert.rejects(dialViaRelay(b, sr.addr, st.node.nodeId), (e) => relayErrorCode(e) === 6);
+    assert.equal(sr.server.status().pipes, 0);
+  });
+
+  test("the target accepts only source_id inside the pipe (SPEC §11: A checks the inner node ID)", async () => {
+    const r = await relayNode();
+    const t = await target(r.addr);
+    const b = await node("dialler");
+    const impostor = await node("impostor");
+    // b pairs legitimately, then the impostor's endpoint runs the inner connection over b's pipe.
+    const rs = await (await import("../src/relay/session.ts")).relaySession(b, { addr: r.node.endpoint.local, text: r.addr });
+    const stream = rs.conn.openStream();
+    const fs = new FramedStream(stream);
+    await fs.write({ type: "RelayConnect", source_id: b.nodeId, target_id: t.node.nodeId });
+    const ready = await fs.read(10_000);
+    assert.equal(ready?.type, "RelayReady");
+    const pipe = new RelayPipe(rs, (ready as { session: number }).session, "test");
+    relayLinks(b).add(pipe);
+    pipe.attach(impostor.endpoint.openVirtual("client", pipe, rs.conn.remote));
+    pipe.bind(stream, () => relayLinks(b).remove(pipe));
+    await assert.rejects(impostor.runOutbound(pipe.inner!, { expectedNodeId: t.node.nodeId, path: "relay", relay: "test" }), (e) => isAtlasError(e) && /not the expected/.test(e.message));
+    assert.equal(t.node.liveSession(impostor.nodeId), undefined);
+    await waitFor("pipe torn down", () => r.server.status().pipes === 0);
+  });
+
+  test("registrations expire after missed announces and when the connection closes", async () => {
+    const r = await relayNode((c) => {
+      c.transport.relay_announce_interval = 1;
+      c.transport.relay_missed_announces = 2;
+    });
+    const t = await target(r.addr);
+    assert.equal(r.server.isRegistered(t.node.nodeId), true);
+    await t.presence.stop(); // stops announcing; the connection stays up
+    await waitFor("expiry after 2 missed announces", () => !r.server.isRegistered(t.node.nodeId), 5000);
+    assert.ok(t.node.liveSession(r.node.nodeId)?.isOpen, "the connection itself is still up");
+    const b = await node("dialler");
+    await assert.rejects(dialViaRelay(b, r.addr, t.node.nodeId), (e) => relayErrorCode(e) === 1);
+
+    const t2 = await target(r.addr);
+    assert.equal(r.server.isRegistered(t2.node.nodeId), true);
+    await t2.presence.stop();
+    await t2.node.liveSession(r.node.nodeId)!.disconnect();
+    await waitFor("registration dropped with the connection", () => !r.server.isRegistered(t2.node.nodeId), 2000);
+  });
+
+  test("an idle pipe is torn down after relay_idle_timeout and both agents' inner sessions end", async () => {
+    const r = await relayNode((c) => (c.transport.relay_idle_timeout = 1));
+    const t = await target(r.addr);
+    const b = await node("dialler");
+    const s = await dialViaRelay(b, r.addr, t.node.nodeId);
+    await waitFor("pipe idle teardown", () => r.server.status().pipes === 0, 6000);
+    await waitFor("inner session closed on the dialler", () => !s.isOpen, 6000);
+    await waitFor("pipe state freed on both agents", () => relayLinks(b).size === 0 && relayLinks(t.node).size === 0);
+    // The agents' own connections to the relay stay.
+    assert.ok(b.liveSession(r.node.nodeId)?.isOpen);
+    assert.equal(r.server.isRegistered(t.node.nodeId), true);
+  });
+
+  test("the bandwidth limit holds a pipe to its rate (token bucket per direction, 1 s burst)", async () => {
+    const limit = 128 * 1024;
+    const r = await relayNode((c) => (c.transport.relay_bandwidth_limit = limit));
+    const t = await target(r.addr);
+    let received = 0;
+    t.node.handle("Message", async (_s, req, stream) => {
+      if (req.type !== "Message") return null;
+      for (;;) {
+        const c = await stream.read(30_000);
+        if (c === null) break;
+        received += c.length;
+      }
+      return { type: "MessageAck", msg_id: req.id, status: "received" };
+    });
+    const b = await node("dialler");
+    const s = await dialViaRelay(b, r.addr, t.node.nodeId);
+    const total = 512 * 1024;
+    const stream = s.conn.openStream();
+    const started = performance.now();
+    const { encodeFrame } = await import("../src/wire/frame.ts");
+    await stream.write(encodeFrame({ type: "Message", id: "msg_0193b3c4-0000-7000-8000-000000000002", from: b.nodeId, to: t.node.nodeId, timestamp: Math.floor(Date.now() / 1000), body: "{}" }));
+    const chunk = new Uint8Array(16 * 1024);
+    for (let sent = 0; sent < total; sent += chunk.length) await stream.write(chunk);
+    await stream.end();
+    const fs = new FramedStream(stream);
+    const ack = await fs.read(60_000);
+    const secs = (performance.now() - started) / 1000;
+    assert.equal(ack?.type, "MessageAck");
+    // (the handler's first frame read may have taken some raw bytes along with the Message frame)
+    assert.ok(received >= total - 64 * 1024, `the bytes arrived (${received} of ${total})`);
+    // Lower bound only (a slow machine may take longer): the burst covers `limit` bytes, the rest
+    // can pass no faster than `limit` per second.
+    const floor = (total - limit) / limit;
+    assert.ok(secs >= floor * 0.9, `took ${secs.toFixed(2)} s; the limit allows no less than ${floor.toFixed(2)} s`);
+    assert.ok(r.server.status().dropped_rate_limit > 0, "the relay dropped packets over the limit");
+    await s.disconnect();
+  });
+});
