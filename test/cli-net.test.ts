@@ -107,7 +107,7 @@ describe("net commands between two processes", () => {
     assert.equal(r.code, 0, r.stderr);
     const [head, row] = r.stdout.trimEnd().split("\n");
     assert.match(head!, /^NODE ID\s+NAME\s+ADDRESS\s+TRUST\s+OPERATOR\s+LAST SEEN\s+LAST FAILURE\s+BAN$/);
-    assert.match(row!, new RegExp(`^${a.nodeId.slice(0, 18)}…\\s+alpha\\s+${listener.address.replace(/\./g, "\\.")}\\s+unknown\\s+-\\s+\\d+s ago\\s+-\\s+-$`));
+    assert.match(row!, new RegExp(`^${a.nodeId.slice(0, 18)}…\\s+alpha\\s+${listener.address.replace(/\./g, "\\.")}\\s+unknown via direct\\s+-\\s+\\d+s ago\\s+-\\s+-$`));
     const j = JSON.parse((await runAtlas(["net", "peers", "--json", "--trust", "unknown"], { home: b.home })).stdout);
     assert.equal(j.length, 1);
     assert.equal(j[0].node_id, a.nodeId);

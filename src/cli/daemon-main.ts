@@ -36,13 +36,13 @@ export async function startDaemon(ctx: Ctx, o: DaemonOptions): Promise<void> {
     const presence = new RelayPresence(node, ctx.log);
     presence.onChange = () => void registration?.registerAll();
     services.push(presence);
-    const relayServer = node.config.transport.offer_relay ? await (await import("../relay/server.ts")).offerRelay(node, handlers, services) : null;
     const baseStatus = handlers.get("status")!;
     handlers.set("status", async (a) => {
       const st = stun.status();
-      return { ...((await baseStatus(a)) as object), public_address: st.address, public_address_source: st.source, relays: presence.status(), relay_server: relayServer?.status() ?? null };
+      return { ...((await baseStatus(a)) as object), public_address: st.address, public_address_source: st.source, relays: presence.status() };
     });
-    if (node.config.stun.serve) (await import("../stun/server.ts")).serveStun(node.endpoint);
+    if (node.config.stun.serve && !node.config.transport.offer_relay) (await import("../stun/server.ts")).serveStun(node.endpoint);
+    if (node.config.transport.offer_relay) await (await import("../relay/server.ts")).offerRelay(node, handlers, services);
     node.onObservedAddr = (addr, peer) => stun.noteObserved(addr, peer); // HelloAck observed_addr, SPEC §10
     handlers.set("net.send", async (a) => {
       const r = await enqueueMessage(node.store, node.config, { target: String(a.target), body: String(a.body), topic: a.topic as string | null, reply_to: a.reply_to as string | null });

@@ -375,6 +375,9 @@ export class AtlasNode {
    * a violation; enough violations ban the peer: ban_until stored, Disconnect DISCONNECT_BANNED.
    */
   private async admit(session: Session, req: WireMessage, bytes: number, fs: FramedStream): Promise<boolean> {
+    // A configured relay pairs many sources with this node: its RelayConnects are their requests,
+    // not its own, and must not get the relay banned (docs/decisions.md "Relay pairing and limits").
+    if (req.type === "RelayConnect" && req.session !== undefined && session.trust === "relay" && session.path === "direct") return true;
     const d = this.limiter.check(session.nodeId, session.trust, bytes);
     if (d.ok) return true;
     this.log.warn("rate limited", { peer: shortNodeId(session.nodeId), limit: d.limit, violations: d.violations });

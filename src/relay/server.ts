@@ -295,11 +295,16 @@ interface Service {
 }
 type ControlHandler = (args: Record<string, unknown>) => Promise<unknown>;
 
-/** Offer relaying on `node` (SPEC §11 `transport.offer_relay`): the server, STUN, `relay.status`. */
+/**
+ * Offer relaying on `node` (SPEC §11 `transport.offer_relay`): the server, STUN, and the relay's
+ * counters in `atlas status` (`relay_server`). Call after any other wrapper of "status".
+ */
 export async function offerRelay(node: AtlasNode, handlers: Map<string, ControlHandler>, services: Service[]): Promise<RelayServer> {
   const relay = new RelayServer(node);
   services.push(relay);
   (await import("../stun/server.ts")).serveStun(node.endpoint); // SPEC §10: relay nodes answer STUN on their QUIC port
   handlers.set("relay.status", async () => relay.status());
+  const base = handlers.get("status");
+  if (base) handlers.set("status", async (a) => ({ ...((await base(a)) as object), relay_server: relay.status() }));
   return relay;
 }

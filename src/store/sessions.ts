@@ -153,4 +153,10 @@ export class SessionStore {
     );
     return rows.map(sessionFromRow);
   }
+
+  /** How each peer was reached in its latest session (SPEC §7: `direct`, or `relay` and which). */
+  async latestPaths(): Promise<Map<string, { path: "direct" | "relay"; relay: string | null }>> {
+    const rows = await this.#db.rows("SELECT node_id, path, relay FROM sessions WHERE id IN (SELECT MAX(id) FROM sessions GROUP BY node_id)");
+    return new Map(rows.map((r) => [String(r.node_id), { path: r.path === "relay" ? "relay" : "direct", relay: strOrNull(r.relay) }]));
+  }
 }

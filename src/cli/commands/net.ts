@@ -138,9 +138,10 @@ export function registerNet(program: Command<any, any, any>, ctxOf: CtxOf, ctxOf
       const store = await openStore(ctx.paths.dbFile);
       try {
         const rows = await store.peers.list({ trust: o.trust, skill: o.skill?.toLowerCase() });
+        const paths = await store.sessions.latestPaths();
         const now = Math.floor(Date.now() / 1000);
         if (ctx.json) {
-          ctx.out.data(rows.map((r) => ({ ...r, public_key: r.public_key ? Buffer.from(r.public_key).toString("hex") : null, banned: r.ban_until !== null && r.ban_until > now })));
+          ctx.out.data(rows.map((r) => ({ ...r, public_key: r.public_key ? Buffer.from(r.public_key).toString("hex") : null, banned: r.ban_until !== null && r.ban_until > now, last_path: paths.get(r.node_id)?.path ?? null, last_relay: paths.get(r.node_id)?.relay ?? null })));
           return;
         }
         if (rows.length === 0) return ctx.out.line("No known peers.");
@@ -151,7 +152,8 @@ export function registerNet(program: Command<any, any, any>, ctxOf: CtxOf, ctxOf
               shortId(r.node_id),
               r.name ?? "-",
               r.address ?? r.public_address ?? "-",
-              r.trust_level,
+              // SPEC §9: trust beside the path of the latest session, e.g. `relay via relay (atlas_…@…)`
+              paths.has(r.node_id) ? `${r.trust_level} via ${pathText(paths.get(r.node_id)!)}` : r.trust_level,
               r.operator_username ? `@${r.operator_username}${r.operator_fid ? ` (fid ${r.operator_fid})` : ""}` : "-",
               formatAge(r.last_seen, now),
               r.last_failure ? `${r.last_failure} (${formatAge(r.last_failure_at, now)})` : "-",

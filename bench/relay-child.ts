@@ -1,0 +1,131 @@
+/**
+ * Child processes of the relay phase (bench/relay.ts), spawned with an IPC channel:
+ *
+ *   relay-child.ts relay                 an AtlasNode on 127.0.0.1 with a RelayServer (SPEC §11);
+ *   relay-child.ts agent <relay address> the target agent: an AtlasNode (listening, so the direct
+ *                                        baseline can reach it) announcing itself to the relay with
+ *                                        RelayPresence, and the bench "Message" handler of
+ *                                        bench/server.ts (topic "bench/bulk": interim MessageAck, then
+ *                                        count raw bytes until FIN) with a live byte counter.
+ *
+ * Both use bench/common.ts benchConfig() (per-peer request limits lifted, admission limits raised);
+ * relay settings are changed on node.config after start (the relay reads them live).
+ */
+import { rm } from "node:fs/promises";
+import { RelayPresence } from "../src/relay/presence.ts";
+import { RelayServer } from "../src/relay/server.ts";
+import type { QuicStream } from "../src/transport/stream.ts";
+import { createLogger } from "../src/util/log.ts";
+import { encodeFrame } from "../src/wire/frame.ts";
+import type { WireMessage } from "../src/wire/messages.ts";
+import { startNode } from "./common.ts";
+
+export interface RelayChildReady {
+  type: "ready";
+  port: number;
+  nodeId: string;
+}
+export interface RelayChildCmd {
+  id: number;
+  cmd: "status" | "progress" | "set" | "stop";
+  /** "set": transport keys to assign on node.config.transport. */
+  transport?: Record<string, number>;
+}
+
+const send = (m: unknown) => process.send!(m);
+const role = process.argv[2];
+if (role !== "relay" && role !== "agent") throw new Error(`usage: relay-child.ts relay | agent <relay address>`);
+
+const log = createLogger(process.env.BENCH_RELAY_LOG === "debug" ? "debug" : "warn");
+const bn = await startNode(`bench-${role}`, true);
+const { node } = bn;
+let relay: RelayServer | null = null;
+let presence: RelayPresence | null = null;
+
+// ---- the bench handler (agent) ----
+/** Raw bulk bytes read by every bulk stream so far, and the streams still reading. */
+let bulkTotal = 0;
+let bulkOpen = 0;
+let bulkDone = 0;
+
+if (role === "relay") {
+  // 32 pipes from one source in the aggregate run need relay_pipes_per_source ≥ 32; the bench uses
+  // 32 distinct sources instead, so the defaults (capacity 64, 4 per source) stay as they are.
+  relay = new RelayServer(node);
+  relay.start();
+} else {
+  node.config.network.relays = [process.argv[3]!];
+  presence = new RelayPresence(node, log);
+  presence.start();
+  node.handle("Message", async (_session, req: WireMessage, stream: QuicStream) => {
+    if (req.type !== "Message") return null;
+    const ack: WireMessage = { type: "MessageAck", msg_id: req.id, status: "received" };
+    if (req.topic !== "bench/bulk") return ack;
+    await stream.write(encodeFrame(ack)); // "go"
+    bulkOpen++;
+    try {
+      for (;;) {
+        const chunk = await stream.read(30_000);
+        if (chunk === null) break;
+        bulkTotal += chunk.length;
+      }
+    } catch {
+      return null; // the dialler closed the session to end a timed run
+    } finally {
+      bulkOpen--;
+      bulkDone++;
+    }
+    return ack;
+  });
+}
+
+function relayConnDrops(): number {
+  // DATAGRAMs quiche refused to queue on this node's connections (the relay's forwarding sends,
+  // or the agent's pipe sends — its ACKs of the inner connection)
+  let n = 0;
+  for (const s of node.allSessions()) if (s.path === "direct") n += s.conn.dgramDrops;
+  return n;
+}
+
+process.on("message", async (m: RelayChildCmd) => {
+  switch (m.cmd) {
+    case "status": {
+      const cpu = process.cpuUsage();
+      send({
+        id: m.id,
+        relay: relay?.status() ?? null,
+        presence: presence?.status() ?? null,
+        sessions: node.allSessions().length,
+        dgramDrops: relayConnDrops(),
+        cpuMs: (cpu.user + cpu.system) / 1000,
+        t: performance.now(),
+      });
+      return;
+    }
+    case "progress":
+      send({ id: m.id, bytes: bulkTotal, open: bulkOpen, done: bulkDone, cpuMs: (() => { const c = process.cpuUsage(); return (c.user + c.system) / 1000; })() });
+      return;
+    case "set":
+      Object.assign(node.config.transport, m.transport ?? {});
+      send({ id: m.id, ok: true });
+      return;
+    case "stop":
+      relay?.stop();
+      await presence?.stop();
+      await node.close();
+      await bn.store.close();
+      await rm(bn.dir, { recursive: true, force: true }).catch(() => {});
+      send({ id: m.id, stopped: true });
+      process.disconnect();
+      setTimeout(() => process.exit(0), 50); // let --cpu-prof write its profile
+      return;
+  }
+});
+
+const ready: RelayChildReady = { type: "ready", port: node.endpoint.local.port, nodeId: node.nodeId };
+if (presence) {
+  // ready once registered with the relay (bounded: the parent's start-up deadline)
+  const t0 = performance.now();
+  while (!presence.status()[0]?.registered && performance.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 20));
+}
+send(ready);

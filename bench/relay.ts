@@ -1,0 +1,459 @@
+/**
+ * Relay phase of `npm run bench` (BENCH_ONLY=relay runs it alone): SPEC §11 relayed connections
+ * through three processes on 127.0.0.1 —
+ *   - the relay: bench/relay-child.ts relay (AtlasNode + RelayServer), its own process;
+ *   - the target agent A: bench/relay-child.ts agent (AtlasNode listening + RelayPresence announcing
+ *     to the relay + the bench "Message" handler with a live byte counter), its own process;
+ *   - the dialler(s) B: AtlasNodes in this process (bench/run.ts), dialling with dialViaRelay().
+ * Every relayed figure has a direct figure (B → A without the relay) measured in the same run.
+ *
+ * Figures:
+ * 1. Setup: dialViaRelay() with B's session to the relay already open and reused, i.e. RelayConnect
+ *    sent → RelayReady → inner QUIC handshake over the pipe → Atlas handshake → VerifyAck (the
+ *    Session exists); median and p90 of 20 (after 3 warm-ups), interleaved with 20 direct
+ *    connectTo(A) (connect + Atlas handshake). Breakdown by wrapping B's node.runOutbound (called
+ *    when RelayReady has arrived, with the inner connection) — no change to src/. The first session
+ *    with the relay (a normal direct connect) is timed once and excluded from the setup figure.
+ * 2. Bulk, one stream (a "bench/bulk" Message, then raw bytes; the agent counts what it reads):
+ *    rate = bytes the agent's handler read between two samples taken over IPC after a warm-up
+ *    (the sender keeps ≤ 4 × 256 KiB writes queued; the run ends by closing the session). The
+ *    token bucket starts full (1 s of burst), so the capped run's window starts after a 2 s
+ *    warm-up, when the burst is spent; the figure is goodput (inner QUIC headers, the 4-byte pipe
+ *    prefix and the ACK direction are not counted, the relay's bucket counts them).
+ *    - cap at its default (relay_bandwidth_limit 1 048 576 B/s per direction): vs 1 MiB/s;
+ *    - cap off (relay_bandwidth_limit 0): vs direct bulk B → A, same method, same run.
+ * 3. Aggregate: 32 dialler nodes in this process (32 sources: one source may hold at most
+ *    relay_pipes_per_source = 4 pipes, and one node keeps one session per peer), each with its own
+ *    session to the relay and one relayed session to A, all sending bulk at once with the cap off;
+ *    forwarded packets and bytes from the relay's status() counters before/after the window, and
+ *    the relay process's CPU time over the same window.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { cpus, loadavg, platform } from "node:os";
+import { join } from "node:path";
+import { uuidv7 } from "uuidv7";
+import type { Session } from "../src/net/session.ts";
+import type { AtlasNode } from "../src/net/node.ts";
+import { dialViaRelay } from "../src/relay/dial.ts";
+import type { RelayStats } from "../src/relay/server.ts";
+import { openStore } from "../src/store/index.ts";
+import type { QuicConnection } from "../src/transport/connection.ts";
+import { FramedStream } from "../src/wire/framed-stream.ts";
+import type { WireMessage } from "../src/wire/messages.ts";
+import type { PhaseApi } from "./daemon.ts";
+import { HOST, deadline, median, percentile, startNode, startNodeWith, type BenchNode } from "./common.ts";
+import type { RelayChildCmd, RelayChildReady } from "./relay-child.ts";
+
+/** Counts and durations of this phase (ms). Every loop stops at its count or its cap. */
+export const RN = {
+  setupWarmup: 3,
+  setup: 20,
+  chunk: 256 * 1024,
+  queued: 4,
+  directWarmMs: 1000,
+  directMs: 4000,
+  capWarmMs: 2000, // > 1 s: the bucket's initial 1 s burst is spent before the window starts
+  capMs: 8000,
+  offWarmMs: 1000,
+  offMs: 4000,
+  aggPipes: 32,
+  aggDialConcurrency: 8,
+  aggWarmMs: 1000,
+  aggMs: 5000,
+} as const;
+const RCAP = { setup: 20_000, dial: 15_000, childStart: 30_000 } as const;
+const DEFAULT_CAP = 1_048_576;
+
+const ms = (x: number) => (x < 1 ? x.toFixed(3) : x < 10 ? x.toFixed(2) : x.toFixed(1)) + " ms";
+const sleep = (t: number) => new Promise((r) => setTimeout(r, t));
+const mbs = (x: number) => `${x < 10 ? x.toFixed(2) : x.toFixed(1)} MB/s`;
+
+// ---- children ----
+
+interface Child {
+  proc: ChildProcess;
+  ready: RelayChildReady;
+  rpc<T = Record<string, unknown>>(m: Omit<RelayChildCmd, "id">, timeoutMs?: number): Promise<T>;
+}
+
+async function spawnChild(root: string, args: string[]): Promise<Child> {
+  const here = join(root, "bench");
+  const prof = process.env.BENCH_RELAY_CPU_PROF && args[0] === process.env.BENCH_RELAY_CPU_PROF_ROLE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_RELAY_CPU_PROF}`] : [];
+  const proc = spawn(process.execPath, [...prof, "--import", "tsx", join(here, "relay-child.ts"), ...args], {
+    cwd: root,
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+    env: { ...process.env, BENCH_DIR: process.env.BENCH_DIR },
+  });
+  let id = 0;
+  const waiting = new Map<number, (m: Record<string, unknown>) => void>();
+  const ready = await new Promise<RelayChildReady>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`relay-child ${args[0]} did not start within ${RCAP.childStart / 1000} s`)), RCAP.childStart);
+    proc.on("message", (m: Record<string, unknown>) => {
+      if (m.type === "ready") {
+        clearTimeout(t);
+        resolve(m as unknown as RelayChildReady);
+      } else if (typeof m.id === "number") waiting.get(m.id)?.(m);
+    });
+    proc.once("exit", (code) => reject(new Error(`relay-child ${args[0]} exited with code ${code}`)));
+  });
+  const rpc = <T,>(m: Omit<RelayChildCmd, "id">, timeoutMs = 10_000): Promise<T> => {
+    const rid = ++id;
+    return new Promise<T>((resolve, reject) => {
+      const t = setTimeout(() => {
+        waiting.delete(rid);
+        reject(new Error(`relay-child ${args[0]} did not answer '${m.cmd}' within ${timeoutMs} ms`));
+      }, timeoutMs);
+      waiting.set(rid, (r) => {
+        waiting.delete(rid);
+        clearTimeout(t);
+        resolve(r as T);
+      });
+      proc.send({ ...m, id: rid });
+    });
+  };
+  return { proc, ready, rpc };
+}
+
+interface Status {
+  relay: RelayStats | null;
+  sessions: number;
+  dgramDrops: number;
+  cpuMs: number;
+  t: number;
+}
+interface Progress {
+  bytes: number;
+  open: number;
+  done: number;
+  cpuMs: number;
+}
+
+// ---- helpers ----
+
+function bulkMessage(from: AtlasNode, to: string): WireMessage {
+  return { type: "Message", id: `msg_${uuidv7()}`, from: from.nodeId, to, timestamp: Math.floor(Date.now() / 1000), topic: "bench/bulk", body: JSON.stringify({ bytes: "timed" }) };
+}
+
+/** The agent's byte counter, stamped with this process's clock (midpoint of the IPC round trip). */
+async function sample(agent: Child): Promise<Progress & { t: number }> {
+  const a = performance.now();
+  const p = await agent.rpc<Progress>({ cmd: "progress" });
+  return { ...p, t: (a + performance.now()) / 2 };
+}
+
+/** Start a bulk stream on `s`: returns a stop() that ends the writer (does not close the session). */
+async function startBulk(from: AtlasNode, s: Session, capMs: number): Promise<{ stop: () => Promise<void>; written: () => number }> {
+  const st = s.conn.openStream();
+  const fs = new FramedStream(st);
+  await fs.write(bulkMessage(from, s.nodeId));
+  const go = await fs.read(10_000);
+  if (go?.type !== "MessageAck") throw new Error(`bulk: unexpected ${go?.type}`);
+  const chunk = new Uint8Array(RN.chunk).fill(0x7a);
+  let stopped = false;
+  let sent = 0;
+  const t0 = performance.now();
+  const writer = (async () => {
+    const queue: Promise<void>[] = [];
+    while (!stopped && performance.now() - t0 < capMs) {
+      const w = st.write(chunk);
+      w.catch(() => {});
+      queue.push(w);
+      sent += chunk.length;
+      if (queue.length >= RN.queued) await deadline(queue.shift()!, 15_000, "bulk write");
+    }
+  })();
+  writer.catch(() => {});
+  return {
+    written: () => sent,
+    stop: async () => {
+      stopped = true;
+      await writer.catch((e) => {
+        if (s.isOpen) throw e;
+      });
+    },
+  };
+}
+
+/** One timed bulk run on a fresh session: goodput at the agent between two samples. */
+async function timedBulk(from: AtlasNode, s: Session, agent: Child, warmMs: number, measureMs: number): Promise<{ mbs: number; bytes: number; ms: number; overallMbs: number }> {
+  const base = await sample(agent);
+  const b = await startBulk(from, s, warmMs + measureMs + 5000);
+  const tGo = performance.now();
+  await sleep(warmMs);
+  const p0 = await sample(agent);
+  await sleep(measureMs);
+  const p1 = await sample(agent);
+  await b.stop().catch(() => {});
+  const bytes = p1.bytes - p0.bytes;
+  return { mbs: bytes / 1e6 / ((p1.t - p0.t) / 1000), bytes, ms: p1.t - p0.t, overallMbs: (p1.bytes - base.bytes) / 1e6 / ((p1.t - tGo) / 1000) };
+}
+
+async function closeSession(s: Session): Promise<void> {
+  s.close("bench");
+  await deadline(s.done, 10_000, "session close");
+}
+
+const delta = (a: RelayStats, b: RelayStats) => ({
+  packets: b.forwarded_packets - a.forwarded_packets,
+  bytes: b.forwarded_bytes - a.forwarded_bytes,
+  rate: b.dropped_rate_limit - a.dropped_rate_limit,
+  queue: b.dropped_queue_full - a.dropped_queue_full,
+  unknown: b.dropped_unknown_session - a.dropped_unknown_session,
+  refused: b.pipes_refused - a.pipes_refused,
+});
+const dropsText = (d: ReturnType<typeof delta>) => `dropped_rate_limit ${d.rate}, dropped_queue_full ${d.queue}, dropped_unknown_session ${d.unknown}`;
+
+/** The inner connection's quiche counters (the dialler is the inner QUIC client). */
+function innerStats(c: QuicConnection): { sent: number; lost: number; retransMB: number; rtt: number; cwndKiB: number } {
+  const st = c.native.stats();
+  const p = c.native.pathStats()[0];
+  return { sent: st.sent, lost: st.lost, retransMB: st.streamRetransBytes / 1e6, rtt: p?.rtt ?? NaN, cwndKiB: p ? p.cwnd / 1024 : NaN };
+}
+
+// ---- the phase ----
+
+export async function relayPhase(api: PhaseApi & { benchOnly: boolean }): Promise<void> {
+  const t0 = performance.now();
+  const load0 = loadavg()[0]!.toFixed(2);
+  const children: Child[] = [];
+  const kill = () => {
+    for (const c of children) if (c.proc.exitCode === null) c.proc.kill("SIGKILL");
+  };
+  process.on("exit", kill);
+  const nodes: BenchNode[] = [];
+  const extra: AtlasNode[] = [];
+  try {
+    const relay = await spawnChild(api.root, ["relay"]);
+    children.push(relay);
+    const relayAddr = `${relay.ready.nodeId}@${HOST}:${relay.ready.port}`;
+    const agent = await spawnChild(api.root, ["agent", relayAddr]);
+    children.push(agent);
+    const agentId = agent.ready.nodeId;
+    const agentAddr = { host: HOST, port: agent.ready.port };
+
+    // Placement: this process (diallers) on CPU 0 (run.ts pinned it there), relay and agent share
+    // CPU 1 — so the direct baseline (B on CPU 0, A on CPU 1) is placed like run.ts's bulk phase.
+    let placement = "not pinned (3 processes, 2 cores: the scheduler places them)";
+    const ncpu = cpus().length;
+    const layout = process.env.BENCH_RELAY_PIN ?? "0,1,1"; // dialler, relay, agent
+    if (api.pinning && platform() === "linux" && ncpu >= 2 && layout !== "none") {
+      const [d, r, a] = layout.split(",");
+      if (api.pin(process.pid, d!) && api.pin(relay.proc.pid!, r!) && api.pin(agent.proc.pid!, a!)) placement = `diallers (this process) on CPU ${d}, relay on CPU ${r}, agent on CPU ${a} (taskset; 3 processes on ${ncpu} cores)`;
+    }
+    api.log(`relay: relay udp/${relay.ready.port}, agent udp/${agent.ready.port} registered; ${placement}`);
+
+    const dialler = await startNode("bench-relay-dialler", false);
+    nodes.push(dialler);
+    const B = dialler.node;
+
+    // the first session with the relay: a normal direct connect (excluded from the setup figure)
+    const rs0 = performance.now();
+    const relaySession = await B.connectTo({ host: HOST, port: relay.ready.port }, { expectedNodeId: relay.ready.nodeId });
+    const relaySessionMs = performance.now() - rs0;
+
+    // ---- 1. setup ----
+    const wrapped = B.runOutbound.bind(B);
+    let mark: { ready: number; established: number } | null = null;
+    B.runOutbound = (conn, o) => {
+      if (o.path === "relay") {
+        const m = (mark = { ready: performance.now(), established: NaN });
+        void conn.established.then(() => (m.established = performance.now())).catch(() => {});
+      }
+      return wrapped(conn, o);
+    };
+    const relayedDial = async () => {
+      mark = null;
+      const s0 = performance.now();
+      const s = await deadline(dialViaRelay(B, relayAddr, agentId), RCAP.dial, "relayed dial");
+      const end = performance.now();
+      if (s.path !== "relay") throw new Error(`relayed dial gave a ${s.path} session`);
+      const m = mark as { ready: number; established: number } | null;
+      return { s, total: end - s0, pairing: m ? m.ready - s0 : NaN, quic: m ? m.established - m.ready : NaN, atlas: m ? end - m.established : NaN };
+    };
+    const directDial = async () => {
+      const s0 = performance.now();
+      const s = await deadline(B.connectTo(agentAddr, { expectedNodeId: agentId }), RCAP.dial, "direct dial");
+      return { s, total: performance.now() - s0 };
+    };
+    for (let i = 0; i < RN.setupWarmup; i++) {
+      await closeSession((await directDial()).s);
+      await closeSession((await relayedDial()).s);
+    }
+    const st0 = (await relay.rpc<Status>({ cmd: "status" })).relay!;
+    const setup = { total: [] as number[], pairing: [] as number[], quic: [] as number[], atlas: [] as number[], direct: [] as number[] };
+    const ts = performance.now();
+    for (let i = 0; i < RN.setup && performance.now() - ts < RCAP.setup; i++) {
+      const d = await directDial();
+      setup.direct.push(d.total);
+      await closeSession(d.s);
+      const r = await relayedDial();
+      setup.total.push(r.total);
+      setup.pairing.push(r.pairing);
+      setup.quic.push(r.quic);
+      setup.atlas.push(r.atlas);
+      await closeSession(r.s);
+    }
+    B.runOutbound = wrapped;
+    const st1 = (await relay.rpc<Status>({ cmd: "status" })).relay!;
+    const rm50 = median(setup.total);
+    const dm50 = median(setup.direct);
+    api.addRow(
+      `relay: setup, RelayConnect sent → VerifyAck in the pipe (session to the relay reused), median of ${setup.total.length} (p90) — vs direct connect + handshake to the agent`,
+      `${ms(rm50)} (p90 ${ms(percentile(setup.total, 90))})`,
+      "",
+      "",
+      rm50 / dm50,
+      "direct",
+    );
+    api.addRow(`relay: ↳ direct connect + Atlas handshake, this process → agent, median of ${setup.direct.length} (p90), interleaved with the above`, `${ms(dm50)} (p90 ${ms(percentile(setup.direct, 90))})`, "", "");
+    api.addRow(
+      `relay: ↳ of which RelayConnect → RelayReady / inner QUIC handshake over the pipe / Atlas handshake inside, medians`,
+      `${ms(median(setup.pairing))} / ${ms(median(setup.quic))} / ${ms(median(setup.atlas))}`,
+      "",
+      "",
+    );
+    api.addRow(`relay: ↳ first session with the relay (direct connect + handshake, once; not part of the setup figure)`, ms(relaySessionMs), "", "");
+    api.note(
+      `relay: setup runs (ms): relayed ${setup.total.map((x) => x.toFixed(1)).join(", ")}; direct ${setup.direct.map((x) => x.toFixed(1)).join(", ")}; ` +
+        `relay counters over the setup loop: ${st1.pipes_opened - st0.pipes_opened} pipes opened, ${st1.pipes_refused - st0.pipes_refused} refused`,
+    );
+    api.log(`relay setup: relayed ${ms(rm50)} (pairing ${ms(median(setup.pairing))}, inner QUIC ${ms(median(setup.quic))}, Atlas ${ms(median(setup.atlas))}); direct ${ms(dm50)}; first relay session ${ms(relaySessionMs)}`);
+
+    // ---- 2. bulk ----
+    const relayStatus = async () => (await relay.rpc<Status>({ cmd: "status" })).relay!;
+    // direct
+    const ds = (await directDial()).s;
+    const direct = await timedBulk(B, ds, agent, RN.directWarmMs, RN.directMs);
+    await closeSession(ds);
+    api.log(`relay bulk: direct ${mbs(direct.mbs)}`);
+
+    // cap off
+    await relay.rpc({ cmd: "set", transport: { relay_bandwidth_limit: 0 } });
+    const cpu0 = await relay.rpc<Status>({ cmd: "status" });
+    let a0 = cpu0.relay!;
+    const off = await relayedDial();
+    const offBulk = await timedBulk(B, off.s, agent, RN.offWarmMs, RN.offMs);
+    const offInner = innerStats(off.s.conn);
+    const offPipeDrops = relaySession.conn.dgramDrops;
+    await closeSession(off.s);
+    const cpu1 = await relay.rpc<Status>({ cmd: "status" });
+    const offD = delta(a0, cpu1.relay!);
+    const offRelayCpu = (cpu1.cpuMs - cpu0.cpuMs) / (cpu1.t - cpu0.t);
+    api.log(`relay bulk: cap off ${mbs(offBulk.mbs)} (${(offBulk.mbs / direct.mbs).toFixed(3)}× direct); relay ${dropsText(offD)}; relay CPU ${(offRelayCpu * 100).toFixed(0)}%`);
+
+    // cap at default
+    await relay.rpc({ cmd: "set", transport: { relay_bandwidth_limit: DEFAULT_CAP } });
+    a0 = await relayStatus();
+    const on = await relayedDial();
+    const onBulk = await timedBulk(B, on.s, agent, RN.capWarmMs, RN.capMs);
+    const onInner = innerStats(on.s.conn);
+    await closeSession(on.s);
+    const onD = delta(a0, await relayStatus());
+    const capMiB = onBulk.mbs / (DEFAULT_CAP / 1e6);
+    api.log(`relay bulk: cap 1 MiB/s ${mbs(onBulk.mbs)} (${capMiB.toFixed(3)}× cap; whole run incl. burst ${mbs(onBulk.overallMbs)}); relay ${dropsText(onD)}`);
+
+    api.addRow(
+      `relay: bulk through the relay, cap at default (${DEFAULT_CAP.toLocaleString("en-US")} B/s per direction), goodput over ${RN.capMs / 1000} s after a ${RN.capWarmMs / 1000} s warm-up`,
+      `${mbs(onBulk.mbs)} (${(onBulk.mbs / (DEFAULT_CAP / 1e6)).toFixed(3)} MiB/s)`,
+      "",
+      "",
+      capMiB,
+      "cap",
+      { op: ">=", value: 0.9 },
+    );
+    api.addRow(
+      `relay: bulk through the relay, cap off, goodput over ${RN.offMs / 1000} s after ${RN.offWarmMs / 1000} s — vs direct bulk to the agent (same method)`,
+      mbs(offBulk.mbs),
+      "",
+      "",
+      offBulk.mbs / direct.mbs,
+      "direct",
+      { op: ">=", value: 0.3 },
+    );
+    api.addRow(`relay: ↳ direct bulk, this process → agent, goodput over ${RN.directMs / 1000} s after ${RN.directWarmMs / 1000} s`, mbs(direct.mbs), "", "");
+    api.note(
+      `relay: bulk with the cap at default: relay ${dropsText(onD)}, forwarded ${onD.packets} packets / ${(onD.bytes / 1e6).toFixed(1)} MB (both directions, whole run); ` +
+        `whole run incl. the 1 s burst ${mbs(onBulk.overallMbs)}; inner QUIC (dialler side): ${onInner.lost} of ${onInner.sent} packets declared lost, ${onInner.retransMB.toFixed(2)} MB retransmitted, RTT ${onInner.rtt} ms, cwnd ${onInner.cwndKiB.toFixed(0)} KiB at the end`,
+    );
+    api.note(
+      `relay: bulk with the cap off: relay ${dropsText(offD)}, forwarded ${offD.packets} packets / ${(offD.bytes / 1e6).toFixed(1)} MB; relay process CPU ${(offRelayCpu * 100).toFixed(0)}% of one core over the run; ` +
+        `dialler's DATAGRAMs refused by its own quiche queue: ${offPipeDrops}; inner QUIC: ${offInner.lost} of ${offInner.sent} packets declared lost, ${offInner.retransMB.toFixed(2)} MB retransmitted, RTT ${offInner.rtt} ms, cwnd ${offInner.cwndKiB.toFixed(0)} KiB at the end`,
+    );
+
+    // ---- 3. aggregate: 32 sources, one pipe each, cap off ----
+    await relay.rpc({ cmd: "set", transport: { relay_bandwidth_limit: 0 } });
+    const aggStore = await openStore(join(dialler.dir, "agg.db"));
+    const srcs: AtlasNode[] = [];
+    for (let i = 0; i < RN.aggPipes; i++) srcs.push((await startNodeWith("bench-relay-src", false, aggStore)).node);
+    extra.push(...srcs);
+    const ta = performance.now();
+    const pairs: { n: AtlasNode; s: Session }[] = [];
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: RN.aggDialConcurrency }, async () => {
+        while (next < srcs.length && performance.now() - ta < 60_000) {
+          const n = srcs[next++]!;
+          await deadline(n.connectTo({ host: HOST, port: relay.ready.port }, { expectedNodeId: relay.ready.nodeId }), RCAP.dial, "session to the relay");
+          pairs.push({ n, s: await deadline(dialViaRelay(n, relayAddr, agentId), RCAP.dial, "relayed dial") });
+        }
+      }),
+    );
+    const dialMs = performance.now() - ta;
+    const sessions = pairs.map((p) => p.s);
+    const st = await relay.rpc<Status>({ cmd: "status" });
+    api.log(`relay aggregate: ${sessions.length} relayed sessions from ${srcs.length} sources in ${ms(dialMs)}; relay pipes ${st.relay!.pipes}`);
+    const bulks = await Promise.all(pairs.map((p) => startBulk(p.n, p.s, RN.aggWarmMs + RN.aggMs + 5000)));
+    await sleep(RN.aggWarmMs);
+    const r0 = await relay.rpc<Status>({ cmd: "status" });
+    const g0 = await sample(agent);
+    await sleep(RN.aggMs);
+    const r1 = await relay.rpc<Status>({ cmd: "status" });
+    const g1 = await sample(agent);
+    await Promise.all(bulks.map((b) => b.stop().catch(() => {})));
+    const aggD = delta(r0.relay!, r1.relay!);
+    const win = (r1.t - r0.t) / 1000;
+    const fwdMBs = aggD.bytes / 1e6 / win;
+    const fwdPps = aggD.packets / win;
+    const goodput = (g1.bytes - g0.bytes) / 1e6 / ((g1.t - g0.t) / 1000);
+    const relayCpu = (r1.cpuMs - r0.cpuMs) / (r1.t - r0.t);
+    const agentCpu = (g1.cpuMs - g0.cpuMs) / (g1.t - g0.t);
+    const perStream = sessions.length ? goodput / sessions.length : 0;
+    api.addRow(
+      `relay: aggregate, ${sessions.length} pipes (${srcs.length} sources → 1 agent) sending at once, cap off: forwarded by the relay over ${RN.aggMs / 1000} s (packets both directions)`,
+      `${mbs(fwdMBs)}, ${Math.round(fwdPps).toLocaleString("en-US")} packets/s`,
+      "",
+      "",
+    );
+    api.addRow(
+      `relay: ↳ goodput at the agent (sum of ${sessions.length} streams) / relay process CPU over the window`,
+      `${mbs(goodput)} (${mbs(perStream)} per pipe) / ${(relayCpu * 100).toFixed(0)}% of a core`,
+      "",
+      "",
+    );
+    api.note(
+      `relay: aggregate: ${sessions.length} relayed sessions dialled in ${ms(dialMs)} (${RN.aggDialConcurrency} at a time, each source first opening its own session to the relay); ` +
+        `relay ${dropsText(aggD)}; relay CPU ${(relayCpu * 100).toFixed(0)}% of one core, agent CPU ${(agentCpu * 100).toFixed(0)}%; ` +
+        `relay CPU per forwarded MB ${aggD.bytes > 0 ? ((r1.cpuMs - r0.cpuMs) / (aggD.bytes / 1e6)).toFixed(1) : "?"} ms, per packet ${aggD.packets > 0 ? (((r1.cpuMs - r0.cpuMs) * 1000) / aggD.packets).toFixed(1) : "?"} µs`,
+    );
+    api.log(`relay aggregate: forwarded ${mbs(fwdMBs)} ${Math.round(fwdPps)} pkt/s; goodput ${mbs(goodput)}; relay CPU ${(relayCpu * 100).toFixed(0)}% agent CPU ${(agentCpu * 100).toFixed(0)}%; ${dropsText(aggD)}`);
+    await Promise.all(sessions.map((s) => closeSession(s).catch(() => {})));
+    await Promise.all(srcs.map((n) => n.close()));
+    extra.length = 0;
+    await aggStore.close();
+
+    relaySession.close("bench");
+    await Promise.all([relay.rpc({ cmd: "stop" }, 15_000), agent.rpc({ cmd: "stop" }, 15_000)]);
+    api.note(
+      `relay: placement ${placement}; relay config: defaults (relay_capacity 64, relay_pipes_per_source 4, 1350-byte outer datagrams, 1200-byte inner packets) with the bench's raised limits; ` +
+        `phase ${((performance.now() - t0) / 1000).toFixed(1)} s${api.benchOnly ? ` (run alone with BENCH_ONLY, ${new Date().toISOString()})` : ""}, load average ${load0} → ${loadavg()[0]!.toFixed(2)}`,
+    );
+  } finally {
+    await Promise.all(extra.map((n) => n.close().catch(() => {})));
+    for (const n of nodes) {
+      await n.node.close().catch(() => {});
+      await n.store.close().catch(() => {});
+    }
+    kill();
+    process.off("exit", kill);
+  }
+}

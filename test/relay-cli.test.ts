@@ -1,0 +1,119 @@
+/**
+ * Relay as real processes (SPEC §11, §7, §14): `atlas relay`, a daemon registered with it, and a
+ * one-shot CLI that reaches the daemon only through the relay — `net ping`, `net send`,
+ * `net connect` output shapes, `net peers`, `atlas status` on both sides, and a relay restart the
+ * daemon survives without operator action.
+ */
+import { after, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { appendFile } from "node:fs/promises";
+import { join } from "node:path";
+import { cleanupHomes, initHome, killAll, runAtlas, startListener, type Listener } from "./helpers/cli.ts";
+
+after(async () => {
+  killAll();
+  await cleanupHomes();
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const config = (home: string, text: string) => appendFile(join(home, "state", "config.toml"), text);
+
+async function status(home: string): Promise<Record<string, any>> {
+  const r = await runAtlas(["status", "--json"], { home });
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout);
+}
+
+async function until<T>(what: string, probe: () => Promise<T>, ok: (v: T) => boolean, ms: number): Promise<T> {
+  const end = Date.now() + ms;
+  let v = await probe();
+  while (!ok(v)) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(v)}`);
+    await sleep(200);
+    v = await probe();
+  }
+  return v;
+}
+
+const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+describe("relay node and daemons as processes", { timeout: 120_000 }, () => {
+  test("ping, send and connect reach a daemon only through the relay; status on both sides; relay restart survived", async () => {
+    const relayHome = await initHome("relay-node");
+    let relay: Listener = await startListener(relayHome.home, [], { cmd: ["relay"] });
+    const relayPort = relay.port;
+    const label = `${relay.nodeId.slice(0, 18)}…@127.0.0.1:${relayPort}`;
+    const a = await initHome("alpha");
+    await config(a.home, `\n[transport]\nrelay_announce_interval = 1\n`);
+    const alpha = await startListener(a.home, ["--relay", `127.0.0.1:${relayPort}`]);
+    await until("alpha registered with the relay", () => status(a.home), (s) => s.relays?.[0]?.registered === true, 10_000);
+    assert.equal((await status(relayHome.home)).relay_server.registered, 1);
+    const human = await runAtlas(["status"], { home: a.home });
+    assert.match(human.stdout, new RegExp(`^Relays   : 127\\.0\\.0\\.1:${relayPort} registered$`, "m"));
+
+    // beta knows alpha's node ID only, and the relay (its own network.relays).
+    const b = await initHome("beta");
+    await config(b.home, `\n[network]\nrelays = ["127.0.0.1:${relayPort}"]\n`);
+    const ping = await runAtlas(["net", "ping", alpha.nodeId, "--count", "2"], { home: b.home });
+    assert.equal(ping.code, 0, ping.stderr);
+    assert.match(ping.stdout, new RegExp(`^Peer : ${esc(alpha.nodeId.slice(0, 18))}…\\nPath : relay \\(${esc(label)}\\)\\nPing : \\d+\\nPong : \\d+\\nRTT  : [\\d.]+ ms\\nRTT  : [\\d.]+ ms\\nmin/median/max [\\d./]+ ms, 2 sent, 2 received\\n$`));
+
+    // After that first contact beta knows alpha's (loopback) listen address and would go direct:
+    // every first contact below starts from a fresh home that knows only alpha's ID and the relay.
+    const fresh = async (name: string) => {
+      const h = await initHome(name);
+      await config(h.home, `\n[network]\nrelays = ["127.0.0.1:${relayPort}"]\n`);
+      return h.home;
+    };
+    const body = `{"marker":"relayed-${Date.now()}"}`;
+    const sender = await fresh("gamma");
+    const send = await runAtlas(["net", "send", alpha.nodeId, body], { home: sender });
+    assert.equal(send.code, 0, send.stderr);
+    assert.match(send.stdout, new RegExp(`^Sent to  : ${esc(alpha.nodeId.slice(0, 18))}… \\[relay via relay \\(${esc(label)}\\)\\]\\nMsg ID   : msg_[0-9a-f-]+\\nAck      : received\\n$`));
+    const inbox = (await runAtlas(["net", "inbox", "--json"], { home: a.home })).stdout.trimEnd().split("\n");
+    assert.equal(inbox.length, 1);
+    assert.ok(inbox[0]!.includes(`"body":${body}`), inbox[0]);
+
+    const connectJson = JSON.parse((await runAtlas(["net", "connect", alpha.nodeId, "--json"], { home: await fresh("delta") })).stdout);
+    assert.equal(connectJson.path, "relay");
+    assert.equal(connectJson.relay, `${relay.nodeId}@127.0.0.1:${relayPort}`);
+    const connect = await runAtlas(["net", "connect", alpha.nodeId], { home: await fresh("epsilon") });
+    assert.equal(connect.stdout, `Connected to ${alpha.nodeId}\nalpha [relay via relay (${label})]\n`);
+
+    // beta's peer list names the path of its latest session with alpha, and alpha's home relay.
+    const peers = JSON.parse((await runAtlas(["net", "peers", "--json"], { home: b.home })).stdout);
+    const row = peers.find((p: { node_id: string }) => p.node_id === alpha.nodeId);
+    assert.equal(row.last_path, "relay");
+    assert.equal(row.last_relay, `${relay.nodeId}@127.0.0.1:${relayPort}`);
+    assert.deepEqual(row.relays, [`${relay.nodeId}@127.0.0.1:${relayPort}`]);
+    const table = (await runAtlas(["net", "peers"], { home: b.home })).stdout;
+    assert.match(table, new RegExp(`relay via relay \\(${esc(label)}\\)`));
+
+    // Every one-shot command closed its pipe: the relay holds none, and forwarded packets.
+    const rs = await until("relay pipes closed", () => status(relayHome.home), (s) => s.relay_server.pipes === 0, 5000);
+    assert.ok(rs.relay_server.forwarded_packets > 0);
+
+    // Relay restart: alpha notices, re-registers on its own, and beta reaches it again.
+    assert.equal(await relay.stop(), 0);
+    await until("alpha notices the relay is gone", () => status(a.home), (s) => s.relays?.[0]?.registered === false, 15_000);
+    relay = await startListener(relayHome.home, ["--port", String(relayPort)], { cmd: ["relay"] });
+    await until("alpha re-registered", () => status(a.home), (s) => s.relays?.[0]?.registered === true, 20_000);
+    const again = await runAtlas(["net", "ping", alpha.nodeId], { home: await fresh("zeta") });
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /^Path : relay \(/m);
+    await alpha.stop();
+    await relay.stop();
+  });
+
+  test("no relay can pair: exit 3 with the relay's reason", async () => {
+    const relayHome = await initHome("relay-node");
+    const relay = await startListener(relayHome.home, [], { cmd: ["relay"] });
+    const b = await initHome("beta");
+    await config(b.home, `\n[network]\nrelays = ["127.0.0.1:${relay.port}"]\n`);
+    const ghost = `atlas_${"ab".repeat(32)}`;
+    const r = await runAtlas(["net", "ping", ghost], { home: b.home });
+    assert.equal(r.code, 3, r.stderr);
+    assert.equal(r.stderr, `error: relay ${relay.nodeId}@127.0.0.1:${relay.port}: target not registered (RelayError 1: target is not registered with this relay)\n`);
+    await relay.stop();
+  });
+});
