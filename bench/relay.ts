@@ -174,18 +174,42 @@ async function startBulk(from: AtlasNode, s: Session, capMs: number): Promise<{ 
   };
 }
 
+const selfCpuMs = () => {
+  const c = process.cpuUsage();
+  return (c.user + c.system) / 1000;
+};
+
+interface Cpu {
+  dialler: number;
+  relay: number;
+  agent: number;
+}
+const cpuText = (c: Cpu) => `CPU over the window (fraction of one core): dialler process ${(c.dialler * 100).toFixed(0)}%, relay ${Number.isNaN(c.relay) ? "—" : (c.relay * 100).toFixed(0) + "%"}, agent ${(c.agent * 100).toFixed(0)}%`;
+
+/** CPU time of the three processes, for fractions of a core over a window. */
+async function cpuMark(agent: Child, relay: Child | null): Promise<{ t: number; d: number; r: number; a: number }> {
+  const [p, r] = await Promise.all([agent.rpc<Progress>({ cmd: "progress" }), relay ? relay.rpc<Status>({ cmd: "status" }) : null]);
+  return { t: performance.now(), d: selfCpuMs(), r: r ? r.cpuMs : NaN, a: p.cpuMs };
+}
+const cpuOver = (x: Awaited<ReturnType<typeof cpuMark>>, y: Awaited<ReturnType<typeof cpuMark>>): Cpu => {
+  const dt = y.t - x.t;
+  return { dialler: (y.d - x.d) / dt, relay: (y.r - x.r) / dt, agent: (y.a - x.a) / dt };
+};
+
 /** One timed bulk run on a fresh session: goodput at the agent between two samples. */
-async function timedBulk(from: AtlasNode, s: Session, agent: Child, warmMs: number, measureMs: number): Promise<{ mbs: number; bytes: number; ms: number; overallMbs: number }> {
+async function timedBulk(from: AtlasNode, s: Session, agent: Child, relay: Child | null, warmMs: number, measureMs: number): Promise<{ mbs: number; bytes: number; ms: number; overallMbs: number; cpu: Cpu }> {
   const base = await sample(agent);
   const b = await startBulk(from, s, warmMs + measureMs + 5000);
   const tGo = performance.now();
   await sleep(warmMs);
+  const c0 = await cpuMark(agent, relay);
   const p0 = await sample(agent);
   await sleep(measureMs);
   const p1 = await sample(agent);
+  const c1 = await cpuMark(agent, relay);
   await b.stop().catch(() => {});
   const bytes = p1.bytes - p0.bytes;
-  return { mbs: bytes / 1e6 / ((p1.t - p0.t) / 1000), bytes, ms: p1.t - p0.t, overallMbs: (p1.bytes - base.bytes) / 1e6 / ((p1.t - tGo) / 1000) };
+  return { mbs: bytes / 1e6 / ((p1.t - p0.t) / 1000), bytes, ms: p1.t - p0.t, overallMbs: (p1.bytes - base.bytes) / 1e6 / ((p1.t - tGo) / 1000), cpu: cpuOver(c0, c1) };
 }
 
 async function closeSession(s: Session): Promise<void> {
@@ -323,29 +347,26 @@ export async function relayPhase(api: PhaseApi & { benchOnly: boolean }): Promis
     const relayStatus = async () => (await relay.rpc<Status>({ cmd: "status" })).relay!;
     // direct
     const ds = (await directDial()).s;
-    const direct = await timedBulk(B, ds, agent, RN.directWarmMs, RN.directMs);
+    const direct = await timedBulk(B, ds, agent, null, RN.directWarmMs, RN.directMs);
     await closeSession(ds);
-    api.log(`relay bulk: direct ${mbs(direct.mbs)}`);
+    api.log(`relay bulk: direct ${mbs(direct.mbs)}; ${cpuText(direct.cpu)}`);
 
     // cap off
     await relay.rpc({ cmd: "set", transport: { relay_bandwidth_limit: 0 } });
-    const cpu0 = await relay.rpc<Status>({ cmd: "status" });
-    let a0 = cpu0.relay!;
+    let a0 = await relayStatus();
     const off = await relayedDial();
-    const offBulk = await timedBulk(B, off.s, agent, RN.offWarmMs, RN.offMs);
+    const offBulk = await timedBulk(B, off.s, agent, relay, RN.offWarmMs, RN.offMs);
     const offInner = innerStats(off.s.conn);
     const offPipeDrops = relaySession.conn.dgramDrops;
     await closeSession(off.s);
-    const cpu1 = await relay.rpc<Status>({ cmd: "status" });
-    const offD = delta(a0, cpu1.relay!);
-    const offRelayCpu = (cpu1.cpuMs - cpu0.cpuMs) / (cpu1.t - cpu0.t);
-    api.log(`relay bulk: cap off ${mbs(offBulk.mbs)} (${(offBulk.mbs / direct.mbs).toFixed(3)}× direct); relay ${dropsText(offD)}; relay CPU ${(offRelayCpu * 100).toFixed(0)}%`);
+    const offD = delta(a0, await relayStatus());
+    api.log(`relay bulk: cap off ${mbs(offBulk.mbs)} (${(offBulk.mbs / direct.mbs).toFixed(3)}× direct); relay ${dropsText(offD)}; ${cpuText(offBulk.cpu)}`);
 
     // cap at default
     await relay.rpc({ cmd: "set", transport: { relay_bandwidth_limit: DEFAULT_CAP } });
     a0 = await relayStatus();
     const on = await relayedDial();
-    const onBulk = await timedBulk(B, on.s, agent, RN.capWarmMs, RN.capMs);
+    const onBulk = await timedBulk(B, on.s, agent, relay, RN.capWarmMs, RN.capMs);
     const onInner = innerStats(on.s.conn);
     await closeSession(on.s);
     const onD = delta(a0, await relayStatus());
@@ -376,7 +397,7 @@ export async function relayPhase(api: PhaseApi & { benchOnly: boolean }): Promis
         `whole run incl. the 1 s burst ${mbs(onBulk.overallMbs)}; inner QUIC (dialler side): ${onInner.lost} of ${onInner.sent} packets declared lost, ${onInner.retransMB.toFixed(2)} MB retransmitted, RTT ${onInner.rtt} ms, cwnd ${onInner.cwndKiB.toFixed(0)} KiB at the end`,
     );
     api.note(
-      `relay: bulk with the cap off: relay ${dropsText(offD)}, forwarded ${offD.packets} packets / ${(offD.bytes / 1e6).toFixed(1)} MB; relay process CPU ${(offRelayCpu * 100).toFixed(0)}% of one core over the run; ` +
+      `relay: bulk with the cap off: relay ${dropsText(offD)}, forwarded ${offD.packets} packets / ${(offD.bytes / 1e6).toFixed(1)} MB; ${cpuText(offBulk.cpu)} (direct run: ${cpuText(direct.cpu)}); ` +
         `dialler's DATAGRAMs refused by its own quiche queue: ${offPipeDrops}; inner QUIC: ${offInner.lost} of ${offInner.sent} packets declared lost, ${offInner.retransMB.toFixed(2)} MB retransmitted, RTT ${offInner.rtt} ms, cwnd ${offInner.cwndKiB.toFixed(0)} KiB at the end`,
     );
 
@@ -404,11 +425,13 @@ export async function relayPhase(api: PhaseApi & { benchOnly: boolean }): Promis
     api.log(`relay aggregate: ${sessions.length} relayed sessions from ${srcs.length} sources in ${ms(dialMs)}; relay pipes ${st.relay!.pipes}`);
     const bulks = await Promise.all(pairs.map((p) => startBulk(p.n, p.s, RN.aggWarmMs + RN.aggMs + 5000)));
     await sleep(RN.aggWarmMs);
+    const d0 = selfCpuMs();
     const r0 = await relay.rpc<Status>({ cmd: "status" });
     const g0 = await sample(agent);
     await sleep(RN.aggMs);
     const r1 = await relay.rpc<Status>({ cmd: "status" });
     const g1 = await sample(agent);
+    const diallerCpu = (selfCpuMs() - d0) / (g1.t - g0.t);
     await Promise.all(bulks.map((b) => b.stop().catch(() => {})));
     const aggD = delta(r0.relay!, r1.relay!);
     const win = (r1.t - r0.t) / 1000;
@@ -432,10 +455,10 @@ export async function relayPhase(api: PhaseApi & { benchOnly: boolean }): Promis
     );
     api.note(
       `relay: aggregate: ${sessions.length} relayed sessions dialled in ${ms(dialMs)} (${RN.aggDialConcurrency} at a time, each source first opening its own session to the relay); ` +
-        `relay ${dropsText(aggD)}; relay CPU ${(relayCpu * 100).toFixed(0)}% of one core, agent CPU ${(agentCpu * 100).toFixed(0)}%; ` +
+        `relay ${dropsText(aggD)}; CPU over the window: diallers (this process) ${(diallerCpu * 100).toFixed(0)}%, relay ${(relayCpu * 100).toFixed(0)}%, agent ${(agentCpu * 100).toFixed(0)}% of one core; ` +
         `relay CPU per forwarded MB ${aggD.bytes > 0 ? ((r1.cpuMs - r0.cpuMs) / (aggD.bytes / 1e6)).toFixed(1) : "?"} ms, per packet ${aggD.packets > 0 ? (((r1.cpuMs - r0.cpuMs) * 1000) / aggD.packets).toFixed(1) : "?"} µs`,
     );
-    api.log(`relay aggregate: forwarded ${mbs(fwdMBs)} ${Math.round(fwdPps)} pkt/s; goodput ${mbs(goodput)}; relay CPU ${(relayCpu * 100).toFixed(0)}% agent CPU ${(agentCpu * 100).toFixed(0)}%; ${dropsText(aggD)}`);
+    api.log(`relay aggregate: forwarded ${mbs(fwdMBs)} ${Math.round(fwdPps)} pkt/s; goodput ${mbs(goodput)}; CPU diallers ${(diallerCpu * 100).toFixed(0)}% relay ${(relayCpu * 100).toFixed(0)}% agent ${(agentCpu * 100).toFixed(0)}%; ${dropsText(aggD)}`);
     await Promise.all(sessions.map((s) => closeSession(s).catch(() => {})));
     await Promise.all(srcs.map((n) => n.close()));
     extra.length = 0;

@@ -316,7 +316,7 @@ describe("NAT in network namespaces", { skip: skip ?? false, timeout: 240_000 },
     const count = (src: string, dst: string) => atRelay.filter((p) => p.src === src && p.dst === dst).length;
     const bytes = atRelay.reduce((n, p) => n + p.payload, 0);
     const flows = { a_to_relay: count(NAT_A_WAN, PUB_RELAY), relay_to_b: count(PUB_RELAY, NAT_B_WAN), b_to_relay: count(NAT_B_WAN, PUB_RELAY), relay_to_a: count(PUB_RELAY, NAT_A_WAN) };
-    assert.ok(atRelay.length >= 20, `expected many UDP packets at the relay port, got ${atRelay.length}: ${JSON.stringify(flows)}`);
+    assert.ok(atRelay.length >= 20, `expected many UDP packets at the relay port, got ${atRelay.length}: ${JSON.stringify(flows)} (${captured.bytes.length}-byte capture; ${captured.summary})`);
     for (const [flow, n] of Object.entries(flows)) assert.ok(n >= 3, `too few packets ${flow}: ${JSON.stringify(flows)}`);
     assert.ok(bytes > 2 * Buffer.byteLength(body), `relay UDP payload ${bytes} bytes should exceed twice the ${Buffer.byteLength(body)}-byte body (it went in and out)`);
     assert.ok(after.forwarded_packets > before.forwarded_packets, `the relay forwarded nothing: ${JSON.stringify({ before, after })}`);
