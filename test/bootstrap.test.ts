@@ -270,6 +270,23 @@ describe("bootstrap protocol rules (in-process)", () => {
     assert.equal(r.size, 1);
   });
 
+  test("registry: a registration carrying an older signed record than the stored one only renews liveness", () => {
+    let now = 1000;
+    const r = new Registry({ capacity: 10, staleAfter: 60, now: () => now });
+    const id = identityFromSeed(generateSeed());
+    const who = { nodeId: id.nodeId, card: { publicKey: id.publicKey, name: "n", skills: [], relays: [] }, remoteAddress: "203.0.113.9:4433" };
+    const relay = `atlas_${"cd".repeat(32)}@198.51.100.1:4433`;
+    const older = makeRecord(id, { address: "10.0.0.5:4433", relays: [], name: "n", skills: [] }, 100);
+    const newer = makeRecord(id, { address: "203.0.113.9:4433", public_address: "203.0.113.9:4433", relays: [relay], name: "n", skills: [] }, 200);
+    r.register(who, { node_id: id.nodeId, address: "203.0.113.9:4433", public_address: "203.0.113.9:4433", record: newer });
+    now += 5;
+    r.register(who, { node_id: id.nodeId, address: "10.0.0.5:4433", record: older }); // overtaken in flight
+    const e = r.get(id.nodeId)!;
+    assert.equal(e.address, "203.0.113.9:4433");
+    assert.deepEqual(e.relays, [relay], "relays come from the signed record, not the session's older Hello");
+    assert.equal(e.last_seen, 1005);
+  });
+
   test("discovered records: forged, altered, replayed or unsigned never overwrite a known address", { timeout: 30_000 }, async () => {
     const p = identityFromSeed(generateSeed());
     const q = identityFromSeed(generateSeed());

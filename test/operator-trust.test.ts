@@ -76,7 +76,7 @@ test("valid binding → verified tier; forged → unknown + unconfirmed; hub dow
   const g = peers.find((p) => p.node_id === good.nodeId)!;
   assert.deepEqual([g.trust_level, g.operator_username, g.operator_fid], ["verified", "alice", 1234]);
   const table = (await runAtlas(["net", "peers", "--trust", "verified"], { home: a.home })).stdout;
-  assert.match(table, /verified\s+@alice \(fid 1234\)/);
+  assert.match(table, /verified via direct\s+@alice \(fid 1234\)/);
 
   // Rate limits: verified gets 20/s, so a burst of 12 all pass; the forged peer is cut at 5.
   const gn = await nodeOf(good.home);

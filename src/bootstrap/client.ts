@@ -129,11 +129,14 @@ export function registrationMessage(node: AtlasNode, publicAddress?: string | nu
   return m;
 }
 
-/** Register once with one bootstrap node; throws on any failure. */
-export async function registerWith(node: AtlasNode, bootstrap: string, publicAddress?: string | null): Promise<void> {
-  const msg = registrationMessage(node, publicAddress);
-  if (!msg) throw new AtlasError("ERR_CONFIG", "this node has no address to advertise (it does not listen)");
+/**
+ * Register once with one bootstrap node; throws on any failure. The message (and its signed
+ * record) is built once the session is up, so it says what this node knows at sending time.
+ */
+export async function registerWith(node: AtlasNode, bootstrap: string, publicAddress?: string | null | (() => string | null | undefined)): Promise<void> {
   await withBootstrap(node, bootstrap, async (s) => {
+    const msg = registrationMessage(node, typeof publicAddress === "function" ? publicAddress() : publicAddress);
+    if (!msg) throw new AtlasError("ERR_CONFIG", "this node has no address to advertise (it does not listen)");
     const ack = expectType(await s.request(msg, node.config.transport.request_timeout * 1000), "MessageAck", "BootstrapRegister");
     if (ack.status !== "registered") throw new AtlasError("ERR_MESSAGE_REJECTED", `bootstrap node answered BootstrapRegister with status '${ack.status}'`);
   });
@@ -182,11 +185,36 @@ export class BootstrapRegistration implements Service {
     await Promise.allSettled([...this.states.keys()].map((b) => this.attempt(b)));
   }
 
-  private async attempt(b: string): Promise<boolean> {
+  private inflight = new Map<string, Promise<boolean>>();
+  private rerun = new Set<string>();
+
+  /**
+   * One registration at a time per bootstrap node: a request while one is in flight (the address
+   * or the relays changed) runs once more after it, so the last registration sent is the newest.
+   */
+  private attempt(b: string): Promise<boolean> {
+    const cur = this.inflight.get(b);
+    if (cur) {
+      this.rerun.add(b);
+      return cur;
+    }
+    const run = (async () => {
+      let ok: boolean;
+      do {
+        this.rerun.delete(b);
+        ok = await this.attemptOnce(b);
+      } while (this.rerun.has(b));
+      return ok;
+    })().finally(() => this.inflight.delete(b));
+    this.inflight.set(b, run);
+    return run;
+  }
+
+  private async attemptOnce(b: string): Promise<boolean> {
     const st = this.states.get(b)!;
     st.attempts++;
     try {
-      await registerWith(this.node, b, this.publicAddress());
+      await registerWith(this.node, b, this.publicAddress);
       if (!st.registered) this.log.info("registered with bootstrap node", { bootstrap: b });
       else this.log.debug("registration renewed", { bootstrap: b });
       st.registered = true;

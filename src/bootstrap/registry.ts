@@ -48,6 +48,8 @@ export function normalizeOperator(s: string): string {
 
 export class Registry {
   private entries = new Map<string, RegistryEntry>();
+  /** `seq` of each entry's signed record. */
+  private seqs = new Map<string, number>();
   readonly capacity: number;
   readonly staleAfter: number;
   private now: () => number;
@@ -77,6 +79,7 @@ export class Registry {
     for (const [id, e] of this.entries) {
       if (this.isStale(e, now)) {
         this.entries.delete(id);
+        this.seqs.delete(id);
         n++;
       }
     }
@@ -92,9 +95,16 @@ export class Registry {
     if (req.node_id !== who.nodeId) throw new AtlasError("ERR_MESSAGE_REJECTED", "BootstrapRegister.node_id is not the ID this session authenticated");
     // A record that does not verify would be passed on to every discoverer and refused there:
     // refuse it here, where the sender learns about it.
-    if (req.record) verifyRecord(req.node_id, req.record);
+    const data = req.record ? verifyRecord(req.node_id, req.record) : null;
     const now = this.now();
     const old = this.entries.get(req.node_id);
+    // Registrations of one node can overtake each other (a re-registration after a STUN answer
+    // racing the periodic one): a signed record older than the stored one only renews liveness.
+    const oldSeq = this.seqs.get(req.node_id);
+    if (old && data && oldSeq !== undefined && data.seq < oldSeq) {
+      old.last_seen = now;
+      return old;
+    }
     if (!old && this.entries.size >= this.capacity) {
       this.evictStale();
       if (this.entries.size >= this.capacity) throw new AtlasError("ERR_RATE_LIMITED", `bootstrap registry is full (${this.capacity} live records)`);
@@ -104,7 +114,8 @@ export class Registry {
       node_id: req.node_id,
       public_key: who.card.publicKey,
       address: req.address,
-      relays: [...who.card.relays],
+      // The signed record says where the node is registered now; the session's Hello may predate it.
+      relays: data ? [...data.relays] : [...who.card.relays],
       name: who.card.name,
       skills: [...who.card.skills],
       last_seen: now,
@@ -115,6 +126,8 @@ export class Registry {
     if (pub) entry.public_address = pub;
     if (v?.status === "verified") entry.operator_username = v.username;
     if (req.record) entry.record = req.record;
+    if (data) this.seqs.set(req.node_id, data.seq);
+    else this.seqs.delete(req.node_id);
     // Re-insert so iteration order stays oldest-registration-first.
     this.entries.delete(req.node_id);
     this.entries.set(req.node_id, entry);

@@ -34,14 +34,17 @@ export function captureUnavailable(): string | null {
 }
 
 /**
- * Start `tcpdump -i iface -U -s 0 -w file filter` in ns and wait (≤ 10 s) until it listens.
- * `-U` writes every packet as it comes, `-s 0` keeps whole packets, `-Z root` keeps root so the
- * file can be written wherever the test put it.
+ * Start `tcpdump -i iface --immediate-mode -U -s 0 -w file filter` in ns and wait (≤ 10 s) until
+ * it listens. `--immediate-mode` hands every packet over as it arrives (without it libpcap's
+ * TPACKET_V3 ring passes whole blocks, and packets still in the ring at SIGINT are never
+ * written: "0 packets captured, 60 packets received by filter"); `-U` writes each one to the file
+ * at once; `-s 0` keeps whole packets; `-Z root` keeps root so the file can be written wherever
+ * the test put it.
  */
 export function startCapture(ns: string, iface: string, file: string, filter: string[]): Promise<Capture> {
   const why = captureUnavailable();
   if (why) return Promise.reject(new Error(`cannot capture packets: ${why}`));
-  const p = spawn("ip", ["netns", "exec", ns, "tcpdump", "-i", iface, "-n", "-U", "-s", "0", "-Z", "root", "-w", file, ...filter], { stdio: ["ignore", "ignore", "pipe"] });
+  const p = spawn("ip", ["netns", "exec", ns, "tcpdump", "-i", iface, "-n", "--immediate-mode", "-U", "-s", "0", "-Z", "root", "-w", file, ...filter], { stdio: ["ignore", "ignore", "pipe"] });
   live.add(p);
   let err = "";
   const exited = new Promise<number | null>((r) => p.on("close", (c) => (live.delete(p), r(c))));
@@ -56,7 +59,9 @@ export function startCapture(ns: string, iface: string, file: string, filter: st
         file,
         stop: async () => {
           p.kill("SIGINT");
-          const code = await Promise.race([exited, new Promise<"timeout">((r) => setTimeout(() => r("timeout"), 10_000))]);
+          let timer: NodeJS.Timeout | undefined;
+          const code = await Promise.race([exited, new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), 10_000)))]);
+          clearTimeout(timer);
           if (code === "timeout") {
             p.kill("SIGKILL");
             throw new Error(`tcpdump in ${ns} did not stop within 10 s: ${err}`);
