@@ -16,6 +16,9 @@ import { RelayPresence } from "../src/relay/presence.ts";
 import { RelayServer } from "../src/relay/server.ts";
 import type { QuicStream } from "../src/transport/stream.ts";
 import { createLogger } from "../src/util/log.ts";
+import type { QuicheConfig } from "../src/transport/native.ts";
+import type { TransportOptions } from "../src/transport/options.ts";
+import { makeQuicheConfig } from "../src/transport/tls.ts";
 import { encodeFrame } from "../src/wire/frame.ts";
 import type { WireMessage } from "../src/wire/messages.ts";
 import { startNode } from "./common.ts";
@@ -27,7 +30,7 @@ export interface RelayChildReady {
 }
 export interface RelayChildCmd {
   id: number;
-  cmd: "status" | "progress" | "set" | "stop";
+  cmd: "status" | "progress" | "set" | "inner" | "stop";
   /** "set": transport keys to assign on node.config.transport. */
   transport?: Record<string, number>;
 }
@@ -39,6 +42,14 @@ if (role !== "relay" && role !== "agent") throw new Error(`usage: relay-child.ts
 const log = createLogger(process.env.BENCH_RELAY_LOG === "debug" ? "debug" : "warn");
 const bn = await startNode(`bench-${role}`, true);
 const { node } = bn;
+if (process.env.DIAG_DGRAM_Q) {
+  // diagnostics only (bench/relay-diag.ts): a shorter DATAGRAM send queue on this node's connections
+  const ep = node.endpoint as unknown as { serverConfig: QuicheConfig; clientConfig: QuicheConfig; opts: TransportOptions & { tls: { keyPem: string; certPem: string } } };
+  for (const k of ["serverConfig", "clientConfig"] as const) {
+    ep[k] = makeQuicheConfig(ep.opts.tls, ep.opts);
+    ep[k].enableDgram(true, 1024, Number(process.env.DIAG_DGRAM_Q));
+  }
+}
 let relay: RelayServer | null = null;
 let presence: RelayPresence | null = null;
 
@@ -104,6 +115,17 @@ process.on("message", async (m: RelayChildCmd) => {
     }
     case "progress":
       send({ id: m.id, bytes: bulkTotal, open: bulkOpen, done: bulkDone, cpuMs: (() => { const c = process.cpuUsage(); return (c.user + c.system) / 1000; })() });
+      return;
+    case "inner":
+      // quiche stats of this node's relayed sessions (diagnostics)
+      send({
+        id: m.id,
+        inner: node.allSessions().filter((s) => s.path === "relay").map((s) => {
+          const st = s.conn.native.stats();
+          const ps = s.conn.native.pathStats()[0];
+          return { sent: st.sent, recv: st.recv, lost: st.lost, cwnd: ps?.cwnd, rtt: ps?.rtt };
+        }),
+      });
       return;
     case "set":
       Object.assign(node.config.transport, m.transport ?? {});

@@ -19,9 +19,13 @@
  *    (the sender keeps ≤ 4 × 256 KiB writes queued; the run ends by closing the session). The
  *    token bucket starts full (1 s of burst), so the capped run's window starts after a 2 s
  *    warm-up, when the burst is spent; the figure is goodput (inner QUIC headers, the 4-byte pipe
- *    prefix and the ACK direction are not counted, the relay's bucket counts them).
- *    - cap at its default (relay_bandwidth_limit 1 048 576 B/s per direction): vs 1 MiB/s;
- *    - cap off (relay_bandwidth_limit 0): vs direct bulk B → A, same method, same run.
+ *    prefix and the ACK direction are not counted, the relay's bucket counts them: at most
+ *    ≈ 0.955 of the cap can be goodput). Each relayed run uses a fresh dialler node in this process.
+ *    - cap off (relay_bandwidth_limit 0) vs direct bulk B → A, same method: 3 rounds, interleaved;
+ *    - cap at its default (relay_bandwidth_limit 1 048 576 B/s per direction) vs 1 MiB/s: 3 runs
+ *      (the inner CUBIC sometimes runs away against the relay's policer, see RESULTS.md), median.
+ *    The relay's drop counters, the inner connection's loss/RTT/cwnd, a per-second trace and the
+ *    CPU of the three processes over each window are printed (notes and console).
  * 3. Aggregate: 32 dialler nodes in this process (32 sources: one source may hold at most
  *    relay_pipes_per_source = 4 pipes, and one node keeps one session per peer), each with its own
  *    session to the relay and one relayed session to A, all sending bulk at once with the cap off;
@@ -51,11 +55,14 @@ export const RN = {
   chunk: 256 * 1024,
   queued: 4,
   directWarmMs: 1000,
-  directMs: 4000,
-  capWarmMs: 2000, // > 1 s: the bucket's initial 1 s burst is spent before the window starts
-  capMs: 8000,
+  directMs: 3000,
+  offRounds: 3, // direct and cap-off runs, interleaved
   offWarmMs: 1000,
-  offMs: 4000,
+  offMs: 3000,
+  capRounds: 3,
+  capWarmMs: 2000, // > 1 s: the bucket's initial 1 s burst is spent before the window starts
+  capMs: 6000,
+  closeWaitMs: 3000,
   aggPipes: 32,
   aggDialConcurrency: 8,
   aggWarmMs: 1000,
@@ -70,13 +77,13 @@ const mbs = (x: number) => `${x < 10 ? x.toFixed(2) : x.toFixed(1)} MB/s`;
 
 // ---- children ----
 
-interface Child {
+export interface Child {
   proc: ChildProcess;
   ready: RelayChildReady;
   rpc<T = Record<string, unknown>>(m: Omit<RelayChildCmd, "id">, timeoutMs?: number): Promise<T>;
 }
 
-async function spawnChild(root: string, args: string[]): Promise<Child> {
+export async function spawnChild(root: string, args: string[]): Promise<Child> {
   const here = join(root, "bench");
   const prof = process.env.BENCH_RELAY_CPU_PROF && args[0] === process.env.BENCH_RELAY_CPU_PROF_ROLE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_RELAY_CPU_PROF}`] : [];
   const proc = spawn(process.execPath, [...prof, "--import", "tsx", join(here, "relay-child.ts"), ...args], {
@@ -114,7 +121,7 @@ async function spawnChild(root: string, args: string[]): Promise<Child> {
   return { proc, ready, rpc };
 }
 
-interface Status {
+export interface Status {
   relay: RelayStats | null;
   sessions: number;
   dgramDrops: number;
@@ -135,14 +142,14 @@ function bulkMessage(from: AtlasNode, to: string): WireMessage {
 }
 
 /** The agent's byte counter, stamped with this process's clock (midpoint of the IPC round trip). */
-async function sample(agent: Child): Promise<Progress & { t: number }> {
+export async function sample(agent: Child): Promise<Progress & { t: number }> {
   const a = performance.now();
   const p = await agent.rpc<Progress>({ cmd: "progress" });
   return { ...p, t: (a + performance.now()) / 2 };
 }
 
 /** Start a bulk stream on `s`: returns a stop() that ends the writer (does not close the session). */
-async function startBulk(from: AtlasNode, s: Session, capMs: number): Promise<{ stop: () => Promise<void>; written: () => number }> {
+export async function startBulk(from: AtlasNode, s: Session, capMs: number): Promise<{ stop: () => Promise<void>; written: () => number }> {
   const st = s.conn.openStream();
   const fs = new FramedStream(st);
   await fs.write(bulkMessage(from, s.nodeId));
@@ -196,23 +203,50 @@ const cpuOver = (x: Awaited<ReturnType<typeof cpuMark>>, y: Awaited<ReturnType<t
   return { dialler: (y.d - x.d) / dt, relay: (y.r - x.r) / dt, agent: (y.a - x.a) / dt };
 };
 
-/** One timed bulk run on a fresh session: goodput at the agent between two samples. */
-async function timedBulk(from: AtlasNode, s: Session, agent: Child, relay: Child | null, warmMs: number, measureMs: number): Promise<{ mbs: number; bytes: number; ms: number; overallMbs: number; cpu: Cpu }> {
+/**
+ * One timed bulk run on a fresh session: goodput at the agent between two samples. `trace`: one
+ * entry per second — kB read by the agent / inner packets sent / declared lost / cwnd KiB / RTT ms
+ * (the dialler's quiche stats of `s`).
+ */
+async function timedBulk(
+  from: AtlasNode,
+  s: Session,
+  agent: Child,
+  relay: Child | null,
+  warmMs: number,
+  measureMs: number,
+): Promise<{ mbs: number; bytes: number; ms: number; overallMbs: number; cpu: Cpu; trace: string[] }> {
   const base = await sample(agent);
   const b = await startBulk(from, s, warmMs + measureMs + 5000);
   const tGo = performance.now();
+  const trace: string[] = [];
+  let tracing = true;
+  const tracer = (async () => {
+    let prev = { bytes: base.bytes, ...s.conn.native.stats() };
+    while (tracing) {
+      await sleep(1000);
+      if (!tracing) return;
+      const p = await sample(agent);
+      const st = s.conn.native.stats();
+      const ps = s.conn.native.pathStats()[0];
+      trace.push(`${Math.round((p.bytes - prev.bytes) / 1000)}/${st.sent - prev.sent}/${st.lost - prev.lost}/${ps ? Math.round(ps.cwnd / 1024) : "?"}/${ps?.rtt ?? "?"}`);
+      prev = { bytes: p.bytes, ...st };
+    }
+  })();
   await sleep(warmMs);
   const c0 = await cpuMark(agent, relay);
   const p0 = await sample(agent);
   await sleep(measureMs);
   const p1 = await sample(agent);
   const c1 = await cpuMark(agent, relay);
+  tracing = false;
+  await tracer.catch(() => {});
   await b.stop().catch(() => {});
   const bytes = p1.bytes - p0.bytes;
-  return { mbs: bytes / 1e6 / ((p1.t - p0.t) / 1000), bytes, ms: p1.t - p0.t, overallMbs: (p1.bytes - base.bytes) / 1e6 / ((p1.t - tGo) / 1000), cpu: cpuOver(c0, c1) };
+  return { mbs: bytes / 1e6 / ((p1.t - p0.t) / 1000), bytes, ms: p1.t - p0.t, overallMbs: (p1.bytes - base.bytes) / 1e6 / ((p1.t - tGo) / 1000), cpu: cpuOver(c0, c1), trace };
 }
 
-async function closeSession(s: Session): Promise<void> {
+export async function closeSession(s: Session): Promise<void> {
   s.close("bench");
   await deadline(s.done, 10_000, "session close");
 }
@@ -228,7 +262,7 @@ const delta = (a: RelayStats, b: RelayStats) => ({
 const dropsText = (d: ReturnType<typeof delta>) => `dropped_rate_limit ${d.rate}, dropped_queue_full ${d.queue}, dropped_unknown_session ${d.unknown}`;
 
 /** The inner connection's quiche counters (the dialler is the inner QUIC client). */
-function innerStats(c: QuicConnection): { sent: number; lost: number; retransMB: number; rtt: number; cwndKiB: number } {
+export function innerStats(c: QuicConnection): { sent: number; lost: number; retransMB: number; rtt: number; cwndKiB: number } {
   const st = c.native.stats();
   const p = c.native.pathStats()[0];
   return { sent: st.sent, lost: st.lost, retransMB: st.streamRetransBytes / 1e6, rtt: p?.rtt ?? NaN, cwndKiB: p ? p.cwnd / 1024 : NaN };
@@ -246,6 +280,7 @@ export async function relayPhase(api: PhaseApi & { benchOnly: boolean }): Promis
   process.on("exit", kill);
   const nodes: BenchNode[] = [];
   const extra: AtlasNode[] = [];
+  let stopping = false;
   try {
     const relay = await spawnChild(api.root, ["relay"]);
     children.push(relay);
@@ -258,11 +293,16 @@ export async function relayPhase(api: PhaseApi & { benchOnly: boolean }): Promis
     // Placement: this process (diallers) on CPU 0 (run.ts pinned it there), relay and agent share
     // CPU 1 — so the direct baseline (B on CPU 0, A on CPU 1) is placed like run.ts's bulk phase.
     let placement = "not pinned (3 processes, 2 cores: the scheduler places them)";
+    let tag = " [unpinned]";
     const ncpu = cpus().length;
     const layout = process.env.BENCH_RELAY_PIN ?? "0,1,1"; // dialler, relay, agent
-    if (api.pinning && platform() === "linux" && ncpu >= 2 && layout !== "none") {
+    if (api.pinning && platform() === "linux" && ncpu >= 2 && layout === "none") api.pin(process.pid, `0-${ncpu - 1}`);
+    else if (api.pinning && platform() === "linux" && ncpu >= 2) {
       const [d, r, a] = layout.split(",");
-      if (api.pin(process.pid, d!) && api.pin(relay.proc.pid!, r!) && api.pin(agent.proc.pid!, a!)) placement = `diallers (this process) on CPU ${d}, relay on CPU ${r}, agent on CPU ${a} (taskset; 3 processes on ${ncpu} cores)`;
+      if (api.pin(process.pid, d!) && api.pin(relay.proc.pid!, r!) && api.pin(agent.proc.pid!, a!)) {
+        placement = `diallers (this process) on CPU ${d}, relay on CPU ${r}, agent on CPU ${a} (taskset; 3 processes on ${ncpu} cores)`;
+        tag = r === a ? ` [diallers CPU ${d}, relay + agent CPU ${r}]` : ` [diallers CPU ${d}, relay CPU ${r}, agent CPU ${a}]`;
+      }
     }
     api.log(`relay: relay udp/${relay.ready.port}, agent udp/${agent.ready.port} registered; ${placement}`);
 
@@ -322,7 +362,7 @@ export async function relayPhase(api: PhaseApi & { benchOnly: boolean }): Promis
     const rm50 = median(setup.total);
     const dm50 = median(setup.direct);
     api.addRow(
-      `relay: setup, RelayConnect sent → VerifyAck in the pipe (session to the relay reused), median of ${setup.total.length} (p90) — vs direct connect + handshake to the agent`,
+      `relay: setup${tag}, RelayConnect sent → VerifyAck in the pipe (session to the relay reused), median of ${setup.total.length} (p90) — vs direct connect + handshake to the agent`,
       `${ms(rm50)} (p90 ${ms(percentile(setup.total, 90))})`,
       "",
       "",
@@ -345,60 +385,123 @@ export async function relayPhase(api: PhaseApi & { benchOnly: boolean }): Promis
 
     // ---- 2. bulk ----
     const relayStatus = async () => (await relay.rpc<Status>({ cmd: "status" })).relay!;
-    // direct
-    const ds = (await directDial()).s;
-    const direct = await timedBulk(B, ds, agent, null, RN.directWarmMs, RN.directMs);
-    await closeSession(ds);
-    api.log(`relay bulk: direct ${mbs(direct.mbs)}; ${cpuText(direct.cpu)}`);
-
-    // cap off
-    await relay.rpc({ cmd: "set", transport: { relay_bandwidth_limit: 0 } });
-    let a0 = await relayStatus();
-    const off = await relayedDial();
-    const offBulk = await timedBulk(B, off.s, agent, relay, RN.offWarmMs, RN.offMs);
-    const offInner = innerStats(off.s.conn);
-    const offPipeDrops = relaySession.conn.dgramDrops;
-    await closeSession(off.s);
-    const offD = delta(a0, await relayStatus());
-    api.log(`relay bulk: cap off ${mbs(offBulk.mbs)} (${(offBulk.mbs / direct.mbs).toFixed(3)}× direct); relay ${dropsText(offD)}; ${cpuText(offBulk.cpu)}`);
-
-    // cap at default
+    interface BulkRun {
+      mbs: number;
+      overall: number;
+      cpu: Cpu;
+      drops: ReturnType<typeof delta>;
+      lossPct: number;
+      retransMB: number;
+      rtt: number;
+      cwndKiB: number;
+      pipeDrops: number;
+      trace: string[];
+      /** Session.close() → done, NaN when still closing after RN.closeWaitMs. */
+      closeMs: number;
+    }
+    // Each relayed bulk run has a dialler node of its own (and its own session to the relay): a
+    // relayed session that lost most of its packets can take many seconds to finish closing (its
+    // PTO has backed off, see the analysis), and its pipe holds a per-source slot until then.
+    const bulkStore = await openStore(join(dialler.dir, "bulk.db"));
+    const relayedBulk = async (capBps: number, warmMs: number, winMs: number): Promise<BulkRun> => {
+      await relay.rpc({ cmd: "set", transport: { relay_bandwidth_limit: capBps } });
+      const n = (await startNodeWith("bench-relay-bulk", false, bulkStore)).node;
+      extra.push(n);
+      const rs = await deadline(n.connectTo({ host: HOST, port: relay.ready.port }, { expectedNodeId: relay.ready.nodeId }), RCAP.dial, "session to the relay");
+      const s0 = await relayStatus();
+      const s = await deadline(dialViaRelay(n, relayAddr, agentId), RCAP.dial, "relayed dial");
+      const i0 = innerStats(s.conn);
+      const b = await timedBulk(n, s, agent, relay, warmMs, winMs);
+      const i1 = innerStats(s.conn);
+      const c0 = performance.now();
+      s.close("bench");
+      const closed = await deadline(s.done, RN.closeWaitMs, "close").then(() => true, () => false);
+      const closeMs = performance.now() - c0;
+      const d = delta(s0, await relayStatus());
+      const pipeDrops = rs.conn.dgramDrops;
+      await n.close();
+      extra.splice(extra.indexOf(n), 1);
+      const sent = i1.sent - i0.sent;
+      return {
+        closeMs: closed ? closeMs : NaN,
+        mbs: b.mbs,
+        overall: b.overallMbs,
+        cpu: b.cpu,
+        drops: d,
+        lossPct: sent > 0 ? (100 * (i1.lost - i0.lost)) / sent : 0,
+        retransMB: i1.retransMB - i0.retransMB,
+        rtt: i1.rtt,
+        cwndKiB: i1.cwndKiB,
+        pipeDrops,
+        trace: b.trace,
+      };
+    };
+    // direct and cap off, interleaved
+    const directRuns: { mbs: number; cpu: Cpu }[] = [];
+    const offRuns: BulkRun[] = [];
+    for (let i = 0; i < RN.offRounds; i++) {
+      const ds = (await directDial()).s;
+      const d = await timedBulk(B, ds, agent, null, RN.directWarmMs, RN.directMs);
+      await closeSession(ds);
+      directRuns.push({ mbs: d.mbs, cpu: d.cpu });
+      api.log(`relay bulk: direct ${mbs(d.mbs)}; ${cpuText(d.cpu)}`);
+      const o = await relayedBulk(0, RN.offWarmMs, RN.offMs);
+      offRuns.push(o);
+      api.log(`relay bulk: cap off ${mbs(o.mbs)} (${(o.mbs / d.mbs).toFixed(3)}× direct); relay ${dropsText(o.drops)}; ${cpuText(o.cpu)}; inner RTT ${o.rtt} ms cwnd ${o.cwndKiB.toFixed(0)} KiB`);
+    }
+    // cap at its default
+    const onRuns: BulkRun[] = [];
+    for (let i = 0; i < RN.capRounds; i++) {
+      const o = await relayedBulk(DEFAULT_CAP, RN.capWarmMs, RN.capMs);
+      onRuns.push(o);
+      api.log(`relay bulk: cap 1 MiB/s ${mbs(o.mbs)} (${(o.mbs / (DEFAULT_CAP / 1e6)).toFixed(3)}× cap; whole run incl. burst ${mbs(o.overall)}); inner loss ${o.lossPct.toFixed(0)}%; relay ${dropsText(o.drops)}; close ${Number.isNaN(o.closeMs) ? "pending" : ms(o.closeMs)}`);
+      api.log(`relay bulk:   per second, kB read / inner packets sent / declared lost / cwnd KiB / RTT ms: ${o.trace.join(" ")}`);
+    }
     await relay.rpc({ cmd: "set", transport: { relay_bandwidth_limit: DEFAULT_CAP } });
-    a0 = await relayStatus();
-    const on = await relayedDial();
-    const onBulk = await timedBulk(B, on.s, agent, relay, RN.capWarmMs, RN.capMs);
-    const onInner = innerStats(on.s.conn);
-    await closeSession(on.s);
-    const onD = delta(a0, await relayStatus());
-    const capMiB = onBulk.mbs / (DEFAULT_CAP / 1e6);
-    api.log(`relay bulk: cap 1 MiB/s ${mbs(onBulk.mbs)} (${capMiB.toFixed(3)}× cap; whole run incl. burst ${mbs(onBulk.overallMbs)}); relay ${dropsText(onD)}`);
+    await bulkStore.close();
 
+    const dMed = median(directRuns.map((x) => x.mbs));
+    const offMed = median(offRuns.map((x) => x.mbs));
+    const onMed = median(onRuns.map((x) => x.mbs));
+    const capRatio = onMed / (DEFAULT_CAP / 1e6);
+    const runaway = onRuns.filter((x) => x.lossPct > 80).length;
+    const list = (xs: number[], d = 2) => xs.map((x) => x.toFixed(d)).join(", ");
     api.addRow(
-      `relay: bulk through the relay, cap at default (${DEFAULT_CAP.toLocaleString("en-US")} B/s per direction), goodput over ${RN.capMs / 1000} s after a ${RN.capWarmMs / 1000} s warm-up`,
-      `${mbs(onBulk.mbs)} (${(onBulk.mbs / (DEFAULT_CAP / 1e6)).toFixed(3)} MiB/s)`,
+      `relay: bulk through the relay${tag}, cap at default (${DEFAULT_CAP.toLocaleString("en-US")} B/s per direction), goodput over ${RN.capMs / 1000} s after a ${RN.capWarmMs / 1000} s warm-up, median of ${onRuns.length} runs`,
+      `${mbs(onMed)} (${capRatio.toFixed(3)} MiB/s; runs ${list(onRuns.map((x) => x.mbs))})`,
       "",
       "",
-      capMiB,
+      capRatio,
       "cap",
       { op: ">=", value: 0.9 },
     );
     api.addRow(
-      `relay: bulk through the relay, cap off, goodput over ${RN.offMs / 1000} s after ${RN.offWarmMs / 1000} s — vs direct bulk to the agent (same method)`,
-      mbs(offBulk.mbs),
+      `relay: bulk through the relay${tag}, cap off, goodput over ${RN.offMs / 1000} s after ${RN.offWarmMs / 1000} s, median of ${offRuns.length} — vs direct bulk to the agent (same method, interleaved)`,
+      `${mbs(offMed)} (runs ${list(offRuns.map((x) => x.mbs), 1)})`,
       "",
       "",
-      offBulk.mbs / direct.mbs,
+      offMed / dMed,
       "direct",
       { op: ">=", value: 0.3 },
     );
-    api.addRow(`relay: ↳ direct bulk, this process → agent, goodput over ${RN.directMs / 1000} s after ${RN.directWarmMs / 1000} s`, mbs(direct.mbs), "", "");
+    api.addRow(`relay: ↳ direct bulk, this process → agent, goodput over ${RN.directMs / 1000} s after ${RN.directWarmMs / 1000} s, median of ${directRuns.length}`, `${mbs(dMed)} (runs ${list(directRuns.map((x) => x.mbs), 1)})`, "", "");
     api.note(
-      `relay: bulk with the cap at default: relay ${dropsText(onD)}, forwarded ${onD.packets} packets / ${(onD.bytes / 1e6).toFixed(1)} MB (both directions, whole run); ` +
-        `whole run incl. the 1 s burst ${mbs(onBulk.overallMbs)}; inner QUIC (dialler side): ${onInner.lost} of ${onInner.sent} packets declared lost, ${onInner.retransMB.toFixed(2)} MB retransmitted, RTT ${onInner.rtt} ms, cwnd ${onInner.cwndKiB.toFixed(0)} KiB at the end`,
+      `relay: bulk with the cap at default, per run: ` +
+        onRuns
+          .map(
+            (o) =>
+              `${mbs(o.mbs)} (incl. the 1 s burst ${mbs(o.overall)}), inner QUIC ${o.lossPct.toFixed(0)}% of packets declared lost, ${o.retransMB.toFixed(1)} MB retransmitted, cwnd ${o.cwndKiB.toFixed(0)} KiB / RTT ${o.rtt} ms at the end, ` +
+              `close ${Number.isNaN(o.closeMs) ? `still pending after ${RN.closeWaitMs / 1000} s` : ms(o.closeMs)}; relay ${dropsText(o.drops)}`,
+          )
+          .join("; ") +
+        `. ${runaway} of ${onRuns.length} runs in the CUBIC run-away mode (> 80 % loss, see the analysis)`,
     );
     api.note(
-      `relay: bulk with the cap off: relay ${dropsText(offD)}, forwarded ${offD.packets} packets / ${(offD.bytes / 1e6).toFixed(1)} MB; ${cpuText(offBulk.cpu)} (direct run: ${cpuText(direct.cpu)}); ` +
-        `dialler's DATAGRAMs refused by its own quiche queue: ${offPipeDrops}; inner QUIC: ${offInner.lost} of ${offInner.sent} packets declared lost, ${offInner.retransMB.toFixed(2)} MB retransmitted, RTT ${offInner.rtt} ms, cwnd ${offInner.cwndKiB.toFixed(0)} KiB at the end`,
+      `relay: bulk with the cap off, per run: ` +
+        offRuns
+          .map((o, i) => `${mbs(o.mbs)} vs direct ${mbs(directRuns[i]!.mbs)}; relay ${dropsText(o.drops)}; dialler's pipe DATAGRAMs refused by its own quiche queue ${o.pipeDrops}; inner QUIC ${o.lossPct.toFixed(1)}% lost, RTT ${o.rtt} ms, cwnd ${o.cwndKiB.toFixed(0)} KiB at the end; ${cpuText(o.cpu)}`)
+          .join("; ") +
+        `. Direct runs: ${directRuns.map((d) => cpuText(d.cpu)).join("; ")}`,
     );
 
     // ---- 3. aggregate: 32 sources, one pipe each, cap off ----
@@ -442,7 +545,7 @@ export async function relayPhase(api: PhaseApi & { benchOnly: boolean }): Promis
     const agentCpu = (g1.cpuMs - g0.cpuMs) / (g1.t - g0.t);
     const perStream = sessions.length ? goodput / sessions.length : 0;
     api.addRow(
-      `relay: aggregate, ${sessions.length} pipes (${srcs.length} sources → 1 agent) sending at once, cap off: forwarded by the relay over ${RN.aggMs / 1000} s (packets both directions)`,
+      `relay: aggregate${tag}, ${sessions.length} pipes (${srcs.length} sources → 1 agent) sending at once, cap off: forwarded by the relay over ${RN.aggMs / 1000} s (packets both directions)`,
       `${mbs(fwdMBs)}, ${Math.round(fwdPps).toLocaleString("en-US")} packets/s`,
       "",
       "",
@@ -465,6 +568,7 @@ export async function relayPhase(api: PhaseApi & { benchOnly: boolean }): Promis
     await aggStore.close();
 
     relaySession.close("bench");
+    stopping = true;
     await Promise.all([relay.rpc({ cmd: "stop" }, 15_000), agent.rpc({ cmd: "stop" }, 15_000)]);
     api.note(
       `relay: placement ${placement}; relay config: defaults (relay_capacity 64, relay_pipes_per_source 4, 1350-byte outer datagrams, 1200-byte inner packets) with the bench's raised limits; ` +
@@ -476,6 +580,8 @@ export async function relayPhase(api: PhaseApi & { benchOnly: boolean }): Promis
       await n.node.close().catch(() => {});
       await n.store.close().catch(() => {});
     }
+    // a stopped child exits by itself (and writes its --cpu-prof profile): give it 5 s, then kill
+    if (stopping) await Promise.all(children.map((c) => (c.proc.exitCode === null ? deadline(new Promise((r) => c.proc.once("exit", r)), 5000, "child exit").catch(() => {}) : null)));
     kill();
     process.off("exit", kill);
   }

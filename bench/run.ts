@@ -23,6 +23,7 @@
  *                                         untouched, except that a run including `relay` replaces
  *                                         the "relay: " rows and notes in its generated section
  *   BENCH_RELAY_PIN=d,r,a | none          CPUs of dialler (this process), relay, agent (default 0,1,1)
+ *   BENCH_RELAY_CPU_PROF=DIR BENCH_RELAY_CPU_PROF_ROLE=relay|agent   that relay-phase child under --cpu-prof
  *   BENCH_CPU_PROF=DIR                    run the server child under `node --cpu-prof` into DIR
  *   BENCH_NO_WRITE=1                      do not touch bench/RESULTS.md
  *   BENCH_NO_PIN=1                        leave CPU placement to the scheduler
@@ -599,10 +600,10 @@ async function writeResults(text: string): Promise<void> {
 }
 
 const watchdog = setTimeout(() => {
-  process.stderr.write("bench: overall time limit (240 s) reached, aborting\n");
+  process.stderr.write("bench: overall time limit (300 s) reached, aborting\n");
   killChild();
   process.exit(2);
-}, 240_000);
+}, 300_000);
 watchdog.unref();
 
 try {

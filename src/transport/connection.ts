@@ -24,6 +24,8 @@ export interface CloseInfo {
 /** Packets drained per connection per turn: caps quiche 0.18's send() loop bug (NOTES "Traps"). */
 const MAX_PACKETS_PER_TURN = 256;
 const dec = new TextDecoder();
+/** Where received DATAGRAMs land, one at a time (see `onDatagram`). */
+const dgramScratch = new Uint8Array(65536);
 const enc = new TextEncoder();
 
 /**
@@ -63,6 +65,10 @@ export class QuicConnection {
   verified = false;
   /** Called for each stream the peer opens. Set before the first packet is processed. */
   onStream: ((s: QuicStream) => void) | null = null;
+  /**
+   * Called for each received DATAGRAM. `d` is a view of a shared scratch buffer, valid only during
+   * the call (a relay forwards thousands per second: no allocation per packet): copy to keep it.
+   */
   onDatagram: ((d: Uint8Array) => void) | null = null;
   /** Called once when the connection is gone (after `closed` settles). */
   onGone: ((c: QuicConnection) => void) | null = null;
@@ -112,6 +118,8 @@ export class QuicConnection {
   }
 
   private lastFrom: HostPort | null = null;
+  /** The recv info object quiche wants, reused while the path is the same (no allocation per packet). */
+  private recvInfo: { from: HostPort; to: HostPort } | null = null;
   /** The peer's address as an object quiche accepts, reused while it does not change. */
   peerHostPort(host: string, port: number): HostPort {
     const f = this.lastFrom;
@@ -122,7 +130,8 @@ export class QuicConnection {
   /** Feed one received packet. */
   receive(datagram: Uint8Array, from: HostPort, to: HostPort): void {
     if (this.gone) return;
-    const info = { from, to };
+    let info = this.recvInfo;
+    if (!info || info.from !== from || info.to !== to) info = this.recvInfo = { from, to };
     if ((datagram[0]! & 0xc0) === 0x40) {
       // short header: one packet, the common case once established
       try {
@@ -295,9 +304,9 @@ export class QuicConnection {
 
   private dispatchDatagrams(): void {
     for (;;) {
-      const d = this.native.dgramRecvVec();
-      if (!d) return;
-      this.onDatagram!(d);
+      const n = this.native.dgramRecv(dgramScratch);
+      if (n === null) return;
+      this.onDatagram!(dgramScratch.subarray(0, n));
     }
   }
 
