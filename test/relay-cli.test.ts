@@ -6,7 +6,7 @@
  */
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { appendFile } from "node:fs/promises";
+import { appendFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { cleanupHomes, initHome, killAll, runAtlas, startListener, type Listener } from "./helpers/cli.ts";
 
@@ -44,9 +44,12 @@ describe("relay node and daemons as processes", { timeout: 120_000 }, () => {
     const relayPort = relay.port;
     const label = `${relay.nodeId.slice(0, 18)}…@127.0.0.1:${relayPort}`;
     const a = await initHome("alpha");
-    await config(a.home, `\n[transport]\nrelay_announce_interval = 1\n`);
+    // The relay is alpha's STUN server too (SPEC §10: relay nodes answer STUN on their QUIC port).
+    await writeFile(join(a.home, "state", "config.toml"), `[stun]\nservers = ["127.0.0.1:${relayPort}"]\n\n[transport]\nrelay_announce_interval = 1\n`);
     const alpha = await startListener(a.home, ["--relay", `127.0.0.1:${relayPort}`]);
-    await until("alpha registered with the relay", () => status(a.home), (s) => s.relays?.[0]?.registered === true, 10_000);
+    const st = await until("alpha registered with the relay", () => status(a.home), (s) => s.relays?.[0]?.registered === true && s.public_address_source.startsWith("stun"), 10_000);
+    assert.equal(st.public_address_source, `stun 127.0.0.1:${relayPort}`);
+    assert.equal(st.public_address, alpha.address);
     assert.equal((await status(relayHome.home)).relay_server.registered, 1);
     const human = await runAtlas(["status"], { home: a.home });
     assert.match(human.stdout, new RegExp(`^Relays   : 127\\.0\\.0\\.1:${relayPort} registered$`, "m"));
