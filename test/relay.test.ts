@@ -16,7 +16,7 @@ import { generateSeed } from "../src/identity/keys.ts";
 import { dialPeer } from "../src/net/dial.ts";
 import { AtlasNode } from "../src/net/node.ts";
 import type { Session } from "../src/net/session.ts";
-import { dialViaRelay } from "../src/relay/dial.ts";
+import { dialViaRelay, relayErrorToAtlas } from "../src/relay/dial.ts";
 import { RelayPipe, relayLinks } from "../src/relay/pipe.ts";
 import { RelayPresence } from "../src/relay/presence.ts";
 import { RelayServer } from "../src/relay/server.ts";
@@ -197,6 +197,8 @@ describe("relay pipes", { timeout: 120_000 }, () => {
     await t.node.ban(b.nodeId, Math.floor(Date.now() / 1000) + 600);
     await assert.rejects(dialViaRelay(b, r.addr, t.node.nodeId), (e) => relayErrorCode(e) === 5 && isAtlasError(e) && e.exit === 4 && /banned/.test(e.message));
     assert.equal(r.server.status().pipes, 0);
+    // Refused for another reason (a registration racing a relay restart): not a refusal of us.
+    assert.equal(relayErrorToAtlas("r", 5, "target refused: this node is not registered with you as a relay").exit, 3);
   });
 
   test("RelayError 6: a connection whose DATAGRAMs cannot carry a 1200-byte inner packet", async () => {

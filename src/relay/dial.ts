@@ -23,9 +23,15 @@ const RELAY_ERROR_TEXT: Record<number, string> = {
   7: "per-source pipe limit",
 };
 
-/** A RelayError as a typed error: refusals by the target or of us are rejections, the rest unreachable. */
+/**
+ * A RelayError as a typed error. A refusal of us — a source mismatch, or the target refusing a
+ * banned source — is a rejection (exit 4; the outbox stops retrying); anything else, including a
+ * target that refused for another reason (its registration racing a relay restart), only means
+ * this relay could not reach it now (exit 3; retried).
+ */
 export function relayErrorToAtlas(relay: string, code: number, reason: string): AtlasError {
-  const name: ErrorCodeName = code === RelayErrorCode.TARGET_REFUSED || code === RelayErrorCode.SOURCE_MISMATCH ? "ERR_REJECTED" : "ERR_UNREACHABLE";
+  const refusedUs = code === RelayErrorCode.SOURCE_MISMATCH || (code === RelayErrorCode.TARGET_REFUSED && /\bbanned\b/.test(reason));
+  const name: ErrorCodeName = refusedUs ? "ERR_REJECTED" : "ERR_UNREACHABLE";
   return new AtlasError(name, `relay ${relay}: ${RELAY_ERROR_TEXT[code] ?? "error"} (RelayError ${code}${reason ? `: ${reason}` : ""})`);
 }
 
