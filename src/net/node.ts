@@ -311,7 +311,7 @@ export class AtlasNode {
     const now = unixNow();
     // SPEC §8: the address we dialled successfully, else its first advertised listen address
     // (only when we know none: an advertised address never replaces a proven one).
-    // A relayed session proves no address at all: the connection's `remote` is the relay's.
+    // A relayed connection's `remote` is the relay's address: never the peer's public address.
     const relayed = s.path === "relay";
     const address = dialled ? formatAddr(dialled) : (await this.store.peers.get(peer.nodeId))?.address ? undefined : peer.listenAddrs[0];
     s.rowId = await this.store.recordSessionOpen(
@@ -376,7 +376,7 @@ export class AtlasNode {
    */
   private async admit(session: Session, req: WireMessage, bytes: number, fs: FramedStream): Promise<boolean> {
     // A configured relay pairs many sources with this node: its RelayConnects are their requests,
-    // not its own, and must not get the relay banned (docs/decisions.md "Relay pairing and limits").
+    // not its own, and must not get the relay banned (docs/decisions.md, "Relay").
     if (req.type === "RelayConnect" && req.session !== undefined && session.trust === "relay" && session.path === "direct") return true;
     const d = this.limiter.check(session.nodeId, session.trust, bytes);
     if (d.ok) return true;

@@ -158,7 +158,7 @@ export class RelayServer {
     };
     const sa = this.allocSession(a.conn);
     const sb = this.allocSession(b.conn);
-    let aStream: QuicStream;
+    let aStream: QuicStream | null = null;
     let answer: WireMessage | null;
     try {
       aStream = a.conn.openStream();
@@ -167,6 +167,7 @@ export class RelayServer {
       answer = await fa.read(this.cfg.relay_pairing_timeout * 1000);
     } catch (e) {
       release();
+      aStream?.abort(0); // a late RelayReady must not leave the target holding a pipe
       const timedOut = (e as { code?: string }).code === "ERR_TIMEOUT";
       return refuse(timedOut ? RelayErrorCode.PAIRING_TIMEOUT : RelayErrorCode.TARGET_NOT_REGISTERED, timedOut ? `target did not answer within ${this.cfg.relay_pairing_timeout} s` : "target's connection failed while pairing");
     }
