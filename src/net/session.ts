@@ -72,7 +72,7 @@ export class Session {
     this.log = o.log;
     this.done = new Promise((r) => (this.resolveDone = r));
     void this.conn.closed.then((info) => {
-      const reason = this.closeReason ?? (info.timedOut ? "timeout" : info.local ? "closed" : info.reason || "peer_closed");
+      const reason = this.closeReason ?? (info.timedOut ? "timeout" : info.local ? info.reason || "closed" : info.reason || "peer_closed");
       this.finish(reason);
     });
   }

@@ -82,7 +82,7 @@ export class RelayPipe implements PacketSink {
       if (ended) return;
       ended = true;
       this.closed = true;
-      this.inner?.close(0, why);
+      this.inner?.abandon(why); // the pipe is gone: no closing period to wait out
       stream.end().catch(() => {});
       stream.stopReading(0);
       onEnd();

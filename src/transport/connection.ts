@@ -237,6 +237,16 @@ export class QuicConnection {
     schedule(this);
   }
 
+  /**
+   * Close and be done at once, without the closing period: for a connection whose path is gone
+   * (a relay pipe that ended), where no packet could reach the peer anyway.
+   */
+  abandon(reason: string): void {
+    if (this.gone) return;
+    this.close(0, reason);
+    this.finish();
+  }
+
   /** @internal one turn of work: streams, datagrams, sending, timers, closure. */
   process(): void {
     if (this.gone) return;
