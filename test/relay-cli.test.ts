@@ -119,4 +119,27 @@ describe("relay node and daemons as processes", { timeout: 120_000 }, () => {
     assert.equal(r.stderr, `error: relay ${relay.nodeId}@127.0.0.1:${relay.port}: target not registered (RelayError 1: target is not registered with this relay)\n`);
     await relay.stop();
   });
+
+  test("a daemon with transport.offer_relay relays for others while staying an agent itself", async () => {
+    const r = await initHome("helper");
+    await config(r.home, `\n[transport]\noffer_relay = true\n`);
+    const helper = await startListener(r.home, [], { cmd: ["daemon"] });
+    const a = await initHome("alpha");
+    const alpha = await startListener(a.home, ["--relay", helper.address]);
+    await until("alpha registered with the helper daemon", () => status(a.home), (s) => s.relays?.[0]?.registered === true, 10_000);
+    const b = await initHome("beta");
+    await config(b.home, `\n[network]\nrelays = ["${helper.address}"]\n`);
+    const ping = await runAtlas(["net", "ping", alpha.nodeId], { home: b.home });
+    assert.equal(ping.code, 0, ping.stderr);
+    assert.match(ping.stdout, new RegExp(`^Path : relay \\(${esc(helper.nodeId.slice(0, 18))}…@${esc(helper.address)}\\)$`, "m"));
+    const hs = await status(r.home);
+    assert.equal(hs.relay_server.registered, 1);
+    assert.ok(hs.relay_server.forwarded_packets > 0);
+    // … and it is still an agent: a message to it is delivered to its own inbox.
+    const send = await runAtlas(["net", "send", helper.nodeId, '{"hi":1}'], { home: b.home });
+    assert.equal(send.code, 0, send.stderr);
+    await until("the message in the helper's inbox", async () => (await runAtlas(["net", "inbox", "--json"], { home: r.home })).stdout, (out) => out.includes('"body":{"hi":1}'), 5000);
+    await alpha.stop();
+    await helper.stop();
+  });
 });
