@@ -67,8 +67,10 @@ export const RN = {
   aggDialConcurrency: 8,
   aggWarmMs: 1000,
   aggMs: 5000,
+  rttWarmup: 50,
+  rtt: 500,
 } as const;
-const RCAP = { setup: 20_000, dial: 15_000, childStart: 30_000 } as const;
+const RCAP = { setup: 20_000, dial: 15_000, childStart: 30_000, rtt: 10_000 } as const;
 const DEFAULT_CAP = 1_048_576;
 
 const ms = (x: number) => (x < 1 ? x.toFixed(3) : x < 10 ? x.toFixed(2) : x.toFixed(1)) + " ms";
@@ -381,6 +383,29 @@ export async function relayPhase(api: PhaseApi & { benchOnly: boolean }): Promis
       `relay: setup runs (ms): relayed ${setup.total.map((x) => x.toFixed(1)).join(", ")}; direct ${setup.direct.map((x) => x.toFixed(1)).join(", ")}; ` +
         `relay counters over the setup loop: ${st1.pipes_opened - st0.pipes_opened} pipes opened, ${st1.pipes_refused - st0.pipes_refused} refused`,
     );
+    // ---- 1b. round trip: Ping/Pong over a relayed session, then over a direct one to the same agent ----
+    const pings = async (s: Session): Promise<number[]> => {
+      for (let i = 0; i < RN.rttWarmup; i++) await s.ping(5000);
+      const t: number[] = [];
+      const end = performance.now() + RCAP.rtt;
+      for (let i = 0; i < RN.rtt && performance.now() < end; i++) t.push((await s.ping(5000)).rttMs);
+      return t;
+    };
+    const rr = await relayedDial();
+    const relayedRtt = await pings(rr.s);
+    await closeSession(rr.s);
+    const dr = await directDial();
+    const directRtt = await pings(dr.s);
+    await closeSession(dr.s);
+    api.addRow(
+      `relay: round trip${tag}, Ping/Pong over the relayed session, median of ${relayedRtt.length} (p99) — vs direct to the same agent`,
+      `${ms(median(relayedRtt))} (p99 ${ms(percentile(relayedRtt, 99))})`,
+      "",
+      "",
+      median(relayedRtt) / median(directRtt),
+      "direct",
+    );
+    api.addRow(`relay: ↳ direct round trip, this process → agent, median of ${directRtt.length} (p99)`, `${ms(median(directRtt))} (p99 ${ms(percentile(directRtt, 99))})`, "", "");
     api.log(`relay setup: relayed ${ms(rm50)} (pairing ${ms(median(setup.pairing))}, inner QUIC ${ms(median(setup.quic))}, Atlas ${ms(median(setup.atlas))}); direct ${ms(dm50)}; first relay session ${ms(relaySessionMs)}`);
 
     // ---- 2. bulk ----
