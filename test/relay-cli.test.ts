@@ -95,6 +95,9 @@ describe("relay node and daemons as processes", { timeout: 120_000 }, () => {
     // Every one-shot command closed its pipe: the relay holds none, and forwarded packets.
     const rs = await until("relay pipes closed", () => status(relayHome.home), (s) => s.relay_server.pipes === 0, 5000);
     assert.ok(rs.relay_server.forwarded_packets > 0);
+    // … and alpha, the target of every one of them, holds no pipe state either; nothing was dropped.
+    const as = await until("alpha's pipes closed", () => status(a.home), (s) => s.relay_pipes?.open === 0, 5000);
+    assert.equal(as.relay_pipes.datagram_drops, 0);
 
     // Relay restart: alpha notices, re-registers on its own, and beta reaches it again.
     assert.equal(await relay.stop(), 0);

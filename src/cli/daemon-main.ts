@@ -33,13 +33,14 @@ export async function startDaemon(ctx: Ctx, o: DaemonOptions): Promise<void> {
     // SPEC §11: presence at the configured relays (and accepting pipes through them); relaying for
     // others when transport.offer_relay is on.
     const { RelayPresence } = await import("../relay/presence.ts");
+    const { relayLinks } = await import("../relay/pipe.ts");
     const presence = new RelayPresence(node, ctx.log);
     presence.onChange = () => void registration?.registerAll();
     services.push(presence);
     const baseStatus = handlers.get("status")!;
     handlers.set("status", async (a) => {
       const st = stun.status();
-      return { ...((await baseStatus(a)) as object), public_address: st.address, public_address_source: st.source, relays: presence.status() };
+      return { ...((await baseStatus(a)) as object), public_address: st.address, public_address_source: st.source, relays: presence.status(), relay_pipes: relayLinks(node).stats() };
     });
     if (node.config.stun.serve && !node.config.transport.offer_relay) (await import("../stun/server.ts")).serveStun(node.endpoint);
     if (node.config.transport.offer_relay) await (await import("../relay/server.ts")).offerRelay(node, handlers, services);

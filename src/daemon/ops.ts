@@ -122,6 +122,8 @@ export interface StatusReport {
   farcaster: { verify: string; hub: { url: string; reachable: boolean | null; last_error?: string } | null };
   /** Presence at the configured relays (SPEC §11), from the daemon's relay service. */
   relays?: { relay: string; node_id: string | null; registered: boolean; last_ok: number | null; last_error: string | null; attempts: number }[];
+  /** Pipes through relays that this node is an end of, and their DATAGRAM drops. */
+  relay_pipes?: { open: number; datagram_drops: number; unknown_session: number };
   /** This node's own relay service, when it offers relaying. */
   relay_server?: { registered: number; pipes: number; capacity: number; forwarded_packets: number; forwarded_bytes: number; dropped_rate_limit: number; dropped_queue_full: number } | null;
 }

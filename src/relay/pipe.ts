@@ -117,9 +117,19 @@ export class RelayLinks {
     m.set(pipe.session, pipe);
   }
 
+  /** DATAGRAMs of pipes already closed that their relay connection refused to queue. */
+  private closedDrops = 0;
+
+  /** Open pipes and DATAGRAM drops (SPEC §11: `dgramSend` drops silently — count them), for `atlas status`. */
+  stats(): { open: number; datagram_drops: number; unknown_session: number } {
+    const pipes = this.pipes();
+    return { open: pipes.length, datagram_drops: this.closedDrops + pipes.reduce((n, p) => n + p.drops, 0), unknown_session: this.unknown };
+  }
+
   remove(pipe: RelayPipe): void {
     const m = this.byConn.get(pipe.conn);
     if (!m || m.get(pipe.session) !== pipe) return;
+    this.closedDrops += pipe.drops;
     m.delete(pipe.session);
     if (m.size === 0) {
       this.byConn.delete(pipe.conn);

@@ -67,8 +67,9 @@ export function registerDaemon(program: Command<any, any, any>, ctxOf: CtxOf, ct
 /** `198.51.100.1:4433 registered, 198.51.100.2:4433 failing (why)`, or `none`. */
 function relaysText(r: StatusReport): string {
   const rs = r.relays ?? [];
-  if (rs.length === 0) return "none";
-  return rs.map((x) => `${x.relay} ${x.registered ? "registered" : `not registered${x.last_error ? ` (${x.last_error})` : ""}`}`).join("; ");
+  const pipes = r.relay_pipes && r.relay_pipes.open > 0 ? `; ${r.relay_pipes.open} relayed connection${r.relay_pipes.open === 1 ? "" : "s"} open` : "";
+  if (rs.length === 0) return `none${pipes}`;
+  return rs.map((x) => `${x.relay} ${x.registered ? "registered" : `not registered${x.last_error ? ` (${x.last_error})` : ""}`}`).join("; ") + pipes;
 }
 
 function renderStatus(ctx: Ctx, r: StatusReport): void {
