@@ -91,7 +91,7 @@ test("file overrides a few keys, the rest stay default", async () => {
       `# my node
 [network]
 port = 5000
-bootstrap = ["1.2.3.4:4433", "atlas_abc@5.6.7.8:4433"]
+bootstrap = ["1.2.3.4:4433", "atlas_abababababababababababababababababababababababababababababababab@5.6.7.8:4433"]
 
 [transport]
 offer_relay = true
@@ -106,7 +106,7 @@ verify = "signature"
     const cfg = await loadConfig(paths);
     const want = defaultConfig();
     want.network.port = 5000;
-    want.network.bootstrap = ["1.2.3.4:4433", "atlas_abc@5.6.7.8:4433"];
+    want.network.bootstrap = ["1.2.3.4:4433", "atlas_abababababababababababababababababababababababababababababababab@5.6.7.8:4433"];
     want.transport.offer_relay = true;
     want.rate_limit.unknown.per_second = 7;
     want.farcaster.verify = "signature";
@@ -274,6 +274,13 @@ test("parseConfigValue parses by type", () => {
   throwsWith(() => parseConfigValue("farcaster.verify", "x"), "ERR_USAGE", /must be one of hub, signature, got 'x'/);
   throwsWith(() => parseConfigValue("network.bootstrap", "[1, 2]"), "ERR_USAGE", /must be a list of strings/);
   throwsWith(() => parseConfigValue("network.bootstrap", "[\"a\""), "ERR_USAGE", /must be a list of strings/);
+  // Address lists: every entry host:port (bootstrap and relays may pin a full node ID).
+  throwsWith(() => parseConfigValue("network.relays", "nonsense"), "ERR_USAGE", /^'network\.relays' entries must be host:port or atlas_<node ID>@host:port, got 'nonsense'$/);
+  throwsWith(() => parseConfigValue("network.relays", "atlas_abc@1.2.3.4:4433"), "ERR_USAGE", /got 'atlas_abc@1\.2\.3\.4:4433'/);
+  throwsWith(() => parseConfigValue("stun.servers", "1.2.3.4:0"), "ERR_USAGE", /'stun\.servers' entries must be host:port/);
+  throwsWith(() => parseConfigValue("stun.servers", `${"ab".repeat(32)}@1.2.3.4:1`), "ERR_USAGE", /'stun\.servers' entries must be host:port/);
+  assert.deepEqual(parseConfigValue("network.relays", '["[2001:db8::1]:4433", "relay.example.org:4433"]'), ["[2001:db8::1]:4433", "relay.example.org:4433"]);
+  assert.equal(parseConfigValue("transport.relay_bandwidth_limit", "0"), 0, "0 = no relay bandwidth limit");
 });
 
 test("getConfigValue: key, section, group, sub-section; formatConfigValue", () => {
@@ -308,7 +315,7 @@ test("set then get round-trips int, bool, string, list, enum and sub-table keys"
       ["network.port", "5001", 5001],
       ["transport.offer_relay", "true", true],
       ["network.host", "127.0.0.1", "127.0.0.1"],
-      ["network.bootstrap", '["1.2.3.4:4433","atlas_x@5.6.7.8:1"]', ["1.2.3.4:4433", "atlas_x@5.6.7.8:1"]],
+      ["network.bootstrap", '["1.2.3.4:4433","atlas_abababababababababababababababababababababababababababababababab@5.6.7.8:1"]', ["1.2.3.4:4433", "atlas_abababababababababababababababababababababababababababababababab@5.6.7.8:1"]],
       ["network.relays", "r1:1,r2:2", ["r1:1", "r2:2"]],
       ["farcaster.verify", "signature", "signature"],
       ["rate_limit.relay.per_second", "11", 11],

@@ -49,6 +49,30 @@ const RANGES: Readonly<Record<string, { min: number; max?: number }>> = {
   "transport.dial_stagger_ms": { min: 0 }, // 0 = dial every candidate at once
   "transport.max_datagram_size": { min: 1200, max: 65527 }, // QUIC minimum .. UDP maximum
   "farcaster.cache_ttl": { min: 0 }, // 0 = do not cache verifications
+  "transport.relay_bandwidth_limit": { min: 0 }, // 0 = no limit
+};
+
+/**
+ * `host:port` with an IP literal, `[IPv6]` or a DNS name, port 1–65535; `pinned` also allows
+ * `atlas_<64 hex>@host:port` (SPEC §11, §12: a bootstrap or relay node with its node ID).
+ */
+function isAddrItem(s: string, pinned: boolean): boolean {
+  let t = s.trim();
+  const at = t.indexOf("@");
+  if (at >= 0) {
+    if (!pinned || !/^atlas_[0-9a-f]{64}$/i.test(t.slice(0, at))) return false;
+    t = t.slice(at + 1);
+  }
+  const m = /^\[[0-9a-fA-F:.]+\]:(\d{1,5})$/.exec(t) ?? /^[A-Za-z0-9.-]+:(\d{1,5})$/.exec(t);
+  const port = m ? Number(m[1]) : 0;
+  return port >= 1 && port <= 65535;
+}
+
+/** What each entry of an address list must look like. */
+const LIST_ITEMS: Readonly<Record<string, { ok: (s: string) => boolean; what: string }>> = {
+  "network.bootstrap": { ok: (s) => isAddrItem(s, true), what: "host:port or atlas_<node ID>@host:port" },
+  "network.relays": { ok: (s) => isAddrItem(s, true), what: "host:port or atlas_<node ID>@host:port" },
+  "stun.servers": { ok: (s) => isAddrItem(s, false), what: "host:port" },
 };
 
 function isTable(v: unknown): v is Record<string, unknown> {
@@ -104,7 +128,7 @@ for (const [top, table] of Object.entries(DEFAULTS as Record<string, unknown>)) 
     }
   }
 }
-for (const k of [...Object.keys(RANGES), ...Object.keys(ENUMS)]) {
+for (const k of [...Object.keys(RANGES), ...Object.keys(ENUMS), ...Object.keys(LIST_ITEMS)]) {
   if (!specs.has(k)) throw new Error(`config schema: bound for unknown key '${k}'`);
 }
 
@@ -195,6 +219,9 @@ export function checkValue(spec: KeySpec, v: unknown, toml = false): Checked {
       if (!Array.isArray(v)) return wrongType();
       const bad = v.find((x) => typeof x !== "string");
       if (bad !== undefined) return { ok: false, error: `'${spec.key}' must be a list of strings, got a list containing ${typeName(bad, toml)}` };
+      const items = LIST_ITEMS[spec.key];
+      const wrong = items ? (v as string[]).find((x) => !items.ok(x)) : undefined;
+      if (wrong !== undefined) return { ok: false, error: `'${spec.key}' entries must be ${items!.what}, got '${wrong}'` };
       return { ok: true, value: [...(v as string[])] };
     }
   }
@@ -232,23 +259,29 @@ export function parseRawValue(spec: KeySpec, raw: string): unknown {
       return raw;
     }
     case "list": {
-      const t = raw.trim();
-      if (t === "") return [];
-      if (t.startsWith("[")) {
-        let arr: unknown;
-        try {
-          arr = parseToml(`v = ${t}`).v;
-        } catch {
-          try {
-            arr = JSON.parse(t);
-          } catch {
-            return bad("must be a list of strings (a TOML/JSON array or comma-separated)");
-          }
-        }
-        if (!Array.isArray(arr) || !arr.every((x) => typeof x === "string")) return bad("must be a list of strings");
-        return [...arr];
-      }
-      return t.split(",").map((x) => x.trim()).filter((x) => x !== "");
+      const list = parseRawList(raw, bad);
+      const r = checkValue(spec, list);
+      if (!r.ok) throw new AtlasError("ERR_USAGE", r.error);
+      return list;
     }
   }
+}
+
+/** A list as typed on the command line: a TOML/JSON array literal, or comma-separated. */
+function parseRawList(raw: string, bad: (what?: string) => never): string[] {
+  const t = raw.trim();
+  if (t === "") return [];
+  if (!t.startsWith("[")) return t.split(",").map((x) => x.trim()).filter((x) => x !== "");
+  let arr: unknown;
+  try {
+    arr = parseToml(`v = ${t}`).v;
+  } catch {
+    try {
+      arr = JSON.parse(t);
+    } catch {
+      return bad("must be a list of strings (a TOML/JSON array or comma-separated)");
+    }
+  }
+  if (!Array.isArray(arr) || !arr.every((x) => typeof x === "string")) return bad("must be a list of strings");
+  return [...arr];
 }
