@@ -494,30 +494,9 @@ async function main(): Promise<void> {
   await rm(client.dir, { recursive: true, force: true });
   await rpc("stop", 15_000);
 
-  if (phase("relay")) {
-    await relayPhase({
-      root,
-      benchRoot,
-      addRow,
-      note: (s) => notes.push(s),
-      log,
-      pin,
-      pinning: pinned,
-      benchOnly: only !== null,
-    });
-  }
-
-  if (phase("daemon")) {
-    await daemonPhase({
-      root,
-      benchRoot,
-      addRow,
-      note: (s) => notes.push(s),
-      log,
-      pin,
-      pinning: pinned,
-    });
-  }
+  const phaseApi = { root, benchRoot, addRow, note: (s: string) => void notes.push(s), log, pin, pinning: pinned };
+  if (phase("relay")) await relayPhase({ ...phaseApi, benchOnly: only !== null });
+  if (phase("daemon")) await daemonPhase(phaseApi);
 }
 
 // ---------------------------------------------------------------------------------------------

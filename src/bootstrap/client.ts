@@ -15,11 +15,11 @@
  */
 import type { Config } from "../config/defaults.ts";
 import { AtlasError, isAtlasError } from "../errors.ts";
-import { isNodeId, shortNodeId } from "../identity/node-id.ts";
+import { shortNodeId } from "../identity/node-id.ts";
 import type { AtlasNode } from "../net/node.ts";
 import type { Session } from "../net/session.ts";
+import { resolveNodeRef } from "../net/target.ts";
 import type { PeerRow, PeerUpdate, Store } from "../store/index.ts";
-import { formatAddr, resolveAddr } from "../transport/addr.ts";
 import { silentLogger, type Logger } from "../util/log.ts";
 import { sleep, unixNow } from "../util/time.ts";
 import { DISCONNECT_SHUTDOWN, type BootstrapDiscover, type BootstrapRegister, type PeerRecord, type WireMessage } from "../wire/messages.ts";
@@ -53,25 +53,13 @@ export function noBootstrapError(): AtlasError {
 
 const borrowed = new WeakMap<Session, { users: number; ours: boolean }>();
 
-/** `host:port` or `atlas_<id>@host:port` → the node ID to require (if any) and the address. */
-async function resolveTarget(text: string): Promise<{ nodeId?: string; addr: Awaited<ReturnType<typeof resolveAddr>> }> {
-  const at = text.indexOf("@");
-  if (at > 0) {
-    const nodeId = text.slice(0, at).toLowerCase();
-    if (!isNodeId(nodeId)) throw new AtlasError("ERR_CONFIG", `invalid bootstrap node '${text}': expected host:port or atlas_<full node ID>@host:port`, { exit: 1 });
-    return { nodeId, addr: await resolveAddr(text.slice(at + 1)) };
-  }
-  return { addr: await resolveAddr(text) };
-}
-
 /**
  * Run `fn` on a session with the bootstrap node `text`: a live one when there is one (by pinned
  * node ID, else by address), otherwise a new dial that is closed again once no caller uses it.
  */
 export async function withBootstrap<T>(node: AtlasNode, text: string, fn: (s: Session) => Promise<T>): Promise<T> {
-  const t = await resolveTarget(text);
-  const want = formatAddr(t.addr);
-  let s = t.nodeId ? node.liveSession(t.nodeId) : node.allSessions().find((x) => x.remoteAddress === want);
+  const t = await resolveNodeRef(text, "bootstrap node");
+  let s = node.liveSessionAt(t);
   let use = s ? borrowed.get(s) : undefined;
   if (!s) {
     s = await node.connectTo(t.addr, { expectedNodeId: t.nodeId });
@@ -133,9 +121,9 @@ export function registrationMessage(node: AtlasNode, publicAddress?: string | nu
  * Register once with one bootstrap node; throws on any failure. The message (and its signed
  * record) is built once the session is up, so it says what this node knows at sending time.
  */
-export async function registerWith(node: AtlasNode, bootstrap: string, publicAddress?: string | null | (() => string | null | undefined)): Promise<void> {
+export async function registerWith(node: AtlasNode, bootstrap: string, publicAddress: () => string | null | undefined = () => undefined): Promise<void> {
   await withBootstrap(node, bootstrap, async (s) => {
-    const msg = registrationMessage(node, typeof publicAddress === "function" ? publicAddress() : publicAddress);
+    const msg = registrationMessage(node, publicAddress());
     if (!msg) throw new AtlasError("ERR_CONFIG", "this node has no address to advertise (it does not listen)");
     const ack = expectType(await s.request(msg, node.config.transport.request_timeout * 1000), "MessageAck", "BootstrapRegister");
     if (ack.status !== "registered") throw new AtlasError("ERR_MESSAGE_REJECTED", `bootstrap node answered BootstrapRegister with status '${ack.status}'`);

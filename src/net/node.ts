@@ -5,7 +5,7 @@ import type { Identity } from "../identity/identity.ts";
 import type { Profile } from "../identity/profile.ts";
 import { shortNodeId } from "../identity/node-id.ts";
 import type { Store } from "../store/index.ts";
-import { formatAddr, type SockAddr } from "../transport/addr.ts";
+import { formatAddr, sameAddr, type SockAddr } from "../transport/addr.ts";
 import type { QuicConnection } from "../transport/connection.ts";
 import { QuicEndpoint } from "../transport/endpoint.ts";
 import { transportOptions } from "../transport/options.ts";
@@ -101,6 +101,15 @@ export class AtlasNode {
     let best: Session | undefined;
     for (const s of this.sessions.get(nodeId) ?? []) if (s.isOpen && (!best || s.openedAt > best.openedAt)) best = s;
     return best;
+  }
+
+  /**
+   * A live session with a configured node (bootstrap, relay): by its pinned node ID, else a direct
+   * session with its address (a relayed session's remote is the relay's, never the peer's).
+   */
+  liveSessionAt(ref: { nodeId?: string; addr: SockAddr }): Session | undefined {
+    if (ref.nodeId) return this.liveSession(ref.nodeId);
+    return this.allSessions().find((s) => s.path === "direct" && sameAddr(s.conn.remote, ref.addr));
   }
 
   /** Every open session with one peer. */
@@ -266,7 +275,7 @@ export class AtlasNode {
 
   private async openSession(conn: QuicConnection, hs: HandshakeResult, direction: Direction, via: { path: PathKind; relay?: string }, held: HeldStreams, dialled?: SockAddr): Promise<Session> {
     const { path, relay } = via;
-    const s = new Session({ conn, control: hs.control, peer: hs.peer, trust: hs.trust, direction, path, relay, remoteAddress: formatAddr(conn.remote), dialledAddr: dialled, log: this.log });
+    const s = new Session({ conn, control: hs.control, peer: hs.peer, trust: hs.trust, direction, path, relay, remoteAddress: formatAddr(conn.remote), log: this.log });
     // libSQL runs statements synchronously: write the rows after this turn, so VerifyAck (and the
     // caller's first request) leave first instead of waiting for fsyncs.
     s.recorded = this.track(

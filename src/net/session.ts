@@ -2,7 +2,6 @@ import { AtlasError, protocolCodeName } from "../errors.ts";
 import type { PeerCard } from "../handshake/handshake.ts";
 import type { QuicConnection } from "../transport/connection.ts";
 import type { QuicStream } from "../transport/stream.ts";
-import type { SockAddr } from "../transport/addr.ts";
 import { FramedStream } from "../wire/framed-stream.ts";
 import { DISCONNECT_SHUTDOWN, type TrustLevel, type WireMessage } from "../wire/messages.ts";
 import type { Logger } from "../util/log.ts";
@@ -34,8 +33,6 @@ export class Session {
   readonly path: PathKind;
   readonly relay?: string;
   readonly remoteAddress: string;
-  /** The address this side dialled (outbound direct sessions). */
-  readonly dialledAddr?: SockAddr;
   readonly openedAt = Date.now();
   rowId: number | null = null;
   /** Settles once the peer and session rows are written (in the background). */
@@ -59,7 +56,7 @@ export class Session {
   private resolveDone!: (reason: string) => void;
   private log: Logger;
 
-  constructor(o: { conn: QuicConnection; control: FramedStream; peer: PeerCard; trust: TrustLevel; direction: Direction; path: PathKind; relay?: string; remoteAddress: string; dialledAddr?: SockAddr; log: Logger }) {
+  constructor(o: { conn: QuicConnection; control: FramedStream; peer: PeerCard; trust: TrustLevel; direction: Direction; path: PathKind; relay?: string; remoteAddress: string; log: Logger }) {
     this.conn = o.conn;
     this.control = o.control;
     this.peer = o.peer;
@@ -68,7 +65,6 @@ export class Session {
     this.path = o.path;
     this.relay = o.relay;
     this.remoteAddress = o.remoteAddress;
-    this.dialledAddr = o.dialledAddr;
     this.log = o.log;
     this.done = new Promise((r) => (this.resolveDone = r));
     void this.conn.closed.then((info) => {

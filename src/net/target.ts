@@ -1,7 +1,7 @@
 import { AtlasError } from "../errors.ts";
 import { isNodeId, parseIdPrefix, resolveNodeIdPrefix } from "../identity/node-id.ts";
 import type { Store } from "../store/index.ts";
-import { parseAddr, type SockAddr } from "../transport/addr.ts";
+import { parseAddr, resolveAddr, type SockAddr } from "../transport/addr.ts";
 
 /**
  * What `dial` accepts (SPEC §7): a socket address, a node ID or unique prefix, or
@@ -37,4 +37,26 @@ export async function resolvePeerId(store: Pick<Store, "peers">, text: string): 
   const hex = parseIdPrefix(text);
   if (hex && isNodeId("atlas_" + hex)) return "atlas_" + hex;
   return resolveNodeIdPrefix(text, await store.peers.allIds());
+}
+
+/** A configured bootstrap node or relay, resolved: the node ID it pins (if any) and its address. */
+export interface ResolvedNodeRef {
+  nodeId?: string;
+  addr: SockAddr;
+  text: string;
+}
+
+/**
+ * `host:port` or `atlas_<id>@host:port` (SPEC §11, §12) → the node ID to require and the address
+ * (DNS names resolved). `what` names the entry in errors: "bootstrap node", "relay".
+ */
+export async function resolveNodeRef(text: string, what: string): Promise<ResolvedNodeRef> {
+  const t = text.trim();
+  const at = t.indexOf("@");
+  if (at > 0) {
+    const nodeId = t.slice(0, at).toLowerCase();
+    if (!isNodeId(nodeId)) throw new AtlasError("ERR_CONFIG", `invalid ${what} '${text}': expected host:port or atlas_<full node ID>@host:port`, { exit: 1 });
+    return { nodeId, addr: await resolveAddr(t.slice(at + 1)), text: t };
+  }
+  return { addr: await resolveAddr(t), text: t };
 }

@@ -21,6 +21,19 @@ export const PIPE_HEADER = 4;
 /** Smallest DATAGRAM an agent–relay connection must carry: one full inner packet (SPEC §11). */
 export const MIN_PIPE_DATAGRAM = PIPE_HEADER + VIRTUAL_PACKET_SIZE;
 
+/** The session number a pipe DATAGRAM starts with (4 bytes, big-endian). */
+export function pipeSession(d: Uint8Array): number {
+  return ((d[0]! << 24) | (d[1]! << 16) | (d[2]! << 8) | d[3]!) >>> 0;
+}
+
+/** Write `session` as a pipe DATAGRAM's prefix, in place. */
+export function setPipeSession(d: Uint8Array, session: number): void {
+  d[0] = session >>> 24;
+  d[1] = (session >>> 16) & 0xff;
+  d[2] = (session >>> 8) & 0xff;
+  d[3] = session & 0xff;
+}
+
 export class RelayPipe implements PacketSink {
   readonly relay: Session;
   readonly session: number;
@@ -39,7 +52,7 @@ export class RelayPipe implements PacketSink {
     this.relay = relay;
     this.session = session;
     this.label = label;
-    new DataView(this.out.buffer).setUint32(0, session >>> 0);
+    setPipeSession(this.out, session);
   }
 
   get conn(): QuicConnection {
@@ -149,8 +162,7 @@ export class RelayLinks {
 
   private route(conn: QuicConnection, d: Uint8Array): void {
     if (d.length <= PIPE_HEADER) return void this.unknown++;
-    const session = ((d[0]! << 24) | (d[1]! << 16) | (d[2]! << 8) | d[3]!) >>> 0;
-    const pipe = this.byConn.get(conn)?.get(session);
+    const pipe = this.byConn.get(conn)?.get(pipeSession(d));
     if (!pipe) return void this.unknown++;
     pipe.relay.lastActivity = Date.now(); // a live pipe keeps its relay session from idling out
     pipe.deliver(d);

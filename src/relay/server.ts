@@ -17,7 +17,7 @@ import type { QuicStream } from "../transport/stream.ts";
 import { FramedStream } from "../wire/framed-stream.ts";
 import { RelayErrorCode, type RelayConnect, type WireMessage } from "../wire/messages.ts";
 import { TokenBucket } from "./bucket.ts";
-import { MIN_PIPE_DATAGRAM, PIPE_HEADER } from "./pipe.ts";
+import { MIN_PIPE_DATAGRAM, PIPE_HEADER, pipeSession, setPipeSession } from "./pipe.ts";
 
 interface Registration {
   session: Session;
@@ -249,17 +249,12 @@ export class RelayServer {
   /** One DATAGRAM from an agent: look up its pipe, charge the bucket, rewrite the prefix, send. */
   private forward(conn: QuicConnection, d: Uint8Array): void {
     if (d.length <= PIPE_HEADER) return void this.counters.dropped_unknown_session++;
-    const session = ((d[0]! << 24) | (d[1]! << 16) | (d[2]! << 8) | d[3]!) >>> 0;
-    const end = this.ends.get(conn)?.get(session);
+    const end = this.ends.get(conn)?.get(pipeSession(d));
     if (!end) return void this.counters.dropped_unknown_session++;
     const now = performance.now();
     end.pipe.lastPacket = now;
     if (!end.bucket.take(d.length, now)) return void this.counters.dropped_rate_limit++;
-    const to = end.toSession;
-    d[0] = to >>> 24;
-    d[1] = (to >>> 16) & 0xff;
-    d[2] = (to >>> 8) & 0xff;
-    d[3] = to & 0xff;
+    setPipeSession(d, end.toSession);
     if (!end.to.sendDatagram(d)) return void this.counters.dropped_queue_full++;
     this.counters.forwarded_packets++;
     this.counters.forwarded_bytes += d.length;

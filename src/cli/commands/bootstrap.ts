@@ -12,30 +12,29 @@ type CtxOf = (cmd: Command<any, any, any>) => Ctx;
 
 
 
-/** `atlas bootstrap`: run a bootstrap (directory) node in the foreground. */
-export function registerBootstrap(program: Command<any, any, any>, _ctxOf: CtxOf, ctxOfDaemon: CtxOf): Command<any, any, any> {
+type NodeRunner = (ctx: Ctx, o: { host?: string; port?: number }) => Promise<void>;
+
+/** A service node's command (`atlas bootstrap`, `atlas relay`): same flags, runs in the foreground. */
+function registerNodeCommand(program: Command<any, any, any>, ctxOfDaemon: CtxOf, name: string, description: string, load: () => Promise<NodeRunner>): Command<any, any, any> {
   return program
-    .command("bootstrap")
-    .description("run a bootstrap node: a registry of live agents that answers discovery queries")
+    .command(name)
+    .description(description)
     .option("--host <host>", "bind address (default network.host)")
     .option("--port <port>", "UDP port (default network.port; 0 = any)", parsePort)
     .action(async (o, cmd) => {
-      const { runBootstrapNode } = await import("../../bootstrap/server.ts");
-      await runBootstrapNode(ctxOfDaemon(cmd), { host: o.host, port: o.port });
+      const run = await load();
+      await run(ctxOfDaemon(cmd), { host: o.host, port: o.port });
     });
+}
+
+/** `atlas bootstrap`: run a bootstrap (directory) node in the foreground. */
+export function registerBootstrap(program: Command<any, any, any>, _ctxOf: CtxOf, ctxOfDaemon: CtxOf): Command<any, any, any> {
+  return registerNodeCommand(program, ctxOfDaemon, "bootstrap", "run a bootstrap node: a registry of live agents that answers discovery queries", async () => (await import("../../bootstrap/server.ts")).runBootstrapNode);
 }
 
 /** `atlas relay`: run a relay node in the foreground. */
 export function registerRelay(program: Command<any, any, any>, ctxOfDaemon: CtxOf): Command<any, any, any> {
-  return program
-    .command("relay")
-    .description("run a relay node: pairs agents that cannot reach each other and forwards their encrypted packets")
-    .option("--host <host>", "bind address (default network.host)")
-    .option("--port <port>", "UDP port (default network.port; 0 = any)", parsePort)
-    .action(async (o, cmd) => {
-      const { runRelayNode } = await import("../../relay/node.ts");
-      await runRelayNode(ctxOfDaemon(cmd), { host: o.host, port: o.port });
-    });
+  return registerNodeCommand(program, ctxOfDaemon, "relay", "run a relay node: pairs agents that cannot reach each other and forwards their encrypted packets", async () => (await import("../../relay/node.ts")).runRelayNode);
 }
 
 /** Run discovery through the home's daemon when one runs, else on a node of this command. */
