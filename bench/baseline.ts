@@ -5,7 +5,7 @@
 import { connect as tcpConnect, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import { once } from "node:events";
-import { HOST, MODE, N, deadline } from "./common.ts";
+import { deadline, HOST, MODE, N } from "./common.ts";
 
 export type Kind = "tcp" | "tls";
 
@@ -17,21 +17,18 @@ export interface TlsCreds {
 /** Open a connection; resolves when TCP is connected / the TLS 1.3 handshake is complete. */
 export function open(kind: Kind, port: number, creds: TlsCreds): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const s =
-      kind === "tcp"
-        ? tcpConnect({ host: HOST, port, noDelay: true }, () => resolve(s))
-        : tlsConnect(
-            {
-              host: HOST,
-              port,
-              key: creds.keyPem,
-              cert: creds.certPem,
-              minVersion: "TLSv1.3",
-              maxVersion: "TLSv1.3",
-              rejectUnauthorized: false, // self-signed, like Atlas (which checks the key itself)
-            },
-            () => resolve(s),
-          );
+    const s = kind === "tcp" ? tcpConnect({ host: HOST, port, noDelay: true }, () => resolve(s)) : tlsConnect(
+      {
+        host: HOST,
+        port,
+        key: creds.keyPem,
+        cert: creds.certPem,
+        minVersion: "TLSv1.3",
+        maxVersion: "TLSv1.3",
+        rejectUnauthorized: false, // self-signed, like Atlas (which checks the key itself)
+      },
+      () => resolve(s),
+    );
     s.setNoDelay(true);
     s.once("error", reject);
   });
@@ -99,7 +96,13 @@ export async function reqSession(kind: Kind, port: number, creds: TlsCreds) {
 }
 
 /** Send `total` bytes, half-close, wait for the server's count. Returns bytes the server counted. */
-export async function bulk(kind: Kind, port: number, creds: TlsCreds, total: number, capMs: number): Promise<{ sent: number; counted: number; ms: number }> {
+export async function bulk(
+  kind: Kind,
+  port: number,
+  creds: TlsCreds,
+  total: number,
+  capMs: number,
+): Promise<{ sent: number; counted: number; ms: number }> {
   const s = await openMode(kind, port, creds, MODE.bulk);
   const chunk = Buffer.alloc(N.bulkChunk, 0x7a);
   const reply: Buffer[] = [];
@@ -110,7 +113,9 @@ export async function bulk(kind: Kind, port: number, creds: TlsCreds, total: num
   while (sent < total && performance.now() - t0 < capMs) {
     const n = Math.min(chunk.length, total - sent);
     sent += n;
-    if (!s.write(n === chunk.length ? chunk : chunk.subarray(0, n))) await deadline(once(s, "drain"), 10_000, `${kind} bulk write`);
+    if (!s.write(n === chunk.length ? chunk : chunk.subarray(0, n))) {
+      await deadline(once(s, "drain"), 10_000, `${kind} bulk write`);
+    }
   }
   s.end();
   await deadline(ended, capMs, `${kind} bulk answer`);

@@ -5,8 +5,8 @@
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { defaultConfig, type Config } from "../src/config/defaults.ts";
-import { identityFromSeed, type Identity } from "../src/identity/identity.ts";
+import { type Config, defaultConfig } from "../src/config/defaults.ts";
+import { type Identity, identityFromSeed } from "../src/identity/identity.ts";
 import { generateSeed } from "../src/identity/keys.ts";
 import { AtlasNode } from "../src/net/node.ts";
 import { openStore, type Store } from "../src/store/index.ts";
@@ -75,14 +75,22 @@ export interface BenchNode {
 }
 
 /** A node with a fresh identity and store under `root` (default: $BENCH_DIR, else the temp dir). */
-export async function startNode(name: string, listen: boolean, root = process.env.BENCH_DIR ?? tmpdir()): Promise<BenchNode> {
+export async function startNode(
+  name: string,
+  listen: boolean,
+  root = process.env.BENCH_DIR ?? tmpdir(),
+): Promise<BenchNode> {
   const dir = await mkdtemp(join(root, `atlas-bench-${name}-`));
   const store = await openStore(join(dir, "peers.db"));
   return { ...(await startNodeWith(name, listen, store)), store, dir };
 }
 
 /** A node with a fresh identity on an existing store (many client nodes can share one). */
-export async function startNodeWith(name: string, listen: boolean, store: Store): Promise<{ node: AtlasNode; identity: Identity }> {
+export async function startNodeWith(
+  name: string,
+  listen: boolean,
+  store: Store,
+): Promise<{ node: AtlasNode; identity: Identity }> {
   const identity = identityFromSeed(generateSeed());
   const node = await AtlasNode.start({
     config: benchConfig(),
@@ -159,7 +167,12 @@ export async function settleGc(): Promise<void> {
 }
 
 /** Run `one` `count` times (with `inFlight` outstanding) or until `capMs`; returns per-op latencies. */
-export async function loop(count: number, inFlight: number, capMs: number, one: () => Promise<void>): Promise<{ n: number; ms: number; lat: number[]; capped: boolean }> {
+export async function loop(
+  count: number,
+  inFlight: number,
+  capMs: number,
+  one: () => Promise<void>,
+): Promise<{ n: number; ms: number; lat: number[]; capped: boolean }> {
   const lat: number[] = [];
   let issued = 0;
   const t0 = performance.now();

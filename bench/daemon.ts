@@ -28,19 +28,19 @@
  * pacing, which is derived from its own rate_limit.unknown); daemon C also transport.max_connections
  * 2000, security.handshake_limit 1000, security.handshakes_per_ip_per_minute 100000.
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
 import { cpus, platform } from "node:os";
 import { join } from "node:path";
 import { newMessageId } from "../src/net/messaging.ts";
-import { homePaths, type HomePaths } from "../src/config/paths.ts";
+import { type HomePaths, homePaths } from "../src/config/paths.ts";
 import { callDaemon } from "../src/daemon/control-client.ts";
 import { openDatabase } from "../src/store/db.ts";
 import { openStore, type Store } from "../src/store/index.ts";
 import type { Session } from "../src/net/session.ts";
 import type { WireMessage } from "../src/wire/messages.ts";
-import { HOST, deadline, loop, median, percentile, startNode, startNodeWith, type BenchNode } from "./common.ts";
+import { type BenchNode, deadline, HOST, loop, median, percentile, startNode, startNodeWith } from "./common.ts";
 
 /** Counts and caps of this phase (every loop stops at its count or its cap). */
 export const DN = {
@@ -63,7 +63,15 @@ export interface PhaseApi {
   root: string;
   benchRoot: string;
   /** Same signature as run.ts addRow: figure, Atlas column, TCP column, TLS column, ratio, "vs" text, target. */
-  addRow(figure: string, atlas: string, tcp: string, tls: string, ratio?: number, ratioVs?: string, target?: { op: "<=" | ">="; value: number }): void;
+  addRow(
+    figure: string,
+    atlas: string,
+    tcp: string,
+    tls: string,
+    ratio?: number,
+    ratioVs?: string,
+    target?: { op: "<=" | ">="; value: number },
+  ): void;
   note(s: string): void;
   log(s: string): void;
   /** taskset: pin `pid` (all threads) to the CPU list; false if not possible / pinning disabled. */
@@ -108,7 +116,9 @@ function newestSource(root: string): number {
     }
   };
   walk(join(root, "src"));
-  for (const f of ["cli.ts", "package.json"]) if (existsSync(join(root, f))) newest = Math.max(newest, statSync(join(root, f)).mtimeMs);
+  for (const f of ["cli.ts", "package.json"]) {
+    if (existsSync(join(root, f))) newest = Math.max(newest, statSync(join(root, f)).mtimeMs);
+  }
   return newest;
 }
 
@@ -116,23 +126,39 @@ function newestSource(root: string): number {
 function ensureBinary(api: PhaseApi): { path: string; built: string } | null {
   const bin = join(api.root, "dist", "atlas");
   const exists = existsSync(bin);
-  if (exists && statSync(bin).mtimeMs >= newestSource(api.root)) return { path: bin, built: "existing dist/atlas (newer than every file in src/)" };
+  if (exists && statSync(bin).mtimeMs >= newestSource(api.root)) {
+    return { path: bin, built: "existing dist/atlas (newer than every file in src/)" };
+  }
   const why = exists ? "older than src/" : "missing";
   api.log(`daemon: dist/atlas is ${why}: node scripts/build.mjs`);
   const t0 = performance.now();
-  const r = spawnSync(process.execPath, [join(api.root, "scripts", "build.mjs")], { cwd: api.root, env: childEnv(), encoding: "utf8", timeout: 180_000 });
+  const r = spawnSync(process.execPath, [join(api.root, "scripts", "build.mjs")], {
+    cwd: api.root,
+    env: childEnv(),
+    encoding: "utf8",
+    timeout: 180_000,
+  });
   if (r.status !== 0 || !existsSync(bin)) {
     const text = `${r.stderr ?? ""}\n${r.stdout ?? ""}`;
-    const why2 = (text.split("\n").find((l) => /\[ERROR\]|error/i.test(l)) ?? String(r.error ?? text.trim().split("\n").pop())).replace(/^[\s✘]+/, "").trim();
+    const why2 = (text.split("\n").find((l) =>
+      /\[ERROR\]|error/i.test(l)
+    ) ?? String(r.error ?? text.trim().split("\n").pop())).replace(/^[\s✘]+/, "").trim();
     if (exists) {
       const at = new Date(statSync(bin).mtimeMs).toISOString();
-      api.note(`daemon phase: rebuilding dist/atlas failed (${why2}); the figures labelled "binary" are from the existing dist/atlas built ${at}, older than the current src/`);
+      api.note(
+        `daemon phase: rebuilding dist/atlas failed (${why2}); the figures labelled "binary" are from the existing dist/atlas built ${at}, older than the current src/`,
+      );
       return { path: bin, built: `existing dist/atlas of ${at} (stale: the rebuild failed)` };
     }
     api.note(`daemon phase: building dist/atlas failed (${why2}); daemons ran from the bundle, no binary figures`);
     return null;
   }
-  return { path: bin, built: `dist/atlas was ${why}: rebuilt by this run (node scripts/build.mjs, ${((performance.now() - t0) / 1000).toFixed(1)} s)` };
+  return {
+    path: bin,
+    built: `dist/atlas was ${why}: rebuilt by this run (node scripts/build.mjs, ${
+      ((performance.now() - t0) / 1000).toFixed(1)
+    } s)`,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -154,14 +180,28 @@ function configToml(manyConns: boolean): string {
     "per_second = 1000000",
     "per_minute = 100000000",
     "bytes_per_minute = 1000000000000",
-    ...(manyConns ? ["", "[transport]", "max_connections = 2000", "", "[security]", "handshake_limit = 1000", "handshakes_per_ip_per_minute = 100000"] : []),
+    ...(manyConns
+      ? [
+        "",
+        "[transport]",
+        "max_connections = 2000",
+        "",
+        "[security]",
+        "handshake_limit = 1000",
+        "handshakes_per_ip_per_minute = 100000",
+      ]
+      : []),
     "",
   ].join("\n");
 }
 
 async function makeHome(api: PhaseApi, prog: Prog, name: string, manyConns = false): Promise<HomePaths> {
   const home = await mkdtemp(join(api.benchRoot, `d${name}-`));
-  const r = spawnSync(prog.cmd, [...prog.pre, "--home", home, "id", "init", "--name", name, "--json"], { env: childEnv(), encoding: "utf8", timeout: 30_000 });
+  const r = spawnSync(prog.cmd, [...prog.pre, "--home", home, "id", "init", "--name", name, "--json"], {
+    env: childEnv(),
+    encoding: "utf8",
+    timeout: 30_000,
+  });
   if (r.status !== 0) throw new Error(`atlas id init failed (${r.status}): ${r.stderr}`);
   const p = homePaths(home);
   await mkdir(p.stateDir, { recursive: true, mode: 0o700 });
@@ -192,7 +232,10 @@ process.on("exit", () => {
 
 function startDaemon(prog: Prog, name: string, paths: HomePaths): Promise<Daemon> {
   const t0 = performance.now();
-  const p = spawn(prog.cmd, [...prog.pre, "--home", paths.home, "daemon", "--host", HOST, "--port", "0", "--json"], { env: childEnv(), stdio: ["ignore", "pipe", "pipe"] });
+  const p = spawn(prog.cmd, [...prog.pre, "--home", paths.home, "daemon", "--host", HOST, "--port", "0", "--json"], {
+    env: childEnv(),
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   live.add(p);
   let out = "";
   let err = "";
@@ -261,7 +304,11 @@ function procMem(pid: number): { rss: number; anon: number; file: number } {
 }
 
 /** procMem once VmRSS has settled: sampled every 250 ms (from `minMs` on) until it moved < 1 % over the last 1 s, or `capMs`. */
-async function settledMem(pid: number, minMs = 1000, capMs = 6000): Promise<{ rss: number; anon: number; file: number }> {
+async function settledMem(
+  pid: number,
+  minMs = 1000,
+  capMs = 6000,
+): Promise<{ rss: number; anon: number; file: number }> {
   const t0 = performance.now();
   await sleep(minMs);
   const samples: number[] = [];
@@ -275,18 +322,26 @@ async function settledMem(pid: number, minMs = 1000, capMs = 6000): Promise<{ rs
   }
 }
 
-const memText = (m: { rss: number; anon: number; file: number }) => `${mib(m.rss)} (anon ${mib(m.anon)}, file ${mib(m.file)})`;
+const memText = (m: { rss: number; anon: number; file: number }) =>
+  `${mib(m.rss)} (anon ${mib(m.anon)}, file ${mib(m.file)})`;
 
 // ---------------------------------------------------------------------------------------------
 // helpers
-
 
 const msgId = newMessageId;
 const unix = () => Math.floor(Date.now() / 1000);
 
 function enqueue(store: Store, target: string, id = msgId()): Promise<void> {
   const now = unix();
-  return store.outbox.enqueue({ id, target, topic: null, reply_to: null, body: BODY, created_at: now, expires_at: now + 86_400 });
+  return store.outbox.enqueue({
+    id,
+    target,
+    topic: null,
+    reply_to: null,
+    body: BODY,
+    created_at: now,
+    expires_at: now + 86_400,
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -303,7 +358,14 @@ interface OutboxLatency {
  * One message at a time: enqueue (+ kick) and poll, every ~1 ms, B's inbox (rows after the last
  * seen seq) and A's deliveries (this msg_id) until the 'delivered' row is visible.
  */
-async function outboxSequential(a: Daemon, aStore: Store, bStore: Store, b: Daemon, count: number, kick: boolean): Promise<OutboxLatency> {
+async function outboxSequential(
+  a: Daemon,
+  aStore: Store,
+  bStore: Store,
+  b: Daemon,
+  count: number,
+  kick: boolean,
+): Promise<OutboxLatency> {
   const res: OutboxLatency = { stored: [], delivered: [], enqueue: [], capped: false };
   let seq = (await bStore.inbox.list({ limit: 1 }))[0]?.rowid ?? 0;
   const t00 = performance.now();
@@ -320,7 +382,9 @@ async function outboxSequential(a: Daemon, aStore: Store, bStore: Store, b: Daem
     let stored = -1;
     for (;;) {
       const now = performance.now();
-      if (now - t0 > 10_000) throw new Error(`outbox message ${id} not delivered within 10 s; daemon A stderr: ${a.stderr().slice(-2000)}`);
+      if (now - t0 > 10_000) {
+        throw new Error(`outbox message ${id} not delivered within 10 s; daemon A stderr: ${a.stderr().slice(-2000)}`);
+      }
       if (stored < 0) {
         const rows = await bStore.inbox.list({ sinceRowid: seq, limit: 4 });
         for (const r of rows) {
@@ -347,7 +411,9 @@ async function outboxSequential(a: Daemon, aStore: Store, bStore: Store, b: Daem
 export async function daemonPhase(api: PhaseApi): Promise<void> {
   const problems: string[] = [];
   const bundle: Prog = { label: "bundle", cmd: process.execPath, pre: [join(api.root, "dist", "atlas.mjs")] };
-  if (!existsSync(bundle.pre[0]!)) throw new Error("dist/atlas.mjs is missing: run node scripts/bundle.mjs (npm run bench does)");
+  if (!existsSync(bundle.pre[0]!)) {
+    throw new Error("dist/atlas.mjs is missing: run node scripts/bundle.mjs (npm run bench does)");
+  }
   const built = ensureBinary(api);
   const binary: Prog | null = built ? { label: "binary", cmd: built.path, pre: [] } : null;
   const prog = binary ?? bundle;
@@ -384,8 +450,13 @@ export async function daemonPhase(api: PhaseApi): Promise<void> {
     const memB = await settledMem(b.pid, 0); // B has been idle since its start (≥ the enqueue time)
     const a = await startDaemon(prog, "A", homeA);
     daemons.push(a);
-    if (pinned && api.pin(a.pid, "0")) placement = "sender daemon A pinned to CPU 0, receiver daemon B to CPU 1, this process (poller / CLI launcher / direct client) not pinned";
-    api.log(`daemon: sender A pid ${a.pid} (started in ${ms(a.startMs)}); draining ${backlogIds.length} queued messages`);
+    if (pinned && api.pin(a.pid, "0")) {
+      placement =
+        "sender daemon A pinned to CPU 0, receiver daemon B to CPU 1, this process (poller / CLI launcher / direct client) not pinned";
+    }
+    api.log(
+      `daemon: sender A pid ${a.pid} (started in ${ms(a.startMs)}); draining ${backlogIds.length} queued messages`,
+    );
     const aDb = await openDatabase(homeA.dbFile);
     let first = -1;
     let last = -1;
@@ -412,13 +483,19 @@ export async function daemonPhase(api: PhaseApi): Promise<void> {
     const drainRate = done > 1 ? (done - 1) / ((last - first) / 1000) : 0;
     const drainCapped = done < backlogIds.length;
     if (stored !== done) problems.push(`receiver inbox holds ${stored} messages, sender recorded ${done} delivered`);
-    api.log(`daemon: backlog ${done}/${backlogIds.length} delivered at ${rate(drainRate)} (first after ${ms(first - tb0)})`);
+    api.log(
+      `daemon: backlog ${done}/${backlogIds.length} delivered at ${rate(drainRate)} (first after ${ms(first - tb0)})`,
+    );
 
     // ---- one at a time ----------------------------------------------------------------------
     await outboxSequential(a, aStore, bStore, b, 10, true); // warm-up
     const seq = await outboxSequential(a, aStore, bStore, b, DN.seq, true);
     const noKick = await outboxSequential(a, aStore, bStore, b, DN.seqNoKick, false);
-    api.log(`daemon: outbox one at a time: delivered p50 ${ms(median(seq.delivered))} p99 ${ms(percentile(seq.delivered, 99))}, stored p50 ${ms(median(seq.stored))}`);
+    api.log(
+      `daemon: outbox one at a time: delivered p50 ${ms(median(seq.delivered))} p99 ${
+        ms(percentile(seq.delivered, 99))
+      }, stored p50 ${ms(median(seq.stored))}`,
+    );
 
     // ---- direct path: AtlasNode in this process → daemon B ----------------------------------
     client = await startNode("bench-direct", false, api.benchRoot);
@@ -437,11 +514,17 @@ export async function daemonPhase(api: PhaseApi): Promise<void> {
     await client.node.close();
     const dSeqRate = dSeq.n / (dSeq.ms / 1000);
     const dParRate = dPar.n / (dPar.ms / 1000);
-    api.log(`daemon: direct to B: ${rate(dSeqRate)} sequential (p50 ${ms(median(dSeq.lat))}), ${rate(dParRate)} with ${DN.inFlight} in flight`);
+    api.log(
+      `daemon: direct to B: ${rate(dSeqRate)} sequential (p50 ${ms(median(dSeq.lat))}), ${
+        rate(dParRate)
+      } with ${DN.inFlight} in flight`,
+    );
 
     const seqRate = seq.delivered.length / (seq.delivered.reduce((x, y) => x + y, 0) / 1000);
     api.addRow(
-      `daemon→daemon 1 KiB via outbox, backlog of ${backlogIds.length} drained (${done}${drainCapped ? `, capped at ${DCAP.backlog / 1000} s` : ""}) — vs direct ${DN.inFlight} in flight`,
+      `daemon→daemon 1 KiB via outbox, backlog of ${backlogIds.length} drained (${done}${
+        drainCapped ? `, capped at ${DCAP.backlog / 1000} s` : ""
+      }) — vs direct ${DN.inFlight} in flight`,
       rate(drainRate),
       "",
       "",
@@ -449,16 +532,26 @@ export async function daemonPhase(api: PhaseApi): Promise<void> {
       "direct",
     );
     api.addRow(
-      `daemon→daemon 1 KiB via outbox, one at a time (${seq.delivered.length}${seq.capped ? ", capped" : ""}): enqueue → 'delivered', p50 / p99 — vs direct sequential`,
+      `daemon→daemon 1 KiB via outbox, one at a time (${seq.delivered.length}${
+        seq.capped ? ", capped" : ""
+      }): enqueue → 'delivered', p50 / p99 — vs direct sequential`,
       `${ms(median(seq.delivered))} / ${ms(percentile(seq.delivered, 99))}`,
       "",
       "",
       median(seq.delivered) / median(dSeq.lat),
       "direct (p50)",
     );
-    api.addRow(`↳ enqueue → stored in receiver's inbox, p50 / p99`, `${ms(median(seq.stored))} / ${ms(percentile(seq.stored, 99))}`, "", "", undefined);
     api.addRow(
-      `direct: AtlasNode → daemon B, Session.request(Message 1 KiB), sequential (${dSeq.n}${dSeq.capped ? ", capped" : ""}), p50 / p99`,
+      `↳ enqueue → stored in receiver's inbox, p50 / p99`,
+      `${ms(median(seq.stored))} / ${ms(percentile(seq.stored, 99))}`,
+      "",
+      "",
+      undefined,
+    );
+    api.addRow(
+      `direct: AtlasNode → daemon B, Session.request(Message 1 KiB), sequential (${dSeq.n}${
+        dSeq.capped ? ", capped" : ""
+      }), p50 / p99`,
       `${rate(dSeqRate)}, ${ms(median(dSeq.lat))} / ${ms(percentile(dSeq.lat, 99))}`,
       "",
       "",
@@ -472,11 +565,23 @@ export async function daemonPhase(api: PhaseApi): Promise<void> {
       undefined,
     );
     api.note(
-      `daemon messaging (${prog.label} daemons; ${placement}): backlog of ${backlogIds.length} queued before A started (enqueue ${ms(enqueueMs)} per message from this process, each its own commit), ` +
-        `first delivered ${ms(first - tb0)} after polling began, ${done} delivered, ${stored} rows in B's inbox; one at a time with outbox.kick: ${rate(seqRate)} (1 / mean latency), enqueue commit p50 ${ms(median(seq.enqueue))}, ` +
-        `enqueue → stored p50 ${ms(median(seq.stored))}, → 'delivered' p50 ${ms(median(seq.delivered))} p99 ${ms(percentile(seq.delivered, 99))}; ` +
-        `without kick (worker poll every 10 ms, ${noKick.delivered.length} messages): → 'delivered' p50 ${ms(median(noKick.delivered))} p99 ${ms(percentile(noKick.delivered, 99))}; ` +
-        `direct path to daemon B: sequential p50 ${ms(median(dSeq.lat))}, ${DN.inFlight} in flight p50 ${ms(median(dPar.lat))} p99 ${ms(percentile(dPar.lat, 99))}`,
+      `daemon messaging (${prog.label} daemons; ${placement}): backlog of ${backlogIds.length} queued before A started (enqueue ${
+        ms(enqueueMs)
+      } per message from this process, each its own commit), ` +
+        `first delivered ${
+          ms(first - tb0)
+        } after polling began, ${done} delivered, ${stored} rows in B's inbox; one at a time with outbox.kick: ${
+          rate(seqRate)
+        } (1 / mean latency), enqueue commit p50 ${ms(median(seq.enqueue))}, ` +
+        `enqueue → stored p50 ${ms(median(seq.stored))}, → 'delivered' p50 ${ms(median(seq.delivered))} p99 ${
+          ms(percentile(seq.delivered, 99))
+        }; ` +
+        `without kick (worker poll every 10 ms, ${noKick.delivered.length} messages): → 'delivered' p50 ${
+          ms(median(noKick.delivered))
+        } p99 ${ms(percentile(noKick.delivered, 99))}; ` +
+        `direct path to daemon B: sequential p50 ${ms(median(dSeq.lat))}, ${DN.inFlight} in flight p50 ${
+          ms(median(dPar.lat))
+        } p99 ${ms(percentile(dPar.lat, 99))}`,
     );
 
     // ---- 2. CLI wall time ---------------------------------------------------------------------
@@ -496,7 +601,8 @@ export async function daemonPhase(api: PhaseApi): Promise<void> {
       Array.from({ length: DN.dialConcurrency }, async () => {
         while (made < want && performance.now() - t0 < DCAP.sessions) {
           made++;
-          const n = (await deadline(startNodeWith("bench-dmem", false, memStore!), 15_000, "starting a client node")).node;
+          const n =
+            (await deadline(startNodeWith("bench-dmem", false, memStore!), 15_000, "starting a client node")).node;
           memNodes.push(n);
           await deadline(n.connectTo({ host: HOST, port: c.port }), 15_000, "opening a session to daemon C");
         }
@@ -518,15 +624,40 @@ export async function daemonPhase(api: PhaseApi): Promise<void> {
     const memNode = await settledMem(ref.pid!, 1000, 3000);
     ref.kill("SIGKILL");
     live.delete(ref);
-    api.addRow(`daemon RSS idle (after start, settled), ${prog.label} — vs an idle \`node\` process`, mib(memC0.rss), "", "", memC0.rss / memNode.rss, "idle node");
-    api.addRow(`daemon RSS with ${seen} inbound sessions (Δ / session; no forced GC)`, `${mib(memC1.rss)} (${per.toFixed(1)} KiB)`, "", "", undefined);
-    api.note(
-      `daemon memory (VmRSS from /proc/<pid>/status, settled = stable within 1 % over 1 s): daemon C idle ${memText(memC0)}, receiver B idle ${memText(memB)}, an idle \`node -e\` ${memText(memNode)}, ` +
-        `sender A after the messaging and CLI runs ${memText(memA)}; ${seen} sessions (daemon's \`status\`) from ${memNodes.length} AtlasNodes in this process, ${DN.dialConcurrency} dials at a time, opened in ${ms(openMs)} ` +
-        `(${(seen / (openMs / 1000)).toFixed(0)}/s): ${memText(memC1)}. Daemon C's config.toml raises transport.max_connections 200→2000, security.handshake_limit 50→1000 and ` +
-        `security.handshakes_per_ip_per_minute 30→100000 (500 connections from 127.0.0.1 trip the defaults); daemons A/B/C run with the environment as is (NODE_EXTRA_CA_CERTS ${process.env.NODE_EXTRA_CA_CERTS ? "set" : "unset"})`,
+    api.addRow(
+      `daemon RSS idle (after start, settled), ${prog.label} — vs an idle \`node\` process`,
+      mib(memC0.rss),
+      "",
+      "",
+      memC0.rss / memNode.rss,
+      "idle node",
     );
-    api.log(`daemon: RSS idle ${mib(memC0.rss)}, with ${seen} sessions ${mib(memC1.rss)} (${per.toFixed(1)} KiB/session)`);
+    api.addRow(
+      `daemon RSS with ${seen} inbound sessions (Δ / session; no forced GC)`,
+      `${mib(memC1.rss)} (${per.toFixed(1)} KiB)`,
+      "",
+      "",
+      undefined,
+    );
+    api.note(
+      `daemon memory (VmRSS from /proc/<pid>/status, settled = stable within 1 % over 1 s): daemon C idle ${
+        memText(memC0)
+      }, receiver B idle ${memText(memB)}, an idle \`node -e\` ${memText(memNode)}, ` +
+        `sender A after the messaging and CLI runs ${
+          memText(memA)
+        }; ${seen} sessions (daemon's \`status\`) from ${memNodes.length} AtlasNodes in this process, ${DN.dialConcurrency} dials at a time, opened in ${
+          ms(openMs)
+        } ` +
+        `(${(seen / (openMs / 1000)).toFixed(0)}/s): ${
+          memText(memC1)
+        }. Daemon C's config.toml raises transport.max_connections 200→2000, security.handshake_limit 50→1000 and ` +
+        `security.handshakes_per_ip_per_minute 30→100000 (500 connections from 127.0.0.1 trip the defaults); daemons A/B/C run with the environment as is (NODE_EXTRA_CA_CERTS ${
+          process.env.NODE_EXTRA_CA_CERTS ? "set" : "unset"
+        })`,
+    );
+    api.log(
+      `daemon: RSS idle ${mib(memC0.rss)}, with ${seen} sessions ${mib(memC1.rss)} (${per.toFixed(1)} KiB/session)`,
+    );
     await Promise.all(memNodes.splice(0).map((n) => n.close().catch(() => {})));
   } finally {
     await Promise.all(memNodes.splice(0).map((n) => n.close().catch(() => {})));
@@ -538,7 +669,13 @@ export async function daemonPhase(api: PhaseApi): Promise<void> {
       const p = await stopDaemon(d);
       if (p) problems.push(p);
       const w = d.warnings();
-      if (w.length) problems.push(`daemon ${d.name} logged ${w.length}${w.length >= 50 ? "+" : ""} warnings/errors, first: ${w[0]!.slice(0, 300)}`);
+      if (w.length) {
+        problems.push(
+          `daemon ${d.name} logged ${w.length}${w.length >= 50 ? "+" : ""} warnings/errors, first: ${
+            w[0]!.slice(0, 300)
+          }`,
+        );
+      }
     }
   }
   if (built) api.note(`daemon binary: ${built.built}`);
@@ -557,10 +694,15 @@ async function cliPhase(api: PhaseApi, a: Daemon, b: Daemon, binary: Prog | null
     const t0 = performance.now();
     const r = spawnSync(cmd, args, { env, encoding: "utf8", timeout: 30_000, stdio: ["ignore", "pipe", "pipe"] });
     const t = performance.now() - t0;
-    if (r.status !== 0 || (check && !check(r.stdout))) throw new Error(`${cmd} ${args.join(" ").slice(0, 200)} failed (${r.status}): ${r.stderr || r.stdout}`);
+    if (r.status !== 0 || (check && !check(r.stdout))) {
+      throw new Error(`${cmd} ${args.join(" ").slice(0, 200)} failed (${r.status}): ${r.stderr || r.stdout}`);
+    }
     return t;
   };
-  const sendArgs = (p: Prog, i: number) => [...p.pre, "--home", a.paths.home, "net", "send", b.target, `{"bench":${i}}`];
+  const sendArgs = (
+    p: Prog,
+    i: number,
+  ) => [...p.pre, "--home", a.paths.home, "net", "send", b.target, `{"bench":${i}}`];
   const isQueued = (out: string) => out.startsWith("Queued");
   type Key = string;
   const times = new Map<Key, number[]>();
@@ -583,7 +725,10 @@ async function cliPhase(api: PhaseApi, a: Daemon, b: Daemon, binary: Prog | null
         [`${ek}/true`, () => timeRun("/bin/true", [], env)],
       ];
       for (const p of progs) {
-        jobs.push([`${ek}/${p.label}/version`, () => timeRun(p.cmd, [...p.pre, "--version"], env, (o) => o.startsWith("atlas "))]);
+        jobs.push([
+          `${ek}/${p.label}/version`,
+          () => timeRun(p.cmd, [...p.pre, "--version"], env, (o) => o.startsWith("atlas ")),
+        ]);
         jobs.push([`${ek}/${p.label}/send`, () => timeRun(p.cmd, sendArgs(p, round), env, isQueued)]);
       }
       for (let j = 0; j < jobs.length; j++) {
@@ -604,17 +749,39 @@ async function cliPhase(api: PhaseApi, a: Daemon, b: Daemon, binary: Prog | null
       const s = m(`${ek}/${p.label}/send`);
       const n = m(`${ek}/node`);
       const name = p.label === "binary" ? "dist/atlas" : "node dist/atlas.mjs";
-      api.addRow(`\`${name} net send\` (daemon running) wall time, ${tag}, median of ${rounds}${capped ? " (capped)" : ""}`, ms(s), "", "", s / v, "--version", { op: "<=", value: 1.25 });
-      api.addRow(`\`${name} --version\` wall time, ${tag}, median of ${rounds}`, ms(v), "", "", v / n, "`node -e 0`", { op: "<=", value: 2 });
+      api.addRow(
+        `\`${name} net send\` (daemon running) wall time, ${tag}, median of ${rounds}${capped ? " (capped)" : ""}`,
+        ms(s),
+        "",
+        "",
+        s / v,
+        "--version",
+        { op: "<=", value: 1.25 },
+      );
+      api.addRow(`\`${name} --version\` wall time, ${tag}, median of ${rounds}`, ms(v), "", "", v / n, "`node -e 0`", {
+        op: "<=",
+        value: 2,
+      });
     }
     api.addRow(`bare \`node -e 0\` wall time, ${tag}, median of ${rounds}`, ms(m(`${ek}/node`)), "", "", undefined);
   }
-  const ca = hasCa ? `; NODE_EXTRA_CA_CERTS costs ${ms(m("env/node") - m("noca/node"))} per \`node -e 0\` start, ${binary ? ms(m("env/binary/version") - m("noca/binary/version")) + " per binary --version" : ""}` : "";
+  const ca = hasCa
+    ? `; NODE_EXTRA_CA_CERTS costs ${ms(m("env/node") - m("noca/node"))} per \`node -e 0\` start, ${
+      binary ? ms(m("env/binary/version") - m("noca/binary/version")) + " per binary --version" : ""
+    }`
+    : "";
   api.note(
     `CLI wall time: spawnSync from this process until exit, ${DN.cliWarmup} warm-up + ${rounds} interleaved rounds (order rotated each round), 40 ms pause after each send; ` +
       `spawning /bin/true from this process takes ${ms(m("env/true"))} (included in every figure)${ca}; p90: ` +
-      progs.map((p) => `${p.label} send ${ms(percentile(times.get(`env/${p.label}/send`) ?? [], 90))}, --version ${ms(percentile(times.get(`env/${p.label}/version`) ?? [], 90))}`).join("; ") +
+      progs.map((p) =>
+        `${p.label} send ${ms(percentile(times.get(`env/${p.label}/send`) ?? [], 90))}, --version ${
+          ms(percentile(times.get(`env/${p.label}/version`) ?? [], 90))
+        }`
+      ).join("; ") +
       `; node -e 0 ${ms(percentile(times.get("env/node") ?? [], 90))}`,
   );
-  api.log(`daemon: CLI medians: ` + [...times.keys()].filter((k) => !k.endsWith("/true")).map((k) => `${k} ${ms(m(k))}`).join(", "));
+  api.log(
+    `daemon: CLI medians: ` +
+      [...times.keys()].filter((k) => !k.endsWith("/true")).map((k) => `${k} ${ms(m(k))}`).join(", "),
+  );
 }

@@ -11,12 +11,21 @@ P.process = function (this: any) {
   if (this.gone) return;
   if (this.gotPackets && !this._deferred) {
     const n = this.native;
-    if (!this.isEstablished && n.isEstablished()) { this.isEstablished = true; this.resolveEstablished(); }
+    if (!this.isEstablished && n.isEstablished()) {
+      this.isEstablished = true;
+      this.resolveEstablished();
+    }
     this.gotPackets = false;
-    if (this.isEstablished) { this.dispatchReadable(); if (this.onDatagram) this.dispatchDatagrams(); }
+    if (this.isEstablished) {
+      this.dispatchReadable();
+      if (this.onDatagram) this.dispatchDatagrams();
+    }
     for (const s of this.writers) if (!s.flushWrites()) this.writers.delete(s);
     this._deferred = true;
-    setImmediate(() => { this._deferred = false; orig.call(this); });
+    setImmediate(() => {
+      this._deferred = false;
+      orig.call(this);
+    });
     return;
   }
   if (this._deferred) return; // the deferred turn will flush

@@ -38,11 +38,28 @@ for (let i = 0; i < R; i++) {
   const t0 = performance.now();
   await cli.store.peers.get(id);
   const t1 = performance.now();
-  await cli.store.peers.upsert({ node_id: id, public_key: srv.identity.publicKey, address: `${HOST}:1`, name: "x", skills: [], trust_level: "unknown", last_seen: now }, now);
+  await cli.store.peers.upsert({
+    node_id: id,
+    public_key: srv.identity.publicKey,
+    address: `${HOST}:1`,
+    name: "x",
+    skills: [],
+    trust_level: "unknown",
+    last_seen: now,
+  }, now);
   const t2 = performance.now();
   await cli.store.peers.clearFailure(id);
   const t3 = performance.now();
-  await cli.store.sessions.open({ node_id: id, direction: "outbound", path: "direct", relay: null, remote_address: `${HOST}:1`, protocol_v: 1, trust_level: "unknown", connected_at: now });
+  await cli.store.sessions.open({
+    node_id: id,
+    direction: "outbound",
+    path: "direct",
+    relay: null,
+    remote_address: `${HOST}:1`,
+    protocol_v: 1,
+    trust_level: "unknown",
+    connected_at: now,
+  });
   const t4 = performance.now();
   st.push(t4 - t0);
   each[0]!.push(t1 - t0);
@@ -62,7 +79,11 @@ for (let i = 0; i < R; i++) {
 
 console.log(`QUIC established (Retry + TLS): ${ms(quic)}`);
 console.log(`4-message handshake alone:      ${ms(hs)}`);
-console.log(`store writes of one session:    ${ms(st)}  (get ${ms(each[0]!)}, upsert ${ms(each[1]!)}, clearFailure ${ms(each[2]!)}, sessions.open ${ms(each[3]!)})`);
+console.log(
+  `store writes of one session:    ${ms(st)}  (get ${ms(each[0]!)}, upsert ${ms(each[1]!)}, clearFailure ${
+    ms(each[2]!)
+  }, sessions.open ${ms(each[3]!)})`,
+);
 console.log(`whole connectTo:                ${ms(full)}`);
 
 await cli.node.close();

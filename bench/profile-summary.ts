@@ -43,8 +43,10 @@ for (let i = 0; i < p.samples.length; i++) {
   self.set(id, (self.get(id) ?? 0) + dt);
 }
 
-const short = (url: string) => url.replace(/^file:\/\//, "").replace(/^.*\/node_modules\//, "nm:").replace(/^.*\/work\/main\//, "");
-const label = (cf: CallFrame) => `${cf.functionName || "(anonymous)"} ${cf.url ? `${short(cf.url)}:${cf.lineNumber + 1}` : "(native)"}`;
+const short = (url: string) =>
+  url.replace(/^file:\/\//, "").replace(/^.*\/node_modules\//, "nm:").replace(/^.*\/work\/main\//, "");
+const label = (cf: CallFrame) =>
+  `${cf.functionName || "(anonymous)"} ${cf.url ? `${short(cf.url)}:${cf.lineNumber + 1}` : "(native)"}`;
 
 const fn = new Map<string, number>();
 const files = new Map<string, number>();
@@ -56,7 +58,9 @@ for (const [id, us] of self) {
   fn.set(l, (fn.get(l) ?? 0) + us);
   // native functions (quiche binding, socket sends) are charged to the JS file that called them
   let at: ProfileNode | undefined = n;
-  while (at && !at.callFrame.url && parent.has(at.id) && !at.callFrame.functionName.startsWith("(")) at = byId.get(parent.get(at.id)!);
+  while (at && !at.callFrame.url && parent.has(at.id) && !at.callFrame.functionName.startsWith("(")) {
+    at = byId.get(parent.get(at.id)!);
+  }
   const f = at?.callFrame.url ? short(at.callFrame.url) : n.callFrame.functionName || "(native)";
   files.set(f, (files.get(f) ?? 0) + us);
 }

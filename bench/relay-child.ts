@@ -44,7 +44,11 @@ const bn = await startNode(`bench-${role}`, true);
 const { node } = bn;
 if (process.env.DIAG_DGRAM_Q) {
   // diagnostics only (bench/relay-diag.ts): a shorter DATAGRAM send queue on this node's connections
-  const ep = node.endpoint as unknown as { serverConfig: QuicheConfig; clientConfig: QuicheConfig; opts: TransportOptions & { tls: { keyPem: string; certPem: string } } };
+  const ep = node.endpoint as unknown as {
+    serverConfig: QuicheConfig;
+    clientConfig: QuicheConfig;
+    opts: TransportOptions & { tls: { keyPem: string; certPem: string } };
+  };
   for (const k of ["serverConfig", "clientConfig"] as const) {
     ep[k] = makeQuicheConfig(ep.opts.tls, ep.opts);
     ep[k].enableDgram(true, 1024, Number(process.env.DIAG_DGRAM_Q));
@@ -114,7 +118,16 @@ process.on("message", async (m: RelayChildCmd) => {
       return;
     }
     case "progress":
-      send({ id: m.id, bytes: bulkTotal, open: bulkOpen, done: bulkDone, cpuMs: (() => { const c = process.cpuUsage(); return (c.user + c.system) / 1000; })() });
+      send({
+        id: m.id,
+        bytes: bulkTotal,
+        open: bulkOpen,
+        done: bulkDone,
+        cpuMs: (() => {
+          const c = process.cpuUsage();
+          return (c.user + c.system) / 1000;
+        })(),
+      });
       return;
     case "inner":
       // quiche stats of this node's relayed sessions (diagnostics)
@@ -148,6 +161,8 @@ const ready: RelayChildReady = { type: "ready", port: node.endpoint.local.port, 
 if (presence) {
   // ready once registered with the relay (bounded: the parent's start-up deadline)
   const t0 = performance.now();
-  while (!presence.status()[0]?.registered && performance.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 20));
+  while (!presence.status()[0]?.registered && performance.now() - t0 < 20_000) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 send(ready);

@@ -32,7 +32,7 @@
  *    forwarded packets and bytes from the relay's status() counters before/after the window, and
  *    the relay process's CPU time over the same window.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { cpus, loadavg, platform } from "node:os";
 import { join } from "node:path";
 import { uuidv7 } from "uuidv7";
@@ -45,7 +45,7 @@ import type { QuicConnection } from "../src/transport/connection.ts";
 import { FramedStream } from "../src/wire/framed-stream.ts";
 import type { WireMessage } from "../src/wire/messages.ts";
 import type { PhaseApi } from "./daemon.ts";
-import { HOST, deadline, median, percentile, startNode, startNodeWith, type BenchNode } from "./common.ts";
+import { type BenchNode, deadline, HOST, median, percentile, startNode, startNodeWith } from "./common.ts";
 import type { RelayChildCmd, RelayChildReady } from "./relay-child.ts";
 
 /** Counts and durations of this phase (ms). Every loop stops at its count or its cap. */
@@ -87,7 +87,9 @@ export interface Child {
 
 export async function spawnChild(root: string, args: string[]): Promise<Child> {
   const here = join(root, "bench");
-  const prof = process.env.BENCH_RELAY_CPU_PROF && args[0] === process.env.BENCH_RELAY_CPU_PROF_ROLE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_RELAY_CPU_PROF}`] : [];
+  const prof = process.env.BENCH_RELAY_CPU_PROF && args[0] === process.env.BENCH_RELAY_CPU_PROF_ROLE
+    ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_RELAY_CPU_PROF}`]
+    : [];
   const proc = spawn(process.execPath, [...prof, "--import", "tsx", join(here, "relay-child.ts"), ...args], {
     cwd: root,
     stdio: ["ignore", "inherit", "inherit", "ipc"],
@@ -96,7 +98,10 @@ export async function spawnChild(root: string, args: string[]): Promise<Child> {
   let id = 0;
   const waiting = new Map<number, (m: Record<string, unknown>) => void>();
   const ready = await new Promise<RelayChildReady>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`relay-child ${args[0]} did not start within ${RCAP.childStart / 1000} s`)), RCAP.childStart);
+    const t = setTimeout(
+      () => reject(new Error(`relay-child ${args[0]} did not start within ${RCAP.childStart / 1000} s`)),
+      RCAP.childStart,
+    );
     proc.on("message", (m: Record<string, unknown>) => {
       if (m.type === "ready") {
         clearTimeout(t);
@@ -105,7 +110,7 @@ export async function spawnChild(root: string, args: string[]): Promise<Child> {
     });
     proc.once("exit", (code) => reject(new Error(`relay-child ${args[0]} exited with code ${code}`)));
   });
-  const rpc = <T,>(m: Omit<RelayChildCmd, "id">, timeoutMs = 10_000): Promise<T> => {
+  const rpc = <T>(m: Omit<RelayChildCmd, "id">, timeoutMs = 10_000): Promise<T> => {
     const rid = ++id;
     return new Promise<T>((resolve, reject) => {
       const t = setTimeout(() => {
@@ -140,7 +145,15 @@ interface Progress {
 // ---- helpers ----
 
 function bulkMessage(from: AtlasNode, to: string): WireMessage {
-  return { type: "Message", id: `msg_${uuidv7()}`, from: from.nodeId, to, timestamp: Math.floor(Date.now() / 1000), topic: "bench/bulk", body: JSON.stringify({ bytes: "timed" }) };
+  return {
+    type: "Message",
+    id: `msg_${uuidv7()}`,
+    from: from.nodeId,
+    to,
+    timestamp: Math.floor(Date.now() / 1000),
+    topic: "bench/bulk",
+    body: JSON.stringify({ bytes: "timed" }),
+  };
 }
 
 /** The agent's byte counter, stamped with this process's clock (midpoint of the IPC round trip). */
@@ -151,7 +164,11 @@ export async function sample(agent: Child): Promise<Progress & { t: number }> {
 }
 
 /** Start a bulk stream on `s`: returns a stop() that ends the writer (does not close the session). */
-export async function startBulk(from: AtlasNode, s: Session, capMs: number): Promise<{ stop: () => Promise<void>; written: () => number }> {
+export async function startBulk(
+  from: AtlasNode,
+  s: Session,
+  capMs: number,
+): Promise<{ stop: () => Promise<void>; written: () => number }> {
   const st = s.conn.openStream();
   const fs = new FramedStream(st);
   await fs.write(bulkMessage(from, s.nodeId));
@@ -193,11 +210,17 @@ interface Cpu {
   relay: number;
   agent: number;
 }
-const cpuText = (c: Cpu) => `CPU over the window (fraction of one core): dialler process ${(c.dialler * 100).toFixed(0)}%, relay ${Number.isNaN(c.relay) ? "—" : (c.relay * 100).toFixed(0) + "%"}, agent ${(c.agent * 100).toFixed(0)}%`;
+const cpuText = (c: Cpu) =>
+  `CPU over the window (fraction of one core): dialler process ${(c.dialler * 100).toFixed(0)}%, relay ${
+    Number.isNaN(c.relay) ? "—" : (c.relay * 100).toFixed(0) + "%"
+  }, agent ${(c.agent * 100).toFixed(0)}%`;
 
 /** CPU time of the three processes, for fractions of a core over a window. */
 async function cpuMark(agent: Child, relay: Child | null): Promise<{ t: number; d: number; r: number; a: number }> {
-  const [p, r] = await Promise.all([agent.rpc<Progress>({ cmd: "progress" }), relay ? relay.rpc<Status>({ cmd: "status" }) : null]);
+  const [p, r] = await Promise.all([
+    agent.rpc<Progress>({ cmd: "progress" }),
+    relay ? relay.rpc<Status>({ cmd: "status" }) : null,
+  ]);
   return { t: performance.now(), d: selfCpuMs(), r: r ? r.cpuMs : NaN, a: p.cpuMs };
 }
 const cpuOver = (x: Awaited<ReturnType<typeof cpuMark>>, y: Awaited<ReturnType<typeof cpuMark>>): Cpu => {
@@ -231,7 +254,11 @@ async function timedBulk(
       const p = await sample(agent);
       const st = s.conn.native.stats();
       const ps = s.conn.native.pathStats()[0];
-      trace.push(`${Math.round((p.bytes - prev.bytes) / 1000)}/${st.sent - prev.sent}/${st.lost - prev.lost}/${ps ? Math.round(ps.cwnd / 1024) : "?"}/${ps?.rtt ?? "?"}`);
+      trace.push(
+        `${Math.round((p.bytes - prev.bytes) / 1000)}/${st.sent - prev.sent}/${st.lost - prev.lost}/${
+          ps ? Math.round(ps.cwnd / 1024) : "?"
+        }/${ps?.rtt ?? "?"}`,
+      );
       prev = { bytes: p.bytes, ...st };
     }
   })();
@@ -245,7 +272,14 @@ async function timedBulk(
   await tracer.catch(() => {});
   await b.stop().catch(() => {});
   const bytes = p1.bytes - p0.bytes;
-  return { mbs: bytes / 1e6 / ((p1.t - p0.t) / 1000), bytes, ms: p1.t - p0.t, overallMbs: (p1.bytes - base.bytes) / 1e6 / ((p1.t - tGo) / 1000), cpu: cpuOver(c0, c1), trace };
+  return {
+    mbs: bytes / 1e6 / ((p1.t - p0.t) / 1000),
+    bytes,
+    ms: p1.t - p0.t,
+    overallMbs: (p1.bytes - base.bytes) / 1e6 / ((p1.t - tGo) / 1000),
+    cpu: cpuOver(c0, c1),
+    trace,
+  };
 }
 
 export async function closeSession(s: Session): Promise<void> {
@@ -261,13 +295,22 @@ const delta = (a: RelayStats, b: RelayStats) => ({
   unknown: b.dropped_unknown_session - a.dropped_unknown_session,
   refused: b.pipes_refused - a.pipes_refused,
 });
-const dropsText = (d: ReturnType<typeof delta>) => `dropped_rate_limit ${d.rate}, dropped_queue_full ${d.queue}, dropped_unknown_session ${d.unknown}`;
+const dropsText = (d: ReturnType<typeof delta>) =>
+  `dropped_rate_limit ${d.rate}, dropped_queue_full ${d.queue}, dropped_unknown_session ${d.unknown}`;
 
 /** The inner connection's quiche counters (the dialler is the inner QUIC client). */
-export function innerStats(c: QuicConnection): { sent: number; lost: number; retransMB: number; rtt: number; cwndKiB: number } {
+export function innerStats(
+  c: QuicConnection,
+): { sent: number; lost: number; retransMB: number; rtt: number; cwndKiB: number } {
   const st = c.native.stats();
   const p = c.native.pathStats()[0];
-  return { sent: st.sent, lost: st.lost, retransMB: st.streamRetransBytes / 1e6, rtt: p?.rtt ?? NaN, cwndKiB: p ? p.cwnd / 1024 : NaN };
+  return {
+    sent: st.sent,
+    lost: st.lost,
+    retransMB: st.streamRetransBytes / 1e6,
+    rtt: p?.rtt ?? NaN,
+    cwndKiB: p ? p.cwnd / 1024 : NaN,
+  };
 }
 
 // ---- the phase ----
@@ -302,8 +345,11 @@ export async function relayPhase(api: PhaseApi & { benchOnly: boolean }): Promis
     else if (api.pinning && platform() === "linux" && ncpu >= 2) {
       const [d, r, a] = layout.split(",");
       if (api.pin(process.pid, d!) && api.pin(relay.proc.pid!, r!) && api.pin(agent.proc.pid!, a!)) {
-        placement = `diallers (this process) on CPU ${d}, relay on CPU ${r}, agent on CPU ${a} (taskset; 3 processes on ${ncpu} cores)`;
-        tag = r === a ? ` [diallers CPU ${d}, relay + agent CPU ${r}]` : ` [diallers CPU ${d}, relay CPU ${r}, agent CPU ${a}]`;
+        placement =
+          `diallers (this process) on CPU ${d}, relay on CPU ${r}, agent on CPU ${a} (taskset; 3 processes on ${ncpu} cores)`;
+        tag = r === a
+          ? ` [diallers CPU ${d}, relay + agent CPU ${r}]`
+          : ` [diallers CPU ${d}, relay CPU ${r}, agent CPU ${a}]`;
       }
     }
     api.log(`relay: relay udp/${relay.ready.port}, agent udp/${agent.ready.port} registered; ${placement}`);
@@ -314,7 +360,9 @@ export async function relayPhase(api: PhaseApi & { benchOnly: boolean }): Promis
 
     // the first session with the relay: a normal direct connect (excluded from the setup figure)
     const rs0 = performance.now();
-    const relaySession = await B.connectTo({ host: HOST, port: relay.ready.port }, { expectedNodeId: relay.ready.nodeId });
+    const relaySession = await B.connectTo({ host: HOST, port: relay.ready.port }, {
+      expectedNodeId: relay.ready.nodeId,
+    });
     const relaySessionMs = performance.now() - rs0;
 
     // ---- 1. setup ----
@@ -334,7 +382,13 @@ export async function relayPhase(api: PhaseApi & { benchOnly: boolean }): Promis
       const end = performance.now();
       if (s.path !== "relay") throw new Error(`relayed dial gave a ${s.path} session`);
       const m = mark as { ready: number; established: number } | null;
-      return { s, total: end - s0, pairing: m ? m.ready - s0 : NaN, quic: m ? m.established - m.ready : NaN, atlas: m ? end - m.established : NaN };
+      return {
+        s,
+        total: end - s0,
+        pairing: m ? m.ready - s0 : NaN,
+        quic: m ? m.established - m.ready : NaN,
+        atlas: m ? end - m.established : NaN,
+      };
     };
     const directDial = async () => {
       const s0 = performance.now();
@@ -346,7 +400,13 @@ export async function relayPhase(api: PhaseApi & { benchOnly: boolean }): Promis
       await closeSession((await relayedDial()).s);
     }
     const st0 = (await relay.rpc<Status>({ cmd: "status" })).relay!;
-    const setup = { total: [] as number[], pairing: [] as number[], quic: [] as number[], atlas: [] as number[], direct: [] as number[] };
+    const setup = {
+      total: [] as number[],
+      pairing: [] as number[],
+      quic: [] as number[],
+      atlas: [] as number[],
+      direct: [] as number[],
+    };
     const ts = performance.now();
     for (let i = 0; i < RN.setup && performance.now() - ts < RCAP.setup; i++) {
       const d = await directDial();
@@ -371,17 +431,31 @@ export async function relayPhase(api: PhaseApi & { benchOnly: boolean }): Promis
       rm50 / dm50,
       "direct",
     );
-    api.addRow(`relay: ↳ direct connect + Atlas handshake, this process → agent, median of ${setup.direct.length} (p90), interleaved with the above`, `${ms(dm50)} (p90 ${ms(percentile(setup.direct, 90))})`, "", "");
+    api.addRow(
+      `relay: ↳ direct connect + Atlas handshake, this process → agent, median of ${setup.direct.length} (p90), interleaved with the above`,
+      `${ms(dm50)} (p90 ${ms(percentile(setup.direct, 90))})`,
+      "",
+      "",
+    );
     api.addRow(
       `relay: ↳ of which RelayConnect → RelayReady / inner QUIC handshake over the pipe / Atlas handshake inside, medians`,
       `${ms(median(setup.pairing))} / ${ms(median(setup.quic))} / ${ms(median(setup.atlas))}`,
       "",
       "",
     );
-    api.addRow(`relay: ↳ first session with the relay (direct connect + handshake, once; not part of the setup figure)`, ms(relaySessionMs), "", "");
+    api.addRow(
+      `relay: ↳ first session with the relay (direct connect + handshake, once; not part of the setup figure)`,
+      ms(relaySessionMs),
+      "",
+      "",
+    );
     api.note(
-      `relay: setup runs (ms): relayed ${setup.total.map((x) => x.toFixed(1)).join(", ")}; direct ${setup.direct.map((x) => x.toFixed(1)).join(", ")}; ` +
-        `relay counters over the setup loop: ${st1.pipes_opened - st0.pipes_opened} pipes opened, ${st1.pipes_refused - st0.pipes_refused} refused`,
+      `relay: setup runs (ms): relayed ${setup.total.map((x) => x.toFixed(1)).join(", ")}; direct ${
+        setup.direct.map((x) => x.toFixed(1)).join(", ")
+      }; ` +
+        `relay counters over the setup loop: ${st1.pipes_opened - st0.pipes_opened} pipes opened, ${
+          st1.pipes_refused - st0.pipes_refused
+        } refused`,
     );
     // ---- 1b. round trip: Ping/Pong over a relayed session, then over a direct one to the same agent ----
     const pings = async (s: Session): Promise<number[]> => {
@@ -405,8 +479,17 @@ export async function relayPhase(api: PhaseApi & { benchOnly: boolean }): Promis
       median(relayedRtt) / median(directRtt),
       "direct",
     );
-    api.addRow(`relay: ↳ direct round trip, this process → agent, median of ${directRtt.length} (p99)`, `${ms(median(directRtt))} (p99 ${ms(percentile(directRtt, 99))})`, "", "");
-    api.log(`relay setup: relayed ${ms(rm50)} (pairing ${ms(median(setup.pairing))}, inner QUIC ${ms(median(setup.quic))}, Atlas ${ms(median(setup.atlas))}); direct ${ms(dm50)}; first relay session ${ms(relaySessionMs)}`);
+    api.addRow(
+      `relay: ↳ direct round trip, this process → agent, median of ${directRtt.length} (p99)`,
+      `${ms(median(directRtt))} (p99 ${ms(percentile(directRtt, 99))})`,
+      "",
+      "",
+    );
+    api.log(
+      `relay setup: relayed ${ms(rm50)} (pairing ${ms(median(setup.pairing))}, inner QUIC ${
+        ms(median(setup.quic))
+      }, Atlas ${ms(median(setup.atlas))}); direct ${ms(dm50)}; first relay session ${ms(relaySessionMs)}`,
+    );
 
     // ---- 2. bulk ----
     const relayStatus = async () => (await relay.rpc<Status>({ cmd: "status" })).relay!;
@@ -432,7 +515,11 @@ export async function relayPhase(api: PhaseApi & { benchOnly: boolean }): Promis
       await relay.rpc({ cmd: "set", transport: { relay_bandwidth_limit: capBps } });
       const n = (await startNodeWith("bench-relay-bulk", false, bulkStore)).node;
       extra.push(n);
-      const rs = await deadline(n.connectTo({ host: HOST, port: relay.ready.port }, { expectedNodeId: relay.ready.nodeId }), RCAP.dial, "session to the relay");
+      const rs = await deadline(
+        n.connectTo({ host: HOST, port: relay.ready.port }, { expectedNodeId: relay.ready.nodeId }),
+        RCAP.dial,
+        "session to the relay",
+      );
       const s0 = await relayStatus();
       const s = await deadline(dialViaRelay(n, relayAddr, agentId), RCAP.dial, "relayed dial");
       const i0 = innerStats(s.conn);
@@ -472,15 +559,29 @@ export async function relayPhase(api: PhaseApi & { benchOnly: boolean }): Promis
       api.log(`relay bulk: direct ${mbs(d.mbs)}; ${cpuText(d.cpu)}`);
       const o = await relayedBulk(0, RN.offWarmMs, RN.offMs);
       offRuns.push(o);
-      api.log(`relay bulk: cap off ${mbs(o.mbs)} (${(o.mbs / d.mbs).toFixed(3)}× direct); relay ${dropsText(o.drops)}; ${cpuText(o.cpu)}; inner RTT ${o.rtt} ms cwnd ${o.cwndKiB.toFixed(0)} KiB`);
+      api.log(
+        `relay bulk: cap off ${mbs(o.mbs)} (${(o.mbs / d.mbs).toFixed(3)}× direct); relay ${dropsText(o.drops)}; ${
+          cpuText(o.cpu)
+        }; inner RTT ${o.rtt} ms cwnd ${o.cwndKiB.toFixed(0)} KiB`,
+      );
     }
     // cap at its default
     const onRuns: BulkRun[] = [];
     for (let i = 0; i < RN.capRounds; i++) {
       const o = await relayedBulk(DEFAULT_CAP, RN.capWarmMs, RN.capMs);
       onRuns.push(o);
-      api.log(`relay bulk: cap 1 MiB/s ${mbs(o.mbs)} (${(o.mbs / (DEFAULT_CAP / 1e6)).toFixed(3)}× cap; whole run incl. burst ${mbs(o.overall)}); inner loss ${o.lossPct.toFixed(0)}%; relay ${dropsText(o.drops)}; close ${Number.isNaN(o.closeMs) ? "pending" : ms(o.closeMs)}`);
-      api.log(`relay bulk:   per second, kB read / inner packets sent / declared lost / cwnd KiB / RTT ms: ${o.trace.join(" ")}`);
+      api.log(
+        `relay bulk: cap 1 MiB/s ${mbs(o.mbs)} (${
+          (o.mbs / (DEFAULT_CAP / 1e6)).toFixed(3)
+        }× cap; whole run incl. burst ${mbs(o.overall)}); inner loss ${o.lossPct.toFixed(0)}%; relay ${
+          dropsText(o.drops)
+        }; close ${Number.isNaN(o.closeMs) ? "pending" : ms(o.closeMs)}`,
+      );
+      api.log(
+        `relay bulk:   per second, kB read / inner packets sent / declared lost / cwnd KiB / RTT ms: ${
+          o.trace.join(" ")
+        }`,
+      );
     }
     await relay.rpc({ cmd: "set", transport: { relay_bandwidth_limit: DEFAULT_CAP } });
     await bulkStore.close();
@@ -492,7 +593,11 @@ export async function relayPhase(api: PhaseApi & { benchOnly: boolean }): Promis
     const runaway = onRuns.filter((x) => x.lossPct > 80).length;
     const list = (xs: number[], d = 2) => xs.map((x) => x.toFixed(d)).join(", ");
     api.addRow(
-      `relay: bulk through the relay${tag}, cap at default (${DEFAULT_CAP.toLocaleString("en-US")} B/s per direction), goodput over ${RN.capMs / 1000} s after a ${RN.capWarmMs / 1000} s warm-up, median of ${onRuns.length} runs`,
+      `relay: bulk through the relay${tag}, cap at default (${
+        DEFAULT_CAP.toLocaleString("en-US")
+      } B/s per direction), goodput over ${RN.capMs / 1000} s after a ${
+        RN.capWarmMs / 1000
+      } s warm-up, median of ${onRuns.length} runs`,
       `${mbs(onMed)} (${capRatio.toFixed(3)} MiB/s; runs ${list(onRuns.map((x) => x.mbs))})`,
       "",
       "",
@@ -501,7 +606,9 @@ export async function relayPhase(api: PhaseApi & { benchOnly: boolean }): Promis
       { op: ">=", value: 0.9 },
     );
     api.addRow(
-      `relay: bulk through the relay${tag}, cap off, goodput over ${RN.offMs / 1000} s after ${RN.offWarmMs / 1000} s, median of ${offRuns.length} — vs direct bulk to the agent (same method, interleaved)`,
+      `relay: bulk through the relay${tag}, cap off, goodput over ${RN.offMs / 1000} s after ${
+        RN.offWarmMs / 1000
+      } s, median of ${offRuns.length} — vs direct bulk to the agent (same method, interleaved)`,
       `${mbs(offMed)} (runs ${list(offRuns.map((x) => x.mbs), 1)})`,
       "",
       "",
@@ -509,14 +616,27 @@ export async function relayPhase(api: PhaseApi & { benchOnly: boolean }): Promis
       "direct",
       { op: ">=", value: 0.3 },
     );
-    api.addRow(`relay: ↳ direct bulk, this process → agent, goodput over ${RN.directMs / 1000} s after ${RN.directWarmMs / 1000} s, median of ${directRuns.length}`, `${mbs(dMed)} (runs ${list(directRuns.map((x) => x.mbs), 1)})`, "", "");
+    api.addRow(
+      `relay: ↳ direct bulk, this process → agent, goodput over ${RN.directMs / 1000} s after ${
+        RN.directWarmMs / 1000
+      } s, median of ${directRuns.length}`,
+      `${mbs(dMed)} (runs ${list(directRuns.map((x) => x.mbs), 1)})`,
+      "",
+      "",
+    );
     api.note(
       `relay: bulk with the cap at default, per run: ` +
         onRuns
           .map(
             (o) =>
-              `${mbs(o.mbs)} (incl. the 1 s burst ${mbs(o.overall)}), inner QUIC ${o.lossPct.toFixed(0)}% of packets declared lost, ${o.retransMB.toFixed(1)} MB retransmitted, cwnd ${o.cwndKiB.toFixed(0)} KiB / RTT ${o.rtt} ms at the end, ` +
-              `close ${Number.isNaN(o.closeMs) ? `still pending after ${RN.closeWaitMs / 1000} s` : ms(o.closeMs)}; relay ${dropsText(o.drops)}`,
+              `${mbs(o.mbs)} (incl. the 1 s burst ${mbs(o.overall)}), inner QUIC ${
+                o.lossPct.toFixed(0)
+              }% of packets declared lost, ${o.retransMB.toFixed(1)} MB retransmitted, cwnd ${
+                o.cwndKiB.toFixed(0)
+              } KiB / RTT ${o.rtt} ms at the end, ` +
+              `close ${
+                Number.isNaN(o.closeMs) ? `still pending after ${RN.closeWaitMs / 1000} s` : ms(o.closeMs)
+              }; relay ${dropsText(o.drops)}`,
           )
           .join("; ") +
         `. ${runaway} of ${onRuns.length} runs in the CUBIC run-away mode (> 80 % loss, see the analysis)`,
@@ -524,7 +644,13 @@ export async function relayPhase(api: PhaseApi & { benchOnly: boolean }): Promis
     api.note(
       `relay: bulk with the cap off, per run: ` +
         offRuns
-          .map((o, i) => `${mbs(o.mbs)} vs direct ${mbs(directRuns[i]!.mbs)}; relay ${dropsText(o.drops)}; dialler's pipe DATAGRAMs refused by its own quiche queue ${o.pipeDrops}; inner QUIC ${o.lossPct.toFixed(1)}% lost, RTT ${o.rtt} ms, cwnd ${o.cwndKiB.toFixed(0)} KiB at the end; ${cpuText(o.cpu)}`)
+          .map((o, i) =>
+            `${mbs(o.mbs)} vs direct ${mbs(directRuns[i]!.mbs)}; relay ${
+              dropsText(o.drops)
+            }; dialler's pipe DATAGRAMs refused by its own quiche queue ${o.pipeDrops}; inner QUIC ${
+              o.lossPct.toFixed(1)
+            }% lost, RTT ${o.rtt} ms, cwnd ${o.cwndKiB.toFixed(0)} KiB at the end; ${cpuText(o.cpu)}`
+          )
           .join("; ") +
         `. Direct runs: ${directRuns.map((d) => cpuText(d.cpu)).join("; ")}`,
     );
@@ -542,7 +668,11 @@ export async function relayPhase(api: PhaseApi & { benchOnly: boolean }): Promis
       Array.from({ length: RN.aggDialConcurrency }, async () => {
         while (next < srcs.length && performance.now() - ta < 60_000) {
           const n = srcs[next++]!;
-          await deadline(n.connectTo({ host: HOST, port: relay.ready.port }, { expectedNodeId: relay.ready.nodeId }), RCAP.dial, "session to the relay");
+          await deadline(
+            n.connectTo({ host: HOST, port: relay.ready.port }, { expectedNodeId: relay.ready.nodeId }),
+            RCAP.dial,
+            "session to the relay",
+          );
           pairs.push({ n, s: await deadline(dialViaRelay(n, relayAddr, agentId), RCAP.dial, "relayed dial") });
         }
       }),
@@ -550,7 +680,11 @@ export async function relayPhase(api: PhaseApi & { benchOnly: boolean }): Promis
     const dialMs = performance.now() - ta;
     const sessions = pairs.map((p) => p.s);
     const st = await relay.rpc<Status>({ cmd: "status" });
-    api.log(`relay aggregate: ${sessions.length} relayed sessions from ${srcs.length} sources in ${ms(dialMs)}; relay pipes ${st.relay!.pipes}`);
+    api.log(
+      `relay aggregate: ${sessions.length} relayed sessions from ${srcs.length} sources in ${ms(dialMs)}; relay pipes ${
+        st.relay!.pipes
+      }`,
+    );
     const bulks = await Promise.all(pairs.map((p) => startBulk(p.n, p.s, RN.aggWarmMs + RN.aggMs + 5000)));
     await sleep(RN.aggWarmMs);
     const d0 = selfCpuMs();
@@ -570,7 +704,9 @@ export async function relayPhase(api: PhaseApi & { benchOnly: boolean }): Promis
     const agentCpu = (g1.cpuMs - g0.cpuMs) / (g1.t - g0.t);
     const perStream = sessions.length ? goodput / sessions.length : 0;
     api.addRow(
-      `relay: aggregate${tag}, ${sessions.length} pipes (${srcs.length} sources → 1 agent) sending at once, cap off: forwarded by the relay over ${RN.aggMs / 1000} s (packets both directions)`,
+      `relay: aggregate${tag}, ${sessions.length} pipes (${srcs.length} sources → 1 agent) sending at once, cap off: forwarded by the relay over ${
+        RN.aggMs / 1000
+      } s (packets both directions)`,
       `${mbs(fwdMBs)}, ${Math.round(fwdPps).toLocaleString("en-US")} packets/s`,
       "",
       "",
@@ -582,11 +718,21 @@ export async function relayPhase(api: PhaseApi & { benchOnly: boolean }): Promis
       "",
     );
     api.note(
-      `relay: aggregate: ${sessions.length} relayed sessions dialled in ${ms(dialMs)} (${RN.aggDialConcurrency} at a time, each source first opening its own session to the relay); ` +
-        `relay ${dropsText(aggD)}; CPU over the window: diallers (this process) ${(diallerCpu * 100).toFixed(0)}%, relay ${(relayCpu * 100).toFixed(0)}%, agent ${(agentCpu * 100).toFixed(0)}% of one core; ` +
-        `relay CPU per forwarded MB ${aggD.bytes > 0 ? ((r1.cpuMs - r0.cpuMs) / (aggD.bytes / 1e6)).toFixed(1) : "?"} ms, per packet ${aggD.packets > 0 ? (((r1.cpuMs - r0.cpuMs) * 1000) / aggD.packets).toFixed(1) : "?"} µs`,
+      `relay: aggregate: ${sessions.length} relayed sessions dialled in ${
+        ms(dialMs)
+      } (${RN.aggDialConcurrency} at a time, each source first opening its own session to the relay); ` +
+        `relay ${dropsText(aggD)}; CPU over the window: diallers (this process) ${
+          (diallerCpu * 100).toFixed(0)
+        }%, relay ${(relayCpu * 100).toFixed(0)}%, agent ${(agentCpu * 100).toFixed(0)}% of one core; ` +
+        `relay CPU per forwarded MB ${
+          aggD.bytes > 0 ? ((r1.cpuMs - r0.cpuMs) / (aggD.bytes / 1e6)).toFixed(1) : "?"
+        } ms, per packet ${aggD.packets > 0 ? (((r1.cpuMs - r0.cpuMs) * 1000) / aggD.packets).toFixed(1) : "?"} µs`,
     );
-    api.log(`relay aggregate: forwarded ${mbs(fwdMBs)} ${Math.round(fwdPps)} pkt/s; goodput ${mbs(goodput)}; CPU diallers ${(diallerCpu * 100).toFixed(0)}% relay ${(relayCpu * 100).toFixed(0)}% agent ${(agentCpu * 100).toFixed(0)}%; ${dropsText(aggD)}`);
+    api.log(
+      `relay aggregate: forwarded ${mbs(fwdMBs)} ${Math.round(fwdPps)} pkt/s; goodput ${mbs(goodput)}; CPU diallers ${
+        (diallerCpu * 100).toFixed(0)
+      }% relay ${(relayCpu * 100).toFixed(0)}% agent ${(agentCpu * 100).toFixed(0)}%; ${dropsText(aggD)}`,
+    );
     await Promise.all(sessions.map((s) => closeSession(s).catch(() => {})));
     await Promise.all(srcs.map((n) => n.close()));
     extra.length = 0;
@@ -597,7 +743,9 @@ export async function relayPhase(api: PhaseApi & { benchOnly: boolean }): Promis
     await Promise.all([relay.rpc({ cmd: "stop" }, 15_000), agent.rpc({ cmd: "stop" }, 15_000)]);
     api.note(
       `relay: placement ${placement}; relay config: defaults (relay_capacity 64, relay_pipes_per_source 4, 1350-byte outer datagrams, 1200-byte inner packets) with the bench's raised limits; ` +
-        `phase ${((performance.now() - t0) / 1000).toFixed(1)} s${api.benchOnly ? ` (run alone with BENCH_ONLY, ${new Date().toISOString()})` : ""}, load average ${load0} → ${loadavg()[0]!.toFixed(2)}`,
+        `phase ${((performance.now() - t0) / 1000).toFixed(1)} s${
+          api.benchOnly ? ` (run alone with BENCH_ONLY, ${new Date().toISOString()})` : ""
+        }, load average ${load0} → ${loadavg()[0]!.toFixed(2)}`,
     );
   } finally {
     await Promise.all(extra.map((n) => n.close().catch(() => {})));
@@ -606,7 +754,16 @@ export async function relayPhase(api: PhaseApi & { benchOnly: boolean }): Promis
       await n.store.close().catch(() => {});
     }
     // a stopped child exits by itself (and writes its --cpu-prof profile): give it 5 s, then kill
-    if (stopping) await Promise.all(children.map((c) => (c.proc.exitCode === null ? deadline(new Promise((r) => c.proc.once("exit", r)), 5000, "child exit").catch(() => {}) : null)));
+    if (stopping) {
+      await Promise.all(children.map((c) => (c.proc.exitCode === null
+        ? deadline(
+          new Promise((r) => c.proc.once("exit", r)),
+          5000,
+          "child exit",
+        ).catch(() => {})
+        : null)
+      ));
+    }
     kill();
     process.off("exit", kill);
   }

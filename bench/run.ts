@@ -28,7 +28,7 @@
  *   BENCH_NO_WRITE=1                      do not touch bench/RESULTS.md
  *   BENCH_NO_PIN=1                        leave CPU placement to the scheduler
  */
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { cpus, loadavg, platform, release, tmpdir, totalmem } from "node:os";
@@ -43,8 +43,25 @@ import { FramedStream } from "../src/wire/framed-stream.ts";
 import type { WireMessage } from "../src/wire/messages.ts";
 import { daemonPhase } from "./daemon.ts";
 import { relayPhase } from "./relay.ts";
-import { bulk, echoSession, open, openMode, reqSession, type Kind, type TlsCreds } from "./baseline.ts";
-import { CAP, HOST, MODE, N, deadline, loop, startNodeWith, RAISED_LIMITS, median, memUsage, percentile, settleGc, startNode, type BenchNode, type MemReport, type ServerReady } from "./common.ts";
+import { bulk, echoSession, type Kind, open, openMode, reqSession, type TlsCreds } from "./baseline.ts";
+import {
+  type BenchNode,
+  CAP,
+  deadline,
+  HOST,
+  loop,
+  median,
+  type MemReport,
+  memUsage,
+  MODE,
+  N,
+  percentile,
+  RAISED_LIMITS,
+  type ServerReady,
+  settleGc,
+  startNode,
+  startNodeWith,
+} from "./common.ts";
 
 setFlagsFromString("--expose-gc");
 (globalThis as { gc?: () => void }).gc = runInNewContext("gc") as () => void;
@@ -111,7 +128,10 @@ async function startServer(): Promise<ServerReady> {
     cwd: root,
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
-  if (!process.env.BENCH_NO_PIN && platform() === "linux" && cpus().length >= 2 && child.pid && pin(process.pid, 0) && pin(child.pid, 1)) {
+  if (
+    !process.env.BENCH_NO_PIN && platform() === "linux" && cpus().length >= 2 && child.pid && pin(process.pid, 0) &&
+    pin(child.pid, 1)
+  ) {
     pinning = "client pinned to CPU 0, server to CPU 1 (taskset)";
   }
   return await new Promise<ServerReady>((resolve, reject) => {
@@ -128,7 +148,6 @@ async function startServer(): Promise<ServerReady> {
 
 // ---------------------------------------------------------------------------------------------
 // helpers
-
 
 async function waitFor(what: string, cond: () => Promise<boolean>, capMs: number): Promise<void> {
   const t0 = performance.now();
@@ -160,7 +179,15 @@ const body = (() => {
 })();
 
 function message(self: BenchNode, to: string, topic?: string, text = body): WireMessage {
-  return { type: "Message", id: `msg_${uuidv7()}`, from: self.node.nodeId, to, timestamp: Math.floor(Date.now() / 1000), ...(topic ? { topic } : {}), body: text };
+  return {
+    type: "Message",
+    id: `msg_${uuidv7()}`,
+    from: self.node.nodeId,
+    to,
+    timestamp: Math.floor(Date.now() / 1000),
+    ...(topic ? { topic } : {}),
+    body: text,
+  };
 }
 
 /** Linux UDP RcvbufErrors counter (datagrams the kernel dropped for a full socket buffer), -1 elsewhere. */
@@ -198,7 +225,15 @@ const failures: string[] = [];
 /** Two decimals, three below 1 (so 0.147 does not print as a target-meeting 0.15). */
 const fmtRatio = (r: number) => r.toFixed(r < 1 ? 3 : 2);
 
-function addRow(figure: string, atlas: string, tcp: string, tls: string, ratio?: number, ratioVs?: string, target?: { op: "<=" | ">="; value: number }) {
+function addRow(
+  figure: string,
+  atlas: string,
+  tcp: string,
+  tls: string,
+  ratio?: number,
+  ratioVs?: string,
+  target?: { op: "<=" | ">="; value: number },
+) {
   let verdict = "";
   let targetS = "—";
   if (ratio !== undefined && target) {
@@ -208,10 +243,20 @@ function addRow(figure: string, atlas: string, tcp: string, tls: string, ratio?:
     else {
       const by = target.op === "<=" ? ratio / target.value : target.value / ratio;
       verdict = `**missed** (${by.toFixed(2)}× off)`;
-      failures.push(`${figure}: ${fmtRatio(ratio)}× ${ratioVs}, target ${targetS} — missed by a factor ${by.toFixed(2)}`);
+      failures.push(
+        `${figure}: ${fmtRatio(ratio)}× ${ratioVs}, target ${targetS} — missed by a factor ${by.toFixed(2)}`,
+      );
     }
   }
-  rows.push({ figure, atlas, tcp, tls, ratio: ratio === undefined ? "—" : `${fmtRatio(ratio)}× ${ratioVs ?? ""}`.trim(), target: targetS, verdict });
+  rows.push({
+    figure,
+    atlas,
+    tcp,
+    tls,
+    ratio: ratio === undefined ? "—" : `${fmtRatio(ratio)}× ${ratioVs ?? ""}`.trim(),
+    target: targetS,
+    verdict,
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -226,7 +271,8 @@ async function connectPhase(ready: Ready, client: BenchNode, creds: TlsCreds): P
   const base: Record<Kind, number[]> = { tcp: [], tls: [] };
   for (const kind of KINDS) {
     for (let i = 0; i < N.connectWarmup; i++) (await open(kind, portOf(ready, kind), creds)).destroy();
-    base[kind] = (await loop(N.connect, 1, CAP.connect, async () => void (await open(kind, portOf(ready, kind), creds)).destroy())).lat;
+    base[kind] = (await loop(N.connect, 1, CAP.connect, async () =>
+      void (await open(kind, portOf(ready, kind), creds)).destroy())).lat;
   }
   // QUIC only (Retry + TLS 1.3 handshake, no Atlas handshake): a breakdown, not a target
   const quicOnly = await loop(N.connect, 1, CAP.connect, async () => {
@@ -256,11 +302,21 @@ async function connectPhase(ready: Ready, client: BenchNode, creds: TlsCreds): P
   const a = median(lat);
   const q = median(quicOnly.lat);
   const tlsM = median(base.tls);
-  addRow(`connect + Atlas handshake → Session, median of ${lat.length}`, ms(a), ms(median(base.tcp)), ms(tlsM), a / tlsM, "TLS", { op: "<=", value: 2.5 });
+  addRow(
+    `connect + Atlas handshake → Session, median of ${lat.length}`,
+    ms(a),
+    ms(median(base.tcp)),
+    ms(tlsM),
+    a / tlsM,
+    "TLS",
+    { op: "<=", value: 2.5 },
+  );
   addRow(`↳ of which QUIC connect only (Retry + TLS 1.3), median of ${quicOnly.n}`, ms(q), "", "", q / tlsM, "TLS");
   const lossCount = lossy.filter(Boolean).length;
   notes.push(
-    `connect: Atlas min ${ms(Math.min(...lat))}, p90 ${ms(percentile(lat, 90))}, ${lat.filter((x) => x > 40).length} of ${lat.length} above 40 ms; ` +
+    `connect: Atlas min ${ms(Math.min(...lat))}, p90 ${ms(percentile(lat, 90))}, ${
+      lat.filter((x) => x > 40).length
+    } of ${lat.length} above 40 ms; ` +
       `in ${lossCount} of ${lat.length} the client's quiche counted a lost/retransmitted packet on loopback (the dropped-first-Hello stall, see the analysis); ` +
       `QUIC-only p90 ${ms(percentile(quicOnly.lat, 90))}, TLS p90 ${ms(percentile(base.tls, 90))}`,
   );
@@ -277,7 +333,12 @@ async function idlePhase(ready: Ready, creds: TlsCreds): Promise<void> {
   const ts0 = await mem();
   const tc0 = memUsage();
   const tcpBase = (await counts()).tcp;
-  const socks = await pool(N.idleConns, N.idleConcurrency, CAP.idle, () => openMode("tls", ready.tlsPort, creds, MODE.idle));
+  const socks = await pool(
+    N.idleConns,
+    N.idleConcurrency,
+    CAP.idle,
+    () => openMode("tls", ready.tlsPort, creds, MODE.idle),
+  );
   await waitFor("server TLS sockets", async () => (await counts()).tcp >= tcpBase + socks.length, 10_000);
   await new Promise((r) => setTimeout(r, 200)); // let the mode bytes land
   await settleGc();
@@ -292,7 +353,12 @@ async function idlePhase(ready: Ready, creds: TlsCreds): Promise<void> {
   // socket) sharing one store. Their nodes are created before the server-side baseline is taken.
   const idleDir = await mkdtemp(join(benchRoot, "idle-"));
   const idleStore = await openStore(join(idleDir, "peers.db"));
-  const nodes = await pool(N.idleConns, N.idleConcurrency, CAP.idle, () => startNodeWith("bench-idle", false, idleStore));
+  const nodes = await pool(
+    N.idleConns,
+    N.idleConcurrency,
+    CAP.idle,
+    () => startNodeWith("bench-idle", false, idleStore),
+  );
   await settleGc();
   const s0 = await mem();
   const base = (await counts()).sessions;
@@ -316,11 +382,20 @@ async function idlePhase(ready: Ready, creds: TlsCreds): Promise<void> {
   const tC = per(tc0.rss, tc1.rss, tn);
   const aJ = per(s0.heapUsed + s0.external, s1.heapUsed + s1.external, n);
   const tJ = per(ts0.heapUsed + ts0.external, ts1.heapUsed + ts1.external, tn);
-  addRow(`idle connection: server RSS Δ / conn (${n} Atlas sessions, ${tn} TLS conns)`, kb(aS), "", kb(tS), aS / tS, "TLS");
+  addRow(
+    `idle connection: server RSS Δ / conn (${n} Atlas sessions, ${tn} TLS conns)`,
+    kb(aS),
+    "",
+    kb(tS),
+    aS / tS,
+    "TLS",
+  );
   addRow(`idle connection: client RSS Δ / conn (Atlas: not comparable, one client node per session)`, "—", "", kb(tC));
   addRow(`idle connection: server JS heap + external Δ / conn`, kb(aJ), "", kb(tJ), aJ / tJ, "TLS");
   notes.push(
-    `memory: ${n} Atlas sessions from ${nodes.length} client nodes, ${N.idleConcurrency} concurrent dials, opened in ${ms(openMs)} (${(n / (openMs / 1000)).toFixed(0)} sessions/s)` +
+    `memory: ${n} Atlas sessions from ${nodes.length} client nodes, ${N.idleConcurrency} concurrent dials, opened in ${
+      ms(openMs)
+    } (${(n / (openMs / 1000)).toFixed(0)} sessions/s)` +
       (replaced ? `; ${replaced} were closed before the measurement` : ""),
   );
   log(`idle: Atlas server ${kb(aS)}/conn; TLS server ${kb(tS)}/conn client ${kb(tC)}/conn`);
@@ -341,10 +416,27 @@ async function rttPhase(ready: Ready, creds: TlsCreds, s: Session, tag: string):
   const a50 = median(atlas.lat);
   const tcp50 = median(base.tcp);
   const a99 = percentile(atlas.lat, 99);
-  addRow(`round trip${tag}, median of ${atlas.n} (Ping/Pong vs ${N.rttBytes}-byte echo)`, ms(a50), ms(tcp50), ms(median(base.tls)), a50 / tcp50, "TCP", { op: "<=", value: 5 });
-  addRow(`round trip${tag}, p99`, ms(a99), ms(percentile(base.tcp, 99)), ms(percentile(base.tls, 99)), a99 / percentile(base.tcp, 99), "TCP");
+  addRow(
+    `round trip${tag}, median of ${atlas.n} (Ping/Pong vs ${N.rttBytes}-byte echo)`,
+    ms(a50),
+    ms(tcp50),
+    ms(median(base.tls)),
+    a50 / tcp50,
+    "TCP",
+    { op: "<=", value: 5 },
+  );
+  addRow(
+    `round trip${tag}, p99`,
+    ms(a99),
+    ms(percentile(base.tcp, 99)),
+    ms(percentile(base.tls, 99)),
+    a99 / percentile(base.tcp, 99),
+    "TCP",
+  );
   notes.push(
-    `Ping${tag}: ${((q1.sent - q0.sent) / atlas.n).toFixed(2)} UDP packets client→server and ${((q1.recv - q0.recv) / atlas.n).toFixed(2)} server→client per round trip, ` +
+    `Ping${tag}: ${((q1.sent - q0.sent) / atlas.n).toFixed(2)} UDP packets client→server and ${
+      ((q1.recv - q0.recv) / atlas.n).toFixed(2)
+    } server→client per round trip, ` +
       `${q1.lost - q0.lost} declared lost; ${atlas.lat.filter((x) => x > 2).length} of ${atlas.n} pings above 2 ms`,
   );
   log(`rtt${tag}: Atlas ${ms(a50)} p99 ${ms(a99)}  TCP ${ms(tcp50)}  TLS ${ms(median(base.tls))}`);
@@ -373,14 +465,38 @@ async function reqPhase(ready: Ready, creds: TlsCreds, client: BenchNode, s: Ses
   }
   const rs = seq.n / (seq.ms / 1000);
   const rp = par.n / (par.ms / 1000);
-  addRow(`1 KiB request/response${tag}, sequential (${seq.n}${seq.capped ? ", capped" : ""})`, rate(rs), rate(base.tcp.seq), rate(base.tls.seq), rs / base.tls.seq, "TLS");
-  addRow(`1 KiB request/response${tag}, ${N.inFlight} in flight (${par.n}${par.capped ? ", capped" : ""})`, rate(rp), rate(base.tcp.par), rate(base.tls.par), rp / base.tls.par, "TLS");
-  notes.push(
-    `requests${tag}: Atlas latency sequential median ${ms(median(seq.lat))} p99 ${ms(percentile(seq.lat, 99))}, ${N.inFlight} in flight median ${ms(median(par.lat))} p99 ${ms(percentile(par.lat, 99))}; ` +
-      `${((q1.sent - q0.sent) / seq.n).toFixed(2)} UDP packets client→server and ${((q1.recv - q0.recv) / seq.n).toFixed(2)} server→client per sequential request; ` +
-      `${q2.lost - q0.lost} packets declared lost by the client; requests above 5 ms: ${seq.lat.filter((x) => x > 5).length} sequential, ${par.lat.filter((x) => x > 5).length} with ${N.inFlight} in flight`,
+  addRow(
+    `1 KiB request/response${tag}, sequential (${seq.n}${seq.capped ? ", capped" : ""})`,
+    rate(rs),
+    rate(base.tcp.seq),
+    rate(base.tls.seq),
+    rs / base.tls.seq,
+    "TLS",
   );
-  log(`req${tag}: Atlas ${rate(rs)} / ${rate(rp)}  TCP ${rate(base.tcp.seq)} / ${rate(base.tcp.par)}  TLS ${rate(base.tls.seq)} / ${rate(base.tls.par)}`);
+  addRow(
+    `1 KiB request/response${tag}, ${N.inFlight} in flight (${par.n}${par.capped ? ", capped" : ""})`,
+    rate(rp),
+    rate(base.tcp.par),
+    rate(base.tls.par),
+    rp / base.tls.par,
+    "TLS",
+  );
+  notes.push(
+    `requests${tag}: Atlas latency sequential median ${ms(median(seq.lat))} p99 ${
+      ms(percentile(seq.lat, 99))
+    }, ${N.inFlight} in flight median ${ms(median(par.lat))} p99 ${ms(percentile(par.lat, 99))}; ` +
+      `${((q1.sent - q0.sent) / seq.n).toFixed(2)} UDP packets client→server and ${
+        ((q1.recv - q0.recv) / seq.n).toFixed(2)
+      } server→client per sequential request; ` +
+      `${q2.lost - q0.lost} packets declared lost by the client; requests above 5 ms: ${
+        seq.lat.filter((x) => x > 5).length
+      } sequential, ${par.lat.filter((x) => x > 5).length} with ${N.inFlight} in flight`,
+  );
+  log(
+    `req${tag}: Atlas ${rate(rs)} / ${rate(rp)}  TCP ${rate(base.tcp.seq)} / ${rate(base.tcp.par)}  TLS ${
+      rate(base.tls.seq)
+    } / ${rate(base.tls.par)}`,
+  );
 }
 
 const pathSamples: { rtt: number; cwnd: number }[] = [];
@@ -437,7 +553,9 @@ async function bulkPhase(ready: Ready, creds: TlsCreds, client: BenchNode, s: Se
   const udp1 = udpRcvbufErrors();
   const m = { atlas: median(res.atlas), tcp: median(res.tcp), tls: median(res.tls) };
   addRow(
-    `bulk, 1 stream, ${N.bulkBytes / 1e6} MB, median of ${N.bulkRounds} rounds${capped ? ` (capped at ${CAP.bulk / 1000} s)` : ""}`,
+    `bulk, 1 stream, ${N.bulkBytes / 1e6} MB, median of ${N.bulkRounds} rounds${
+      capped ? ` (capped at ${CAP.bulk / 1000} s)` : ""
+    }`,
     `${m.atlas.toFixed(1)} MB/s`,
     `${m.tcp.toFixed(0)} MB/s`,
     `${m.tls.toFixed(0)} MB/s`,
@@ -450,17 +568,27 @@ async function bulkPhase(ready: Ready, creds: TlsCreds, client: BenchNode, s: Se
     const rtts = pathSamples.map((p) => p.rtt);
     const cw = pathSamples.map((p) => p.cwnd / 1024);
     notes.push(
-      `during Atlas bulk (quiche path stats sampled every 100 ms): RTT median ${median(rtts)} ms, max ${Math.max(...rtts)} ms (idle loopback RTT is ~0.2–0.6 ms); ` +
+      `during Atlas bulk (quiche path stats sampled every 100 ms): RTT median ${median(rtts)} ms, max ${
+        Math.max(...rtts)
+      } ms (idle loopback RTT is ~0.2–0.6 ms); ` +
         `cwnd median ${median(cw).toFixed(0)} KiB, max ${Math.max(...cw).toFixed(0)} KiB`,
     );
   }
   notes.push(`bulk rounds (MB/s): Atlas ${list(res.atlas)}; TCP ${list(res.tcp)}; TLS ${list(res.tls)}`);
   notes.push(
-    `bulk transport, Atlas client side over all rounds: ${st1.sent - st0.sent} packets sent, ${st1.lost - st0.lost} declared lost, ` +
-      `${((st1.streamRetransBytes - st0.streamRetransBytes) / 1e6).toFixed(1)} MB retransmitted, final cwnd ${path ? (path.cwnd / 1024).toFixed(0) + " KiB" : "?"}` +
+    `bulk transport, Atlas client side over all rounds: ${st1.sent - st0.sent} packets sent, ${
+      st1.lost - st0.lost
+    } declared lost, ` +
+      `${((st1.streamRetransBytes - st0.streamRetransBytes) / 1e6).toFixed(1)} MB retransmitted, final cwnd ${
+        path ? (path.cwnd / 1024).toFixed(0) + " KiB" : "?"
+      }` +
       (udp0 >= 0 ? `; kernel UDP receive-buffer drops: ${udp1 - udp0}` : ""),
   );
-  log(`bulk: Atlas ${m.atlas.toFixed(1)} MB/s  TCP ${m.tcp.toFixed(0)} MB/s  TLS ${m.tls.toFixed(0)} MB/s  (rounds: ${list(res.atlas)} | ${list(res.tcp)} | ${list(res.tls)})`);
+  log(
+    `bulk: Atlas ${m.atlas.toFixed(1)} MB/s  TCP ${m.tcp.toFixed(0)} MB/s  TLS ${m.tls.toFixed(0)} MB/s  (rounds: ${
+      list(res.atlas)
+    } | ${list(res.tcp)} | ${list(res.tls)})`,
+  );
 }
 
 async function main(): Promise<void> {
@@ -469,7 +597,11 @@ async function main(): Promise<void> {
   const client = await startNode("bench-client", false);
   const creds: TlsCreds = { keyPem: client.identity.keyPem, certPem: client.identity.certPem };
   log(`processes: ${pinning}`);
-  log(`server ready (Atlas udp/${ready.atlasPort}, tcp/${ready.tcpPort}, tls/${ready.tlsPort}) after ${ms(performance.now() - started)}`);
+  log(
+    `server ready (Atlas udp/${ready.atlasPort}, tcp/${ready.tcpPort}, tls/${ready.tlsPort}) after ${
+      ms(performance.now() - started)
+    }`,
+  );
   const pinned = pinning.startsWith("client pinned");
   const tag = pinned ? " [2 cores]" : "";
 
@@ -517,7 +649,9 @@ function header(withPlacement = true): string {
     `date: ${new Date().toISOString()}`,
     `node: ${process.version} (${platform()} ${release()})`,
     `machine: ${cpu[0]?.model ?? "unknown"}, ${cpu.length} cores, ${(totalmem() / 2 ** 30).toFixed(1)} GiB`,
-    ...(withPlacement ? [`processes: one client (bench/run.ts) and one server child (bench/server.ts) on 127.0.0.1; ${pinning}`] : []),
+    ...(withPlacement
+      ? [`processes: one client (bench/run.ts) and one server child (bench/server.ts) on 127.0.0.1; ${pinning}`]
+      : []),
     `Atlas config: defaults (1350-byte datagrams, windows 1 MiB/256 KiB auto-tuned to 64/16 MiB) except ${RAISED_LIMITS}`,
   ].join("\n");
 }
@@ -596,7 +730,11 @@ try {
     table(),
     "",
     ...notes.map((n) => `- ${n}`),
-    `- whole run: ${(total / 1000).toFixed(1)} s${only ? ` (phases: ${[...only].join(",")})` : ""}; 1-minute load average ${load0} at start, ${loadavg()[0]!.toFixed(2)} at end (the bench alone keeps it near 1–2; more means other work on the machine)`,
+    `- whole run: ${(total / 1000).toFixed(1)} s${
+      only ? ` (phases: ${[...only].join(",")})` : ""
+    }; 1-minute load average ${load0} at start, ${
+      loadavg()[0]!.toFixed(2)
+    } at end (the bench alone keeps it near 1–2; more means other work on the machine)`,
   ].join("\n");
   log("");
   log(table());
@@ -608,8 +746,9 @@ try {
     for (const f of failures) log(`  - ${f}`);
   }
   log(`\nwhole run: ${(total / 1000).toFixed(1)} s; load average ${load0} → ${loadavg()[0]!.toFixed(2)}`);
-  if (!process.env.BENCH_NO_WRITE && !only) await writeResults(out.replace(/^(command|date|node|machine|processes|Atlas config): /gm, "- $1: "));
-  else if (!process.env.BENCH_NO_WRITE && only?.has("relay")) await mergeRelayResults();
+  if (!process.env.BENCH_NO_WRITE && !only) {
+    await writeResults(out.replace(/^(command|date|node|machine|processes|Atlas config): /gm, "- $1: "));
+  } else if (!process.env.BENCH_NO_WRITE && only?.has("relay")) await mergeRelayResults();
   process.exit(0);
 } catch (e) {
   process.stderr.write(`bench failed: ${(e as Error).stack ?? e}\n`);

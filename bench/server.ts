@@ -14,7 +14,7 @@ import { rm } from "node:fs/promises";
 import type { QuicStream } from "../src/transport/stream.ts";
 import { encodeFrame } from "../src/wire/frame.ts";
 import type { WireMessage } from "../src/wire/messages.ts";
-import { HOST, MODE, N, memUsage, settleGc, startNode, type ClientCmd, type ServerReady } from "./common.ts";
+import { type ClientCmd, HOST, memUsage, MODE, N, type ServerReady, settleGc, startNode } from "./common.ts";
 
 const send = (m: unknown) => process.send!(m);
 
@@ -117,7 +117,12 @@ process.on("message", async (m: ClientCmd) => {
       send({ id: m.id, mem: memUsage() });
       return;
     case "counts":
-      send({ id: m.id, sessions: node.allSessions().length, quic: node.endpoint.connectionCount, tcp: tcpSockets.size });
+      send({
+        id: m.id,
+        sessions: node.allSessions().length,
+        quic: node.endpoint.connectionCount,
+        tcp: tcpSockets.size,
+      });
       return;
     case "bulkBytes":
       send({ id: m.id, bytes: lastBulkBytes });

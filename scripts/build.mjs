@@ -34,7 +34,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { seaPlugin } from "./sea/plugin.mjs";
-import { TARGETS, hostTarget, BuildError, SEA_FUSE, checkNodeBinary } from "./sea/targets.mjs";
+import { BuildError, checkNodeBinary, hostTarget, SEA_FUSE, TARGETS } from "./sea/targets.mjs";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const loaderPath = fileURLToPath(new URL("./sea/native-loader.mjs", import.meta.url));
@@ -64,7 +64,9 @@ function parseOptions() {
   const isHost = target === hostTarget;
   // null = missing; reported by main() together with any missing addon package.
   const nodeBinary = values["node-binary"] ? path.resolve(values["node-binary"]) : isHost ? process.execPath : null;
-  if (values.strip && !(isHost && process.platform === "linux")) throw new BuildError("--strip is supported for a Linux host target only");
+  if (values.strip && !(isHost && process.platform === "linux")) {
+    throw new BuildError("--strip is supported for a Linux host target only");
+  }
   const exe = `atlas${values.target ? `-${target}` : ""}${target.startsWith("win32") ? ".exe" : ""}`;
   return {
     entry: path.resolve(values.entry),
@@ -118,7 +120,9 @@ async function bundle(opts, outfile, problems) {
     });
   } catch (err) {
     if (missing.length) throw cannot();
-    throw new BuildError(`bundling ${path.relative(root, opts.entry) || opts.entry} failed (${err.errors?.length ?? "?"} error(s) above)`);
+    throw new BuildError(
+      `bundling ${path.relative(root, opts.entry) || opts.entry} failed (${err.errors?.length ?? "?"} error(s) above)`,
+    );
   }
   if (missing.length) throw cannot();
 
@@ -127,13 +131,17 @@ async function bundle(opts, outfile, problems) {
   for (const out of Object.values(result.metafile.outputs)) {
     for (const imp of out.imports) {
       if (imp.external && !isBuiltin(imp.path)) {
-        throw new BuildError(`the bundle still needs ${imp.path} (${imp.kind}) at run time, which a single executable cannot load`);
+        throw new BuildError(
+          `the bundle still needs ${imp.path} (${imp.kind}) at run time, which a single executable cannot load`,
+        );
       }
     }
   }
   // `import()` that esbuild could not resolve into the bundle stays a real dynamic import, which
   // V8 code cache in a SEA does not support.
-  const realDynamicImport = Object.values(result.metafile.outputs).some((o) => o.imports.some((i) => i.kind === "dynamic-import"));
+  const realDynamicImport = Object.values(result.metafile.outputs).some((o) =>
+    o.imports.some((i) => i.kind === "dynamic-import")
+  );
   return { addons: [...used.values()], realDynamicImport };
 }
 
@@ -141,7 +149,9 @@ function run(cmd, args, options = {}) {
   const r = spawnSync(cmd, args, { encoding: "utf8", ...options });
   if (r.error) throw new BuildError(`${path.basename(cmd)}: ${r.error.message}`);
   if (r.status !== 0) {
-    throw new BuildError(`${path.basename(cmd)} ${args.join(" ")} exited with ${r.status ?? r.signal}: ${(r.stderr || r.stdout).trim()}`);
+    throw new BuildError(
+      `${path.basename(cmd)} ${args.join(" ")} exited with ${r.status ?? r.signal}: ${(r.stderr || r.stdout).trim()}`,
+    );
   }
   return r;
 }
@@ -188,7 +198,11 @@ async function makeExecutable(opts, tmp, bundlePath, addons, useCodeCache) {
   if (darwin) {
     if (process.platform === "darwin") run("codesign", ["--sign", "-", exe]);
     // Untested (no macOS here): injecting into a still-signed binary leaves its signature invalid.
-    else console.warn(`build: note: ${path.basename(opts.outFile)} is not validly signed; on macOS run \`codesign --sign - --force ${path.basename(opts.outFile)}\` before use, or build on macOS, where this script removes and re-adds the signature`);
+    else {console.warn(
+        `build: note: ${path.basename(opts.outFile)} is not validly signed; on macOS run \`codesign --sign - --force ${
+          path.basename(opts.outFile)
+        }\` before use, or build on macOS, where this script removes and re-adds the signature`,
+      );}
   }
 
   return exe;
@@ -212,7 +226,9 @@ function install(exe, outFile) {
 function smokeTest(exe, tmp) {
   const sandbox = path.join(tmp, "smoke");
   const env = { ...process.env };
-  for (const [k, sub] of [["XDG_CACHE_HOME", "cache"], ["HOME", "home"], ["TMPDIR", "tmp"], ["LOCALAPPDATA", "appdata"]]) {
+  for (
+    const [k, sub] of [["XDG_CACHE_HOME", "cache"], ["HOME", "home"], ["TMPDIR", "tmp"], ["LOCALAPPDATA", "appdata"]]
+  ) {
     env[k] = path.join(sandbox, sub);
     fs.mkdirSync(env[k], { recursive: true });
   }
@@ -220,12 +236,18 @@ function smokeTest(exe, tmp) {
   const r = spawnSync(exe, ["--version"], { env, encoding: "utf8", cwd: sandbox, timeout: 30_000 });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   if (r.status !== 0) {
-    throw new BuildError(`smoke test: ${path.basename(exe)} --version exited with ${r.status ?? r.signal ?? r.error?.message}: ${(r.stderr || "").trim()}`);
+    throw new BuildError(
+      `smoke test: ${path.basename(exe)} --version exited with ${r.status ?? r.signal ?? r.error?.message}: ${
+        (r.stderr || "").trim()
+      }`,
+    );
   }
   const extracted = fs.readdirSync(sandbox, { recursive: true }).filter((f) => String(f).endsWith(".node"));
   if (extracted.length) {
     throw new BuildError(
-      `smoke test: --version loaded native addons at start-up (${extracted.join(", ")}): some module imported at start-up statically imports @matrixai/quic or @libsql/client; import them lazily with await import()`,
+      `smoke test: --version loaded native addons at start-up (${
+        extracted.join(", ")
+      }): some module imported at start-up statically imports @matrixai/quic or @libsql/client; import them lazily with await import()`,
     );
   }
   return { line: r.stdout.trim().split("\n")[0], ms };
@@ -237,11 +259,15 @@ async function main() {
   if (!fs.existsSync(opts.entry)) throw new BuildError(`entry ${opts.entry} does not exist`);
   const problems = [];
   if (!opts.nodeBinary) {
-    problems.push(`no Node binary for ${opts.target}: pass --node-binary PATH (the node executable of the Node ${process.version} ${opts.target} release)`);
+    problems.push(
+      `no Node binary for ${opts.target}: pass --node-binary PATH (the node executable of the Node ${process.version} ${opts.target} release)`,
+    );
   } else {
     try {
       const version = checkNodeBinary(opts.nodeBinary, opts.target, opts.isHost ? null : process.version);
-      if (!opts.isHost && !version) console.warn(`build: note: cannot read the Node version of ${opts.nodeBinary}; it must be ${process.version}`);
+      if (!opts.isHost && !version) {
+        console.warn(`build: note: cannot read the Node version of ${opts.nodeBinary}; it must be ${process.version}`);
+      }
     } catch (err) {
       if (!(err instanceof BuildError)) throw err;
       problems.push(err.message);
@@ -260,10 +286,20 @@ async function main() {
 
     const rel = path.relative(process.cwd(), opts.outFile) || opts.outFile;
     const mb = (n) => `${(n / 1e6).toFixed(1)} MB`;
-    console.log(`build: ${rel} for ${opts.target} (${mb(fs.statSync(opts.outFile).size)}; bundle ${mb(fs.statSync(bundlePath).size)}; code cache ${useCodeCache ? "on" : "off"})`);
-    for (const a of addons) console.log(`build:   embedded ${a.name} (${mb(a.size)}, sha256 ${a.sha256.slice(0, 12)}…)`);
+    console.log(
+      `build: ${rel} for ${opts.target} (${mb(fs.statSync(opts.outFile).size)}; bundle ${
+        mb(fs.statSync(bundlePath).size)
+      }; code cache ${useCodeCache ? "on" : "off"})`,
+    );
+    for (const a of addons) {
+      console.log(`build:   embedded ${a.name} (${mb(a.size)}, sha256 ${a.sha256.slice(0, 12)}…)`);
+    }
     if (addons.length === 0) console.log("build:   no native addon reached from the entry; none embedded");
-    if (smoke) console.log(`build:   smoke: \`--version\` -> ${JSON.stringify(smoke.line)} in ${smoke.ms.toFixed(0)} ms, no addon loaded`);
+    if (smoke) {
+      console.log(
+        `build:   smoke: \`--version\` -> ${JSON.stringify(smoke.line)} in ${smoke.ms.toFixed(0)} ms, no addon loaded`,
+      );
+    }
     console.log(`build: done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   } finally {
     if (opts.keepTemp) console.log(`build: intermediate files kept in ${tmp}`);
@@ -272,7 +308,10 @@ async function main() {
 }
 
 main().catch((err) => {
-  if (err instanceof BuildError || err?.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" || err?.code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") {
+  if (
+    err instanceof BuildError || err?.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" ||
+    err?.code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE"
+  ) {
     console.error(`build: ${err.message}`);
   } else {
     console.error(err);

@@ -19,7 +19,11 @@ const DEPENDENCY_FIELDS = ["dependencies", "devDependencies", "optionalDependenc
 export function lockfileFaults(manifest, lock) {
   const faults = [];
   if (!lock.packages || typeof lock.packages !== "object") {
-    return [`package-lock.json has no "packages" map (lockfileVersion ${lock.lockfileVersion ?? "?"}; npm 7 or later writes one)`];
+    return [
+      `package-lock.json has no "packages" map (lockfileVersion ${
+        lock.lockfileVersion ?? "?"
+      }; npm 7 or later writes one)`,
+    ];
   }
   for (const [key, entry] of Object.entries(lock.packages)) {
     if (key === "" || entry.link === true) continue;
@@ -34,8 +38,9 @@ export function lockfileFaults(manifest, lock) {
     for (const name of new Set([...Object.keys(wanted), ...Object.keys(locked)])) {
       if (wanted[name] === locked[name]) continue;
       if (!(name in locked)) faults.push(`package.json ${field} has ${name}@${wanted[name]}, the lockfile does not`);
-      else if (!(name in wanted)) faults.push(`the lockfile's ${field} has ${name}@${locked[name]}, package.json does not`);
-      else faults.push(`${name} is ${wanted[name]} in package.json but ${locked[name]} in the lockfile`);
+      else if (!(name in wanted)) {
+        faults.push(`the lockfile's ${field} has ${name}@${locked[name]}, package.json does not`);
+      } else faults.push(`${name} is ${wanted[name]} in package.json but ${locked[name]} in the lockfile`);
     }
   }
   return faults;

@@ -2,7 +2,7 @@
 // daemon registered with it, beta's connect / ping / peers / send / inbox / disconnect by address,
 // then gamma — who knows only alpha's node ID and the relay — reaching alpha through the relay.
 // Nothing leaves the machine (no STUN servers are asked).
-import { spawn, execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,7 +17,11 @@ const gamma = join(dir, "gamma");
 const relayHome = join(dir, "relay");
 
 function atlas(home, ...args) {
-  process.stdout.write(`\n$ atlas --home ${home.replace(dir, "$DEMO")} ${args.map((a) => (a === "" || /[\s{}"]/.test(a) ? `'${a}'` : a)).join(" ")}\n`);
+  process.stdout.write(
+    `\n$ atlas --home ${home.replace(dir, "$DEMO")} ${
+      args.map((a) => (a === "" || /[\s{}"]/.test(a) ? `'${a}'` : a)).join(" ")
+    }\n`,
+  );
   try {
     process.stdout.write(execFileSync(process.execPath, [cli, "--home", home, ...args], { encoding: "utf8" }));
   } catch (e) {
@@ -28,7 +32,9 @@ function atlas(home, ...args) {
 /** Start a long-running command in the background; resolves to its first JSON line. */
 async function background(home, args) {
   process.stdout.write(`\n$ atlas --home ${home.replace(dir, "$DEMO")} ${args.join(" ")} &\n`);
-  const p = spawn(process.execPath, [cli, "--home", home, ...args, "--json", "--log-level", "warn"], { stdio: ["ignore", "pipe", "inherit"] });
+  const p = spawn(process.execPath, [cli, "--home", home, ...args, "--json", "--log-level", "warn"], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   procs.push(p);
   const first = await new Promise((resolve, reject) => {
     let buf = "";
@@ -54,7 +60,9 @@ try {
   const alphaNode = await background(alpha, ["daemon", "--host", "127.0.0.1", "--port", "0", "--relay", relay.address]);
   const addr = alphaNode.address;
   for (let i = 0; i < 50; i++) {
-    const st = JSON.parse(execFileSync(process.execPath, [cli, "--home", alpha, "status", "--json"], { encoding: "utf8" }));
+    const st = JSON.parse(
+      execFileSync(process.execPath, [cli, "--home", alpha, "status", "--json"], { encoding: "utf8" }),
+    );
     if (st.relays?.[0]?.registered) break;
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -68,7 +76,9 @@ try {
   // gamma has never seen alpha's address: only its node ID and a relay to use.
   atlas(gamma, "config", "set", "network.relays", relay.address);
   atlas(gamma, "net", "ping", alphaNode.node_id, "--count", "3", "--interval", "200");
-  process.stdout.write("\n(the relayed handshake told gamma alpha's listen address: on loopback the next dial goes direct)\n");
+  process.stdout.write(
+    "\n(the relayed handshake told gamma alpha's listen address: on loopback the next dial goes direct)\n",
+  );
   atlas(gamma, "net", "send", alphaNode.node_id, '{"task":"summarise","text":"hello again"}');
   atlas(gamma, "net", "peers");
 } finally {

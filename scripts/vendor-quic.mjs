@@ -18,7 +18,8 @@ const root = fileURLToPath(new URL("..", import.meta.url));
 const { values } = parseArgs({ options: { version: { type: "string", default: "2.0.9" } } });
 const version = values.version;
 // npm's own notices and 404 reports go nowhere: this script says what it did in its own lines.
-const npm = (...args) => execFileSync("npm", [...args, "--silent"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+const npm = (...args) =>
+  execFileSync("npm", [...args, "--silent"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
 
 /** True when the registry serves `name` at exactly `version`. */
 function published(name) {
@@ -46,7 +47,8 @@ try {
   // A tarball made by tar with fixed owner, order and mtime, so a rerun gives the same bytes.
   const out = path.join(root, "vendor", `matrixai-quic-${version}.tgz`);
   fs.mkdirSync(path.dirname(out), { recursive: true });
-  execFileSync("sh", ["-c",
+  execFileSync("sh", [
+    "-c",
     `tar --sort=name --owner=0 --group=0 --numeric-owner --mtime='1985-10-26 08:15Z' -cf - package | gzip -n -9 > "${out}"`,
   ], { cwd: work });
   console.log(`wrote ${path.relative(root, out)} (optionalDependencies: ${Object.keys(kept).join(", ") || "none"})`);

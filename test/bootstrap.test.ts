@@ -6,12 +6,12 @@
  */
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { writeFile, appendFile } from "node:fs/promises";
+import { appendFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { homePaths } from "../src/config/paths.ts";
-import { defaultConfig, type Config } from "../src/config/defaults.ts";
+import { type Config, defaultConfig } from "../src/config/defaults.ts";
 import { isAtlasError } from "../src/errors.ts";
-import { identityFromSeed, loadIdentity, type Identity } from "../src/identity/identity.ts";
+import { type Identity, identityFromSeed, loadIdentity } from "../src/identity/identity.ts";
 import { generateSeed } from "../src/identity/keys.ts";
 import { loadProfile, saveProfile } from "../src/identity/profile.ts";
 import { AtlasNode } from "../src/net/node.ts";
@@ -22,7 +22,7 @@ import { makeRecord, verifyRecord } from "../src/bootstrap/record.ts";
 import { Registry } from "../src/bootstrap/registry.ts";
 import { serveBootstrap } from "../src/bootstrap/server.ts";
 import { absorbPeer, checkPeerRecord, discover, registerWith } from "../src/bootstrap/client.ts";
-import { cleanupHomes, initHome, killAll, runAtlas, startListener, tmpHome, type Listener } from "./helpers/cli.ts";
+import { cleanupHomes, initHome, killAll, type Listener, runAtlas, startListener, tmpHome } from "./helpers/cli.ts";
 import { makeBinding } from "./helpers/farcaster.ts";
 
 after(async () => {
@@ -36,7 +36,12 @@ async function bindAlice(home: string): Promise<void> {
   const paths = homePaths(home);
   const id = await loadIdentity(paths);
   const p = await loadProfile(paths);
-  p.operator = makeBinding({ nodeId: id.nodeId, fid: 1234, username: "alice", issuedAt: new Date(Date.now() - 60_000) });
+  p.operator = makeBinding({
+    nodeId: id.nodeId,
+    fid: 1234,
+    username: "alice",
+    issuedAt: new Date(Date.now() - 60_000),
+  });
   await saveProfile(paths, p);
 }
 
@@ -49,7 +54,10 @@ interface Found {
   record: string;
 }
 
-async function discoverJson(home: string, args: string[] = []): Promise<{ code: number | null; peers: Found[]; stderr: string }> {
+async function discoverJson(
+  home: string,
+  args: string[] = [],
+): Promise<{ code: number | null; peers: Found[]; stderr: string }> {
   const r = await runAtlas(["net", "discover", "--json", ...args], { home });
   return { code: r.code, peers: r.code === 0 ? (JSON.parse(r.stdout).peers as Found[]) : [], stderr: r.stderr };
 }
@@ -70,7 +78,9 @@ async function waitListed(home: string, want: string[], timeoutMs = 20_000): Pro
 }
 
 describe("bootstrap node and agent daemons (real processes)", () => {
-  test("register, discover by skill and operator, upsert, ping by ID, survive a bootstrap restart", { timeout: 120_000 }, async () => {
+  test("register, discover by skill and operator, upsert, ping by ID, survive a bootstrap restart", {
+    timeout: 120_000,
+  }, async () => {
     const boot = await initHome("directory");
     await config(boot.home, `[farcaster]\nverify = "signature"\n`);
     let bl: Listener = await startListener(boot.home, [], { cmd: ["bootstrap"] });
@@ -94,7 +104,14 @@ describe("bootstrap node and agent daemons (real processes)", () => {
     const bySkill = await discoverJson(seeker.home, ["--skill", "summarise"]);
     assert.equal(bySkill.code, 0, bySkill.stderr);
     assert.deepEqual(bySkill.peers.map((p) => p.node_id), [sum.nodeId]);
-    assert.deepEqual({ ...bySkill.peers[0]!, last_seen: undefined, bootstraps: undefined, relays: undefined, public_address: undefined, record_seq: undefined }, {
+    assert.deepEqual({
+      ...bySkill.peers[0]!,
+      last_seen: undefined,
+      bootstraps: undefined,
+      relays: undefined,
+      public_address: undefined,
+      record_seq: undefined,
+    }, {
       node_id: sum.nodeId,
       name: "summariser",
       address: ds.address,
@@ -107,7 +124,13 @@ describe("bootstrap node and agent daemons (real processes)", () => {
       public_address: undefined,
       record_seq: undefined,
     });
-    const peers = JSON.parse((await runAtlas(["net", "peers", "--json"], { home: seeker.home })).stdout) as { node_id: string; address: string; trust_level: string; name: string; record_seq: number | null }[];
+    const peers = JSON.parse((await runAtlas(["net", "peers", "--json"], { home: seeker.home })).stdout) as {
+      node_id: string;
+      address: string;
+      trust_level: string;
+      name: string;
+      record_seq: number | null;
+    }[];
     const row = peers.find((p) => p.node_id === sum.nodeId)!;
     assert.deepEqual([row.address, row.trust_level, row.name], [ds.address, "unknown", "summariser"]);
     assert.ok(row.record_seq! > 0);
@@ -125,7 +148,10 @@ describe("bootstrap node and agent daemons (real processes)", () => {
     }
     assert.deepEqual((await discoverJson(seeker.home, ["--operator", "bob"])).peers, []);
     // A discovered username is shown, not stored as this node's own verdict.
-    const tRow = (JSON.parse((await runAtlas(["net", "peers", "--json"], { home: seeker.home })).stdout) as { node_id: string; operator_username: string | null }[]).find((p) => p.node_id === tra.nodeId)!;
+    const tRow = (JSON.parse((await runAtlas(["net", "peers", "--json"], { home: seeker.home })).stdout) as {
+      node_id: string;
+      operator_username: string | null;
+    }[]).find((p) => p.node_id === tra.nodeId)!;
     assert.equal(tRow.operator_username, null);
 
     // Human output: the table of SPEC §14.
@@ -134,7 +160,14 @@ describe("bootstrap node and agent daemons (real processes)", () => {
     const lines = human.stdout.trimEnd().split("\n");
     assert.match(lines[0]!, /^NODE ID\s+NAME\s+ADDRESS\s+SKILLS\s+OPERATOR\s+LAST SEEN$/);
     assert.equal(lines.length, 2);
-    assert.match(lines[1]!, new RegExp(`^${tra.nodeId.slice(0, 18)}…\\s+translator\\s+${dt.address.replace(/\./g, "\\.")}\\s+translate\\s+@alice\\s+\\d+s ago$`));
+    assert.match(
+      lines[1]!,
+      new RegExp(
+        `^${tra.nodeId.slice(0, 18)}…\\s+translator\\s+${
+          dt.address.replace(/\./g, "\\.")
+        }\\s+translate\\s+@alice\\s+\\d+s ago$`,
+      ),
+    );
 
     // The bootstrap node's own home answers from its registry.
     const local = await runAtlas(["net", "discover", "--skill", "summarise", "--json"], { home: boot.home });
@@ -182,7 +215,9 @@ after(async () => {
   }
 });
 
-async function mkNode(o: { name: string; skills?: string[]; listen?: boolean; tweak?: (c: Config) => void }): Promise<AtlasNode> {
+async function mkNode(
+  o: { name: string; skills?: string[]; listen?: boolean; tweak?: (c: Config) => void },
+): Promise<AtlasNode> {
   const cfg = defaultConfig();
   o.tweak?.(cfg);
   const home = await tmpHome();
@@ -200,26 +235,47 @@ async function mkNode(o: { name: string; skills?: string[]; listen?: boolean; tw
 }
 
 const addrOf = (n: AtlasNode) => formatAddr(n.endpoint.local);
-const rejectedWith = (code: string, num: number) => (e: unknown) => isAtlasError(e) && e.code === code && e.message.includes(String(num));
+const rejectedWith = (code: string, num: number) => (e: unknown) =>
+  isAtlasError(e) && e.code === code && e.message.includes(String(num));
 
 describe("bootstrap protocol rules (in-process)", () => {
-  test("node_id must be the session's ID (2003); capacity (4001) and stale eviction; bad records refused", { timeout: 30_000 }, async () => {
-    const boot = await mkNode({ name: "boot", tweak: (c) => ((c.bootstrap.capacity = 2), (c.bootstrap.stale_after = 1)) });
+  test("node_id must be the session's ID (2003); capacity (4001) and stale eviction; bad records refused", {
+    timeout: 30_000,
+  }, async () => {
+    const boot = await mkNode({
+      name: "boot",
+      tweak: (c) => ((c.bootstrap.capacity = 2), (c.bootstrap.stale_after = 1)),
+    });
     const registry = serveBootstrap(boot);
-    const [x, y, z] = [await mkNode({ name: "x" }), await mkNode({ name: "y", skills: ["summarise"] }), await mkNode({ name: "z" })];
+    const [x, y, z] = [
+      await mkNode({ name: "x" }),
+      await mkNode({ name: "y", skills: ["summarise"] }),
+      await mkNode({ name: "z" }),
+    ];
 
     const s = await x.connectTo(parseAddr(addrOf(boot))!);
-    const claim = { type: "BootstrapRegister" as const, node_id: y.nodeId, address: addrOf(x), timestamp: Math.floor(Date.now() / 1000) };
+    const claim = {
+      type: "BootstrapRegister" as const,
+      node_id: y.nodeId,
+      address: addrOf(x),
+      timestamp: Math.floor(Date.now() / 1000),
+    };
     await assert.rejects(s.request(claim, 5000), rejectedWith("ERR_MESSAGE_REJECTED", 2003));
     assert.equal(registry.size, 0);
 
     // A forged record (another node's key) and an altered one (bytes changed after signing).
     const forged = makeRecord(y.identity, { address: "203.0.113.1:4433", relays: [], name: "x", skills: [] });
-    await assert.rejects(s.request({ ...claim, node_id: x.nodeId, record: forged }, 5000), rejectedWith("ERR_MESSAGE_REJECTED", 2003));
+    await assert.rejects(
+      s.request({ ...claim, node_id: x.nodeId, record: forged }, 5000),
+      rejectedWith("ERR_MESSAGE_REJECTED", 2003),
+    );
     const good = makeRecord(x.identity, { address: addrOf(x), relays: [], name: "x", skills: [] });
     const altered = { data: Uint8Array.from(good.data), signature: good.signature };
     altered.data[altered.data.length - 1]! ^= 1;
-    await assert.rejects(s.request({ ...claim, node_id: x.nodeId, record: altered }, 5000), rejectedWith("ERR_MESSAGE_REJECTED", 2003));
+    await assert.rejects(
+      s.request({ ...claim, node_id: x.nodeId, record: altered }, 5000),
+      rejectedWith("ERR_MESSAGE_REJECTED", 2003),
+    );
     assert.equal(registry.size, 0);
     await s.disconnect();
 
@@ -249,13 +305,24 @@ describe("bootstrap protocol rules (in-process)", () => {
       name: "n",
       skills,
       relays: [],
-      verdict: op ? ({ status: "verified", fid: 1, username: op } as const) : ({ status: "unconfirmed", username: "mallory", reason: "x" } as const),
+      verdict: op
+        ? ({ status: "verified", fid: 1, username: op } as const)
+        : ({ status: "unconfirmed", username: "mallory", reason: "x" } as const),
     });
-    r.register({ nodeId: ids[0]!.nodeId, card: card(ids[0]!, ["a"]), remoteAddress: "10.0.0.1:1" }, { node_id: ids[0]!.nodeId, address: "10.0.0.1:1" });
+    r.register({ nodeId: ids[0]!.nodeId, card: card(ids[0]!, ["a"]), remoteAddress: "10.0.0.1:1" }, {
+      node_id: ids[0]!.nodeId,
+      address: "10.0.0.1:1",
+    });
     now += 10;
-    r.register({ nodeId: ids[1]!.nodeId, card: card(ids[1]!, ["A", "b"], "Alice"), remoteAddress: "10.0.0.2:2" }, { node_id: ids[1]!.nodeId, address: "192.168.1.2:2" });
+    r.register({ nodeId: ids[1]!.nodeId, card: card(ids[1]!, ["A", "b"], "Alice"), remoteAddress: "10.0.0.2:2" }, {
+      node_id: ids[1]!.nodeId,
+      address: "192.168.1.2:2",
+    });
     now += 10;
-    r.register({ nodeId: ids[2]!.nodeId, card: card(ids[2]!, ["b"], undefined), remoteAddress: "10.0.0.3:3" }, { node_id: ids[2]!.nodeId, address: "10.0.0.3:3" });
+    r.register({ nodeId: ids[2]!.nodeId, card: card(ids[2]!, ["b"], undefined), remoteAddress: "10.0.0.3:3" }, {
+      node_id: ids[2]!.nodeId,
+      address: "10.0.0.3:3",
+    });
     assert.deepEqual(r.discover({}).map((p) => p.node_id), [ids[2]!.nodeId, ids[1]!.nodeId, ids[0]!.nodeId]);
     assert.deepEqual(r.discover({ skill: "a" }).map((p) => p.node_id), [ids[1]!.nodeId, ids[0]!.nodeId]);
     assert.deepEqual(r.discover({ operator: "@alice" }).map((p) => p.node_id), [ids[1]!.nodeId]);
@@ -274,11 +341,26 @@ describe("bootstrap protocol rules (in-process)", () => {
     let now = 1000;
     const r = new Registry({ capacity: 10, staleAfter: 60, now: () => now });
     const id = identityFromSeed(generateSeed());
-    const who = { nodeId: id.nodeId, card: { publicKey: id.publicKey, name: "n", skills: [], relays: [] }, remoteAddress: "203.0.113.9:4433" };
+    const who = {
+      nodeId: id.nodeId,
+      card: { publicKey: id.publicKey, name: "n", skills: [], relays: [] },
+      remoteAddress: "203.0.113.9:4433",
+    };
     const relay = `atlas_${"cd".repeat(32)}@198.51.100.1:4433`;
     const older = makeRecord(id, { address: "10.0.0.5:4433", relays: [], name: "n", skills: [] }, 100);
-    const newer = makeRecord(id, { address: "203.0.113.9:4433", public_address: "203.0.113.9:4433", relays: [relay], name: "n", skills: [] }, 200);
-    r.register(who, { node_id: id.nodeId, address: "203.0.113.9:4433", public_address: "203.0.113.9:4433", record: newer });
+    const newer = makeRecord(id, {
+      address: "203.0.113.9:4433",
+      public_address: "203.0.113.9:4433",
+      relays: [relay],
+      name: "n",
+      skills: [],
+    }, 200);
+    r.register(who, {
+      node_id: id.nodeId,
+      address: "203.0.113.9:4433",
+      public_address: "203.0.113.9:4433",
+      record: newer,
+    });
     now += 5;
     r.register(who, { node_id: id.nodeId, address: "10.0.0.5:4433", record: older }); // overtaken in flight
     const e = r.get(id.nodeId)!;
@@ -287,63 +369,95 @@ describe("bootstrap protocol rules (in-process)", () => {
     assert.equal(e.last_seen, 1005);
   });
 
-  test("discovered records: forged, altered, replayed or unsigned never overwrite a known address", { timeout: 30_000 }, async () => {
-    const p = identityFromSeed(generateSeed());
-    const q = identityFromSeed(generateSeed());
-    const other = identityFromSeed(generateSeed());
-    const rec = (id: Identity, address: string, seq: number) => makeRecord(id, { address, relays: [], name: "signed-name", skills: ["s"] }, seq);
-    const entry = (id: Identity, address: string, extra: Partial<PeerRecord> = {}): PeerRecord => ({ node_id: id.nodeId, public_key: id.publicKey, address, relays: [], name: "bootstrap-says", skills: ["s"], last_seen: Math.floor(Date.now() / 1000), ...extra });
-    let answer: PeerRecord[] = [];
-    const fake = await mkNode({ name: "evil-directory" });
-    fake.handle("BootstrapDiscover", async () => ({ type: "BootstrapPeers", peers: answer }));
-    const c = await mkNode({ name: "seeker", listen: false, tweak: (cfg) => cfg.network.bootstrap.push("127.0.0.1:1") });
-    c.config.network.bootstrap.splice(0, 1, addrOf(fake));
-    // What the seeker learnt in handshakes.
-    await c.store.peers.upsert({ node_id: p.nodeId, public_key: p.publicKey, address: "10.1.1.1:4433", name: "p-handshake" });
-    await c.store.peers.upsert({ node_id: q.nodeId, public_key: q.publicKey, address: "10.2.2.2:4433", name: "q-handshake" });
+  test(
+    "discovered records: forged, altered, replayed or unsigned never overwrite a known address",
+    { timeout: 30_000 },
+    async () => {
+      const p = identityFromSeed(generateSeed());
+      const q = identityFromSeed(generateSeed());
+      const other = identityFromSeed(generateSeed());
+      const rec = (id: Identity, address: string, seq: number) =>
+        makeRecord(id, { address, relays: [], name: "signed-name", skills: ["s"] }, seq);
+      const entry = (id: Identity, address: string, extra: Partial<PeerRecord> = {}): PeerRecord => ({
+        node_id: id.nodeId,
+        public_key: id.publicKey,
+        address,
+        relays: [],
+        name: "bootstrap-says",
+        skills: ["s"],
+        last_seen: Math.floor(Date.now() / 1000),
+        ...extra,
+      });
+      let answer: PeerRecord[] = [];
+      const fake = await mkNode({ name: "evil-directory" });
+      fake.handle("BootstrapDiscover", async () => ({ type: "BootstrapPeers", peers: answer }));
+      const c = await mkNode({
+        name: "seeker",
+        listen: false,
+        tweak: (cfg) => cfg.network.bootstrap.push("127.0.0.1:1"),
+      });
+      c.config.network.bootstrap.splice(0, 1, addrOf(fake));
+      // What the seeker learnt in handshakes.
+      await c.store.peers.upsert({
+        node_id: p.nodeId,
+        public_key: p.publicKey,
+        address: "10.1.1.1:4433",
+        name: "p-handshake",
+      });
+      await c.store.peers.upsert({
+        node_id: q.nodeId,
+        public_key: q.publicKey,
+        address: "10.2.2.2:4433",
+        name: "q-handshake",
+      });
 
-    const good = rec(p, "198.51.100.1:4433", 100);
-    const altered = { data: Uint8Array.from(good.data), signature: good.signature };
-    const at = Buffer.from(altered.data).indexOf("198.51.100.1");
-    altered.data[at] = "9".charCodeAt(0); // 998.51… → still text, no longer what p signed
-    answer = [
-      entry(p, "203.0.113.66:4433", { record: altered }),
-      entry(q, "203.0.113.77:4433", { record: rec(other, "203.0.113.77:4433", 500) }), // signed, but not by q
-    ];
-    let r = await discover(c);
-    assert.deepEqual([r.peers, r.bootstraps[0]!.rejected], [[], 2]);
-    assert.equal((await c.store.peers.get(p.nodeId))!.address, "10.1.1.1:4433");
-    assert.equal((await c.store.peers.get(q.nodeId))!.address, "10.2.2.2:4433");
+      const good = rec(p, "198.51.100.1:4433", 100);
+      const altered = { data: Uint8Array.from(good.data), signature: good.signature };
+      const at = Buffer.from(altered.data).indexOf("198.51.100.1");
+      altered.data[at] = "9".charCodeAt(0); // 998.51… → still text, no longer what p signed
+      answer = [
+        entry(p, "203.0.113.66:4433", { record: altered }),
+        entry(q, "203.0.113.77:4433", { record: rec(other, "203.0.113.77:4433", 500) }), // signed, but not by q
+      ];
+      let r = await discover(c);
+      assert.deepEqual([r.peers, r.bootstraps[0]!.rejected], [[], 2]);
+      assert.equal((await c.store.peers.get(p.nodeId))!.address, "10.1.1.1:4433");
+      assert.equal((await c.store.peers.get(q.nodeId))!.address, "10.2.2.2:4433");
 
-    // Unsigned: shown, but never overwrites the handshake's address or name.
-    answer = [entry(q, "203.0.113.77:4433")];
-    r = await discover(c);
-    assert.deepEqual(r.peers.map((x) => [x.address, x.record]), [["203.0.113.77:4433", "none"]]);
-    const qRow = (await c.store.peers.get(q.nodeId))!;
-    assert.deepEqual([qRow.address, qRow.name, qRow.trust_level], ["10.2.2.2:4433", "q-handshake", "unknown"]);
+      // Unsigned: shown, but never overwrites the handshake's address or name.
+      answer = [entry(q, "203.0.113.77:4433")];
+      r = await discover(c);
+      assert.deepEqual(r.peers.map((x) => [x.address, x.record]), [["203.0.113.77:4433", "none"]]);
+      const qRow = (await c.store.peers.get(q.nodeId))!;
+      assert.deepEqual([qRow.address, qRow.name, qRow.trust_level], ["10.2.2.2:4433", "q-handshake", "unknown"]);
 
-    // A valid signed record is the node's own newer word: it sets the address (and record_seq)…
-    answer = [entry(p, "203.0.113.66:4433", { record: good })];
-    r = await discover(c);
-    assert.deepEqual(r.peers.map((x) => [x.address, x.record, x.name]), [["198.51.100.1:4433", "verified", "signed-name"]]);
-    let pRow = (await c.store.peers.get(p.nodeId))!;
-    assert.deepEqual([pRow.address, pRow.record_seq], ["198.51.100.1:4433", 100]);
-    // …once: after a handshake proves another address, the same record does not undo it,
-    await c.store.peers.upsert({ node_id: p.nodeId, address: "10.1.1.1:4433" });
-    r = await discover(c);
-    assert.equal((await c.store.peers.get(p.nodeId))!.address, "10.1.1.1:4433");
-    // and an older one (a replay) never does.
-    answer = [entry(p, "203.0.113.66:4433", { record: rec(p, "203.0.113.99:4433", 50) })];
-    r = await discover(c);
-    pRow = (await c.store.peers.get(p.nodeId))!;
-    assert.deepEqual([pRow.address, pRow.record_seq], ["10.1.1.1:4433", 100]);
+      // A valid signed record is the node's own newer word: it sets the address (and record_seq)…
+      answer = [entry(p, "203.0.113.66:4433", { record: good })];
+      r = await discover(c);
+      assert.deepEqual(r.peers.map((x) => [x.address, x.record, x.name]), [[
+        "198.51.100.1:4433",
+        "verified",
+        "signed-name",
+      ]]);
+      let pRow = (await c.store.peers.get(p.nodeId))!;
+      assert.deepEqual([pRow.address, pRow.record_seq], ["198.51.100.1:4433", 100]);
+      // …once: after a handshake proves another address, the same record does not undo it,
+      await c.store.peers.upsert({ node_id: p.nodeId, address: "10.1.1.1:4433" });
+      r = await discover(c);
+      assert.equal((await c.store.peers.get(p.nodeId))!.address, "10.1.1.1:4433");
+      // and an older one (a replay) never does.
+      answer = [entry(p, "203.0.113.66:4433", { record: rec(p, "203.0.113.99:4433", 50) })];
+      r = await discover(c);
+      pRow = (await c.store.peers.get(p.nodeId))!;
+      assert.deepEqual([pRow.address, pRow.record_seq], ["10.1.1.1:4433", 100]);
 
-    // A public key that does not hash to the node ID is refused outright.
-    assert.equal(checkPeerRecord(entry(p, "203.0.113.66:4433", { public_key: q.publicKey })), null);
-    // An unknown peer learnt only from discovery gets the unsigned address (nothing to protect).
-    const fresh = identityFromSeed(generateSeed());
-    await absorbPeer(c.store, checkPeerRecord(entry(fresh, "203.0.113.5:4433"))!);
-    const fRow = (await c.store.peers.get(fresh.nodeId))!;
-    assert.deepEqual([fRow.address, fRow.name, fRow.trust_level], ["203.0.113.5:4433", "bootstrap-says", "unknown"]);
-  });
+      // A public key that does not hash to the node ID is refused outright.
+      assert.equal(checkPeerRecord(entry(p, "203.0.113.66:4433", { public_key: q.publicKey })), null);
+      // An unknown peer learnt only from discovery gets the unsigned address (nothing to protect).
+      const fresh = identityFromSeed(generateSeed());
+      await absorbPeer(c.store, checkPeerRecord(entry(fresh, "203.0.113.5:4433"))!);
+      const fRow = (await c.store.peers.get(fresh.nodeId))!;
+      assert.deepEqual([fRow.address, fRow.name, fRow.trust_level], ["203.0.113.5:4433", "bootstrap-says", "unknown"]);
+    },
+  );
 });

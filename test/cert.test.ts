@@ -1,13 +1,13 @@
-import { test, describe } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { X509Certificate, createPublicKey } from "node:crypto";
+import { createPublicKey, X509Certificate } from "node:crypto";
 import { execFileSync } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AtlasError } from "../src/errors.ts";
 import { derToPem, makeSelfSignedCert, peerKeyFromCertificate, TLS_SIGALGS } from "../src/identity/cert.ts";
-import { identityFromSeed, type Identity } from "../src/identity/identity.ts";
+import { type Identity, identityFromSeed } from "../src/identity/identity.ts";
 import { generateSeed, publicKeyFromSeed, spkiDer } from "../src/identity/keys.ts";
 
 const hasOpenssl = (() => {
@@ -100,7 +100,9 @@ describe("makeSelfSignedCert", () => {
       bad[bad.length - 1]! ^= 1;
       const badFile = join(dir, "bad.pem");
       await writeFile(badFile, derToPem(bad, "CERTIFICATE"));
-      assert.throws(() => execFileSync("openssl", ["verify", "-check_ss_sig", "-CAfile", badFile, badFile], { stdio: "pipe" }));
+      assert.throws(() =>
+        execFileSync("openssl", ["verify", "-check_ss_sig", "-CAfile", badFile, badFile], { stdio: "pipe" })
+      );
     });
   });
 });
@@ -157,22 +159,61 @@ describe("peerKeyFromCertificate", () => {
     await withTmp(async (dir) => {
       const k = join(dir, "k.pem");
       const c = join(dir, "c.pem");
-      execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-keyout", k, "-out", c, "-nodes", "-subj", "/CN=x", "-days", "1"], { stdio: "pipe" });
-      const ecDer = new Uint8Array(new X509Certificate(execFileSync("openssl", ["x509", "-in", c], { encoding: "utf8" })).raw);
+      execFileSync("openssl", [
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-keyout",
+        k,
+        "-out",
+        c,
+        "-nodes",
+        "-subj",
+        "/CN=x",
+        "-days",
+        "1",
+      ], { stdio: "pipe" });
+      const ecDer = new Uint8Array(
+        new X509Certificate(execFileSync("openssl", ["x509", "-in", c], { encoding: "utf8" })).raw,
+      );
       rejects(ecDer, /not signed with ed25519/);
     });
   });
 
-  test("accepts an ed25519 self-signed certificate made by openssl (different layout)", { skip: opensslSkip }, async () => {
-    await withTmp(async (dir) => {
-      const k = join(dir, "k.pem");
-      const c = join(dir, "c.pem");
-      execFileSync("openssl", ["req", "-x509", "-newkey", "ed25519", "-keyout", k, "-out", c, "-nodes", "-subj", "/CN=other", "-days", "1"], { stdio: "pipe" });
-      const x = new X509Certificate(execFileSync("openssl", ["x509", "-in", c], { encoding: "utf8" }));
-      const spki = x.publicKey.export({ type: "spki", format: "der" });
-      assert.deepEqual(peerKeyFromCertificate(new Uint8Array(x.raw)), new Uint8Array(spki.subarray(spki.length - 32)));
-    });
-  });
+  test(
+    "accepts an ed25519 self-signed certificate made by openssl (different layout)",
+    { skip: opensslSkip },
+    async () => {
+      await withTmp(async (dir) => {
+        const k = join(dir, "k.pem");
+        const c = join(dir, "c.pem");
+        execFileSync("openssl", [
+          "req",
+          "-x509",
+          "-newkey",
+          "ed25519",
+          "-keyout",
+          k,
+          "-out",
+          c,
+          "-nodes",
+          "-subj",
+          "/CN=other",
+          "-days",
+          "1",
+        ], { stdio: "pipe" });
+        const x = new X509Certificate(execFileSync("openssl", ["x509", "-in", c], { encoding: "utf8" }));
+        const spki = x.publicKey.export({ type: "spki", format: "der" });
+        assert.deepEqual(
+          peerKeyFromCertificate(new Uint8Array(x.raw)),
+          new Uint8Array(spki.subarray(spki.length - 32)),
+        );
+      });
+    },
+  );
 
   test("rejects non-DER encodings, trailing bytes and truncations", () => {
     assert.equal(der[1], 0x82); // outer length in long form, 2 bytes
@@ -248,7 +289,14 @@ try {
 describe("BoringSSL (quiche) accepts the certificate in mutual TLS", () => {
   const enc = new TextEncoder();
   const config = (keyPem: string, certPem: string) => {
-    const c = quiche!.Config.withBoringSslCtx(true, true, null, [enc.encode(keyPem)], [enc.encode(certPem)], TLS_SIGALGS);
+    const c = quiche!.Config.withBoringSslCtx(
+      true,
+      true,
+      null,
+      [enc.encode(keyPem)],
+      [enc.encode(certPem)],
+      TLS_SIGALGS,
+    );
     c.setApplicationProtos(["atlas/1"]);
     return c;
   };
@@ -258,16 +306,28 @@ describe("BoringSSL (quiche) accepts the certificate in mutual TLS", () => {
     const q = quiche!;
     const ca = { host: "127.0.0.1", port: 40001 };
     const sa = { host: "127.0.0.1", port: 40002 };
-    const cc = q.Connection.connect(null, crypto.getRandomValues(new Uint8Array(20)), ca, sa, config(client.keyPem, client.certPem));
+    const cc = q.Connection.connect(
+      null,
+      crypto.getRandomValues(new Uint8Array(20)),
+      ca,
+      sa,
+      config(client.keyPem, client.certPem),
+    );
     let sc: ReturnType<typeof q.Connection.accept> | undefined;
     const buf = new Uint8Array(65535);
     for (let round = 0; round < 20 && !(cc.isEstablished() && sc?.isEstablished() && sc.peerCertChain()); round++) {
-      for (let r; (r = cc.send(buf)) !== null; ) {
+      for (let r; (r = cc.send(buf)) !== null;) {
         const pkt = buf.slice(0, r[0]);
-        sc ??= q.Connection.accept(crypto.getRandomValues(new Uint8Array(20)), q.Header.fromSlice(pkt, 20).dcid, sa, ca, config(serverKeyPem, serverCertPem));
+        sc ??= q.Connection.accept(
+          crypto.getRandomValues(new Uint8Array(20)),
+          q.Header.fromSlice(pkt, 20).dcid,
+          sa,
+          ca,
+          config(serverKeyPem, serverCertPem),
+        );
         sc.recv(pkt, { from: ca, to: sa });
       }
-      if (sc) for (let r; (r = sc.send(buf)) !== null; ) cc.recv(buf.slice(0, r[0]), { from: sa, to: ca });
+      if (sc) { for (let r; (r = sc.send(buf)) !== null;) cc.recv(buf.slice(0, r[0]), { from: sa, to: ca }); }
     }
     return { cc, sc: sc! };
   }

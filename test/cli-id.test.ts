@@ -64,9 +64,16 @@ test("card editing: set-name, set-bio, add-skill, remove-skill, show (--json)", 
   assert.equal((await runAtlas(["id", "add-skill", "translate"], { home })).stdout, "Skills : summarise, translate\n");
   assert.equal((await runAtlas(["id", "remove-skill", "summarise"], { home })).stdout, "Skills : translate\n");
   const show = await runAtlas(["id", "show"], { home });
-  assert.match(show.stdout, /^Node ID  : atlas_[0-9a-f]{64}\nName     : Alpha Agent\nBio      : summarises things\nSkills   : translate\nOperator : -\nKey      : .*node-key\.pem\n$/);
+  assert.match(
+    show.stdout,
+    /^Node ID  : atlas_[0-9a-f]{64}\nName     : Alpha Agent\nBio      : summarises things\nSkills   : translate\nOperator : -\nKey      : .*node-key\.pem\n$/,
+  );
   const j = JSON.parse((await runAtlas(["id", "show", "--json"], { home })).stdout);
-  assert.deepEqual({ name: j.name, bio: j.bio, skills: j.skills }, { name: "Alpha Agent", bio: "summarises things", skills: ["translate"] });
+  assert.deepEqual({ name: j.name, bio: j.bio, skills: j.skills }, {
+    name: "Alpha Agent",
+    bio: "summarises things",
+    skills: ["translate"],
+  });
   const long = await runAtlas(["id", "set-name", "x".repeat(65)], { home });
   assert.equal(long.code, 2);
   assert.equal(long.stderr.split("\n").length, 2);
@@ -77,7 +84,9 @@ test("ATLAS_HOME is used when --home is absent; --home wins", async () => {
   const flagHome = await tmpHome();
   const a = JSON.parse((await runAtlas(["id", "init", "--json"], { env: { ATLAS_HOME: envHome } })).stdout);
   assert.equal(a.home, envHome);
-  const b = JSON.parse((await runAtlas(["--home", flagHome, "id", "init", "--json"], { env: { ATLAS_HOME: envHome } })).stdout);
+  const b = JSON.parse(
+    (await runAtlas(["--home", flagHome, "id", "init", "--json"], { env: { ATLAS_HOME: envHome } })).stdout,
+  );
   assert.equal(b.home, flagHome);
 });
 
@@ -103,8 +112,13 @@ test("config set/get/show validate against the schema", async () => {
 test("the same cli.ts runs under Deno", async () => {
   const deno = join(ROOT, "node_modules", ".bin", "deno");
   const home = await tmpHome();
-  const help = execFileSync(deno, ["run", "-A", join(ROOT, "cli.ts"), "--help"], { encoding: "utf8", env: { ...process.env, NO_COLOR: "1" } });
+  const help = execFileSync(deno, ["run", "-A", join(ROOT, "cli.ts"), "--help"], {
+    encoding: "utf8",
+    env: { ...process.env, NO_COLOR: "1" },
+  });
   assert.match(help, /^Usage: atlas \[options\] \[command\]/);
-  const init = execFileSync(deno, ["run", "-A", join(ROOT, "cli.ts"), "--home", home, "id", "init", "--json"], { encoding: "utf8" });
+  const init = execFileSync(deno, ["run", "-A", join(ROOT, "cli.ts"), "--home", home, "id", "init", "--json"], {
+    encoding: "utf8",
+  });
   assert.match(JSON.parse(init).node_id, /^atlas_[0-9a-f]{64}$/);
 });

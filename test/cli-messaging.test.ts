@@ -6,10 +6,19 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { writeFile, appendFile } from "node:fs/promises";
+import { appendFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { openStore } from "../src/store/index.ts";
-import { atlasCommand, cleanupHomes, freePort, initHome, killAll, runAtlas, startListener, type Listener } from "./helpers/cli.ts";
+import {
+  atlasCommand,
+  cleanupHomes,
+  freePort,
+  initHome,
+  killAll,
+  type Listener,
+  runAtlas,
+  startListener,
+} from "./helpers/cli.ts";
 
 const dbOf = (home: string) => join(home, "state", "peers.db");
 const short = (id: string) => id.slice(0, 18) + "…";
@@ -34,7 +43,6 @@ async function waitFor<T>(what: string, fn: () => Promise<T | null | undefined |
     await sleep(100);
   }
 }
-
 
 describe("net send / inbox / outbox", () => {
   let a: { home: string; nodeId: string }; // receiver, daemon running
@@ -122,7 +130,17 @@ describe("net send / inbox / outbox", () => {
     assert.equal(lines.length, 2);
     assert.ok(lines[0]!.includes(`"body":{"n":12345678901234567890}`), lines[0]);
     const [m1, m2] = lines.map((l) => JSON.parse(l));
-    assert.deepEqual(Object.keys(m1), ["seq", "id", "from", "to", "timestamp", "reply_to", "topic", "body", "received_at"]);
+    assert.deepEqual(Object.keys(m1), [
+      "seq",
+      "id",
+      "from",
+      "to",
+      "timestamp",
+      "reply_to",
+      "topic",
+      "body",
+      "received_at",
+    ]);
     assert.equal(m1.from, b.nodeId);
     assert.equal(m1.to, a.nodeId);
     assert.equal(m1.topic, "task");
@@ -141,7 +159,10 @@ describe("net send / inbox / outbox", () => {
     const r = await runAtlas(["net", "inbox", "--limit", "1"], { home: a.home });
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.trimEnd().split("\n");
-    assert.match(lines[0]!, new RegExp(`^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ  from ${short(b.nodeId)}  ${MSG_ID.source}$`));
+    assert.match(
+      lines[0]!,
+      new RegExp(`^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ  from ${short(b.nodeId)}  ${MSG_ID.source}$`),
+    );
     assert.equal(lines[1], '  "hello world"');
     const none = await runAtlas(["net", "inbox", "--topic", "nothing-here"], { home: a.home });
     assert.equal(none.stdout, "No messages.\n");
@@ -149,7 +170,10 @@ describe("net send / inbox / outbox", () => {
 
   test("inbox --follow --json prints a message that arrives after it started; SIGTERM → exit 0", async () => {
     const [cmd, pre] = atlasCommand();
-    const p = spawn(cmd, [...pre, "--home", a.home, "net", "inbox", "--follow", "--json", "--limit", "0"], { env: { ...process.env, NODE_OPTIONS: "" }, stdio: ["ignore", "pipe", "pipe"] });
+    const p = spawn(cmd, [...pre, "--home", a.home, "net", "inbox", "--follow", "--json", "--limit", "0"], {
+      env: { ...process.env, NODE_OPTIONS: "" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let out = "";
     let err = "";
     p.stdout.on("data", (d) => (out += d));
@@ -178,10 +202,18 @@ describe("net send / inbox / outbox", () => {
     assert.equal(r.code, 0, r.stderr);
     const j = JSON.parse(r.stdout);
     assert.deepEqual(j.queued, []);
-    assert.ok(j.deliveries.some((d: { status: string; target: string }) => d.status === "delivered" && d.target === a.nodeId));
-    assert.ok(j.deliveries.some((d: { status: string }) => d.status === "failed"), "the unreachable attempt is recorded");
+    assert.ok(
+      j.deliveries.some((d: { status: string; target: string }) => d.status === "delivered" && d.target === a.nodeId),
+    );
+    assert.ok(
+      j.deliveries.some((d: { status: string }) => d.status === "failed"),
+      "the unreachable attempt is recorded",
+    );
     const h = await runAtlas(["net", "outbox"], { home: b.home });
-    assert.match(h.stdout, /^Outbox is empty\.\n\nRecent deliveries:\nMSG ID +TARGET +STATUS +ATTEMPTS +PATH +FINISHED +DETAIL\n/);
+    assert.match(
+      h.stdout,
+      /^Outbox is empty\.\n\nRecent deliveries:\nMSG ID +TARGET +STATUS +ATTEMPTS +PATH +FINISHED +DETAIL\n/,
+    );
   });
 
   test("with a daemon: Queued / Target; the daemon delivers it exactly once", async () => {
@@ -210,7 +242,10 @@ describe("net send / inbox / outbox", () => {
       assert.equal(j.code, 0, j.stderr);
       assert.deepEqual(Object.keys(JSON.parse(j.stdout)), ["queued", "msg_id", "target"]);
       assert.equal(JSON.parse(j.stdout).target, a.nodeId);
-      await waitFor("the second delivery", async () => (await inboxOf(a.home)).some((x) => x.id === JSON.parse(j.stdout).msg_id));
+      await waitFor(
+        "the second delivery",
+        async () => (await inboxOf(a.home)).some((x) => x.id === JSON.parse(j.stdout).msg_id),
+      );
       assert.equal((await inboxOf(a.home)).filter((x) => x.from_id === c.nodeId).length, 2);
     } finally {
       assert.equal(await dc.stop(), 0);

@@ -6,7 +6,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { openStore } from "../src/store/index.ts";
-import { cleanupHomes, initHome, killAll, runAtlas, startListener, type Listener } from "./helpers/cli.ts";
+import { cleanupHomes, initHome, killAll, type Listener, runAtlas, startListener } from "./helpers/cli.ts";
 
 const dbOf = (home: string) => join(home, "state", "peers.db");
 
@@ -36,7 +36,12 @@ describe("net commands between two processes", () => {
     const r = await runAtlas(["net", "connect", listener.address, "--json"], { home: b.home });
     assert.equal(r.code, 0, r.stderr);
     const j = JSON.parse(r.stdout);
-    assert.deepEqual({ node_id: j.node_id, name: j.name, trust: j.trust, path: j.path }, { node_id: a.nodeId, name: "alpha", trust: "unknown", path: "direct" });
+    assert.deepEqual({ node_id: j.node_id, name: j.name, trust: j.trust, path: j.path }, {
+      node_id: a.nodeId,
+      name: "alpha",
+      trust: "unknown",
+      path: "direct",
+    });
   });
 
   test("ping by node ID prefix prints Peer/Path/Ping/Pong/RTT and a summary", async () => {
@@ -55,7 +60,9 @@ describe("net commands between two processes", () => {
   });
 
   test("ping --json", async () => {
-    const r = await runAtlas(["net", "ping", listener.address, "--count", "2", "--interval", "10", "--json"], { home: b.home });
+    const r = await runAtlas(["net", "ping", listener.address, "--count", "2", "--interval", "10", "--json"], {
+      home: b.home,
+    });
     assert.equal(r.code, 0, r.stderr);
     const j = JSON.parse(r.stdout);
     assert.equal(j.node_id, a.nodeId);
@@ -95,7 +102,12 @@ describe("net commands between two processes", () => {
       assert.equal(peer.name, "beta");
       const sessions = await sa.sessions.list({ nodeId: b.nodeId });
       assert.ok(sessions.length >= 4);
-      assert.ok(sessions.every((s) => s.direction === "inbound" && s.closed_at !== null && s.close_reason === "DISCONNECT_SHUTDOWN"), JSON.stringify(sessions));
+      assert.ok(
+        sessions.every((s) =>
+          s.direction === "inbound" && s.closed_at !== null && s.close_reason === "DISCONNECT_SHUTDOWN"
+        ),
+        JSON.stringify(sessions),
+      );
       assert.match(sessions[0]!.remote_address!, /^127\.0\.0\.1:\d+$/);
     } finally {
       await sa.close();
@@ -107,7 +119,14 @@ describe("net commands between two processes", () => {
     assert.equal(r.code, 0, r.stderr);
     const [head, row] = r.stdout.trimEnd().split("\n");
     assert.match(head!, /^NODE ID\s+NAME\s+ADDRESS\s+TRUST\s+OPERATOR\s+LAST SEEN\s+LAST FAILURE\s+BAN$/);
-    assert.match(row!, new RegExp(`^${a.nodeId.slice(0, 18)}…\\s+alpha\\s+${listener.address.replace(/\./g, "\\.")}\\s+unknown via direct\\s+-\\s+\\d+s ago\\s+-\\s+-$`));
+    assert.match(
+      row!,
+      new RegExp(
+        `^${a.nodeId.slice(0, 18)}…\\s+alpha\\s+${
+          listener.address.replace(/\./g, "\\.")
+        }\\s+unknown via direct\\s+-\\s+\\d+s ago\\s+-\\s+-$`,
+      ),
+    );
     const j = JSON.parse((await runAtlas(["net", "peers", "--json", "--trust", "unknown"], { home: b.home })).stdout);
     assert.equal(j.length, 1);
     assert.equal(j[0].node_id, a.nodeId);
@@ -209,7 +228,7 @@ describe("net command errors", () => {
   test("bad config value: one line naming key and file, exit 1", async () => {
     const a = await initHome("alpha");
     const { writeFile } = await import("node:fs/promises");
-    await writeFile(join(a.home, "state", "config.toml"), "[transport]\ndial_timeout = \"soon\"\n");
+    await writeFile(join(a.home, "state", "config.toml"), '[transport]\ndial_timeout = "soon"\n');
     const r = await runAtlas(["net", "ping", "127.0.0.1:9"], { home: a.home });
     assert.equal(r.code, 1);
     assert.match(r.stderr, /^error: .*config\.toml: 'transport\.dial_timeout' must be an integer, got string\n$/);

@@ -5,10 +5,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse as parseToml } from "smol-toml";
 import { isAtlasError } from "../src/errors.ts";
-import { DEFAULTS, defaultConfig, type Config } from "../src/config/defaults.ts";
-import { homePaths, type HomePaths } from "../src/config/paths.ts";
+import { type Config, defaultConfig, DEFAULTS } from "../src/config/defaults.ts";
+import { type HomePaths, homePaths } from "../src/config/paths.ts";
 import { loadConfig } from "../src/config/load.ts";
-import { SCHEMA, SECTIONS, GROUPS } from "../src/config/schema.ts";
+import { GROUPS, SCHEMA, SECTIONS } from "../src/config/schema.ts";
 import {
   formatConfigValue,
   getConfigValue,
@@ -106,7 +106,10 @@ verify = "signature"
     const cfg = await loadConfig(paths);
     const want = defaultConfig();
     want.network.port = 5000;
-    want.network.bootstrap = ["1.2.3.4:4433", "atlas_abababababababababababababababababababababababababababababababab@5.6.7.8:4433"];
+    want.network.bootstrap = [
+      "1.2.3.4:4433",
+      "atlas_abababababababababababababababababababababababababababababababab@5.6.7.8:4433",
+    ];
     want.transport.offer_relay = true;
     want.rate_limit.unknown.per_second = 7;
     want.farcaster.verify = "signature";
@@ -155,12 +158,16 @@ test("wrong type names key, expected and actual type", async () => {
     assert.equal(msg, `${paths.configFile}: 'network.port' must be an integer, got string`);
     await writeConfig(paths, "[transport]\nenable_relay = 1\n");
     await rejectsWith(loadConfig(paths), "ERR_CONFIG", /'transport\.enable_relay' must be a boolean.*got integer/);
-    await writeConfig(paths, "[network]\nbootstrap = \"1.2.3.4:1\"\n");
+    await writeConfig(paths, '[network]\nbootstrap = "1.2.3.4:1"\n');
     await rejectsWith(loadConfig(paths), "ERR_CONFIG", /'network\.bootstrap' must be a list of strings, got string/);
     await writeConfig(paths, "[network]\nbootstrap = [1, 2]\n");
     await rejectsWith(loadConfig(paths), "ERR_CONFIG", /'network\.bootstrap' must be a list of strings/);
     await writeConfig(paths, '[farcaster]\nverify = "magic"\n');
-    await rejectsWith(loadConfig(paths), "ERR_CONFIG", /'farcaster\.verify' must be one of hub, signature, got 'magic'/);
+    await rejectsWith(
+      loadConfig(paths),
+      "ERR_CONFIG",
+      /'farcaster\.verify' must be one of hub, signature, got 'magic'/,
+    );
     await writeConfig(paths, "[network]\nhost = 1979-05-27\n");
     await rejectsWith(loadConfig(paths), "ERR_CONFIG", /'network\.host' must be a string, got datetime/);
   });
@@ -242,8 +249,16 @@ test("overrides: strings are parsed by type; bad ones are usage errors", async (
     const cfg = await loadConfig(paths, { scalars: { "network.port": "6000", "transport.enable_relay": "false" } });
     assert.equal(cfg.network.port, 6000);
     assert.equal(cfg.transport.enable_relay, false);
-    await rejectsWith(loadConfig(paths, { scalars: { "network.port": "abc" } }), "ERR_USAGE", /'network\.port' must be an integer, got 'abc'/);
-    await rejectsWith(loadConfig(paths, { scalars: { "network.port": 1.5 } }), "ERR_USAGE", /'network\.port' must be an integer/);
+    await rejectsWith(
+      loadConfig(paths, { scalars: { "network.port": "abc" } }),
+      "ERR_USAGE",
+      /'network\.port' must be an integer, got 'abc'/,
+    );
+    await rejectsWith(
+      loadConfig(paths, { scalars: { "network.port": 1.5 } }),
+      "ERR_USAGE",
+      /'network\.port' must be an integer/,
+    );
     await rejectsWith(loadConfig(paths, { scalars: { "nope.x": 1 } }), "ERR_USAGE", /unknown config key 'nope\.x'/);
     await rejectsWith(loadConfig(paths, { lists: { "network.port": ["1"] } }), "ERR_USAGE", /not a list/);
   });
@@ -266,20 +281,43 @@ test("parseConfigValue parses by type", () => {
   assert.equal(parseConfigValue("rate_limit.relay.per_minute", "99"), 99);
   throwsWith(() => parseConfigValue("x.y", "1"), "ERR_USAGE", /^unknown config key 'x\.y'$/);
   throwsWith(() => parseConfigValue("network", "1"), "ERR_USAGE", /'network' is a section/);
-  throwsWith(() => parseConfigValue("network.port", "abc"), "ERR_USAGE", /^'network\.port' must be an integer, got 'abc'$/);
+  throwsWith(
+    () => parseConfigValue("network.port", "abc"),
+    "ERR_USAGE",
+    /^'network\.port' must be an integer, got 'abc'$/,
+  );
   throwsWith(() => parseConfigValue("network.port", "4.5"), "ERR_USAGE", /must be an integer, got '4\.5'/);
   throwsWith(() => parseConfigValue("network.port", "65536"), "ERR_USAGE", /must be between 0 and 65535, got 65536/);
   throwsWith(() => parseConfigValue("transport.dial_timeout", "0"), "ERR_USAGE", /must be positive, got 0/);
   throwsWith(() => parseConfigValue("transport.enable_relay", "yes"), "ERR_USAGE", /must be a boolean/);
   throwsWith(() => parseConfigValue("farcaster.verify", "x"), "ERR_USAGE", /must be one of hub, signature, got 'x'/);
   throwsWith(() => parseConfigValue("network.bootstrap", "[1, 2]"), "ERR_USAGE", /must be a list of strings/);
-  throwsWith(() => parseConfigValue("network.bootstrap", "[\"a\""), "ERR_USAGE", /must be a list of strings/);
+  throwsWith(() => parseConfigValue("network.bootstrap", '["a"'), "ERR_USAGE", /must be a list of strings/);
   // Address lists: every entry host:port (bootstrap and relays may pin a full node ID).
-  throwsWith(() => parseConfigValue("network.relays", "nonsense"), "ERR_USAGE", /^'network\.relays' entries must be host:port or atlas_<node ID>@host:port, got 'nonsense'$/);
-  throwsWith(() => parseConfigValue("network.relays", "atlas_abc@1.2.3.4:4433"), "ERR_USAGE", /got 'atlas_abc@1\.2\.3\.4:4433'/);
-  throwsWith(() => parseConfigValue("stun.servers", "1.2.3.4:0"), "ERR_USAGE", /'stun\.servers' entries must be host:port/);
-  throwsWith(() => parseConfigValue("stun.servers", `${"ab".repeat(32)}@1.2.3.4:1`), "ERR_USAGE", /'stun\.servers' entries must be host:port/);
-  assert.deepEqual(parseConfigValue("network.relays", '["[2001:db8::1]:4433", "relay.example.org:4433"]'), ["[2001:db8::1]:4433", "relay.example.org:4433"]);
+  throwsWith(
+    () => parseConfigValue("network.relays", "nonsense"),
+    "ERR_USAGE",
+    /^'network\.relays' entries must be host:port or atlas_<node ID>@host:port, got 'nonsense'$/,
+  );
+  throwsWith(
+    () => parseConfigValue("network.relays", "atlas_abc@1.2.3.4:4433"),
+    "ERR_USAGE",
+    /got 'atlas_abc@1\.2\.3\.4:4433'/,
+  );
+  throwsWith(
+    () => parseConfigValue("stun.servers", "1.2.3.4:0"),
+    "ERR_USAGE",
+    /'stun\.servers' entries must be host:port/,
+  );
+  throwsWith(
+    () => parseConfigValue("stun.servers", `${"ab".repeat(32)}@1.2.3.4:1`),
+    "ERR_USAGE",
+    /'stun\.servers' entries must be host:port/,
+  );
+  assert.deepEqual(parseConfigValue("network.relays", '["[2001:db8::1]:4433", "relay.example.org:4433"]'), [
+    "[2001:db8::1]:4433",
+    "relay.example.org:4433",
+  ]);
   assert.equal(parseConfigValue("transport.relay_bandwidth_limit", "0"), 0, "0 = no relay bandwidth limit");
 });
 
@@ -315,7 +353,11 @@ test("set then get round-trips int, bool, string, list, enum and sub-table keys"
       ["network.port", "5001", 5001],
       ["transport.offer_relay", "true", true],
       ["network.host", "127.0.0.1", "127.0.0.1"],
-      ["network.bootstrap", '["1.2.3.4:4433","atlas_abababababababababababababababababababababababababababababababab@5.6.7.8:1"]', ["1.2.3.4:4433", "atlas_abababababababababababababababababababababababababababababababab@5.6.7.8:1"]],
+      [
+        "network.bootstrap",
+        '["1.2.3.4:4433","atlas_abababababababababababababababababababababababababababababababab@5.6.7.8:1"]',
+        ["1.2.3.4:4433", "atlas_abababababababababababababababababababababababababababababababab@5.6.7.8:1"],
+      ],
       ["network.relays", "r1:1,r2:2", ["r1:1", "r2:2"]],
       ["farcaster.verify", "signature", "signature"],
       ["rate_limit.relay.per_second", "11", 11],
@@ -357,7 +399,7 @@ test("set keeps the user's comments and other keys", async () => {
   await withHome(async (paths) => {
     await writeConfig(
       paths,
-      "# my settings\n[network]\nport = 5000   # public port\nhost = \"0.0.0.0\"\n\n# relays\n[transport]\noffer_relay = true\n",
+      '# my settings\n[network]\nport = 5000   # public port\nhost = "0.0.0.0"\n\n# relays\n[transport]\noffer_relay = true\n',
     );
     await setConfigValue(paths, "network.port", "6000");
     await setConfigValue(paths, "transport.relay_capacity", "8");
@@ -377,7 +419,10 @@ test("set keeps the user's comments and other keys", async () => {
 
 test("set works on files in unusual layouts (falls back to a rewrite)", async () => {
   await withHome(async (paths) => {
-    await writeConfig(paths, 'network.port = 1\nrate_limit.relay = { per_second = 9 }\n[stun]\nservers = [\n  "a:1",\n  "b:2",\n]\ntimeout = 2\n');
+    await writeConfig(
+      paths,
+      'network.port = 1\nrate_limit.relay = { per_second = 9 }\n[stun]\nservers = [\n  "a:1",\n  "b:2",\n]\ntimeout = 2\n',
+    );
     await setConfigValue(paths, "network.port", "2");
     await setConfigValue(paths, "network.host", "::1");
     await setConfigValue(paths, "rate_limit.relay.per_minute", "70");
@@ -401,7 +446,11 @@ test("set of an unknown key or bad value is refused and the file is untouched", 
     const original = "[network]\nport = 5000 # keep\n";
     await writeConfig(paths, original);
     await rejectsWith(setConfigValue(paths, "transport.foo", "1"), "ERR_USAGE", /unknown config key 'transport\.foo'/);
-    await rejectsWith(setConfigValue(paths, "network.port", "abc"), "ERR_USAGE", /'network\.port' must be an integer, got 'abc'/);
+    await rejectsWith(
+      setConfigValue(paths, "network.port", "abc"),
+      "ERR_USAGE",
+      /'network\.port' must be an integer, got 'abc'/,
+    );
     await rejectsWith(setConfigValue(paths, "farcaster.verify", "nope"), "ERR_USAGE", /must be one of hub, signature/);
     assert.equal(await readFile(paths.configFile, "utf8"), original);
   });
@@ -409,9 +458,13 @@ test("set of an unknown key or bad value is refused and the file is untouched", 
 
 test("set refuses to rewrite an invalid file", async () => {
   await withHome(async (paths) => {
-    const bad = "[network]\nport = \"x\"\n";
+    const bad = '[network]\nport = "x"\n';
     await writeConfig(paths, bad);
-    await rejectsWith(setConfigValue(paths, "network.host", "::1"), "ERR_CONFIG", /'network\.port' must be an integer, got string/);
+    await rejectsWith(
+      setConfigValue(paths, "network.host", "::1"),
+      "ERR_CONFIG",
+      /'network\.port' must be an integer, got string/,
+    );
     assert.equal(await readFile(paths.configFile, "utf8"), bad);
   });
 });
@@ -426,7 +479,10 @@ function reparse(text: string): Config {
 test("renderConfig output parses back to the effective config", async () => {
   assert.deepEqual(reparse(renderConfig(defaultConfig())), defaultConfig());
   await withHome(async (paths) => {
-    await writeConfig(paths, '[network]\nport = 0\nbootstrap = ["a:1"]\n[farcaster]\nverify = "signature"\nhub_url = "http://h/\\"x\\"\\ttab"\n');
+    await writeConfig(
+      paths,
+      '[network]\nport = 0\nbootstrap = ["a:1"]\n[farcaster]\nverify = "signature"\nhub_url = "http://h/\\"x\\"\\ttab"\n',
+    );
     const cfg = await loadConfig(paths, { lists: { "network.bootstrap": ["b:2"] } });
     const text = renderConfig(cfg);
     assert.deepEqual(reparse(text), cfg);

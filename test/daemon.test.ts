@@ -1,7 +1,7 @@
 /** `atlas daemon` (SPEC §16) through real processes: lock, control socket, status, stop, signals, keepalive. */
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { stat, writeFile, appendFile } from "node:fs/promises";
+import { appendFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { openStore } from "../src/store/index.ts";
 import { cleanupHomes, initHome, killAll, runAtlas, startListener } from "./helpers/cli.ts";
@@ -39,10 +39,16 @@ describe("daemon lifecycle", () => {
     assert.deepEqual(j.sessions, []);
     assert.equal(j.outbox_depth, 0);
     const human = await runAtlas(["status"], { home: a.home });
-    assert.match(human.stdout, new RegExp(`^Node ID  : ${a.nodeId}\\nDaemon   : running \\(pid ${d.proc.pid}, up \\d+ s\\)\\n`));
+    assert.match(
+      human.stdout,
+      new RegExp(`^Node ID  : ${a.nodeId}\\nDaemon   : running \\(pid ${d.proc.pid}, up \\d+ s\\)\\n`),
+    );
     const second = await runAtlas(["daemon", "--host", "127.0.0.1", "--port", "0"], { home: a.home });
     assert.equal(second.code, 1);
-    assert.equal(second.stderr, `error: a daemon is already running for ${a.home} (pid ${d.proc.pid}); stop it with \`atlas daemon stop\`\n`);
+    assert.equal(
+      second.stderr,
+      `error: a daemon is already running for ${a.home} (pid ${d.proc.pid}); stop it with \`atlas daemon stop\`\n`,
+    );
     const stop = await runAtlas(["daemon", "stop"], { home: a.home });
     assert.equal(stop.code, 0, stop.stderr);
     assert.equal(stop.stdout, `Stopped daemon (pid ${d.proc.pid})\n`);
@@ -60,7 +66,10 @@ describe("daemon lifecycle", () => {
     const db = await startListener(b.home, [], { cmd: ["daemon"] });
     const c = await runAtlas(["net", "connect", da.address], { home: b.home });
     assert.equal(c.code, 0, c.stderr);
-    await waitFor("the inbound session row", async () => JSON.parse((await runAtlas(["status", "--json"], { home: a.home })).stdout).sessions.length === 1);
+    await waitFor(
+      "the inbound session row",
+      async () => JSON.parse((await runAtlas(["status", "--json"], { home: a.home })).stdout).sessions.length === 1,
+    );
     await new Promise((r) => setTimeout(r, 200)); // rows are written just after the handshake
     await da.stop("SIGKILL");
     const s = await openStore(dbOf(a.home));
@@ -90,11 +99,17 @@ describe("daemon lifecycle", () => {
     assert.equal(st.sessions.length, 1);
     assert.equal(st.sessions[0].node_id, a.nodeId);
     assert.equal(st.sessions[0].pinned, true);
-    const p = await runAtlas(["net", "ping", a.nodeId.slice(0, 16), "--count", "2", "--interval", "20"], { home: b.home });
+    const p = await runAtlas(["net", "ping", a.nodeId.slice(0, 16), "--count", "2", "--interval", "20"], {
+      home: b.home,
+    });
     assert.equal(p.code, 0, p.stderr);
     assert.match(p.stdout, /2 sent, 2 received\n$/);
     const sa = await openStore(dbOf(a.home));
-    assert.equal((await sa.sessions.list({ nodeId: b.nodeId })).length, 1, "ping reused the live session: no new session at the peer");
+    assert.equal(
+      (await sa.sessions.list({ nodeId: b.nodeId })).length,
+      1,
+      "ping reused the live session: no new session at the peer",
+    );
     await sa.close();
     assert.equal(await db.stop("SIGTERM"), 0);
     await waitFor("peer to close the session", async () => {
@@ -170,6 +185,9 @@ describe("daemon lifecycle", () => {
     assert.equal(init.code, 0, init.stderr);
     const r = await runAtlas(["daemon", "--host", "127.0.0.1", "--port", "0"], { home });
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /^error: control socket path .* bytes, over the 107-byte Unix limit: use a shorter --home\n$/);
+    assert.match(
+      r.stderr,
+      /^error: control socket path .* bytes, over the 107-byte Unix limit: use a shorter --home\n$/,
+    );
   });
 });

@@ -15,10 +15,21 @@ after(async () => {
 
 test("failureKind maps dial errors to the SPEC's last_failure kinds", () => {
   assert.equal(failureKind(new AtlasError("ERR_UNREACHABLE", "no answer")), "unreachable");
-  assert.equal(failureKind(new AtlasError("ERR_RATE_LIMITED", "peer refused the handshake: banned until 1")), "rejected");
+  assert.equal(
+    failureKind(new AtlasError("ERR_RATE_LIMITED", "peer refused the handshake: banned until 1")),
+    "rejected",
+  );
   assert.equal(failureKind(new AtlasError("ERR_INVALID_IDENTITY", "peer is x, not y")), "rejected");
-  assert.equal(failureKind(new AtlasError("ERR_HANDSHAKE_FAILED", "peer refused the handshake: clock drift of 900 s exceeds 300 s")), "expired");
-  assert.equal(failureKind(new AtlasError("ERR_HANDSHAKE_FAILED", "responder's handshake signature is invalid")), "rejected");
+  assert.equal(
+    failureKind(
+      new AtlasError("ERR_HANDSHAKE_FAILED", "peer refused the handshake: clock drift of 900 s exceeds 300 s"),
+    ),
+    "expired",
+  );
+  assert.equal(
+    failureKind(new AtlasError("ERR_HANDSHAKE_FAILED", "responder's handshake signature is invalid")),
+    "rejected",
+  );
   assert.equal(failureKind(new AtlasError("ERR_RESET", "connection closed by peer")), "reset");
   assert.equal(failureKind(new AtlasError("ERR_HANDSHAKE_TIMEOUT", "handshake not finished")), "reset");
 });
@@ -36,7 +47,12 @@ test("a dead address candidate falls through to public_address after the stagger
   const l = await startListener(a.home);
   const hole = await blackHole();
   const s = await openStore(join(b.home, "state", "peers.db"));
-  await s.peers.upsert({ node_id: a.nodeId, name: "alpha", address: `127.0.0.1:${hole.port}`, public_address: l.address });
+  await s.peers.upsert({
+    node_id: a.nodeId,
+    name: "alpha",
+    address: `127.0.0.1:${hole.port}`,
+    public_address: l.address,
+  });
   await s.close();
   const t0 = Date.now();
   const r = await runAtlas(["net", "connect", a.nodeId.slice(0, 20)], { home: b.home });
@@ -44,7 +60,10 @@ test("a dead address candidate falls through to public_address after the stagger
   hole.close();
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout, `Connected to ${a.nodeId}\nalpha [unknown via direct]\n`);
-  assert.ok(ms < 4000, `took ${ms} ms: the second candidate should start 250 ms after the first, not after its 5 s timeout`);
+  assert.ok(
+    ms < 4000,
+    `took ${ms} ms: the second candidate should start 250 ms after the first, not after its 5 s timeout`,
+  );
   const s2 = await openStore(join(b.home, "state", "peers.db"));
   try {
     const p = await s2.peers.get(a.nodeId);

@@ -24,6 +24,7 @@ import {
   bounded,
   localCard,
   messageFrame,
+  type NodeResponder,
   nowSecs,
   RawConn,
   seededIdentity,
@@ -31,7 +32,6 @@ import {
   startNodeResponder,
   testConfig,
   waitFor,
-  type NodeResponder,
 } from "./helpers/handshake-peer.ts";
 
 const T = { timeout: 15_000 };
@@ -43,7 +43,10 @@ const OTHER = seededIdentity(0x02);
 // ---------------------------------------------------------------------------------------------
 // Harness
 
-async function withNode(fn: (r: NodeResponder, a: AdversarialInitiator) => Promise<void>, o: { tls?: Identity; configure?: (c: Config) => void } = {}): Promise<void> {
+async function withNode(
+  fn: (r: NodeResponder, a: AdversarialInitiator) => Promise<void>,
+  o: { tls?: Identity; configure?: (c: Config) => void } = {},
+): Promise<void> {
   const r = await startNodeResponder({ identity: RESPONDER, configure: o.configure });
   let a: AdversarialInitiator | undefined;
   try {
@@ -62,7 +65,10 @@ async function assertRefused(c: RawConn, code: number, message?: RegExp | string
   if (typeof message === "string") assert.equal(error.message, message);
   else if (message) assert.match(error.message, message);
   // The Error frame is the last thing on the control stream: FIN, or the connection's end.
-  assert.ok(afterError === null || afterError instanceof Error, `nothing may follow the Error frame, got ${JSON.stringify(afterError)}`);
+  assert.ok(
+    afterError === null || afterError instanceof Error,
+    `nothing may follow the Error frame, got ${JSON.stringify(afterError)}`,
+  );
   assert.equal(close.local, false, "the responder must close the connection");
   assert.equal(close.timedOut, false, "closed by the responder, not by an idle timeout");
   assert.equal(close.app, true, "closed with an application error code");
@@ -76,7 +82,15 @@ async function assertNoSession(r: NodeResponder): Promise<void> {
 
 /** Expected signed bytes, built here from SPEC §6 rather than by signing.ts. */
 function specSignedBytes(role: number, signer: string, verifier: string, challenge: Uint8Array): Uint8Array {
-  return Uint8Array.from(Buffer.concat([Buffer.from("atlas-handshake-v1", "ascii"), Buffer.from([role]), Buffer.from(signer, "ascii"), Buffer.from(verifier, "ascii"), challenge]));
+  return Uint8Array.from(
+    Buffer.concat([
+      Buffer.from("atlas-handshake-v1", "ascii"),
+      Buffer.from([role]),
+      Buffer.from(signer, "ascii"),
+      Buffer.from(verifier, "ascii"),
+      challenge,
+    ]),
+  );
 }
 
 /** Find the one frame of `type` in a list. */
@@ -108,98 +122,145 @@ async function response(fs: FramedStream, ms: number): Promise<WireMessage | nul
 // ---------------------------------------------------------------------------------------------
 // 1. Happy path
 
-test("happy path: initiateHandshake ↔ acceptHandshake — both results, trust unknown, observed_addr, domain-separated signatures", T, async () => {
-  const br = await startBareResponder(RESPONDER);
-  const a = await AdversarialInitiator.create(ME);
-  let conn: QuicConnection | undefined;
-  try {
-    conn = a.endpoint.connect(br.addr);
-    const mine = await initiateHandshake(conn, localCard(ME, "initiator"), initiatorOptions({ expectedNodeId: RESPONDER.nodeId }));
-    const out = await bounded(br.outcome(0), 5000, "responder outcome");
-    assert.equal(out.error, undefined, `responder failed: ${(out.error as Error | undefined)?.message}`);
-    const theirs = out.result!;
+test(
+  "happy path: initiateHandshake ↔ acceptHandshake — both results, trust unknown, observed_addr, domain-separated signatures",
+  T,
+  async () => {
+    const br = await startBareResponder(RESPONDER);
+    const a = await AdversarialInitiator.create(ME);
+    let conn: QuicConnection | undefined;
+    try {
+      conn = a.endpoint.connect(br.addr);
+      const mine = await initiateHandshake(
+        conn,
+        localCard(ME, "initiator"),
+        initiatorOptions({ expectedNodeId: RESPONDER.nodeId }),
+      );
+      const out = await bounded(br.outcome(0), 5000, "responder outcome");
+      assert.equal(out.error, undefined, `responder failed: ${(out.error as Error | undefined)?.message}`);
+      const theirs = out.result!;
 
-    // Initiator's result.
-    assert.equal(mine.peer.nodeId, RESPONDER.nodeId);
-    assert.deepEqual(mine.peer.publicKey, RESPONDER.publicKey);
-    assert.equal(mine.peer.name, "bare-responder");
-    assert.equal(mine.trust, "unknown");
-    assert.equal(mine.remoteTrust, "unknown", "VerifyAck carries the responder's trust level");
-    assert.equal(mine.observedAddr, a.localAddr, "observed_addr is the initiator's source address");
-    assert.match(mine.observedAddr!, /^127\.0\.0\.1:\d+$/);
-    // Responder's result.
-    assert.equal(theirs.peer.nodeId, ME.nodeId);
-    assert.deepEqual(theirs.peer.publicKey, ME.publicKey);
-    assert.equal(theirs.peer.name, "initiator");
-    assert.equal(theirs.trust, "unknown");
-    assert.equal(conn.verified, true);
-    assert.equal(out.conn.verified, true);
+      // Initiator's result.
+      assert.equal(mine.peer.nodeId, RESPONDER.nodeId);
+      assert.deepEqual(mine.peer.publicKey, RESPONDER.publicKey);
+      assert.equal(mine.peer.name, "bare-responder");
+      assert.equal(mine.trust, "unknown");
+      assert.equal(mine.remoteTrust, "unknown", "VerifyAck carries the responder's trust level");
+      assert.equal(mine.observedAddr, a.localAddr, "observed_addr is the initiator's source address");
+      assert.match(mine.observedAddr!, /^127\.0\.0\.1:\d+$/);
+      // Responder's result.
+      assert.equal(theirs.peer.nodeId, ME.nodeId);
+      assert.deepEqual(theirs.peer.publicKey, ME.publicKey);
+      assert.equal(theirs.peer.name, "initiator");
+      assert.equal(theirs.trust, "unknown");
+      assert.equal(conn.verified, true);
+      assert.equal(out.conn.verified, true);
 
-    // The frames as the responder read and wrote them.
-    const control = out.control!;
-    assert.deepEqual(control.seen.map((m) => m.type), ["Hello", "Verify"]);
-    assert.deepEqual(control.sent.map((m) => m.type), ["HelloAck", "VerifyAck"]);
-    const hello = one(control.seen, "Hello");
-    const verify = one(control.seen, "Verify");
-    const ack = one(control.sent, "HelloAck");
-    const vack = one(control.sent, "VerifyAck");
-    assert.equal(vack.status, "ok");
-    assert.equal(vack.trust_level, "unknown");
-    assert.equal(ack.observed_addr, a.localAddr);
-    assert.notDeepEqual(ack.challenge, hello.challenge, "each side picks its own challenge");
-    assert.deepEqual(verify.challenge, ack.challenge, "Verify echoes HelloAck.challenge");
+      // The frames as the responder read and wrote them.
+      const control = out.control!;
+      assert.deepEqual(control.seen.map((m) => m.type), ["Hello", "Verify"]);
+      assert.deepEqual(control.sent.map((m) => m.type), ["HelloAck", "VerifyAck"]);
+      const hello = one(control.seen, "Hello");
+      const verify = one(control.seen, "Verify");
+      const ack = one(control.sent, "HelloAck");
+      const vack = one(control.sent, "VerifyAck");
+      assert.equal(vack.status, "ok");
+      assert.equal(vack.trust_level, "unknown");
+      assert.equal(ack.observed_addr, a.localAddr);
+      assert.notDeepEqual(ack.challenge, hello.challenge, "each side picks its own challenge");
+      assert.deepEqual(verify.challenge, ack.challenge, "Verify echoes HelloAck.challenge");
 
-    // Signed bytes: "atlas-handshake-v1" ‖ role ‖ signer ‖ verifier ‖ challenge.
-    const respBytes = specSignedBytes(0x02, RESPONDER.nodeId, ME.nodeId, hello.challenge);
-    const initBytes = specSignedBytes(0x01, ME.nodeId, RESPONDER.nodeId, ack.challenge);
-    assert.equal(ROLE_INITIATOR, 0x01);
-    assert.equal(ROLE_RESPONDER, 0x02);
-    assert.deepEqual(Uint8Array.from(handshakeSignedBytes(ROLE_RESPONDER, RESPONDER.nodeId, ME.nodeId, hello.challenge)), respBytes);
-    assert.deepEqual(Uint8Array.from(handshakeSignedBytes(ROLE_INITIATOR, ME.nodeId, RESPONDER.nodeId, ack.challenge)), initBytes);
-    assert.equal(verifyEd25519(RESPONDER.publicKey, respBytes, ack.signature), true, "HelloAck signature over the domain-separated bytes");
-    assert.equal(verifyEd25519(ME.publicKey, initBytes, verify.signature), true, "Verify signature over the domain-separated bytes");
-    // …and over nothing else: not the bare challenge, not the other role.
-    assert.equal(verifyEd25519(RESPONDER.publicKey, hello.challenge, ack.signature), false);
-    assert.equal(verifyEd25519(ME.publicKey, ack.challenge, verify.signature), false);
-    assert.equal(verifyEd25519(RESPONDER.publicKey, specSignedBytes(0x01, RESPONDER.nodeId, ME.nodeId, hello.challenge), ack.signature), false);
-    assert.equal(verifyEd25519(ME.publicKey, specSignedBytes(0x02, ME.nodeId, RESPONDER.nodeId, ack.challenge), verify.signature), false);
-  } finally {
-    conn?.close(0, "test done");
-    await a.close();
-    await br.close();
-  }
-});
+      // Signed bytes: "atlas-handshake-v1" ‖ role ‖ signer ‖ verifier ‖ challenge.
+      const respBytes = specSignedBytes(0x02, RESPONDER.nodeId, ME.nodeId, hello.challenge);
+      const initBytes = specSignedBytes(0x01, ME.nodeId, RESPONDER.nodeId, ack.challenge);
+      assert.equal(ROLE_INITIATOR, 0x01);
+      assert.equal(ROLE_RESPONDER, 0x02);
+      assert.deepEqual(
+        Uint8Array.from(handshakeSignedBytes(ROLE_RESPONDER, RESPONDER.nodeId, ME.nodeId, hello.challenge)),
+        respBytes,
+      );
+      assert.deepEqual(
+        Uint8Array.from(handshakeSignedBytes(ROLE_INITIATOR, ME.nodeId, RESPONDER.nodeId, ack.challenge)),
+        initBytes,
+      );
+      assert.equal(
+        verifyEd25519(RESPONDER.publicKey, respBytes, ack.signature),
+        true,
+        "HelloAck signature over the domain-separated bytes",
+      );
+      assert.equal(
+        verifyEd25519(ME.publicKey, initBytes, verify.signature),
+        true,
+        "Verify signature over the domain-separated bytes",
+      );
+      // …and over nothing else: not the bare challenge, not the other role.
+      assert.equal(verifyEd25519(RESPONDER.publicKey, hello.challenge, ack.signature), false);
+      assert.equal(verifyEd25519(ME.publicKey, ack.challenge, verify.signature), false);
+      assert.equal(
+        verifyEd25519(
+          RESPONDER.publicKey,
+          specSignedBytes(0x01, RESPONDER.nodeId, ME.nodeId, hello.challenge),
+          ack.signature,
+        ),
+        false,
+      );
+      assert.equal(
+        verifyEd25519(
+          ME.publicKey,
+          specSignedBytes(0x02, ME.nodeId, RESPONDER.nodeId, ack.challenge),
+          verify.signature,
+        ),
+        false,
+      );
+    } finally {
+      conn?.close(0, "test done");
+      await a.close();
+      await br.close();
+    }
+  },
+);
 
-test("happy path: hand-driven initiator ↔ AtlasNode — VerifyAck ok, observed_addr, session and peer rows", T, async () => {
-  await withNode(async (r, a) => {
-    const c = await a.connect(r.addr);
-    const { hello, ack, verifyAck } = await c.completeHandshake(ME);
-    assert.deepEqual(verifyAck, { type: "VerifyAck", status: "ok", trust_level: "unknown" });
-    assert.equal(ack.node_id, RESPONDER.nodeId);
-    assert.deepEqual(ack.public_key, RESPONDER.publicKey);
-    assert.equal(ack.protocol_v, 1);
-    assert.ok(Math.abs(ack.timestamp - nowSecs()) <= 5, "HelloAck timestamp is now");
-    assert.equal(ack.observed_addr, a.localAddr);
-    assert.equal(verifyEd25519(RESPONDER.publicKey, specSignedBytes(0x02, RESPONDER.nodeId, ME.nodeId, hello.challenge), ack.signature), true);
+test(
+  "happy path: hand-driven initiator ↔ AtlasNode — VerifyAck ok, observed_addr, session and peer rows",
+  T,
+  async () => {
+    await withNode(async (r, a) => {
+      const c = await a.connect(r.addr);
+      const { hello, ack, verifyAck } = await c.completeHandshake(ME);
+      assert.deepEqual(verifyAck, { type: "VerifyAck", status: "ok", trust_level: "unknown" });
+      assert.equal(ack.node_id, RESPONDER.nodeId);
+      assert.deepEqual(ack.public_key, RESPONDER.publicKey);
+      assert.equal(ack.protocol_v, 1);
+      assert.ok(Math.abs(ack.timestamp - nowSecs()) <= 5, "HelloAck timestamp is now");
+      assert.equal(ack.observed_addr, a.localAddr);
+      assert.equal(
+        verifyEd25519(
+          RESPONDER.publicKey,
+          specSignedBytes(0x02, RESPONDER.nodeId, ME.nodeId, hello.challenge),
+          ack.signature,
+        ),
+        true,
+      );
 
-    await bounded(waitFor(() => r.node.allSessions().length === 1), 5000, "session at the responder");
-    const [s] = r.node.allSessions();
-    assert.equal(s!.nodeId, ME.nodeId);
-    assert.equal(s!.trust, "unknown");
-    assert.equal(s!.direction, "inbound");
-    assert.equal(s!.remoteAddress, a.localAddr);
-    await bounded(waitFor(() => s!.rowId !== null), 5000, "session row");
-    const rows = await r.store.sessions.list({ open: true });
-    assert.equal(rows.length, 1);
-    assert.equal(rows[0]!.node_id, ME.nodeId);
-    assert.equal(rows[0]!.direction, "inbound");
-    assert.equal(rows[0]!.remote_address, a.localAddr);
-    assert.equal(rows[0]!.trust_level, "unknown");
-    const peer = await r.store.peers.get(ME.nodeId);
-    assert.equal(peer?.name, "initiator");
-    assert.equal(peer?.trust_level, "unknown");
-  });
-});
+      await bounded(waitFor(() => r.node.allSessions().length === 1), 5000, "session at the responder");
+      const [s] = r.node.allSessions();
+      assert.equal(s!.nodeId, ME.nodeId);
+      assert.equal(s!.trust, "unknown");
+      assert.equal(s!.direction, "inbound");
+      assert.equal(s!.remoteAddress, a.localAddr);
+      await bounded(waitFor(() => s!.rowId !== null), 5000, "session row");
+      const rows = await r.store.sessions.list({ open: true });
+      assert.equal(rows.length, 1);
+      assert.equal(rows[0]!.node_id, ME.nodeId);
+      assert.equal(rows[0]!.direction, "inbound");
+      assert.equal(rows[0]!.remote_address, a.localAddr);
+      assert.equal(rows[0]!.trust_level, "unknown");
+      const peer = await r.store.peers.get(ME.nodeId);
+      assert.equal(peer?.name, "initiator");
+      assert.equal(peer?.trust_level, "unknown");
+    });
+  },
+);
 
 // ---------------------------------------------------------------------------------------------
 // 2–5. Responder-side identity and signature checks
@@ -209,8 +270,14 @@ test("wrong signature in Verify → 1002 (garbage, bare challenge, wrong role by
     const forgeries: [string, (ack: HelloAck) => Uint8Array][] = [
       ["random bytes", () => new Uint8Array(randomBytes(64))],
       ["signature over the bare challenge", (ack) => ME.sign(ack.challenge)],
-      ["signature with the responder's role byte", (ack) => ME.sign(handshakeSignedBytes(ROLE_RESPONDER, ME.nodeId, ack.node_id, ack.challenge))],
-      ["signature by another key", (ack) => OTHER.sign(handshakeSignedBytes(ROLE_INITIATOR, ME.nodeId, ack.node_id, ack.challenge))],
+      [
+        "signature with the responder's role byte",
+        (ack) => ME.sign(handshakeSignedBytes(ROLE_RESPONDER, ME.nodeId, ack.node_id, ack.challenge)),
+      ],
+      [
+        "signature by another key",
+        (ack) => OTHER.sign(handshakeSignedBytes(ROLE_INITIATOR, ME.nodeId, ack.node_id, ack.challenge)),
+      ],
     ];
     for (const [what, forge] of forgeries) {
       const c = await a.connect(r.addr);
@@ -282,31 +349,38 @@ test("TLS certificate key ≠ Hello public_key → 1002", T, async () => {
 // ---------------------------------------------------------------------------------------------
 // 6. Initiator-side identity pin
 
-test("initiator dialling an expected node ID that differs → ERR_INVALID_IDENTITY (1004), no Verify sent", T, async () => {
-  const br = await startBareResponder(RESPONDER);
-  const a = await AdversarialInitiator.create(ME);
-  let conn: QuicConnection | undefined;
-  try {
-    conn = a.endpoint.connect(br.addr);
-    await assert.rejects(initiateHandshake(conn, localCard(ME), initiatorOptions({ expectedNodeId: OTHER.nodeId })), (e: unknown) => {
-      assert.ok(isAtlasError(e, "ERR_INVALID_IDENTITY"), `got ${String(e)}`);
-      assert.equal((e as AtlasError).protocolCode, 1004);
-      assert.match((e as AtlasError).message, /not the expected/);
-      return true;
-    });
-    const out = await bounded(br.outcome(0), 5000, "responder outcome");
-    assert.equal(out.result, undefined, "the responder must not complete a handshake");
-    const seen = out.control?.seen ?? [];
-    assert.ok(!seen.some((m) => m.type === "Verify"), `responder saw ${seen.map((m) => m.type).join(",")}`);
-    const info = await bounded(out.conn.closed, 5000, "connection close at the responder");
-    assert.equal(info.local, false, "the initiator closed the connection");
-    assert.equal(info.code, 1004);
-  } finally {
-    conn?.close(0, "test done");
-    await a.close();
-    await br.close();
-  }
-});
+test(
+  "initiator dialling an expected node ID that differs → ERR_INVALID_IDENTITY (1004), no Verify sent",
+  T,
+  async () => {
+    const br = await startBareResponder(RESPONDER);
+    const a = await AdversarialInitiator.create(ME);
+    let conn: QuicConnection | undefined;
+    try {
+      conn = a.endpoint.connect(br.addr);
+      await assert.rejects(
+        initiateHandshake(conn, localCard(ME), initiatorOptions({ expectedNodeId: OTHER.nodeId })),
+        (e: unknown) => {
+          assert.ok(isAtlasError(e, "ERR_INVALID_IDENTITY"), `got ${String(e)}`);
+          assert.equal((e as AtlasError).protocolCode, 1004);
+          assert.match((e as AtlasError).message, /not the expected/);
+          return true;
+        },
+      );
+      const out = await bounded(br.outcome(0), 5000, "responder outcome");
+      assert.equal(out.result, undefined, "the responder must not complete a handshake");
+      const seen = out.control?.seen ?? [];
+      assert.ok(!seen.some((m) => m.type === "Verify"), `responder saw ${seen.map((m) => m.type).join(",")}`);
+      const info = await bounded(out.conn.closed, 5000, "connection close at the responder");
+      assert.equal(info.local, false, "the initiator closed the connection");
+      assert.equal(info.code, 1004);
+    } finally {
+      conn?.close(0, "test done");
+      await a.close();
+      await br.close();
+    }
+  },
+);
 
 // ---------------------------------------------------------------------------------------------
 // 7. Clock drift
@@ -322,33 +396,37 @@ test("clock drift: Hello timestamp 1000 s off → 1002 'clock drift'", T, async 
   });
 });
 
-test("clock drift: responder's HelloAck timestamp skewed → initiator throws ERR_HANDSHAKE_FAILED, sends no Verify", T, async () => {
-  // The responder tolerates any drift itself (so it answers) but stamps HelloAck 1000 s ahead.
-  const br = await startBareResponder(RESPONDER, { now: () => nowSecs() + 1000, maxDriftS: 1_000_000 });
-  const a = await AdversarialInitiator.create(ME);
-  let conn: QuicConnection | undefined;
-  try {
-    conn = a.endpoint.connect(br.addr);
-    await assert.rejects(initiateHandshake(conn, localCard(ME), initiatorOptions()), (e: unknown) => {
-      assert.ok(isAtlasError(e, "ERR_HANDSHAKE_FAILED"), `got ${String(e)}`);
-      assert.match((e as Error).message, /clock drift/);
-      return true;
-    });
-    const out = await bounded(br.outcome(0), 5000, "responder outcome");
-    assert.equal(out.result, undefined);
-    // What reached the responder: Hello, then the initiator's own refusal — never a Verify.
-    const seen = out.control!.seen;
-    assert.deepEqual(seen.map((m) => m.type), ["Hello", "Error"]);
-    const told = one(seen, "Error");
-    assert.equal(told.code, 1002);
-    assert.match(told.message, /clock drift/);
-    await bounded(out.conn.closed, 5000, "connection close");
-  } finally {
-    conn?.close(0, "test done");
-    await a.close();
-    await br.close();
-  }
-});
+test(
+  "clock drift: responder's HelloAck timestamp skewed → initiator throws ERR_HANDSHAKE_FAILED, sends no Verify",
+  T,
+  async () => {
+    // The responder tolerates any drift itself (so it answers) but stamps HelloAck 1000 s ahead.
+    const br = await startBareResponder(RESPONDER, { now: () => nowSecs() + 1000, maxDriftS: 1_000_000 });
+    const a = await AdversarialInitiator.create(ME);
+    let conn: QuicConnection | undefined;
+    try {
+      conn = a.endpoint.connect(br.addr);
+      await assert.rejects(initiateHandshake(conn, localCard(ME), initiatorOptions()), (e: unknown) => {
+        assert.ok(isAtlasError(e, "ERR_HANDSHAKE_FAILED"), `got ${String(e)}`);
+        assert.match((e as Error).message, /clock drift/);
+        return true;
+      });
+      const out = await bounded(br.outcome(0), 5000, "responder outcome");
+      assert.equal(out.result, undefined);
+      // What reached the responder: Hello, then the initiator's own refusal — never a Verify.
+      const seen = out.control!.seen;
+      assert.deepEqual(seen.map((m) => m.type), ["Hello", "Error"]);
+      const told = one(seen, "Error");
+      assert.equal(told.code, 1002);
+      assert.match(told.message, /clock drift/);
+      await bounded(out.conn.closed, 5000, "connection close");
+    } finally {
+      conn?.close(0, "test done");
+      await a.close();
+      await br.close();
+    }
+  },
+);
 
 // ---------------------------------------------------------------------------------------------
 // 8. Protocol version
@@ -458,7 +536,10 @@ test("a request stream opened before the handshake is held, unanswered until Ver
 
     // Held: nothing comes back on stream 4 and the handler has not run.
     const early = await response(rs, 300);
-    assert.ok(early instanceof AtlasError && early.code === "ERR_TIMEOUT", `stream 4 answered before VerifyAck: ${String(early)}`);
+    assert.ok(
+      early instanceof AtlasError && early.code === "ERR_TIMEOUT",
+      `stream 4 answered before VerifyAck: ${String(early)}`,
+    );
     assert.equal(r.handled.length, 0);
 
     await c.send(RawConn.verify(ME, ack));
@@ -481,40 +562,51 @@ test("a held request stream is reset, never served, when the handshake fails", T
     await c.send({ type: "Verify", signature: new Uint8Array(64), challenge: ack.challenge });
     await assertRefused(c, 1002);
     const res = await response(rs, 2000);
-    assert.ok(res instanceof AtlasError && res.code === "ERR_RESET", `held stream must end in a reset, got ${String(res)}`);
+    assert.ok(
+      res instanceof AtlasError && res.code === "ERR_RESET",
+      `held stream must end in a reset, got ${String(res)}`,
+    );
     assert.equal(r.handled.length, 0);
     await assertNoSession(r);
   });
 });
 
-test("more than 8 early request streams → the extras are reset, the first 8 are served after VerifyAck", T, async () => {
-  await withNode(async (r, a) => {
-    const c = await a.connect(r.addr);
-    void c.control;
-    const reqs = Array.from({ length: 10 }, () => messageFrame(ME.nodeId, RESPONDER.nodeId));
-    const streams: FramedStream[] = [];
-    for (const m of reqs) streams.push(await c.openRequest(m));
-    await c.send(RawConn.hello(ME));
-    const ack = await c.readHelloAck();
-    assert.equal(r.handled.length, 0);
-    await c.send(RawConn.verify(ME, ack));
-    assert.deepEqual(await c.read(), { type: "VerifyAck", status: "ok", trust_level: "unknown" });
+test(
+  "more than 8 early request streams → the extras are reset, the first 8 are served after VerifyAck",
+  T,
+  async () => {
+    await withNode(async (r, a) => {
+      const c = await a.connect(r.addr);
+      void c.control;
+      const reqs = Array.from({ length: 10 }, () => messageFrame(ME.nodeId, RESPONDER.nodeId));
+      const streams: FramedStream[] = [];
+      for (const m of reqs) streams.push(await c.openRequest(m));
+      await c.send(RawConn.hello(ME));
+      const ack = await c.readHelloAck();
+      assert.equal(r.handled.length, 0);
+      await c.send(RawConn.verify(ME, ack));
+      assert.deepEqual(await c.read(), { type: "VerifyAck", status: "ok", trust_level: "unknown" });
 
-    const results = await Promise.all(streams.map((s) => response(s, 5000)));
-    const served = results.filter((x) => x !== null && !(x instanceof Error) && x.type === "MessageAck");
-    const reset = results.filter((x) => x instanceof AtlasError && x.code === "ERR_RESET");
-    assert.equal(served.length, 8, `served: ${results.map((x) => (x instanceof Error ? x.message : x?.type)).join(" | ")}`);
-    assert.equal(reset.length, 2);
-    for (const e of reset) assert.match((e as Error).message, /2001/, "reset with ERR_NOT_VERIFIED");
-    assert.equal(r.handled.length, 8);
-    // The served ones answer their own request.
-    for (let i = 0; i < 10; i++) {
-      const x = results[i];
-      if (x && !(x instanceof Error) && x.type === "MessageAck") assert.equal(x.msg_id, reqs[i]!.id);
-    }
-    // Rate limits (SPEC §9) are not what this test is about: the unknown tier allows 5/s.
-  }, { configure: (c) => (c.rate_limit.unknown.per_second = 100) });
-});
+      const results = await Promise.all(streams.map((s) => response(s, 5000)));
+      const served = results.filter((x) => x !== null && !(x instanceof Error) && x.type === "MessageAck");
+      const reset = results.filter((x) => x instanceof AtlasError && x.code === "ERR_RESET");
+      assert.equal(
+        served.length,
+        8,
+        `served: ${results.map((x) => (x instanceof Error ? x.message : x?.type)).join(" | ")}`,
+      );
+      assert.equal(reset.length, 2);
+      for (const e of reset) assert.match((e as Error).message, /2001/, "reset with ERR_NOT_VERIFIED");
+      assert.equal(r.handled.length, 8);
+      // The served ones answer their own request.
+      for (let i = 0; i < 10; i++) {
+        const x = results[i];
+        if (x && !(x instanceof Error) && x.type === "MessageAck") assert.equal(x.msg_id, reqs[i]!.id);
+      }
+      // Rate limits (SPEC §9) are not what this test is about: the unknown tier allows 5/s.
+    }, { configure: (c) => (c.rate_limit.unknown.per_second = 100) });
+  },
+);
 
 // ---------------------------------------------------------------------------------------------
 // 11. Ban
@@ -561,7 +653,10 @@ test("Hello header declaring 70 000 bytes → 2002, stream stopped, connection c
     assert.match(m.message, /65536-byte limit/);
     assert.equal(await c.read(5000), null, "the Error frame is written with FIN");
     // The responder stopped reading: STOP_SENDING with code 2002 reached us.
-    assert.ok(sendSide.some((e) => /StreamStopped\(2002\)/.test(e)), `send side of stream 0: ${sendSide.join(" → ") || "never stopped"}`);
+    assert.ok(
+      sendSide.some((e) => /StreamStopped\(2002\)/.test(e)),
+      `send side of stream 0: ${sendSide.join(" → ") || "never stopped"}`,
+    );
     const info = await bounded(c.conn.closed, 5000, "connection close");
     assert.equal(info.local, false);
     assert.equal(info.code, 2002);

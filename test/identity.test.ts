@@ -1,4 +1,4 @@
-import { test, describe } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, verify as nodeVerify } from "node:crypto";
 import { execFileSync } from "node:child_process";
@@ -6,7 +6,7 @@ import { chmod, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AtlasError } from "../src/errors.ts";
-import { homePaths, type HomePaths } from "../src/config/paths.ts";
+import { type HomePaths, homePaths } from "../src/config/paths.ts";
 import {
   isNodeId,
   nodeIdFromPublicKey,
@@ -27,11 +27,11 @@ import {
   addSkill,
   loadProfile,
   normalizeSkill,
+  type Profile,
   removeSkill,
   saveProfile,
   validateBio,
   validateName,
-  type Profile,
 } from "../src/identity/profile.ts";
 
 const hex = (s: string) => Uint8Array.from(Buffer.from(s, "hex"));
@@ -150,7 +150,10 @@ describe("node ID", () => {
     });
 
     test("no match and too short", () => {
-      assert.throws(() => resolveNodeIdPrefix("00000000", known), isAtlas("ERR_USAGE", /^no known peer matches 00000000$/));
+      assert.throws(
+        () => resolveNodeIdPrefix("00000000", known),
+        isAtlas("ERR_USAGE", /^no known peer matches 00000000$/),
+      );
       assert.throws(() => resolveNodeIdPrefix("abcd", known), isAtlas("ERR_USAGE", /at least 8 hex/));
       assert.throws(() => resolveNodeIdPrefix("atlas_abcd123", known), isAtlas("ERR_USAGE"));
       assert.throws(() => resolveNodeIdPrefix("ffff0000", []), isAtlas("ERR_USAGE", /no known peer/));
@@ -175,13 +178,23 @@ describe("keys", () => {
       () => pkcs8PemToSeed("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"),
       isAtlas("ERR_IO", /found "CERTIFICATE"/),
     );
-    assert.throws(() => pkcs8PemToSeed("-----BEGIN PRIVATE KEY-----\n!!!!\n-----END PRIVATE KEY-----\n"), isAtlas("ERR_IO", /base64/));
+    assert.throws(
+      () => pkcs8PemToSeed("-----BEGIN PRIVATE KEY-----\n!!!!\n-----END PRIVATE KEY-----\n"),
+      isAtlas("ERR_IO", /base64/),
+    );
     assert.throws(() => pkcs8PemToSeed("-----BEGIN PRIVATE KEY-----\nAAAA\n"), isAtlas("ERR_IO", /END/));
     // Well-formed PKCS#8 of other key types (x25519 has the same length, a different OID).
-    const others = [generateKeyPairSync("x25519").privateKey, generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey];
+    const others = [
+      generateKeyPairSync("x25519").privateKey,
+      generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey,
+    ];
     for (const key of others) {
       const pem = key.export({ type: "pkcs8", format: "pem" }).toString();
-      assert.throws(() => pkcs8PemToSeed(pem), isAtlas("ERR_IO", /not an ed25519 PKCS#8 private key/), key.asymmetricKeyType);
+      assert.throws(
+        () => pkcs8PemToSeed(pem),
+        isAtlas("ERR_IO", /not an ed25519 PKCS#8 private key/),
+        key.asymmetricKeyType,
+      );
     }
     const truncated = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n";
     assert.throws(() => pkcs8PemToSeed(truncated), isAtlas("ERR_IO", /not an ed25519/));
@@ -273,7 +286,14 @@ describe("identity files", () => {
       assert.equal((await loadProfile(paths)).name, "alice");
       await assert.rejects(
         initIdentity(paths),
-        isAtlas("ERR_USAGE", new RegExp(`^identity already exists at ${paths.keyFile.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} \\(use --force to replace it\\)$`)),
+        isAtlas(
+          "ERR_USAGE",
+          new RegExp(
+            `^identity already exists at ${
+              paths.keyFile.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
+            } \\(use --force to replace it\\)$`,
+          ),
+        ),
       );
       assert.equal((await loadIdentity(paths)).nodeId, first.nodeId, "refused init must not touch the key");
 
@@ -401,7 +421,7 @@ describe("profile", () => {
     try {
       assert.deepEqual(await loadProfile(paths), { name: "", bio: "", skills: [] });
       const p: Profile = {
-        name: "Alice's agent \"α\"",
+        name: 'Alice\'s agent "α"',
         bio: "does things",
         skills: ["rust", "ml"],
         wallet: "0x" + "ab".repeat(20),
@@ -432,7 +452,10 @@ describe("profile", () => {
         [`name = "${"x".repeat(65)}"\n`, /name.*64 bytes/],
         ['[operator]\nfid = "1"\nusername="a"\ncustody_address="b"\nmessage="c"\nsignature="d"\n', /operator\.fid/],
         ['[operator]\nfid = 1\nusername="a"\n', /operator\.custody_address.*missing/],
-        ['[operator]\nfid = 1\nusername="a"\ncustody_address="b"\nmessage="c"\nsignature="d"\nextra=1\n', /operator\.extra/],
+        [
+          '[operator]\nfid = 1\nusername="a"\ncustody_address="b"\nmessage="c"\nsignature="d"\nextra=1\n',
+          /operator\.extra/,
+        ],
         ["name = \n", /invalid TOML in .*profile\.toml/],
       ];
       await saveProfile(paths, { name: "x", bio: "", skills: [] }); // creates state dir

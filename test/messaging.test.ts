@@ -11,9 +11,17 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Config } from "../src/config/defaults.ts";
 import { AtlasError, isAtlasError } from "../src/errors.ts";
-import { identityFromSeed, type Identity } from "../src/identity/identity.ts";
+import { type Identity, identityFromSeed } from "../src/identity/identity.ts";
 import { generateSeed } from "../src/identity/keys.ts";
-import { compactJson, isPermanentRefusal, newMessageId, normalizeBody, pruneInbox, sendDirect, serveInbox } from "../src/net/messaging.ts";
+import {
+  compactJson,
+  isPermanentRefusal,
+  newMessageId,
+  normalizeBody,
+  pruneInbox,
+  sendDirect,
+  serveInbox,
+} from "../src/net/messaging.ts";
 import { AtlasNode } from "../src/net/node.ts";
 import { OutboxWorker } from "../src/net/outbox-worker.ts";
 import { openStore, type Store } from "../src/store/index.ts";
@@ -29,7 +37,6 @@ after(async () => {
   for (const c of cleanups.splice(0).reverse()) await c().catch(() => {});
   await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
 });
-
 
 interface TestNode {
   node: AtlasNode;
@@ -47,7 +54,16 @@ async function newStore(): Promise<Store> {
   return store;
 }
 
-async function startNode(o: { identity?: Identity; store?: Store; listen?: boolean; port?: number; inbox?: boolean; configure?: (c: Config) => void } = {}): Promise<TestNode> {
+async function startNode(
+  o: {
+    identity?: Identity;
+    store?: Store;
+    listen?: boolean;
+    port?: number;
+    inbox?: boolean;
+    configure?: (c: Config) => void;
+  } = {},
+): Promise<TestNode> {
   const identity = o.identity ?? identityFromSeed(generateSeed());
   const store = o.store ?? (await newStore());
   const node = await AtlasNode.start({
@@ -82,7 +98,6 @@ async function until<T>(what: string, ms: number, fn: () => Promise<T | null | u
   }
 }
 
-
 // ---------------------------------------------------------------------------------------------
 
 describe("bodies and IDs", () => {
@@ -95,7 +110,7 @@ describe("bodies and IDs", () => {
 
   test("normalizeBody keeps JSON verbatim and wraps anything else as a JSON string", () => {
     assert.equal(normalizeBody('{"n":12345678901234567890}'), '{"n":12345678901234567890}');
-    assert.equal(normalizeBody(' [1, 2.50e3 ] '), ' [1, 2.50e3 ] ');
+    assert.equal(normalizeBody(" [1, 2.50e3 ] "), " [1, 2.50e3 ] ");
     assert.equal(normalizeBody("42"), "42");
     assert.equal(normalizeBody("hello world"), '"hello world"');
     assert.equal(normalizeBody('{"a":'), '"{\\"a\\":"');
@@ -103,54 +118,84 @@ describe("bodies and IDs", () => {
   });
 
   test("compactJson removes whitespace outside strings only, numbers untouched", () => {
-    assert.equal(compactJson('{ "a b" : [ 1 ,\n 12345678901234567890 ],\t"c\\" d":"x y" }'), '{"a b":[1,12345678901234567890],"c\\" d":"x y"}');
+    assert.equal(
+      compactJson('{ "a b" : [ 1 ,\n 12345678901234567890 ],\t"c\\" d":"x y" }'),
+      '{"a b":[1,12345678901234567890],"c\\" d":"x y"}',
+    );
     assert.equal(compactJson('"\\\\" '), '"\\\\"');
   });
 
   test("permanent refusals vs retryable failures", () => {
-    assert.equal(isPermanentRefusal(new AtlasError("ERR_RATE_LIMITED", "peer refused the handshake: banned until 5")), true);
-    assert.equal(isPermanentRefusal(new AtlasError("ERR_RATE_LIMITED", "peer answered with error 4001: rate limit exceeded")), false);
+    assert.equal(
+      isPermanentRefusal(new AtlasError("ERR_RATE_LIMITED", "peer refused the handshake: banned until 5")),
+      true,
+    );
+    assert.equal(
+      isPermanentRefusal(new AtlasError("ERR_RATE_LIMITED", "peer answered with error 4001: rate limit exceeded")),
+      false,
+    );
     assert.equal(isPermanentRefusal(new AtlasError("ERR_INVALID_IDENTITY", "x")), true);
     assert.equal(isPermanentRefusal(new AtlasError("ERR_MESSAGE_REJECTED", "x")), true);
     assert.equal(isPermanentRefusal(new AtlasError("ERR_HANDSHAKE_FAILED", "peer rejected the handshake: nope")), true);
     assert.equal(isPermanentRefusal(new AtlasError("ERR_HANDSHAKE_FAILED", "clock drift of 900 s")), false);
-    for (const c of ["ERR_UNREACHABLE", "ERR_TIMEOUT", "ERR_RESET", "ERR_INTERNAL", "ERR_STORE", "ERR_HANDSHAKE_TIMEOUT"] as const) {
+    for (
+      const c of [
+        "ERR_UNREACHABLE",
+        "ERR_TIMEOUT",
+        "ERR_RESET",
+        "ERR_INTERNAL",
+        "ERR_STORE",
+        "ERR_HANDSHAKE_TIMEOUT",
+      ] as const
+    ) {
       assert.equal(isPermanentRefusal(new AtlasError(c, "x")), false, c);
     }
   });
 });
 
 describe("direct delivery between two nodes", () => {
-  test("sendDirect: acked, stored once with the exact body text; a re-send is acked again and stored once", T, async () => {
-    const b = await startNode();
-    const a = await startNode({ listen: false, inbox: false });
-    const body = '{"n":12345678901234567890, "f": 1.50, "s":"\\u00e9"}';
-    const r = await bounded(sendDirect(a.node, pinned(b), body, { topic: "chat" }), 10_000, "send");
-    assert.equal(r.ack.status, "received");
-    assert.equal(r.ack.msg_id, r.msgId);
-    assert.equal(r.session.nodeId, b.identity.nodeId);
-    let rows = await b.store.inbox.list();
-    assert.equal(rows.length, 1);
-    assert.equal(rows[0]!.body, body, "body stored byte for byte");
-    assert.deepEqual(
-      { id: rows[0]!.id, from: rows[0]!.from_id, to: rows[0]!.to_id, topic: rows[0]!.topic, reply_to: rows[0]!.reply_to },
-      { id: r.msgId, from: a.identity.nodeId, to: b.identity.nodeId, topic: "chat", reply_to: null },
-    );
-    assert.ok(Math.abs(rows[0]!.received_at - now()) < 5);
+  test(
+    "sendDirect: acked, stored once with the exact body text; a re-send is acked again and stored once",
+    T,
+    async () => {
+      const b = await startNode();
+      const a = await startNode({ listen: false, inbox: false });
+      const body = '{"n":12345678901234567890, "f": 1.50, "s":"\\u00e9"}';
+      const r = await bounded(sendDirect(a.node, pinned(b), body, { topic: "chat" }), 10_000, "send");
+      assert.equal(r.ack.status, "received");
+      assert.equal(r.ack.msg_id, r.msgId);
+      assert.equal(r.session.nodeId, b.identity.nodeId);
+      let rows = await b.store.inbox.list();
+      assert.equal(rows.length, 1);
+      assert.equal(rows[0]!.body, body, "body stored byte for byte");
+      assert.deepEqual(
+        {
+          id: rows[0]!.id,
+          from: rows[0]!.from_id,
+          to: rows[0]!.to_id,
+          topic: rows[0]!.topic,
+          reply_to: rows[0]!.reply_to,
+        },
+        { id: r.msgId, from: a.identity.nodeId, to: b.identity.nodeId, topic: "chat", reply_to: null },
+      );
+      assert.ok(Math.abs(rows[0]!.received_at - now()) < 5);
 
-    const again = await sendDirect(a.node, pinned(b), body, { msgId: r.msgId, topic: "chat" });
-    assert.equal(again.ack.status, "received");
-    assert.equal(again.reused, true, "the live session is reused");
-    rows = await b.store.inbox.list();
-    assert.equal(rows.length, 1, "a re-delivery is stored once");
+      const again = await sendDirect(a.node, pinned(b), body, { msgId: r.msgId, topic: "chat" });
+      assert.equal(again.ack.status, "received");
+      assert.equal(again.reused, true, "the live session is reused");
+      rows = await b.store.inbox.list();
+      assert.equal(rows.length, 1, "a re-delivery is stored once");
 
-    const reply = await sendDirect(a.node, b.identity.nodeId.slice(0, 20), normalizeBody("plain text"), { replyTo: r.msgId });
-    rows = await b.store.inbox.list();
-    assert.equal(rows.length, 2);
-    assert.equal(rows[1]!.id, reply.msgId);
-    assert.equal(rows[1]!.body, '"plain text"', "a non-JSON body arrives as a JSON string");
-    assert.equal(rows[1]!.reply_to, r.msgId);
-  });
+      const reply = await sendDirect(a.node, b.identity.nodeId.slice(0, 20), normalizeBody("plain text"), {
+        replyTo: r.msgId,
+      });
+      rows = await b.store.inbox.list();
+      assert.equal(rows.length, 2);
+      assert.equal(rows[1]!.id, reply.msgId);
+      assert.equal(rows[1]!.body, '"plain text"', "a non-JSON body arrives as a JSON string");
+      assert.equal(rows[1]!.reply_to, r.msgId);
+    },
+  );
 
   test("from/to mismatch → Error 2003 with ref_msg_id; nothing stored", T, async () => {
     const b = await startNode();
@@ -181,7 +226,10 @@ describe("direct delivery between two nodes", () => {
       throw new AtlasError("ERR_STORE", "disk full");
     };
     try {
-      await assert.rejects(sendDirect(a.node, pinned(b), "{}"), (e) => isAtlasError(e, "ERR_INTERNAL") && /5001/.test(e.message));
+      await assert.rejects(
+        sendDirect(a.node, pinned(b), "{}"),
+        (e) => isAtlasError(e, "ERR_INTERNAL") && /5001/.test(e.message),
+      );
     } finally {
       b.store.inbox.insert = insert;
     }
@@ -192,19 +240,28 @@ describe("direct delivery between two nodes", () => {
   test("a peer that does not serve messages: ERR_MESSAGE_REJECTED (exit 4)", T, async () => {
     const b = await startNode({ inbox: false });
     const a = await startNode({ listen: false, inbox: false });
-    await assert.rejects(sendDirect(a.node, pinned(b), "{}"), (e) => isAtlasError(e, "ERR_MESSAGE_REJECTED") && e.exit === 4);
+    await assert.rejects(
+      sendDirect(a.node, pinned(b), "{}"),
+      (e) => isAtlasError(e, "ERR_MESSAGE_REJECTED") && e.exit === 4,
+    );
   });
 
   test("no MessageAck within transport.request_timeout → ERR_TIMEOUT (exit 5)", T, async () => {
     const b = await startNode({ inbox: false });
     b.node.handle("Message", () => new Promise(() => {})); // never answers
     const a = await startNode({ listen: false, inbox: false, configure: (c) => (c.transport.request_timeout = 0.5) });
-    await assert.rejects(sendDirect(a.node, pinned(b), "{}"), (e) => isAtlasError(e, "ERR_TIMEOUT") && e.exit === 5 && /no MessageAck/.test(e.message));
+    await assert.rejects(
+      sendDirect(a.node, pinned(b), "{}"),
+      (e) => isAtlasError(e, "ERR_TIMEOUT") && e.exit === 5 && /no MessageAck/.test(e.message),
+    );
   });
 
   test("an unreachable target → ERR_UNREACHABLE (exit 3)", T, async () => {
     const a = await startNode({ listen: false, inbox: false, configure: (c) => (c.transport.dial_timeout = 0.5) });
-    await assert.rejects(sendDirect(a.node, `127.0.0.1:${await freePort()}`, "{}"), (e) => isAtlasError(e) && e.exit === 3);
+    await assert.rejects(
+      sendDirect(a.node, `127.0.0.1:${await freePort()}`, "{}"),
+      (e) => isAtlasError(e) && e.exit === 3,
+    );
   });
 
   test("inbox.max_per_peer: the sender's oldest messages are pruned; other senders untouched", T, async () => {
@@ -228,7 +285,15 @@ describe("direct delivery between two nodes", () => {
     const t = now();
     const A = "atlas_" + "a".repeat(64);
     const B = "atlas_" + "b".repeat(64);
-    const put = (from: string, received_at: number) => store.inbox.insert({ id: newMessageId(), from_id: from, to_id: B, timestamp: received_at, body: "{}", received_at });
+    const put = (from: string, received_at: number) =>
+      store.inbox.insert({
+        id: newMessageId(),
+        from_id: from,
+        to_id: B,
+        timestamp: received_at,
+        body: "{}",
+        received_at,
+      });
     await put(A, t - 31 * 86400); // too old
     await put(A, t - 29 * 86400);
     await put(A, t - 10);
@@ -276,7 +341,12 @@ describe("outbox worker", () => {
     assert.equal(await a.store.outbox.count(), 0);
     const rows = await b.store.inbox.list();
     assert.equal(rows.length, 1);
-    assert.deepEqual([rows[0]!.id, rows[0]!.body, rows[0]!.topic, rows[0]!.from_id], [id, '{"n":12345678901234567890}', "q", a.identity.nodeId]);
+    assert.deepEqual([rows[0]!.id, rows[0]!.body, rows[0]!.topic, rows[0]!.from_id], [
+      id,
+      '{"n":12345678901234567890}',
+      "q",
+      a.identity.nodeId,
+    ]);
   });
 
   test("many messages to a few targets: each delivered exactly once, in order per target", T, async () => {
@@ -328,7 +398,13 @@ describe("outbox worker", () => {
     const dead = `${identityFromSeed(generateSeed()).nodeId}@127.0.0.1:${await freePort()}`;
     const id = await queue(a.store, dead, "{}", 2);
     const stale = newMessageId(); // already past its expiry when the worker starts
-    await a.store.outbox.enqueue({ id: stale, target: dead, body: "{}", created_at: now() - 100, expires_at: now() - 1 });
+    await a.store.outbox.enqueue({
+      id: stale,
+      target: dead,
+      body: "{}",
+      created_at: now() - 100,
+      expires_at: now() - 1,
+    });
     const w = new OutboxWorker(a.node);
     w.start();
     cleanups.push(() => w.stop());

@@ -10,7 +10,24 @@ import { randomBytes } from "node:crypto";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { cleanupHomes, initHome, tmpHome } from "./helpers/cli.ts";
-import { AGENT_A, AGENT_B, AGENT_P, createNet, killAllInNs, NAT_A_WAN, NAT_B_WAN, netnsUnavailable, PUB_BOOT1, PUB_BOOT2, PUB_RELAY, runAtlasIn, startInNs, type Net, type NsNode, type RunResult } from "./helpers/netns.ts";
+import {
+  AGENT_A,
+  AGENT_B,
+  AGENT_P,
+  createNet,
+  killAllInNs,
+  NAT_A_WAN,
+  NAT_B_WAN,
+  type Net,
+  netnsUnavailable,
+  type NsNode,
+  PUB_BOOT1,
+  PUB_BOOT2,
+  PUB_RELAY,
+  runAtlasIn,
+  type RunResult,
+  startInNs,
+} from "./helpers/netns.ts";
 import { killCaptures, startCapture, udpPackets } from "./helpers/pcap.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -35,10 +52,21 @@ after(async () => {
   }
 });
 
-async function config(home: string, stun: string[], o: { bootstrap?: string[]; relays?: string[]; dialTimeout?: number; registerInterval?: number } = {}): Promise<void> {
-  const network = o.bootstrap || o.relays ? `[network]\nbootstrap = ${JSON.stringify(o.bootstrap ?? [])}\nrelays = ${JSON.stringify(o.relays ?? [])}\n\n` : "";
+async function config(
+  home: string,
+  stun: string[],
+  o: { bootstrap?: string[]; relays?: string[]; dialTimeout?: number; registerInterval?: number } = {},
+): Promise<void> {
+  const network = o.bootstrap || o.relays
+    ? `[network]\nbootstrap = ${JSON.stringify(o.bootstrap ?? [])}\nrelays = ${JSON.stringify(o.relays ?? [])}\n\n`
+    : "";
   const bootstrap = o.registerInterval ? `[bootstrap]\nregister_interval = ${o.registerInterval}\n\n` : "";
-  await writeFile(join(home, "state", "config.toml"), `[stun]\nservers = ${JSON.stringify(stun)}\ntimeout = 3\n\n${network}${bootstrap}[transport]\ndial_timeout = ${o.dialTimeout ?? 2}\n`);
+  await writeFile(
+    join(home, "state", "config.toml"),
+    `[stun]\nservers = ${JSON.stringify(stun)}\ntimeout = 3\n\n${network}${bootstrap}[transport]\ndial_timeout = ${
+      o.dialTimeout ?? 2
+    }\n`,
+  );
 }
 
 type Status = {
@@ -68,12 +96,21 @@ async function waitStun(ns: string, home: string, ms = 10_000): Promise<Status> 
  * Poll `probe` every 200 ms until it returns a value (not undefined), at most `ms`; fail saying
  * `what` and, when given, what was seen last (`seen()`).
  */
-async function until<T>(what: string, ms: number, probe: () => Promise<T | undefined>, seen?: () => unknown): Promise<T> {
+async function until<T>(
+  what: string,
+  ms: number,
+  probe: () => Promise<T | undefined>,
+  seen?: () => unknown,
+): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await probe();
     if (v !== undefined) return v;
-    if (Date.now() > end) assert.fail(`timed out after ${ms} ms waiting for ${what}${seen ? `; last seen: ${JSON.stringify(seen())}` : ""}`);
+    if (Date.now() > end) {
+      assert.fail(
+        `timed out after ${ms} ms waiting for ${what}${seen ? `; last seen: ${JSON.stringify(seen())}` : ""}`,
+      );
+    }
     await sleep(200);
   }
 }
@@ -86,7 +123,12 @@ describe("NAT in network namespaces", { skip: skip ?? false, timeout: 240_000 },
   /** `atlas <args>` in agent k's namespace and home (through its daemon when one runs). */
   const atlas = (k: "a" | "b" | "p", args: string[], ms = 20_000) => runAtlasIn(agent[k].ns, agent[k].home, args, ms);
 
-  async function startAgent(k: "a" | "b" | "p", host: string, stun: string[], o: Parameters<typeof config>[2] = {}): Promise<NsNode> {
+  async function startAgent(
+    k: "a" | "b" | "p",
+    host: string,
+    stun: string[],
+    o: Parameters<typeof config>[2] = {},
+  ): Promise<NsNode> {
     await config(agent[k].home, stun, o);
     const n = await startInNs(agent[k].ns, agent[k].home, host, AGENT_PORT);
     stops.push(() => n.stop());
@@ -107,14 +149,24 @@ describe("NAT in network namespaces", { skip: skip ?? false, timeout: 240_000 },
     relayHome = (await initHome("relay")).home;
     relay = await startInNs(net.ns.r, relayHome, PUB_RELAY, RELAY_PORT, ["relay"]);
     stops.push(() => relay.stop());
-    for (const [k, ns] of [["a", net.ns.a], ["b", net.ns.b], ["p", net.ns.p]] as const) agent[k] = { home: (await initHome(`agent-${k}`)).home, ns };
+    for (const [k, ns] of [["a", net.ns.a], ["b", net.ns.b], ["p", net.ns.p]] as const) {
+      agent[k] = { home: (await initHome(`agent-${k}`)).home, ns };
+    }
   });
 
   test("STUN reports each router's public address, not the LAN address", { timeout: 60_000 }, async () => {
     const t0 = Date.now();
-    await Promise.all([startAgent("a", AGENT_A, [boot1.address]), startAgent("b", AGENT_B, [boot1.address]), startAgent("p", AGENT_P, [boot1.address])]);
+    await Promise.all([
+      startAgent("a", AGENT_A, [boot1.address]),
+      startAgent("b", AGENT_B, [boot1.address]),
+      startAgent("p", AGENT_P, [boot1.address]),
+    ]);
     assert.equal(agent.a.node!.address, `${AGENT_A}:${AGENT_PORT}`);
-    const [sa, sb, sp] = await Promise.all([waitStun(agent.a.ns, agent.a.home), waitStun(agent.b.ns, agent.b.home), waitStun(agent.p.ns, agent.p.home)]);
+    const [sa, sb, sp] = await Promise.all([
+      waitStun(agent.a.ns, agent.a.home),
+      waitStun(agent.b.ns, agent.b.home),
+      waitStun(agent.p.ns, agent.p.home),
+    ]);
     Object.assign(agent.a, { pub: sa }), Object.assign(agent.b, { pub: sb }), Object.assign(agent.p, { pub: sp });
     assert.equal(sa.public_address_source, `stun ${boot1.address}`);
     assert.equal(sb.public_address_source, `stun ${boot1.address}`);
@@ -122,24 +174,38 @@ describe("NAT in network namespaces", { skip: skip ?? false, timeout: 240_000 },
     assert.equal(sa.public_address, `${NAT_A_WAN}:${AGENT_PORT}`);
     assert.match(sb.public_address!, new RegExp(`^${NAT_B_WAN.replace(/\./g, "\\.")}:\\d+$`));
     assert.equal(sp.public_address, `${AGENT_P}:${AGENT_PORT}`);
-    console.log(`# STUN through NAT: a=${sa.public_address} b=${sb.public_address} p=${sp.public_address} (${Date.now() - t0} ms)`);
+    console.log(
+      `# STUN through NAT: a=${sa.public_address} b=${sb.public_address} p=${sp.public_address} (${
+        Date.now() - t0
+      } ms)`,
+    );
   });
 
-  test("a direct dial between the two NATed agents fails: exit 3 within the dial timeout", { timeout: 60_000 }, async () => {
-    assert.ok(agent.b.pub && agent.a.pub, "needs the STUN test");
-    const ab = await runAtlasIn(agent.a.ns, agent.a.home, ["net", "ping", agent.b.pub.public_address!], 20_000);
-    assert.equal(ab.code, 3, `a→b: ${ab.stdout}${ab.stderr}`);
-    const ba = await runAtlasIn(agent.b.ns, agent.b.home, ["net", "ping", agent.a.pub.public_address!], 20_000);
-    assert.equal(ba.code, 3, `b→a: ${ba.stdout}${ba.stderr}`);
-    // dial_timeout = 2 s, plus CLI start-up.
-    assert.ok(ab.ms < 8000 && ba.ms < 8000, `took ${ab.ms} / ${ba.ms} ms`);
-    console.log(`# unreachable through NAT: a→b ${ab.ms} ms, b→a ${ba.ms} ms: ${ab.stderr.trim()}`);
-  });
+  test(
+    "a direct dial between the two NATed agents fails: exit 3 within the dial timeout",
+    { timeout: 60_000 },
+    async () => {
+      assert.ok(agent.b.pub && agent.a.pub, "needs the STUN test");
+      const ab = await runAtlasIn(agent.a.ns, agent.a.home, ["net", "ping", agent.b.pub.public_address!], 20_000);
+      assert.equal(ab.code, 3, `a→b: ${ab.stdout}${ab.stderr}`);
+      const ba = await runAtlasIn(agent.b.ns, agent.b.home, ["net", "ping", agent.a.pub.public_address!], 20_000);
+      assert.equal(ba.code, 3, `b→a: ${ba.stdout}${ba.stderr}`);
+      // dial_timeout = 2 s, plus CLI start-up.
+      assert.ok(ab.ms < 8000 && ba.ms < 8000, `took ${ab.ms} / ${ba.ms} ms`);
+      console.log(`# unreachable through NAT: a→b ${ab.ms} ms, b→a ${ba.ms} ms: ${ab.stderr.trim()}`);
+    },
+  );
 
   test("an agent with a public address is reached directly from behind either NAT", { timeout: 60_000 }, async () => {
     assert.ok(agent.p.node, "needs the STUN test");
     for (const k of ["a", "b"] as const) {
-      const r = await runAtlasIn(agent[k].ns, agent[k].home, ["net", "ping", `${AGENT_P}:${AGENT_PORT}`, "--count", "2"], 20_000);
+      const r = await runAtlasIn(agent[k].ns, agent[k].home, [
+        "net",
+        "ping",
+        `${AGENT_P}:${AGENT_PORT}`,
+        "--count",
+        "2",
+      ], 20_000);
       assert.equal(r.code, 0, `${k}→p: ${r.stdout}${r.stderr}`);
       assert.match(r.stdout, /^Path : direct$/m);
       assert.match(r.stdout, /2 sent, 2 received$/m);
@@ -147,25 +213,31 @@ describe("NAT in network namespaces", { skip: skip ?? false, timeout: 240_000 },
     }
   });
 
-  test("symmetric NAT: a new public port per destination; masquerade persistent keeps its port", { timeout: 60_000 }, async () => {
-    assert.ok(agent.a.pub && agent.b.pub, "needs the STUN test");
-    // Same local socket (fixed port 4433), now asking the second STUN server. The first mapping
-    // (to boot1) stays in conntrack; the new destination gets its own mapping.
-    for (const k of ["a", "b"] as const) {
-      assert.equal(await agent[k].node!.stop(), 0);
-      const n = await startAgent(k, k === "a" ? AGENT_A : AGENT_B, [boot2.address]);
-      assert.equal(n.port, AGENT_PORT);
-    }
-    const [sa2, sb2] = await Promise.all([waitStun(agent.a.ns, agent.a.home), waitStun(agent.b.ns, agent.b.home)]);
-    assert.equal(sa2.public_address_source, `stun ${boot2.address}`);
-    assert.equal(sb2.public_address_source, `stun ${boot2.address}`);
-    assert.equal(sa2.public_address, agent.a.pub.public_address, "masquerade persistent must keep the mapping");
-    const [hostB1, portB1] = agent.b.pub.public_address!.split(":");
-    const [hostB2, portB2] = sb2.public_address!.split(":");
-    assert.equal(hostB2, hostB1);
-    assert.notEqual(portB2, portB1, "symmetric NAT must map a new destination to a new port");
-    console.log(`# symmetric NAT b: ${agent.b.pub.public_address} via ${boot1.address}, ${sb2.public_address} via ${boot2.address}; a stays ${sa2.public_address}`);
-  });
+  test(
+    "symmetric NAT: a new public port per destination; masquerade persistent keeps its port",
+    { timeout: 60_000 },
+    async () => {
+      assert.ok(agent.a.pub && agent.b.pub, "needs the STUN test");
+      // Same local socket (fixed port 4433), now asking the second STUN server. The first mapping
+      // (to boot1) stays in conntrack; the new destination gets its own mapping.
+      for (const k of ["a", "b"] as const) {
+        assert.equal(await agent[k].node!.stop(), 0);
+        const n = await startAgent(k, k === "a" ? AGENT_A : AGENT_B, [boot2.address]);
+        assert.equal(n.port, AGENT_PORT);
+      }
+      const [sa2, sb2] = await Promise.all([waitStun(agent.a.ns, agent.a.home), waitStun(agent.b.ns, agent.b.home)]);
+      assert.equal(sa2.public_address_source, `stun ${boot2.address}`);
+      assert.equal(sb2.public_address_source, `stun ${boot2.address}`);
+      assert.equal(sa2.public_address, agent.a.pub.public_address, "masquerade persistent must keep the mapping");
+      const [hostB1, portB1] = agent.b.pub.public_address!.split(":");
+      const [hostB2, portB2] = sb2.public_address!.split(":");
+      assert.equal(hostB2, hostB1);
+      assert.notEqual(portB2, portB1, "symmetric NAT must map a new destination to a new port");
+      console.log(
+        `# symmetric NAT b: ${agent.b.pub.public_address} via ${boot1.address}, ${sb2.public_address} via ${boot2.address}; a stays ${sa2.public_address}`,
+      );
+    },
+  );
 
   // ---- Relay (SPEC §7, §11) --------------------------------------------------------------------
   // A (port-preserving NAT) and B (symmetric NAT) register with the relay, learn each other from
@@ -201,7 +273,9 @@ describe("NAT in network namespaces", { skip: skip ?? false, timeout: 240_000 },
     assert.ok(agent.a.node && agent.b.node, "needs the STUN test");
     assert.equal(relay.address, `${PUB_RELAY}:${RELAY_PORT}`);
     const t0 = Date.now();
-    for (const k of ["a", "b"] as const) assert.equal(await agent[k].node!.stop(), 0, `agent ${k} did not stop cleanly`);
+    for (const k of ["a", "b"] as const) {
+      assert.equal(await agent[k].node!.stop(), 0, `agent ${k} did not stop cleanly`);
+    }
     // dial_timeout = 1 s: the direct candidates give up quickly, then the relay is tried. The
     // default register_interval (300 s) stays: the record the bootstrap node holds must already be
     // the current one (public address, home relay) from the registrations made at start.
@@ -218,11 +292,18 @@ describe("NAT in network namespaces", { skip: skip ?? false, timeout: 240_000 },
       assert.equal(st.relays![0]!.node_id, relay.nodeId, "the relay's node ID as learnt in the handshake");
     }
     let rs: Awaited<ReturnType<typeof relayStatus>> | undefined;
-    await until("the relay to count both registrations", 10_000, async () => ((rs = await relayStatus()).registered === 2 ? true : undefined), () => rs);
+    await until(
+      "the relay to count both registrations",
+      10_000,
+      async () => ((rs = await relayStatus()).registered === 2 ? true : undefined),
+      () => rs,
+    );
     console.log(`# relay ${relayLabel()}: a and b registered (${Date.now() - t0} ms)`);
   });
 
-  test("relay: the agents learn each other from the bootstrap node, home relay included; direct dial still fails", { timeout: 60_000 }, async () => {
+  test("relay: the agents learn each other from the bootstrap node, home relay included; direct dial still fails", {
+    timeout: 60_000,
+  }, async () => {
     assert.ok(agent.a.node && agent.b.node, "needs the relay registration test");
     for (const [k, other, wan] of [["a", "b", NAT_B_WAN], ["b", "a", NAT_A_WAN]] as const) {
       let last: unknown;
@@ -234,15 +315,25 @@ describe("NAT in network namespaces", { skip: skip ?? false, timeout: 240_000 },
         // Its current record: the NAT router's public address and the home relay.
         return p?.relays.includes(relayLabel()) && p.public_address?.startsWith(`${wan}:`) ? p : undefined;
       }, () => last);
-      assert.match(peer.public_address!, new RegExp(`^${esc(wan)}:\\d+$`), `${other}'s public address: ${JSON.stringify(peer)}`);
+      assert.match(
+        peer.public_address!,
+        new RegExp(`^${esc(wan)}:\\d+$`),
+        `${other}'s public address: ${JSON.stringify(peer)}`,
+      );
       // A direct dial at that address cannot cross the two NATs (an address target never falls back to a relay).
       const d = await atlas(k, ["net", "ping", peer.public_address!]);
       assert.equal(d.code, 3, `${k}→${other} direct at ${peer.public_address}: ${show(d)}`);
-      console.log(`# ${k} discovered ${other}: address ${peer.address}, public ${peer.public_address}, relays ${peer.relays.join(",")}; direct ping exit 3 (${d.ms} ms)`);
+      console.log(
+        `# ${k} discovered ${other}: address ${peer.address}, public ${peer.public_address}, relays ${
+          peer.relays.join(",")
+        }; direct ping exit 3 (${d.ms} ms)`,
+      );
     }
   });
 
-  test("relay: A (masquerade) pings B (symmetric) by node ID through the relay, and B pings A back", { timeout: 60_000 }, async () => {
+  test("relay: A (masquerade) pings B (symmetric) by node ID through the relay, and B pings A back", {
+    timeout: 60_000,
+  }, async () => {
     assert.ok(agent.a.node && agent.b.node, "needs the discovery test");
     // A dials: B's direct candidates time out (1 s), then B's home relay pairs them.
     const ab = await atlas("a", ["net", "ping", id("b"), "--count", "2", "--interval", "200"]);
@@ -251,8 +342,13 @@ describe("NAT in network namespaces", { skip: skip ?? false, timeout: 240_000 },
     assert.match(ab.stdout, relayPath(), `a→b should go through ${relayLabel()}: ${ab.stdout}`);
     assert.match(ab.stdout, /2 sent, 2 received$/m);
     const inB = await sessionsWith("b", "a");
-    assert.ok(inB.some((s) => s.direction === "inbound" && s.path === "relay" && s.relay === relayLabel()), `b should hold an inbound relayed session from a: ${JSON.stringify(inB)}`);
-    console.log(`# a→b via relay: ${ab.stdout.trimEnd().split("\n").at(-1)} (${ab.ms} ms including the direct attempts)`);
+    assert.ok(
+      inB.some((s) => s.direction === "inbound" && s.path === "relay" && s.relay === relayLabel()),
+      `b should hold an inbound relayed session from a: ${JSON.stringify(inB)}`,
+    );
+    console.log(
+      `# a→b via relay: ${ab.stdout.trimEnd().split("\n").at(-1)} (${ab.ms} ms including the direct attempts)`,
+    );
 
     // Close it, so that B really dials A (B is the dialler behind the symmetric NAT this time).
     await disconnect("a", "b");
@@ -262,7 +358,10 @@ describe("NAT in network namespaces", { skip: skip ?? false, timeout: 240_000 },
     assert.match(ba.stdout, relayPath(), `b→a should go through ${relayLabel()}: ${ba.stdout}`);
     assert.match(ba.stdout, /2 sent, 2 received$/m);
     const outB = await sessionsWith("b", "a");
-    assert.ok(outB.some((s) => s.direction === "outbound" && s.path === "relay" && s.relay === relayLabel()), `b should hold an outbound relayed session to a: ${JSON.stringify(outB)}`);
+    assert.ok(
+      outB.some((s) => s.direction === "outbound" && s.path === "relay" && s.relay === relayLabel()),
+      `b should hold an outbound relayed session to a: ${JSON.stringify(outB)}`,
+    );
     // --json names the path and the relay as fields.
     const j = await atlas("b", ["net", "ping", id("a"), "--json"]);
     assert.equal(j.code, 0, show(j));
@@ -270,16 +369,24 @@ describe("NAT in network namespaces", { skip: skip ?? false, timeout: 240_000 },
     assert.equal(pj.path, "relay");
     assert.equal(pj.relay, relayLabel());
     assert.equal(pj.received, 1);
-    console.log(`# b→a via relay: ${ba.stdout.trimEnd().split("\n").at(-1)} (${ba.ms} ms including the direct attempts)`);
+    console.log(
+      `# b→a via relay: ${ba.stdout.trimEnd().split("\n").at(-1)} (${ba.ms} ms including the direct attempts)`,
+    );
   });
 
-  test("relay: a message A→B arrives intact through the relay, which never sees it in clear (packet capture)", { timeout: 60_000 }, async () => {
+  test("relay: a message A→B arrives intact through the relay, which never sees it in clear (packet capture)", {
+    timeout: 60_000,
+  }, async () => {
     assert.ok(agent.a.node && agent.b.node, "needs the relay ping test");
     // A fresh relayed session for the message (handshake included in the capture).
     await disconnect("b", "a");
     const token = randomBytes(16).toString("hex");
     const marker = `atlas-relay-secret-${token}`;
-    const body = JSON.stringify({ task: "relay-check", secret: marker, note: "this text must never appear in clear at the relay" });
+    const body = JSON.stringify({
+      task: "relay-check",
+      secret: marker,
+      note: "this text must never appear in clear at the relay",
+    });
     const before = await relayStatus();
     const cap = await startCapture(net!.ns.r, "eth0", join(await tmpHome("atlas-pcap-"), "relay.pcap"), ["udp"]);
     let msgId: string, delivery: Delivery;
@@ -315,24 +422,62 @@ describe("NAT in network namespaces", { skip: skip ?? false, timeout: 240_000 },
 
     // The capture holds the relay's traffic with both NAT routers…
     assert.equal(captured.droppedByKernel, 0, `tcpdump lost packets: ${captured.summary}`);
-    const atRelay = udpPackets(captured.bytes).filter((p) => (p.src === PUB_RELAY && p.srcPort === RELAY_PORT) || (p.dst === PUB_RELAY && p.dstPort === RELAY_PORT));
+    const atRelay = udpPackets(captured.bytes).filter((p) =>
+      (p.src === PUB_RELAY && p.srcPort === RELAY_PORT) || (p.dst === PUB_RELAY && p.dstPort === RELAY_PORT)
+    );
     const count = (src: string, dst: string) => atRelay.filter((p) => p.src === src && p.dst === dst).length;
     const bytes = atRelay.reduce((n, p) => n + p.payload, 0);
-    const flows = { a_to_relay: count(NAT_A_WAN, PUB_RELAY), relay_to_b: count(PUB_RELAY, NAT_B_WAN), b_to_relay: count(NAT_B_WAN, PUB_RELAY), relay_to_a: count(PUB_RELAY, NAT_A_WAN) };
-    assert.ok(atRelay.length >= 20, `expected many UDP packets at the relay port, got ${atRelay.length}: ${JSON.stringify(flows)} (${captured.bytes.length}-byte capture; ${captured.summary})`);
-    for (const [flow, n] of Object.entries(flows)) assert.ok(n >= 3, `too few packets ${flow}: ${JSON.stringify(flows)}`);
+    const flows = {
+      a_to_relay: count(NAT_A_WAN, PUB_RELAY),
+      relay_to_b: count(PUB_RELAY, NAT_B_WAN),
+      b_to_relay: count(NAT_B_WAN, PUB_RELAY),
+      relay_to_a: count(PUB_RELAY, NAT_A_WAN),
+    };
+    assert.ok(
+      atRelay.length >= 20,
+      `expected many UDP packets at the relay port, got ${atRelay.length}: ${
+        JSON.stringify(flows)
+      } (${captured.bytes.length}-byte capture; ${captured.summary})`,
+    );
+    for (const [flow, n] of Object.entries(flows)) {
+      assert.ok(n >= 3, `too few packets ${flow}: ${JSON.stringify(flows)}`);
+    }
     // The end-to-end connection's handshake crossed the relay both ways: its Initial packets are
     // padded to ≥ 1200 bytes (RFC 9000 §14.1) and ride in DATAGRAMs of the agent–relay links, whose
     // own handshakes are long over (the announces keep them open).
-    const big = (src: string, dst: string) => atRelay.filter((p) => p.src === src && p.dst === dst && p.payload >= 1200).length;
-    const bigFlows = { a_to_relay: big(NAT_A_WAN, PUB_RELAY), relay_to_b: big(PUB_RELAY, NAT_B_WAN), b_to_relay: big(NAT_B_WAN, PUB_RELAY), relay_to_a: big(PUB_RELAY, NAT_A_WAN) };
-    for (const [flow, n] of Object.entries(bigFlows)) assert.ok(n >= 1, `no ≥1200-byte packet ${flow} (the relayed handshake): ${JSON.stringify(bigFlows)}`);
-    assert.ok(bytes > 2 * Buffer.byteLength(body), `relay UDP payload ${bytes} bytes should exceed twice the ${Buffer.byteLength(body)}-byte body (it went in and out)`);
-    assert.ok(after.forwarded_packets > before.forwarded_packets, `the relay forwarded nothing: ${JSON.stringify({ before, after })}`);
+    const big = (src: string, dst: string) =>
+      atRelay.filter((p) => p.src === src && p.dst === dst && p.payload >= 1200).length;
+    const bigFlows = {
+      a_to_relay: big(NAT_A_WAN, PUB_RELAY),
+      relay_to_b: big(PUB_RELAY, NAT_B_WAN),
+      b_to_relay: big(NAT_B_WAN, PUB_RELAY),
+      relay_to_a: big(PUB_RELAY, NAT_A_WAN),
+    };
+    for (const [flow, n] of Object.entries(bigFlows)) {
+      assert.ok(n >= 1, `no ≥1200-byte packet ${flow} (the relayed handshake): ${JSON.stringify(bigFlows)}`);
+    }
+    assert.ok(
+      bytes > 2 * Buffer.byteLength(body),
+      `relay UDP payload ${bytes} bytes should exceed twice the ${
+        Buffer.byteLength(body)
+      }-byte body (it went in and out)`,
+    );
+    assert.ok(
+      after.forwarded_packets > before.forwarded_packets,
+      `the relay forwarded nothing: ${JSON.stringify({ before, after })}`,
+    );
     // …and never the message in clear: neither the marker nor its random part, anywhere in the file.
     assert.equal(captured.bytes.indexOf(marker), -1, "the marker appears in clear in the relay's capture");
-    assert.equal(captured.bytes.indexOf(token), -1, "the marker's random token appears in clear in the relay's capture");
-    console.log(`# relay capture: ${atRelay.length} UDP packets, ${bytes} payload bytes at ${relay.address} ${JSON.stringify(flows)}; relay forwarded ${after.forwarded_packets - before.forwarded_packets} datagrams; marker not in clear`);
+    assert.equal(
+      captured.bytes.indexOf(token),
+      -1,
+      "the marker's random token appears in clear in the relay's capture",
+    );
+    console.log(
+      `# relay capture: ${atRelay.length} UDP packets, ${bytes} payload bytes at ${relay.address} ${
+        JSON.stringify(flows)
+      }; relay forwarded ${after.forwarded_packets - before.forwarded_packets} datagrams; marker not in clear`,
+    );
   });
 });
 

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { parse } from "smol-toml";
 import { cleanupHomes, initHome, ROOT, runAtlas, tmpHome } from "./helpers/cli.ts";
 import { DAY_MS, makeBinding, TEST_ADDRESS } from "./helpers/farcaster.ts";
-import { startFakeAuthRelay, type FakeAuthRelay } from "./helpers/fake-auth-relay.ts";
+import { type FakeAuthRelay, startFakeAuthRelay } from "./helpers/fake-auth-relay.ts";
 
 const relays: FakeAuthRelay[] = [];
 after(async () => {
@@ -49,7 +49,10 @@ test("auth-farcaster: approval through the relay stores the binding; id show nam
   assert.equal(res.stderr, "", "no spinner or QR code without a terminal");
   const lines = res.stdout.trimEnd().split("\n");
   assert.equal(lines.length, 4, res.stdout);
-  assert.match(lines[0]!, new RegExp(`^Approve  : ${r.url.replace(/[.:/]/g, "\\$&")}/~/siwf\\?channelToken=[0-9a-f-]{36}&`));
+  assert.match(
+    lines[0]!,
+    new RegExp(`^Approve  : ${r.url.replace(/[.:/]/g, "\\$&")}/~/siwf\\?channelToken=[0-9a-f-]{36}&`),
+  );
   assert.equal(lines[1], "Operator : @alice (fid 1234)");
   assert.equal(lines[2], `Custody  : ${TEST_ADDRESS}`);
   const expires = Date.parse(lines[3]!.replace(/^Expires  : /, ""));
@@ -88,7 +91,20 @@ test("auth-farcaster --json: one object on stdout; the approval URL on stderr; f
   const r = await relay({ pendingPolls: 0, fid: 77, username: "bob" });
   const before = Date.now();
   const res = await runAtlas(
-    ["id", "auth-farcaster", "--auth-relay", r.url + "/", "--domain", "agents.example", "--siwe-uri", "https://agents.example/login", "--valid-days", "30", ...fast, "--json"],
+    [
+      "id",
+      "auth-farcaster",
+      "--auth-relay",
+      r.url + "/",
+      "--domain",
+      "agents.example",
+      "--siwe-uri",
+      "https://agents.example/login",
+      "--valid-days",
+      "30",
+      ...fast,
+      "--json",
+    ],
     { home },
   );
   assert.equal(res.code, 0, res.stderr);
@@ -127,11 +143,17 @@ test("auth-farcaster: a relay that refuses the channel → exit 4; one failing w
   const refusing = await relay({ createStatus: 400 });
   const res = await runAtlas(["id", "auth-farcaster", "--auth-relay", refusing.url, ...fast], { home });
   assert.equal(res.code, 4);
-  assert.equal(res.stderr, `error: auth relay ${refusing.url} refused creating the sign-in channel: HTTP 400: channel creation disabled in fake relay\n`);
+  assert.equal(
+    res.stderr,
+    `error: auth relay ${refusing.url} refused creating the sign-in channel: HTTP 400: channel creation disabled in fake relay\n`,
+  );
   const failing = await relay({ statusStatus: 503 });
   const res2 = await runAtlas(["id", "auth-farcaster", "--auth-relay", failing.url, ...fast], { home });
   assert.equal(res2.code, 3);
-  assert.match(res2.stderr, /^error: auth relay .* unreachable: the sign-in status request failed with HTTP 503: status disabled in fake relay\n$/);
+  assert.match(
+    res2.stderr,
+    /^error: auth relay .* unreachable: the sign-in status request failed with HTTP 503: status disabled in fake relay\n$/,
+  );
   assert.equal(failing.channels[0]!.polls, 3, "a blip is tolerated, an outage is not");
   assert.equal((await profile(home)).operator, undefined);
 });
@@ -144,7 +166,10 @@ test("auth-farcaster: a relay that accepts but never answers → exit 3, and the
   const url = `http://127.0.0.1:${(silent.address() as import("node:net").AddressInfo).port}`;
   try {
     const t0 = Date.now();
-    const res = await runAtlas(["id", "auth-farcaster", "--auth-relay", url, "--timeout-secs", "1"], { home, timeoutMs: 25_000 });
+    const res = await runAtlas(["id", "auth-farcaster", "--auth-relay", url, "--timeout-secs", "1"], {
+      home,
+      timeoutMs: 25_000,
+    });
     assert.equal(res.code, 3, res.stderr);
     assert.equal(res.stderr, `error: auth relay ${url} unreachable: no answer within 10 s\n`);
     assert.ok(Date.now() - t0 < 15_000, "the hung request does not keep the process alive");
@@ -158,7 +183,16 @@ test("auth-farcaster: never approved within --timeout-secs → exit 5", async ()
   const { home } = await initHome("delta");
   const r = await relay({ pendingPolls: Infinity });
   const t0 = Date.now();
-  const res = await runAtlas(["id", "auth-farcaster", "--auth-relay", r.url, "--timeout-secs", "2", "--poll-interval-ms", "200"], { home, timeoutMs: 15_000 });
+  const res = await runAtlas([
+    "id",
+    "auth-farcaster",
+    "--auth-relay",
+    r.url,
+    "--timeout-secs",
+    "2",
+    "--poll-interval-ms",
+    "200",
+  ], { home, timeoutMs: 15_000 });
   const took = Date.now() - t0;
   assert.equal(res.code, 5, res.stderr);
   assert.equal(res.stderr, "error: no approval within 2 s\n");
@@ -174,7 +208,10 @@ test("auth-farcaster: a relay answering with a binding for another node, or a re
   const r = await relay({ pendingPolls: 0, requestIdOverride: other });
   const res = await runAtlas(["id", "auth-farcaster", "--auth-relay", r.url, ...fast], { home });
   assert.equal(res.code, 1, res.stderr);
-  assert.equal(res.stderr, `error: the auth relay returned a binding that does not verify: binding is for another node (request ID ${other})\n`);
+  assert.equal(
+    res.stderr,
+    `error: the auth relay returned a binding that does not verify: binding is for another node (request ID ${other})\n`,
+  );
   assert.equal((await profile(home)).operator, undefined);
 
   const replay = await relay({ pendingPolls: 0, nonceOverride: "oldNonce12345678" });
@@ -201,32 +238,77 @@ test("auth-farcaster: bad flags are usage errors; no identity → exit 6", async
 test("link-farcaster: a valid message file + signature stores the binding; unlink removes it", async () => {
   const { home, nodeId } = await initHome("eta");
   const now = Date.now();
-  const op = makeBinding({ nodeId, fid: 1234, issuedAt: new Date(now - 3600_000), expirationTime: new Date(now + 30 * DAY_MS) });
+  const op = makeBinding({
+    nodeId,
+    fid: 1234,
+    issuedAt: new Date(now - 3600_000),
+    expirationTime: new Date(now + 30 * DAY_MS),
+  });
   const file = join(home, "binding.txt");
   await writeFile(file, op.message + "\n"); // as an editor saves it: the signature covers the text without it
 
-  const noName = await runAtlas(["id", "link-farcaster", "--message-file", file, "--signature", op.signature], { home });
+  const noName = await runAtlas(["id", "link-farcaster", "--message-file", file, "--signature", op.signature], {
+    home,
+  });
   assert.equal(noName.code, 2);
   assert.match(noName.stderr, /^error: --username is required/);
 
-  const wrongFid = await runAtlas(["id", "link-farcaster", "--message-file", file, "--signature", op.signature, "--fid", "99", "--username", "alice"], { home });
+  const wrongFid = await runAtlas([
+    "id",
+    "link-farcaster",
+    "--message-file",
+    file,
+    "--signature",
+    op.signature,
+    "--fid",
+    "99",
+    "--username",
+    "alice",
+  ], { home });
   assert.equal(wrongFid.code, 2);
   assert.equal(wrongFid.stderr, "error: --fid 99 disagrees with the message, which names farcaster://fid/1234\n");
 
-  const res = await runAtlas(["id", "link-farcaster", "--message-file", file, "--signature", op.signature, "--fid", "1234", "--username", "@alice"], { home });
+  const res = await runAtlas([
+    "id",
+    "link-farcaster",
+    "--message-file",
+    file,
+    "--signature",
+    op.signature,
+    "--fid",
+    "1234",
+    "--username",
+    "@alice",
+  ], { home });
   assert.equal(res.code, 0, res.stderr);
   assert.equal(
     res.stdout,
-    `Operator : @alice (fid 1234)\nCustody  : ${TEST_ADDRESS}\nExpires  : ${new Date(Math.floor((now + 30 * DAY_MS) / 1000) * 1000).toISOString()}\n`,
+    `Operator : @alice (fid 1234)\nCustody  : ${TEST_ADDRESS}\nExpires  : ${
+      new Date(Math.floor((now + 30 * DAY_MS) / 1000) * 1000).toISOString()
+    }\n`,
   );
   const stored = (await profile(home)).operator;
-  assert.deepEqual({ ...stored }, { fid: 1234, username: "alice", custody_address: TEST_ADDRESS, message: op.message, signature: op.signature });
+  assert.deepEqual({ ...stored }, {
+    fid: 1234,
+    username: "alice",
+    custody_address: TEST_ADDRESS,
+    message: op.message,
+    signature: op.signature,
+  });
   assert.match((await runAtlas(["id", "show"], { home })).stdout, /^Operator : @alice \(fid 1234\)$/m);
 
   // Re-linking the same fid keeps the known username.
-  const again = await runAtlas(["id", "link-farcaster", "--message-file", file, "--signature", op.signature, "--json"], { home });
+  const again = await runAtlas(
+    ["id", "link-farcaster", "--message-file", file, "--signature", op.signature, "--json"],
+    { home },
+  );
   assert.equal(again.code, 0, again.stderr);
-  assert.deepEqual(JSON.parse(again.stdout), { fid: 1234, username: "alice", custody_address: TEST_ADDRESS, expires_at: Math.floor((now + 30 * DAY_MS) / 1000) });
+  assert.deepEqual(JSON.parse(again.stdout), {
+    fid: 1234,
+    username: "alice",
+    custody_address: TEST_ADDRESS,
+    expires_at: Math.floor((now + 30 * DAY_MS) / 1000),
+  });
 
   const un = await runAtlas(["id", "unlink-farcaster"], { home });
   assert.equal(un.code, 0, un.stderr);
@@ -240,31 +322,94 @@ test("link-farcaster: a valid message file + signature stores the binding; unlin
 test("link-farcaster: a tampered message, another node's message, or a bad signature → exit 2", async () => {
   const { home, nodeId } = await initHome("theta");
   const now = Date.now();
-  const good = makeBinding({ nodeId, fid: 1234, issuedAt: new Date(now - 3600_000), expirationTime: new Date(now + 30 * DAY_MS) });
+  const good = makeBinding({
+    nodeId,
+    fid: 1234,
+    issuedAt: new Date(now - 3600_000),
+    expirationTime: new Date(now + 30 * DAY_MS),
+  });
   const tampered = good.message.replace("farcaster://fid/1234", "farcaster://fid/4321");
   const file = join(home, "tampered.txt");
   await writeFile(file, tampered);
-  const res = await runAtlas(["id", "link-farcaster", "--message-file", file, "--signature", good.signature, "--username", "alice"], { home });
+  const res = await runAtlas([
+    "id",
+    "link-farcaster",
+    "--message-file",
+    file,
+    "--signature",
+    good.signature,
+    "--username",
+    "alice",
+  ], { home });
   assert.equal(res.code, 2);
-  assert.match(res.stderr, /^error: binding does not verify: signature was not made by the custody address 0x[0-9a-fA-F]{40}\n$/);
+  assert.match(
+    res.stderr,
+    /^error: binding does not verify: signature was not made by the custody address 0x[0-9a-fA-F]{40}\n$/,
+  );
   assert.equal((await profile(home)).operator, undefined);
 
-  const foreign = makeBinding({ nodeId: "atlas_" + "ef".repeat(32), fid: 1234, issuedAt: new Date(now - 3600_000), expirationTime: new Date(now + DAY_MS) });
+  const foreign = makeBinding({
+    nodeId: "atlas_" + "ef".repeat(32),
+    fid: 1234,
+    issuedAt: new Date(now - 3600_000),
+    expirationTime: new Date(now + DAY_MS),
+  });
   await writeFile(file, foreign.message);
-  const res2 = await runAtlas(["id", "link-farcaster", "--message-file", file, "--signature", foreign.signature, "--username", "alice"], { home });
+  const res2 = await runAtlas([
+    "id",
+    "link-farcaster",
+    "--message-file",
+    file,
+    "--signature",
+    foreign.signature,
+    "--username",
+    "alice",
+  ], { home });
   assert.equal(res2.code, 2);
   assert.match(res2.stderr, /^error: binding does not verify: binding is for another node/);
 
-  const expired = makeBinding({ nodeId, fid: 1234, issuedAt: new Date(now - 3 * DAY_MS), expirationTime: new Date(now - DAY_MS) });
+  const expired = makeBinding({
+    nodeId,
+    fid: 1234,
+    issuedAt: new Date(now - 3 * DAY_MS),
+    expirationTime: new Date(now - DAY_MS),
+  });
   await writeFile(file, expired.message);
-  const res3 = await runAtlas(["id", "link-farcaster", "--message-file", file, "--signature", expired.signature, "--username", "alice"], { home });
+  const res3 = await runAtlas([
+    "id",
+    "link-farcaster",
+    "--message-file",
+    file,
+    "--signature",
+    expired.signature,
+    "--username",
+    "alice",
+  ], { home });
   assert.equal(res3.code, 2);
   assert.match(res3.stderr, /^error: binding does not verify: binding expired at /);
 
-  const badSig = await runAtlas(["id", "link-farcaster", "--message-file", file, "--signature", "0x1234", "--username", "alice"], { home });
+  const badSig = await runAtlas([
+    "id",
+    "link-farcaster",
+    "--message-file",
+    file,
+    "--signature",
+    "0x1234",
+    "--username",
+    "alice",
+  ], { home });
   assert.equal(badSig.code, 2);
   assert.match(badSig.stderr, /^error: invalid --signature/);
-  const missing = await runAtlas(["id", "link-farcaster", "--message-file", join(home, "nope.txt"), "--signature", good.signature, "--username", "alice"], { home });
+  const missing = await runAtlas([
+    "id",
+    "link-farcaster",
+    "--message-file",
+    join(home, "nope.txt"),
+    "--signature",
+    good.signature,
+    "--username",
+    "alice",
+  ], { home });
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /^error: cannot read --message-file /);
   assert.equal((await profile(home)).operator, undefined);
@@ -275,9 +420,24 @@ test("auth-farcaster runs under Deno too", async () => {
   const r = await relay({ pendingPolls: 1 });
   const deno = join(ROOT, "node_modules", ".bin", "deno");
   const out = await new Promise<string>((resolve, reject) =>
-    execFile(deno, ["run", "-A", join(ROOT, "cli.ts"), "--home", home, "id", "auth-farcaster", "--auth-relay", r.url, ...fast, "--json"], { encoding: "utf8", timeout: 60_000 }, (e, stdout, stderr) =>
-      e ? reject(new Error(`${e.message}\n${stderr}`)) : resolve(stdout),
-    ),
+    execFile(
+      deno,
+      [
+        "run",
+        "-A",
+        join(ROOT, "cli.ts"),
+        "--home",
+        home,
+        "id",
+        "auth-farcaster",
+        "--auth-relay",
+        r.url,
+        ...fast,
+        "--json",
+      ],
+      { encoding: "utf8", timeout: 60_000 },
+      (e, stdout, stderr) => e ? reject(new Error(`${e.message}\n${stderr}`)) : resolve(stdout),
+    )
   );
   assert.equal(JSON.parse(out).username, "alice");
   assert.equal((await profile(home)).operator.fid, 1234);

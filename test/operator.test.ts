@@ -2,19 +2,20 @@
  * Farcaster operator binding verification (SPEC §13): EIP-191 recovery, SIWE parsing/building,
  * the offline checks, and the hub step against a local fake hub. No test reaches the internet.
  */
-import { test, describe, after } from "node:test";
+import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:net";
 import { privateKeyToAccount } from "viem/accounts";
 import { recoverMessageAddress } from "viem";
 import { AtlasError } from "../src/errors.ts";
-import { defaultConfig, type Config } from "../src/config/defaults.ts";
+import { type Config, defaultConfig } from "../src/config/defaults.ts";
 import { checksumAddress, recoverPersonalSignAddress } from "../src/operator/eip191.ts";
 import { buildBindingMessage, parseBinding, tryParseBinding } from "../src/operator/siwe.ts";
-import { verifyBindingOffline, verifyOperator, type HubClient } from "../src/operator/verify.ts";
+import { type HubClient, verifyBindingOffline, verifyOperator } from "../src/operator/verify.ts";
 import { DEFAULT_HUB_URL, HttpHubClient, hubUrlFor } from "../src/operator/hub.ts";
 import {
   DAY_MS,
+  type FakeHub,
   makeBinding,
   OTHER_ADDRESS,
   OTHER_PRIVATE_KEY,
@@ -22,7 +23,6 @@ import {
   startFakeHub,
   TEST_ADDRESS,
   TEST_PRIVATE_KEY,
-  type FakeHub,
 } from "./helpers/farcaster.ts";
 
 const NODE = "atlas_" + "ab".repeat(32);
@@ -63,7 +63,10 @@ function cfg(verify: "hub" | "signature"): Config {
 }
 
 const hubs: FakeHub[] = [];
-async function fakeHub(owners: [number, string | string[]][] = [[FID, TEST_ADDRESS]], usernames: [number, string][] = [[FID, "alice"]]) {
+async function fakeHub(
+  owners: [number, string | string[]][] = [[FID, TEST_ADDRESS]],
+  usernames: [number, string][] = [[FID, "alice"]],
+) {
   const h = await startFakeHub({ owners: new Map(owners), usernames: new Map(usernames) });
   hubs.push(h);
   return h;
@@ -108,19 +111,25 @@ describe("EIP-191 recovery (eip191.ts)", () => {
       "0x" + "ff".repeat(64) + "1b", // r, s ≥ n
     ];
     for (const s of bad) {
-      assert.throws(() => recoverPersonalSignAddress(HELLO, s), (e: unknown) => e instanceof AtlasError && /malformed signature/.test(e.message), s);
+      assert.throws(
+        () => recoverPersonalSignAddress(HELLO, s),
+        (e: unknown) => e instanceof AtlasError && /malformed signature/.test(e.message),
+        s,
+      );
     }
   });
 
   test("EIP-55 checksum vectors", () => {
-    for (const a of [
-      "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
-      "0x52908400098527886E0F7030069857D2E4169EE7", // all caps
-      "0xde709f2102306220921060314715629080e2fb77", // all lower
-      "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359",
-      "0xdbF03B407c01E7cD3CBea99509d93f8DDDC8C6FB",
-      "0xD1220A0cf47c7B9Be7A2E6BA89F429762e7b9aDb",
-    ]) {
+    for (
+      const a of [
+        "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+        "0x52908400098527886E0F7030069857D2E4169EE7", // all caps
+        "0xde709f2102306220921060314715629080e2fb77", // all lower
+        "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359",
+        "0xdbF03B407c01E7cD3CBea99509d93f8DDDC8C6FB",
+        "0xD1220A0cf47c7B9Be7A2E6BA89F429762e7b9aDb",
+      ]
+    ) {
       assert.equal(checksumAddress(a.toLowerCase()), a);
       assert.equal(checksumAddress("0x" + a.slice(2).toUpperCase()), a);
     }
@@ -159,7 +168,10 @@ describe("SIWE binding message (siwe.ts)", () => {
       expirationTime: new Date("2026-01-01T00:00:00Z"),
       notBefore: new Date("2025-01-02T00:00:00Z"),
     });
-    assert.match(withNb, /\nExpiration Time: 2026-01-01T00:00:00.000Z\nNot Before: 2025-01-02T00:00:00.000Z\nRequest ID: /);
+    assert.match(
+      withNb,
+      /\nExpiration Time: 2026-01-01T00:00:00.000Z\nNot Before: 2025-01-02T00:00:00.000Z\nRequest ID: /,
+    );
   });
 
   test("buildBindingMessage rejects bad fields with ERR_USAGE", () => {
@@ -173,7 +185,8 @@ describe("SIWE binding message (siwe.ts)", () => {
       issuedAt: new Date("2025-01-01T00:00:00Z"),
       expirationTime: new Date("2026-01-01T00:00:00Z"),
     };
-    const isUsage = (re: RegExp) => (e: unknown) => e instanceof AtlasError && e.code === "ERR_USAGE" && re.test(e.message);
+    const isUsage = (re: RegExp) => (e: unknown) =>
+      e instanceof AtlasError && e.code === "ERR_USAGE" && re.test(e.message);
     assert.throws(() => buildBindingMessage({ ...base, nonce: "short" }), isUsage(/nonce/i));
     assert.throws(() => buildBindingMessage({ ...base, nonce: "not-alpha-numeric" }), isUsage(/nonce/i));
     assert.throws(() => buildBindingMessage({ ...base, fid: 0 }), isUsage(/fid/));
@@ -213,10 +226,19 @@ describe("SIWE binding message (siwe.ts)", () => {
       [BINDING_TEXT.replace("Nonce: atlasTestNonce01", "Nonce: bad-nonce!"), /Nonce/],
       [BINDING_TEXT.replace("Version: 1", "Version: 2"), /Version/],
       [BINDING_TEXT.replace("Issued At: 2025-01-01T00:00:00.000Z", "Issued At: yesterday"), /Issued At/],
-      [BINDING_TEXT.replace("Expiration Time: 2026-01-01T00:00:00.000Z", "Expiration Time: 2026-13-01T00:00:00Z"), /Expiration Time/],
+      [
+        BINDING_TEXT.replace("Expiration Time: 2026-01-01T00:00:00.000Z", "Expiration Time: 2026-13-01T00:00:00Z"),
+        /Expiration Time/,
+      ],
       [BINDING_TEXT + "\nRequest ID: " + OTHER_NODE, /Request ID appears twice/],
       [BINDING_TEXT + "\nextra text", /unexpected line/],
-      [BINDING_TEXT.replace(`Request ID: ${NODE}\n`, "").replace("Resources:", `Resources:\n- x:y\nRequest ID: ${NODE}`), /unexpected line|out of order/],
+      [
+        BINDING_TEXT.replace(`Request ID: ${NODE}\n`, "").replace(
+          "Resources:",
+          `Resources:\n- x:y\nRequest ID: ${NODE}`,
+        ),
+        /unexpected line|out of order/,
+      ],
       [BINDING_TEXT.replace("\n", "\r\n"), /carriage return/],
       [BINDING_TEXT.replace("Farcaster Auth", "Farcaster\nAuth"), /statement/],
       ["x".repeat(9000), /longer than/],
@@ -227,7 +249,8 @@ describe("SIWE binding message (siwe.ts)", () => {
       assert.match(r.reason, re);
       assert.throws(
         () => parseBinding(text),
-        (e: unknown) => e instanceof AtlasError && e.code === "ERR_USAGE" && e.message === `malformed SIWE message: ${r.reason}`,
+        (e: unknown) =>
+          e instanceof AtlasError && e.code === "ERR_USAGE" && e.message === `malformed SIWE message: ${r.reason}`,
       );
     }
     assert.equal(tryParseBinding(42).ok, false);
@@ -248,14 +271,23 @@ describe("offline verification (verifyBindingOffline)", () => {
   });
 
   test("binding for another node ID", () => {
-    assert.equal(reason(verifyBindingOffline(makeBinding({ nodeId: OTHER_NODE, fid: FID }), NODE, NOW)), `binding is for another node (request ID ${OTHER_NODE})`);
+    assert.equal(
+      reason(verifyBindingOffline(makeBinding({ nodeId: OTHER_NODE, fid: FID }), NODE, NOW)),
+      `binding is for another node (request ID ${OTHER_NODE})`,
+    );
   });
 
   test("tampered message (one character changed after signing)", () => {
     const b = makeBinding({ nodeId: NODE, fid: FID, tamper: (m) => m.replace("atlasTestNonce01", "atlasTestNonce02") });
-    assert.equal(reason(verifyBindingOffline(b, NODE, NOW)), `signature was not made by the custody address ${TEST_ADDRESS}`);
+    assert.equal(
+      reason(verifyBindingOffline(b, NODE, NOW)),
+      `signature was not made by the custody address ${TEST_ADDRESS}`,
+    );
     const b2 = makeBinding({ nodeId: NODE, fid: FID, tamper: (m) => m.replace("Farcaster Auth", "Farcaster Auti") });
-    assert.equal(reason(verifyBindingOffline(b2, NODE, NOW)), `signature was not made by the custody address ${TEST_ADDRESS}`);
+    assert.equal(
+      reason(verifyBindingOffline(b2, NODE, NOW)),
+      `signature was not made by the custody address ${TEST_ADDRESS}`,
+    );
   });
 
   test("expired binding, at and after its Expiration Time", () => {
@@ -274,10 +306,16 @@ describe("offline verification (verifyBindingOffline)", () => {
 
   test("signature from another key", () => {
     const b = makeBinding({ nodeId: NODE, fid: FID, signerKey: OTHER_PRIVATE_KEY, custodyAddress: TEST_ADDRESS });
-    assert.equal(reason(verifyBindingOffline(b, NODE, NOW)), `signature was not made by the custody address ${TEST_ADDRESS}`);
+    assert.equal(
+      reason(verifyBindingOffline(b, NODE, NOW)),
+      `signature was not made by the custody address ${TEST_ADDRESS}`,
+    );
     // …and claiming the other key's address as custody while the message names the test address.
     const b2 = makeBinding({ nodeId: NODE, fid: FID, signerKey: OTHER_PRIVATE_KEY, messageAddress: TEST_ADDRESS });
-    assert.equal(reason(verifyBindingOffline(b2, NODE, NOW)), `message names address ${TEST_ADDRESS}, not the custody address ${OTHER_ADDRESS}`);
+    assert.equal(
+      reason(verifyBindingOffline(b2, NODE, NOW)),
+      `message names address ${TEST_ADDRESS}, not the custody address ${OTHER_ADDRESS}`,
+    );
   });
 
   test("wrong fid: resources name another fid", () => {
@@ -297,12 +335,23 @@ describe("offline verification (verifyBindingOffline)", () => {
     assert.match(reason(verifyBindingOffline({ ...b, signature: "0x1234" }, NODE, NOW)), /^malformed signature/);
     assert.match(reason(verifyBindingOffline({ ...b, fid: 0 }, NODE, NOW)), /^fid must be a positive integer/);
     assert.match(reason(verifyBindingOffline({ ...b, fid: 1.5 }, NODE, NOW)), /^fid must be a positive integer/);
-    assert.match(reason(verifyBindingOffline({ ...b, username: "@alice" }, NODE, NOW)), /^username must be given without '@'/);
-    assert.match(reason(verifyBindingOffline({ ...b, custody_address: "0xnope" }, NODE, NOW)), /^custody address is not an Ethereum address/);
+    assert.match(
+      reason(verifyBindingOffline({ ...b, username: "@alice" }, NODE, NOW)),
+      /^username must be given without '@'/,
+    );
+    assert.match(
+      reason(verifyBindingOffline({ ...b, custody_address: "0xnope" }, NODE, NOW)),
+      /^custody address is not an Ethereum address/,
+    );
   });
 
   test("never throws on garbage input", () => {
-    for (const junk of [null, undefined, 42, "x", {}, { fid: "1", username: 3 }, { ...makeBinding({ nodeId: NODE, fid: FID }), message: 7 }]) {
+    for (
+      const junk of [null, undefined, 42, "x", {}, { fid: "1", username: 3 }, {
+        ...makeBinding({ nodeId: NODE, fid: FID }),
+        message: 7,
+      }]
+    ) {
       const r = verifyBindingOffline(junk as never, NODE, NOW);
       assert.equal(r.ok, false);
     }
@@ -318,7 +367,11 @@ describe("verifyOperator", () => {
     const v = await verifyOperator(binding(), NODE, cfg("signature"), client, NOW);
     assert.deepEqual(v, { status: "verified", fid: FID, username: "alice" });
     assert.equal(hub.requests, 0);
-    assert.deepEqual(await verifyOperator(binding(), NODE, cfg("signature"), null, NOW), { status: "verified", fid: FID, username: "alice" });
+    assert.deepEqual(await verifyOperator(binding(), NODE, cfg("signature"), null, NOW), {
+      status: "verified",
+      fid: FID,
+      username: "alice",
+    });
   });
 
   test('verify = "hub": a valid binding verifies against the fake hub', async () => {
@@ -345,7 +398,12 @@ describe("verifyOperator", () => {
   test("hub disagreement: the fid's owner is another address → unconfirmed with reason", async () => {
     const hub = await fakeHub([[FID, OTHER_ADDRESS]]);
     const v = await verifyOperator(binding(), NODE, cfg("hub"), new HttpHubClient(hub.url), NOW);
-    assert.deepEqual(v, { status: "unconfirmed", fid: FID, username: "alice", reason: `hub says fid ${FID} is not owned by ${TEST_ADDRESS}` });
+    assert.deepEqual(v, {
+      status: "unconfirmed",
+      fid: FID,
+      username: "alice",
+      reason: `hub says fid ${FID} is not owned by ${TEST_ADDRESS}`,
+    });
   });
 
   test("custody history: transferred away → unconfirmed; transferred in → verified (recovery changes ignored)", async () => {
@@ -371,7 +429,10 @@ describe("verifyOperator", () => {
     assert.deepEqual(client.status(), { reachable: null });
     const v = await verifyOperator(binding(), NODE, cfg("hub"), client, NOW);
     assert.equal(v.status, "unconfirmed");
-    assert.match(v.status === "unconfirmed" ? v.reason : "", /^hub unreachable: cannot reach http:\/\/127\.0\.0\.1:\d+/);
+    assert.match(
+      v.status === "unconfirmed" ? v.reason : "",
+      /^hub unreachable: cannot reach http:\/\/127\.0\.0\.1:\d+/,
+    );
     const st = client.status();
     assert.equal(st.reachable, false);
     assert.match(st.lastError ?? "", /cannot reach/);
@@ -379,11 +440,18 @@ describe("verifyOperator", () => {
 
     hub.down = "503";
     const v503 = await verifyOperator(binding(), NODE, cfg("hub"), client, NOW);
-    assert.match(v503.status === "unconfirmed" ? v503.reason : "", /^hub unreachable: HTTP 503 from http:\/\/127\.0\.0\.1:\d+\/v1\/onChainEventsByFid: Service Unavailable$/);
+    assert.match(
+      v503.status === "unconfirmed" ? v503.reason : "",
+      /^hub unreachable: HTTP 503 from http:\/\/127\.0\.0\.1:\d+\/v1\/onChainEventsByFid: Service Unavailable$/,
+    );
 
     // Failures are not cached: once the hub is back, the same client verifies.
     hub.down = false;
-    assert.deepEqual(await verifyOperator(binding(), NODE, cfg("hub"), client, NOW), { status: "verified", fid: FID, username: "alice" });
+    assert.deepEqual(await verifyOperator(binding(), NODE, cfg("hub"), client, NOW), {
+      status: "verified",
+      fid: FID,
+      username: "alice",
+    });
     assert.equal(client.status().reachable, true);
     assert.equal(client.status().lastError, undefined);
   });
@@ -394,7 +462,10 @@ describe("verifyOperator", () => {
     const client = new HttpHubClient(hub.url, { timeoutMs: 200 });
     const t0 = Date.now();
     const v = await verifyOperator(binding(), NODE, cfg("hub"), client, NOW);
-    assert.match(v.status === "unconfirmed" ? v.reason : "", /^hub unreachable: no answer from http:\/\/127\.0\.0\.1:\d+ within 200 ms$/);
+    assert.match(
+      v.status === "unconfirmed" ? v.reason : "",
+      /^hub unreachable: no answer from http:\/\/127\.0\.0\.1:\d+ within 200 ms$/,
+    );
     assert.ok(Date.now() - t0 < 3000);
   });
 
@@ -407,7 +478,10 @@ describe("verifyOperator", () => {
       });
     });
     const v = await verifyOperator(binding(), NODE, cfg("hub"), new HttpHubClient(`http://127.0.0.1:${port}`), NOW);
-    assert.match(v.status === "unconfirmed" ? v.reason : "", /^hub unreachable: cannot reach http:\/\/127\.0\.0\.1:\d+: ECONNREFUSED$/);
+    assert.match(
+      v.status === "unconfirmed" ? v.reason : "",
+      /^hub unreachable: cannot reach http:\/\/127\.0\.0\.1:\d+: ECONNREFUSED$/,
+    );
   });
 
   test("a URL that is not a hub (bare 404 page) is an error, not a 'no'", async () => {
@@ -418,8 +492,19 @@ describe("verifyOperator", () => {
 
   test("an offline failure short-circuits: the hub is not asked", async () => {
     const hub = await fakeHub();
-    const v = await verifyOperator(makeBinding({ nodeId: OTHER_NODE, fid: FID }), NODE, cfg("hub"), new HttpHubClient(hub.url), NOW);
-    assert.deepEqual(v, { status: "unconfirmed", fid: FID, username: "alice", reason: `binding is for another node (request ID ${OTHER_NODE})` });
+    const v = await verifyOperator(
+      makeBinding({ nodeId: OTHER_NODE, fid: FID }),
+      NODE,
+      cfg("hub"),
+      new HttpHubClient(hub.url),
+      NOW,
+    );
+    assert.deepEqual(v, {
+      status: "unconfirmed",
+      fid: FID,
+      username: "alice",
+      reason: `binding is for another node (request ID ${OTHER_NODE})`,
+    });
     assert.equal(hub.requests, 0);
   });
 
@@ -439,7 +524,10 @@ describe("verifyOperator", () => {
       username: "alice",
       reason: "hub unreachable: boom",
     });
-    const nameFails: HubClient = { custodyOwnsFid: async () => true, username: () => Promise.reject(new Error("later boom")) };
+    const nameFails: HubClient = {
+      custodyOwnsFid: async () => true,
+      username: () => Promise.reject(new Error("later boom")),
+    };
     const v = await verifyOperator(binding(), NODE, cfg("hub"), nameFails, NOW);
     assert.equal(v.status === "unconfirmed" && v.reason, "hub unreachable: later boom");
     const v2 = await verifyOperator(null as never, NODE, cfg("hub"), throwing, NOW);
@@ -467,7 +555,11 @@ describe("verifyOperator", () => {
   test("cache keeps negative answers too, and concurrent questions share one request", async () => {
     const hub = await fakeHub([[FID, OTHER_ADDRESS]], []);
     const client = new HttpHubClient(hub.url);
-    const [a, b, c] = await Promise.all([client.custodyOf(FID), client.custodyOf(FID), client.custodyOwnsFid(FID, TEST_ADDRESS)]);
+    const [a, b, c] = await Promise.all([
+      client.custodyOf(FID),
+      client.custodyOf(FID),
+      client.custodyOwnsFid(FID, TEST_ADDRESS),
+    ]);
     assert.equal(a, OTHER_ADDRESS);
     assert.equal(b, OTHER_ADDRESS);
     assert.equal(c, false);
@@ -488,8 +580,14 @@ describe("HttpHubClient", () => {
   });
 
   test("rejects a hub URL that is not http(s)", () => {
-    assert.throws(() => new HttpHubClient("ftp://hub"), (e: unknown) => e instanceof AtlasError && e.code === "ERR_CONFIG");
-    assert.throws(() => new HttpHubClient("not a url"), (e: unknown) => e instanceof AtlasError && e.code === "ERR_CONFIG");
+    assert.throws(
+      () => new HttpHubClient("ftp://hub"),
+      (e: unknown) => e instanceof AtlasError && e.code === "ERR_CONFIG",
+    );
+    assert.throws(
+      () => new HttpHubClient("not a url"),
+      (e: unknown) => e instanceof AtlasError && e.code === "ERR_CONFIG",
+    );
   });
 
   test("understands Snapchain's JSON shapes (enum names, errors) through an injected fetch", async () => {
@@ -507,14 +605,25 @@ describe("HttpHubClient", () => {
           idRegisterEventBody: { to, eventType, from: "0x", recoveryAddress: "0x" + "00".repeat(20) },
         });
         const body = page
-          ? { events: [ev(300, TEST_ADDRESS.toLowerCase(), "Transfer"), ev(400, "0x" + "11".repeat(20), "ChangeRecovery")] }
+          ? {
+            events: [
+              ev(300, TEST_ADDRESS.toLowerCase(), "Transfer"),
+              ev(400, "0x" + "11".repeat(20), "ChangeRecovery"),
+            ],
+          }
           : { events: [ev(100, OTHER_ADDRESS.toLowerCase(), "Register")], nextPageToken: "AQID+/==" };
         return new Response(JSON.stringify(body), { status: 200, headers: { "content-type": "application/json" } });
       }
-      return new Response(JSON.stringify({ error: "Failed to get user data", errorDetail: "status: NotFound, message: \"user data not found\"" }), {
-        status: 400,
-        headers: { "content-type": "application/json" },
-      });
+      return new Response(
+        JSON.stringify({
+          error: "Failed to get user data",
+          errorDetail: 'status: NotFound, message: "user data not found"',
+        }),
+        {
+          status: 400,
+          headers: { "content-type": "application/json" },
+        },
+      );
     };
     const client = new HttpHubClient("https://snap.example:3381", { fetch: fakeFetch });
     assert.equal(await client.custodyOf(FID), TEST_ADDRESS);
@@ -527,8 +636,13 @@ describe("HttpHubClient", () => {
   });
 
   test("a hub answering garbage is an error", async () => {
-    const client = new HttpHubClient("https://hub.example", { fetch: async () => new Response("<html>hi</html>", { status: 200 }) });
-    await assert.rejects(client.custodyOf(FID), (e: unknown) => e instanceof AtlasError && /did not answer a JSON object/.test(e.message));
+    const client = new HttpHubClient("https://hub.example", {
+      fetch: async () => new Response("<html>hi</html>", { status: 200 }),
+    });
+    await assert.rejects(
+      client.custodyOf(FID),
+      (e: unknown) => e instanceof AtlasError && /did not answer a JSON object/.test(e.message),
+    );
     assert.equal(client.status().reachable, false);
   });
 

@@ -5,7 +5,7 @@
  */
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, rm, writeFile, appendFile } from "node:fs/promises";
+import { appendFile, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { defaultConfig } from "../src/config/defaults.ts";
@@ -28,7 +28,15 @@ after(async () => {
 async function client(name: string): Promise<AtlasNode> {
   const dir = await mkdtemp(join(tmpdir(), "atlas-rl-"));
   dirs.push(dir);
-  return AtlasNode.start({ config: defaultConfig(), identity: identityFromSeed(generateSeed()), profile: { name, bio: "", skills: [] }, store: await openStore(join(dir, "p.db")), listen: false, host: "127.0.0.1", port: 0 });
+  return AtlasNode.start({
+    config: defaultConfig(),
+    identity: identityFromSeed(generateSeed()),
+    profile: { name, bio: "", skills: [] },
+    store: await openStore(join(dir, "p.db")),
+    listen: false,
+    host: "127.0.0.1",
+    port: 0,
+  });
 }
 
 test("flooder limited then banned; a well-behaved peer keeps full service", async () => {
@@ -65,7 +73,10 @@ test("flooder limited then banned; a well-behaved peer keeps full service", asyn
       await new Promise((r) => setTimeout(r, 250));
     }
     // New handshakes from the banned peer are refused.
-    await assert.rejects(flooder.connectTo(addr), (e: unknown) => isAtlasError(e, "ERR_RATE_LIMITED") && /banned until \d+/.test((e as Error).message));
+    await assert.rejects(
+      flooder.connectTo(addr),
+      (e: unknown) => isAtlasError(e, "ERR_RATE_LIMITED") && /banned until \d+/.test((e as Error).message),
+    );
     // Database: ban stored, inbox has the 5 served flood messages and the 4 good ones.
     const st = await runAtlas(["net", "peers", "--json"], { home: a.home });
     const rows = JSON.parse(st.stdout) as { node_id: string; ban_until: number | null; banned: boolean }[];

@@ -8,7 +8,7 @@ import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { appendFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { cleanupHomes, initHome, killAll, runAtlas, startListener, type Listener } from "./helpers/cli.ts";
+import { cleanupHomes, initHome, killAll, type Listener, runAtlas, startListener } from "./helpers/cli.ts";
 
 after(async () => {
   killAll();
@@ -45,9 +45,17 @@ describe("relay node and daemons as processes", { timeout: 120_000 }, () => {
     const label = `${relay.nodeId.slice(0, 18)}…@127.0.0.1:${relayPort}`;
     const a = await initHome("alpha");
     // The relay is alpha's STUN server too (SPEC §10: relay nodes answer STUN on their QUIC port).
-    await writeFile(join(a.home, "state", "config.toml"), `[stun]\nservers = ["127.0.0.1:${relayPort}"]\n\n[transport]\nrelay_announce_interval = 1\n`);
+    await writeFile(
+      join(a.home, "state", "config.toml"),
+      `[stun]\nservers = ["127.0.0.1:${relayPort}"]\n\n[transport]\nrelay_announce_interval = 1\n`,
+    );
     const alpha = await startListener(a.home, ["--relay", `127.0.0.1:${relayPort}`]);
-    const st = await until("alpha registered with the relay", () => status(a.home), (s) => s.relays?.[0]?.registered === true && s.public_address_source.startsWith("stun"), 10_000);
+    const st = await until(
+      "alpha registered with the relay",
+      () => status(a.home),
+      (s) => s.relays?.[0]?.registered === true && s.public_address_source.startsWith("stun"),
+      10_000,
+    );
     assert.equal(st.public_address_source, `stun 127.0.0.1:${relayPort}`);
     assert.equal(st.public_address, alpha.address);
     assert.equal((await status(relayHome.home)).relay_server.registered, 1);
@@ -59,7 +67,14 @@ describe("relay node and daemons as processes", { timeout: 120_000 }, () => {
     await config(b.home, `\n[network]\nrelays = ["127.0.0.1:${relayPort}"]\n`);
     const ping = await runAtlas(["net", "ping", alpha.nodeId, "--count", "2"], { home: b.home });
     assert.equal(ping.code, 0, ping.stderr);
-    assert.match(ping.stdout, new RegExp(`^Peer : ${esc(alpha.nodeId.slice(0, 18))}…\\nPath : relay \\(${esc(label)}\\)\\nPing : \\d+\\nPong : \\d+\\nRTT  : [\\d.]+ ms\\nRTT  : [\\d.]+ ms\\nmin/median/max [\\d./]+ ms, 2 sent, 2 received\\n$`));
+    assert.match(
+      ping.stdout,
+      new RegExp(
+        `^Peer : ${esc(alpha.nodeId.slice(0, 18))}…\\nPath : relay \\(${
+          esc(label)
+        }\\)\\nPing : \\d+\\nPong : \\d+\\nRTT  : [\\d.]+ ms\\nRTT  : [\\d.]+ ms\\nmin/median/max [\\d./]+ ms, 2 sent, 2 received\\n$`,
+      ),
+    );
 
     // After that first contact beta knows alpha's (loopback) listen address and would go direct:
     // every first contact below starts from a fresh home that knows only alpha's ID and the relay.
@@ -72,12 +87,21 @@ describe("relay node and daemons as processes", { timeout: 120_000 }, () => {
     const sender = await fresh("gamma");
     const send = await runAtlas(["net", "send", alpha.nodeId, body], { home: sender });
     assert.equal(send.code, 0, send.stderr);
-    assert.match(send.stdout, new RegExp(`^Sent to  : ${esc(alpha.nodeId.slice(0, 18))}… \\[relay via relay \\(${esc(label)}\\)\\]\\nMsg ID   : msg_[0-9a-f-]+\\nAck      : received\\n$`));
+    assert.match(
+      send.stdout,
+      new RegExp(
+        `^Sent to  : ${esc(alpha.nodeId.slice(0, 18))}… \\[relay via relay \\(${
+          esc(label)
+        }\\)\\]\\nMsg ID   : msg_[0-9a-f-]+\\nAck      : received\\n$`,
+      ),
+    );
     const inbox = (await runAtlas(["net", "inbox", "--json"], { home: a.home })).stdout.trimEnd().split("\n");
     assert.equal(inbox.length, 1);
     assert.ok(inbox[0]!.includes(`"body":${body}`), inbox[0]);
 
-    const connectJson = JSON.parse((await runAtlas(["net", "connect", alpha.nodeId, "--json"], { home: await fresh("delta") })).stdout);
+    const connectJson = JSON.parse(
+      (await runAtlas(["net", "connect", alpha.nodeId, "--json"], { home: await fresh("delta") })).stdout,
+    );
     assert.equal(connectJson.path, "relay");
     assert.equal(connectJson.relay, `${relay.nodeId}@127.0.0.1:${relayPort}`);
     const connect = await runAtlas(["net", "connect", alpha.nodeId], { home: await fresh("epsilon") });
@@ -101,7 +125,12 @@ describe("relay node and daemons as processes", { timeout: 120_000 }, () => {
 
     // Relay restart: alpha notices, re-registers on its own, and beta reaches it again.
     assert.equal(await relay.stop(), 0);
-    await until("alpha notices the relay is gone", () => status(a.home), (s) => s.relays?.[0]?.registered === false, 15_000);
+    await until(
+      "alpha notices the relay is gone",
+      () => status(a.home),
+      (s) => s.relays?.[0]?.registered === false,
+      15_000,
+    );
     relay = await startListener(relayHome.home, ["--port", String(relayPort)], { cmd: ["relay"] });
     await until("alpha re-registered", () => status(a.home), (s) => s.relays?.[0]?.registered === true, 20_000);
     const again = await runAtlas(["net", "ping", alpha.nodeId], { home: await fresh("zeta") });
@@ -119,7 +148,10 @@ describe("relay node and daemons as processes", { timeout: 120_000 }, () => {
     const ghost = `atlas_${"ab".repeat(32)}`;
     const r = await runAtlas(["net", "ping", ghost], { home: b.home });
     assert.equal(r.code, 3, r.stderr);
-    assert.equal(r.stderr, `error: relay ${relay.nodeId}@127.0.0.1:${relay.port}: target not registered (RelayError 1: target is not registered with this relay)\n`);
+    assert.equal(
+      r.stderr,
+      `error: relay ${relay.nodeId}@127.0.0.1:${relay.port}: target not registered (RelayError 1: target is not registered with this relay)\n`,
+    );
     await relay.stop();
   });
 
@@ -129,19 +161,32 @@ describe("relay node and daemons as processes", { timeout: 120_000 }, () => {
     const helper = await startListener(r.home, [], { cmd: ["daemon"] });
     const a = await initHome("alpha");
     const alpha = await startListener(a.home, ["--relay", helper.address]);
-    await until("alpha registered with the helper daemon", () => status(a.home), (s) => s.relays?.[0]?.registered === true, 10_000);
+    await until(
+      "alpha registered with the helper daemon",
+      () => status(a.home),
+      (s) => s.relays?.[0]?.registered === true,
+      10_000,
+    );
     const b = await initHome("beta");
     await config(b.home, `\n[network]\nrelays = ["${helper.address}"]\n`);
     const ping = await runAtlas(["net", "ping", alpha.nodeId], { home: b.home });
     assert.equal(ping.code, 0, ping.stderr);
-    assert.match(ping.stdout, new RegExp(`^Path : relay \\(${esc(helper.nodeId.slice(0, 18))}…@${esc(helper.address)}\\)$`, "m"));
+    assert.match(
+      ping.stdout,
+      new RegExp(`^Path : relay \\(${esc(helper.nodeId.slice(0, 18))}…@${esc(helper.address)}\\)$`, "m"),
+    );
     const hs = await status(r.home);
     assert.equal(hs.relay_server.registered, 1);
     assert.ok(hs.relay_server.forwarded_packets > 0);
     // … and it is still an agent: a message to it is delivered to its own inbox.
     const send = await runAtlas(["net", "send", helper.nodeId, '{"hi":1}'], { home: b.home });
     assert.equal(send.code, 0, send.stderr);
-    await until("the message in the helper's inbox", async () => (await runAtlas(["net", "inbox", "--json"], { home: r.home })).stdout, (out) => out.includes('"body":{"hi":1}'), 5000);
+    await until(
+      "the message in the helper's inbox",
+      async () => (await runAtlas(["net", "inbox", "--json"], { home: r.home })).stdout,
+      (out) => out.includes('"body":{"hi":1}'),
+      5000,
+    );
     await alpha.stop();
     await helper.stop();
   });

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { defaultConfig, type Config } from "../src/config/defaults.ts";
+import { type Config, defaultConfig } from "../src/config/defaults.ts";
 import { isAtlasError } from "../src/errors.ts";
 import { identityFromSeed } from "../src/identity/identity.ts";
 import { generateSeed } from "../src/identity/keys.ts";
@@ -17,7 +17,7 @@ import { dialPeer } from "../src/net/dial.ts";
 import { AtlasNode } from "../src/net/node.ts";
 import type { Session } from "../src/net/session.ts";
 import { dialViaRelay, relayErrorToAtlas } from "../src/relay/dial.ts";
-import { RelayPipe, relayLinks } from "../src/relay/pipe.ts";
+import { relayLinks, RelayPipe } from "../src/relay/pipe.ts";
 import { RelayPresence } from "../src/relay/presence.ts";
 import { RelayServer } from "../src/relay/server.ts";
 import { openStore } from "../src/store/index.ts";
@@ -52,12 +52,22 @@ async function node(name: string, tune: (c: Config) => void = () => {}, seed = g
   config.stun.servers = [];
   config.transport.dial_timeout = 2;
   tune(config);
-  const n = await AtlasNode.start({ config, identity: identityFromSeed(seed), profile: { name, bio: "", skills: [] }, store: await openStore(join(dir, "peers.db")), listen: true, host: "127.0.0.1", port: 0 });
+  const n = await AtlasNode.start({
+    config,
+    identity: identityFromSeed(seed),
+    profile: { name, bio: "", skills: [] },
+    store: await openStore(join(dir, "peers.db")),
+    listen: true,
+    host: "127.0.0.1",
+    port: 0,
+  });
   nodes.push(n);
   return n;
 }
 
-async function relayNode(tune: (c: Config) => void = () => {}): Promise<{ node: AtlasNode; server: RelayServer; addr: string }> {
+async function relayNode(
+  tune: (c: Config) => void = () => {},
+): Promise<{ node: AtlasNode; server: RelayServer; addr: string }> {
   const n = await node("relay", tune);
   const server = new RelayServer(n);
   server.start();
@@ -66,13 +76,19 @@ async function relayNode(tune: (c: Config) => void = () => {}): Promise<{ node: 
 }
 
 /** A target registered with the relay (presence running), answering Messages with MessageAck. */
-async function target(relayAddr: string, tune: (c: Config) => void = () => {}): Promise<{ node: AtlasNode; presence: RelayPresence }> {
+async function target(
+  relayAddr: string,
+  tune: (c: Config) => void = () => {},
+): Promise<{ node: AtlasNode; presence: RelayPresence }> {
   const n = await node("target", (c) => {
     c.network.relays = [relayAddr];
     c.transport.relay_announce_interval = 1;
     tune(c);
   });
-  n.handle("Message", async (_s, req) => (req.type === "Message" ? { type: "MessageAck", msg_id: req.id, status: "received" } : null));
+  n.handle(
+    "Message",
+    async (_s, req) => (req.type === "Message" ? { type: "MessageAck", msg_id: req.id, status: "received" } : null),
+  );
   const presence = new RelayPresence(n, silentLogger);
   presence.start();
   services.push(presence);
@@ -104,8 +120,19 @@ describe("relay pipes", { timeout: 120_000 }, () => {
     assert.equal(s.peer.name, "target");
     const pong = await s.ping(5000);
     assert.ok(pong.rttMs > 0);
-    const ack = await s.request({ type: "Message", id: "msg_0193b3c4-0000-7000-8000-000000000001", from: b.nodeId, to: t.node.nodeId, timestamp: Math.floor(Date.now() / 1000), body: "{}" }, 5000);
-    assert.deepEqual(ack, { type: "MessageAck", msg_id: "msg_0193b3c4-0000-7000-8000-000000000001", status: "received" });
+    const ack = await s.request({
+      type: "Message",
+      id: "msg_0193b3c4-0000-7000-8000-000000000001",
+      from: b.nodeId,
+      to: t.node.nodeId,
+      timestamp: Math.floor(Date.now() / 1000),
+      body: "{}",
+    }, 5000);
+    assert.deepEqual(ack, {
+      type: "MessageAck",
+      msg_id: "msg_0193b3c4-0000-7000-8000-000000000001",
+      status: "received",
+    });
     // The target sees the same session as relayed, from the dialler, through the same relay.
     await waitFor("target's session", () => t.node.liveSession(b.nodeId) !== undefined);
     const ts = t.node.liveSession(b.nodeId)!;
@@ -134,7 +161,10 @@ describe("relay pipes", { timeout: 120_000 }, () => {
     const t = await target(r.addr);
     const b = await node("dialler", (c) => (c.transport.dial_timeout = 1));
     // What b knows of t: a dead address and its home relay (as a bootstrap record or Hello would say).
-    await b.store.peers.upsert({ node_id: t.node.nodeId, address: "127.0.0.1:9", relays: t.node.card.relays }, Math.floor(Date.now() / 1000));
+    await b.store.peers.upsert(
+      { node_id: t.node.nodeId, address: "127.0.0.1:9", relays: t.node.card.relays },
+      Math.floor(Date.now() / 1000),
+    );
     assert.deepEqual(t.node.card.relays, [`${r.node.nodeId}@${r.addr}`]);
     const { session } = await dialPeer(b, t.node.nodeId);
     assert.equal(session.path, "relay");
@@ -147,10 +177,20 @@ describe("relay pipes", { timeout: 120_000 }, () => {
     const b = await node("dialler");
     const stranger = generateSeed();
     const unknown = identityFromSeed(stranger).nodeId;
-    await assert.rejects(dialViaRelay(b, r.addr, unknown), (e) => relayErrorCode(e) === 1 && isAtlasError(e) && e.exit === 3);
+    await assert.rejects(
+      dialViaRelay(b, r.addr, unknown),
+      (e) => relayErrorCode(e) === 1 && isAtlasError(e) && e.exit === 3,
+    );
     const s = b.liveSession(r.node.nodeId)!;
-    assert.deepEqual(await rawConnect(s, { type: "RelayConnect", source_id: unknown, target_id: b.nodeId }), { type: "RelayError", code: 3, reason: "source_id is not this connection's authenticated node ID" });
-    assert.deepEqual(await s.request({ type: "RelayAnnounce", node_id: unknown, timestamp: Math.floor(Date.now() / 1000) }, 5000), { type: "RelayError", code: 3, reason: "node_id is not this connection's authenticated node ID" });
+    assert.deepEqual(await rawConnect(s, { type: "RelayConnect", source_id: unknown, target_id: b.nodeId }), {
+      type: "RelayError",
+      code: 3,
+      reason: "source_id is not this connection's authenticated node ID",
+    });
+    assert.deepEqual(
+      await s.request({ type: "RelayAnnounce", node_id: unknown, timestamp: Math.floor(Date.now() / 1000) }, 5000),
+      { type: "RelayError", code: 3, reason: "node_id is not this connection's authenticated node ID" },
+    );
     assert.equal(r.server.isRegistered(unknown), false);
   });
 
@@ -195,7 +235,10 @@ describe("relay pipes", { timeout: 120_000 }, () => {
     const t = await target(r.addr);
     const b = await node("dialler");
     await t.node.ban(b.nodeId, Math.floor(Date.now() / 1000) + 600);
-    await assert.rejects(dialViaRelay(b, r.addr, t.node.nodeId), (e) => relayErrorCode(e) === 5 && isAtlasError(e) && e.exit === 4 && /banned/.test(e.message));
+    await assert.rejects(
+      dialViaRelay(b, r.addr, t.node.nodeId),
+      (e) => relayErrorCode(e) === 5 && isAtlasError(e) && e.exit === 4 && /banned/.test(e.message),
+    );
     assert.equal(r.server.status().pipes, 0);
     // Refused for another reason (a registration racing a relay restart): not a refusal of us.
     assert.equal(relayErrorToAtlas("r", 5, "target refused: this node is not registered with you as a relay").exit, 3);
@@ -206,7 +249,10 @@ describe("relay pipes", { timeout: 120_000 }, () => {
     const r = await relayNode();
     const t = await target(r.addr);
     const small = await node("small", (c) => (c.transport.max_datagram_size = 1200));
-    await assert.rejects(dialViaRelay(small, r.addr, t.node.nodeId), /DATAGRAMs of at most \d+ bytes \(a pipe needs 1204\)/);
+    await assert.rejects(
+      dialViaRelay(small, r.addr, t.node.nodeId),
+      /DATAGRAMs of at most \d+ bytes \(a pipe needs 1204\)/,
+    );
     // … and a relay that can only send small datagrams to its agents refuses the pipe.
     const sr = await relayNode((c) => (c.transport.max_datagram_size = 1200));
     const st = await target(sr.addr);
@@ -221,7 +267,10 @@ describe("relay pipes", { timeout: 120_000 }, () => {
     const b = await node("dialler");
     const impostor = await node("impostor");
     // b pairs legitimately, then the impostor's endpoint runs the inner connection over b's pipe.
-    const rs = await (await import("../src/relay/session.ts")).relaySession(b, { addr: r.node.endpoint.local, text: r.addr });
+    const rs = await (await import("../src/relay/session.ts")).relaySession(b, {
+      addr: r.node.endpoint.local,
+      text: r.addr,
+    });
     const stream = rs.conn.openStream();
     const fs = new FramedStream(stream);
     await fs.write({ type: "RelayConnect", source_id: b.nodeId, target_id: t.node.nodeId });
@@ -231,7 +280,10 @@ describe("relay pipes", { timeout: 120_000 }, () => {
     relayLinks(b).add(pipe);
     pipe.attach(impostor.endpoint.openVirtual("client", pipe, rs.conn.remote));
     pipe.bind(stream, () => relayLinks(b).remove(pipe));
-    await assert.rejects(impostor.runOutbound(pipe.inner!, { expectedNodeId: t.node.nodeId, path: "relay", relay: "test" }), (e) => isAtlasError(e) && /not the expected/.test(e.message));
+    await assert.rejects(
+      impostor.runOutbound(pipe.inner!, { expectedNodeId: t.node.nodeId, path: "relay", relay: "test" }),
+      (e) => isAtlasError(e) && /not the expected/.test(e.message),
+    );
     assert.equal(t.node.liveSession(impostor.nodeId), undefined);
     await waitFor("pipe torn down", () => r.server.status().pipes === 0);
   });
@@ -291,7 +343,16 @@ describe("relay pipes", { timeout: 120_000 }, () => {
     const stream = s.conn.openStream();
     const started = performance.now();
     const { encodeFrame } = await import("../src/wire/frame.ts");
-    await stream.write(encodeFrame({ type: "Message", id: "msg_0193b3c4-0000-7000-8000-000000000002", from: b.nodeId, to: t.node.nodeId, timestamp: Math.floor(Date.now() / 1000), body: "{}" }));
+    await stream.write(
+      encodeFrame({
+        type: "Message",
+        id: "msg_0193b3c4-0000-7000-8000-000000000002",
+        from: b.nodeId,
+        to: t.node.nodeId,
+        timestamp: Math.floor(Date.now() / 1000),
+        body: "{}",
+      }),
+    );
     const chunk = new Uint8Array(16 * 1024);
     for (let sent = 0; sent < total; sent += chunk.length) await stream.write(chunk);
     await stream.end();

@@ -18,7 +18,15 @@ after(async () => {
 async function node(name: string, seed = generateSeed()): Promise<AtlasNode> {
   const dir = await mkdtemp(join(tmpdir(), "atlas-sess-"));
   dirs.push(dir);
-  return AtlasNode.start({ config: defaultConfig(), identity: identityFromSeed(seed), profile: { name, bio: "", skills: [] }, store: await openStore(join(dir, "peers.db")), listen: true, host: "127.0.0.1", port: 0 });
+  return AtlasNode.start({
+    config: defaultConfig(),
+    identity: identityFromSeed(seed),
+    profile: { name, bio: "", skills: [] },
+    store: await openStore(join(dir, "peers.db")),
+    listen: true,
+    host: "127.0.0.1",
+    port: 0,
+  });
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

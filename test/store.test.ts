@@ -1,10 +1,10 @@
-import { test, describe, before, after } from "node:test";
+import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { copyFile, mkdir, mkdtemp, rm, readFile, writeFile, stat, truncate } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readFile, rm, stat, truncate, writeFile } from "node:fs/promises";
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
-import { join, dirname } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { openStore, SCHEMA_VERSION, type Store } from "../src/store/index.ts";
 import { openDatabase } from "../src/store/db.ts";
@@ -126,7 +126,8 @@ describe("open and migrations", () => {
     const path = await freshCopy(src);
     const before = await readFile(path);
     const newer = MIGRATIONS.length + 1;
-    const message = `database ${path} has schema version ${newer}, newer than this atlas (${SCHEMA_VERSION}): upgrade atlas`;
+    const message =
+      `database ${path} has schema version ${newer}, newer than this atlas (${SCHEMA_VERSION}): upgrade atlas`;
     await assert.rejects(openStore(path), expectStoreError(message));
     await assert.rejects(openStore(path), expectStoreError(message));
     assert.deepEqual(await readFile(path), before);
@@ -138,21 +139,29 @@ describe("open and migrations", () => {
     const garbage = randomBytes(8192);
     garbage[0] = 0; // never the SQLite magic by chance
     await writeFile(path, garbage);
-    await assert.rejects(openStore(path), expectStoreError(`database ${path} is not a valid Atlas database: file is not a database`));
+    await assert.rejects(
+      openStore(path),
+      expectStoreError(`database ${path} is not a valid Atlas database: file is not a database`),
+    );
     assert.deepEqual(await readFile(path), garbage);
   });
 
   test("a truncated database is refused and left untouched", async () => {
     const src = dbPath();
     await withStore(async (s) => {
-      for (let i = 0; i < 50; i++) await s.peers.upsert({ node_id: id(i), name: "x".repeat(200), bio: "y".repeat(200) });
+      for (let i = 0; i < 50; i++) {
+        await s.peers.upsert({ node_id: id(i), name: "x".repeat(200), bio: "y".repeat(200) });
+      }
     }, src);
     const full = (await stat(src)).size;
     assert.ok(full > 4096 * 4, "the fixture is checkpointed into the main file");
     for (const size of [50, 4096 * 2]) {
       const path = await freshCopy(src, size);
       const bytes = await readFile(path);
-      await assert.rejects(openStore(path), expectStoreError(new RegExp(`^database ${path} is not a valid Atlas database: .+$`)));
+      await assert.rejects(
+        openStore(path),
+        expectStoreError(new RegExp(`^database ${path} is not a valid Atlas database: .+$`)),
+      );
       assert.deepEqual(await readFile(path), bytes);
     }
   });
@@ -166,7 +175,9 @@ describe("open and migrations", () => {
     const bytes = await readFile(path);
     await assert.rejects(
       openStore(path),
-      expectStoreError(`database ${path} is not a valid Atlas database: unversioned database already holds tables (stuff)`),
+      expectStoreError(
+        `database ${path} is not a valid Atlas database: unversioned database already holds tables (stuff)`,
+      ),
     );
     assert.deepEqual(await readFile(path), bytes);
   });
@@ -182,7 +193,10 @@ describe("open and migrations", () => {
       assert.equal(p?.name, "alpha");
       assert.deepEqual(p?.public_key, new Uint8Array(32).fill(7));
       assert.equal((await s.inbox.list()).length, 1);
-      assert.equal(await s.inbox.insert({ id: "msg_1", from_id: A, to_id: B, timestamp: 5, body: '"hi"', received_at: 7 }), false);
+      assert.equal(
+        await s.inbox.insert({ id: "msg_1", from_id: A, to_id: B, timestamp: 5, body: '"hi"', received_at: 7 }),
+        false,
+      );
     }, path);
   });
 });
@@ -191,7 +205,14 @@ describe("peers", () => {
   test("upsert is non-destructive and first_seen is stable", async () => {
     await withStore(async (s) => {
       await s.peers.upsert(
-        { node_id: A, name: "alpha", skills: ["search", "code"], address: "10.0.0.1:4433", relays: ["r:1"], last_seen: 100 },
+        {
+          node_id: A,
+          name: "alpha",
+          skills: ["search", "code"],
+          address: "10.0.0.1:4433",
+          relays: ["r:1"],
+          last_seen: 100,
+        },
         100,
       );
       let p = await s.peers.get(A);
@@ -202,7 +223,15 @@ describe("peers", () => {
       assert.equal(p.violations, 0);
       assert.equal(p.public_key, null);
 
-      await s.peers.upsert({ node_id: A, name: null, skills: [], address: undefined, bio: "", relays: [], last_seen: 200 }, 200);
+      await s.peers.upsert({
+        node_id: A,
+        name: null,
+        skills: [],
+        address: undefined,
+        bio: "",
+        relays: [],
+        last_seen: 200,
+      }, 200);
       p = await s.peers.get(A);
       assert.ok(p);
       assert.equal(p.name, "alpha");
@@ -221,7 +250,14 @@ describe("peers", () => {
       assert.equal(p?.first_seen, 100);
       assert.equal(p?.name, "alpha2");
 
-      await s.peers.upsert({ node_id: A, skills: ["new"], address: "10.0.0.2:1", trust_level: "verified", operator_fid: 42, record_seq: 5 });
+      await s.peers.upsert({
+        node_id: A,
+        skills: ["new"],
+        address: "10.0.0.2:1",
+        trust_level: "verified",
+        operator_fid: 42,
+        record_seq: 5,
+      });
       await s.peers.upsert({ node_id: A, record_seq: 3 });
       p = await s.peers.get(A);
       assert.deepEqual(p?.skills, ["new"]);
@@ -297,12 +333,25 @@ describe("peers", () => {
 });
 
 describe("sessions", () => {
-  const base = { direction: "outbound", path: "direct", relay: null, remote_address: "10.0.0.1:4433", protocol_v: 1, trust_level: "unknown" } as const;
+  const base = {
+    direction: "outbound",
+    path: "direct",
+    relay: null,
+    remote_address: "10.0.0.1:4433",
+    protocol_v: 1,
+    trust_level: "unknown",
+  } as const;
 
   test("open, pong, missed, close (idempotent), closeForPeer, closeAllOpen, list", async () => {
     await withStore(async (s) => {
       const s1 = await s.sessions.open({ ...base, node_id: A, connected_at: 100 });
-      const s2 = await s.sessions.open({ ...base, node_id: B, connected_at: 110, path: "relay", relay: "atlas_r@1.2.3.4:1" });
+      const s2 = await s.sessions.open({
+        ...base,
+        node_id: B,
+        connected_at: 110,
+        path: "relay",
+        relay: "atlas_r@1.2.3.4:1",
+      });
       const s3 = await s.sessions.open({ ...base, node_id: B, connected_at: 120, direction: "inbound" });
       assert.ok(s1 > 0 && s2 > s1 && s3 > s2);
       assert.ok(await s.peers.get(B), "a session creates a minimal peer row");
@@ -371,7 +420,10 @@ describe("messages", () => {
       assert.deepEqual(all.map((r) => [r.from_id, r.id]), [[A, "msg_1"], [B, "msg_1"], [A, "msg_2"]]);
       assert.deepEqual((await s.inbox.list({ from: A })).map((r) => r.id), ["msg_1", "msg_2"]);
       assert.deepEqual((await s.inbox.list({ topic: "t" })).map((r) => r.from_id), [B, A]);
-      assert.deepEqual((await s.inbox.list({ sinceRowid: all[0]!.rowid })).map((r) => r.rowid), [all[1]!.rowid, all[2]!.rowid]);
+      assert.deepEqual((await s.inbox.list({ sinceRowid: all[0]!.rowid })).map((r) => r.rowid), [
+        all[1]!.rowid,
+        all[2]!.rowid,
+      ]);
       assert.deepEqual((await s.inbox.list({ limit: 2 })).map((r) => r.rowid), [all[1]!.rowid, all[2]!.rowid]);
       assert.deepEqual((await s.inbox.list({ sinceRowid: 0, limit: 1 })).map((r) => r.rowid), [all[0]!.rowid]);
     });
@@ -380,8 +432,19 @@ describe("messages", () => {
   test("outbox: enqueue, due, attempts, complete writes the delivery atomically", async () => {
     await withStore(async (s) => {
       await s.outbox.enqueue({ id: "msg_a", target: A, body: "{}", created_at: 100, expires_at: 1000 });
-      await s.outbox.enqueue({ id: "msg_b", target: B, topic: "t", body: "[]", created_at: 101, expires_at: 1000, next_attempt_at: 200 });
-      await assert.rejects(s.outbox.enqueue({ id: "msg_a", target: A, body: "{}", created_at: 1, expires_at: 2 }), expectStoreError(/UNIQUE/));
+      await s.outbox.enqueue({
+        id: "msg_b",
+        target: B,
+        topic: "t",
+        body: "[]",
+        created_at: 101,
+        expires_at: 1000,
+        next_attempt_at: 200,
+      });
+      await assert.rejects(
+        s.outbox.enqueue({ id: "msg_a", target: A, body: "{}", created_at: 1, expires_at: 2 }),
+        expectStoreError(/UNIQUE/),
+      );
       assert.deepEqual((await s.outbox.due(150, 10)).map((m) => m.id), ["msg_a"]);
       assert.deepEqual((await s.outbox.due(300, 10)).map((m) => m.id), ["msg_a", "msg_b"]);
       assert.deepEqual((await s.outbox.due(300, 1)).map((m) => m.id), ["msg_a"]);
@@ -408,7 +471,14 @@ describe("messages", () => {
         ["msg_b", "expired", 0, null, "ttl"],
         ["msg_a", "delivered", 2, "direct", null],
       ]);
-      const id3 = await s.deliveries.record({ msg_id: "msg_c", target: A, status: "failed", attempts: 1, finished_at: 2000, detail: "banned" });
+      const id3 = await s.deliveries.record({
+        msg_id: "msg_c",
+        target: A,
+        status: "failed",
+        attempts: 1,
+        finished_at: 2000,
+        detail: "banned",
+      });
       assert.ok(id3 > 0);
       assert.deepEqual((await s.deliveries.list({ msgId: "msg_c" })).map((x) => x.id), [id3]);
       assert.equal((await s.deliveries.list({ target: A })).length, 2);
@@ -429,7 +499,7 @@ describe("process lifetime", () => {
     child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
     child.stderr.setEncoding("utf8").on("data", (d: string) => (err += d));
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-      child.on("exit", (code, signal) => resolve({ code, signal })),
+      child.on("exit", (code, signal) => resolve({ code, signal }))
     );
     const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
     void exited.then(() => clearTimeout(timer));

@@ -1,7 +1,7 @@
 /** STUN (SPEC §10): client, server on the QUIC port, the daemon's public address, observed_addr rule. */
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { createSocket, type Socket } from "node:dgram";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -27,7 +27,12 @@ after(async () => {
 
 async function endpoint(): Promise<QuicEndpoint> {
   const id = identityFromSeed(generateSeed());
-  const ep = await QuicEndpoint.bind({ ...transportOptions(defaultConfig()), host: "127.0.0.1", port: 0, tls: { keyPem: id.keyPem, certPem: id.certPem } });
+  const ep = await QuicEndpoint.bind({
+    ...transportOptions(defaultConfig()),
+    host: "127.0.0.1",
+    port: 0,
+    tls: { keyPem: id.keyPem, certPem: id.certPem },
+  });
   cleanups.push(() => ep.close());
   return ep;
 }
@@ -47,7 +52,9 @@ async function setStunServers(home: string, servers: string[]): Promise<void> {
   await writeFile(file, cur.replace(NO_STUN, "") + `\n[stun]\nservers = ${JSON.stringify(servers)}\n`);
 }
 
-async function status(home: string): Promise<{ public_address: string | null; public_address_source: string; listen_address: string }> {
+async function status(
+  home: string,
+): Promise<{ public_address: string | null; public_address_source: string; listen_address: string }> {
   const r = await runAtlas(["status", "--json"], { home });
   assert.equal(r.code, 0, r.stderr);
   return JSON.parse(r.stdout);
@@ -60,7 +67,10 @@ async function waitStatus(home: string, pred: (s: Awaited<ReturnType<typeof stat
     await sleep(150);
     last = await status(home);
   }
-  assert.ok(pred(last), `status never matched: ${JSON.stringify({ a: last.public_address, s: last.public_address_source })}`);
+  assert.ok(
+    pred(last),
+    `status never matched: ${JSON.stringify({ a: last.public_address, s: last.public_address_source })}`,
+  );
   return last;
 }
 
@@ -117,13 +127,30 @@ describe("STUN client and server on the QUIC socket", () => {
     await new Promise<void>((r) => probe.bind(0, "127.0.0.1", () => r()));
     const port = probe.address().port;
     probe.close();
-    const ts: ChildProcess = spawn("turnserver", ["-n", "--stun-only", "-p", String(port), "-L", "127.0.0.1", "--no-cli", "--no-tls", "--no-dtls", "--log-file", "stdout", "--simple-log", "--pidfile", join("/tmp", `atlas-turn-${port}.pid`)], { stdio: "ignore" });
+    const ts: ChildProcess = spawn("turnserver", [
+      "-n",
+      "--stun-only",
+      "-p",
+      String(port),
+      "-L",
+      "127.0.0.1",
+      "--no-cli",
+      "--no-tls",
+      "--no-dtls",
+      "--log-file",
+      "stdout",
+      "--simple-log",
+      "--pidfile",
+      join("/tmp", `atlas-turn-${port}.pid`),
+    ], { stdio: "ignore" });
     cleanups.push(() => ts.kill("SIGKILL"));
     const client = await endpoint();
     // turnserver takes a moment to listen: ask until it answers.
     const end = Date.now() + 8000;
     let got = null;
-    while (!got && Date.now() < end) got = await stunBinding(client, { host: "127.0.0.1", port }, 500).catch(() => null);
+    while (!got && Date.now() < end) {
+      got = await stunBinding(client, { host: "127.0.0.1", port }, 500).catch(() => null);
+    }
     assert.deepEqual(got, client.local);
     const d = await discoverPublicAddress(client, [await deadServer(), `127.0.0.1:${port}`], 3000);
     assert.deepEqual(d.address, client.local);
@@ -154,7 +181,13 @@ describe("StunService", () => {
     s2.noteObserved("203.0.113.7:4433", "atlas_a");
     s2.noteObserved("203.0.113.7:4433", "atlas_b");
     await s2.check();
-    assert.deepEqual(s2.status(), { address: formatAddr(ep.local), source: `stun ${live}`, kind: "stun", server: live, checked_at: s2.status().checked_at });
+    assert.deepEqual(s2.status(), {
+      address: formatAddr(ep.local),
+      source: `stun ${live}`,
+      kind: "stun",
+      server: live,
+      checked_at: s2.status().checked_at,
+    });
   });
 });
 

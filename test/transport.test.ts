@@ -3,7 +3,7 @@
  * binding, on 127.0.0.1 (one test binds `::` for the dual-stack rule). Every test closes what it
  * opens; a final `after` closes anything a failed test left behind so the process exits.
  */
-import { test, describe, after } from "node:test";
+import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createSocket, type Socket } from "node:dgram";
 import { createHash } from "node:crypto";
@@ -11,13 +11,13 @@ import { spawn } from "node:child_process";
 import { performance } from "node:perf_hooks";
 import { defaultConfig } from "../src/config/defaults.ts";
 import { AtlasError, isAtlasError } from "../src/errors.ts";
-import { identityFromSeed, type Identity } from "../src/identity/identity.ts";
+import { type Identity, identityFromSeed } from "../src/identity/identity.ts";
 import { generateSeed } from "../src/identity/keys.ts";
-import { QuicEndpoint, type EndpointOptions } from "../src/transport/endpoint.ts";
+import { type EndpointOptions, QuicEndpoint } from "../src/transport/endpoint.ts";
 import type { CloseInfo, QuicConnection } from "../src/transport/connection.ts";
 import type { QuicStream } from "../src/transport/stream.ts";
 import { transportOptions } from "../src/transport/options.ts";
-import { within, sleep } from "../src/util/time.ts";
+import { sleep, within } from "../src/util/time.ts";
 import { mulberry32, UdpForwarder } from "./helpers/udp-forwarder.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -130,7 +130,11 @@ function payload(size: number, seed: number): Buffer {
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 
 /** Connected client ⇄ server pair (server echoes unless `serve` says otherwise). */
-async function pair(serverOpts: Opts = {}, clientOpts: Opts = {}, serve: (s: QuicStream, c: QuicConnection) => void = echo) {
+async function pair(
+  serverOpts: Opts = {},
+  clientOpts: Opts = {},
+  serve: (s: QuicStream, c: QuicConnection) => void = echo,
+) {
   const server = await node(serverOpts, serve);
   const client = await node(clientOpts);
   const cconn = client.ep.connect(server.ep.local);
@@ -147,7 +151,10 @@ async function echoOnce(conn: QuicConnection, data: Uint8Array): Promise<Buffer>
 }
 
 /** Outcome of a promise within `ms`: value, error, or "pending". */
-async function settleWithin<T>(p: Promise<T>, ms: number): Promise<{ state: "fulfilled"; value: T } | { state: "rejected"; error: unknown } | { state: "pending" }> {
+async function settleWithin<T>(
+  p: Promise<T>,
+  ms: number,
+): Promise<{ state: "fulfilled"; value: T } | { state: "rejected"; error: unknown } | { state: "pending" }> {
   try {
     const v = await within(p.then((value) => ({ value })), ms);
     return v === undefined ? { state: "pending" } : { state: "fulfilled", value: v.value };
@@ -207,7 +214,10 @@ function stunBindingRequest(tid: Uint8Array): Buffer {
 }
 
 function assertAtlasError(e: unknown, code: AtlasError["code"]): void {
-  assert.ok(isAtlasError(e), `expected an AtlasError ${code}, got ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`);
+  assert.ok(
+    isAtlasError(e),
+    `expected an AtlasError ${code}, got ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`,
+  );
   assert.equal(e.code, code, `expected ${code}, got ${e.code}: ${e.message}`);
 }
 
@@ -220,8 +230,16 @@ describe("connections and streams", () => {
       assert.ok(p.cconn.isConnected && p.sconn.isConnected);
       assert.equal(p.cconn.isClient, true);
       assert.equal(p.sconn.isClient, false);
-      assert.deepEqual(Buffer.from(p.cconn.peerCertificate() ?? []), Buffer.from(p.server.id.certDer), "client sees the server's certificate");
-      assert.deepEqual(Buffer.from(p.sconn.peerCertificate() ?? []), Buffer.from(p.client.id.certDer), "server sees the client's certificate");
+      assert.deepEqual(
+        Buffer.from(p.cconn.peerCertificate() ?? []),
+        Buffer.from(p.server.id.certDer),
+        "client sees the server's certificate",
+      );
+      assert.deepEqual(
+        Buffer.from(p.sconn.peerCertificate() ?? []),
+        Buffer.from(p.client.id.certDer),
+        "server sees the client's certificate",
+      );
       assert.deepEqual(p.cconn.remote, p.server.ep.local);
       assert.deepEqual(p.sconn.remote, { host: LOCAL, port: p.client.ep.local.port });
       assert.equal(p.server.ep.connectionCount, 1);
@@ -320,7 +338,9 @@ describe("connections and streams", () => {
     },
   );
 
-  test("write backpressure: 8 MiB to a peer that does not read stays pending, resolves once it reads", { timeout: 30_000 }, async () => {
+  test("write backpressure: 8 MiB to a peer that does not read stays pending, resolves once it reads", {
+    timeout: 30_000,
+  }, async () => {
     const opts = transportOptions(defaultConfig());
     const accepted = deferred<QuicStream>();
     const p = await pair({}, {}, (s) => accepted.resolve(s)); // accepted, not read (yet)
@@ -351,7 +371,10 @@ describe("connections and streams", () => {
         h.update(c);
         buffered += c.length;
       }
-      assert.ok(buffered > 0 && buffered <= opts.initialStreamWindow, `peer had ${buffered} B buffered, its stream window is ${opts.initialStreamWindow} B`);
+      assert.ok(
+        buffered > 0 && buffered <= opts.initialStreamWindow,
+        `peer had ${buffered} B buffered, its stream window is ${opts.initialStreamWindow} B`,
+      );
       assert.equal(writeDone, false);
 
       // Now read everything: the write must complete.
@@ -421,7 +444,11 @@ describe("connections and streams", () => {
           const r = s.read(5000);
           r.catch(() => {});
           const out = await settleWithin(w, 3000);
-          assert.equal(out.state, "rejected", `stream #${i} (id ${s.id}): write ${out.state} after the peer aborted it`);
+          assert.equal(
+            out.state,
+            "rejected",
+            `stream #${i} (id ${s.id}): write ${out.state} after the peer aborted it`,
+          );
           if (out.state === "rejected") assertAtlasError(out.error, "ERR_RESET");
           await assert.rejects(r, (e) => (assertAtlasError(e, "ERR_RESET"), true));
         }
@@ -480,32 +507,43 @@ describe("connections and streams", () => {
     }
   });
 
-  test("closing a connection resolves `closed` on the other side with the app code and reason", { timeout: 15_000 }, async () => {
-    const p = await pair();
-    try {
-      await echoOnce(p.cconn, Buffer.from("warm up")); // 1-RTT both ways: app close allowed
-      const s = p.cconn.openStream();
-      await s.write(Buffer.from("ping"));
-      assert.equal(Buffer.from((await s.read(5000)) ?? []).toString(), "ping");
-      const pendingRead = s.read(5000); // the echo server sends nothing more
-      pendingRead.catch(() => {}); // asserted below
-      p.cconn.close(42, "bye now");
-      const remote = await within(p.sconn.closed, 5000);
-      assert.deepEqual(remote, { local: false, app: true, code: 42, reason: "bye now", timedOut: false } satisfies CloseInfo);
-      const local = await within(p.cconn.closed, 5000);
-      assert.equal(local?.local, true);
-      assert.equal(local?.code, 42);
-      // streams of a closed connection fail; no new ones can be opened
-      await assert.rejects(pendingRead, (e) => (assertAtlasError(e, "ERR_CLOSED"), true));
-      assert.throws(() => p.sconn.openStream(), (e) => (assertAtlasError(e, "ERR_CLOSED"), true));
-      assert.throws(() => p.cconn.openStream(), (e) => (assertAtlasError(e, "ERR_CLOSED"), true));
-      assert.equal(p.sconn.isOpen, false);
-      assert.equal(await waitFor(() => p.server.ep.connectionCount === 0, 1000), true, "the server forgot the connection");
-      assert.equal(p.client.ep.connectionCount, 0, "the client forgot the connection");
-    } finally {
-      await p.close();
-    }
-  });
+  test(
+    "closing a connection resolves `closed` on the other side with the app code and reason",
+    { timeout: 15_000 },
+    async () => {
+      const p = await pair();
+      try {
+        await echoOnce(p.cconn, Buffer.from("warm up")); // 1-RTT both ways: app close allowed
+        const s = p.cconn.openStream();
+        await s.write(Buffer.from("ping"));
+        assert.equal(Buffer.from((await s.read(5000)) ?? []).toString(), "ping");
+        const pendingRead = s.read(5000); // the echo server sends nothing more
+        pendingRead.catch(() => {}); // asserted below
+        p.cconn.close(42, "bye now");
+        const remote = await within(p.sconn.closed, 5000);
+        assert.deepEqual(
+          remote,
+          { local: false, app: true, code: 42, reason: "bye now", timedOut: false } satisfies CloseInfo,
+        );
+        const local = await within(p.cconn.closed, 5000);
+        assert.equal(local?.local, true);
+        assert.equal(local?.code, 42);
+        // streams of a closed connection fail; no new ones can be opened
+        await assert.rejects(pendingRead, (e) => (assertAtlasError(e, "ERR_CLOSED"), true));
+        assert.throws(() => p.sconn.openStream(), (e) => (assertAtlasError(e, "ERR_CLOSED"), true));
+        assert.throws(() => p.cconn.openStream(), (e) => (assertAtlasError(e, "ERR_CLOSED"), true));
+        assert.equal(p.sconn.isOpen, false);
+        assert.equal(
+          await waitFor(() => p.server.ep.connectionCount === 0, 1000),
+          true,
+          "the server forgot the connection",
+        );
+        assert.equal(p.client.ep.connectionCount, 0, "the client forgot the connection");
+      } finally {
+        await p.close();
+      }
+    },
+  );
 
   test("server-side close reaches the client with the app code and reason", { timeout: 15_000 }, async () => {
     const p = await pair();
@@ -517,7 +555,10 @@ describe("connections and streams", () => {
       pendingRead.catch(() => {}); // asserted below
       p.sconn.close(7, "go away");
       const info = await within(p.cconn.closed, 5000);
-      assert.deepEqual(info, { local: false, app: true, code: 7, reason: "go away", timedOut: false } satisfies CloseInfo);
+      assert.deepEqual(
+        info,
+        { local: false, app: true, code: 7, reason: "go away", timedOut: false } satisfies CloseInfo,
+      );
       await assert.rejects(pendingRead, (e) => (assertAtlasError(e, "ERR_RESET"), true));
       await assert.rejects(s.write(Buffer.from("more")), (e) => (assert.ok(isAtlasError(e)), true));
     } finally {
@@ -596,7 +637,9 @@ describe("demultiplexing and hostile input", () => {
 
       const big = payload(2_000_000, 11);
       const echoing = echoOnce(p.cconn, big); // QUIC traffic while STUN arrives
-      const reqs = new Map(Array.from({ length: 20 }, (_, i) => [i + 1, stunBindingRequest(Buffer.alloc(12, i + 1))] as const));
+      const reqs = new Map(
+        Array.from({ length: 20 }, (_, i) => [i + 1, stunBindingRequest(Buffer.alloc(12, i + 1))] as const),
+      );
       // not STUN: right first bits but no magic cookie; must be neither STUN nor break QUIC
       const fake = stunBindingRequest(Buffer.alloc(12, 0xee));
       fake.writeUInt32BE(0x2112a443, 4);
@@ -610,7 +653,11 @@ describe("demultiplexing and hostile input", () => {
 
       const echoed = await within(echoing, 10_000, () => new Error("echo stalled"));
       assert.equal(sha(echoed ?? Buffer.alloc(0)), sha(big));
-      assert.deepEqual([...replies.keys()].sort((x, y) => x - y), [...reqs.keys()], "every STUN request was answered through sendRaw");
+      assert.deepEqual(
+        [...replies.keys()].sort((x, y) => x - y),
+        [...reqs.keys()],
+        "every STUN request was answered through sendRaw",
+      );
       for (const { packet, from } of seen) {
         assert.deepEqual(packet, reqs.get(packet[8]!), "onStun got exactly a request we sent (and not the fake)");
         assert.deepEqual(from, { host: LOCAL, port: sock.address().port });
@@ -631,7 +678,13 @@ describe("demultiplexing and hostile input", () => {
       const bytes = (n: number) => Buffer.from(Array.from({ length: n }, () => Math.floor(rnd() * 256)));
       const port = p.server.ep.local.port;
       const junk: Buffer[] = [];
-      junk.push(Buffer.alloc(0), Buffer.from([0x40]), Buffer.from([0xc0]), Buffer.from([0xc0, 0, 0, 0, 1]), Buffer.from([0x00, 0x01]));
+      junk.push(
+        Buffer.alloc(0),
+        Buffer.from([0x40]),
+        Buffer.from([0xc0]),
+        Buffer.from([0xc0, 0, 0, 0, 1]),
+        Buffer.from([0x00, 0x01]),
+      );
       for (let i = 0; i < 200; i++) junk.push(bytes(1 + Math.floor(rnd() * 1400)));
       const longHeader = (type: number, version: number, dcidLen: number, total: number) => {
         const b = bytes(total);
@@ -736,60 +789,76 @@ describe("admission", () => {
     },
   );
 
-  test("per-IP handshake limit: the 4th connection from 127.0.0.1 in a minute is refused", { timeout: 20_000 }, async () => {
-    const server = await node({ handshakesPerIpPerMinute: 3 }, echo);
-    const client = await node();
-    try {
-      for (let i = 0; i < 3; i++) {
-        const c = client.ep.connect(server.ep.local);
-        await within(c.established, 5000, () => new Error(`connection ${i + 1} did not establish`));
-      }
-      assert.equal(server.ep.stats.refusedRate, 0);
-      // a second client endpoint (another port, same IP) is limited too
-      const other = await node();
+  test(
+    "per-IP handshake limit: the 4th connection from 127.0.0.1 in a minute is refused",
+    { timeout: 20_000 },
+    async () => {
+      const server = await node({ handshakesPerIpPerMinute: 3 }, echo);
+      const client = await node();
       try {
-        const c4 = other.ep.connect(server.ep.local);
-        const r = await settleWithin(c4.established, 1500);
-        assert.equal(r.state, "pending", "4th connection established");
-        assert.ok(server.ep.stats.refusedRate > 0, `stats: ${JSON.stringify(server.ep.stats)}`);
-        assert.equal(server.inbound.length, 3, "the server created no connection for it");
-        c4.close();
-        const info = await within(c4.closed, 2000);
-        assert.equal(info?.local, true);
+        for (let i = 0; i < 3; i++) {
+          const c = client.ep.connect(server.ep.local);
+          await within(c.established, 5000, () => new Error(`connection ${i + 1} did not establish`));
+        }
+        assert.equal(server.ep.stats.refusedRate, 0);
+        // a second client endpoint (another port, same IP) is limited too
+        const other = await node();
+        try {
+          const c4 = other.ep.connect(server.ep.local);
+          const r = await settleWithin(c4.established, 1500);
+          assert.equal(r.state, "pending", "4th connection established");
+          assert.ok(server.ep.stats.refusedRate > 0, `stats: ${JSON.stringify(server.ep.stats)}`);
+          assert.equal(server.inbound.length, 3, "the server created no connection for it");
+          c4.close();
+          const info = await within(c4.closed, 2000);
+          assert.equal(info?.local, true);
+        } finally {
+          await other.close();
+        }
       } finally {
-        await other.close();
+        await client.close();
+        await server.close();
       }
-    } finally {
-      await client.close();
-      await server.close();
-    }
-  });
+    },
+  );
 
-  test("max_connections: beyond the limit new connections are refused until one closes", { timeout: 20_000 }, async () => {
-    const server = await node({ maxConnections: 2 }, echo);
-    const client = await node();
-    try {
-      const c1 = client.ep.connect(server.ep.local);
-      const c2 = client.ep.connect(server.ep.local);
-      await within(Promise.all([c1.established, c2.established]), 5000, () => new Error("first two did not establish"));
-      const c3 = client.ep.connect(server.ep.local);
-      const r = await settleWithin(c3.established, 1500);
-      assert.equal(r.state, "pending", "3rd connection established over max_connections = 2");
-      assert.ok(server.ep.stats.refusedLimit > 0, `stats: ${JSON.stringify(server.ep.stats)}`);
-      assert.equal(server.ep.connectionCount, 2);
-      c3.close();
-      // free a slot: a new connection gets in
-      await echoOnce(c1, Buffer.from("x"));
-      c1.close(0, "make room");
-      assert.equal(await waitFor(() => server.ep.connectionCount === 1, 5000), true, "server did not drop the closed connection");
-      const c4 = client.ep.connect(server.ep.local);
-      await within(c4.established, 5000, () => new Error("connection after a slot was freed did not establish"));
-      assert.equal((await echoOnce(c4, Buffer.from("in"))).toString(), "in");
-    } finally {
-      await client.close();
-      await server.close();
-    }
-  });
+  test(
+    "max_connections: beyond the limit new connections are refused until one closes",
+    { timeout: 20_000 },
+    async () => {
+      const server = await node({ maxConnections: 2 }, echo);
+      const client = await node();
+      try {
+        const c1 = client.ep.connect(server.ep.local);
+        const c2 = client.ep.connect(server.ep.local);
+        await within(
+          Promise.all([c1.established, c2.established]),
+          5000,
+          () => new Error("first two did not establish"),
+        );
+        const c3 = client.ep.connect(server.ep.local);
+        const r = await settleWithin(c3.established, 1500);
+        assert.equal(r.state, "pending", "3rd connection established over max_connections = 2");
+        assert.ok(server.ep.stats.refusedLimit > 0, `stats: ${JSON.stringify(server.ep.stats)}`);
+        assert.equal(server.ep.connectionCount, 2);
+        c3.close();
+        // free a slot: a new connection gets in
+        await echoOnce(c1, Buffer.from("x"));
+        c1.close(0, "make room");
+        assert.equal(
+          await waitFor(() => server.ep.connectionCount === 1, 5000),
+          true,
+          "server did not drop the closed connection",
+        );
+        const c4 = client.ep.connect(server.ep.local);
+        await within(c4.established, 5000, () => new Error("connection after a slot was freed did not establish"));
+        assert.equal((await echoOnce(c4, Buffer.from("in"))).toString(), "in");
+      } finally {
+        await client.close();
+        await server.close();
+      }
+    },
+  );
 
   test("a client endpoint refuses to dial beyond its own max_connections", { timeout: 15_000 }, async () => {
     const server = await node({}, echo);
@@ -909,7 +978,9 @@ describe("endpoint lifecycle", () => {
       await client.close(); await server.close();
       console.log("closed:" + got);
     `;
-    const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let out = "";
     let err = "";
     child.stdout.on("data", (d) => (out += d));
@@ -925,42 +996,49 @@ describe("endpoint lifecycle", () => {
     const a = await node();
     try {
       await assert.rejects(node({ port: a.ep.local.port }), (e) => (assertAtlasError(e, "ERR_ADDR_IN_USE"), true));
-      await assert.rejects(node({ host: "::", port: a.ep.local.port }), (e) => (assertAtlasError(e, "ERR_ADDR_IN_USE"), true));
+      await assert.rejects(
+        node({ host: "::", port: a.ep.local.port }),
+        (e) => (assertAtlasError(e, "ERR_ADDR_IN_USE"), true),
+      );
       await assert.rejects(node({ host: "localhost" }), (e) => (assertAtlasError(e, "ERR_CONFIG"), true));
     } finally {
       await a.close();
     }
   });
 
-  test("a dual-stack '::' endpoint accepts an IPv4 client and shows it as plain IPv4", { timeout: 15_000 }, async () => {
-    const server = await node({ host: "::" }, echo);
-    const client = await node();
-    const sock = await udpSocket();
-    try {
-      const target = { host: LOCAL, port: server.ep.local.port };
-      const c = client.ep.connect(target);
-      await within(c.established, 5000, () => new Error("IPv4 client did not reach the '::' endpoint"));
-      const sc = await server.nth(0);
-      assert.deepEqual(sc.remote, { host: LOCAL, port: client.ep.local.port }, "remote is plain IPv4, not ::ffff:");
-      assert.equal((await echoOnce(c, Buffer.from("v4 over v6"))).toString(), "v4 over v6");
+  test(
+    "a dual-stack '::' endpoint accepts an IPv4 client and shows it as plain IPv4",
+    { timeout: 15_000 },
+    async () => {
+      const server = await node({ host: "::" }, echo);
+      const client = await node();
+      const sock = await udpSocket();
+      try {
+        const target = { host: LOCAL, port: server.ep.local.port };
+        const c = client.ep.connect(target);
+        await within(c.established, 5000, () => new Error("IPv4 client did not reach the '::' endpoint"));
+        const sc = await server.nth(0);
+        assert.deepEqual(sc.remote, { host: LOCAL, port: client.ep.local.port }, "remote is plain IPv4, not ::ffff:");
+        assert.equal((await echoOnce(c, Buffer.from("v4 over v6"))).toString(), "v4 over v6");
 
-      let from: { host: string; port: number } | undefined;
-      server.ep.onStun = (_p, f) => (from = f);
-      for (let i = 0; i < 20 && !from; i++) {
-        await send(sock, stunBindingRequest(Buffer.alloc(12, 3)), server.ep.local.port);
-        await waitFor(() => from !== undefined, 100);
+        let from: { host: string; port: number } | undefined;
+        server.ep.onStun = (_p, f) => (from = f);
+        for (let i = 0; i < 20 && !from; i++) {
+          await send(sock, stunBindingRequest(Buffer.alloc(12, 3)), server.ep.local.port);
+          await waitFor(() => from !== undefined, 100);
+        }
+        assert.deepEqual(from, { host: LOCAL, port: sock.address().port });
+
+        // and the dual-stack endpoint dials IPv4 peers too
+        const back = server.ep.connect({ host: LOCAL, port: client.ep.local.port });
+        client.ep.onConnection = (cc) => (cc.onStream = echo);
+        await within(back.established, 5000, () => new Error("'::' endpoint could not dial 127.0.0.1"));
+        assert.deepEqual(back.remote, { host: LOCAL, port: client.ep.local.port });
+      } finally {
+        await closeSocket(sock);
+        await client.close();
+        await server.close();
       }
-      assert.deepEqual(from, { host: LOCAL, port: sock.address().port });
-
-      // and the dual-stack endpoint dials IPv4 peers too
-      const back = server.ep.connect({ host: LOCAL, port: client.ep.local.port });
-      client.ep.onConnection = (cc) => (cc.onStream = echo);
-      await within(back.established, 5000, () => new Error("'::' endpoint could not dial 127.0.0.1"));
-      assert.deepEqual(back.remote, { host: LOCAL, port: client.ep.local.port });
-    } finally {
-      await closeSocket(sock);
-      await client.close();
-      await server.close();
-    }
-  });
+    },
+  );
 });

@@ -1,27 +1,27 @@
-import { test, describe } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { isIPv6 } from "node:net";
 import fc from "fast-check";
 import { encode as encodeMsgpack } from "@msgpack/msgpack";
 import {
-  MsgType,
-  HEADER_LEN,
-  TRUST_LEVELS,
-  Limits,
-  encodeFrame,
   decodeFrame,
+  encodeFrame,
   FrameReader,
-  WireError,
+  HEADER_LEN,
   isAddress,
-  isRelayAddress,
   isJsonText,
-  parseIPv6,
-  utf8Length,
-  type WireMessage,
+  isRelayAddress,
+  Limits,
+  MsgType,
   type MsgTypeName,
   type OperatorInfo,
+  parseIPv6,
   type PeerRecord,
   type SignedRecord,
+  TRUST_LEVELS,
+  utf8Length,
+  WireError,
+  type WireMessage,
 } from "../src/wire/index.ts";
 
 const RUNS = 1000;
@@ -91,7 +91,10 @@ const peerRecord: fc.Arbitrary<PeerRecord> = fc.record(
     last_seen: timestamp,
     record: signedRecord,
   },
-  { requiredKeys: ["node_id", "public_key", "address", "relays", "name", "skills", "last_seen"], noNullPrototype: true },
+  {
+    requiredKeys: ["node_id", "public_key", "address", "relays", "name", "skills", "last_seen"],
+    noNullPrototype: true,
+  },
 );
 
 /** Builds `{type, ...fields}` where keys of `optional` may be left out (never set to undefined). */
@@ -276,9 +279,34 @@ describe("robustness (fast-check)", () => {
     })).v;
     // field names the schemas use, so that random maps hit the validators
     const keys = fc.constantFrom(
-      "node_id", "name", "skills", "public_key", "protocol_v", "timestamp", "challenge", "signature",
-      "operator", "listen_addrs", "relays", "status", "id", "from", "to", "body", "peers", "session",
-      "code", "reason", "message", "ts", "echo", "limit", "record", "address", "data", "fid",
+      "node_id",
+      "name",
+      "skills",
+      "public_key",
+      "protocol_v",
+      "timestamp",
+      "challenge",
+      "signature",
+      "operator",
+      "listen_addrs",
+      "relays",
+      "status",
+      "id",
+      "from",
+      "to",
+      "body",
+      "peers",
+      "session",
+      "code",
+      "reason",
+      "message",
+      "ts",
+      "echo",
+      "limit",
+      "record",
+      "address",
+      "data",
+      "fid",
     );
     fc.assert(
       fc.property(fc.constantFrom(...types), fc.dictionary(keys, value, { maxKeys: 8 }), (t, map) => {
@@ -397,11 +425,11 @@ describe("validators (fast-check)", () => {
     const jsonish = fc.oneof(
       fc.json(),
       fc.json().map((s) => s.replace(/,/, ",,")),
-      fc.tuple(fc.json(), fc.nat(), fc.constantFrom(..."{}[],:\"\\ -+.eE0123456789tfnu\n\t\u0001x")).map(
+      fc.tuple(fc.json(), fc.nat(), fc.constantFrom(...'{}[],:"\\ -+.eE0123456789tfnu\n\t\u0001x')).map(
         ([s, i, c]) => s.slice(0, i % (s.length + 1)) + c + s.slice(i % (s.length + 1)),
       ),
       fc.tuple(fc.json(), fc.nat()).map(([s, i]) => s.slice(0, i % (s.length + 1))),
-      fc.string({ unit: fc.constantFrom(..."{}[],:\"\\ -+.eE0123456789tfnul\n\r\t") }),
+      fc.string({ unit: fc.constantFrom(...'{}[],:"\\ -+.eE0123456789tfnul\n\r\t') }),
       fc.string(),
     );
     fc.assert(
@@ -439,10 +467,14 @@ describe("validators (fast-check)", () => {
 
   test("utf8Length matches TextEncoder", () => {
     fc.assert(
-      fc.property(fc.string({ unit: "binary" }), fc.string({ unit: fc.constantFrom("a", "\ud800", "\udc00", "é") }), (s, t) => {
-        assert.equal(utf8Length(s), new TextEncoder().encode(s).length);
-        assert.equal(utf8Length(t), new TextEncoder().encode(t).length);
-      }),
+      fc.property(
+        fc.string({ unit: "binary" }),
+        fc.string({ unit: fc.constantFrom("a", "\ud800", "\udc00", "é") }),
+        (s, t) => {
+          assert.equal(utf8Length(s), new TextEncoder().encode(s).length);
+          assert.equal(utf8Length(t), new TextEncoder().encode(t).length);
+        },
+      ),
       { numRuns: RUNS },
     );
   });

@@ -1,27 +1,27 @@
-import { test, describe } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { encode as mpEncode } from "@msgpack/msgpack";
 import {
-  FRAME_MAGIC,
-  WIRE_VERSION,
-  HEADER_LEN,
-  MAX_PAYLOAD,
-  PRE_HANDSHAKE_MAX_PAYLOAD,
-  MsgType,
+  decodeFrame,
   DISCONNECT_SHUTDOWN,
   encodeFrame,
-  decodeFrame,
+  FRAME_MAGIC,
   FrameReader,
-  WireError,
+  HEADER_LEN,
   isAddress,
-  isRelayAddress,
-  isNodeId,
-  isMsgId,
   isJsonText,
-  parseHostPort,
-  utf8Length,
-  type WireMessage,
+  isMsgId,
+  isNodeId,
+  isRelayAddress,
+  MAX_PAYLOAD,
+  MsgType,
   type MsgTypeName,
+  parseHostPort,
+  PRE_HANDSHAKE_MAX_PAYLOAD,
+  utf8Length,
+  WIRE_VERSION,
+  WireError,
+  type WireMessage,
 } from "../src/wire/index.ts";
 import { AtlasError } from "../src/errors.ts";
 
@@ -203,8 +203,27 @@ describe("encode/decode", () => {
     // header: magic, version 1, type 0xf0, length 13
     // payload: fixmap(2) "ts" uint32 0x69224e80, "id" 7
     const expected = [
-      0xac, 0x01, 0x01, 0xf0, 0x00, 0x00, 0x00, 0x0d,
-      0x82, 0xa2, 0x74, 0x73, 0xce, 0x69, 0x22, 0x4e, 0x80, 0xa2, 0x69, 0x64, 0x07,
+      0xac,
+      0x01,
+      0x01,
+      0xf0,
+      0x00,
+      0x00,
+      0x00,
+      0x0d,
+      0x82,
+      0xa2,
+      0x74,
+      0x73,
+      0xce,
+      0x69,
+      0x22,
+      0x4e,
+      0x80,
+      0xa2,
+      0x69,
+      0x64,
+      0x07,
     ];
     assert.deepEqual([...f], expected);
     assert.deepEqual(decodeFrame(new Uint8Array(expected)), { type: "Ping", ts: 1763856000, id: 7 });
@@ -252,7 +271,33 @@ describe("encode/decode", () => {
 
   test("int64 timestamps (bigint on decode) are accepted when safe", () => {
     // uint64 and int64 encodings of small and large values
-    const p = new Uint8Array([0x82, 0xa2, 0x74, 0x73, 0xcf, 0, 0, 0, 0, 0x69, 0x22, 0x4e, 0x80, 0xa2, 0x69, 0x64, 0xd3, 0, 0, 0, 0, 0, 0, 0, 7]);
+    const p = new Uint8Array([
+      0x82,
+      0xa2,
+      0x74,
+      0x73,
+      0xcf,
+      0,
+      0,
+      0,
+      0,
+      0x69,
+      0x22,
+      0x4e,
+      0x80,
+      0xa2,
+      0x69,
+      0x64,
+      0xd3,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      7,
+    ]);
     assert.deepEqual(decodeFrame(frame(0xf0, p)), { type: "Ping", ts: 1763856000, id: 7 });
     const big = new Uint8Array([0x82, 0xa2, 0x74, 0x73, 0xcf, 0xff, 0, 0, 0, 0, 0, 0, 0, 0xa2, 0x69, 0x64, 0x07]);
     assert.throws(() => decodeFrame(frame(0xf0, big)), wireErr(2003, /Ping\.ts must be a safe integer/));
@@ -271,7 +316,9 @@ describe("encode/decode", () => {
       { type: "Nope" },
       { type: "VerifyAck", status: "maybe" },
     ];
-    for (const m of bad) assert.throws(() => encodeFrame(m as unknown as WireMessage), wireErr(2003), JSON.stringify(m));
+    for (const m of bad) {
+      assert.throws(() => encodeFrame(m as unknown as WireMessage), wireErr(2003), JSON.stringify(m));
+    }
     assert.throws(
       () => encodeFrame({ type: "Hello", ...payloadOf(samples[0]!), public_key: new Uint8Array(31) } as WireMessage),
       wireErr(2003, /^Hello\.public_key must be 32 bytes$/),
@@ -351,7 +398,9 @@ describe("decode errors", () => {
       [0x81, 0xa9, ...new TextEncoder().encode("__proto__"), 0x01],
       [0x80, 0x00], // extra bytes after the map
     ];
-    for (const c of cases) assert.throws(() => decodeFrame(frame(0xf0, new Uint8Array(c))), wireErr(2003), JSON.stringify(c));
+    for (const c of cases) {
+      assert.throws(() => decodeFrame(frame(0xf0, new Uint8Array(c))), wireErr(2003), JSON.stringify(c));
+    }
   });
   test("deep nesting is refused", () => {
     // {"x": [[[[[[[[[]]]]]]]]]} nested beyond MAX_DEPTH
@@ -392,18 +441,41 @@ describe("decode errors", () => {
       [0x21, { limit: 0 }, /BootstrapDiscover\.limit must be a positive/],
       [0x21, { operator: "@bob" }, /BootstrapDiscover\.operator/],
       [0x22, { peers: {} }, /BootstrapPeers\.peers must be an array/],
-      [0x22, { peers: [{ ...(samples[15] as { peers: object[] }).peers[1], public_key: key(1).subarray(1) }] }, /BootstrapPeers\.peers\[0\]\.public_key must be 32 bytes/],
+      [
+        0x22,
+        { peers: [{ ...(samples[15] as { peers: object[] }).peers[1], public_key: key(1).subarray(1) }] },
+        /BootstrapPeers\.peers\[0\]\.public_key must be 32 bytes/,
+      ],
       [0x20, { ...payloadOf(samples[10]!), address: "host-without-port" }, /BootstrapRegister\.address/],
-      [0x20, { ...payloadOf(samples[10]!), record: { data: new Uint8Array(1), signature: sig(1).subarray(1) } }, /BootstrapRegister\.record\.signature must be 64 bytes/],
+      [
+        0x20,
+        { ...payloadOf(samples[10]!), record: { data: new Uint8Array(1), signature: sig(1).subarray(1) } },
+        /BootstrapRegister\.record\.signature must be 64 bytes/,
+      ],
       [0xff, { reason: "R".repeat(65), message: "" }, /Disconnect\.reason/],
       [0x33, { code: 2 ** 32, reason: "x" }, /RelayError\.code/],
     ];
-    for (const [t, p, re] of cases) assert.throws(() => decodeFrame(frame(t, mpEncode(p))), wireErr(2003, re), re.source);
+    for (const [t, p, re] of cases) {
+      assert.throws(() => decodeFrame(frame(t, mpEncode(p))), wireErr(2003, re), re.source);
+    }
   });
   test("strings must be valid UTF-8 on the wire and well-formed when encoding", () => {
     // Disconnect {reason: "R", message: <bytes>}
     const withMessage = (bytes: number[]) =>
-      frame(0xff, new Uint8Array([0x82, 0xa6, ...new TextEncoder().encode("reason"), 0xa1, 0x52, 0xa7, ...new TextEncoder().encode("message"), 0xa0 | bytes.length, ...bytes]));
+      frame(
+        0xff,
+        new Uint8Array([
+          0x82,
+          0xa6,
+          ...new TextEncoder().encode("reason"),
+          0xa1,
+          0x52,
+          0xa7,
+          ...new TextEncoder().encode("message"),
+          0xa0 | bytes.length,
+          ...bytes,
+        ]),
+      );
     assert.deepEqual(decodeFrame(withMessage([0xc3, 0xa9])), { type: "Disconnect", reason: "R", message: "é" });
     for (const bad of [[0xff], [0xc3], [0xed, 0xa0, 0x80], [0xc0, 0x80], [0xf4, 0x90, 0x80, 0x80], [0xe2, 0x82]]) {
       assert.throws(() => decodeFrame(withMessage(bad)), wireErr(2003, /UTF-8/), JSON.stringify(bad));
@@ -548,7 +620,10 @@ describe("FrameReader", () => {
   test("a header alone does not make the reader allocate the declared payload", () => {
     const r = new FrameReader();
     const capacity = () => (r as unknown as { buf: Uint8Array }).buf.length;
-    const m = { ...(samples[6] as Extract<WireMessage, { type: "Message" }>), body: JSON.stringify("w".repeat(MAX_PAYLOAD - 300)) };
+    const m = {
+      ...(samples[6] as Extract<WireMessage, { type: "Message" }>),
+      body: JSON.stringify("w".repeat(MAX_PAYLOAD - 300)),
+    };
     const f = encodeFrame(m);
     r.push(f.subarray(0, 100));
     assert.equal(r.next(), null);
@@ -573,7 +648,10 @@ describe("FrameReader", () => {
   });
 
   test("pre-handshake limit 64 KiB, then raised to 4 MiB", () => {
-    const m = { ...(samples[6] as Extract<WireMessage, { type: "Message" }>), body: JSON.stringify("z".repeat(70_000)) };
+    const m = {
+      ...(samples[6] as Extract<WireMessage, { type: "Message" }>),
+      body: JSON.stringify("z".repeat(70_000)),
+    };
     const f = encodeFrame(m);
     const r1 = new FrameReader(PRE_HANDSHAKE_MAX_PAYLOAD);
     r1.push(f);
@@ -628,7 +706,10 @@ describe("FrameReader", () => {
   });
 
   test("a large frame arriving in small chunks", () => {
-    const m = { ...(samples[6] as Extract<WireMessage, { type: "Message" }>), body: JSON.stringify("q".repeat(1_000_000)) };
+    const m = {
+      ...(samples[6] as Extract<WireMessage, { type: "Message" }>),
+      body: JSON.stringify("q".repeat(1_000_000)),
+    };
     const f = encodeFrame(m);
     const r = new FrameReader();
     let got: WireMessage | null = null;
@@ -708,8 +789,37 @@ describe("field validators", () => {
     assert.ok(!isAddress(`${A}@1.2.3.4:1`));
   });
   test("JSON text", () => {
-    const good = ['{"a":1}', "[]", "0", "-0.5e+10", '"x"', " true ", "null", '{"a":[1,{"b":"\\u00e9\\n"}]}', "1E400", '"\ud800"'];
-    const bad = ["", " ", "{", "[1,]", '{"a":1,}', "01", "1.", ".5", "+1", "NaN", "'x'", '"\\x"', '"a\nb"', "[1] x", "tru", "{a:1}", "\ufeff1"];
+    const good = [
+      '{"a":1}',
+      "[]",
+      "0",
+      "-0.5e+10",
+      '"x"',
+      " true ",
+      "null",
+      '{"a":[1,{"b":"\\u00e9\\n"}]}',
+      "1E400",
+      '"\ud800"',
+    ];
+    const bad = [
+      "",
+      " ",
+      "{",
+      "[1,]",
+      '{"a":1,}',
+      "01",
+      "1.",
+      ".5",
+      "+1",
+      "NaN",
+      "'x'",
+      '"\\x"',
+      '"a\nb"',
+      "[1] x",
+      "tru",
+      "{a:1}",
+      "\ufeff1",
+    ];
     for (const s of good) assert.ok(isJsonText(s), s);
     for (const s of bad) assert.ok(!isJsonText(s), JSON.stringify(s));
   });

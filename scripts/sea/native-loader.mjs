@@ -40,7 +40,9 @@ export function loadNative(spec) {
   const done = loaded.get(spec.asset);
   if (done) return done;
   if (!sea.isSea()) {
-    throw new Error(`atlas: the ${spec.name} addon is embedded for the standalone binary only; this bundle is not running as one`);
+    throw new Error(
+      `atlas: the ${spec.name} addon is embedded for the standalone binary only; this bundle is not running as one`,
+    );
   }
   const failures = [];
   for (const { dir, shared } of cacheDirs()) {
@@ -120,7 +122,7 @@ function materialize(dir, shared, spec) {
   const tmp = `${file}.${process.pid}-${randomBytes(6).toString("hex")}.tmp`;
   const fd = fs.openSync(tmp, "wx", 0o755);
   try {
-    for (let off = 0; off < data.byteLength; ) off += fs.writeSync(fd, data, off, data.byteLength - off);
+    for (let off = 0; off < data.byteLength;) off += fs.writeSync(fd, data, off, data.byteLength - off);
     fs.fsyncSync(fd);
   } catch (err) {
     fs.closeSync(fd);

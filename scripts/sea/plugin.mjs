@@ -21,7 +21,7 @@
 
 import fs from "node:fs";
 import { isBuiltin } from "node:module";
-import { locateAddon, BuildError } from "./targets.mjs";
+import { BuildError, locateAddon } from "./targets.mjs";
 
 const QUICHE_JS = /[\\/]node_modules[\\/]@matrixai[\\/]quic[\\/]dist[\\/]native[\\/]quiche\.js$/;
 const LIBSQL_JS = /[\\/]node_modules[\\/]libsql[\\/](index|promise)\.js$/;
@@ -50,13 +50,19 @@ export function seaPlugin({ root, target, loaderPath, used, missing }) {
         });
         if (count !== 1) {
           return {
-            errors: [{ text: `libsql's requireNative() no longer matches ${LIBSQL_REQUIRE} (${count} matches): update scripts/sea/plugin.mjs` }],
+            errors: [{
+              text:
+                `libsql's requireNative() no longer matches ${LIBSQL_REQUIRE} (${count} matches): update scripts/sea/plugin.mjs`,
+            }],
           };
         }
         return { contents, loader: "js" };
       });
 
-      build.onResolve({ filter: new RegExp(`^${NS}:`) }, (args) => ({ path: args.path.slice(NS.length + 1), namespace: NS }));
+      build.onResolve(
+        { filter: new RegExp(`^${NS}:`) },
+        (args) => ({ path: args.path.slice(NS.length + 1), namespace: NS }),
+      );
 
       build.onLoad({ filter: /.*/, namespace: NS }, (args) => {
         let spec;
@@ -70,8 +76,7 @@ export function seaPlugin({ root, target, loaderPath, used, missing }) {
         used.set(args.path, spec);
         const runtime = { name: spec.name, asset: spec.asset, file: spec.file, size: spec.size, sha256: spec.sha256 };
         return {
-          contents:
-            `// ${spec.name} for ${target}, embedded as SEA asset ${spec.asset}\n` +
+          contents: `// ${spec.name} for ${target}, embedded as SEA asset ${spec.asset}\n` +
             `module.exports = require(${JSON.stringify(loaderPath)}).loadNative(${JSON.stringify(runtime)});\n`,
           loader: "js",
           resolveDir: root,
@@ -81,18 +86,24 @@ export function seaPlugin({ root, target, loaderPath, used, missing }) {
       // `await import("node:fs")` would stay a real import() in CommonJS output, and V8 code cache
       // in a SEA cannot run import(). Route dynamic imports of built-ins through a tiny CommonJS
       // module so esbuild turns them into a lazy require() like any other dynamic import.
-      build.onResolve({ filter: /^[a-z0-9_:\/]+$/ }, (args) =>
-        args.kind === "dynamic-import" && isBuiltin(args.path) ? { path: args.path, namespace: "atlas-sea-builtin" } : undefined,
+      build.onResolve(
+        { filter: /^[a-z0-9_:\/]+$/ },
+        (args) =>
+          args.kind === "dynamic-import" && isBuiltin(args.path)
+            ? { path: args.path, namespace: "atlas-sea-builtin" }
+            : undefined,
       );
       build.onLoad({ filter: /.*/, namespace: "atlas-sea-builtin" }, (args) => ({
         contents: `module.exports = require(${JSON.stringify(args.path)});\n`,
         loader: "js",
       }));
 
-      build.onResolve({ filter: /^(bufferutil|utf-8-validate|supports-color)$/ }, (args) => ({ path: args.path, namespace: "atlas-sea-stub" }));
+      build.onResolve(
+        { filter: /^(bufferutil|utf-8-validate|supports-color)$/ },
+        (args) => ({ path: args.path, namespace: "atlas-sea-stub" }),
+      );
       build.onLoad({ filter: /.*/, namespace: "atlas-sea-stub" }, (args) => ({
-        contents:
-          `// Optional dependency (of ws, of debug), not shipped in the binary: the caller catches this.\n` +
+        contents: `// Optional dependency (of ws, of debug), not shipped in the binary: the caller catches this.\n` +
           `throw Object.assign(new Error("Cannot find module '${args.path}'"), { code: "MODULE_NOT_FOUND" });\n`,
         loader: "js",
       }));

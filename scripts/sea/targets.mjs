@@ -14,8 +14,14 @@ export const TARGETS = {
   "linux-x64": { quic: ["linux-x64"], libsql: "linux-x64-gnu" },
   "linux-arm64": { quic: ["linux-arm64"], libsql: "linux-arm64-gnu" },
   "linux-arm": { quic: ["linux-arm"], libsql: "linux-arm-gnueabihf" },
-  "darwin-x64": { quic: ["darwin-x64", "darwin-x64+arm64", "darwin-arm64+x64", "darwin-universal"], libsql: "darwin-x64" },
-  "darwin-arm64": { quic: ["darwin-arm64", "darwin-arm64+x64", "darwin-x64+arm64", "darwin-universal"], libsql: "darwin-arm64" },
+  "darwin-x64": {
+    quic: ["darwin-x64", "darwin-x64+arm64", "darwin-arm64+x64", "darwin-universal"],
+    libsql: "darwin-x64",
+  },
+  "darwin-arm64": {
+    quic: ["darwin-arm64", "darwin-arm64+x64", "darwin-x64+arm64", "darwin-universal"],
+    libsql: "darwin-arm64",
+  },
   "win32-x64": { quic: ["win32-x64"], libsql: "win32-x64-msvc" },
   "win32-arm64": { quic: ["win32-arm64"], libsql: null },
 };
@@ -42,7 +48,11 @@ export function locateAddon(root, addon, target) {
   const owner = addon === "quic" ? "@matrixai/quic" : "libsql";
   const ownerPkg = readJson(path.join(nm, owner, "package.json"));
   const published = Object.keys(ownerPkg.optionalDependencies ?? {});
-  const candidates = addon === "quic" ? t.quic.map((s) => `@matrixai/quic-${s}`) : t.libsql ? [`@libsql/${t.libsql}`] : [];
+  const candidates = addon === "quic"
+    ? t.quic.map((s) => `@matrixai/quic-${s}`)
+    : t.libsql
+    ? [`@libsql/${t.libsql}`]
+    : [];
 
   for (const name of candidates) {
     const dir = path.join(nm, name);
@@ -70,13 +80,21 @@ export function locateAddon(root, addon, target) {
   const wanted = candidates[0] ?? `${owner} addon for ${target}`;
   const major = ownerPkg.version.split(".")[0];
   const known = REALLY_PUBLISHED[owner]?.[major];
-  if (known ? !known.some((s) => candidates.includes(`${addonPrefix(owner)}${s}`)) : !published.some((n) => candidates.includes(n))) {
+  if (
+    known
+      ? !known.some((s) => candidates.includes(`${addonPrefix(owner)}${s}`))
+      : !published.some((n) => candidates.includes(n))
+  ) {
     const ships = known ?? published.map((n) => n.slice(addonPrefix(owner).length));
     throw new BuildError(
-      `${owner} ${known ? `${major}.x` : ownerPkg.version} ships a prebuilt addon for ${ships.join(", ")} only; no ${wanted} in node_modules`,
+      `${owner} ${known ? `${major}.x` : ownerPkg.version} ships a prebuilt addon for ${
+        ships.join(", ")
+      } only; no ${wanted} in node_modules`,
     );
   }
-  const name = candidates.find((n) => (known ? known.some((s) => n === `${addonPrefix(owner)}${s}`) : published.includes(n)));
+  const name = candidates.find((
+    n,
+  ) => (known ? known.some((s) => n === `${addonPrefix(owner)}${s}`) : published.includes(n)));
   // --force: npm refuses a package whose "os"/"cpu" do not match this machine otherwise.
   throw new BuildError(
     `no ${name} in node_modules (the ${owner} addon for ${target}); get it with: npm install --no-save --force ${name}@${ownerPkg.version}`,
@@ -107,7 +125,9 @@ function executableKind(buf) {
   if (buf.readUInt32BE(0) === 0xcafebabe) return { platform: "darwin", arch: "universal" };
   if (buf.toString("latin1", 0, 2) === "MZ") {
     const pe = buf.readUInt32LE(0x3c);
-    if (buf.toString("latin1", pe, pe + 4) === "PE\0\0") return { platform: "win32", arch: PE_MACHINES[buf.readUInt16LE(pe + 4)] };
+    if (buf.toString("latin1", pe, pe + 4) === "PE\0\0") {
+      return { platform: "win32", arch: PE_MACHINES[buf.readUInt16LE(pe + 4)] };
+    }
   }
   return null;
 }
@@ -131,15 +151,21 @@ export function checkNodeBinary(file, target, blobNodeVersion) {
     throw new BuildError(`--node-binary ${file} is ${got}, not a ${target} Node binary`);
   }
   const fuse = buf.indexOf(`${SEA_FUSE}:`);
-  if (fuse < 0) throw new BuildError(`Node binary ${file} has no SEA fuse (not a Node >= 20 build with single-executable support)`);
-  if (buf[fuse + SEA_FUSE.length + 1] !== 0x30) throw new BuildError(`Node binary ${file} already has a SEA blob injected`);
+  if (fuse < 0) {
+    throw new BuildError(`Node binary ${file} has no SEA fuse (not a Node >= 20 build with single-executable support)`);
+  }
+  if (buf[fuse + SEA_FUSE.length + 1] !== 0x30) {
+    throw new BuildError(`Node binary ${file} already has a SEA blob injected`);
+  }
   // process.release.sourceUrl is compiled in as ".../download/release/vX.Y.Z/...".
   const at = buf.indexOf("/download/release/v");
   const m = at < 0 ? null : /^\/download\/release\/(v\d+\.\d+\.\d+)\//.exec(buf.toString("latin1", at, at + 64));
   const version = m ? m[1] : null;
   const [major, minor] = (version ?? "v99.0").slice(1).split(".").map(Number);
   if (major < 20 || (major === 20 && minor < 12)) {
-    throw new BuildError(`Node binary ${file} is ${version}; the standalone binary needs Node >= 20.12 (SEA assets, node:sea)`);
+    throw new BuildError(
+      `Node binary ${file} is ${version}; the standalone binary needs Node >= 20.12 (SEA assets, node:sea)`,
+    );
   }
   if (version && blobNodeVersion && version !== blobNodeVersion) {
     throw new BuildError(

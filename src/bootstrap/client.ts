@@ -20,11 +20,17 @@ import type { AtlasNode } from "../net/node.ts";
 import type { Session } from "../net/session.ts";
 import { resolveNodeRef } from "../net/target.ts";
 import type { PeerRow, PeerUpdate, Store } from "../store/index.ts";
-import { silentLogger, type Logger } from "../util/log.ts";
+import { type Logger, silentLogger } from "../util/log.ts";
 import { sleep, unixNow } from "../util/time.ts";
-import { DISCONNECT_SHUTDOWN, type BootstrapDiscover, type BootstrapRegister, type PeerRecord, type WireMessage } from "../wire/messages.ts";
+import {
+  type BootstrapDiscover,
+  type BootstrapRegister,
+  DISCONNECT_SHUTDOWN,
+  type PeerRecord,
+  type WireMessage,
+} from "../wire/messages.ts";
 import { nodeIdFromPublicKey } from "../identity/node-id.ts";
-import { makeRecord, tryVerifyRecord, type RecordData } from "./record.ts";
+import { makeRecord, type RecordData, tryVerifyRecord } from "./record.ts";
 import { MAX_DISCOVER_LIMIT, normalizeOperator } from "./registry.ts";
 
 /** What a daemon service is (the daemon's Service interface, restated to keep this module light). */
@@ -64,7 +70,7 @@ export async function withBootstrap<T>(node: AtlasNode, text: string, fn: (s: Se
   if (!s) {
     s = await node.connectTo(t.addr, { expectedNodeId: t.nodeId });
     use = borrowed.get(s);
-    if (!use) borrowed.set(s, (use = { users: 0, ours: true }));
+    if (!use) borrowed.set(s, use = { users: 0, ours: true });
   }
   if (use) use.users++;
   const session = s;
@@ -73,13 +79,21 @@ export async function withBootstrap<T>(node: AtlasNode, text: string, fn: (s: Se
   } finally {
     if (use && --use.users === 0) {
       borrowed.delete(session);
-      if (use.ours && !session.pinned && session.isOpen) void session.disconnect(DISCONNECT_SHUTDOWN, "bootstrap exchange done", "bootstrap_done");
+      if (use.ours && !session.pinned && session.isOpen) {
+        void session.disconnect(DISCONNECT_SHUTDOWN, "bootstrap exchange done", "bootstrap_done");
+      }
     }
   }
 }
 
-function expectType<K extends WireMessage["type"]>(res: WireMessage, type: K, what: string): Extract<WireMessage, { type: K }> {
-  if (res.type !== type) throw new AtlasError("ERR_MESSAGE_REJECTED", `bootstrap node answered ${what} with ${res.type}`);
+function expectType<K extends WireMessage["type"]>(
+  res: WireMessage,
+  type: K,
+  what: string,
+): Extract<WireMessage, { type: K }> {
+  if (res.type !== type) {
+    throw new AtlasError("ERR_MESSAGE_REJECTED", `bootstrap node answered ${what} with ${res.type}`);
+  }
   return res as Extract<WireMessage, { type: K }>;
 }
 
@@ -112,7 +126,13 @@ export function registrationMessage(node: AtlasNode, publicAddress?: string | nu
     skills: node.card.skills,
     operator_username: node.card.operator?.username,
   });
-  const m: BootstrapRegister = { type: "BootstrapRegister", node_id: node.nodeId, address, timestamp: unixNow(), record };
+  const m: BootstrapRegister = {
+    type: "BootstrapRegister",
+    node_id: node.nodeId,
+    address,
+    timestamp: unixNow(),
+    record,
+  };
   if (pub) m.public_address = pub;
   return m;
 }
@@ -121,12 +141,25 @@ export function registrationMessage(node: AtlasNode, publicAddress?: string | nu
  * Register once with one bootstrap node; throws on any failure. The message (and its signed
  * record) is built once the session is up, so it says what this node knows at sending time.
  */
-export async function registerWith(node: AtlasNode, bootstrap: string, publicAddress: () => string | null | undefined = () => undefined): Promise<void> {
+export async function registerWith(
+  node: AtlasNode,
+  bootstrap: string,
+  publicAddress: () => string | null | undefined = () => undefined,
+): Promise<void> {
   await withBootstrap(node, bootstrap, async (s) => {
     const msg = registrationMessage(node, publicAddress());
     if (!msg) throw new AtlasError("ERR_CONFIG", "this node has no address to advertise (it does not listen)");
-    const ack = expectType(await s.request(msg, node.config.transport.request_timeout * 1000), "MessageAck", "BootstrapRegister");
-    if (ack.status !== "registered") throw new AtlasError("ERR_MESSAGE_REJECTED", `bootstrap node answered BootstrapRegister with status '${ack.status}'`);
+    const ack = expectType(
+      await s.request(msg, node.config.transport.request_timeout * 1000),
+      "MessageAck",
+      "BootstrapRegister",
+    );
+    if (ack.status !== "registered") {
+      throw new AtlasError(
+        "ERR_MESSAGE_REJECTED",
+        `bootstrap node answered BootstrapRegister with status '${ack.status}'`,
+      );
+    }
   });
 }
 
@@ -211,8 +244,9 @@ export class BootstrapRegistration implements Service {
       return true;
     } catch (e) {
       const msg = (e as Error).message;
-      if (st.registered || st.last_error === null) this.log.warn("bootstrap registration failed", { bootstrap: b, error: msg });
-      else this.log.debug("bootstrap registration failed", { bootstrap: b, error: msg });
+      if (st.registered || st.last_error === null) {
+        this.log.warn("bootstrap registration failed", { bootstrap: b, error: msg });
+      } else this.log.debug("bootstrap registration failed", { bootstrap: b, error: msg });
       st.registered = false;
       st.last_error = msg;
       return false;
@@ -298,7 +332,9 @@ export function checkPeerRecord(p: PeerRecord): CheckedPeer | null {
   if (!p.record) return { peer: p, record: null };
   const rec = tryVerifyRecord(p.node_id, p.record);
   if (!rec) return null;
-  if (rec.public_key.length !== p.public_key.length || rec.public_key.some((b, i) => b !== p.public_key[i])) return null;
+  if (rec.public_key.length !== p.public_key.length || rec.public_key.some((b, i) => b !== p.public_key[i])) {
+    return null;
+  }
   return { peer: p, record: rec };
 }
 
@@ -318,7 +354,8 @@ export async function absorbPeer(store: Store, c: CheckedPeer, now: number = uni
   const rec = c.record;
   const fresh = rec !== null && (row?.record_seq === null || row?.record_seq === undefined || rec.seq > row.record_seq);
   const u: PeerUpdate = { node_id: p.node_id, public_key: p.public_key, last_seen: Math.min(p.last_seen, now) };
-  const src = rec ?? { address: p.address, public_address: p.public_address, relays: p.relays, name: p.name, skills: p.skills };
+  const src = rec ??
+    { address: p.address, public_address: p.public_address, relays: p.relays, name: p.name, skills: p.skills };
   if (fresh) {
     u.address = src.address;
     u.public_address = src.public_address;
@@ -381,7 +418,11 @@ export async function discover(node: AtlasNode, q: DiscoverQuery = {}): Promise<
   const answers = await Promise.all(
     targets.map(async (b): Promise<BootstrapAnswer> => {
       try {
-        const res = await withBootstrap(node, b, async (s) => expectType(await s.request(req, timeoutMs), "BootstrapPeers", "BootstrapDiscover"));
+        const res = await withBootstrap(
+          node,
+          b,
+          async (s) => expectType(await s.request(req, timeoutMs), "BootstrapPeers", "BootstrapDiscover"),
+        );
         let rejected = 0;
         for (const p of res.peers) {
           if (p.node_id === node.nodeId) continue;
@@ -442,7 +483,12 @@ export function discoverHandler(node: AtlasNode): ControlHandler {
  * Everything the agent daemon needs for SPEC §12, in one call from its `extend`: the
  * registration service and the `net.discover` op. Returns the service (for `atlas status`).
  */
-export function addBootstrapClient(node: AtlasNode, handlers: Map<string, ControlHandler>, services: Service[], o: RegistrationOptions = {}): BootstrapRegistration {
+export function addBootstrapClient(
+  node: AtlasNode,
+  handlers: Map<string, ControlHandler>,
+  services: Service[],
+  o: RegistrationOptions = {},
+): BootstrapRegistration {
   const reg = new BootstrapRegistration(node, o);
   services.push(reg);
   handlers.set("net.discover", discoverHandler(node));

@@ -45,7 +45,13 @@ export interface RecordData extends RecordFields {
 }
 
 const encoder = new Encoder({ sortKeys: true, ignoreUndefined: false, initialBufferSize: 512 });
-const decoder = new Decoder({ maxStrLength: Limits.RECORD_BYTES, maxBinLength: Limits.RECORD_BYTES, maxArrayLength: 64, maxMapLength: 32, maxExtLength: 0 });
+const decoder = new Decoder({
+  maxStrLength: Limits.RECORD_BYTES,
+  maxBinLength: Limits.RECORD_BYTES,
+  maxArrayLength: 64,
+  maxMapLength: 32,
+  maxExtLength: 0,
+});
 
 function signedBytes(data: Uint8Array): Uint8Array {
   const out = new Uint8Array(DOMAIN_BYTES.length + data.length);
@@ -78,9 +84,19 @@ export function nextSeq(): number {
 }
 
 /** Sign a record for `identity`. `seq` defaults to nextSeq(); `ts` to now (Unix seconds). */
-export function makeRecord(identity: Identity, fields: RecordFields, seq: number = nextSeq(), ts: number = Math.floor(Date.now() / 1000)): SignedRecord {
+export function makeRecord(
+  identity: Identity,
+  fields: RecordFields,
+  seq: number = nextSeq(),
+  ts: number = Math.floor(Date.now() / 1000),
+): SignedRecord {
   const data = encodeRecordData({ ...fields, public_key: identity.publicKey, seq, ts });
-  if (data.length > Limits.RECORD_BYTES) throw new AtlasError("ERR_INTERNAL", `peer record is ${data.length} bytes, above the ${Limits.RECORD_BYTES}-byte limit`);
+  if (data.length > Limits.RECORD_BYTES) {
+    throw new AtlasError(
+      "ERR_INTERNAL",
+      `peer record is ${data.length} bytes, above the ${Limits.RECORD_BYTES}-byte limit`,
+    );
+  }
   return { data, signature: identity.sign(signedBytes(data)) };
 }
 
@@ -90,7 +106,8 @@ function bad(why: string): AtlasError {
 
 const isStr = (v: unknown, max: number): v is string => typeof v === "string" && fitsUtf8(v, max);
 const isInt = (v: unknown): v is number => typeof v === "number" && Number.isSafeInteger(v);
-const strList = (v: unknown, max: number, each: (s: string) => boolean): v is string[] => Array.isArray(v) && v.length <= max && v.every((s) => typeof s === "string" && each(s));
+const strList = (v: unknown, max: number, each: (s: string) => boolean): v is string[] =>
+  Array.isArray(v) && v.length <= max && v.every((s) => typeof s === "string" && each(s));
 
 /**
  * Check `record` as the record of `nodeId`: the key inside hashes to the node ID and signed it,
@@ -98,7 +115,9 @@ const strList = (v: unknown, max: number, each: (s: string) => boolean): v is st
  */
 export function verifyRecord(nodeId: string, record: SignedRecord): RecordData {
   if (!isNodeId(nodeId)) throw bad("not a node ID");
-  if (!(record?.data instanceof Uint8Array) || !(record.signature instanceof Uint8Array)) throw bad("data and signature must be bytes");
+  if (!(record?.data instanceof Uint8Array) || !(record.signature instanceof Uint8Array)) {
+    throw bad("data and signature must be bytes");
+  }
   if (record.data.length > Limits.RECORD_BYTES) throw bad(`data above ${Limits.RECORD_BYTES} bytes`);
   if (record.signature.length !== Limits.SIGNATURE_BYTES) throw bad("signature must be 64 bytes");
   let m: unknown;
@@ -107,7 +126,9 @@ export function verifyRecord(nodeId: string, record: SignedRecord): RecordData {
   } catch (e) {
     throw bad(`data is not MessagePack (${(e as Error).message})`);
   }
-  if (typeof m !== "object" || m === null || Array.isArray(m) || m instanceof Uint8Array) throw bad("data is not a map");
+  if (typeof m !== "object" || m === null || Array.isArray(m) || m instanceof Uint8Array) {
+    throw bad("data is not a map");
+  }
   const d = m as Record<string, unknown>;
   const pk = d.public_key;
   if (!(pk instanceof Uint8Array) || pk.length !== Limits.PUBLIC_KEY_BYTES) throw bad("public_key must be 32 bytes");
@@ -118,11 +139,24 @@ export function verifyRecord(nodeId: string, record: SignedRecord): RecordData {
   if (d.public_address != null && !isAddress(d.public_address)) throw bad("public_address must be host:port");
   if (!strList(d.relays, Limits.ADDRS, isRelayAddress)) throw bad("relays must be a list of addresses");
   if (!isStr(d.name, Limits.NAME_BYTES)) throw bad("name must be a string");
-  if (!strList(d.skills, Limits.SKILLS, (s) => fitsUtf8(s, Limits.SKILL_BYTES))) throw bad("skills must be a list of short strings");
-  if (d.operator_username != null && !(isStr(d.operator_username, Limits.USERNAME_BYTES) && !d.operator_username.includes("@"))) throw bad("operator_username must be a username");
+  if (!strList(d.skills, Limits.SKILLS, (s) => fitsUtf8(s, Limits.SKILL_BYTES))) {
+    throw bad("skills must be a list of short strings");
+  }
+  if (
+    d.operator_username != null &&
+    !(isStr(d.operator_username, Limits.USERNAME_BYTES) && !d.operator_username.includes("@"))
+  ) throw bad("operator_username must be a username");
   if (!isInt(d.seq) || d.seq < 0) throw bad("seq must be a non-negative integer");
   if (!isInt(d.ts)) throw bad("ts must be an integer");
-  const out: RecordData = { public_key: Uint8Array.from(pk), address: d.address, relays: d.relays, name: d.name, skills: d.skills, seq: d.seq, ts: d.ts };
+  const out: RecordData = {
+    public_key: Uint8Array.from(pk),
+    address: d.address,
+    relays: d.relays,
+    name: d.name,
+    skills: d.skills,
+    seq: d.seq,
+    ts: d.ts,
+  };
   if (typeof d.public_address === "string") out.public_address = d.public_address;
   if (typeof d.operator_username === "string") out.operator_username = d.operator_username;
   return out;

@@ -91,8 +91,16 @@ export class Registry {
    * not the registrant's authenticated ID or its signed record does not check out, and
    * ERR_RATE_LIMITED (4001) when the registry is full of live records.
    */
-  register(who: Registrant, req: Pick<BootstrapRegister, "node_id" | "address" | "public_address" | "record">): RegistryEntry {
-    if (req.node_id !== who.nodeId) throw new AtlasError("ERR_MESSAGE_REJECTED", "BootstrapRegister.node_id is not the ID this session authenticated");
+  register(
+    who: Registrant,
+    req: Pick<BootstrapRegister, "node_id" | "address" | "public_address" | "record">,
+  ): RegistryEntry {
+    if (req.node_id !== who.nodeId) {
+      throw new AtlasError(
+        "ERR_MESSAGE_REJECTED",
+        "BootstrapRegister.node_id is not the ID this session authenticated",
+      );
+    }
     // A record that does not verify would be passed on to every discoverer and refused there:
     // refuse it here, where the sender learns about it.
     const data = req.record ? verifyRecord(req.node_id, req.record) : null;
@@ -107,7 +115,9 @@ export class Registry {
     }
     if (!old && this.entries.size >= this.capacity) {
       this.evictStale();
-      if (this.entries.size >= this.capacity) throw new AtlasError("ERR_RATE_LIMITED", `bootstrap registry is full (${this.capacity} live records)`);
+      if (this.entries.size >= this.capacity) {
+        throw new AtlasError("ERR_RATE_LIMITED", `bootstrap registry is full (${this.capacity} live records)`);
+      }
     }
     const v = who.card.verdict;
     const entry: RegistryEntry = {
@@ -160,7 +170,15 @@ export class Registry {
 
 /** The wire form of an entry (BootstrapPeers.peers[]). */
 export function toPeerRecord(e: RegistryEntry): PeerRecord {
-  const r: PeerRecord = { node_id: e.node_id, public_key: e.public_key, address: e.address, relays: e.relays, name: e.name, skills: e.skills, last_seen: e.last_seen };
+  const r: PeerRecord = {
+    node_id: e.node_id,
+    public_key: e.public_key,
+    address: e.address,
+    relays: e.relays,
+    name: e.name,
+    skills: e.skills,
+    last_seen: e.last_seen,
+  };
   if (e.public_address) r.public_address = e.public_address;
   if (e.operator_username) r.operator_username = e.operator_username;
   if (e.record) r.record = e.record;

@@ -16,7 +16,8 @@ const PEERS_HEADROOM = 64 * 1024;
 
 /** A generous upper bound of one PeerRecord's MessagePack size. */
 function estimateBytes(p: PeerRecord): number {
-  let n = 160 + 32 + p.node_id.length + p.name.length * 3 + p.address.length + (p.public_address?.length ?? 0) + (p.operator_username?.length ?? 0) * 3;
+  let n = 160 + 32 + p.node_id.length + p.name.length * 3 + p.address.length + (p.public_address?.length ?? 0) +
+    (p.operator_username?.length ?? 0) * 3;
   for (const r of p.relays) n += r.length + 5;
   for (const s of p.skills) n += s.length * 3 + 5;
   if (p.record) n += p.record.data.length + p.record.signature.length + 32;
@@ -35,7 +36,9 @@ function fitPayload(peers: PeerRecord[]): PeerRecord[] {
 }
 
 function errorFrame(e: unknown): WireMessage {
-  if (isAtlasError(e) && e.protocolCode !== undefined) return { type: "Error", code: e.protocolCode, message: e.message };
+  if (isAtlasError(e) && e.protocolCode !== undefined) {
+    return { type: "Error", code: e.protocolCode, message: e.message };
+  }
   return { type: "Error", code: 5001, message: "internal error" };
 }
 
@@ -44,13 +47,27 @@ function errorFrame(e: unknown): WireMessage {
  * 4001), BootstrapDiscover → BootstrapPeers. Returns the registry.
  */
 export function serveBootstrap(node: AtlasNode, o: Partial<RegistryOptions> = {}): Registry {
-  const registry = new Registry({ capacity: node.config.bootstrap.capacity, staleAfter: node.config.bootstrap.stale_after, ...o });
+  const registry = new Registry({
+    capacity: node.config.bootstrap.capacity,
+    staleAfter: node.config.bootstrap.stale_after,
+    ...o,
+  });
   node.handle("BootstrapRegister", async (session, req) => {
     if (req.type !== "BootstrapRegister") return null;
     try {
       const known = registry.get(req.node_id) !== undefined;
-      const e = registry.register({ nodeId: session.nodeId, card: session.peer, remoteAddress: session.remoteAddress }, req);
-      const fields = { peer: shortNodeId(e.node_id), name: e.name, address: e.address, observed: e.observed_address, signed: !!e.record, registry: registry.size };
+      const e = registry.register(
+        { nodeId: session.nodeId, card: session.peer, remoteAddress: session.remoteAddress },
+        req,
+      );
+      const fields = {
+        peer: shortNodeId(e.node_id),
+        name: e.name,
+        address: e.address,
+        observed: e.observed_address,
+        signed: !!e.record,
+        registry: registry.size,
+      };
       if (known) node.log.debug("registration renewed", fields);
       else node.log.info("peer registered", fields);
       return { type: "MessageAck", status: "registered" };
@@ -62,7 +79,12 @@ export function serveBootstrap(node: AtlasNode, o: Partial<RegistryOptions> = {}
   node.handle("BootstrapDiscover", async (session, req) => {
     if (req.type !== "BootstrapDiscover") return null;
     const peers = fitPayload(registry.discover(req, session.nodeId));
-    node.log.debug("discover answered", { peer: shortNodeId(session.nodeId), skill: req.skill, operator: req.operator, peers: peers.length });
+    node.log.debug("discover answered", {
+      peer: shortNodeId(session.nodeId),
+      skill: req.skill,
+      operator: req.operator,
+      peers: peers.length,
+    });
     return { type: "BootstrapPeers", peers };
   });
   return registry;
@@ -109,6 +131,9 @@ export async function runBootstrapNode(ctx: Ctx, o: BootstrapNodeOptions): Promi
     (await import("../stun/server.ts")).serveStun(node.endpoint); // SPEC §10: bootstrap nodes answer STUN on their QUIC port
     ctx.log.info("bootstrap registry ready", { capacity: registry.capacity, stale_after: registry.staleAfter });
     handlers.set("net.discover", localDiscover(registry));
-    handlers.set("bootstrap.status", async () => ({ registered: registry.size, capacity: registry.capacity, stale_after: registry.staleAfter }));
+    handlers.set(
+      "bootstrap.status",
+      async () => ({ registered: registry.size, capacity: registry.capacity, stale_after: registry.staleAfter }),
+    );
   });
 }

@@ -1,5 +1,5 @@
 import type { Config } from "../config/defaults.ts";
-import { homePaths, resolveHome, type HomePaths } from "../config/paths.ts";
+import { type HomePaths, homePaths, resolveHome } from "../config/paths.ts";
 import { AtlasError } from "../errors.ts";
 import { createLogger, isLogLevel, type Logger, type LogLevel } from "../util/log.ts";
 import { createOutput, type Output } from "./output.ts";
@@ -23,9 +23,13 @@ export interface Ctx {
 
 export function makeCtx(g: GlobalOpts, defaultLevel: LogLevel = "warn"): Ctx {
   const level = g.logLevel ?? defaultLevel;
-  if (!isLogLevel(level)) throw new AtlasError("ERR_USAGE", `invalid --log-level '${level}': expected debug, info, warn, error or silent`);
+  if (!isLogLevel(level)) {
+    throw new AtlasError("ERR_USAGE", `invalid --log-level '${level}': expected debug, info, warn, error or silent`);
+  }
   const format = g.logFormat ?? "text";
-  if (format !== "text" && format !== "json") throw new AtlasError("ERR_USAGE", `invalid --log-format '${format}': expected text or json`);
+  if (format !== "text" && format !== "json") {
+    throw new AtlasError("ERR_USAGE", `invalid --log-format '${format}': expected text or json`);
+  }
   const paths = homePaths(resolveHome(g.home));
   return {
     paths,

@@ -29,7 +29,10 @@ export async function startDaemon(ctx: Ctx, o: DaemonOptions): Promise<void> {
       onChange: () => void registration?.registerAll(),
     });
     services.push(stun);
-    registration = addBootstrapClient(node, handlers, services, { log: ctx.log, publicAddress: () => stun.publicAddress() });
+    registration = addBootstrapClient(node, handlers, services, {
+      log: ctx.log,
+      publicAddress: () => stun.publicAddress(),
+    });
     // SPEC §11: presence at the configured relays (and accepting pipes through them); relaying for
     // others when transport.offer_relay is on.
     const { RelayPresence } = await import("../relay/presence.ts");
@@ -40,20 +43,38 @@ export async function startDaemon(ctx: Ctx, o: DaemonOptions): Promise<void> {
     const baseStatus = handlers.get("status")!;
     handlers.set("status", async (a) => {
       const st = stun.status();
-      return { ...((await baseStatus(a)) as object), public_address: st.address, public_address_source: st.source, relays: presence.status(), relay_pipes: relayLinks(node).stats() };
+      return {
+        ...((await baseStatus(a)) as object),
+        public_address: st.address,
+        public_address_source: st.source,
+        relays: presence.status(),
+        relay_pipes: relayLinks(node).stats(),
+      };
     });
-    if (node.config.stun.serve && !node.config.transport.offer_relay) (await import("../stun/server.ts")).serveStun(node.endpoint);
-    if (node.config.transport.offer_relay) await (await import("../relay/server.ts")).offerRelay(node, handlers, services);
+    if (node.config.stun.serve && !node.config.transport.offer_relay) {
+      (await import("../stun/server.ts")).serveStun(node.endpoint);
+    }
+    if (node.config.transport.offer_relay) {
+      await (await import("../relay/server.ts")).offerRelay(node, handlers, services);
+    }
     node.onObservedAddr = (addr, peer) => stun.noteObserved(addr, peer); // HelloAck observed_addr, SPEC §10
     handlers.set("net.send", async (a) => {
-      const r = await enqueueMessage(node.store, node.config, { target: String(a.target), body: String(a.body), topic: a.topic as string | null, reply_to: a.reply_to as string | null });
+      const r = await enqueueMessage(node.store, node.config, {
+        target: String(a.target),
+        body: String(a.body),
+        topic: a.topic as string | null,
+        reply_to: a.reply_to as string | null,
+      });
       outbox.kick();
       return r;
     });
     let prune: ReturnType<typeof setInterval> | undefined;
     services.push({
       start: () => {
-        const run = () => void pruneInbox(node.store, node.config).catch((e) => ctx.log.warn("inbox pruning failed", { error: (e as Error).message }));
+        const run = () =>
+          void pruneInbox(node.store, node.config).catch((e) =>
+            ctx.log.warn("inbox pruning failed", { error: (e as Error).message })
+          );
         run();
         prune = setInterval(run, 3600_000);
         prune.unref();

@@ -1,7 +1,7 @@
 import { Command, CommanderError } from "@commander-js/extra-typings";
 import { AtlasError, Exit } from "../errors.ts";
 import { VERSION } from "../version.ts";
-import { makeCtx, type Ctx, type GlobalOpts } from "./context.ts";
+import { type Ctx, type GlobalOpts, makeCtx } from "./context.ts";
 import { reportError } from "./output.ts";
 import { registerId } from "./commands/id.ts";
 import { registerConfig } from "./commands/config.ts";
@@ -26,7 +26,8 @@ export function buildProgram(): Command {
     .showHelpAfterError(false)
     .exitOverride();
 
-  const ctxOf = (level: "warn" | "info") => (cmd: Command<any, any, any>): Ctx => makeCtx(cmd.optsWithGlobals() as GlobalOpts, level);
+  const ctxOf = (level: "warn" | "info") => (cmd: Command<any, any, any>): Ctx =>
+    makeCtx(cmd.optsWithGlobals() as GlobalOpts, level);
   registerId(program, ctxOf("warn"));
   registerOperator(program.commands.find((c) => c.name() === "id")!, ctxOf("warn"));
   registerMessaging(registerNet(program, ctxOf("warn"), ctxOf("info")), ctxOf("warn"));
@@ -54,7 +55,9 @@ export async function main(argv: string[]): Promise<number> {
     return Exit.OK;
   } catch (e) {
     if (e instanceof CommanderError) {
-      if (e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help") return Exit.OK;
+      if (e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help") {
+        return Exit.OK;
+      }
       if (e.code === "commander.executeSubCommandAsync") return Exit.OK;
       const msg = e.message.replace(/^error:\s*/, "");
       // `atlas net` alone prints help and exits 1 in commander; treat it as usage.

@@ -4,7 +4,9 @@ import { AtlasError } from "../errors.ts";
 export function intOption(name: string, min: number, max: number) {
   return (v: string): number => {
     const n = Number(v);
-    if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min || n > max) throw new AtlasError("ERR_USAGE", `${name} must be an integer from ${min} to ${max}, got '${v}'`);
+    if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+      throw new AtlasError("ERR_USAGE", `${name} must be an integer from ${min} to ${max}, got '${v}'`);
+    }
     return n;
   };
 }

@@ -29,8 +29,16 @@ function jsonReplacer(_k: string, v: unknown): unknown {
 }
 
 /** One line on stderr (or a JSON error document) and the exit code for it (SPEC §14). */
-export function reportError(e: unknown, json: boolean, write: (s: string) => void = (s) => process.stderr.write(s)): number {
-  const err = e instanceof AtlasError ? e : new AtlasError("ERR_INTERNAL", `internal error: ${oneLine((e as Error)?.message ?? String(e))}`, { exit: Exit.ERROR });
+export function reportError(
+  e: unknown,
+  json: boolean,
+  write: (s: string) => void = (s) => process.stderr.write(s),
+): number {
+  const err = e instanceof AtlasError
+    ? e
+    : new AtlasError("ERR_INTERNAL", `internal error: ${oneLine((e as Error)?.message ?? String(e))}`, {
+      exit: Exit.ERROR,
+    });
   const message = oneLine(err.message);
   if (json) write(JSON.stringify({ error: { code: err.code, message } }) + "\n");
   else write(`error: ${message}\n`);

@@ -88,7 +88,8 @@ export const DEFAULTS = {
 };
 
 type Widen<T> = T extends string ? string : T extends number ? number : T extends boolean ? boolean
-  : T extends readonly (infer U)[] ? Widen<U>[] : { [K in keyof T]: Widen<T[K]> };
+: T extends readonly (infer U)[] ? Widen<U>[]
+: { [K in keyof T]: Widen<T[K]> };
 
 /** A fully resolved configuration: defaults overlaid with config.toml and command-line flags. */
 export type Config = Widen<typeof DEFAULTS> & { farcaster: { verify: "hub" | "signature" } };

@@ -12,9 +12,9 @@ import { parse as parseToml } from "smol-toml";
 import { AtlasError } from "../errors.ts";
 import { atomicWrite } from "../util/fs.ts";
 import type { Config } from "./defaults.ts";
-import { getConfigPath, parseConfigText, readConfigText, type ConfigValues } from "./load.ts";
+import { type ConfigValues, getConfigPath, parseConfigText, readConfigText } from "./load.ts";
 import type { HomePaths } from "./paths.ts";
-import { GROUPS, parseRawValue, SCHEMA, SECTIONS, type KeySpec } from "./schema.ts";
+import { GROUPS, type KeySpec, parseRawValue, SCHEMA, SECTIONS } from "./schema.ts";
 
 function specFor(key: string): KeySpec {
   const spec = SCHEMA.get(key);

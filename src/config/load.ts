@@ -6,9 +6,9 @@
 import { readFile } from "node:fs/promises";
 import { parse as parseToml, TomlError } from "smol-toml";
 import { AtlasError } from "../errors.ts";
-import { defaultConfig, type Config } from "./defaults.ts";
+import { type Config, defaultConfig } from "./defaults.ts";
 import type { HomePaths } from "./paths.ts";
-import { checkValue, GROUPS, parseRawValue, SCHEMA, SECTIONS, typeName, type KeySpec } from "./schema.ts";
+import { checkValue, GROUPS, type KeySpec, parseRawValue, SCHEMA, SECTIONS, typeName } from "./schema.ts";
 
 /**
  * Command-line flags for one run. `scalars` replace the file's value (a string is parsed by the
@@ -43,7 +43,9 @@ export function parseConfigText(file: string, text: string): ConfigValues {
   } catch (e) {
     if (e instanceof TomlError) {
       const first = (e.message.split("\n")[0] ?? "").replace(/^Invalid TOML document:\s*/, "").trim();
-      throw new AtlasError("ERR_CONFIG", `${file}: invalid TOML at line ${e.line}: ${first || "syntax error"}`, { cause: e });
+      throw new AtlasError("ERR_CONFIG", `${file}: invalid TOML at line ${e.line}: ${first || "syntax error"}`, {
+        cause: e,
+      });
     }
     const first = (String((e as Error)?.message ?? e).split("\n")[0] ?? "").trim();
     throw new AtlasError("ERR_CONFIG", `${file}: invalid TOML: ${first}`, { cause: e });

@@ -9,7 +9,7 @@
  */
 import { parse as parseToml } from "smol-toml";
 import { AtlasError } from "../errors.ts";
-import { DEFAULTS, type Config } from "./defaults.ts";
+import { type Config, DEFAULTS } from "./defaults.ts";
 
 export type KeyType = "integer" | "boolean" | "string" | "list" | "enum";
 
@@ -153,7 +153,9 @@ export function typeName(v: unknown, toml = false): string {
   if (typeof v === "string") return "string";
   if (typeof v === "boolean") return "boolean";
   if (Array.isArray(v)) return "list";
-  if (v instanceof Date || (typeof v === "object" && v !== null && v.constructor?.name === "TomlDate")) return "datetime";
+  if (v instanceof Date || (typeof v === "object" && v !== null && v.constructor?.name === "TomlDate")) {
+    return "datetime";
+  }
   if (isTable(v)) return "table";
   return typeof v;
 }
@@ -197,7 +199,10 @@ export type Checked = { ok: true; value: unknown } | { ok: false; error: string 
  * `integersAsBigInt`: integers are bigints and any number is a float, so `port = 5.0` is refused.
  */
 export function checkValue(spec: KeySpec, v: unknown, toml = false): Checked {
-  const wrongType = (): Checked => ({ ok: false, error: `'${spec.key}' must be ${expected(spec)}, got ${typeName(v, toml)}` });
+  const wrongType = (): Checked => ({
+    ok: false,
+    error: `'${spec.key}' must be ${expected(spec)}, got ${typeName(v, toml)}`,
+  });
   switch (spec.type) {
     case "integer": {
       let n: number | bigint;
@@ -218,10 +223,17 @@ export function checkValue(spec: KeySpec, v: unknown, toml = false): Checked {
     case "list": {
       if (!Array.isArray(v)) return wrongType();
       const bad = v.find((x) => typeof x !== "string");
-      if (bad !== undefined) return { ok: false, error: `'${spec.key}' must be a list of strings, got a list containing ${typeName(bad, toml)}` };
+      if (bad !== undefined) {
+        return {
+          ok: false,
+          error: `'${spec.key}' must be a list of strings, got a list containing ${typeName(bad, toml)}`,
+        };
+      }
       const items = LIST_ITEMS[spec.key];
       const wrong = items ? (v as string[]).find((x) => !items.ok(x)) : undefined;
-      if (wrong !== undefined) return { ok: false, error: `'${spec.key}' entries must be ${items!.what}, got '${wrong}'` };
+      if (wrong !== undefined) {
+        return { ok: false, error: `'${spec.key}' entries must be ${items!.what}, got '${wrong}'` };
+      }
       return { ok: true, value: [...(v as string[])] };
     }
   }

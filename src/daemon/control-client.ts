@@ -1,10 +1,15 @@
 import { connect } from "node:net";
 import type { HomePaths } from "../config/paths.ts";
 import { AtlasError, type ErrorCodeName } from "../errors.ts";
-import { CONTROL_VERSION, MAX_CONTROL_LINE, type ControlReply } from "./protocol.ts";
+import { CONTROL_VERSION, type ControlReply, MAX_CONTROL_LINE } from "./protocol.ts";
 
 /** Ask the home's daemon to run `op`; its typed error is rethrown here with the same exit code. */
-export function callDaemon<T = unknown>(paths: HomePaths, op: string, args: Record<string, unknown>, timeoutMs = 120_000): Promise<T> {
+export function callDaemon<T = unknown>(
+  paths: HomePaths,
+  op: string,
+  args: Record<string, unknown>,
+  timeoutMs = 120_000,
+): Promise<T> {
   return new Promise((resolve, reject) => {
     const s = connect(paths.sockFile);
     let buf = "";
@@ -16,12 +21,18 @@ export function callDaemon<T = unknown>(paths: HomePaths, op: string, args: Reco
       s.destroy();
       fn();
     };
-    const t = setTimeout(() => finish(() => reject(new AtlasError("ERR_TIMEOUT", `the daemon did not answer within ${timeoutMs / 1000} s`))), timeoutMs);
+    const t = setTimeout(
+      () =>
+        finish(() => reject(new AtlasError("ERR_TIMEOUT", `the daemon did not answer within ${timeoutMs / 1000} s`))),
+      timeoutMs,
+    );
     s.setEncoding("utf8");
     s.on("connect", () => s.write(JSON.stringify({ v: CONTROL_VERSION, op, args }) + "\n"));
     s.on("data", (d: string) => {
       buf += d;
-      if (buf.length > MAX_CONTROL_LINE) return finish(() => reject(new AtlasError("ERR_IO", "oversized reply from the daemon")));
+      if (buf.length > MAX_CONTROL_LINE) {
+        return finish(() => reject(new AtlasError("ERR_IO", "oversized reply from the daemon")));
+      }
       const nl = buf.indexOf("\n");
       if (nl < 0) return;
       let reply: ControlReply;
@@ -30,11 +41,30 @@ export function callDaemon<T = unknown>(paths: HomePaths, op: string, args: Reco
       } catch {
         return finish(() => reject(new AtlasError("ERR_IO", "malformed reply from the daemon")));
       }
-      if (reply.v !== CONTROL_VERSION) return finish(() => reject(new AtlasError("ERR_IO", `the daemon speaks control protocol ${reply.v}, this atlas ${CONTROL_VERSION}: restart the daemon`)));
+      if (reply.v !== CONTROL_VERSION) {
+        return finish(() =>
+          reject(
+            new AtlasError(
+              "ERR_IO",
+              `the daemon speaks control protocol ${reply.v}, this atlas ${CONTROL_VERSION}: restart the daemon`,
+            ),
+          )
+        );
+      }
       if (reply.ok) finish(() => resolve(reply.result as T));
-      else finish(() => reject(new AtlasError(reply.error.code as ErrorCodeName, reply.error.message, { exit: reply.error.exit })));
+      else {finish(() =>
+          reject(new AtlasError(reply.error.code as ErrorCodeName, reply.error.message, { exit: reply.error.exit }))
+        );}
     });
-    s.on("error", (e) => finish(() => reject(new AtlasError("ERR_IO", `cannot reach the daemon at ${paths.sockFile}: ${e.message}`))));
-    s.on("close", () => finish(() => reject(new AtlasError("ERR_IO", "the daemon closed the control connection without answering"))));
+    s.on(
+      "error",
+      (e) =>
+        finish(() => reject(new AtlasError("ERR_IO", `cannot reach the daemon at ${paths.sockFile}: ${e.message}`))),
+    );
+    s.on(
+      "close",
+      () =>
+        finish(() => reject(new AtlasError("ERR_IO", "the daemon closed the control connection without answering"))),
+    );
   });
 }

@@ -2,7 +2,13 @@ import { createServer, type Server, type Socket } from "node:net";
 import { chmod, rm } from "node:fs/promises";
 import { AtlasError, Exit } from "../errors.ts";
 import type { Logger } from "../util/log.ts";
-import { CONTROL_VERSION, MAX_CONTROL_LINE, MAX_SOCKET_PATH, type ControlReply, type ControlRequest } from "./protocol.ts";
+import {
+  CONTROL_VERSION,
+  type ControlReply,
+  type ControlRequest,
+  MAX_CONTROL_LINE,
+  MAX_SOCKET_PATH,
+} from "./protocol.ts";
 
 export type ControlHandler = (args: Record<string, unknown>) => Promise<unknown>;
 
@@ -21,7 +27,12 @@ export class ControlServer {
 
   static async listen(path: string, handlers: Map<string, ControlHandler>, log: Logger): Promise<ControlServer> {
     if (Buffer.byteLength(path) > MAX_SOCKET_PATH) {
-      throw new AtlasError("ERR_CONFIG", `control socket path ${path} is ${Buffer.byteLength(path)} bytes, over the ${MAX_SOCKET_PATH}-byte Unix limit: use a shorter --home`);
+      throw new AtlasError(
+        "ERR_CONFIG",
+        `control socket path ${path} is ${
+          Buffer.byteLength(path)
+        } bytes, over the ${MAX_SOCKET_PATH}-byte Unix limit: use a shorter --home`,
+      );
     }
     await rm(path, { force: true });
     let cs!: ControlServer;
@@ -70,19 +81,30 @@ export class ControlServer {
     } catch {
       return fail(new AtlasError("ERR_USAGE", "malformed control request"));
     }
-    if (req?.v !== CONTROL_VERSION) return fail(new AtlasError("ERR_USAGE", `control protocol version ${req?.v} is not supported by this daemon (speaks ${CONTROL_VERSION}): use the atlas binary that started it`));
+    if (req?.v !== CONTROL_VERSION) {
+      return fail(
+        new AtlasError(
+          "ERR_USAGE",
+          `control protocol version ${req?.v} is not supported by this daemon (speaks ${CONTROL_VERSION}): use the atlas binary that started it`,
+        ),
+      );
+    }
     const h = this.handlers.get(req.op);
     if (!h) return fail(new AtlasError("ERR_USAGE", `unknown control operation '${req.op}'`));
     try {
       return { v: CONTROL_VERSION, ok: true, result: await h(req.args ?? {}) };
     } catch (e) {
-      if (!(e instanceof AtlasError)) this.log.error("control operation failed", { op: req.op, error: (e as Error).message });
+      if (!(e instanceof AtlasError)) {
+        this.log.error("control operation failed", { op: req.op, error: (e as Error).message });
+      }
       return fail(e);
     }
   }
 }
 
 function fail(e: unknown): ControlReply {
-  const err = e instanceof AtlasError ? e : new AtlasError("ERR_INTERNAL", `daemon error: ${(e as Error).message}`, { exit: Exit.ERROR });
+  const err = e instanceof AtlasError
+    ? e
+    : new AtlasError("ERR_INTERNAL", `daemon error: ${(e as Error).message}`, { exit: Exit.ERROR });
   return { v: CONTROL_VERSION, ok: false, error: { code: err.code, message: err.message, exit: err.exit } };
 }

@@ -3,7 +3,7 @@ import type { AtlasNode } from "../net/node.ts";
 import { Keepalive } from "../net/keepalive.ts";
 import { formatAddr } from "../transport/addr.ts";
 import { unixNow, within } from "../util/time.ts";
-import { ControlServer, type ControlHandler } from "./control-server.ts";
+import { type ControlHandler, ControlServer } from "./control-server.ts";
 import { banOp, connectOp, disconnectOp, pingOp, statusOp, unbanOp } from "./ops.ts";
 import { acquirePidFile } from "./pidfile.ts";
 
@@ -25,7 +25,11 @@ export interface Service {
  * left open, start the services and the control socket; on SIGINT/SIGTERM or `daemon stop`,
  * Disconnect every peer, close the rows, flush, exit 0 within 5 s.
  */
-export async function runDaemon(ctx: Ctx, o: DaemonOptions, extend?: (node: AtlasNode, handlers: Map<string, ControlHandler>, services: Service[]) => Promise<void>): Promise<void> {
+export async function runDaemon(
+  ctx: Ctx,
+  o: DaemonOptions,
+  extend?: (node: AtlasNode, handlers: Map<string, ControlHandler>, services: Service[]) => Promise<void>,
+): Promise<void> {
   const startedAt = Date.now();
   // Fail fast on a missing identity or bad config before taking the lock.
   const { loadIdentity } = await import("../identity/identity.ts");
@@ -39,14 +43,22 @@ export async function runDaemon(ctx: Ctx, o: DaemonOptions, extend?: (node: Atla
   const stopped = new Promise<string>((resolve) => (stopRequested = () => resolve("control")));
   try {
     const { startNode } = await import("../cli/runtime.ts");
-    node = await startNode(ctx, { listen: true, host: o.host, port: o.port, overrides: { lists: { "network.bootstrap": o.bootstrap, "network.relays": o.relay } } });
+    node = await startNode(ctx, {
+      listen: true,
+      host: o.host,
+      port: o.port,
+      overrides: { lists: { "network.bootstrap": o.bootstrap, "network.relays": o.relay } },
+    });
     const crashed = await node.store.sessions.closeAllOpen("crash", unixNow());
     if (crashed > 0) ctx.log.info("closed session rows left open by a crash", { count: crashed });
     const n = node;
     const handlers = new Map<string, ControlHandler>([
       ["status", async () => statusOp(n, startedAt)],
       ["net.connect", async (a) => connectOp(n, { target: String(a.target), keep: true })],
-      ["net.ping", async (a) => pingOp(n, { target: String(a.target), count: Number(a.count), interval: Number(a.interval) })],
+      [
+        "net.ping",
+        async (a) => pingOp(n, { target: String(a.target), count: Number(a.count), interval: Number(a.interval) }),
+      ],
       ["net.disconnect", async (a) => disconnectOp(n, { target: String(a.target) })],
       ["net.ban", async (a) => banOp(n, { target: String(a.target), seconds: Number(a.seconds) })],
       ["net.unban", async (a) => unbanOp(n, { target: String(a.target) })],
@@ -57,8 +69,15 @@ export async function runDaemon(ctx: Ctx, o: DaemonOptions, extend?: (node: Atla
     for (const s of services) s.start();
     control = await ControlServer.listen(ctx.paths.sockFile, handlers, ctx.log);
     const addr = formatAddr(n.endpoint.local);
-    if (ctx.json) ctx.out.data({ event: "listening", node_id: n.nodeId, address: addr, listen_addrs: n.card.listenAddrs, pid: process.pid });
-    else ctx.out.line(`Listening on ${addr} as ${n.nodeId}`);
+    if (ctx.json) {
+      ctx.out.data({
+        event: "listening",
+        node_id: n.nodeId,
+        address: addr,
+        listen_addrs: n.card.listenAddrs,
+        pid: process.pid,
+      });
+    } else ctx.out.line(`Listening on ${addr} as ${n.nodeId}`);
     ctx.log.info("daemon started", { address: addr, node_id: n.nodeId, pid: process.pid, socket: ctx.paths.sockFile });
     const why = await Promise.race([stopped, signal()]);
     ctx.log.info("shutting down", { reason: why });
@@ -88,4 +107,3 @@ function signal(): Promise<string> {
     process.on("SIGTERM", onTerm);
   });
 }
-

@@ -39,7 +39,15 @@ export function operatorView(s: Session): OperatorInfoView | null {
 }
 
 export function sessionInfo(s: Session): SessionInfo {
-  return { node_id: s.nodeId, name: s.peer.name, trust: s.trust, path: s.path, relay: s.relay ?? null, address: s.remoteAddress, operator: operatorView(s) };
+  return {
+    node_id: s.nodeId,
+    name: s.peer.name,
+    trust: s.trust,
+    path: s.path,
+    relay: s.relay ?? null,
+    address: s.remoteAddress,
+    operator: operatorView(s),
+  };
 }
 
 /** `net connect`: in a daemon the session is kept until `net disconnect` (SPEC §7). */
@@ -62,7 +70,10 @@ export interface PingReport extends SessionInfo {
 }
 
 /** `net ping`: `count` Pings `interval` ms apart over a live or new session. */
-export async function pingOp(node: AtlasNode, a: { target: string; count: number; interval: number }): Promise<PingReport> {
+export async function pingOp(
+  node: AtlasNode,
+  a: { target: string; count: number; interval: number },
+): Promise<PingReport> {
   const { session: s } = await dialPeer(node, a.target);
   const timeoutMs = node.config.transport.request_timeout * 1000;
   const rtts: (number | null)[] = [];
@@ -101,7 +112,10 @@ export async function pingOp(node: AtlasNode, a: { target: string; count: number
 }
 
 /** `net disconnect`: Disconnect every live session with the peer, or dial one to say it. */
-export async function disconnectOp(node: AtlasNode, a: { target: string }): Promise<{ node_id: string; sessions: number }> {
+export async function disconnectOp(
+  node: AtlasNode,
+  a: { target: string },
+): Promise<{ node_id: string; sessions: number }> {
   const { session } = await dialPeer(node, a.target);
   const all = node.sessionsWith(session.nodeId);
   await Promise.all(all.map((s) => s.disconnect(DISCONNECT_SHUTDOWN, "operator requested disconnect")));
@@ -117,15 +131,41 @@ export interface StatusReport {
   listen_addrs: string[];
   public_address: string | null;
   public_address_source: string;
-  sessions: { node_id: string; name: string; direction: string; path: string; relay: string | null; trust: string; age_s: number; rtt_ms: number | null; pinned: boolean; operator: OperatorInfoView | null }[];
+  sessions: {
+    node_id: string;
+    name: string;
+    direction: string;
+    path: string;
+    relay: string | null;
+    trust: string;
+    age_s: number;
+    rtt_ms: number | null;
+    pinned: boolean;
+    operator: OperatorInfoView | null;
+  }[];
   outbox_depth: number;
   farcaster: { verify: string; hub: { url: string; reachable: boolean | null; last_error?: string } | null };
   /** Presence at the configured relays (SPEC §11), from the daemon's relay service. */
-  relays?: { relay: string; node_id: string | null; registered: boolean; last_ok: number | null; last_error: string | null; attempts: number }[];
+  relays?: {
+    relay: string;
+    node_id: string | null;
+    registered: boolean;
+    last_ok: number | null;
+    last_error: string | null;
+    attempts: number;
+  }[];
   /** Pipes through relays that this node is an end of, and their DATAGRAM drops. */
   relay_pipes?: { open: number; datagram_drops: number; unknown_session: number };
   /** This node's own relay service, when it offers relaying. */
-  relay_server?: { registered: number; pipes: number; capacity: number; forwarded_packets: number; forwarded_bytes: number; dropped_rate_limit: number; dropped_queue_full: number } | null;
+  relay_server?: {
+    registered: number;
+    pipes: number;
+    capacity: number;
+    forwarded_packets: number;
+    forwarded_bytes: number;
+    dropped_rate_limit: number;
+    dropped_queue_full: number;
+  } | null;
 }
 
 export async function statusOp(node: AtlasNode, startedAt: number): Promise<StatusReport> {
@@ -155,7 +195,6 @@ export async function statusOp(node: AtlasNode, startedAt: number): Promise<Stat
     farcaster: { verify: node.config.farcaster.verify, hub: node.hubStatus() },
   };
 }
-
 
 export interface BanResult {
   node_id: string;

@@ -38,16 +38,28 @@ export async function acquirePidFile(paths: HomePaths): Promise<() => Promise<vo
         if ((await readPid(paths.pidFile)) === process.pid) await rm(paths.pidFile, { force: true });
       };
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw new AtlasError("ERR_IO", `cannot create ${paths.pidFile}: ${(e as Error).message}`);
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") {
+        throw new AtlasError("ERR_IO", `cannot create ${paths.pidFile}: ${(e as Error).message}`);
+      }
     }
     const pid = await readPid(paths.pidFile);
     if (pid !== null && pid !== process.pid && isProcessAlive(pid) && (await isDaemonRunning(paths))) {
-      throw new AtlasError("ERR_USAGE", `a daemon is already running for ${paths.home} (pid ${pid}); stop it with \`atlas daemon stop\``, { exit: 1 });
+      throw new AtlasError(
+        "ERR_USAGE",
+        `a daemon is already running for ${paths.home} (pid ${pid}); stop it with \`atlas daemon stop\``,
+        { exit: 1 },
+      );
     }
     if (pid !== null && pid !== process.pid && isProcessAlive(pid)) {
       // The process exists but serves no socket: it may still be starting. Give it a moment.
       await new Promise((r) => setTimeout(r, 1500));
-      if (await isDaemonRunning(paths)) throw new AtlasError("ERR_USAGE", `a daemon is already running for ${paths.home} (pid ${pid}); stop it with \`atlas daemon stop\``, { exit: 1 });
+      if (await isDaemonRunning(paths)) {
+        throw new AtlasError(
+          "ERR_USAGE",
+          `a daemon is already running for ${paths.home} (pid ${pid}); stop it with \`atlas daemon stop\``,
+          { exit: 1 },
+        );
+      }
     }
     await rm(paths.pidFile, { force: true });
     await rm(paths.sockFile, { force: true });

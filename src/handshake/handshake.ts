@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { unixNow } from "../util/time.ts";
-import { AtlasError, ProtocolCode, protocolCodeName, type ProtocolCodeName } from "../errors.ts";
+import { AtlasError, ProtocolCode, type ProtocolCodeName, protocolCodeName } from "../errors.ts";
 import type { Identity } from "../identity/identity.ts";
 import type { OperatorVerdict } from "../operator/verify.ts";
 import { verifyEd25519 } from "../identity/keys.ts";
@@ -9,7 +9,16 @@ import { nodeIdFromPublicKey } from "../identity/node-id.ts";
 import type { QuicConnection } from "../transport/connection.ts";
 import { formatAddr } from "../transport/addr.ts";
 import { FramedStream } from "../wire/framed-stream.ts";
-import { MAX_PAYLOAD, PRE_HANDSHAKE_MAX_PAYLOAD, PROTOCOL_V, type Hello, type HelloAck, type OperatorInfo, type TrustLevel, type WireMessage } from "../wire/messages.ts";
+import {
+  type Hello,
+  type HelloAck,
+  MAX_PAYLOAD,
+  type OperatorInfo,
+  PRE_HANDSHAKE_MAX_PAYLOAD,
+  PROTOCOL_V,
+  type TrustLevel,
+  type WireMessage,
+} from "../wire/messages.ts";
 import { WireError } from "../wire/frame.ts";
 import { sleep, within } from "../util/time.ts";
 import { handshakeSignedBytes, ROLE_INITIATOR, ROLE_RESPONDER } from "./signing.ts";
@@ -74,17 +83,24 @@ export interface ResponderOptions extends HandshakeOptions {
   observedAddr?: string | null;
 }
 
-
 function fail(code: ProtocolCodeName, message: string): AtlasError {
   return new AtlasError(code, message);
 }
 
 /** Checks common to Hello and HelloAck (SPEC §6 step 2/3); returns the proven card. */
 function checkCard(m: Hello | HelloAck, tlsKey: Uint8Array, now: number, maxDrift: number): PeerCard {
-  if (m.protocol_v !== PROTOCOL_V) throw fail("ERR_PROTOCOL_VERSION", `unsupported protocol_v ${m.protocol_v} (this node speaks ${PROTOCOL_V})`);
-  if (nodeIdFromPublicKey(m.public_key) !== m.node_id) throw fail("ERR_INVALID_IDENTITY", `node_id ${m.node_id.slice(0, 18)}… is not derived from its public key`);
-  if (!bytesEqual(m.public_key, tlsKey)) throw fail("ERR_HANDSHAKE_FAILED", `${m.type} key differs from the TLS certificate key`);
-  if (Math.abs(m.timestamp - now) > maxDrift) throw fail("ERR_HANDSHAKE_FAILED", `clock drift of ${Math.abs(m.timestamp - now)} s exceeds ${maxDrift} s`);
+  if (m.protocol_v !== PROTOCOL_V) {
+    throw fail("ERR_PROTOCOL_VERSION", `unsupported protocol_v ${m.protocol_v} (this node speaks ${PROTOCOL_V})`);
+  }
+  if (nodeIdFromPublicKey(m.public_key) !== m.node_id) {
+    throw fail("ERR_INVALID_IDENTITY", `node_id ${m.node_id.slice(0, 18)}… is not derived from its public key`);
+  }
+  if (!bytesEqual(m.public_key, tlsKey)) {
+    throw fail("ERR_HANDSHAKE_FAILED", `${m.type} key differs from the TLS certificate key`);
+  }
+  if (Math.abs(m.timestamp - now) > maxDrift) {
+    throw fail("ERR_HANDSHAKE_FAILED", `clock drift of ${Math.abs(m.timestamp - now)} s exceeds ${maxDrift} s`);
+  }
   return {
     nodeId: m.node_id,
     publicKey: m.public_key,
@@ -129,8 +145,14 @@ function fromPeer(e: AtlasError): AtlasError {
 
 /** An Error frame from the peer as a typed error. */
 function remoteError(m: WireMessage, during: string): AtlasError {
-  if (m.type === "Error") return fromPeer(new AtlasError(protocolCodeName(m.code), `peer refused the handshake: ${m.message}`));
-  if (m.type === "VerifyAck") return fromPeer(new AtlasError("ERR_HANDSHAKE_FAILED", `peer rejected the handshake: ${m.reason ?? "no reason given"}`));
+  if (m.type === "Error") {
+    return fromPeer(new AtlasError(protocolCodeName(m.code), `peer refused the handshake: ${m.message}`));
+  }
+  if (m.type === "VerifyAck") {
+    return fromPeer(
+      new AtlasError("ERR_HANDSHAKE_FAILED", `peer rejected the handshake: ${m.reason ?? "no reason given"}`),
+    );
+  }
   return new AtlasError("ERR_MESSAGE_REJECTED", `unexpected ${m.type} during ${during}`);
 }
 
@@ -145,13 +167,20 @@ async function withDeadline<T>(ms: number, fn: (left: () => number) => Promise<T
   try {
     return await fn(left);
   } catch (e) {
-    if (e instanceof AtlasError && e.code === "ERR_TIMEOUT") throw fail("ERR_HANDSHAKE_TIMEOUT", `handshake not finished within ${ms / 1000} s`);
+    if (e instanceof AtlasError && e.code === "ERR_TIMEOUT") {
+      throw fail("ERR_HANDSHAKE_TIMEOUT", `handshake not finished within ${ms / 1000} s`);
+    }
     throw e;
   }
 }
 
 /** Read one frame or explain why the connection ended instead. */
-async function readFrame(control: FramedStream, conn: QuicConnection, left: () => number, during: string): Promise<WireMessage> {
+async function readFrame(
+  control: FramedStream,
+  conn: QuicConnection,
+  left: () => number,
+  during: string,
+): Promise<WireMessage> {
   let m: WireMessage | null;
   try {
     m = await control.read(left());
@@ -166,7 +195,14 @@ async function readFrame(control: FramedStream, conn: QuicConnection, left: () =
 async function connectionReason(conn: QuicConnection, e: unknown): Promise<unknown> {
   if (e instanceof AtlasError && (e.code === "ERR_RESET" || e.code === "ERR_CLOSED")) {
     const info = await within(conn.closed, 200);
-    if (info && info.app && info.code >= 1000) return fromPeer(new AtlasError(protocolCodeName(info.code), `peer refused the handshake: ${info.reason || protocolCodeName(info.code)}`));
+    if (info && info.app && info.code >= 1000) {
+      return fromPeer(
+        new AtlasError(
+          protocolCodeName(info.code),
+          `peer refused the handshake: ${info.reason || protocolCodeName(info.code)}`,
+        ),
+      );
+    }
   }
   return e;
 }
@@ -190,15 +226,26 @@ async function refuse(conn: QuicConnection, control: FramedStream | null, err: A
  * Initiator side (SPEC §6 steps 1 and 3). Opens the control stream, sends Hello, checks
  * HelloAck and the responder's signature, sends Verify, waits for VerifyAck.
  */
-export async function initiateHandshake(conn: QuicConnection, me: LocalCard, o: InitiatorOptions): Promise<HandshakeResult> {
+export async function initiateHandshake(
+  conn: QuicConnection,
+  me: LocalCard,
+  o: InitiatorOptions,
+): Promise<HandshakeResult> {
   const now = o.now ?? unixNow;
   let control: FramedStream | null = null;
   try {
     return await withDeadline(o.timeoutMs, async (left) => {
-      await within(conn.established, left(), () => fail("ERR_HANDSHAKE_TIMEOUT", `handshake not finished within ${o.timeoutMs / 1000} s`));
+      await within(
+        conn.established,
+        left(),
+        () => fail("ERR_HANDSHAKE_TIMEOUT", `handshake not finished within ${o.timeoutMs / 1000} s`),
+      );
       const tlsKey = tlsPeerKey(conn);
       if (o.expectedNodeId && nodeIdFromPublicKey(tlsKey) !== o.expectedNodeId) {
-        throw fail("ERR_INVALID_IDENTITY", `peer is ${nodeIdFromPublicKey(tlsKey).slice(0, 18)}…, not the expected ${o.expectedNodeId.slice(0, 18)}…`);
+        throw fail(
+          "ERR_INVALID_IDENTITY",
+          `peer is ${nodeIdFromPublicKey(tlsKey).slice(0, 18)}…, not the expected ${o.expectedNodeId.slice(0, 18)}…`,
+        );
       }
       control = new FramedStream(conn.openStream(), PRE_HANDSHAKE_MAX_PAYLOAD);
       const myChallenge = new Uint8Array(randomBytes(32));
@@ -206,10 +253,19 @@ export async function initiateHandshake(conn: QuicConnection, me: LocalCard, o: 
       const ack = await readFrame(control, conn, left, "the handshake");
       if (ack.type !== "HelloAck") throw remoteError(ack, "the handshake");
       const peer = checkCard(ack, tlsKey, now(), o.maxDriftS);
-      if (o.expectedNodeId && peer.nodeId !== o.expectedNodeId) throw fail("ERR_INVALID_IDENTITY", `peer is ${peer.nodeId.slice(0, 18)}…, not the expected ${o.expectedNodeId.slice(0, 18)}…`);
+      if (o.expectedNodeId && peer.nodeId !== o.expectedNodeId) {
+        throw fail(
+          "ERR_INVALID_IDENTITY",
+          `peer is ${peer.nodeId.slice(0, 18)}…, not the expected ${o.expectedNodeId.slice(0, 18)}…`,
+        );
+      }
       const signed = handshakeSignedBytes(ROLE_RESPONDER, peer.nodeId, me.identity.nodeId, myChallenge);
-      if (!verifyEd25519(peer.publicKey, signed, ack.signature)) throw fail("ERR_HANDSHAKE_FAILED", "responder's handshake signature is invalid");
-      const sig = me.identity.sign(handshakeSignedBytes(ROLE_INITIATOR, me.identity.nodeId, peer.nodeId, ack.challenge));
+      if (!verifyEd25519(peer.publicKey, signed, ack.signature)) {
+        throw fail("ERR_HANDSHAKE_FAILED", "responder's handshake signature is invalid");
+      }
+      const sig = me.identity.sign(
+        handshakeSignedBytes(ROLE_INITIATOR, me.identity.nodeId, peer.nodeId, ack.challenge),
+      );
       await control.write({ type: "Verify", signature: sig, challenge: ack.challenge });
       const va = await readFrame(control, conn, left, "the handshake");
       if (va.type !== "VerifyAck" || va.status !== "ok") throw remoteError(va, "the handshake");
@@ -219,7 +275,9 @@ export async function initiateHandshake(conn: QuicConnection, me: LocalCard, o: 
       return { peer, trust, remoteTrust: va.trust_level, observedAddr: ack.observed_addr, control };
     });
   } catch (e) {
-    const err = e instanceof AtlasError ? e : new AtlasError("ERR_INTERNAL", `handshake failed: ${(e as Error).message}`);
+    const err = e instanceof AtlasError
+      ? e
+      : new AtlasError("ERR_INTERNAL", `handshake failed: ${(e as Error).message}`);
     if (conn.isOpen) await refuse(conn, toldByPeer(err) ? null : control, err);
     throw err;
   }
@@ -233,7 +291,12 @@ function toldByPeer(e: AtlasError): boolean {
 /**
  * Responder side (SPEC §6 steps 2 and 4), run on the first stream the initiator opens.
  */
-export async function acceptHandshake(conn: QuicConnection, controlStream: FramedStream, me: LocalCard, o: ResponderOptions): Promise<HandshakeResult> {
+export async function acceptHandshake(
+  conn: QuicConnection,
+  controlStream: FramedStream,
+  me: LocalCard,
+  o: ResponderOptions,
+): Promise<HandshakeResult> {
   const now = o.now ?? unixNow;
   const control = controlStream;
   control.maxPayload = PRE_HANDSHAKE_MAX_PAYLOAD;
@@ -244,18 +307,36 @@ export async function acceptHandshake(conn: QuicConnection, controlStream: Frame
       if (hello.type === "Error") throw remoteError(hello, "the handshake");
       if (hello.type !== "Hello") throw fail("ERR_NOT_VERIFIED", `${hello.type} before the handshake completed`);
       const peer = checkCard(hello, tlsKey, now(), o.maxDriftS);
-      if (o.expectedNodeId && peer.nodeId !== o.expectedNodeId) throw fail("ERR_INVALID_IDENTITY", `peer is ${peer.nodeId.slice(0, 18)}…, not the expected ${o.expectedNodeId.slice(0, 18)}…`);
+      if (o.expectedNodeId && peer.nodeId !== o.expectedNodeId) {
+        throw fail(
+          "ERR_INVALID_IDENTITY",
+          `peer is ${peer.nodeId.slice(0, 18)}…, not the expected ${o.expectedNodeId.slice(0, 18)}…`,
+        );
+      }
       const banned = await o.bannedUntil(peer.nodeId);
       if (banned !== null && banned > now()) throw fail("ERR_RATE_LIMITED", `banned until ${banned}`);
       const myChallenge = new Uint8Array(randomBytes(32));
-      const sig = me.identity.sign(handshakeSignedBytes(ROLE_RESPONDER, me.identity.nodeId, peer.nodeId, hello.challenge));
-      await control.write({ type: "HelloAck", ...cardFields(me), timestamp: now(), challenge: myChallenge, signature: sig, observed_addr: o.observedAddr === undefined ? formatAddr(conn.remote) : (o.observedAddr ?? undefined) });
+      const sig = me.identity.sign(
+        handshakeSignedBytes(ROLE_RESPONDER, me.identity.nodeId, peer.nodeId, hello.challenge),
+      );
+      await control.write({
+        type: "HelloAck",
+        ...cardFields(me),
+        timestamp: now(),
+        challenge: myChallenge,
+        signature: sig,
+        observed_addr: o.observedAddr === undefined ? formatAddr(conn.remote) : (o.observedAddr ?? undefined),
+      });
       const v = await readFrame(control, conn, left, "the handshake");
       if (v.type === "Error") throw remoteError(v, "the handshake");
       if (v.type !== "Verify") throw fail("ERR_NOT_VERIFIED", `${v.type} before the handshake completed`);
-      if (!bytesEqual(v.challenge, myChallenge)) throw fail("ERR_HANDSHAKE_FAILED", "Verify echoes a different challenge");
+      if (!bytesEqual(v.challenge, myChallenge)) {
+        throw fail("ERR_HANDSHAKE_FAILED", "Verify echoes a different challenge");
+      }
       const signed = handshakeSignedBytes(ROLE_INITIATOR, peer.nodeId, me.identity.nodeId, myChallenge);
-      if (!verifyEd25519(peer.publicKey, signed, v.signature)) throw fail("ERR_HANDSHAKE_FAILED", "initiator's handshake signature is invalid");
+      if (!verifyEd25519(peer.publicKey, signed, v.signature)) {
+        throw fail("ERR_HANDSHAKE_FAILED", "initiator's handshake signature is invalid");
+      }
       const trust = await o.trustFor(peer);
       await control.write({ type: "VerifyAck", status: "ok", trust_level: trust });
       control.maxPayload = MAX_PAYLOAD;

@@ -8,7 +8,12 @@ export const ROLE_RESPONDER = 0x02;
 const DOMAIN = new TextEncoder().encode("atlas-handshake-v1");
 const enc = new TextEncoder();
 
-export function handshakeSignedBytes(role: number, signer: string, verifier: string, challenge: Uint8Array): Uint8Array {
+export function handshakeSignedBytes(
+  role: number,
+  signer: string,
+  verifier: string,
+  challenge: Uint8Array,
+): Uint8Array {
   const s = enc.encode(signer);
   const v = enc.encode(verifier);
   const out = new Uint8Array(DOMAIN.length + 1 + s.length + v.length + challenge.length);

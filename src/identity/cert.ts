@@ -6,8 +6,8 @@
  */
 import { sha256 } from "@noble/hashes/sha2.js";
 import { AtlasError } from "../errors.ts";
-import { nodeIdFromPublicKey, NODE_ID_PREFIX } from "./node-id.ts";
-import { pemEncode, publicKeyFromSeed, signEd25519, spkiDer, SPKI_PREFIX, verifyEd25519 } from "./keys.ts";
+import { NODE_ID_PREFIX, nodeIdFromPublicKey } from "./node-id.ts";
+import { pemEncode, publicKeyFromSeed, signEd25519, SPKI_PREFIX, spkiDer, verifyEd25519 } from "./keys.ts";
 
 /**
  * Signature algorithms to hand to BoringSSL (quiche `Config.withBoringSslCtx(..., sigalgs)`):
@@ -65,7 +65,10 @@ export function makeSelfSignedCert(seed: Uint8Array): Uint8Array {
   const pk = publicKeyFromSeed(seed);
   const name = cnName(nodeIdFromPublicKey(pk).slice(NODE_ID_PREFIX.length));
   // basicConstraints critical, cA FALSE: this key signs no other certificate.
-  const extensions = tlv(0xa3, tlv(0x30, tlv(0x30, OID_BASIC_CONSTRAINTS, bytes(0x01, 0x01, 0xff), tlv(0x04, bytes(0x30, 0x00)))));
+  const extensions = tlv(
+    0xa3,
+    tlv(0x30, tlv(0x30, OID_BASIC_CONSTRAINTS, bytes(0x01, 0x01, 0xff), tlv(0x04, bytes(0x30, 0x00)))),
+  );
   const tbs = tlv(
     0x30,
     tlv(0xa0, bytes(0x02, 0x01, 0x02)), // version v3

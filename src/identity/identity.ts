@@ -10,7 +10,7 @@ import { atomicWrite } from "../util/fs.ts";
 import { derToPem, makeSelfSignedCert } from "./cert.ts";
 import { generateSeed, pkcs8PemToSeed, publicKeyFromSeed, seedToPkcs8Pem, signEd25519 } from "./keys.ts";
 import { NODE_ID_PREFIX, nodeIdFromPublicKey } from "./node-id.ts";
-import { defaultProfile, loadProfile, saveProfile, validateName, type Profile } from "./profile.ts";
+import { defaultProfile, loadProfile, type Profile, saveProfile, validateName } from "./profile.ts";
 
 export class Identity {
   readonly nodeId: string;
@@ -113,7 +113,10 @@ export async function loadIdentity(paths: HomePaths): Promise<Identity> {
     throw ioError(`cannot read key file ${file}`, e);
   }
   if ((mode & 0o077) !== 0) {
-    throw new AtlasError("ERR_KEY_PERMISSIONS", `key file ${file} is accessible by group or others: run \`chmod 600 ${file}\``);
+    throw new AtlasError(
+      "ERR_KEY_PERMISSIONS",
+      `key file ${file} is accessible by group or others: run \`chmod 600 ${file}\``,
+    );
   }
   let pem: string;
   try {

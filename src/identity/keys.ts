@@ -4,7 +4,13 @@
  * RFC 8410 form that `openssl genpkey -algorithm ed25519` also writes.
  */
 import { ed25519 } from "@noble/curves/ed25519.js";
-import { createPrivateKey, createPublicKey, sign as cryptoSign, verify as cryptoVerify, type KeyObject } from "node:crypto";
+import {
+  createPrivateKey,
+  createPublicKey,
+  type KeyObject,
+  sign as cryptoSign,
+  verify as cryptoVerify,
+} from "node:crypto";
 import { AtlasError } from "../errors.ts";
 
 /** PKCS#8 v1 PrivateKeyInfo for ed25519 up to the 32-byte seed (RFC 8410 §7). */
@@ -88,8 +94,14 @@ class KeyCache {
   }
 }
 
-const privateKeys = new KeyCache(8, (seed) => createPrivateKey({ key: Buffer.from(concat(PKCS8_PREFIX, seed)), format: "der", type: "pkcs8" }));
-const publicKeys = new KeyCache(256, (pk) => createPublicKey({ key: Buffer.from(concat(SPKI_PREFIX, pk)), format: "der", type: "spki" }));
+const privateKeys = new KeyCache(
+  8,
+  (seed) => createPrivateKey({ key: Buffer.from(concat(PKCS8_PREFIX, seed)), format: "der", type: "pkcs8" }),
+);
+const publicKeys = new KeyCache(
+  256,
+  (pk) => createPublicKey({ key: Buffer.from(concat(SPKI_PREFIX, pk)), format: "der", type: "spki" }),
+);
 
 function privateKeyObject(seed: Uint8Array): KeyObject {
   return privateKeys.get(seed);
@@ -141,7 +153,10 @@ export function pemDecode(pem: string, label: string): Uint8Array {
   const i = pem.indexOf(begin);
   if (i < 0) {
     const other = /-----BEGIN ([A-Z0-9 ]+)-----/.exec(pem);
-    throw new AtlasError("ERR_IO", other ? `expected a PEM "${label}" block, found "${other[1]}"` : `no PEM "${label}" block found`);
+    throw new AtlasError(
+      "ERR_IO",
+      other ? `expected a PEM "${label}" block, found "${other[1]}"` : `no PEM "${label}" block found`,
+    );
   }
   const j = pem.indexOf(end, i + begin.length);
   if (j < 0) throw new AtlasError("ERR_IO", `PEM "${label}" block has no END line`);

@@ -37,7 +37,9 @@ export function validateName(s: string): string {
   if (name === "") throw new AtlasError("ERR_USAGE", "name must not be empty");
   if (CONTROL_RE.test(name)) throw new AtlasError("ERR_USAGE", "name must not contain control characters");
   const n = byteLength(name);
-  if (n > MAX_NAME_BYTES) throw new AtlasError("ERR_USAGE", `name is ${n} bytes long; the limit is ${MAX_NAME_BYTES} bytes`);
+  if (n > MAX_NAME_BYTES) {
+    throw new AtlasError("ERR_USAGE", `name is ${n} bytes long; the limit is ${MAX_NAME_BYTES} bytes`);
+  }
   return name;
 }
 
@@ -45,7 +47,9 @@ export function validateBio(s: string): string {
   const bio = s.trim();
   if (CONTROL_RE.test(bio)) throw new AtlasError("ERR_USAGE", "bio must not contain control characters");
   const n = byteLength(bio);
-  if (n > MAX_BIO_BYTES) throw new AtlasError("ERR_USAGE", `bio is ${n} bytes long; the limit is ${MAX_BIO_BYTES} bytes`);
+  if (n > MAX_BIO_BYTES) {
+    throw new AtlasError("ERR_USAGE", `bio is ${n} bytes long; the limit is ${MAX_BIO_BYTES} bytes`);
+  }
   return bio;
 }
 
@@ -54,12 +58,17 @@ export function normalizeSkill(s: string): string {
   if (skill === "") throw new AtlasError("ERR_USAGE", "skill must not be empty");
   const n = byteLength(skill);
   if (n > MAX_SKILL_BYTES) {
-    throw new AtlasError("ERR_USAGE", `skill ${JSON.stringify(skill)} is ${n} bytes long; the limit is ${MAX_SKILL_BYTES} bytes`);
+    throw new AtlasError(
+      "ERR_USAGE",
+      `skill ${JSON.stringify(skill)} is ${n} bytes long; the limit is ${MAX_SKILL_BYTES} bytes`,
+    );
   }
   if (!SKILL_RE.test(skill)) {
     throw new AtlasError(
       "ERR_USAGE",
-      `invalid skill ${JSON.stringify(s)}: use lowercase letters, digits, '.', '_' and '-', starting with a letter or digit`,
+      `invalid skill ${
+        JSON.stringify(s)
+      }: use lowercase letters, digits, '.', '_' and '-', starting with a letter or digit`,
     );
   }
   return skill;
@@ -153,9 +162,13 @@ function profileFromDoc(doc: Record<string, unknown>, file: string): Profile {
 function operatorFromDoc(v: unknown, bad: (key: string, why: string) => never): OperatorInfo {
   if (typeof v !== "object" || v === null || Array.isArray(v)) return bad("operator", "expected a table");
   const t = v as Record<string, unknown>;
-  for (const k of Object.keys(t)) if (!(OPERATOR_KEYS as readonly string[]).includes(k)) bad(`operator.${k}`, "unknown key");
+  for (const k of Object.keys(t)) {
+    if (!(OPERATOR_KEYS as readonly string[]).includes(k)) bad(`operator.${k}`, "unknown key");
+  }
   for (const k of OPERATOR_KEYS) if (t[k] === undefined) bad(`operator.${k}`, "missing");
-  if (typeof t.fid !== "number" || !Number.isSafeInteger(t.fid) || t.fid < 0) bad("operator.fid", "expected a non-negative integer");
+  if (typeof t.fid !== "number" || !Number.isSafeInteger(t.fid) || t.fid < 0) {
+    bad("operator.fid", "expected a non-negative integer");
+  }
   for (const k of OPERATOR_KEYS.slice(1)) if (typeof t[k] !== "string") bad(`operator.${k}`, "expected a string");
   return {
     fid: t.fid as number,
@@ -176,7 +189,13 @@ export async function saveProfile(paths: HomePaths, p: Profile): Promise<void> {
   if (p.wallet !== undefined) doc.wallet = p.wallet;
   if (p.operator !== undefined) {
     const o = p.operator;
-    doc.operator = { fid: o.fid, username: o.username, custody_address: o.custody_address, message: o.message, signature: o.signature };
+    doc.operator = {
+      fid: o.fid,
+      username: o.username,
+      custody_address: o.custody_address,
+      message: o.message,
+      signature: o.signature,
+    };
   }
   await atomicWrite(paths.profileFile, stringify(doc));
 }

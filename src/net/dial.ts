@@ -46,8 +46,15 @@ async function candidatesFor(node: AtlasNode, text: string): Promise<Candidates>
     const p = a ? parseAddr(a) : null;
     if (p && !addrs.some((x) => formatAddr(x) === formatAddr(p))) addrs.push(p);
   }
-  const relays = node.config.transport.enable_relay ? relayCandidates(row?.relays ?? [], node.config.network.relays) : [];
-  if (addrs.length === 0 && relays.length === 0) throw new AtlasError("ERR_UNREACHABLE", `no known address for ${nodeId.slice(0, 18)}…: connect to it by address first, or discover it`);
+  const relays = node.config.transport.enable_relay
+    ? relayCandidates(row?.relays ?? [], node.config.network.relays)
+    : [];
+  if (addrs.length === 0 && relays.length === 0) {
+    throw new AtlasError(
+      "ERR_UNREACHABLE",
+      `no known address for ${nodeId.slice(0, 18)}…: connect to it by address first, or discover it`,
+    );
+  }
   return { nodeId, addrs, relays };
 }
 
@@ -84,7 +91,9 @@ export async function dialPeer(node: AtlasNode, target: string): Promise<DialRes
   }
   const errors: unknown[] = [];
   let session = await dialDirect(node, addrs, nodeId, errors);
-  const refused = errors.some((e) => isAtlasError(e) && e.code !== "ERR_INVALID_IDENTITY" && ["rejected", "expired"].includes(failureKind(e)));
+  const refused = errors.some((e) =>
+    isAtlasError(e) && e.code !== "ERR_INVALID_IDENTITY" && ["rejected", "expired"].includes(failureKind(e))
+  );
   if (!session && nodeId && !refused) session = await dialRelays(node, relays, nodeId, errors);
   if (session) return { session, reused: false };
   const err = pickError(errors.filter((e) => e !== undefined), addrs, relays);
@@ -93,7 +102,12 @@ export async function dialPeer(node: AtlasNode, target: string): Promise<DialRes
 }
 
 /** The direct candidates, Happy Eyeballs style; null when none completed the handshake. */
-async function dialDirect(node: AtlasNode, addrs: SockAddr[], nodeId: string | undefined, errors: unknown[]): Promise<Session | null> {
+async function dialDirect(
+  node: AtlasNode,
+  addrs: SockAddr[],
+  nodeId: string | undefined,
+  errors: unknown[],
+): Promise<Session | null> {
   if (addrs.length === 0) return null;
   const cfg = node.config.transport;
   const ctrl = new AbortController();
@@ -123,7 +137,12 @@ async function dialDirect(node: AtlasNode, addrs: SockAddr[], nodeId: string | u
 }
 
 /** Relays in order (SPEC §7), each until one pipe completes the handshake inside it. */
-async function dialRelays(node: AtlasNode, relays: string[], nodeId: string, errors: unknown[]): Promise<Session | null> {
+async function dialRelays(
+  node: AtlasNode,
+  relays: string[],
+  nodeId: string,
+  errors: unknown[],
+): Promise<Session | null> {
   if (relays.length === 0) return null;
   const { dialViaRelay } = await import("../relay/dial.ts");
   for (const r of relays) {
@@ -140,7 +159,15 @@ async function dialRelays(node: AtlasNode, relays: string[], nodeId: string, err
 /** The most telling error: a refusal beats a timeout beats silence. */
 function pickError(errors: unknown[], addrs: SockAddr[], relays: string[]): AtlasError {
   const typed = errors.filter((e): e is AtlasError => isAtlasError(e));
-  const rank = (e: AtlasError) => (failureKind(e) === "rejected" || failureKind(e) === "expired" ? 0 : e.code === "ERR_HANDSHAKE_TIMEOUT" ? 1 : e.code === "ERR_RESET" ? 2 : 3);
+  const rank = (
+    e: AtlasError,
+  ) => (failureKind(e) === "rejected" || failureKind(e) === "expired"
+    ? 0
+    : e.code === "ERR_HANDSHAKE_TIMEOUT"
+    ? 1
+    : e.code === "ERR_RESET"
+    ? 2
+    : 3);
   typed.sort((a, b) => rank(a) - rank(b));
   const best = typed[0];
   if (best && rank(best) < 3) return best;

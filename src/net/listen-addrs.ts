@@ -13,7 +13,9 @@ export function listenAddrs(bound: SockAddr, dualStack = true): string[] {
     for (const i of list ?? []) {
       if (i.internal) continue;
       if (i.family === "IPv4") v4.push(formatAddr({ host: i.address, port: bound.port }));
-      else if (dualStack && bound.host !== "0.0.0.0" && !i.address.startsWith("fe80")) v6.push(formatAddr({ host: i.address, port: bound.port }));
+      else if (dualStack && bound.host !== "0.0.0.0" && !i.address.startsWith("fe80")) {
+        v6.push(formatAddr({ host: i.address, port: bound.port }));
+      }
     }
   }
   const all = [...v4, ...v6];

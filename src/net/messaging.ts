@@ -18,7 +18,7 @@ import { isNodeId, shortNodeId } from "../identity/node-id.ts";
 import type { InboxMessage, Store } from "../store/index.ts";
 import { formatAddr } from "../transport/addr.ts";
 import { unixNow } from "../util/time.ts";
-import { MAX_PAYLOAD, Limits, type AtlasMessage, type MessageAck, type WireMessage } from "../wire/messages.ts";
+import { type AtlasMessage, Limits, MAX_PAYLOAD, type MessageAck, type WireMessage } from "../wire/messages.ts";
 import { fitsUtf8, isJsonText, isMsgId, isWellFormed, utf8Length } from "../wire/validate.ts";
 import { dialPeer } from "./dial.ts";
 import type { AtlasNode } from "./node.ts";
@@ -70,12 +70,19 @@ export function compactJson(text: string): string {
 export function checkOutgoing(body: string, opts: { topic?: string; replyTo?: string } = {}): void {
   if (!isJsonText(body)) throw new AtlasError("ERR_USAGE", "message body must be JSON text");
   if (!isWellFormed(body)) throw new AtlasError("ERR_USAGE", "message body must be well-formed Unicode");
-  if (!fitsUtf8(body, MAX_BODY_BYTES)) throw new AtlasError("ERR_USAGE", `message body is ${utf8Length(body)} bytes; the limit is ${MAX_BODY_BYTES}`);
+  if (!fitsUtf8(body, MAX_BODY_BYTES)) {
+    throw new AtlasError("ERR_USAGE", `message body is ${utf8Length(body)} bytes; the limit is ${MAX_BODY_BYTES}`);
+  }
   if (opts.topic !== undefined) {
-    if (!isWellFormed(opts.topic) || !fitsUtf8(opts.topic, Limits.TOPIC_BYTES)) throw new AtlasError("ERR_USAGE", `topic must be at most ${Limits.TOPIC_BYTES} bytes of text`);
+    if (!isWellFormed(opts.topic) || !fitsUtf8(opts.topic, Limits.TOPIC_BYTES)) {
+      throw new AtlasError("ERR_USAGE", `topic must be at most ${Limits.TOPIC_BYTES} bytes of text`);
+    }
   }
   if (opts.replyTo !== undefined && !isMsgId(opts.replyTo)) {
-    throw new AtlasError("ERR_USAGE", `invalid message ID '${opts.replyTo}': expected msg_ followed by a lowercase UUID`);
+    throw new AtlasError(
+      "ERR_USAGE",
+      `invalid message ID '${opts.replyTo}': expected msg_ followed by a lowercase UUID`,
+    );
   }
 }
 
@@ -86,7 +93,11 @@ export function checkOutgoing(body: string, opts: { topic?: string; replyTo?: st
  * Inbox housekeeping (SPEC §8): drop messages older than `inbox.retention_days` and trim every
  * sender to `inbox.max_per_peer`. The daemon calls it at start and then hourly.
  */
-export async function pruneInbox(store: Store, cfg: Config, now = unixNow()): Promise<{ expired: number; excess: number }> {
+export async function pruneInbox(
+  store: Store,
+  cfg: Config,
+  now = unixNow(),
+): Promise<{ expired: number; excess: number }> {
   const expired = await store.inbox.pruneReceivedBefore(now - cfg.inbox.retention_days * 86400);
   const excess = await store.inbox.pruneExcess(cfg.inbox.max_per_peer);
   return { expired, excess };
@@ -105,10 +116,16 @@ export function serveInbox(node: AtlasNode, opts: { onMessage?: (m: InboxMessage
   node.handle("Message", async (session, req) => {
     if (req.type !== "Message") return { type: "Error", code: 2003, message: `expected Message, got ${req.type}` };
     if (req.from !== session.nodeId) {
-      return rejectMessage(req, `message 'from' ${shortNodeId(req.from)} is not the sender's verified node ID ${shortNodeId(session.nodeId)}`);
+      return rejectMessage(
+        req,
+        `message 'from' ${shortNodeId(req.from)} is not the sender's verified node ID ${shortNodeId(session.nodeId)}`,
+      );
     }
     if (req.to !== node.nodeId) {
-      return rejectMessage(req, `message is addressed to ${shortNodeId(req.to)}, not to this node ${shortNodeId(node.nodeId)}`);
+      return rejectMessage(
+        req,
+        `message is addressed to ${shortNodeId(req.to)}, not to this node ${shortNodeId(node.nodeId)}`,
+      );
     }
     const m: InboxMessage = {
       id: req.id,
@@ -124,16 +141,31 @@ export function serveInbox(node: AtlasNode, opts: { onMessage?: (m: InboxMessage
     try {
       fresh = await node.store.inbox.insert(m);
     } catch (e) {
-      node.log.error("could not store a received message", { from: shortNodeId(req.from), msg: req.id, error: (e as Error).message });
+      node.log.error("could not store a received message", {
+        from: shortNodeId(req.from),
+        msg: req.id,
+        error: (e as Error).message,
+      });
       return { type: "Error", code: 5001, message: "receiver could not store the message", ref_msg_id: req.id };
     }
     // Fault injection for the crash tests: die between storing and acknowledging.
     if (process.env.ATLAS_FAULT_KILL_AFTER_STORE === "1") process.kill(process.pid, "SIGKILL");
     if (fresh) {
-      node.log.info("message received", { from: shortNodeId(req.from), msg: req.id, topic: req.topic, bytes: utf8Length(req.body) });
+      node.log.info("message received", {
+        from: shortNodeId(req.from),
+        msg: req.id,
+        topic: req.topic,
+        bytes: utf8Length(req.body),
+      });
       try {
         const n = await node.store.inbox.pruneExcess(node.config.inbox.max_per_peer, req.from);
-        if (n > 0) node.log.info("inbox full for sender: oldest messages pruned", { from: shortNodeId(req.from), pruned: n, max_per_peer: node.config.inbox.max_per_peer });
+        if (n > 0) {
+          node.log.info("inbox full for sender: oldest messages pruned", {
+            from: shortNodeId(req.from),
+            pruned: n,
+            max_per_peer: node.config.inbox.max_per_peer,
+          });
+        }
       } catch (e) {
         // the message itself is stored: acknowledge it anyway
         node.log.warn("could not prune the inbox", { error: (e as Error).message });
@@ -173,7 +205,14 @@ export interface SendResult {
 
 /** The Message for `session`'s peer. */
 export function buildMessage(node: AtlasNode, to: string, body: string, o: SendOptions = {}): AtlasMessage {
-  const msg: AtlasMessage = { type: "Message", id: o.msgId ?? newMessageId(), from: node.nodeId, to, timestamp: o.timestamp ?? unixNow(), body };
+  const msg: AtlasMessage = {
+    type: "Message",
+    id: o.msgId ?? newMessageId(),
+    from: node.nodeId,
+    to,
+    timestamp: o.timestamp ?? unixNow(),
+    body,
+  };
   if (o.replyTo !== undefined && o.replyTo !== null) msg.reply_to = o.replyTo;
   if (o.topic !== undefined && o.topic !== null) msg.topic = o.topic;
   return msg;
@@ -189,14 +228,22 @@ export async function deliverOn(session: Session, msg: AtlasMessage, timeoutMs: 
   try {
     res = await session.request(msg, timeoutMs);
   } catch (e) {
-    if (isAtlasError(e, "ERR_TIMEOUT")) throw new AtlasError("ERR_TIMEOUT", `no MessageAck from ${shortNodeId(session.nodeId)} within ${timeoutMs / 1000} s`, { cause: e });
+    if (isAtlasError(e, "ERR_TIMEOUT")) {
+      throw new AtlasError(
+        "ERR_TIMEOUT",
+        `no MessageAck from ${shortNodeId(session.nodeId)} within ${timeoutMs / 1000} s`,
+        { cause: e },
+      );
+    }
     throw e;
   }
   if (res.type !== "MessageAck" || res.status !== "received") {
     const what = res.type === "MessageAck" ? `MessageAck '${res.status}'` : res.type;
     throw new AtlasError("ERR_MESSAGE_REJECTED", `peer answered ${what} instead of MessageAck 'received'`);
   }
-  if (res.msg_id !== undefined && res.msg_id !== msg.id) throw new AtlasError("ERR_MESSAGE_REJECTED", `peer acknowledged ${res.msg_id} instead of ${msg.id}`);
+  if (res.msg_id !== undefined && res.msg_id !== msg.id) {
+    throw new AtlasError("ERR_MESSAGE_REJECTED", `peer acknowledged ${res.msg_id} instead of ${msg.id}`);
+  }
   return res;
 }
 
@@ -204,7 +251,12 @@ export async function deliverOn(session: Session, msg: AtlasMessage, timeoutMs: 
  * Direct delivery (SPEC §7, §14): dial `target` (reusing a live session), send the Message and
  * wait `transport.request_timeout` for its MessageAck. `body` must be JSON text (normalizeBody).
  */
-export async function sendDirect(node: AtlasNode, target: string, body: string, opts: SendOptions = {}): Promise<SendResult> {
+export async function sendDirect(
+  node: AtlasNode,
+  target: string,
+  body: string,
+  opts: SendOptions = {},
+): Promise<SendResult> {
   checkOutgoing(body, opts);
   const { session, reused } = await dialPeer(node, target);
   const msg = buildMessage(node, session.nodeId, body, opts);
@@ -237,13 +289,25 @@ export interface QueuedResult {
  * `net send` with a daemon: resolve the target, commit the message to the outbox (SPEC §14:
  * queued, then delivered with retries until acknowledged or expired) and return its ID.
  */
-export async function enqueueMessage(store: Store, cfg: Config, a: { target: string; body: string; topic?: string | null; reply_to?: string | null }): Promise<QueuedResult> {
+export async function enqueueMessage(
+  store: Store,
+  cfg: Config,
+  a: { target: string; body: string; topic?: string | null; reply_to?: string | null },
+): Promise<QueuedResult> {
   const body = normalizeBody(a.body);
   checkOutgoing(body, { topic: a.topic ?? undefined, replyTo: a.reply_to ?? undefined });
   const target = await resolveSendTarget(store, a.target);
   const id = newMessageId();
   const now = unixNow();
-  await store.outbox.enqueue({ id, target, topic: a.topic ?? null, reply_to: a.reply_to ?? null, body, created_at: now, expires_at: now + cfg.outbox.ttl });
+  await store.outbox.enqueue({
+    id,
+    target,
+    topic: a.topic ?? null,
+    reply_to: a.reply_to ?? null,
+    body,
+    created_at: now,
+    expires_at: now + cfg.outbox.ttl,
+  });
   return { msg_id: id, target };
 }
 
@@ -260,7 +324,6 @@ export function shortTarget(target: string): string {
   const at = target.indexOf("@");
   return shortNodeId(id) + (at > 0 ? target.slice(at) : "");
 }
-
 
 /**
  * A refusal that retrying will not change (SPEC §14: the outbox stops on rejected, banned,

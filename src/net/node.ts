@@ -1,6 +1,12 @@
 import type { Config } from "../config/defaults.ts";
 import { AtlasError } from "../errors.ts";
-import { acceptHandshake, initiateHandshake, type HandshakeResult, type LocalCard, type PeerCard } from "../handshake/handshake.ts";
+import {
+  acceptHandshake,
+  type HandshakeResult,
+  initiateHandshake,
+  type LocalCard,
+  type PeerCard,
+} from "../handshake/handshake.ts";
 import type { Identity } from "../identity/identity.ts";
 import type { Profile } from "../identity/profile.ts";
 import { shortNodeId } from "../identity/node-id.ts";
@@ -10,14 +16,21 @@ import type { QuicConnection } from "../transport/connection.ts";
 import { QuicEndpoint } from "../transport/endpoint.ts";
 import { transportOptions } from "../transport/options.ts";
 import type { QuicStream } from "../transport/stream.ts";
-import { silentLogger, type Logger } from "../util/log.ts";
+import { type Logger, silentLogger } from "../util/log.ts";
 import { AGENT } from "../version.ts";
 import { unixNow } from "../util/time.ts";
 import { FramedStream } from "../wire/framed-stream.ts";
-import { DISCONNECT_BANNED, DISCONNECT_REPLACED, DISCONNECT_SHUTDOWN, type MsgTypeName, type TrustLevel, type WireMessage } from "../wire/messages.ts";
+import {
+  DISCONNECT_BANNED,
+  DISCONNECT_REPLACED,
+  DISCONNECT_SHUTDOWN,
+  type MsgTypeName,
+  type TrustLevel,
+  type WireMessage,
+} from "../wire/messages.ts";
 import { PeerRateLimiter } from "./rate-limit.ts";
 import { listenAddrs } from "./listen-addrs.ts";
-import { Session, type Direction, type PathKind, type RequestHandler } from "./session.ts";
+import { type Direction, type PathKind, type RequestHandler, Session } from "./session.ts";
 import { trustLevelFor } from "./trust.ts";
 import type { HttpHubClient } from "../operator/hub.ts";
 
@@ -125,7 +138,10 @@ export class AtlasNode {
    * Dial one address and run the handshake as initiator. `expectedNodeId` pins the peer.
    * Throws typed errors; the dialer (dial.ts) turns them into `last_failure` kinds.
    */
-  async connectTo(addr: SockAddr, o: { expectedNodeId?: string; dialTimeoutMs?: number; signal?: AbortSignal } = {}): Promise<Session> {
+  async connectTo(
+    addr: SockAddr,
+    o: { expectedNodeId?: string; dialTimeoutMs?: number; signal?: AbortSignal } = {},
+  ): Promise<Session> {
     return this.runOutbound(this.endpoint.connect(addr), { ...o, dialled: addr, path: "direct" });
   }
 
@@ -143,7 +159,14 @@ export class AtlasNode {
       const timeout = new Promise<never>((_, rej) => {
         timer = setTimeout(() => {
           conn.close(0, "dial timeout");
-          rej(new AtlasError("ERR_UNREACHABLE", `no answer from ${o.relay ? `${o.expectedNodeId?.slice(0, 18)}… via relay ${o.relay}` : formatAddr(conn.remote)} within ${dialMs / 1000} s`));
+          rej(
+            new AtlasError(
+              "ERR_UNREACHABLE",
+              `no answer from ${
+                o.relay ? `${o.expectedNodeId?.slice(0, 18)}… via relay ${o.relay}` : formatAddr(conn.remote)
+              } within ${dialMs / 1000} s`,
+            ),
+          );
         }, dialMs);
       });
       try {
@@ -197,10 +220,22 @@ export class AtlasNode {
       const { verifyOperator } = await import("../operator/verify.ts");
       if (this.config.farcaster.verify === "hub" && !this.hub) {
         const { HttpHubClient, hubUrlFor } = await import("../operator/hub.ts");
-        this.hub = new HttpHubClient(hubUrlFor(this.config.farcaster.hub_url), { cacheTtlSecs: this.config.farcaster.cache_ttl });
+        this.hub = new HttpHubClient(hubUrlFor(this.config.farcaster.hub_url), {
+          cacheTtlSecs: this.config.farcaster.cache_ttl,
+        });
       }
-      peer.verdict = await verifyOperator(peer.operator, peer.nodeId, this.config, this.config.farcaster.verify === "hub" ? this.hub : null);
-      if (peer.verdict.status !== "verified") this.log.info("operator binding not confirmed", { peer: shortNodeId(peer.nodeId), reason: peer.verdict.reason });
+      peer.verdict = await verifyOperator(
+        peer.operator,
+        peer.nodeId,
+        this.config,
+        this.config.farcaster.verify === "hub" ? this.hub : null,
+      );
+      if (peer.verdict.status !== "verified") {
+        this.log.info("operator binding not confirmed", {
+          peer: shortNodeId(peer.nodeId),
+          reason: peer.verdict.reason,
+        });
+      }
     }
     return trustLevelFor(this.config, peer, { ...ctx, operatorVerified: peer.verdict?.status === "verified" });
   }
@@ -211,7 +246,6 @@ export class AtlasNode {
     const st = this.hub.status();
     return { url: this.hub.baseUrl, reachable: st.reachable, last_error: st.lastError };
   }
-
 
   // ---- inbound ----
 
@@ -232,7 +266,12 @@ export class AtlasNode {
     });
   }
 
-  private async runAccept(conn: QuicConnection, control: FramedStream, held: HeldStreams, relayed?: { sourceId: string; relay: string }): Promise<void> {
+  private async runAccept(
+    conn: QuicConnection,
+    control: FramedStream,
+    held: HeldStreams,
+    relayed?: { sourceId: string; relay: string },
+  ): Promise<void> {
     const path: PathKind = relayed ? "relay" : "direct";
     let hs: HandshakeResult;
     try {
@@ -246,7 +285,10 @@ export class AtlasNode {
         observedAddr: relayed ? null : undefined,
       });
     } catch (e) {
-      this.log.info("inbound handshake failed", { from: relayed ? `relay ${relayed.relay}` : formatAddr(conn.remote), error: (e as Error).message });
+      this.log.info("inbound handshake failed", {
+        from: relayed ? `relay ${relayed.relay}` : formatAddr(conn.remote),
+        error: (e as Error).message,
+      });
       for (const s of held.streams) s.abort(0);
       return;
     }
@@ -273,9 +315,26 @@ export class AtlasNode {
     return held;
   }
 
-  private async openSession(conn: QuicConnection, hs: HandshakeResult, direction: Direction, via: { path: PathKind; relay?: string }, held: HeldStreams, dialled?: SockAddr): Promise<Session> {
+  private async openSession(
+    conn: QuicConnection,
+    hs: HandshakeResult,
+    direction: Direction,
+    via: { path: PathKind; relay?: string },
+    held: HeldStreams,
+    dialled?: SockAddr,
+  ): Promise<Session> {
     const { path, relay } = via;
-    const s = new Session({ conn, control: hs.control, peer: hs.peer, trust: hs.trust, direction, path, relay, remoteAddress: formatAddr(conn.remote), log: this.log });
+    const s = new Session({
+      conn,
+      control: hs.control,
+      peer: hs.peer,
+      trust: hs.trust,
+      direction,
+      path,
+      relay,
+      remoteAddress: formatAddr(conn.remote),
+      log: this.log,
+    });
     // libSQL runs statements synchronously: write the rows after this turn, so VerifyAck (and the
     // caller's first request) leave first instead of waiting for fsyncs.
     s.recorded = this.track(
@@ -285,10 +344,18 @@ export class AtlasNode {
     );
     const rivals = this.sessionsWith(s.nodeId);
     let set = this.sessions.get(s.nodeId);
-    if (!set) this.sessions.set(s.nodeId, (set = new Set()));
+    if (!set) this.sessions.set(s.nodeId, set = new Set());
     set.add(s);
     this.limiter.sessionStarted(s.nodeId);
-    this.log.info("session opened", { peer: shortNodeId(s.nodeId), name: hs.peer.name, direction, path, relay, trust: hs.trust, remote: s.remoteAddress });
+    this.log.info("session opened", {
+      peer: shortNodeId(s.nodeId),
+      name: hs.peer.name,
+      direction,
+      path,
+      relay,
+      trust: hs.trust,
+      remote: s.remoteAddress,
+    });
     void s.done.then((reason) => this.onSessionDone(s, reason));
     void s.runControl();
     held.session = s;
@@ -322,7 +389,11 @@ export class AtlasNode {
     // (only when we know none: an advertised address never replaces a proven one).
     // A relayed connection's `remote` is the relay's address: never the peer's public address.
     const relayed = s.path === "relay";
-    const address = dialled ? formatAddr(dialled) : (await this.store.peers.get(peer.nodeId))?.address ? undefined : peer.listenAddrs[0];
+    const address = dialled
+      ? formatAddr(dialled)
+      : (await this.store.peers.get(peer.nodeId))?.address
+      ? undefined
+      : peer.listenAddrs[0];
     s.rowId = await this.store.recordSessionOpen(
       {
         node_id: peer.nodeId,
@@ -337,11 +408,19 @@ export class AtlasNode {
         trust_level: trust,
         last_seen: now,
       },
-      { node_id: peer.nodeId, direction: s.direction, path: s.path, relay: s.relay ?? null, remote_address: s.remoteAddress, protocol_v: 1, trust_level: trust, connected_at: now },
+      {
+        node_id: peer.nodeId,
+        direction: s.direction,
+        path: s.path,
+        relay: s.relay ?? null,
+        remote_address: s.remoteAddress,
+        protocol_v: 1,
+        trust_level: trust,
+        connected_at: now,
+      },
       now,
     );
   }
-
 
   private writes = new Set<Promise<unknown>>();
   private async pendingWrites(): Promise<void> {
@@ -362,7 +441,9 @@ export class AtlasNode {
       this.limiter.sessionEnded(s.nodeId);
     }
     // The peer's operator asked to disconnect: close every session with it (SPEC §7).
-    if (s.remoteDisconnect && reason === DISCONNECT_SHUTDOWN) for (const o of this.sessionsWith(s.nodeId)) o.close(reason);
+    if (s.remoteDisconnect && reason === DISCONNECT_SHUTDOWN) {
+      for (const o of this.sessionsWith(s.nodeId)) o.close(reason);
+    }
     this.log.info("session closed", { peer: shortNodeId(s.nodeId), reason });
     const now = unixNow();
     void this.track((async () => {
@@ -386,11 +467,18 @@ export class AtlasNode {
   private async admit(session: Session, req: WireMessage, bytes: number, fs: FramedStream): Promise<boolean> {
     // A configured relay pairs many sources with this node: its RelayConnects are their requests,
     // not its own, and must not get the relay banned (docs/decisions.md, "Relay").
-    if (req.type === "RelayConnect" && req.session !== undefined && session.trust === "relay" && session.path === "direct") return true;
+    if (
+      req.type === "RelayConnect" && req.session !== undefined && session.trust === "relay" && session.path === "direct"
+    ) return true;
     const d = this.limiter.check(session.nodeId, session.trust, bytes);
     if (d.ok) return true;
     this.log.warn("rate limited", { peer: shortNodeId(session.nodeId), limit: d.limit, violations: d.violations });
-    await fs.end({ type: "Error", code: 4001, message: `rate limit exceeded (${d.limit})`, ref_msg_id: req.type === "Message" ? req.id : undefined }).catch(() => {});
+    await fs.end({
+      type: "Error",
+      code: 4001,
+      message: `rate limit exceeded (${d.limit})`,
+      ref_msg_id: req.type === "Message" ? req.id : undefined,
+    }).catch(() => {});
     await this.store.peers.setViolations(session.nodeId, d.violations).catch(() => {});
     if (d.banUntil !== undefined) await this.ban(session.nodeId, d.banUntil);
     return false;

@@ -196,7 +196,11 @@ export class OutboxWorker {
       if (this.stopped) return;
       if (this.inflight.has(row.id)) continue;
       if (row.expires_at <= now) {
-        await this.finish(row, { status: "expired", finished_at: now, detail: `not delivered within outbox.ttl (${row.expires_at - row.created_at} s)` });
+        await this.finish(row, {
+          status: "expired",
+          finished_at: now,
+          detail: `not delivered within outbox.ttl (${row.expires_at - row.created_at} s)`,
+        });
         continue;
       }
       if (this.inflight.size >= this.concurrency) continue; // still expire the rest
@@ -211,11 +215,13 @@ export class OutboxWorker {
       let pacer = this.pacers.get(key);
       if (pacer && !pacer.ready(bytes)) continue;
       if (!(await outbox.markDelivering(row.id))) continue;
-      if (!pacer) this.pacers.set(key, (pacer = new Pacer(this.node.config.rate_limit.unknown)));
+      if (!pacer) this.pacers.set(key, pacer = new Pacer(this.node.config.rate_limit.unknown));
       pacer.take(bytes);
       this.busy.add(key);
       const p = this.attempt(row, key)
-        .catch((e) => this.log.error("outbox: attempt failed unexpectedly", { msg: row.id, error: (e as Error).message }))
+        .catch((e) =>
+          this.log.error("outbox: attempt failed unexpectedly", { msg: row.id, error: (e as Error).message })
+        )
         .finally(() => {
           this.busy.delete(key);
           this.inflight.delete(row.id);
@@ -244,19 +250,41 @@ export class OutboxWorker {
       });
       await deliverOn(session, msg, cfg.transport.request_timeout * 1000);
       this.blocked.delete(key);
-      const detail = [session.path === "relay" && session.relay ? `via ${session.relay}` : null, targetNodeId(row.target) ? null : `to ${session.nodeId}`].filter(Boolean).join(", ");
-      this.log.info("outbox: message delivered", { msg: row.id, to: shortNodeId(session.nodeId), path: session.path, attempts: row.attempts + 1 });
-      await this.finish(row, { status: "delivered", finished_at: unixNow(), path: session.path, detail: detail || null });
+      const detail = [
+        session.path === "relay" && session.relay ? `via ${session.relay}` : null,
+        targetNodeId(row.target) ? null : `to ${session.nodeId}`,
+      ].filter(Boolean).join(", ");
+      this.log.info("outbox: message delivered", {
+        msg: row.id,
+        to: shortNodeId(session.nodeId),
+        path: session.path,
+        attempts: row.attempts + 1,
+      });
+      await this.finish(row, {
+        status: "delivered",
+        finished_at: unixNow(),
+        path: session.path,
+        detail: detail || null,
+      });
     } catch (e) {
       const why = (e as Error)?.message ?? String(e);
       if (isPermanentRefusal(e)) {
-        this.log.warn("outbox: message refused, not retrying", { msg: row.id, target: shortTarget(row.target), error: why });
+        this.log.warn("outbox: message refused, not retrying", {
+          msg: row.id,
+          target: shortTarget(row.target),
+          error: why,
+        });
         await this.finish(row, { status: "failed", finished_at: unixNow(), detail: why });
         return;
       }
       const now = unixNow();
       if (now >= row.expires_at) {
-        await this.finish(row, { status: "expired", finished_at: now, attempts: row.attempts + 1, detail: `not delivered within outbox.ttl; last attempt: ${why}` });
+        await this.finish(row, {
+          status: "expired",
+          finished_at: now,
+          attempts: row.attempts + 1,
+          detail: `not delivered within outbox.ttl; last attempt: ${why}`,
+        });
         return;
       }
       // backoff_initial doubling up to backoff_max (seconds), never past the expiry time. A rate
@@ -266,7 +294,13 @@ export class OutboxWorker {
       if (isAtlasError(e, "ERR_RATE_LIMITED")) delay = Math.max(delay, Math.min(60, cfg.outbox.backoff_max));
       this.blocked.set(key, Date.now() + delay * 1000);
       const next = Math.min(Math.ceil(now + delay), row.expires_at);
-      this.log.info("outbox: delivery failed, will retry", { msg: row.id, target: shortTarget(row.target), attempts: row.attempts + 1, retry_in_s: delay, error: why });
+      this.log.info("outbox: delivery failed, will retry", {
+        msg: row.id,
+        target: shortTarget(row.target),
+        attempts: row.attempts + 1,
+        retry_in_s: delay,
+        error: why,
+      });
       await this.write(row, () => this.node.store.outbox.markAttempt(row.id, next));
     }
   }
@@ -277,7 +311,7 @@ export class OutboxWorker {
 
   /** A store write, tried twice; on failure the row stays as it is (re-queued at next start). */
   private async write(row: OutboxRow, fn: () => Promise<unknown>): Promise<void> {
-    for (let i = 0; ; i++) {
+    for (let i = 0;; i++) {
       try {
         await fn();
         return;

@@ -88,7 +88,10 @@ class PeerState {
 }
 
 /** Accepted decisions carry no per-call data besides the violation count: share frozen ones. */
-const OK_SHARED: readonly RateDecision[] = Array.from({ length: 64 }, (_, v) => Object.freeze({ ok: true, violations: v }));
+const OK_SHARED: readonly RateDecision[] = Array.from(
+  { length: 64 },
+  (_, v) => Object.freeze({ ok: true, violations: v }),
+);
 
 export class PeerRateLimiter {
   readonly #cfg: Config;

@@ -51,12 +51,33 @@ export class Session {
   closeReason: string | null = null;
   readonly done: Promise<string>;
 
-  private pings = new Map<number, { sentAt: number; ts: number; resolve: (r: PingResult) => void; reject: (e: Error) => void; timer: ReturnType<typeof setTimeout> }>();
+  private pings = new Map<
+    number,
+    {
+      sentAt: number;
+      ts: number;
+      resolve: (r: PingResult) => void;
+      reject: (e: Error) => void;
+      timer: ReturnType<typeof setTimeout>;
+    }
+  >();
   private nextPingId = 1;
   private resolveDone!: (reason: string) => void;
   private log: Logger;
 
-  constructor(o: { conn: QuicConnection; control: FramedStream; peer: PeerCard; trust: TrustLevel; direction: Direction; path: PathKind; relay?: string; remoteAddress: string; log: Logger }) {
+  constructor(
+    o: {
+      conn: QuicConnection;
+      control: FramedStream;
+      peer: PeerCard;
+      trust: TrustLevel;
+      direction: Direction;
+      path: PathKind;
+      relay?: string;
+      remoteAddress: string;
+      log: Logger;
+    },
+  ) {
     this.conn = o.conn;
     this.control = o.control;
     this.peer = o.peer;
@@ -68,7 +89,8 @@ export class Session {
     this.log = o.log;
     this.done = new Promise((r) => (this.resolveDone = r));
     void this.conn.closed.then((info) => {
-      const reason = this.closeReason ?? (info.timedOut ? "timeout" : info.local ? info.reason || "closed" : info.reason || "peer_closed");
+      const reason = this.closeReason ??
+        (info.timedOut ? "timeout" : info.local ? info.reason || "closed" : info.reason || "peer_closed");
       this.finish(reason);
     });
   }
@@ -118,16 +140,25 @@ export class Session {
         return;
       }
       case "Disconnect":
-        this.log.info("peer disconnected", { peer: this.nodeId.slice(0, 18) + "…", reason: m.reason, message: m.message });
+        this.log.info("peer disconnected", {
+          peer: this.nodeId.slice(0, 18) + "…",
+          reason: m.reason,
+          message: m.message,
+        });
         this.closeReason = m.reason;
         this.remoteDisconnect = true;
         this.conn.close(0, m.reason);
         return;
       case "Error":
-        this.log.warn("peer reported an error", { peer: this.nodeId.slice(0, 18) + "…", code: m.code, message: m.message });
+        this.log.warn("peer reported an error", {
+          peer: this.nodeId.slice(0, 18) + "…",
+          code: m.code,
+          message: m.message,
+        });
         return;
       default:
-        this.control.write({ type: "Error", code: 2003, message: `${m.type} is not valid on the control stream` }).catch(() => {});
+        this.control.write({ type: "Error", code: 2003, message: `${m.type} is not valid on the control stream` })
+          .catch(() => {});
     }
   }
 
@@ -167,12 +198,18 @@ export class Session {
       throw e;
     }
     if (!res) throw new AtlasError("ERR_RESET", "peer closed the request stream without answering");
-    if (res.type === "Error") throw new AtlasError(protocolCodeName(res.code), `peer answered with error ${res.code}: ${res.message}`);
+    if (res.type === "Error") {
+      throw new AtlasError(protocolCodeName(res.code), `peer answered with error ${res.code}: ${res.message}`);
+    }
     return res;
   }
 
   /** Send Disconnect and close the connection (SPEC §5 Disconnect). */
-  async disconnect(reason = DISCONNECT_SHUTDOWN, message = "operator requested disconnect", localReason = reason): Promise<void> {
+  async disconnect(
+    reason = DISCONNECT_SHUTDOWN,
+    message = "operator requested disconnect",
+    localReason = reason,
+  ): Promise<void> {
     if (!this.isOpen) return;
     this.closeReason = localReason;
     try {
@@ -201,4 +238,3 @@ export class Session {
     this.resolveDone(this.closeReason);
   }
 }
-

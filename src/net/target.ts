@@ -18,7 +18,9 @@ export function parseTarget(text: string): DialTarget {
   if (at > 0) {
     const id = t.slice(0, at).toLowerCase();
     const addr = parseAddr(t.slice(at + 1));
-    if (!isNodeId(id)) throw new AtlasError("ERR_USAGE", `invalid target '${text}': expected a full atlas_… node ID before '@'`);
+    if (!isNodeId(id)) {
+      throw new AtlasError("ERR_USAGE", `invalid target '${text}': expected a full atlas_… node ID before '@'`);
+    }
     if (!addr) throw new AtlasError("ERR_USAGE", `invalid target '${text}': expected host:port after '@'`);
     return { kind: "pinned", nodeId: id, addr, text: t };
   }
@@ -26,7 +28,10 @@ export function parseTarget(text: string): DialTarget {
   if (addr) return { kind: "addr", addr, text: t };
   const prefix = parseIdPrefix(t);
   if (prefix) return { kind: "id", prefix, text: t };
-  throw new AtlasError("ERR_USAGE", `invalid target '${text}': expected host:port, [ipv6]:port, a node ID (or a prefix of at least 8 hex characters) or atlas_<id>@host:port`);
+  throw new AtlasError(
+    "ERR_USAGE",
+    `invalid target '${text}': expected host:port, [ipv6]:port, a node ID (or a prefix of at least 8 hex characters) or atlas_<id>@host:port`,
+  );
 }
 
 /**
@@ -55,7 +60,13 @@ export async function resolveNodeRef(text: string, what: string): Promise<Resolv
   const at = t.indexOf("@");
   if (at > 0) {
     const nodeId = t.slice(0, at).toLowerCase();
-    if (!isNodeId(nodeId)) throw new AtlasError("ERR_CONFIG", `invalid ${what} '${text}': expected host:port or atlas_<full node ID>@host:port`, { exit: 1 });
+    if (!isNodeId(nodeId)) {
+      throw new AtlasError(
+        "ERR_CONFIG",
+        `invalid ${what} '${text}': expected host:port or atlas_<full node ID>@host:port`,
+        { exit: 1 },
+      );
+    }
     return { nodeId, addr: await resolveAddr(t.slice(at + 1)), text: t };
   }
   return { addr: await resolveAddr(t), text: t };

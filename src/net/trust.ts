@@ -26,7 +26,11 @@ function matches(refs: NodeRef[], peer: PeerCard, dialled?: SockAddr): boolean {
  * with the Farcaster work), bootstrap (configured bootstrap node, by pinned ID or by the address
  * it was dialled at), relay (configured relay, or the session came through a relay), unknown.
  */
-export function trustLevelFor(cfg: Config, peer: PeerCard, ctx: { dialled?: SockAddr; path: PathKind; operatorVerified?: boolean }): TrustLevel {
+export function trustLevelFor(
+  cfg: Config,
+  peer: PeerCard,
+  ctx: { dialled?: SockAddr; path: PathKind; operatorVerified?: boolean },
+): TrustLevel {
   if (ctx.operatorVerified) return "verified";
   if (matches(cfg.network.bootstrap.map(parseNodeRef), peer, ctx.dialled)) return "bootstrap";
   if (ctx.path === "relay" || matches(cfg.network.relays.map(parseNodeRef), peer, ctx.dialled)) return "relay";

@@ -56,7 +56,9 @@ export function normalizeRelayUrl(url: string): string {
   if (u.protocol !== "https:" && u.protocol !== "http:") {
     throw new AtlasError("ERR_USAGE", `invalid --auth-relay ${JSON.stringify(url)}: expected an http(s) URL`);
   }
-  if (u.search || u.hash) throw new AtlasError("ERR_USAGE", `invalid --auth-relay ${JSON.stringify(url)}: no query or fragment allowed`);
+  if (u.search || u.hash) {
+    throw new AtlasError("ERR_USAGE", `invalid --auth-relay ${JSON.stringify(url)}: no query or fragment allowed`);
+  }
   return u.toString().replace(/\/+$/, "");
 }
 
@@ -82,15 +84,28 @@ function rootCause(e: unknown): { message: string; isJson: boolean } {
 /** An AtlasError for a failed request to the relay (no HTTP answer, or a non-JSON one). */
 function requestError(relay: string, e: unknown): AtlasError {
   const { message, isJson } = rootCause(e);
-  if (isJson) return new AtlasError("ERR_IO", `auth relay ${relay} answered with something other than JSON: is it an auth relay?`, { cause: e });
+  if (isJson) {
+    return new AtlasError(
+      "ERR_IO",
+      `auth relay ${relay} answered with something other than JSON: is it an auth relay?`,
+      { cause: e },
+    );
+  }
   return new AtlasError("ERR_UNREACHABLE", `auth relay ${relay} unreachable: ${message}`, { cause: e });
 }
 
 /** An AtlasError for an HTTP error status from the relay, creating the channel or polling it. */
 function statusError(relay: string, op: "create" | "status", status: number, data: unknown): AtlasError {
-  const detail = typeof (data as { error?: unknown })?.error === "string" ? `: ${String((data as { error: string }).error).slice(0, 200)}` : "";
+  const detail = typeof (data as { error?: unknown })?.error === "string"
+    ? `: ${String((data as { error: string }).error).slice(0, 200)}`
+    : "";
   const what = op === "create" ? "creating the sign-in channel" : "the sign-in status request";
-  if (status >= 500) return new AtlasError("ERR_UNREACHABLE", `auth relay ${relay} unreachable: ${what} failed with HTTP ${status}${detail}`);
+  if (status >= 500) {
+    return new AtlasError(
+      "ERR_UNREACHABLE",
+      `auth relay ${relay} unreachable: ${what} failed with HTTP ${status}${detail}`,
+    );
+  }
   return new AtlasError("ERR_REJECTED", `auth relay ${relay} refused ${what}: HTTP ${status}${detail}`);
 }
 
@@ -137,7 +152,10 @@ export async function authFarcaster(o: AuthFarcasterOptions): Promise<AuthFarcas
   const abort = new AbortController();
   const realFetch = globalThis.fetch;
   globalThis.fetch = ((input: Parameters<typeof fetch>[0], init?: RequestInit) =>
-    realFetch(input, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, abort.signal]) : abort.signal })) as typeof fetch;
+    realFetch(input, {
+      ...init,
+      signal: init?.signal ? AbortSignal.any([init.signal, abort.signal]) : abort.signal,
+    })) as typeof fetch;
   try {
     return await signIn(o);
   } finally {
@@ -155,7 +173,12 @@ async function signIn(o: AuthFarcasterOptions): Promise<AuthFarcasterResult> {
   const pollIntervalMs = positive("--poll-interval-ms", o.pollIntervalMs ?? 1000);
   const validDays = positive("--valid-days", o.validDays ?? 365);
   if (validDays > 36500) throw new AtlasError("ERR_USAGE", `invalid --valid-days ${validDays}: at most 36500`);
-  if (!/^[A-Za-z0-9.-]+(:[0-9]+)?$/.test(domain)) throw new AtlasError("ERR_USAGE", `invalid --domain ${JSON.stringify(domain)}: expected a host name (and optional port)`);
+  if (!/^[A-Za-z0-9.-]+(:[0-9]+)?$/.test(domain)) {
+    throw new AtlasError(
+      "ERR_USAGE",
+      `invalid --domain ${JSON.stringify(domain)}: expected a host name (and optional port)`,
+    );
+  }
   try {
     new URL(siweUri);
   } catch {
@@ -172,7 +195,11 @@ async function signIn(o: AuthFarcasterOptions): Promise<AuthFarcasterResult> {
   // A request that hangs is bounded by the overall deadline (the first one by at least 10 s).
   const requestBudget = () => Math.max(deadline - now(), 0);
   const createBudget = Math.max(requestBudget(), 10_000);
-  const hung = () => new AtlasError("ERR_UNREACHABLE", `auth relay ${relay} unreachable: no answer within ${Math.round(createBudget / 1000)} s`);
+  const hung = () =>
+    new AtlasError(
+      "ERR_UNREACHABLE",
+      `auth relay ${relay} unreachable: no answer within ${Math.round(createBudget / 1000)} s`,
+    );
 
   const nonce = makeNonce();
   const expirationMs = started + validDays * 86_400_000;
@@ -195,7 +222,10 @@ async function signIn(o: AuthFarcasterOptions): Promise<AuthFarcasterResult> {
   if (!created.response.ok) throw statusError(relay, "create", created.response.status, created.data);
   const { channelToken, url } = created.data;
   if (typeof channelToken !== "string" || channelToken === "" || typeof url !== "string" || url === "") {
-    throw new AtlasError("ERR_IO", `auth relay ${relay} answered without a channel token and approval URL: is it an auth relay?`);
+    throw new AtlasError(
+      "ERR_IO",
+      `auth relay ${relay} answered without a channel token and approval URL: is it an auth relay?`,
+    );
   }
   const channelNonce = typeof created.data.nonce === "string" && created.data.nonce !== "" ? created.data.nonce : nonce;
   await o.onChannel?.({ url, nonce: channelNonce });
@@ -231,9 +261,12 @@ async function signIn(o: AuthFarcasterOptions): Promise<AuthFarcasterResult> {
 
   const d = completed.data;
   if (d.authMethod === "authAddress") {
-    throw notVerified("the approval was signed by an auth address, not the account's custody address: a binding needs the custody signature");
+    throw notVerified(
+      "the approval was signed by an auth address, not the account's custody address: a binding needs the custody signature",
+    );
   }
-  const bad = (what: string) => new AtlasError("ERR_IO", `auth relay ${relay} sent a completed sign-in without ${what}`);
+  const bad = (what: string) =>
+    new AtlasError("ERR_IO", `auth relay ${relay} sent a completed sign-in without ${what}`);
   if (typeof d.message !== "string" || d.message === "") throw bad("the signed message");
   if (typeof d.signature !== "string" || !d.signature) throw bad("a signature");
   if (typeof d.fid !== "number" || !Number.isSafeInteger(d.fid) || d.fid <= 0) throw bad("a valid fid");

@@ -55,7 +55,9 @@ export function recoverPersonalSignAddress(message: string, signatureHex: string
   const bytes = hexToBytes(signatureHex.startsWith("0x") ? signatureHex.slice(2) : signatureHex);
   const v = bytes[64]!;
   const recovery = v === 27 || v === 28 ? v - 27 : v === 0 || v === 1 ? v : -1;
-  if (recovery < 0) throw new AtlasError("ERR_USAGE", `malformed signature: recovery byte v must be 27 or 28, got ${v}`);
+  if (recovery < 0) {
+    throw new AtlasError("ERR_USAGE", `malformed signature: recovery byte v must be 27 or 28, got ${v}`);
+  }
   let pub: Uint8Array;
   try {
     const sig = secp256k1.Signature.fromBytes(bytes.subarray(0, 64), "compact").addRecoveryBit(recovery);
@@ -65,4 +67,3 @@ export function recoverPersonalSignAddress(message: string, signatureHex: string
   }
   return addressFromPublicKey(pub);
 }
-

@@ -83,7 +83,10 @@ export class HttpHubClient implements HubClient {
       throw new AtlasError("ERR_CONFIG", `farcaster.hub_url: not a URL: ${JSON.stringify(baseUrl)}`);
     }
     if (u.protocol !== "http:" && u.protocol !== "https:") {
-      throw new AtlasError("ERR_CONFIG", `farcaster.hub_url: must be an http:// or https:// URL, got ${JSON.stringify(baseUrl)}`);
+      throw new AtlasError(
+        "ERR_CONFIG",
+        `farcaster.hub_url: must be an http:// or https:// URL, got ${JSON.stringify(baseUrl)}`,
+      );
     }
     this.baseUrl = u.href.replace(/\/+$/, "");
     const ttl = opts.cacheTtlSecs ?? 86400;
@@ -149,7 +152,9 @@ export class HttpHubClient implements HubClient {
     let best: { block: number; log: number; to: string } | null = null;
     let pageToken = "";
     for (let page = 0; page < MAX_PAGES; page++) {
-      const q = `fid=${fid}&event_type=EVENT_TYPE_ID_REGISTER${pageToken ? `&pageToken=${encodeURIComponent(pageToken)}` : ""}`;
+      const q = `fid=${fid}&event_type=EVENT_TYPE_ID_REGISTER${
+        pageToken ? `&pageToken=${encodeURIComponent(pageToken)}` : ""
+      }`;
       const body = await this.get("/v1/onChainEventsByFid", q);
       if (body instanceof NotFound) return best?.to ?? null;
       const events = (body as { events?: unknown }).events;
@@ -177,7 +182,9 @@ export class HttpHubClient implements HubClient {
     const body = await this.get(path, `fid=${fid}&user_data_type=USER_DATA_TYPE_USERNAME`);
     if (body instanceof NotFound) return null;
     // With user_data_type the hub answers one message; some hubs wrap it in {messages: [...]}.
-    const msgs = Array.isArray((body as { messages?: unknown }).messages) ? (body as { messages: unknown[] }).messages : [body];
+    const msgs = Array.isArray((body as { messages?: unknown }).messages)
+      ? (body as { messages: unknown[] }).messages
+      : [body];
     for (const m of msgs) {
       const d = (m as { data?: { fid?: unknown; userDataBody?: { type?: unknown; value?: unknown } } }).data;
       const ud = d?.userDataBody;
@@ -216,7 +223,9 @@ export class HttpHubClient implements HubClient {
       text = await res.text();
     } catch (e) {
       const name = (e as { name?: string }).name;
-      if (name === "TimeoutError" || name === "AbortError") throw fail(`no answer from ${this.baseUrl} within ${this.timeoutMs} ms`, e);
+      if (name === "TimeoutError" || name === "AbortError") {
+        throw fail(`no answer from ${this.baseUrl} within ${this.timeoutMs} ms`, e);
+      }
       const cause = (e as { cause?: { code?: string; message?: string } }).cause;
       const why = cause?.code ?? cause?.message ?? (e as Error).message;
       throw fail(`cannot reach ${this.baseUrl}: ${why}`, e);
@@ -246,7 +255,9 @@ export class HttpHubClient implements HubClient {
 }
 
 function assertFid(fid: number): void {
-  if (!Number.isSafeInteger(fid) || fid <= 0) throw new AtlasError("ERR_USAGE", `fid must be a positive integer, got ${fid}`);
+  if (!Number.isSafeInteger(fid) || fid <= 0) {
+    throw new AtlasError("ERR_USAGE", `fid must be a positive integer, got ${fid}`);
+  }
 }
 
 /** IdRegistry "change recovery address" events do not move custody. Hubble writes the enum as

@@ -85,13 +85,20 @@ export function tryParseBinding(message: unknown): ParseBindingResult {
   if (!p.domain || !p.address) {
     return fail('no "<domain> wants you to sign in with your Ethereum account:" line followed by an address');
   }
-  if (p.uri === undefined || p.version === undefined || p.chainId === undefined || p.nonce === undefined || p.issuedAt === undefined) {
-    return fail("missing or malformed URI, Version, Chain ID, Nonce or Issued At line (the nonce must be alphanumeric)");
+  if (
+    p.uri === undefined || p.version === undefined || p.chainId === undefined || p.nonce === undefined ||
+    p.issuedAt === undefined
+  ) {
+    return fail(
+      "missing or malformed URI, Version, Chain ID, Nonce or Issued At line (the nonce must be alphanumeric)",
+    );
   }
   if (p.version !== "1") return fail(`unsupported Version ${JSON.stringify(p.version)} (expected 1)`);
   if (!Number.isSafeInteger(p.chainId)) return fail("Chain ID is not an integer");
   if (!isValidDate(p.issuedAt)) return fail("Issued At is not an RFC 3339 date-time");
-  if (p.expirationTime !== undefined && !isValidDate(p.expirationTime)) return fail("Expiration Time is not an RFC 3339 date-time");
+  if (p.expirationTime !== undefined && !isValidDate(p.expirationTime)) {
+    return fail("Expiration Time is not an RFC 3339 date-time");
+  }
   if (p.notBefore !== undefined && !isValidDate(p.notBefore)) return fail("Not Before is not an RFC 3339 date-time");
 
   // viem's parser is a pair of unanchored regexes: a line it does not recognise, a repeated field
@@ -100,7 +107,8 @@ export function tryParseBinding(message: unknown): ParseBindingResult {
   while (lines.length > 0 && lines[lines.length - 1] === "") lines.pop();
   // Header: "<domain> wants you…", address, blank, [statement, blank,] blank-or-URI (EIP-4361 ABNF).
   const start = p.statement === undefined ? 4 : 5;
-  const headerOk = lines[2] === "" && lines[start - 1] === "" && (p.statement === undefined || lines[3] === p.statement);
+  const headerOk = lines[2] === "" && lines[start - 1] === "" &&
+    (p.statement === undefined || lines[3] === p.statement);
   if (!headerOk || !lines[start]?.startsWith("URI: ")) {
     return fail("the statement must be a single line between blank lines, followed by the URI line");
   }
@@ -173,11 +181,18 @@ export interface BindingMessageInput {
  * ID, resources = [farcaster://fid/<fid>]. Throws AtlasError(ERR_USAGE) naming a bad field.
  */
 export function buildBindingMessage(o: BindingMessageInput): string {
-  if (!Number.isSafeInteger(o.fid) || o.fid <= 0) throw new AtlasError("ERR_USAGE", `fid must be a positive integer, got ${o.fid}`);
+  if (!Number.isSafeInteger(o.fid) || o.fid <= 0) {
+    throw new AtlasError("ERR_USAGE", `fid must be a positive integer, got ${o.fid}`);
+  }
   if (typeof o.nodeId !== "string" || !/^[\x21-\x7e]+$/.test(o.nodeId)) {
     throw new AtlasError("ERR_USAGE", "node ID must be non-empty printable ASCII without spaces");
   }
-  for (const [k, d] of [["issuedAt", o.issuedAt], ["expirationTime", o.expirationTime], ["notBefore", o.notBefore]] as const) {
+  for (
+    const [k, d] of [["issuedAt", o.issuedAt], ["expirationTime", o.expirationTime], [
+      "notBefore",
+      o.notBefore,
+    ]] as const
+  ) {
     if (d !== undefined && !isValidDate(d)) throw new AtlasError("ERR_USAGE", `${k} is not a valid date`);
   }
   try {
@@ -197,7 +212,10 @@ export function buildBindingMessage(o: BindingMessageInput): string {
     });
   } catch (e) {
     const err = e as { shortMessage?: string; metaMessages?: string[]; message?: string };
-    const detail = [err.shortMessage ?? err.message ?? String(e), ...(err.metaMessages ?? []).filter((m) => m.trim() !== "")]
+    const detail = [
+      err.shortMessage ?? err.message ?? String(e),
+      ...(err.metaMessages ?? []).filter((m) => m.trim() !== ""),
+    ]
       .join(" ")
       .replace(/\s+/g, " ");
     throw new AtlasError("ERR_USAGE", `cannot build binding message: ${detail}`, { cause: e });

@@ -41,12 +41,16 @@ const quote = (s: string, max = 80): string => (s.length > max ? s.slice(0, max)
 /** Problems with the binding's own fields (types, fid, username, address), or null. */
 function fieldProblem(op: OperatorInfo): string | null {
   if (typeof op !== "object" || op === null) return "operator binding is not an object";
-  if (!Number.isSafeInteger(op.fid) || op.fid <= 0) return `fid must be a positive integer, got ${quote(String(op.fid))}`;
+  if (!Number.isSafeInteger(op.fid) || op.fid <= 0) {
+    return `fid must be a positive integer, got ${quote(String(op.fid))}`;
+  }
   if (typeof op.username !== "string") return "username is not a string";
   if (op.username.includes("@")) return `username must be given without '@' (${quote(op.username)})`;
   if (op.username.length > MAX_USERNAME_CHARS) return `username longer than ${MAX_USERNAME_CHARS} characters`;
   if (/[\u0000-\u001f\u007f]/.test(op.username)) return "username contains control characters";
-  if (!isAddress(op.custody_address)) return `custody address is not an Ethereum address (${quote(String(op.custody_address))})`;
+  if (!isAddress(op.custody_address)) {
+    return `custody address is not an Ethereum address (${quote(String(op.custody_address))})`;
+  }
   if (typeof op.message !== "string") return "message is not a string";
   if (typeof op.signature !== "string") return "signature is not a string";
   return null;
@@ -65,7 +69,9 @@ export function verifyBindingOffline(op: OperatorInfo, nodeId: string, nowSecs: 
     if (m.requestId !== nodeId) {
       return {
         ok: false,
-        reason: m.requestId === undefined ? "binding is for another node (no request ID)" : `binding is for another node (request ID ${quote(m.requestId)})`,
+        reason: m.requestId === undefined
+          ? "binding is for another node (no request ID)"
+          : `binding is for another node (request ID ${quote(m.requestId)})`,
       };
     }
 
@@ -94,7 +100,11 @@ export function verifyBindingOffline(op: OperatorInfo, nodeId: string, nowSecs: 
       return { ok: false, reason: `message names address ${quote(m.address)}, not the custody address ${custody}` };
     }
 
-    return { ok: true, fid: op.fid, expiresAt: m.expirationTime ? Math.floor(m.expirationTime.getTime() / 1000) : null };
+    return {
+      ok: true,
+      fid: op.fid,
+      expiresAt: m.expirationTime ? Math.floor(m.expirationTime.getTime() / 1000) : null,
+    };
   } catch (e) {
     return { ok: false, reason: `cannot verify binding: ${(e as Error).message}` };
   }
@@ -105,7 +115,10 @@ function claimed(op: OperatorInfo): { fid?: number; username?: string } {
   const out: { fid?: number; username?: string } = {};
   if (typeof op !== "object" || op === null) return out;
   if (Number.isSafeInteger(op.fid) && op.fid > 0) out.fid = op.fid;
-  if (typeof op.username === "string" && op.username.length <= MAX_USERNAME_CHARS && !/[\u0000-\u001f\u007f]/.test(op.username)) {
+  if (
+    typeof op.username === "string" && op.username.length <= MAX_USERNAME_CHARS &&
+    !/[\u0000-\u001f\u007f]/.test(op.username)
+  ) {
     out.username = op.username;
   }
   return out;
@@ -135,7 +148,7 @@ export async function verifyOperator(
     const mode = cfg.farcaster.verify;
     if (mode === "signature") return { status: "verified", fid, username: op.username };
     if (mode !== "hub") return unconfirmed(`unknown farcaster.verify mode ${JSON.stringify(mode)}`);
-    if (!hub) return unconfirmed("no Farcaster hub to ask (farcaster.verify = \"hub\")");
+    if (!hub) return unconfirmed('no Farcaster hub to ask (farcaster.verify = "hub")');
 
     const custody = checksumAddress(op.custody_address);
     let owns: boolean;

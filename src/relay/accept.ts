@@ -11,8 +11,8 @@ import type { AtlasNode } from "../net/node.ts";
 import type { Session } from "../net/session.ts";
 import type { QuicStream } from "../transport/stream.ts";
 import { FramedStream } from "../wire/framed-stream.ts";
-import { RelayErrorCode, type RelayConnect, type WireMessage } from "../wire/messages.ts";
-import { MIN_PIPE_DATAGRAM, RelayPipe, relayLinks } from "./pipe.ts";
+import { type RelayConnect, RelayErrorCode, type WireMessage } from "../wire/messages.ts";
+import { MIN_PIPE_DATAGRAM, relayLinks, RelayPipe } from "./pipe.ts";
 
 export interface AcceptOptions {
   /** The relay `atlas_<id>@host:port` this session is registered with, or null (not a relay of ours). */
@@ -20,22 +20,42 @@ export interface AcceptOptions {
 }
 
 export function acceptRelayedConnections(node: AtlasNode, o: AcceptOptions): void {
-  node.handle("RelayConnect", async (s, req, stream) => (req.type === "RelayConnect" ? onRelayConnect(node, o, s, req, stream) : null));
+  node.handle(
+    "RelayConnect",
+    async (s, req, stream) => (req.type === "RelayConnect" ? onRelayConnect(node, o, s, req, stream) : null),
+  );
 }
 
-async function onRelayConnect(node: AtlasNode, o: AcceptOptions, relay: Session, req: RelayConnect, stream: QuicStream): Promise<WireMessage | null> {
+async function onRelayConnect(
+  node: AtlasNode,
+  o: AcceptOptions,
+  relay: Session,
+  req: RelayConnect,
+  stream: QuicStream,
+): Promise<WireMessage | null> {
   const refuse = (code: number, reason: string): WireMessage => {
-    node.log.info("relayed connection refused", { relay: shortNodeId(relay.nodeId), source: shortNodeId(req.source_id), reason });
+    node.log.info("relayed connection refused", {
+      relay: shortNodeId(relay.nodeId),
+      source: shortNodeId(req.source_id),
+      reason,
+    });
     return { type: "RelayError", code, reason };
   };
   const label = o.relayOf(relay);
   if (!label) return refuse(RelayErrorCode.TARGET_REFUSED, "this node is not registered with you as a relay");
   if (req.target_id !== node.nodeId) return refuse(RelayErrorCode.TARGET_REFUSED, "target_id is not this node");
-  if (req.session === undefined) return { type: "Error", code: 2003, message: "RelayConnect from a relay must carry a session number" };
+  if (req.session === undefined) {
+    return { type: "Error", code: 2003, message: "RelayConnect from a relay must carry a session number" };
+  }
   const banned = await node.bannedUntil(req.source_id);
   if (banned !== null) return refuse(RelayErrorCode.TARGET_REFUSED, `source is banned until ${banned}`);
   const max = relay.conn.maxDatagramLen();
-  if (max < MIN_PIPE_DATAGRAM) return refuse(RelayErrorCode.DATAGRAMS_UNAVAILABLE, `DATAGRAMs of at most ${max} bytes (need ${MIN_PIPE_DATAGRAM})`);
+  if (max < MIN_PIPE_DATAGRAM) {
+    return refuse(
+      RelayErrorCode.DATAGRAMS_UNAVAILABLE,
+      `DATAGRAMs of at most ${max} bytes (need ${MIN_PIPE_DATAGRAM})`,
+    );
+  }
   const links = relayLinks(node);
   const pipe = new RelayPipe(relay, req.session, label);
   pipe.onFirstPacket = (p) => {

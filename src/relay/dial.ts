@@ -10,7 +10,7 @@ import type { AtlasNode } from "../net/node.ts";
 import type { Session } from "../net/session.ts";
 import { FramedStream } from "../wire/framed-stream.ts";
 import { RelayErrorCode } from "../wire/messages.ts";
-import { MIN_PIPE_DATAGRAM, RelayPipe, relayLinks } from "./pipe.ts";
+import { MIN_PIPE_DATAGRAM, relayLinks, RelayPipe } from "./pipe.ts";
 import { relayLabel, relaySession, resolveRelay } from "./session.ts";
 
 const RELAY_ERROR_TEXT: Record<number, string> = {
@@ -30,18 +30,32 @@ const RELAY_ERROR_TEXT: Record<number, string> = {
  * this relay could not reach it now (exit 3; retried).
  */
 export function relayErrorToAtlas(relay: string, code: number, reason: string): AtlasError {
-  const refusedUs = code === RelayErrorCode.SOURCE_MISMATCH || (code === RelayErrorCode.TARGET_REFUSED && /\bbanned\b/.test(reason));
+  const refusedUs = code === RelayErrorCode.SOURCE_MISMATCH ||
+    (code === RelayErrorCode.TARGET_REFUSED && /\bbanned\b/.test(reason));
   const name: ErrorCodeName = refusedUs ? "ERR_REJECTED" : "ERR_UNREACHABLE";
-  return new AtlasError(name, `relay ${relay}: ${RELAY_ERROR_TEXT[code] ?? "error"} (RelayError ${code}${reason ? `: ${reason}` : ""})`);
+  return new AtlasError(
+    name,
+    `relay ${relay}: ${RELAY_ERROR_TEXT[code] ?? "error"} (RelayError ${code}${reason ? `: ${reason}` : ""})`,
+  );
 }
 
-export async function dialViaRelay(node: AtlasNode, relayText: string, targetId: string, o: { signal?: AbortSignal } = {}): Promise<Session> {
+export async function dialViaRelay(
+  node: AtlasNode,
+  relayText: string,
+  targetId: string,
+  o: { signal?: AbortSignal } = {},
+): Promise<Session> {
   const ref = await resolveRelay(relayText);
   const relay = await relaySession(node, ref, o.signal);
   const label = relayLabel(relay, ref);
   if (relay.nodeId === targetId) throw new AtlasError("ERR_UNREACHABLE", `relay ${label} is the target itself`);
   const max = relay.conn.maxDatagramLen();
-  if (max < MIN_PIPE_DATAGRAM) throw new AtlasError("ERR_UNREACHABLE", `relay ${label}: the connection carries DATAGRAMs of at most ${max} bytes (a pipe needs ${MIN_PIPE_DATAGRAM})`);
+  if (max < MIN_PIPE_DATAGRAM) {
+    throw new AtlasError(
+      "ERR_UNREACHABLE",
+      `relay ${label}: the connection carries DATAGRAMs of at most ${max} bytes (a pipe needs ${MIN_PIPE_DATAGRAM})`,
+    );
+  }
   const cfg = node.config.transport;
   const stream = relay.conn.openStream();
   const fs = new FramedStream(stream);

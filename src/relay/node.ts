@@ -12,6 +12,10 @@ export async function runRelayNode(ctx: Ctx, o: { host?: string; port?: number }
     const { offerRelay } = await import("./server.ts");
     await offerRelay(node, handlers, services);
     const t = node.config.transport;
-    ctx.log.info("relay ready", { capacity: t.relay_capacity, bandwidth_limit: t.relay_bandwidth_limit, pipes_per_source: t.relay_pipes_per_source });
+    ctx.log.info("relay ready", {
+      capacity: t.relay_capacity,
+      bandwidth_limit: t.relay_bandwidth_limit,
+      pipes_per_source: t.relay_pipes_per_source,
+    });
   });
 }

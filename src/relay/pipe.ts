@@ -124,7 +124,7 @@ export class RelayLinks {
     const conn = pipe.conn;
     let m = this.byConn.get(conn);
     if (!m) {
-      this.byConn.set(conn, (m = new Map()));
+      this.byConn.set(conn, m = new Map());
       conn.onDatagram = (d) => this.route(conn, d);
     }
     m.set(pipe.session, pipe);
@@ -136,7 +136,11 @@ export class RelayLinks {
   /** Open pipes and DATAGRAM drops (SPEC §11: `dgramSend` drops silently — count them), for `atlas status`. */
   stats(): { open: number; datagram_drops: number; unknown_session: number } {
     const pipes = this.pipes();
-    return { open: pipes.length, datagram_drops: this.closedDrops + pipes.reduce((n, p) => n + p.drops, 0), unknown_session: this.unknown };
+    return {
+      open: pipes.length,
+      datagram_drops: this.closedDrops + pipes.reduce((n, p) => n + p.drops, 0),
+      unknown_session: this.unknown,
+    };
   }
 
   remove(pipe: RelayPipe): void {
@@ -174,6 +178,6 @@ const links = new WeakMap<AtlasNode, RelayLinks>();
 /** The node's pipe table (one per node). */
 export function relayLinks(node: AtlasNode): RelayLinks {
   let l = links.get(node);
-  if (!l) links.set(node, (l = new RelayLinks()));
+  if (!l) links.set(node, l = new RelayLinks());
   return l;
 }

@@ -52,7 +52,16 @@ export class RelayPresence {
     if (this.ctrl) return;
     const ctrl = (this.ctrl = new AbortController());
     for (const r of this.relays) {
-      this.states.set(r, { relay: r, node_id: null, registered: false, last_ok: null, last_error: null, attempts: 0, session: null, label: null });
+      this.states.set(r, {
+        relay: r,
+        node_id: null,
+        registered: false,
+        last_ok: null,
+        last_error: null,
+        attempts: 0,
+        session: null,
+        label: null,
+      });
       this.loops.push(this.loop(r, ctrl.signal));
     }
   }
@@ -95,16 +104,27 @@ export class RelayPresence {
     }
   }
 
-  private async announceOnce(relay: string, st: RelayState & { session: Session | null; label: string | null }, signal: AbortSignal): Promise<void> {
+  private async announceOnce(
+    relay: string,
+    st: RelayState & { session: Session | null; label: string | null },
+    signal: AbortSignal,
+  ): Promise<void> {
     const ref = await resolveRelay(relay);
     const s = st.session?.isOpen ? st.session : await relaySession(this.node, ref, signal);
     s.pinned = true; // SPEC §11: the announce connection lives as long as the registration
     st.session = s;
     st.label = relayLabel(s, ref);
     st.node_id = s.nodeId;
-    const res = await s.request({ type: "RelayAnnounce", node_id: this.node.nodeId, timestamp: unixNow() }, this.node.config.transport.request_timeout * 1000);
+    const res = await s.request(
+      { type: "RelayAnnounce", node_id: this.node.nodeId, timestamp: unixNow() },
+      this.node.config.transport.request_timeout * 1000,
+    );
     if (res.type === "RelayError") throw relayErrorToAtlas(st.label, res.code, res.reason);
-    if (res.type !== "RelayReady" || res.status !== "waiting") throw new Error(`relay answered RelayAnnounce with ${res.type}${res.type === "RelayReady" ? ` ${res.status}` : ""}`);
+    if (res.type !== "RelayReady" || res.status !== "waiting") {
+      throw new Error(
+        `relay answered RelayAnnounce with ${res.type}${res.type === "RelayReady" ? ` ${res.status}` : ""}`,
+      );
+    }
     st.last_ok = unixNow();
     st.last_error = null;
     if (!st.registered) this.log.info("registered with relay", { relay: st.label });

@@ -15,7 +15,7 @@ import type { Session } from "../net/session.ts";
 import type { QuicConnection } from "../transport/connection.ts";
 import type { QuicStream } from "../transport/stream.ts";
 import { FramedStream } from "../wire/framed-stream.ts";
-import { RelayErrorCode, type RelayConnect, type WireMessage } from "../wire/messages.ts";
+import { type RelayConnect, RelayErrorCode, type WireMessage } from "../wire/messages.ts";
 import { TokenBucket } from "./bucket.ts";
 import { MIN_PIPE_DATAGRAM, PIPE_HEADER, pipeSession, setPipeSession } from "./pipe.ts";
 
@@ -72,12 +72,23 @@ export class RelayServer {
   private ends = new Map<QuicConnection, Map<number, PipeEnd>>();
   private nextSession = new WeakMap<QuicConnection, number>();
   private sweeper: ReturnType<typeof setInterval> | null = null;
-  private counters = { forwarded_packets: 0, forwarded_bytes: 0, dropped_rate_limit: 0, dropped_queue_full: 0, dropped_unknown_session: 0, pipes_opened: 0, pipes_refused: 0 };
+  private counters = {
+    forwarded_packets: 0,
+    forwarded_bytes: 0,
+    dropped_rate_limit: 0,
+    dropped_queue_full: 0,
+    dropped_unknown_session: 0,
+    pipes_opened: 0,
+    pipes_refused: 0,
+  };
 
   constructor(node: AtlasNode) {
     this.node = node;
     this.cfg = node.config.transport;
-    node.handle("RelayAnnounce", async (s, req) => (req.type === "RelayAnnounce" ? this.announce(s, req.node_id) : null));
+    node.handle(
+      "RelayAnnounce",
+      async (s, req) => (req.type === "RelayAnnounce" ? this.announce(s, req.node_id) : null),
+    );
     // A RelayConnect carrying a session number comes from a relay this node is registered with
     // (this node is the target): leave it to the agent-side handler when there is one.
     const asTarget = node.handlerFor("RelayConnect");
@@ -89,7 +100,10 @@ export class RelayServer {
   }
 
   start(): void {
-    const ms = Math.max(250, Math.min(this.cfg.relay_announce_interval * 1000, (this.cfg.relay_idle_timeout * 1000) / 4));
+    const ms = Math.max(
+      250,
+      Math.min(this.cfg.relay_announce_interval * 1000, (this.cfg.relay_idle_timeout * 1000) / 4),
+    );
     this.sweeper = setInterval(() => this.sweep(), ms);
     this.sweeper.unref();
   }
@@ -101,7 +115,12 @@ export class RelayServer {
   }
 
   status(): RelayStats {
-    return { registered: this.registrations.size, pipes: this.pipes.size, capacity: this.cfg.relay_capacity, ...this.counters };
+    return {
+      registered: this.registrations.size,
+      pipes: this.pipes.size,
+      capacity: this.cfg.relay_capacity,
+      ...this.counters,
+    };
   }
 
   /** Is `nodeId` registered right now (tests, status)? */
@@ -112,7 +131,9 @@ export class RelayServer {
   // ---- announce ----
 
   private announce(s: Session, nodeId: string): WireMessage {
-    if (nodeId !== s.nodeId) return relayError(RelayErrorCode.SOURCE_MISMATCH, "node_id is not this connection's authenticated node ID");
+    if (nodeId !== s.nodeId) {
+      return relayError(RelayErrorCode.SOURCE_MISMATCH, "node_id is not this connection's authenticated node ID");
+    }
     const known = this.registrations.get(nodeId);
     if (!known || known.session !== s) {
       this.registrations.set(nodeId, { session: s, lastAnnounce: Date.now() });
@@ -132,17 +153,37 @@ export class RelayServer {
   private async connect(b: Session, req: RelayConnect, bStream: QuicStream): Promise<WireMessage | null> {
     const refuse = (code: number, reason: string): WireMessage => {
       this.counters.pipes_refused++;
-      this.node.log.info("relay connect refused", { source: shortNodeId(b.nodeId), target: shortNodeId(req.target_id), code, reason });
+      this.node.log.info("relay connect refused", {
+        source: shortNodeId(b.nodeId),
+        target: shortNodeId(req.target_id),
+        code,
+        reason,
+      });
       return relayError(code, reason);
     };
-    if (req.source_id !== b.nodeId) return refuse(RelayErrorCode.SOURCE_MISMATCH, "source_id is not this connection's authenticated node ID");
+    if (req.source_id !== b.nodeId) {
+      return refuse(RelayErrorCode.SOURCE_MISMATCH, "source_id is not this connection's authenticated node ID");
+    }
     const reg = this.registrations.get(req.target_id);
-    if (!reg || !reg.session.isOpen) return refuse(RelayErrorCode.TARGET_NOT_REGISTERED, "target is not registered with this relay");
-    if (this.slots >= this.cfg.relay_capacity) return refuse(RelayErrorCode.AT_CAPACITY, `relay at capacity (${this.cfg.relay_capacity} pipes)`);
-    if ((this.perSource.get(b.nodeId) ?? 0) >= this.cfg.relay_pipes_per_source) return refuse(RelayErrorCode.PER_SOURCE_LIMIT, `at most ${this.cfg.relay_pipes_per_source} pipes per source`);
+    if (!reg || !reg.session.isOpen) {
+      return refuse(RelayErrorCode.TARGET_NOT_REGISTERED, "target is not registered with this relay");
+    }
+    if (this.slots >= this.cfg.relay_capacity) {
+      return refuse(RelayErrorCode.AT_CAPACITY, `relay at capacity (${this.cfg.relay_capacity} pipes)`);
+    }
+    if ((this.perSource.get(b.nodeId) ?? 0) >= this.cfg.relay_pipes_per_source) {
+      return refuse(RelayErrorCode.PER_SOURCE_LIMIT, `at most ${this.cfg.relay_pipes_per_source} pipes per source`);
+    }
     const a = reg.session;
     for (const s of [b, a]) {
-      if (s.conn.maxDatagramLen() < MIN_PIPE_DATAGRAM) return refuse(RelayErrorCode.DATAGRAMS_UNAVAILABLE, `${s === b ? "source" : "target"} connection carries DATAGRAMs of at most ${s.conn.maxDatagramLen()} bytes (need ${MIN_PIPE_DATAGRAM})`);
+      if (s.conn.maxDatagramLen() < MIN_PIPE_DATAGRAM) {
+        return refuse(
+          RelayErrorCode.DATAGRAMS_UNAVAILABLE,
+          `${
+            s === b ? "source" : "target"
+          } connection carries DATAGRAMs of at most ${s.conn.maxDatagramLen()} bytes (need ${MIN_PIPE_DATAGRAM})`,
+        );
+      }
     }
     // Reserve the slot before waiting on the target, so concurrent requests cannot overshoot.
     this.slots++;
@@ -169,18 +210,50 @@ export class RelayServer {
       release();
       aStream?.abort(0); // a late RelayReady must not leave the target holding a pipe
       const timedOut = (e as { code?: string }).code === "ERR_TIMEOUT";
-      return refuse(timedOut ? RelayErrorCode.PAIRING_TIMEOUT : RelayErrorCode.TARGET_NOT_REGISTERED, timedOut ? `target did not answer within ${this.cfg.relay_pairing_timeout} s` : "target's connection failed while pairing");
+      return refuse(
+        timedOut ? RelayErrorCode.PAIRING_TIMEOUT : RelayErrorCode.TARGET_NOT_REGISTERED,
+        timedOut
+          ? `target did not answer within ${this.cfg.relay_pairing_timeout} s`
+          : "target's connection failed while pairing",
+      );
     }
     if (!answer || answer.type !== "RelayReady" || answer.status !== "ready" || !b.isOpen) {
       release();
       aStream.abort(0);
-      const why = answer?.type === "RelayError" ? answer.reason : answer?.type === "Error" ? answer.message : "no RelayReady";
+      const why = answer?.type === "RelayError"
+        ? answer.reason
+        : answer?.type === "Error"
+        ? answer.message
+        : "no RelayReady";
       return refuse(RelayErrorCode.TARGET_REFUSED, `target refused: ${why}`);
     }
-    const pipe: Pipe = { source: b.nodeId, target: a.nodeId, ends: [], lastPacket: performance.now(), closed: false, release };
+    const pipe: Pipe = {
+      source: b.nodeId,
+      target: a.nodeId,
+      ends: [],
+      lastPacket: performance.now(),
+      closed: false,
+      release,
+    };
     const rate = this.cfg.relay_bandwidth_limit;
-    this.install({ pipe, session: b, stream: bStream, to: a.conn, toSession: sa, own: sb, bucket: new TokenBucket(rate) });
-    this.install({ pipe, session: a, stream: aStream, to: b.conn, toSession: sb, own: sa, bucket: new TokenBucket(rate) });
+    this.install({
+      pipe,
+      session: b,
+      stream: bStream,
+      to: a.conn,
+      toSession: sa,
+      own: sb,
+      bucket: new TokenBucket(rate),
+    });
+    this.install({
+      pipe,
+      session: a,
+      stream: aStream,
+      to: b.conn,
+      toSession: sb,
+      own: sa,
+      bucket: new TokenBucket(rate),
+    });
     this.pipes.add(pipe);
     this.counters.pipes_opened++;
     try {
@@ -190,7 +263,11 @@ export class RelayServer {
       return null;
     }
     for (const end of pipe.ends) void this.watch(end);
-    this.node.log.info("relay pipe open", { source: shortNodeId(pipe.source), target: shortNodeId(pipe.target), pipes: this.pipes.size });
+    this.node.log.info("relay pipe open", {
+      source: shortNodeId(pipe.source),
+      target: shortNodeId(pipe.target),
+      pipes: this.pipes.size,
+    });
     return null; // the stream stays open as the pipe's lifetime (SPEC §5 Streams)
   }
 
@@ -207,7 +284,7 @@ export class RelayServer {
     const conn = end.session.conn;
     let m = this.ends.get(conn);
     if (!m) {
-      this.ends.set(conn, (m = new Map()));
+      this.ends.set(conn, m = new Map());
       conn.onDatagram = (d) => this.forward(conn, d);
     }
     m.set(end.own, end);
@@ -222,7 +299,10 @@ export class RelayServer {
     } catch {
       // reset or connection gone
     }
-    this.teardown(end.pipe, end.session === end.pipe.ends[0]?.session ? "source closed the pipe" : "target closed the pipe");
+    this.teardown(
+      end.pipe,
+      end.session === end.pipe.ends[0]?.session ? "source closed the pipe" : "target closed the pipe",
+    );
   }
 
   private teardown(pipe: Pipe, why: string): void {
@@ -241,7 +321,12 @@ export class RelayServer {
       end.stream.end().catch(() => {});
       end.stream.stopReading(0);
     }
-    this.node.log.info("relay pipe closed", { source: shortNodeId(pipe.source), target: shortNodeId(pipe.target), reason: why, pipes: this.pipes.size });
+    this.node.log.info("relay pipe closed", {
+      source: shortNodeId(pipe.source),
+      target: shortNodeId(pipe.target),
+      reason: why,
+      pipes: this.pipes.size,
+    });
   }
 
   // ---- forwarding ----
@@ -269,7 +354,10 @@ export class RelayServer {
     for (const [id, r] of this.registrations) {
       if (now - r.lastAnnounce > announceMs) {
         this.registrations.delete(id);
-        this.node.log.info("relay registration dropped", { peer: shortNodeId(id), reason: `${this.cfg.relay_missed_announces} announces missed` });
+        this.node.log.info("relay registration dropped", {
+          peer: shortNodeId(id),
+          reason: `${this.cfg.relay_missed_announces} announces missed`,
+        });
       }
     }
     const perfNow = performance.now();
@@ -295,7 +383,11 @@ type ControlHandler = (args: Record<string, unknown>) => Promise<unknown>;
  * Offer relaying on `node` (SPEC §11 `transport.offer_relay`): the server, STUN, and the relay's
  * counters in `atlas status` (`relay_server`). Call after any other wrapper of "status".
  */
-export async function offerRelay(node: AtlasNode, handlers: Map<string, ControlHandler>, services: Service[]): Promise<RelayServer> {
+export async function offerRelay(
+  node: AtlasNode,
+  handlers: Map<string, ControlHandler>,
+  services: Service[],
+): Promise<RelayServer> {
   const relay = new RelayServer(node);
   services.push(relay);
   (await import("../stun/server.ts")).serveStun(node.endpoint); // SPEC §10: relay nodes answer STUN on their QUIC port

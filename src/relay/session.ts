@@ -5,7 +5,7 @@
  */
 import type { AtlasNode } from "../net/node.ts";
 import type { Session } from "../net/session.ts";
-import { resolveNodeRef, type ResolvedNodeRef } from "../net/target.ts";
+import { type ResolvedNodeRef, resolveNodeRef } from "../net/target.ts";
 import { formatAddr } from "../transport/addr.ts";
 
 export type RelayRef = ResolvedNodeRef;

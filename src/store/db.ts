@@ -15,7 +15,7 @@ import { dirname, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { Client, InArgs, InStatement, ResultSet, Row } from "@libsql/client";
 import { AtlasError } from "../errors.ts";
-import { MIGRATIONS, type Migration } from "./migrations.ts";
+import { type Migration, MIGRATIONS } from "./migrations.ts";
 
 export const BUSY_TIMEOUT_MS = 5000;
 
@@ -30,7 +30,8 @@ interface SqliteLikeError {
 function isSqliteError(e: unknown): e is SqliteLikeError {
   if (!(e instanceof Error)) return false;
   const code: unknown = (e as Error & { code?: unknown }).code;
-  return typeof code === "string" && (code.startsWith("SQLITE_") || e.name === "LibsqlError" || e.name === "LibsqlBatchError");
+  return typeof code === "string" &&
+    (code.startsWith("SQLITE_") || e.name === "LibsqlError" || e.name === "LibsqlBatchError");
 }
 
 /** One line, without the `SQLITE_XXX: ` prefix libsql puts on its messages. */
@@ -44,7 +45,10 @@ function invalidDb(path: string, reason: string, cause?: unknown): AtlasError {
 }
 
 function newerDb(path: string, version: number, target: number): AtlasError {
-  return new AtlasError("ERR_STORE", `database ${path} has schema version ${version}, newer than this atlas (${target}): upgrade atlas`);
+  return new AtlasError(
+    "ERR_STORE",
+    `database ${path} has schema version ${version}, newer than this atlas (${target}): upgrade atlas`,
+  );
 }
 
 /** Map any error thrown by the client to a one-line ERR_STORE. */
@@ -150,7 +154,12 @@ export class Db {
               (SELECT json_group_array(name) FROM (SELECT name FROM sqlite_schema
                  WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name)) AS t`,
     );
-    return { user_version: num(r?.v), journal_mode: str(r?.j), foreign_keys: num(r?.f) === 1, tables: jsonStrings(r?.t) };
+    return {
+      user_version: num(r?.v),
+      journal_mode: str(r?.j),
+      foreign_keys: num(r?.f) === 1,
+      tables: jsonStrings(r?.t),
+    };
   }
 
   /**
@@ -197,7 +206,9 @@ export async function openDatabase(path: string, opts: OpenOptions = {}): Promis
   try {
     await mkdir(dirname(abs), { recursive: true, mode: 0o700 });
   } catch (e) {
-    throw new AtlasError("ERR_STORE", `database ${path}: cannot create directory ${dirname(abs)}: ${reasonOf(e)}`, { cause: e });
+    throw new AtlasError("ERR_STORE", `database ${path}: cannot create directory ${dirname(abs)}: ${reasonOf(e)}`, {
+      cause: e,
+    });
   }
   // Create the file ourselves so that it gets 0600 (SQLite would use 0644 & ~umask); SQLite gives
   // its -wal and -shm files the mode of the database file. An empty file is an empty database.
@@ -264,7 +275,13 @@ async function checkHeader(abs: string, path: string, target: number): Promise<v
   }
 }
 
-async function prepare(db: Db, client: Client, path: string, migrations: readonly Migration[], target: number): Promise<void> {
+async function prepare(
+  db: Db,
+  client: Client,
+  path: string,
+  migrations: readonly Migration[],
+  target: number,
+): Promise<void> {
   // Connection-level settings only: nothing here writes to the file.
   await db.execute(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
 
@@ -308,7 +325,13 @@ async function prepare(db: Db, client: Client, path: string, migrations: readonl
   }
 }
 
-function checkVersion(path: string, version: number, target: number, tables: string[], migrations: readonly Migration[]): void {
+function checkVersion(
+  path: string,
+  version: number,
+  target: number,
+  tables: string[],
+  migrations: readonly Migration[],
+): void {
   if (version > target) {
     throw newerDb(path, version, target);
   }

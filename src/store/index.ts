@@ -4,8 +4,8 @@
  * Errors are `AtlasError("ERR_STORE")` with a one-line message.
  */
 import { openDatabase } from "./db.ts";
-import { clearFailureStatement, PeerStore, upsertStatement, type PeerUpdate } from "./peers.ts";
-import { closeStatement, openStatements, SessionStore, type SessionOpen } from "./sessions.ts";
+import { clearFailureStatement, PeerStore, type PeerUpdate, upsertStatement } from "./peers.ts";
+import { closeStatement, openStatements, type SessionOpen, SessionStore } from "./sessions.ts";
 import { num } from "./db.ts";
 import { DeliveryStore, InboxStore, OutboxStore } from "./messages.ts";
 
@@ -61,7 +61,11 @@ export async function openStore(path: string): Promise<Store> {
     inbox: new InboxStore(db),
     deliveries: new DeliveryStore(db),
     async recordSessionOpen(peer, session, now) {
-      const rs = await db.batch([upsertStatement(peer, now), clearFailureStatement(peer.node_id), ...openStatements(session)]);
+      const rs = await db.batch([
+        upsertStatement(peer, now),
+        clearFailureStatement(peer.node_id),
+        ...openStatements(session),
+      ]);
       return num(rs.at(-1)?.lastInsertRowid);
     },
     async recordSessionClose(id, nodeId, reason, now) {

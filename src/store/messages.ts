@@ -123,7 +123,9 @@ export class OutboxStore {
 
   /** Claim a queued message for an attempt. False when it is gone or already claimed. */
   async markDelivering(id: string): Promise<boolean> {
-    const rs = await this.#db.execute("UPDATE outbox SET status = 'delivering' WHERE id = ? AND status = 'queued'", [id]);
+    const rs = await this.#db.execute("UPDATE outbox SET status = 'delivering' WHERE id = ? AND status = 'queued'", [
+      id,
+    ]);
     return rs.rowsAffected > 0;
   }
 
@@ -245,10 +247,15 @@ export class InboxStore {
   /** Keep the newest `keep` messages of each sender (of `fromId` only, when given). Returns how many were deleted. */
   async pruneExcess(keep: number, fromId?: string): Promise<number> {
     const k = Math.max(0, Math.trunc(keep));
-    const rs =
-      fromId === undefined
-        ? await this.#db.execute(`DELETE FROM inbox WHERE seq IN (SELECT seq FROM (SELECT seq, row_number() OVER (PARTITION BY from_id ORDER BY seq DESC) AS rn FROM inbox) WHERE rn > ?)`, [k])
-        : await this.#db.execute(`DELETE FROM inbox WHERE from_id = ? AND seq <= (SELECT seq FROM inbox WHERE from_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)`, [fromId, fromId, k]);
+    const rs = fromId === undefined
+      ? await this.#db.execute(
+        `DELETE FROM inbox WHERE seq IN (SELECT seq FROM (SELECT seq, row_number() OVER (PARTITION BY from_id ORDER BY seq DESC) AS rn FROM inbox) WHERE rn > ?)`,
+        [k],
+      )
+      : await this.#db.execute(
+        `DELETE FROM inbox WHERE from_id = ? AND seq <= (SELECT seq FROM inbox WHERE from_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)`,
+        [fromId, fromId, k],
+      );
     return rs.rowsAffected;
   }
 
@@ -298,7 +305,10 @@ export interface DeliveryRow {
   detail: string | null;
 }
 
-export type DeliveryRecord = Omit<DeliveryRow, "id" | "path" | "detail"> & { path?: string | null; detail?: string | null };
+export type DeliveryRecord = Omit<DeliveryRow, "id" | "path" | "detail"> & {
+  path?: string | null;
+  detail?: string | null;
+};
 
 export interface DeliveryFilter {
   msgId?: string;

@@ -5,7 +5,7 @@
  * cannot wipe the name learnt in a handshake. Clearing is explicit: clearFailure, setBan(null).
  */
 import type { InStatement, InValue, Row } from "@libsql/client";
-import { type Db, bytesOrNull, jsonStrings, num, numOrNull, nowSecs, secs, str, strOrNull } from "./db.ts";
+import { bytesOrNull, type Db, jsonStrings, nowSecs, num, numOrNull, secs, str, strOrNull } from "./db.ts";
 
 export type TrustLevel = "bootstrap" | "unknown" | "verified" | "relay";
 export type FailureKind = "unreachable" | "rejected" | "expired" | "reset" | "disconnected";
@@ -116,14 +116,26 @@ export function upsertStatement(u: PeerUpdate, now: number = nowSecs()): { sql: 
     if (v === undefined) continue;
     cols.push(key);
     args.push(v);
-    sets.push(key === "record_seq" ? "record_seq = MAX(COALESCE(record_seq, excluded.record_seq), excluded.record_seq)" : `${key} = excluded.${key}`);
+    sets.push(
+      key === "record_seq"
+        ? "record_seq = MAX(COALESCE(record_seq, excluded.record_seq), excluded.record_seq)"
+        : `${key} = excluded.${key}`,
+    );
   }
   const conflict = sets.length > 0 ? `DO UPDATE SET ${sets.join(", ")}` : "DO NOTHING";
-  return { sql: `INSERT INTO peers (${cols.join(", ")}) VALUES (${cols.map(() => "?").join(", ")}) ON CONFLICT (node_id) ${conflict}`, args };
+  return {
+    sql: `INSERT INTO peers (${cols.join(", ")}) VALUES (${
+      cols.map(() => "?").join(", ")
+    }) ON CONFLICT (node_id) ${conflict}`,
+    args,
+  };
 }
 
 export function clearFailureStatement(nodeId: string): InStatement {
-  return { sql: "UPDATE peers SET last_failure = NULL, last_failure_at = NULL WHERE node_id = ? AND last_failure IS NOT NULL", args: [nodeId] };
+  return {
+    sql: "UPDATE peers SET last_failure = NULL, last_failure_at = NULL WHERE node_id = ? AND last_failure IS NOT NULL",
+    args: [nodeId],
+  };
 }
 
 export class PeerStore {
@@ -176,7 +188,11 @@ export class PeerStore {
 
   /** Note a failed dial/session (SPEC §7). No-op for a peer we have no row for. */
   async recordFailure(nodeId: string, kind: FailureKind, at: number): Promise<void> {
-    await this.#db.execute("UPDATE peers SET last_failure = ?, last_failure_at = ? WHERE node_id = ?", [kind, secs(at), nodeId]);
+    await this.#db.execute("UPDATE peers SET last_failure = ?, last_failure_at = ? WHERE node_id = ?", [
+      kind,
+      secs(at),
+      nodeId,
+    ]);
   }
 
   /** A success clears the last failure. */

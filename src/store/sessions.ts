@@ -61,17 +61,33 @@ export function openStatements(s: SessionOpen): InStatement[] {
   const at = secs(s.connected_at);
   const trust = TRUST_LEVELS.has(s.trust_level) ? s.trust_level : "unknown";
   return [
-    { sql: "INSERT OR IGNORE INTO peers (node_id, first_seen, last_seen, trust_level) VALUES (?, ?, ?, ?)", args: [s.node_id, at, at, trust] },
     {
-      sql: `INSERT INTO sessions (node_id, direction, path, relay, remote_address, protocol_v, trust_level, connected_at)
+      sql: "INSERT OR IGNORE INTO peers (node_id, first_seen, last_seen, trust_level) VALUES (?, ?, ?, ?)",
+      args: [s.node_id, at, at, trust],
+    },
+    {
+      sql:
+        `INSERT INTO sessions (node_id, direction, path, relay, remote_address, protocol_v, trust_level, connected_at)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-      args: [s.node_id, s.direction, s.path, s.relay ?? null, s.remote_address ?? null, Math.trunc(s.protocol_v), s.trust_level, at],
+      args: [
+        s.node_id,
+        s.direction,
+        s.path,
+        s.relay ?? null,
+        s.remote_address ?? null,
+        Math.trunc(s.protocol_v),
+        s.trust_level,
+        at,
+      ],
     },
   ];
 }
 
 export function closeStatement(id: number, reason: string, at: number): InStatement {
-  return { sql: "UPDATE sessions SET closed_at = ?, close_reason = ? WHERE id = ? AND closed_at IS NULL", args: [secs(at), reason, id] };
+  return {
+    sql: "UPDATE sessions SET closed_at = ?, close_reason = ? WHERE id = ? AND closed_at IS NULL",
+    args: [secs(at), reason, id],
+  };
 }
 
 export class SessionStore {
@@ -90,13 +106,11 @@ export class SessionStore {
     return num(ins?.lastInsertRowid);
   }
 
-
   /** Close one session; a session already closed keeps its first close time and reason. */
   async close(id: number, reason: string, at: number): Promise<void> {
     const st = closeStatement(id, reason, at) as { sql: string; args: InValue[] };
     await this.#db.execute(st.sql, st.args);
   }
-
 
   /** Close every open session (crash recovery at daemon start, or shutdown). Returns how many. */
   async closeAllOpen(reason: string, at: number): Promise<number> {
@@ -156,7 +170,13 @@ export class SessionStore {
 
   /** How each peer was reached in its latest session (SPEC §7: `direct`, or `relay` and which). */
   async latestPaths(): Promise<Map<string, { path: "direct" | "relay"; relay: string | null }>> {
-    const rows = await this.#db.rows("SELECT node_id, path, relay FROM sessions WHERE id IN (SELECT MAX(id) FROM sessions GROUP BY node_id)");
-    return new Map(rows.map((r) => [String(r.node_id), { path: r.path === "relay" ? "relay" : "direct", relay: strOrNull(r.relay) }]));
+    const rows = await this.#db.rows(
+      "SELECT node_id, path, relay FROM sessions WHERE id IN (SELECT MAX(id) FROM sessions GROUP BY node_id)",
+    );
+    return new Map(
+      rows.map((
+        r,
+      ) => [String(r.node_id), { path: r.path === "relay" ? "relay" : "direct", relay: strOrNull(r.relay) }]),
+    );
   }
 }

@@ -4,9 +4,19 @@
  */
 import { randomBytes } from "node:crypto";
 import { AtlasError } from "../errors.ts";
-import { formatAddr, resolveAddr, sameAddr, unmapHost, type SockAddr } from "../transport/addr.ts";
+import { formatAddr, resolveAddr, sameAddr, type SockAddr, unmapHost } from "../transport/addr.ts";
 import type { QuicEndpoint } from "../transport/endpoint.ts";
-import { BINDING_ERROR_RESPONSE, BINDING_REQUEST, BINDING_RESPONSE, createMessage, decodeMessage, encodeMessage, fingerprintOk, messageType, transactionKey } from "./codec.ts";
+import {
+  BINDING_ERROR_RESPONSE,
+  BINDING_REQUEST,
+  BINDING_RESPONSE,
+  createMessage,
+  decodeMessage,
+  encodeMessage,
+  fingerprintOk,
+  messageType,
+  transactionKey,
+} from "./codec.ts";
 import { addStunHandler } from "./hook.ts";
 
 /** RFC 5389 §7.2.1: initial RTO, doubled on each retransmission. */
@@ -99,7 +109,11 @@ export interface Discovery {
  * next. Host names are resolved with resolveAddr (bounded by the same budget). Throws with the
  * reasons of every failure.
  */
-export async function discoverPublicAddress(endpoint: QuicEndpoint, servers: readonly string[], totalTimeoutMs: number): Promise<Discovery> {
+export async function discoverPublicAddress(
+  endpoint: QuicEndpoint,
+  servers: readonly string[],
+  totalTimeoutMs: number,
+): Promise<Discovery> {
   if (servers.length === 0) throw new AtlasError("ERR_CONFIG", "no STUN server configured");
   const end = Date.now() + totalTimeoutMs;
   const errors: string[] = [];
@@ -113,7 +127,11 @@ export async function discoverPublicAddress(endpoint: QuicEndpoint, servers: rea
     const budget = Math.max(1, Math.floor(left / (servers.length - i)));
     const until = Date.now() + budget;
     try {
-      const addr = await withDeadline(resolveAddr(s), budget, () => new AtlasError("ERR_TIMEOUT", `cannot resolve '${s}' in time`));
+      const addr = await withDeadline(
+        resolveAddr(s),
+        budget,
+        () => new AtlasError("ERR_TIMEOUT", `cannot resolve '${s}' in time`),
+      );
       const remaining = until - Date.now();
       if (remaining <= 0) throw new AtlasError("ERR_TIMEOUT", "no time left after resolving");
       return { address: await stunBinding(endpoint, addr, remaining), server: s };

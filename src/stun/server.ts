@@ -3,9 +3,17 @@
  * the source's XOR-MAPPED-ADDRESS, so an Atlas network needs no third-party STUN server.
  * Rate limited per source IP with a token bucket kept in a bounded map.
  */
-import { unmapHost, type SockAddr } from "../transport/addr.ts";
+import { type SockAddr, unmapHost } from "../transport/addr.ts";
 import type { QuicEndpoint } from "../transport/endpoint.ts";
-import { BINDING_REQUEST, BINDING_RESPONSE, createMessage, decodeMessage, encodeMessage, fingerprintOk, messageType } from "./codec.ts";
+import {
+  BINDING_REQUEST,
+  BINDING_RESPONSE,
+  createMessage,
+  decodeMessage,
+  encodeMessage,
+  fingerprintOk,
+  messageType,
+} from "./codec.ts";
 import { addStunHandler } from "./hook.ts";
 
 export interface StunServerOptions {

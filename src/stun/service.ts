@@ -29,7 +29,11 @@ export interface StunServiceOptions {
   timeoutMs: number;
   /** Re-check period (`stun.interval` s × 1000). */
   intervalMs: number;
-  log?: { info(m: string, f?: Record<string, unknown>): void; warn(m: string, f?: Record<string, unknown>): void; debug(m: string, f?: Record<string, unknown>): void };
+  log?: {
+    info(m: string, f?: Record<string, unknown>): void;
+    warn(m: string, f?: Record<string, unknown>): void;
+    debug(m: string, f?: Record<string, unknown>): void;
+  };
   /** Delay of the first check after start() (the daemon prints its listening line first). */
   startDelayMs?: number;
   /** Called when the public address changes (e.g. re-register with bootstrap nodes). */
@@ -90,7 +94,10 @@ export class StunService implements Service {
           const d = await discoverPublicAddress(this.endpoint, this.o.servers, this.o.timeoutMs);
           this.stun = { address: formatAddr(d.address), server: d.server };
           this.stunError = null;
-          this.o.log?.[this.stun.address === before ? "debug" : "info"]("STUN answered", { server: d.server, public_address: this.stun.address });
+          this.o.log?.[this.stun.address === before ? "debug" : "info"]("STUN answered", {
+            server: d.server,
+            public_address: this.stun.address,
+          });
         } catch (e) {
           this.stun = null;
           this.stunError = (e as Error).message;
@@ -124,7 +131,9 @@ export class StunService implements Service {
     const counts = new Map<string, number>();
     for (const a of this.observed.values()) counts.set(a, (counts.get(a) ?? 0) + 1);
     let best: { address: string; peers: number } | null = null;
-    for (const [address, peers] of counts) if (peers >= OBSERVED_QUORUM && (!best || peers > best.peers)) best = { address, peers };
+    for (const [address, peers] of counts) {
+      if (peers >= OBSERVED_QUORUM && (!best || peers > best.peers)) best = { address, peers };
+    }
     return best;
   }
 
@@ -133,8 +142,14 @@ export class StunService implements Service {
   }
 
   state(): PublicAddressState {
-    if (this.stun) return { address: this.stun.address, source: "stun", server: this.stun.server, checkedAt: this.checkedAt };
-    const reason = this.o.servers.length === 0 ? "no STUN server configured" : this.checkedAt === null ? "STUN check pending" : `STUN failed: ${this.stunError}`;
+    if (this.stun) {
+      return { address: this.stun.address, source: "stun", server: this.stun.server, checkedAt: this.checkedAt };
+    }
+    const reason = this.o.servers.length === 0
+      ? "no STUN server configured"
+      : this.checkedAt === null
+      ? "STUN check pending"
+      : `STUN failed: ${this.stunError}`;
     const obs = this.agreedObserved();
     if (obs) return { address: obs.address, source: "observed", peers: obs.peers, checkedAt: this.checkedAt, reason };
     return { address: this.bindAddress(), source: "bind", checkedAt: this.checkedAt, reason };
@@ -145,9 +160,25 @@ export class StunService implements Service {
   }
 
   /** For `atlas status`: the address and a human description of where it came from. */
-  status(): { address: string | null; source: string; kind: PublicAddressSource; server?: string; checked_at: number | null } {
+  status(): {
+    address: string | null;
+    source: string;
+    kind: PublicAddressSource;
+    server?: string;
+    checked_at: number | null;
+  } {
     const s = this.state();
-    const source = s.source === "stun" ? `stun ${s.server}` : s.source === "observed" ? `observed by ${s.peers} peers (${s.reason})` : `bind address (${s.reason})`;
-    return { address: s.address, source, kind: s.source, ...(s.server ? { server: s.server } : {}), checked_at: s.checkedAt === null ? null : Math.floor(s.checkedAt / 1000) };
+    const source = s.source === "stun"
+      ? `stun ${s.server}`
+      : s.source === "observed"
+      ? `observed by ${s.peers} peers (${s.reason})`
+      : `bind address (${s.reason})`;
+    return {
+      address: s.address,
+      source,
+      kind: s.source,
+      ...(s.server ? { server: s.server } : {}),
+      checked_at: s.checkedAt === null ? null : Math.floor(s.checkedAt / 1000),
+    };
   }
 }

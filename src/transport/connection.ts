@@ -1,7 +1,7 @@
 import { setImmediate } from "node:timers";
 import { AtlasError } from "../errors.ts";
 import type { SockAddr } from "./addr.ts";
-import { quiche, type HostPort, type QuicheConnection } from "./native.ts";
+import { type HostPort, quiche, type QuicheConnection } from "./native.ts";
 import { QuicStream } from "./stream.ts";
 
 /**
@@ -93,7 +93,10 @@ export class QuicConnection {
   /** Datagrams dropped by quiche because its send queue was full (SPEC §11). */
   dgramDrops = 0;
 
-  constructor(native: QuicheConnection, opts: { isClient: boolean; remote: SockAddr; scid: Uint8Array; sink: PacketSink; maxPacket: number }) {
+  constructor(
+    native: QuicheConnection,
+    opts: { isClient: boolean; remote: SockAddr; scid: Uint8Array; sink: PacketSink; maxPacket: number },
+  ) {
     this.native = native;
     this.isClient = opts.isClient;
     this.remote = opts.remote;
@@ -375,9 +378,10 @@ export class QuicConnection {
       timedOut: n.isTimedOut(),
     };
     this.closeInfo = info;
-    const why = info.timedOut
-      ? new AtlasError("ERR_UNREACHABLE", "connection timed out")
-      : new AtlasError(info.local ? "ERR_CLOSED" : "ERR_RESET", info.local ? "connection closed" : `connection closed by peer${info.reason ? `: ${info.reason}` : ""}`);
+    const why = info.timedOut ? new AtlasError("ERR_UNREACHABLE", "connection timed out") : new AtlasError(
+      info.local ? "ERR_CLOSED" : "ERR_RESET",
+      info.local ? "connection closed" : `connection closed by peer${info.reason ? `: ${info.reason}` : ""}`,
+    );
     if (!this.isEstablished) this.rejectEstablished(why);
     for (const s of this.streams.values()) s.fail(why);
     this.streams.clear();

@@ -2,9 +2,9 @@ import { createSocket, type Socket } from "node:dgram";
 import { isIP } from "node:net";
 import { randomBytes } from "node:crypto";
 import { AtlasError } from "../errors.ts";
-import { isWildcardHost, unmapHost, type SockAddr } from "./addr.ts";
-import { QuicConnection, type PacketSink } from "./connection.ts";
-import { quiche, type HostPort, type QuicheConfig } from "./native.ts";
+import { isWildcardHost, type SockAddr, unmapHost } from "./addr.ts";
+import { type PacketSink, QuicConnection } from "./connection.ts";
+import { type HostPort, quiche, type QuicheConfig } from "./native.ts";
 import type { TransportOptions } from "./options.ts";
 import { RetryTokens } from "./retry.ts";
 import { makeQuicheConfig, type TlsIdentity } from "./tls.ts";
@@ -109,7 +109,12 @@ export class QuicEndpoint implements PacketSink {
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       const where = `${host.includes(":") ? `[${host}]` : host}:${opts.port}`;
-      if (code === "EADDRINUSE") throw new AtlasError("ERR_ADDR_IN_USE", `UDP port ${opts.port} is already in use (${where}); pick another with --port`);
+      if (code === "EADDRINUSE") {
+        throw new AtlasError(
+          "ERR_ADDR_IN_USE",
+          `UDP port ${opts.port} is already in use (${where}); pick another with --port`,
+        );
+      }
       if (code === "EACCES") throw new AtlasError("ERR_IO", `not allowed to bind ${where}`);
       throw new AtlasError("ERR_IO", `cannot bind ${where}: ${(e as Error).message}`);
     }
@@ -133,12 +138,25 @@ export class QuicEndpoint implements PacketSink {
   /** Start a QUIC connection to `remote`; await `established` on the result. */
   connect(remote: SockAddr): QuicConnection {
     if (this.closing) throw new AtlasError("ERR_CLOSED", "endpoint is closing");
-    if (this.live.size >= this.opts.maxConnections) throw new AtlasError("ERR_IO", `connection limit reached (transport.max_connections = ${this.opts.maxConnections})`);
+    if (this.live.size >= this.opts.maxConnections) {
+      throw new AtlasError(
+        "ERR_IO",
+        `connection limit reached (transport.max_connections = ${this.opts.maxConnections})`,
+      );
+    }
     const to = this.wireHost(remote);
-    if (!to) throw new AtlasError("ERR_UNREACHABLE", `cannot reach IPv6 address ${remote.host} from an IPv4-only socket`);
+    if (!to) {
+      throw new AtlasError("ERR_UNREACHABLE", `cannot reach IPv6 address ${remote.host} from an IPv4-only socket`);
+    }
     const scid = new Uint8Array(randomBytes(CID_LEN));
     const native = quiche.Connection.connect(null, scid, this.localHP, to, this.clientConfig);
-    const c = new QuicConnection(native, { isClient: true, remote: { host: unmapHost(remote.host), port: remote.port }, scid, sink: this, maxPacket: this.opts.maxDatagramSize });
+    const c = new QuicConnection(native, {
+      isClient: true,
+      remote: { host: unmapHost(remote.host), port: remote.port },
+      scid,
+      sink: this,
+      maxPacket: this.opts.maxDatagramSize,
+    });
     this.track(c);
     c.markDirty();
     return c;
@@ -152,9 +170,18 @@ export class QuicEndpoint implements PacketSink {
    */
   openVirtual(role: "client" | "server", sink: PacketSink, label: SockAddr): QuicConnection {
     if (this.closing) throw new AtlasError("ERR_CLOSED", "endpoint is closing");
-    if (this.live.size >= this.opts.maxConnections) throw new AtlasError("ERR_IO", `connection limit reached (transport.max_connections = ${this.opts.maxConnections})`);
+    if (this.live.size >= this.opts.maxConnections) {
+      throw new AtlasError(
+        "ERR_IO",
+        `connection limit reached (transport.max_connections = ${this.opts.maxConnections})`,
+      );
+    }
     if (!this.pipeConfig) {
-      this.pipeConfig = makeQuicheConfig(this.opts.tls, { ...this.opts, maxDatagramSize: VIRTUAL_PACKET_SIZE, datagrams: false });
+      this.pipeConfig = makeQuicheConfig(this.opts.tls, {
+        ...this.opts,
+        maxDatagramSize: VIRTUAL_PACKET_SIZE,
+        datagrams: false,
+      });
       // Reno, not quiche's default CUBIC: against a relay's token-bucket policer CUBIC's window
       // ran away in about a third of capped transfers (84–96 % of packets dropped, multi-second
       // stalls); Reno stayed at 0.94–0.96 of the cap in every run (bench/RESULTS.md, relay phase).
@@ -164,7 +191,13 @@ export class QuicEndpoint implements PacketSink {
     const native = role === "client"
       ? quiche.Connection.connect(null, scid, VIRTUAL_LOCAL, VIRTUAL_REMOTE, this.pipeConfig)
       : quiche.Connection.accept(scid, null, VIRTUAL_LOCAL, VIRTUAL_REMOTE, this.pipeConfig);
-    const c = new QuicConnection(native, { isClient: role === "client", remote: label, scid, sink, maxPacket: VIRTUAL_PACKET_SIZE });
+    const c = new QuicConnection(native, {
+      isClient: role === "client",
+      remote: label,
+      scid,
+      sink,
+      maxPacket: VIRTUAL_PACKET_SIZE,
+    });
     this.live.add(c);
     c.onGone = () => this.live.delete(c);
     if (role === "client") c.markDirty();
@@ -292,7 +325,13 @@ export class QuicEndpoint implements PacketSink {
     } catch {
       return;
     }
-    const c = new QuicConnection(native, { isClient: false, remote: { host: unmapHost(from.host), port: from.port }, scid, sink: this, maxPacket: this.opts.maxDatagramSize });
+    const c = new QuicConnection(native, {
+      isClient: false,
+      remote: { host: unmapHost(from.host), port: from.port },
+      scid,
+      sink: this,
+      maxPacket: this.opts.maxDatagramSize,
+    });
     this.track(c);
     if (this.opts.retry === false) this.conns.set(Buffer.from(hdr.dcid).toString("latin1"), c);
     this.onConnection(c);
@@ -305,7 +344,9 @@ export class QuicEndpoint implements PacketSink {
     const cutoff = now - 60_000;
     let times = this.perIp.get(ip);
     if (!times) {
-      if (this.perIp.size > 10_000) for (const [k, v] of this.perIp) if (v[v.length - 1]! < cutoff) this.perIp.delete(k);
+      if (this.perIp.size > 10_000) {
+        for (const [k, v] of this.perIp) if (v[v.length - 1]! < cutoff) this.perIp.delete(k);
+      }
       times = [];
       this.perIp.set(ip, times);
     }

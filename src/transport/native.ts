@@ -8,6 +8,6 @@ export { quiche } from "@matrixai/quic/native/index.js";
 export type {
   Config as QuicheConfig,
   Connection as QuicheConnection,
-  Host as HostPort,
   ConnectionError as QuicheConnectionError,
+  Host as HostPort,
 } from "@matrixai/quic/native/index.js";

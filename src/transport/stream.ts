@@ -23,7 +23,11 @@ interface PendingWrite {
 export class QuicStream {
   readonly id: number;
   readonly conn: QuicConnection;
-  private waiter: { resolve: (v: Uint8Array | null) => void; reject: (e: Error) => void; timer?: ReturnType<typeof setTimeout> } | null = null;
+  private waiter: {
+    resolve: (v: Uint8Array | null) => void;
+    reject: (e: Error) => void;
+    timer?: ReturnType<typeof setTimeout>;
+  } | null = null;
   private readDone = false; // FIN consumed, reset, or stopped by us
   private readError: Error | null = null;
   private writes: PendingWrite[] = [];

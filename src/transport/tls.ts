@@ -17,7 +17,14 @@ const enc = new TextEncoder();
  * handshake layer checks the key itself (SPEC §4, NOTES "Peer certificate").
  */
 export function makeQuicheConfig(id: TlsIdentity, o: TransportOptions): QuicheConfig {
-  const c = quiche.Config.withBoringSslCtx(true, true, null, [enc.encode(id.keyPem)], [enc.encode(id.certPem)], "ed25519");
+  const c = quiche.Config.withBoringSslCtx(
+    true,
+    true,
+    null,
+    [enc.encode(id.keyPem)],
+    [enc.encode(id.certPem)],
+    "ed25519",
+  );
   c.setApplicationProtos([ALPN]);
   c.grease(false);
   c.setMaxIdleTimeout(o.idleTimeoutMs);

@@ -16,7 +16,11 @@ export function isLogLevel(s: string): s is LogLevel {
   return s in ORDER;
 }
 
-export function createLogger(level: LogLevel = "info", format: "text" | "json" = "text", write: (line: string) => void = (l) => process.stderr.write(l)): Logger {
+export function createLogger(
+  level: LogLevel = "info",
+  format: "text" | "json" = "text",
+  write: (line: string) => void = (l) => process.stderr.write(l),
+): Logger {
   const min = ORDER[level];
   const emit = (lvl: LogLevel, msg: string, fields?: Record<string, unknown>) => {
     if (ORDER[lvl] < min) return;
@@ -26,7 +30,11 @@ export function createLogger(level: LogLevel = "info", format: "text" | "json" =
       return;
     }
     let line = `${ts} ${lvl.padEnd(5)} ${msg}`;
-    if (fields) for (const [k, v] of Object.entries(fields)) if (v !== undefined) line += ` ${k}=${typeof v === "string" ? v : JSON.stringify(v)}`;
+    if (fields) {
+      for (const [k, v] of Object.entries(fields)) {
+        if (v !== undefined) line += ` ${k}=${typeof v === "string" ? v : JSON.stringify(v)}`;
+      }
+    }
     write(line + "\n");
   };
   return {

@@ -8,19 +8,19 @@
  */
 import { Decoder, Encoder } from "@msgpack/msgpack";
 import * as nodeBuffer from "node:buffer";
-import { HEADER_LEN, MAX_PAYLOAD, WIRE_VERSION, msgTypeName, type WireMessage } from "./messages.ts";
-import { WireError, normalizeMessage, payloadOf, rejected } from "./validate.ts";
+import { HEADER_LEN, MAX_PAYLOAD, msgTypeName, WIRE_VERSION, type WireMessage } from "./messages.ts";
+import { normalizeMessage, payloadOf, rejected, WireError } from "./validate.ts";
 
 export { WireError } from "./validate.ts";
 // the envelope constants and types, for callers that import everything from here
 export {
   FRAME_MAGIC,
-  WIRE_VERSION,
   HEADER_LEN,
   MAX_PAYLOAD,
-  PRE_HANDSHAKE_MAX_PAYLOAD,
   MsgType,
   type MsgTypeName,
+  PRE_HANDSHAKE_MAX_PAYLOAD,
+  WIRE_VERSION,
   type WireMessage,
 } from "./messages.ts";
 
@@ -61,9 +61,13 @@ export function encodeFrame(msg: WireMessage, maxPayload: number = MAX_PAYLOAD):
   const len = payload.length;
   if (len > maxPayload) {
     if (len > ENCODER_KEEP_BYTES) encoder = new Encoder(ENCODER_OPTIONS);
-    throw new WireError("ERR_PAYLOAD_TOO_LARGE", `${msg.type} payload is ${len} bytes, above the ${maxPayload}-byte limit`, {
-      frameType: code,
-    });
+    throw new WireError(
+      "ERR_PAYLOAD_TOO_LARGE",
+      `${msg.type} payload is ${len} bytes, above the ${maxPayload}-byte limit`,
+      {
+        frameType: code,
+      },
+    );
   }
   const frame = new Uint8Array(HEADER_LEN + len);
   frame[0] = MAGIC0;
@@ -93,17 +97,25 @@ function checkHeader(b: Uint8Array, at: number, maxPayload: number): number {
   }
   const type = b[at + 3]!;
   if (b[at + 2] !== WIRE_VERSION) {
-    throw new WireError("ERR_PROTOCOL_VERSION", `unsupported frame version ${b[at + 2]} (this node speaks ${WIRE_VERSION})`, {
-      frameType: type,
-    });
+    throw new WireError(
+      "ERR_PROTOCOL_VERSION",
+      `unsupported frame version ${b[at + 2]} (this node speaks ${WIRE_VERSION})`,
+      {
+        frameType: type,
+      },
+    );
   }
   const name = msgTypeName(type);
   if (name === undefined) throw rejected(`unknown message type 0x${hex2(type)}`, type);
   const len = readLength(b, at + 4);
   if (len > maxPayload) {
-    throw new WireError("ERR_PAYLOAD_TOO_LARGE", `${name} payload of ${len} bytes exceeds the ${maxPayload}-byte limit`, {
-      frameType: type,
-    });
+    throw new WireError(
+      "ERR_PAYLOAD_TOO_LARGE",
+      `${name} payload of ${len} bytes exceeds the ${maxPayload}-byte limit`,
+      {
+        frameType: type,
+      },
+    );
   }
   return len;
 }
@@ -195,7 +207,9 @@ function scanPayload(b: Uint8Array, pos: number, end: number, what: string, type
       count = h & 0x0f;
     } else if (h <= 0xbf) {
       skip = h & 0x1f;
-      if (isKey && skip > MAX_KEY_BYTES) throw rejected(`${what} payload has a map key longer than ${MAX_KEY_BYTES} bytes`, type);
+      if (isKey && skip > MAX_KEY_BYTES) {
+        throw rejected(`${what} payload has a map key longer than ${MAX_KEY_BYTES} bytes`, type);
+      }
     } else {
       let n = 0; // size of the length field
       switch (h) {
@@ -248,7 +262,9 @@ function scanPayload(b: Uint8Array, pos: number, end: number, what: string, type
         default:
           // 0xc1 (never used) and every ext type (0xc7-0xc9, 0xd4-0xd8)
           throw rejected(
-            h === 0xc1 ? `${what} payload holds the invalid byte 0xc1` : `${what} payload holds a MessagePack ext value`,
+            h === 0xc1
+              ? `${what} payload holds the invalid byte 0xc1`
+              : `${what} payload holds a MessagePack ext value`,
             type,
           );
       }
@@ -316,7 +332,9 @@ function decodePayload(b: Uint8Array, start: number, end: number, type: number):
  */
 export function decodeFrame(frame: Uint8Array, maxPayload: number = MAX_PAYLOAD): WireMessage {
   if (!(frame instanceof Uint8Array)) throw rejected("a frame must be a Uint8Array");
-  if (frame.length < HEADER_LEN) throw rejected(`frame is truncated (${frame.length} bytes, header needs ${HEADER_LEN})`);
+  if (frame.length < HEADER_LEN) {
+    throw rejected(`frame is truncated (${frame.length} bytes, header needs ${HEADER_LEN})`);
+  }
   const len = checkHeader(frame, 0, maxPayload);
   const type = frame[3]!;
   const total = HEADER_LEN + len;

@@ -54,7 +54,9 @@ export class FramedStream {
         return null;
       }
       const left = deadline === undefined ? undefined : deadline - Date.now();
-      if (left !== undefined && left <= 0) throw new AtlasError("ERR_TIMEOUT", `no frame from peer within ${timeoutMs! / 1000} s`);
+      if (left !== undefined && left <= 0) {
+        throw new AtlasError("ERR_TIMEOUT", `no frame from peer within ${timeoutMs! / 1000} s`);
+      }
       const chunk = await this.stream.read(left);
       if (chunk === null) this.eof = true;
       else {

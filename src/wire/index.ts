@@ -1,19 +1,19 @@
 /** Atlas wire protocol (SPEC §5): message types, validation, frame encoding and decoding. */
 export * from "./messages.ts";
 export {
-  WireError,
-  type WireCodeName,
+  fitsUtf8,
   type HostPort,
-  isNodeId,
-  isMsgId,
   isAddress,
-  isRelayAddress,
   isJsonText,
+  isMsgId,
+  isNodeId,
+  isRelayAddress,
+  isWellFormed,
   parseHostPort,
   parseIPv6,
   utf8Length,
-  fitsUtf8,
-  isWellFormed,
   validateMessage,
+  type WireCodeName,
+  WireError,
 } from "./validate.ts";
-export { encodeFrame, decodeFrame, FrameReader, peekHeader, MAX_DEPTH, MAX_VALUES } from "./frame.ts";
+export { decodeFrame, encodeFrame, FrameReader, MAX_DEPTH, MAX_VALUES, peekHeader } from "./frame.ts";

@@ -8,7 +8,7 @@
  * of the frame buffer. Every failure is a WireError whose message names the field.
  */
 import { AtlasError, ProtocolCode } from "../errors.ts";
-import { Limits, MsgType, TRUST_LEVELS, type MsgTypeName, type WireMessage } from "./messages.ts";
+import { Limits, MsgType, type MsgTypeName, TRUST_LEVELS, type WireMessage } from "./messages.ts";
 
 export type WireCodeName = "ERR_PROTOCOL_VERSION" | "ERR_PAYLOAD_TOO_LARGE" | "ERR_MESSAGE_REJECTED";
 
@@ -289,7 +289,8 @@ export function isJsonText(s: string): boolean {
             if (!((x >= 0x30 && x <= 0x39) || (x >= 0x61 && x <= 0x66))) return false;
           }
         } else if (
-          !(c === 0x22 || c === 0x5c || c === 0x2f || c === 0x62 || c === 0x66 || c === 0x6e || c === 0x72 || c === 0x74)
+          !(c === 0x22 || c === 0x5c || c === 0x2f || c === 0x62 || c === 0x66 || c === 0x6e || c === 0x72 ||
+            c === 0x74)
         ) {
           return false;
         }
@@ -403,10 +404,9 @@ function describe(v: unknown): string {
 type WellFormed = { isWellFormed?: () => boolean };
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 /** No lone surrogates: the string survives UTF-8 unchanged. */
-export const isWellFormed: (s: string) => boolean =
-  typeof (String.prototype as WellFormed).isWellFormed === "function"
-    ? (s) => (s as unknown as Required<WellFormed>).isWellFormed()
-    : (s) => !LONE_SURROGATE.test(s);
+export const isWellFormed: (s: string) => boolean = typeof (String.prototype as WellFormed).isWellFormed === "function"
+  ? (s) => (s as unknown as Required<WellFormed>).isWellFormed()
+  : (s) => !LONE_SURROGATE.test(s);
 
 /**
  * Free text. Decoded strings are well-formed already (the frame decoder refuses invalid UTF-8);
@@ -418,13 +418,11 @@ function checkText(v: unknown, where: string, decoding: boolean): string {
   return v;
 }
 
-const str =
-  (maxBytes: number): Check =>
-  (v, where, decoding) => {
-    const s = checkText(v, where, decoding);
-    if (!fitsUtf8(s, maxBytes)) fail(where, `must be at most ${maxBytes} bytes`);
-    return s;
-  };
+const str = (maxBytes: number): Check => (v, where, decoding) => {
+  const s = checkText(v, where, decoding);
+  if (!fitsUtf8(s, maxBytes)) fail(where, `must be at most ${maxBytes} bytes`);
+  return s;
+};
 
 const username = (maxBytes: number): Check => {
   const base = str(maxBytes);
@@ -453,7 +451,9 @@ const msgId: Check = (v, where) => {
 
 const address: Check = (v, where) => {
   if (typeof v !== "string") fail(where, `must be a string, not ${describe(v)}`);
-  if (parseHostPort(v) === null) fail(where, "must be a host:port address (IPv6 in brackets, port 1-65535, not a wildcard host)");
+  if (parseHostPort(v) === null) {
+    fail(where, "must be a host:port address (IPv6 in brackets, port 1-65535, not a wildcard host)");
+  }
   return v;
 };
 
@@ -469,16 +469,14 @@ const jsonText: Check = (v, where, decoding) => {
   return s;
 };
 
-const bytes =
-  (exact: number, max = exact): Check =>
-  (v, where, decoding) => {
-    if (!(v instanceof Uint8Array)) fail(where, `must be bytes, not ${describe(v)}`);
-    if (v.length !== exact && !(exact < max && v.length <= max)) {
-      fail(where, exact === max ? `must be ${exact} bytes` : `must be at most ${max} bytes`);
-    }
-    // a decoded bin is a view into the frame buffer: copy it out (as a plain Uint8Array)
-    return decoding ? new Uint8Array(v) : v;
-  };
+const bytes = (exact: number, max = exact): Check => (v, where, decoding) => {
+  if (!(v instanceof Uint8Array)) fail(where, `must be bytes, not ${describe(v)}`);
+  if (v.length !== exact && !(exact < max && v.length <= max)) {
+    fail(where, exact === max ? `must be ${exact} bytes` : `must be at most ${max} bytes`);
+  }
+  // a decoded bin is a view into the frame buffer: copy it out (as a plain Uint8Array)
+  return decoding ? new Uint8Array(v) : v;
+};
 
 function integer(v: unknown, where: string): number {
   if (typeof v === "number") {
@@ -494,36 +492,30 @@ function integer(v: unknown, where: string): number {
 
 const int: Check = (v, where) => integer(v, where);
 
-const intRange =
-  (min: number, max: number, what: string): Check =>
-  (v, where) => {
-    const x = integer(v, where);
-    if (x < min || x > max) fail(where, `must be ${what}`);
-    return x;
-  };
+const intRange = (min: number, max: number, what: string): Check => (v, where) => {
+  const x = integer(v, where);
+  if (x < min || x > max) fail(where, `must be ${what}`);
+  return x;
+};
 
 const u32 = intRange(0, 0xffffffff, "an unsigned 32-bit integer");
 
-const oneOf =
-  (values: readonly string[]): Check =>
-  (v, where) => {
-    if (typeof v !== "string" || !values.includes(v)) fail(where, `must be one of ${values.join(", ")}`);
-    return v;
-  };
+const oneOf = (values: readonly string[]): Check => (v, where) => {
+  if (typeof v !== "string" || !values.includes(v)) fail(where, `must be one of ${values.join(", ")}`);
+  return v;
+};
 
-const list =
-  (maxEntries: number, item: Check, copy: boolean): Check =>
-  (v, where, decoding) => {
-    if (!Array.isArray(v)) fail(where, `must be an array, not ${describe(v)}`);
-    if (v.length > maxEntries) fail(where, `must have at most ${maxEntries} entries`);
-    if (!copy) {
-      for (let i = 0; i < v.length; i++) item(v[i], `${where}[${i}]`, decoding);
-      return v;
-    }
-    const out = new Array<unknown>(v.length);
-    for (let i = 0; i < v.length; i++) out[i] = item(v[i], `${where}[${i}]`, decoding);
-    return out;
-  };
+const list = (maxEntries: number, item: Check, copy: boolean): Check => (v, where, decoding) => {
+  if (!Array.isArray(v)) fail(where, `must be an array, not ${describe(v)}`);
+  if (v.length > maxEntries) fail(where, `must have at most ${maxEntries} entries`);
+  if (!copy) {
+    for (let i = 0; i < v.length; i++) item(v[i], `${where}[${i}]`, decoding);
+    return v;
+  }
+  const out = new Array<unknown>(v.length);
+  for (let i = 0; i < v.length; i++) out[i] = item(v[i], `${where}[${i}]`, decoding);
+  return out;
+};
 
 function compile(prefix: string, defs: FieldDef[]): Field[] {
   return defs.map(([key, check, opt]) => ({ key, check, optional: opt === "?", where: `${prefix}.${key}` }));
@@ -553,14 +545,12 @@ function fill(
   }
 }
 
-const nested =
-  (fields: Field[]): Check =>
-  (v, where, decoding) => {
-    if (!isMap(v)) fail(where, `must be a map, not ${describe(v)}`);
-    const out: Record<string, unknown> = {};
-    fill(out, v, fields, decoding, where);
-    return out;
-  };
+const nested = (fields: Field[]): Check => (v, where, decoding) => {
+  if (!isMap(v)) fail(where, `must be a map, not ${describe(v)}`);
+  const out: Record<string, unknown> = {};
+  fill(out, v, fields, decoding, where);
+  return out;
+};
 
 const operatorInfo = nested(
   compile("OperatorInfo", [

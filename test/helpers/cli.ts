@@ -2,7 +2,7 @@
  * Run the real `atlas` CLI (the esbuild bundle dist/atlas.mjs, or ATLAS_BIN) as child processes
  * with temporary homes. Everything is bounded in time and cleaned up by the test's `after`.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { createSocket } from "node:dgram";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -23,11 +23,17 @@ export function atlasCommand(bin = process.env.ATLAS_BIN): [string, string[]] {
   return bin ? [bin, []] : [process.execPath, [BUNDLE]];
 }
 
-export function runAtlas(args: string[], o: { home?: string; env?: Record<string, string>; timeoutMs?: number; bin?: string; input?: string } = {}): Promise<RunResult> {
+export function runAtlas(
+  args: string[],
+  o: { home?: string; env?: Record<string, string>; timeoutMs?: number; bin?: string; input?: string } = {},
+): Promise<RunResult> {
   const [cmd, pre] = atlasCommand(o.bin);
   const full = [...pre, ...(o.home ? ["--home", o.home] : []), ...args];
   return new Promise((resolve, reject) => {
-    const p = spawn(cmd, full, { env: { ...process.env, NODE_OPTIONS: "", ...o.env }, stdio: ["pipe", "pipe", "pipe"] });
+    const p = spawn(cmd, full, {
+      env: { ...process.env, NODE_OPTIONS: "", ...o.env },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
     let stdout = "";
     let stderr = "";
     p.stdout.on("data", (d) => (stdout += d));
@@ -84,10 +90,28 @@ export function killAll(): void {
 }
 
 /** Start `atlas net listen --json` on 127.0.0.1 and an OS-chosen port; wait for its first line. */
-export function startListener(home: string, extra: string[] = [], o: { bin?: string; cmd?: string[]; env?: Record<string, string> } = {}): Promise<Listener> {
+export function startListener(
+  home: string,
+  extra: string[] = [],
+  o: { bin?: string; cmd?: string[]; env?: Record<string, string> } = {},
+): Promise<Listener> {
   const [cmd, pre] = atlasCommand(o.bin);
-  const args = [...pre, "--home", home, ...(o.cmd ?? ["net", "listen"]), "--host", "127.0.0.1", "--port", "0", "--json", ...extra];
-  const p = spawn(cmd, args, { env: { ...process.env, NODE_OPTIONS: "", ...o.env }, stdio: ["ignore", "pipe", "pipe"] });
+  const args = [
+    ...pre,
+    "--home",
+    home,
+    ...(o.cmd ?? ["net", "listen"]),
+    "--host",
+    "127.0.0.1",
+    "--port",
+    "0",
+    "--json",
+    ...extra,
+  ];
+  const p = spawn(cmd, args, {
+    env: { ...process.env, NODE_OPTIONS: "", ...o.env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   live.add(p);
   return waitForListening(p, () => live.delete(p), "listener");
 }
@@ -96,7 +120,11 @@ export function startListener(home: string, extra: string[] = [], o: { bin?: str
  * Wait for a spawned `… daemon --json` (or listener) to print its first JSON line
  * ({address, node_id}); `label` names it in errors. `onClose` is told when the process exits.
  */
-export function waitForListening(p: ChildProcess, onClose: (code: number | null) => unknown, label: string): Promise<Listener> {
+export function waitForListening(
+  p: ChildProcess,
+  onClose: (code: number | null) => unknown,
+  label: string,
+): Promise<Listener> {
   let out = "";
   let err = "";
   p.stderr!.on("data", (d) => (err += d));

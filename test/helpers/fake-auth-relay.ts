@@ -92,10 +92,16 @@ export async function startFakeAuthRelay(o: FakeAuthRelayOptions = {}): Promise<
         } catch {
           return json(res, 400, { error: "Invalid JSON body" });
         }
-        if (!str(body.siweUri) || !str(body.domain)) return json(res, 400, { error: "body must have required property 'siweUri' and 'domain'" });
-        if (body.nonce !== undefined && !/^[a-zA-Z0-9]{8,}$/.test(String(body.nonce))) return json(res, 400, { error: "body/nonce must match pattern \"^[a-zA-Z0-9]{8,}$\"" });
+        if (!str(body.siweUri) || !str(body.domain)) {
+          return json(res, 400, { error: "body must have required property 'siweUri' and 'domain'" });
+        }
+        if (body.nonce !== undefined && !/^[a-zA-Z0-9]{8,}$/.test(String(body.nonce))) {
+          return json(res, 400, { error: 'body/nonce must match pattern "^[a-zA-Z0-9]{8,}$"' });
+        }
         for (const k of ["notBefore", "expirationTime"]) {
-          if (body[k] !== undefined && Number.isNaN(Date.parse(String(body[k])))) return json(res, 400, { error: `body/${k} must match format "date-time"` });
+          if (body[k] !== undefined && Number.isNaN(Date.parse(String(body[k])))) {
+            return json(res, 400, { error: `body/${k} must match format "date-time"` });
+          }
         }
         const token = randomUUID();
         const nonce = str(body.nonce) ?? randomUUID().replace(/-/g, "");
@@ -167,7 +173,12 @@ export async function startFakeAuthRelay(o: FakeAuthRelayOptions = {}): Promise<
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
   function approvalUrl(token: string, r: Record<string, unknown>): string {
-    const q = new URLSearchParams({ channelToken: token, nonce: String(r.nonce), siweUri: String(r.siweUri), domain: String(r.domain) });
+    const q = new URLSearchParams({
+      channelToken: token,
+      nonce: String(r.nonce),
+      siweUri: String(r.siweUri),
+      domain: String(r.domain),
+    });
     return `${base}/~/siwf?${q}`;
   }
 

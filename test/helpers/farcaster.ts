@@ -60,8 +60,7 @@ export function makeBinding(o: BindingOptions): OperatorInfo {
   const key = o.signerKey ?? TEST_PRIVATE_KEY;
   const custody = o.custodyAddress ?? addressOf(key);
   const issuedAt = o.issuedAt ?? new Date("2025-01-01T00:00:00.000Z");
-  const message =
-    o.message ??
+  const message = o.message ??
     buildBindingMessage({
       domain: o.domain ?? "atlas.example",
       uri: o.uri ?? "https://atlas.example/bind",
@@ -138,7 +137,12 @@ function idRegisterEvents(fid: number, owners: string[]): unknown[] {
     transactionHash: "0x" + "12".repeat(32),
     logIndex: 1,
     fid,
-    idRegisterEventBody: { to: RECOVERY_PROXY, eventType: "ID_REGISTER_EVENT_TYPE_CHANGE_RECOVERY", from: "0x", recoveryAddress: RECOVERY_PROXY },
+    idRegisterEventBody: {
+      to: RECOVERY_PROXY,
+      eventType: "ID_REGISTER_EVENT_TYPE_CHANGE_RECOVERY",
+      from: "0x",
+      recoveryAddress: RECOVERY_PROXY,
+    },
     txIndex: 0,
   });
   return events;
@@ -156,7 +160,14 @@ export async function startFakeHub(o: FakeHubOptions): Promise<FakeHub> {
     res.end(JSON.stringify(body));
   };
   const notFound = (res: ServerResponse, what: string) =>
-    json(res, 400, { errCode: "not_found", presentable: false, name: "HubError", code: 3, details: `${what} not found`, metadata: { errcode: ["not_found"] } });
+    json(res, 400, {
+      errCode: "not_found",
+      presentable: false,
+      name: "HubError",
+      code: 3,
+      details: `${what} not found`,
+      metadata: { errcode: ["not_found"] },
+    });
 
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     requests++;
@@ -175,13 +186,23 @@ export async function startFakeHub(o: FakeHubOptions): Promise<FakeHub> {
     const u = new URL(req.url ?? "/", "http://hub");
     const fid = Number(u.searchParams.get("fid"));
     if (req.method === "GET" && u.pathname === "/v1/onChainEventsByFid") {
-      if (u.searchParams.get("event_type") !== "EVENT_TYPE_ID_REGISTER") return json(res, 400, { errCode: "bad_request.validation_failure", details: "unsupported event_type in fake hub" });
+      if (u.searchParams.get("event_type") !== "EVENT_TYPE_ID_REGISTER") {
+        return json(res, 400, {
+          errCode: "bad_request.validation_failure",
+          details: "unsupported event_type in fake hub",
+        });
+      }
       const owner = o.owners.get(fid);
       const list = owner === undefined ? [] : Array.isArray(owner) ? owner : [owner];
       return json(res, 200, { events: list.length ? idRegisterEvents(fid, list) : [] });
     }
     if (req.method === "GET" && u.pathname === "/v1/userDataByFid") {
-      if (u.searchParams.get("user_data_type") !== "USER_DATA_TYPE_USERNAME") return json(res, 400, { errCode: "bad_request.validation_failure", details: "unsupported user_data_type in fake hub" });
+      if (u.searchParams.get("user_data_type") !== "USER_DATA_TYPE_USERNAME") {
+        return json(res, 400, {
+          errCode: "bad_request.validation_failure",
+          details: "unsupported user_data_type in fake hub",
+        });
+      }
       const name = o.usernames.get(fid);
       if (name === undefined) return notFound(res, "userDataAdd");
       return json(res, 200, {

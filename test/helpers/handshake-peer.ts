@@ -11,10 +11,15 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { uuidv7 } from "uuidv7";
-import { defaultConfig, type Config } from "../../src/config/defaults.ts";
-import { acceptHandshake, type HandshakeResult, type LocalCard, type ResponderOptions } from "../../src/handshake/handshake.ts";
+import { type Config, defaultConfig } from "../../src/config/defaults.ts";
+import {
+  acceptHandshake,
+  type HandshakeResult,
+  type LocalCard,
+  type ResponderOptions,
+} from "../../src/handshake/handshake.ts";
 import { handshakeSignedBytes, ROLE_INITIATOR } from "../../src/handshake/signing.ts";
-import { identityFromSeed, type Identity } from "../../src/identity/identity.ts";
+import { type Identity, identityFromSeed } from "../../src/identity/identity.ts";
 import { AtlasNode } from "../../src/net/node.ts";
 import { trustLevelFor } from "../../src/net/trust.ts";
 import { openStore, type Store } from "../../src/store/index.ts";
@@ -24,7 +29,16 @@ import { QuicEndpoint } from "../../src/transport/endpoint.ts";
 import { transportOptions } from "../../src/transport/options.ts";
 import { within } from "../../src/util/time.ts";
 import { FramedStream } from "../../src/wire/framed-stream.ts";
-import { MAX_PAYLOAD, PROTOCOL_V, type AtlasMessage, type ErrorMsg, type Hello, type HelloAck, type Verify, type WireMessage } from "../../src/wire/messages.ts";
+import {
+  type AtlasMessage,
+  type ErrorMsg,
+  type Hello,
+  type HelloAck,
+  MAX_PAYLOAD,
+  PROTOCOL_V,
+  type Verify,
+  type WireMessage,
+} from "../../src/wire/messages.ts";
 
 export const LOCALHOST = "127.0.0.1";
 
@@ -93,7 +107,9 @@ export interface NodeResponder {
 }
 
 /** An AtlasNode listening on 127.0.0.1:0 with a temp-dir store and a Message handler. */
-export async function startNodeResponder(o: { identity?: Identity; configure?: (c: Config) => void } = {}): Promise<NodeResponder> {
+export async function startNodeResponder(
+  o: { identity?: Identity; configure?: (c: Config) => void } = {},
+): Promise<NodeResponder> {
   const identity = o.identity ?? seededIdentity(0x51);
   const dir = await mkdtemp(join(tmpdir(), "atlas-hs-"));
   const store = await openStore(join(dir, "state", "peers.db"));
@@ -154,7 +170,10 @@ export interface BareResponder {
 }
 
 /** acceptHandshake on a bare endpoint (no AtlasNode): every frame of the control stream is recorded. */
-export async function startBareResponder(identity: Identity, opts: Partial<ResponderOptions> = {}): Promise<BareResponder> {
+export async function startBareResponder(
+  identity: Identity,
+  opts: Partial<ResponderOptions> = {},
+): Promise<BareResponder> {
   const cfg = testConfig();
   const endpoint = await QuicEndpoint.bind({
     ...transportOptions(cfg),
@@ -194,7 +213,9 @@ export async function startBareResponder(identity: Identity, opts: Partial<Respo
         };
         // No control stream at all: the outcome is the connection's end.
         void conn.closed.then(() => {
-          if (!controls[i]) resolve({ conn, control: null, error: new Error("connection closed without a control stream") });
+          if (!controls[i]) {
+            resolve({ conn, control: null, error: new Error("connection closed without a control stream") });
+          }
         });
       }),
     );
@@ -316,12 +337,16 @@ export class RawConn {
 
   async readHelloAck(ms = 5000): Promise<HelloAck> {
     const m = await this.read(ms);
-    if (!m || m.type !== "HelloAck") throw new Error(`expected HelloAck, got ${m ? `${m.type} ${JSON.stringify(describe(m))}` : "end of stream"}`);
+    if (!m || m.type !== "HelloAck") {
+      throw new Error(`expected HelloAck, got ${m ? `${m.type} ${JSON.stringify(describe(m))}` : "end of stream"}`);
+    }
     return m;
   }
 
   /** Hello → HelloAck → Verify → VerifyAck, honestly, as `who` (who must be the TLS identity). */
-  async completeHandshake(who: Identity): Promise<{ hello: Hello; ack: HelloAck; verify: Verify; verifyAck: WireMessage | null }> {
+  async completeHandshake(
+    who: Identity,
+  ): Promise<{ hello: Hello; ack: HelloAck; verify: Verify; verifyAck: WireMessage | null }> {
     const hello = RawConn.hello(who);
     await this.send(hello);
     const ack = await this.readHelloAck();
@@ -343,9 +368,15 @@ export class RawConn {
    * The responder's refusal: the Error frame on the control stream (skipping nothing: any other
    * frame first is a failure), then the connection's end. Bounded by `ms`.
    */
-  async expectRefusal(ms = 5000): Promise<{ error: ErrorMsg; close: CloseInfo; afterError: WireMessage | null | Error }> {
+  async expectRefusal(
+    ms = 5000,
+  ): Promise<{ error: ErrorMsg; close: CloseInfo; afterError: WireMessage | null | Error }> {
     const m = await this.read(ms);
-    if (!m || m.type !== "Error") throw new Error(`expected an Error frame, got ${m ? `${m.type} ${JSON.stringify(describe(m))}` : "end of stream"}`);
+    if (!m || m.type !== "Error") {
+      throw new Error(
+        `expected an Error frame, got ${m ? `${m.type} ${JSON.stringify(describe(m))}` : "end of stream"}`,
+      );
+    }
     // After the Error frame: FIN (refuse uses end()) or the connection's close.
     let afterError: WireMessage | null | Error;
     try {

@@ -15,8 +15,8 @@
  * `atl<pid>-`; `destroy()` removes the nft tables and namespaces (veths go with them), and
  * `create()` first removes leftovers of crashed runs (prefix `atl<pid>-` whose pid is dead, or ours).
  */
-import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { BUNDLE, waitForListening, type Listener } from "./cli.ts";
+import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
+import { BUNDLE, type Listener, waitForListening } from "./cli.ts";
 
 export const PUB_BOOT1 = "198.18.0.1";
 export const PUB_BOOT2 = "198.18.0.2";
@@ -34,7 +34,12 @@ export interface Net {
 }
 
 function sh(cmd: string, args: string[], input?: string): string {
-  return execFileSync(cmd, args, { encoding: "utf8", input, stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"], timeout: 10_000 });
+  return execFileSync(cmd, args, {
+    encoding: "utf8",
+    input,
+    stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
+    timeout: 10_000,
+  });
 }
 
 function listNs(): string[] {
@@ -75,7 +80,9 @@ function sweepStale(): void {
 /** Can we create namespaces at all? (root, and `ip netns add` works.) Returns a reason when not. */
 export function netnsUnavailable(): string | null {
   if (process.getuid?.() !== 0) return "not running as root";
-  if (spawnSync("sh", ["-c", "command -v nft"]).status !== 0) return "nft (Debian package nftables) is not installed; .ci/run installs it when run as root";
+  if (spawnSync("sh", ["-c", "command -v nft"]).status !== 0) {
+    return "nft (Debian package nftables) is not installed; .ci/run installs it when run as root";
+  }
   const probe = `atl${process.pid}-probe`;
   const r = spawnSync("ip", ["netns", "add", probe], { encoding: "utf8" });
   if (r.status !== 0) return `ip netns add failed: ${(r.stderr ?? "").trim()}`;
@@ -86,7 +93,15 @@ export function netnsUnavailable(): string | null {
 export function createNet(): Net {
   sweepStale();
   const prefix = `atl${process.pid}-`;
-  const ns = { pub: `${prefix}pub`, natA: `${prefix}natA`, natB: `${prefix}natB`, a: `${prefix}a`, b: `${prefix}b`, p: `${prefix}p`, r: `${prefix}r` };
+  const ns = {
+    pub: `${prefix}pub`,
+    natA: `${prefix}natA`,
+    natB: `${prefix}natB`,
+    a: `${prefix}a`,
+    b: `${prefix}b`,
+    p: `${prefix}p`,
+    r: `${prefix}r`,
+  };
   const net: Net = { prefix, ns, destroy: () => removeNamespaces(prefix) };
   try {
     const ipn = (n: string, ...args: string[]) => sh("ip", ["-n", n, ...args]);
@@ -125,14 +140,18 @@ export function createNet(): Net {
     lan(ns.natB, ns.b, "100.64.2.1", AGENT_B);
     // NAT: a router that forwards out, only lets replies back in.
     const nat = (router: string, how: string) =>
-      sh("ip", ["netns", "exec", router, "nft", "-f", "-"], `table ip atlnat {
+      sh(
+        "ip",
+        ["netns", "exec", router, "nft", "-f", "-"],
+        `table ip atlnat {
   chain nat_post { type nat hook postrouting priority srcnat; policy accept; oifname "wan" masquerade ${how}; }
   chain filter_fwd { type filter hook forward priority filter; policy drop;
     ct state established,related accept
     iifname "lan" oifname "wan" accept
   }
 }
-`);
+`,
+      );
     nat(ns.natA, "persistent");
     nat(ns.natB, "fully-random");
   } catch (e) {
@@ -159,7 +178,10 @@ export function killAllInNs(): void {
 export function runAtlasIn(ns: string, home: string, args: string[], timeoutMs = 30_000): Promise<RunResult> {
   const t0 = Date.now();
   return new Promise((resolve, reject) => {
-    const p = spawn("ip", ["netns", "exec", ns, process.execPath, BUNDLE, "--home", home, ...args], { env: { ...process.env, NODE_OPTIONS: "" }, stdio: ["ignore", "pipe", "pipe"] });
+    const p = spawn("ip", ["netns", "exec", ns, process.execPath, BUNDLE, "--home", home, ...args], {
+      env: { ...process.env, NODE_OPTIONS: "" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     live.add(p);
     let stdout = "";
     let stderr = "";
@@ -181,8 +203,28 @@ export function runAtlasIn(ns: string, home: string, args: string[], timeoutMs =
 export type NsNode = Listener;
 
 /** Start `atlas <cmd> --host addr --port port --json` inside ns (`ip netns exec` execs node, so the pid is node's). */
-export function startInNs(ns: string, home: string, host: string, port: number, cmd: string[] = ["daemon"]): Promise<NsNode> {
-  const p = spawn("ip", ["netns", "exec", ns, process.execPath, BUNDLE, "--home", home, ...cmd, "--host", host, "--port", String(port), "--json"], { env: { ...process.env, NODE_OPTIONS: "" }, stdio: ["ignore", "pipe", "pipe"] });
+export function startInNs(
+  ns: string,
+  home: string,
+  host: string,
+  port: number,
+  cmd: string[] = ["daemon"],
+): Promise<NsNode> {
+  const p = spawn("ip", [
+    "netns",
+    "exec",
+    ns,
+    process.execPath,
+    BUNDLE,
+    "--home",
+    home,
+    ...cmd,
+    "--host",
+    host,
+    "--port",
+    String(port),
+    "--json",
+  ], { env: { ...process.env, NODE_OPTIONS: "" }, stdio: ["ignore", "pipe", "pipe"] });
   live.add(p);
   return waitForListening(p, () => live.delete(p), `[${ns}] ${cmd.join(" ")}`);
 }

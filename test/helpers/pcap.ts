@@ -3,7 +3,7 @@
  * actually sees: `tcpdump` (Debian package tcpdump; .ci/run installs it when run as root) writing a
  * classic pcap file, and a small reader of that file for its IPv4/UDP packets.
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { readFile } from "node:fs/promises";
 
 export interface UdpPacket {
@@ -29,7 +29,9 @@ export function killCaptures(): void {
 
 /** Why a capture cannot run here, or null. */
 export function captureUnavailable(): string | null {
-  if (spawnSync("sh", ["-c", "command -v tcpdump"]).status !== 0) return "tcpdump (Debian package tcpdump) is not installed; .ci/run installs it when run as root";
+  if (spawnSync("sh", ["-c", "command -v tcpdump"]).status !== 0) {
+    return "tcpdump (Debian package tcpdump) is not installed; .ci/run installs it when run as root";
+  }
   return null;
 }
 
@@ -44,12 +46,32 @@ export function captureUnavailable(): string | null {
 export function startCapture(ns: string, iface: string, file: string, filter: string[]): Promise<Capture> {
   const why = captureUnavailable();
   if (why) return Promise.reject(new Error(`cannot capture packets: ${why}`));
-  const p = spawn("ip", ["netns", "exec", ns, "tcpdump", "-i", iface, "-n", "--immediate-mode", "-U", "-s", "0", "-Z", "root", "-w", file, ...filter], { stdio: ["ignore", "ignore", "pipe"] });
+  const p = spawn("ip", [
+    "netns",
+    "exec",
+    ns,
+    "tcpdump",
+    "-i",
+    iface,
+    "-n",
+    "--immediate-mode",
+    "-U",
+    "-s",
+    "0",
+    "-Z",
+    "root",
+    "-w",
+    file,
+    ...filter,
+  ], { stdio: ["ignore", "ignore", "pipe"] });
   live.add(p);
   let err = "";
   const exited = new Promise<number | null>((r) => p.on("close", (c) => (live.delete(p), r(c))));
   return new Promise((resolve, reject) => {
-    const t = setTimeout(() => (p.kill("SIGKILL"), reject(new Error(`tcpdump in ${ns} did not start listening within 10 s: ${err}`))), 10_000);
+    const t = setTimeout(
+      () => (p.kill("SIGKILL"), reject(new Error(`tcpdump in ${ns} did not start listening within 10 s: ${err}`))),
+      10_000,
+    );
     void exited.then((c) => (clearTimeout(t), reject(new Error(`tcpdump in ${ns} exited with ${c}: ${err}`))));
     p.stderr!.on("data", (d) => {
       err += d;
@@ -60,7 +82,10 @@ export function startCapture(ns: string, iface: string, file: string, filter: st
         stop: async () => {
           p.kill("SIGINT");
           let timer: NodeJS.Timeout | undefined;
-          const code = await Promise.race([exited, new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), 10_000)))]);
+          const code = await Promise.race([
+            exited,
+            new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), 10_000))),
+          ]);
           clearTimeout(timer);
           if (code === "timeout") {
             p.kill("SIGKILL");
@@ -68,7 +93,11 @@ export function startCapture(ns: string, iface: string, file: string, filter: st
           }
           if (code !== 0) throw new Error(`tcpdump in ${ns} exited with ${code}: ${err}`);
           const dropped = /(\d+) packets? dropped by kernel/.exec(err);
-          return { bytes: await readFile(file), summary: err.trim(), droppedByKernel: dropped ? Number(dropped[1]) : NaN };
+          return {
+            bytes: await readFile(file),
+            summary: err.trim(),
+            droppedByKernel: dropped ? Number(dropped[1]) : NaN,
+          };
         },
       });
     });
@@ -108,7 +137,13 @@ export function udpPackets(buf: Buffer): UdpPacket[] {
     const ihl = (ip[0]! & 0x0f) * 4;
     if (ip[9] !== 17 || ip.length < ihl + 8) continue;
     const addr = (o: number) => `${ip[o]}.${ip[o + 1]}.${ip[o + 2]}.${ip[o + 3]}`;
-    out.push({ src: addr(12), dst: addr(16), srcPort: ip.readUInt16BE(ihl), dstPort: ip.readUInt16BE(ihl + 2), payload: ip.readUInt16BE(ihl + 4) - 8 });
+    out.push({
+      src: addr(12),
+      dst: addr(16),
+      srcPort: ip.readUInt16BE(ihl),
+      dstPort: ip.readUInt16BE(ihl + 2),
+      payload: ip.readUInt16BE(ihl + 4) - 8,
+    });
   }
   return out;
 }

@@ -80,7 +80,9 @@ export class UdpForwarder {
       maxQueued: 10_000,
       ...opts,
     };
-    for (const f of [full.dropUp, full.dropDown]) if (!(f >= 0 && f <= 1)) throw new RangeError(`drop fraction must be in [0, 1], got ${f}`);
+    for (const f of [full.dropUp, full.dropDown]) {
+      if (!(f >= 0 && f <= 1)) throw new RangeError(`drop fraction must be in [0, 1], got ${f}`);
+    }
     return new Promise((resolve, reject) => {
       const s = createSocket({ type: "udp4", recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
       s.once("error", reject);

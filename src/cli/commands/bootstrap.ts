@@ -10,12 +10,16 @@ import type { DiscoverQuery, DiscoverReport } from "../../bootstrap/client.ts";
 
 type CtxOf = (cmd: Command<any, any, any>) => Ctx;
 
-
-
 type NodeRunner = (ctx: Ctx, o: { host?: string; port?: number }) => Promise<void>;
 
 /** A service node's command (`atlas bootstrap`, `atlas relay`): same flags, runs in the foreground. */
-function registerNodeCommand(program: Command<any, any, any>, ctxOfDaemon: CtxOf, name: string, description: string, load: () => Promise<NodeRunner>): Command<any, any, any> {
+function registerNodeCommand(
+  program: Command<any, any, any>,
+  ctxOfDaemon: CtxOf,
+  name: string,
+  description: string,
+  load: () => Promise<NodeRunner>,
+): Command<any, any, any> {
   return program
     .command(name)
     .description(description)
@@ -28,13 +32,29 @@ function registerNodeCommand(program: Command<any, any, any>, ctxOfDaemon: CtxOf
 }
 
 /** `atlas bootstrap`: run a bootstrap (directory) node in the foreground. */
-export function registerBootstrap(program: Command<any, any, any>, _ctxOf: CtxOf, ctxOfDaemon: CtxOf): Command<any, any, any> {
-  return registerNodeCommand(program, ctxOfDaemon, "bootstrap", "run a bootstrap node: a registry of live agents that answers discovery queries", async () => (await import("../../bootstrap/server.ts")).runBootstrapNode);
+export function registerBootstrap(
+  program: Command<any, any, any>,
+  _ctxOf: CtxOf,
+  ctxOfDaemon: CtxOf,
+): Command<any, any, any> {
+  return registerNodeCommand(
+    program,
+    ctxOfDaemon,
+    "bootstrap",
+    "run a bootstrap node: a registry of live agents that answers discovery queries",
+    async () => (await import("../../bootstrap/server.ts")).runBootstrapNode,
+  );
 }
 
 /** `atlas relay`: run a relay node in the foreground. */
 export function registerRelay(program: Command<any, any, any>, ctxOfDaemon: CtxOf): Command<any, any, any> {
-  return registerNodeCommand(program, ctxOfDaemon, "relay", "run a relay node: pairs agents that cannot reach each other and forwards their encrypted packets", async () => (await import("../../relay/node.ts")).runRelayNode);
+  return registerNodeCommand(
+    program,
+    ctxOfDaemon,
+    "relay",
+    "run a relay node: pairs agents that cannot reach each other and forwards their encrypted packets",
+    async () => (await import("../../relay/node.ts")).runRelayNode,
+  );
 }
 
 /** Run discovery through the home's daemon when one runs, else on a node of this command. */
@@ -59,8 +79,13 @@ export async function runDiscover(ctx: Ctx, q: DiscoverQuery): Promise<DiscoverR
 
 function render(ctx: Ctx, r: DiscoverReport): void {
   for (const b of r.bootstraps) {
-    if (!b.ok) process.stderr.write(`warning: bootstrap node ${b.bootstrap} did not answer: ${b.error?.message ?? "error"}\n`);
-    else if (b.rejected) process.stderr.write(`warning: refused ${b.rejected} peer record(s) from ${b.bootstrap}: key or signature does not check out\n`);
+    if (!b.ok) {
+      process.stderr.write(`warning: bootstrap node ${b.bootstrap} did not answer: ${b.error?.message ?? "error"}\n`);
+    } else if (b.rejected) {
+      process.stderr.write(
+        `warning: refused ${b.rejected} peer record(s) from ${b.bootstrap}: key or signature does not check out\n`,
+      );
+    }
   }
   if (ctx.json) return ctx.out.data(r);
   if (r.peers.length === 0) return ctx.out.line("No matching peers.");
@@ -68,7 +93,16 @@ function render(ctx: Ctx, r: DiscoverReport): void {
   ctx.out.line(
     table(
       ["NODE ID", "NAME", "ADDRESS", "SKILLS", "OPERATOR", "LAST SEEN"],
-      r.peers.map((p) => [shortId(p.node_id), p.name || "-", p.address, p.skills.join(",") || "-", p.operator_username ? `@${p.operator_username}` : "-", formatAge(p.last_seen, now)]),
+      r.peers.map((
+        p,
+      ) => [
+        shortId(p.node_id),
+        p.name || "-",
+        p.address,
+        p.skills.join(",") || "-",
+        p.operator_username ? `@${p.operator_username}` : "-",
+        formatAge(p.last_seen, now),
+      ]),
     ),
   );
 }
@@ -81,7 +115,12 @@ export function registerDiscover(net: Command<any, any, any>, ctxOf: CtxOf): Com
     .option("--skill <skill>", "only agents with this skill")
     .option("--operator <name>", "only agents whose verified operator is this Farcaster username (@ optional)")
     .option("--limit <n>", "at most this many agents per bootstrap node (1-500)", intOption("--limit", 1, 500))
-    .option("--bootstrap <addr>", "bootstrap node to ask besides network.bootstrap (repeatable)", collect, [] as string[])
+    .option(
+      "--bootstrap <addr>",
+      "bootstrap node to ask besides network.bootstrap (repeatable)",
+      collect,
+      [] as string[],
+    )
     .action(async (o, cmd) => {
       const ctx = ctxOf(cmd);
       const q: DiscoverQuery = { bootstrap: o.bootstrap };

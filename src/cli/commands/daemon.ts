@@ -7,9 +7,13 @@ import type { StatusReport } from "../../daemon/ops.ts";
 
 type CtxOf = (cmd: Command<any, any, any>) => Ctx;
 
-
 /** A command that runs the daemon: `atlas daemon` and its alias `atlas net listen`. */
-export function addDaemonCommand(parent: Command<any, any, any>, name: string, description: string, ctxOfDaemon: CtxOf): Command<any, any, any> {
+export function addDaemonCommand(
+  parent: Command<any, any, any>,
+  name: string,
+  description: string,
+  ctxOfDaemon: CtxOf,
+): Command<any, any, any> {
   return parent
     .command(name)
     .description(description)
@@ -25,7 +29,12 @@ export function addDaemonCommand(parent: Command<any, any, any>, name: string, d
 
 /** `atlas daemon [stop]` and `atlas status` (SPEC §14, §16). */
 export function registerDaemon(program: Command<any, any, any>, ctxOf: CtxOf, ctxOfDaemon: CtxOf): void {
-  const daemon = addDaemonCommand(program, "daemon", "run the agent daemon in the foreground (`atlas daemon stop` stops it)", ctxOfDaemon);
+  const daemon = addDaemonCommand(
+    program,
+    "daemon",
+    "run the agent daemon in the foreground (`atlas daemon stop` stops it)",
+    ctxOfDaemon,
+  );
 
   daemon
     .command("stop")
@@ -33,7 +42,9 @@ export function registerDaemon(program: Command<any, any, any>, ctxOf: CtxOf, ct
     .action(async (_o, cmd) => {
       const ctx = ctxOf(cmd);
       const { isDaemonRunning } = await import("../../daemon/detect.ts");
-      if (!(await isDaemonRunning(ctx.paths))) throw new AtlasError("ERR_USAGE", `no daemon is running for ${ctx.paths.home}`, { exit: 1 });
+      if (!(await isDaemonRunning(ctx.paths))) {
+        throw new AtlasError("ERR_USAGE", `no daemon is running for ${ctx.paths.home}`, { exit: 1 });
+      }
       const { callDaemon } = await import("../../daemon/control-client.ts");
       const { pid } = await callDaemon<{ pid: number }>(ctx.paths, "daemon.stop", {});
       const deadline = Date.now() + 10_000;
@@ -67,9 +78,13 @@ export function registerDaemon(program: Command<any, any, any>, ctxOf: CtxOf, ct
 /** `198.51.100.1:4433 registered, 198.51.100.2:4433 failing (why)`, or `none`. */
 function relaysText(r: StatusReport): string {
   const rs = r.relays ?? [];
-  const pipes = r.relay_pipes && r.relay_pipes.open > 0 ? `; ${r.relay_pipes.open} relayed connection${r.relay_pipes.open === 1 ? "" : "s"} open` : "";
+  const pipes = r.relay_pipes && r.relay_pipes.open > 0
+    ? `; ${r.relay_pipes.open} relayed connection${r.relay_pipes.open === 1 ? "" : "s"} open`
+    : "";
   if (rs.length === 0) return `none${pipes}`;
-  return rs.map((x) => `${x.relay} ${x.registered ? "registered" : `not registered${x.last_error ? ` (${x.last_error})` : ""}`}`).join("; ") + pipes;
+  return rs.map((x) =>
+    `${x.relay} ${x.registered ? "registered" : `not registered${x.last_error ? ` (${x.last_error})` : ""}`}`
+  ).join("; ") + pipes;
 }
 
 function renderStatus(ctx: Ctx, r: StatusReport): void {
@@ -78,16 +93,45 @@ function renderStatus(ctx: Ctx, r: StatusReport): void {
     ["Node ID", r.node_id],
     ["Daemon", `running (pid ${r.pid}, up ${r.uptime_s} s)`],
     ["Listen", `${r.listen_address} (advertised: ${r.listen_addrs.join(", ") || "-"})`],
-    ["Public", r.public_address ? `${r.public_address} (${r.public_address_source})` : `unknown: ${r.public_address_source}`],
+    [
+      "Public",
+      r.public_address ? `${r.public_address} (${r.public_address_source})` : `unknown: ${r.public_address_source}`,
+    ],
     ["Sessions", String(r.sessions.length)],
     ["Relays", relaysText(r)],
-    ...(r.relay_server ? [["Relaying", `${r.relay_server.registered} agents registered, ${r.relay_server.pipes}/${r.relay_server.capacity} pipes, ${r.relay_server.forwarded_packets} packets forwarded, ${r.relay_server.dropped_rate_limit + r.relay_server.dropped_queue_full} dropped`] as [string, string]] : []),
+    ...(r.relay_server
+      ? [
+        [
+          "Relaying",
+          `${r.relay_server.registered} agents registered, ${r.relay_server.pipes}/${r.relay_server.capacity} pipes, ${r.relay_server.forwarded_packets} packets forwarded, ${
+            r.relay_server.dropped_rate_limit + r.relay_server.dropped_queue_full
+          } dropped`,
+        ] as [string, string],
+      ]
+      : []),
     ["Outbox", `${r.outbox_depth} queued`],
-    ["Hub", `farcaster.verify=${r.farcaster.verify}; ${r.farcaster.hub ? `${r.farcaster.hub.url} ${r.farcaster.hub.reachable === null ? "not asked yet" : r.farcaster.hub.reachable ? "reachable" : `unreachable (${r.farcaster.hub.last_error ?? "error"})`}` : "not asked yet"}`],
+    [
+      "Hub",
+      `farcaster.verify=${r.farcaster.verify}; ${
+        r.farcaster.hub
+          ? `${r.farcaster.hub.url} ${
+            r.farcaster.hub.reachable === null
+              ? "not asked yet"
+              : r.farcaster.hub.reachable
+              ? "reachable"
+              : `unreachable (${r.farcaster.hub.last_error ?? "error"})`
+          }`
+          : "not asked yet"
+      }`,
+    ],
   ]);
   for (const s of r.sessions) {
     const rtt = s.rtt_ms === null ? "-" : `${s.rtt_ms.toFixed(2)} ms`;
     const op = s.operator ? `  ${operatorText(s.operator)}` : "";
-    ctx.out.line(`  ${shortId(s.node_id)}  ${s.name || "-"}  [${s.trust} via ${pathText(s)}]  ${s.direction}  age ${formatAge(now - s.age_s, now).replace(" ago", "")}  rtt ${rtt}${s.pinned ? "  pinned" : ""}${op}`);
+    ctx.out.line(
+      `  ${shortId(s.node_id)}  ${s.name || "-"}  [${s.trust} via ${pathText(s)}]  ${s.direction}  age ${
+        formatAge(now - s.age_s, now).replace(" ago", "")
+      }  rtt ${rtt}${s.pinned ? "  pinned" : ""}${op}`,
+    );
   }
 }

@@ -17,8 +17,9 @@ export function registerId(program: Command<any, any, any>, ctxOf: MakeCtx): voi
       const { loadProfile } = await import("../../identity/profile.ts");
       const ident = await initIdentity(ctx.paths, { force: o.force, name: o.name });
       const p = await loadProfile(ctx.paths);
-      if (ctx.json) ctx.out.data({ node_id: ident.nodeId, name: p.name, key_file: ctx.paths.keyFile, home: ctx.paths.home });
-      else ctx.out.fields([["Node ID", ident.nodeId], ["Name", p.name], ["Key", ctx.paths.keyFile]]);
+      if (ctx.json) {
+        ctx.out.data({ node_id: ident.nodeId, name: p.name, key_file: ctx.paths.keyFile, home: ctx.paths.home });
+      } else ctx.out.fields([["Node ID", ident.nodeId], ["Name", p.name], ["Key", ctx.paths.keyFile]]);
     });
 
   id.command("show")
@@ -30,7 +31,15 @@ export function registerId(program: Command<any, any, any>, ctxOf: MakeCtx): voi
       const ident = await loadIdentity(ctx.paths);
       const p = await loadProfile(ctx.paths);
       if (ctx.json) {
-        ctx.out.data({ node_id: ident.nodeId, public_key: Buffer.from(ident.publicKey).toString("hex"), name: p.name, bio: p.bio, skills: p.skills, operator: p.operator ? { fid: p.operator.fid, username: p.operator.username } : null, key_file: ctx.paths.keyFile });
+        ctx.out.data({
+          node_id: ident.nodeId,
+          public_key: Buffer.from(ident.publicKey).toString("hex"),
+          name: p.name,
+          bio: p.bio,
+          skills: p.skills,
+          operator: p.operator ? { fid: p.operator.fid, username: p.operator.username } : null,
+          key_file: ctx.paths.keyFile,
+        });
         return;
       }
       ctx.out.fields([
@@ -43,7 +52,17 @@ export function registerId(program: Command<any, any, any>, ctxOf: MakeCtx): voi
       ]);
     });
 
-  const edit = (name: string, desc: string, arg: string, apply: (p: import("../../identity/profile.ts").Profile, v: string, m: typeof import("../../identity/profile.ts")) => import("../../identity/profile.ts").Profile, done: (p: import("../../identity/profile.ts").Profile) => [string, string]) =>
+  const edit = (
+    name: string,
+    desc: string,
+    arg: string,
+    apply: (
+      p: import("../../identity/profile.ts").Profile,
+      v: string,
+      m: typeof import("../../identity/profile.ts"),
+    ) => import("../../identity/profile.ts").Profile,
+    done: (p: import("../../identity/profile.ts").Profile) => [string, string],
+  ) =>
     id.command(name)
       .description(desc)
       .argument(arg)
@@ -59,8 +78,26 @@ export function registerId(program: Command<any, any, any>, ctxOf: MakeCtx): voi
         else ctx.out.fields([[label, v]]);
       });
 
-  edit("set-name", "set the agent name", "<name>", (p, v, m) => ({ ...p, name: m.validateName(v) }), (p) => ["Name", p.name]);
+  edit(
+    "set-name",
+    "set the agent name",
+    "<name>",
+    (p, v, m) => ({ ...p, name: m.validateName(v) }),
+    (p) => ["Name", p.name],
+  );
   edit("set-bio", "set the agent bio", "<bio>", (p, v, m) => ({ ...p, bio: m.validateBio(v) }), (p) => ["Bio", p.bio]);
-  edit("add-skill", "add a skill tag", "<skill>", (p, v, m) => m.addSkill(p, v), (p) => ["Skills", p.skills.join(", ")]);
-  edit("remove-skill", "remove a skill tag", "<skill>", (p, v, m) => m.removeSkill(p, v), (p) => ["Skills", p.skills.join(", ") || "-"]);
+  edit(
+    "add-skill",
+    "add a skill tag",
+    "<skill>",
+    (p, v, m) => m.addSkill(p, v),
+    (p) => ["Skills", p.skills.join(", ")],
+  );
+  edit(
+    "remove-skill",
+    "remove a skill tag",
+    "<skill>",
+    (p, v, m) => m.removeSkill(p, v),
+    (p) => ["Skills", p.skills.join(", ") || "-"],
+  );
 }

@@ -26,7 +26,6 @@ type CtxOf = (cmd: Command<any, any, any>) => Ctx;
 const SEND_LABEL_WIDTH = 8;
 const FOLLOW_POLL_MS = 250;
 
-
 function isoTime(unixSecs: number): string {
   return new Date(unixSecs * 1000).toISOString().replace(/\.\d{3}Z$/, "Z");
 }
@@ -35,7 +34,13 @@ function isoTime(unixSecs: number): string {
 function relTime(unixSecs: number, now: number): string {
   const d = Math.round(unixSecs - now);
   const a = Math.abs(d);
-  const txt = a < 60 ? `${a}s` : a < 3600 ? `${Math.floor(a / 60)}m` : a < 86400 ? `${Math.floor(a / 3600)}h` : `${Math.floor(a / 86400)}d`;
+  const txt = a < 60
+    ? `${a}s`
+    : a < 3600
+    ? `${Math.floor(a / 60)}m`
+    : a < 86400
+    ? `${Math.floor(a / 3600)}h`
+    : `${Math.floor(a / 86400)}d`;
   return d > 0 ? `in ${txt}` : d === 0 ? "now" : `${txt} ago`;
 }
 
@@ -62,7 +67,15 @@ async function withStore<T>(ctx: Ctx, fn: (store: Store) => Promise<T>): Promise
 export async function inboxJsonLine(r: InboxRow): Promise<string> {
   const { compactJson } = await import("../../net/messaging.ts");
   const { isJsonText } = await import("../../wire/validate.ts");
-  const head = JSON.stringify({ seq: r.rowid, id: r.id, from: r.from_id, to: r.to_id, timestamp: r.timestamp, reply_to: r.reply_to, topic: r.topic });
+  const head = JSON.stringify({
+    seq: r.rowid,
+    id: r.id,
+    from: r.from_id,
+    to: r.to_id,
+    timestamp: r.timestamp,
+    reply_to: r.reply_to,
+    topic: r.topic,
+  });
   const body = isJsonText(r.body) ? compactJson(r.body) : JSON.stringify(r.body);
   return `${head.slice(0, -1)},"body":${body},"received_at":${r.received_at}}`;
 }
@@ -88,7 +101,9 @@ export function registerMessaging(net: Command<any, any, any>, ctxOf: CtxOf): vo
     .option("--reply-to <msg_id>", "ID of the message this one answers")
     .action(async (target: string, text: string, o, cmd) => {
       const ctx = ctxOf(cmd);
-      const { normalizeBody, checkOutgoing, newMessageId, resolveSendTarget, shortTarget, sendDirect } = await import("../../net/messaging.ts");
+      const { normalizeBody, checkOutgoing, newMessageId, resolveSendTarget, shortTarget, sendDirect } = await import(
+        "../../net/messaging.ts"
+      );
       const body = normalizeBody(text);
       const replyTo = o.replyTo?.toLowerCase();
       checkOutgoing(body, { topic: o.topic, replyTo });
@@ -97,7 +112,12 @@ export function registerMessaging(net: Command<any, any, any>, ctxOf: CtxOf): vo
         // The daemon commits the row to its outbox before it answers: that is the hand-over
         // (and this process never loads libSQL, so `send` stays about as quick as `--version`).
         const { callDaemon } = await import("../../daemon/control-client.ts");
-        const { msg_id: msgId, target: canonical } = await callDaemon<QueuedResult>(ctx.paths, "net.send", { target, body, topic: o.topic ?? null, reply_to: replyTo ?? null });
+        const { msg_id: msgId, target: canonical } = await callDaemon<QueuedResult>(ctx.paths, "net.send", {
+          target,
+          body,
+          topic: o.topic ?? null,
+          reply_to: replyTo ?? null,
+        });
         if (ctx.json) ctx.out.data({ queued: true, msg_id: msgId, target: canonical });
         else ctx.out.fields([["Queued", msgId], ["Target", shortTarget(canonical)]], SEND_LABEL_WIDTH);
         return;
@@ -114,17 +134,42 @@ export function registerMessaging(net: Command<any, any, any>, ctxOf: CtxOf): vo
           const { isAtlasError } = await import("../../errors.ts");
           if (!isAtlasError(e, "ERR_USAGE")) {
             await node.store.deliveries
-              .record({ msg_id: msgId, target: canonical, status: "failed", attempts: 1, finished_at: Math.floor(Date.now() / 1000), detail: `direct send: ${(e as Error).message}` })
+              .record({
+                msg_id: msgId,
+                target: canonical,
+                status: "failed",
+                attempts: 1,
+                finished_at: Math.floor(Date.now() / 1000),
+                detail: `direct send: ${(e as Error).message}`,
+              })
               .catch(() => {});
           }
           throw e;
         }
         const s = r.session;
         await node.store.deliveries
-          .record({ msg_id: r.msgId, target: s.nodeId, status: "delivered", attempts: 1, path: s.path, finished_at: Math.floor(Date.now() / 1000), detail: "direct send" })
+          .record({
+            msg_id: r.msgId,
+            target: s.nodeId,
+            status: "delivered",
+            attempts: 1,
+            path: s.path,
+            finished_at: Math.floor(Date.now() / 1000),
+            detail: "direct send",
+          })
           .catch((e) => ctx.log.warn("could not record the delivery", { error: (e as Error).message }));
-        if (ctx.json) ctx.out.data({ queued: false, msg_id: r.msgId, to: s.nodeId, name: s.peer.name, trust: s.trust, path: s.path, relay: s.relay ?? null, ack: r.ack.status });
-        else {
+        if (ctx.json) {
+          ctx.out.data({
+            queued: false,
+            msg_id: r.msgId,
+            to: s.nodeId,
+            name: s.peer.name,
+            trust: s.trust,
+            path: s.path,
+            relay: s.relay ?? null,
+            ack: r.ack.status,
+          });
+        } else {
           ctx.out.fields(
             [
               ["Sent to", `${shortId(s.nodeId)} [${s.trust} via ${pathText(s)}]`],
@@ -144,8 +189,16 @@ export function registerMessaging(net: Command<any, any, any>, ctxOf: CtxOf): vo
     .option("--follow", "keep running and print messages as they arrive (until SIGINT/SIGTERM)")
     .option("--from <node>", "only messages from this node ID (or unique prefix)")
     .option("--topic <topic>", "only messages with this topic")
-    .option("--limit <n>", "show the latest N stored messages first (default 100; 0 with --follow: only new ones)", intOption("--limit", 0, 1_000_000))
-    .option("--after <seq>", "only messages stored after this seq (the `seq` of --json output): a resume cursor", intOption("--after", 0, Number.MAX_SAFE_INTEGER))
+    .option(
+      "--limit <n>",
+      "show the latest N stored messages first (default 100; 0 with --follow: only new ones)",
+      intOption("--limit", 0, 1_000_000),
+    )
+    .option(
+      "--after <seq>",
+      "only messages stored after this seq (the `seq` of --json output): a resume cursor",
+      intOption("--after", 0, Number.MAX_SAFE_INTEGER),
+    )
     .action(async (o, cmd) => {
       const ctx = ctxOf(cmd);
       const { openStore } = await import("../../store/index.ts");
@@ -233,7 +286,15 @@ export function registerMessaging(net: Command<any, any, any>, ctxOf: CtxOf): vo
             next_attempt_at: r.next_attempt_at,
             expires_at: r.expires_at,
           })),
-          deliveries: deliveries.map((d) => ({ msg_id: d.msg_id, target: d.target, status: d.status, attempts: d.attempts, path: d.path, finished_at: d.finished_at, detail: d.detail })),
+          deliveries: deliveries.map((d) => ({
+            msg_id: d.msg_id,
+            target: d.target,
+            status: d.status,
+            attempts: d.attempts,
+            path: d.path,
+            finished_at: d.finished_at,
+            detail: d.detail,
+          })),
         });
         return;
       }
@@ -243,7 +304,16 @@ export function registerMessaging(net: Command<any, any, any>, ctxOf: CtxOf): vo
         ctx.out.line(
           table(
             ["MSG ID", "TARGET", "STATUS", "ATTEMPTS", "NEXT ATTEMPT", "EXPIRES"],
-            queued.map((r) => [r.id, shortTarget(r.target), r.status, String(r.attempts), r.status === "delivering" ? "in progress" : relTime(r.next_attempt_at, now), relTime(r.expires_at, now)]),
+            queued.map((
+              r,
+            ) => [
+              r.id,
+              shortTarget(r.target),
+              r.status,
+              String(r.attempts),
+              r.status === "delivering" ? "in progress" : relTime(r.next_attempt_at, now),
+              relTime(r.expires_at, now),
+            ]),
           ),
         );
       }
@@ -255,7 +325,17 @@ export function registerMessaging(net: Command<any, any, any>, ctxOf: CtxOf): vo
         ctx.out.line(
           table(
             ["MSG ID", "TARGET", "STATUS", "ATTEMPTS", "PATH", "FINISHED", "DETAIL"],
-            deliveries.map((d) => [d.msg_id, shortTarget(d.target), d.status, String(d.attempts), d.path ?? "-", relTime(d.finished_at, now), safeText(d.detail ?? "-")]),
+            deliveries.map((
+              d,
+            ) => [
+              d.msg_id,
+              shortTarget(d.target),
+              d.status,
+              String(d.attempts),
+              d.path ?? "-",
+              relTime(d.finished_at, now),
+              safeText(d.detail ?? "-"),
+            ]),
           ),
         );
       }

@@ -9,20 +9,22 @@ import { addDaemonCommand } from "./daemon.ts";
 
 type CtxOf = (cmd: Command<any, any, any>) => Ctx;
 
-
-
 function parseMs(name: string) {
   return (v: string): number => {
     const n = Number(v);
-    if (!Number.isFinite(n) || n < 0 || n > 3_600_000) throw new AtlasError("ERR_USAGE", `${name} must be a number of milliseconds, got '${v}'`);
+    if (!Number.isFinite(n) || n < 0 || n > 3_600_000) {
+      throw new AtlasError("ERR_USAGE", `${name} must be a number of milliseconds, got '${v}'`);
+    }
     return n;
   };
 }
 
-
-
 /** Bans need only the store when no daemon runs (there are no live sessions to close). */
-async function runBanOp(ctx: Ctx, op: "net.ban" | "net.unban", args: { target: string; seconds?: number }): Promise<BanResult> {
+async function runBanOp(
+  ctx: Ctx,
+  op: "net.ban" | "net.unban",
+  args: { target: string; seconds?: number },
+): Promise<BanResult> {
   const { isDaemonRunning } = await import("../../daemon/detect.ts");
   if (await isDaemonRunning(ctx.paths)) {
     const { callDaemon } = await import("../../daemon/control-client.ts");
@@ -44,7 +46,9 @@ async function runBanOp(ctx: Ctx, op: "net.ban" | "net.unban", args: { target: s
 /** `90s`, `10m`, `2h`, `7d` or plain seconds. */
 export function parseDuration(v: string): number {
   const m = /^(\d+)\s*([smhd]?)$/.exec(v.trim());
-  if (!m || Number(m[1]) <= 0) throw new AtlasError("ERR_USAGE", `invalid duration '${v}': expected e.g. 90s, 10m, 2h, 7d or a number of seconds`);
+  if (!m || Number(m[1]) <= 0) {
+    throw new AtlasError("ERR_USAGE", `invalid duration '${v}': expected e.g. 90s, 10m, 2h, 7d or a number of seconds`);
+  }
   return Number(m[1]) * ({ "": 1, s: 1, m: 60, h: 3600, d: 86400 } as Record<string, number>)[m[2]!]!;
 }
 
@@ -55,8 +59,13 @@ function renderPing(ctx: Ctx, r: PingReport): void {
     ctx.out.fields([["Peer", shortId(r.node_id)], ["Path", pathText(r)]], 4);
     if (r.ping_ts !== null) ctx.out.fields([["Ping", String(r.ping_ts)], ["Pong", String(r.pong_ts)]], 4);
     for (const t of r.rtt_ms) ctx.out.fields([["RTT", t === null ? "timeout" : `${t.toFixed(2)} ms`]], 4);
-    if (r.received > 0) ctx.out.line(`min/median/max ${r.min_ms!.toFixed(2)}/${r.median_ms!.toFixed(2)}/${r.max_ms!.toFixed(2)} ms, ${r.sent} sent, ${r.received} received`);
-    else ctx.out.line(`${r.sent} sent, 0 received`);
+    if (r.received > 0) {
+      ctx.out.line(
+        `min/median/max ${r.min_ms!.toFixed(2)}/${r.median_ms!.toFixed(2)}/${
+          r.max_ms!.toFixed(2)
+        } ms, ${r.sent} sent, ${r.received} received`,
+      );
+    } else ctx.out.line(`${r.sent} sent, 0 received`);
   }
   if (r.error) throw new AtlasError(r.error.code as ErrorCodeName, r.error.message, { exit: r.error.exit });
 }
@@ -133,7 +142,12 @@ export function registerNet(program: Command<any, any, any>, ctxOf: CtxOf, ctxOf
     .option("--skill <skill>", "only peers with this skill")
     .action(async (o, cmd) => {
       const ctx = ctxOf(cmd);
-      if (o.trust && !["bootstrap", "unknown", "verified", "relay"].includes(o.trust)) throw new AtlasError("ERR_USAGE", `invalid --trust '${o.trust}': expected bootstrap, unknown, verified or relay`);
+      if (o.trust && !["bootstrap", "unknown", "verified", "relay"].includes(o.trust)) {
+        throw new AtlasError(
+          "ERR_USAGE",
+          `invalid --trust '${o.trust}': expected bootstrap, unknown, verified or relay`,
+        );
+      }
       const { openStore } = await import("../../store/index.ts");
       const store = await openStore(ctx.paths.dbFile);
       try {
@@ -141,7 +155,15 @@ export function registerNet(program: Command<any, any, any>, ctxOf: CtxOf, ctxOf
         const paths = await store.sessions.latestPaths();
         const now = Math.floor(Date.now() / 1000);
         if (ctx.json) {
-          ctx.out.data(rows.map((r) => ({ ...r, public_key: r.public_key ? Buffer.from(r.public_key).toString("hex") : null, banned: r.ban_until !== null && r.ban_until > now, last_path: paths.get(r.node_id)?.path ?? null, last_relay: paths.get(r.node_id)?.relay ?? null })));
+          ctx.out.data(
+            rows.map((r) => ({
+              ...r,
+              public_key: r.public_key ? Buffer.from(r.public_key).toString("hex") : null,
+              banned: r.ban_until !== null && r.ban_until > now,
+              last_path: paths.get(r.node_id)?.path ?? null,
+              last_relay: paths.get(r.node_id)?.relay ?? null,
+            })),
+          );
           return;
         }
         if (rows.length === 0) return ctx.out.line("No known peers.");

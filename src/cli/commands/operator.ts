@@ -21,7 +21,9 @@ const WIDTH = 8;
 export function registerOperator(idCommand: Command<any, any, any>, ctxOf: MakeCtx): void {
   idCommand
     .command("auth-farcaster")
-    .description("bind a Farcaster account as this node's operator by approving in a Farcaster app (Sign In With Farcaster)")
+    .description(
+      "bind a Farcaster account as this node's operator by approving in a Farcaster app (Sign In With Farcaster)",
+    )
     .option("--auth-relay <url>", "Farcaster auth relay", "https://relay.farcaster.xyz")
     .option("--domain <domain>", "SIWE domain shown to the operator", "atlas.local")
     .option("--siwe-uri <uri>", "SIWE URI shown to the operator", "https://atlas.local/operator-auth")
@@ -67,7 +69,13 @@ export function registerOperator(idCommand: Command<any, any, any>, ctxOf: MakeC
       await saveProfile(ctx.paths, { ...p, operator: result.operator });
       const op = result.operator;
       if (ctx.json) {
-        ctx.out.data({ fid: op.fid, username: op.username, custody_address: op.custody_address, expires_at: result.expiresAt, approval_url: result.approvalUrl });
+        ctx.out.data({
+          fid: op.fid,
+          username: op.username,
+          custody_address: op.custody_address,
+          expires_at: result.expiresAt,
+          approval_url: result.approvalUrl,
+        });
       } else printBinding(ctx, op, result.expiresAt);
     });
 
@@ -86,11 +94,24 @@ export function registerOperator(idCommand: Command<any, any, any>, ctxOf: MakeC
       const p = await loadProfile(ctx.paths);
       const signature = parseSignature(o.signature);
       const text = await readMessage(o.messageFile);
-      const r = await verifyLink({ text, signature, nodeId: ident.nodeId, fid: o.fid, username: o.username, current: p.operator });
+      const r = await verifyLink({
+        text,
+        signature,
+        nodeId: ident.nodeId,
+        fid: o.fid,
+        username: o.username,
+        current: p.operator,
+      });
       await saveProfile(ctx.paths, { ...p, operator: r.operator });
       const op = r.operator;
-      if (ctx.json) ctx.out.data({ fid: op.fid, username: op.username, custody_address: op.custody_address, expires_at: r.expiresAt });
-      else printBinding(ctx, op, r.expiresAt);
+      if (ctx.json) {
+        ctx.out.data({
+          fid: op.fid,
+          username: op.username,
+          custody_address: op.custody_address,
+          expires_at: r.expiresAt,
+        });
+      } else printBinding(ctx, op, r.expiresAt);
     });
 
   idCommand
@@ -127,7 +148,9 @@ function printBinding(ctx: Ctx, op: OperatorInfo, expiresAt: number | null): voi
 
 function num(flag: string, v: string): number {
   const n = Number(v);
-  if (v.trim() === "" || !Number.isFinite(n) || n <= 0) throw new AtlasError("ERR_USAGE", `invalid ${flag} ${JSON.stringify(v)}: expected a positive number`);
+  if (v.trim() === "" || !Number.isFinite(n) || n <= 0) {
+    throw new AtlasError("ERR_USAGE", `invalid ${flag} ${JSON.stringify(v)}: expected a positive number`);
+  }
   return n;
 }
 
@@ -158,14 +181,18 @@ async function readMessage(file: string): Promise<string> {
  * (or from the current binding of the same fid). Editors and shells often add a trailing newline
  * (or CRLF) to a file: when the exact text does not verify, its normalised form is tried too.
  */
-async function verifyLink(a: { text: string; signature: string; nodeId: string; fid?: string; username?: string; current?: OperatorInfo }): Promise<{ operator: OperatorInfo; expiresAt: number | null }> {
+async function verifyLink(
+  a: { text: string; signature: string; nodeId: string; fid?: string; username?: string; current?: OperatorInfo },
+): Promise<{ operator: OperatorInfo; expiresAt: number | null }> {
   const { tryParseBinding, fidsInResources } = await import("../../operator/siwe.ts");
   const { verifyBindingOffline } = await import("../../operator/verify.ts");
   const usage = (m: string) => new AtlasError("ERR_USAGE", m);
 
   let wantFid: number | undefined;
   if (a.fid !== undefined) {
-    if (!/^[1-9][0-9]{0,15}$/.test(a.fid.trim()) || !Number.isSafeInteger(Number(a.fid))) throw usage(`invalid --fid ${JSON.stringify(a.fid)}: expected a positive integer`);
+    if (!/^[1-9][0-9]{0,15}$/.test(a.fid.trim()) || !Number.isSafeInteger(Number(a.fid))) {
+      throw usage(`invalid --fid ${JSON.stringify(a.fid)}: expected a positive integer`);
+    }
     wantFid = Number(a.fid);
   }
 
@@ -185,11 +212,21 @@ async function verifyLink(a: { text: string; signature: string; nodeId: string; 
     const fids = [...new Set(fidsInResources(parsed.value.resources))];
     if (fids.length === 0) throw usage("binding does not verify: the message names no farcaster://fid/<fid> resource");
     if (wantFid !== undefined && !fids.includes(wantFid)) {
-      throw usage(`--fid ${wantFid} disagrees with the message, which names ${fids.map((f) => `farcaster://fid/${f}`).join(", ")}`);
+      throw usage(
+        `--fid ${wantFid} disagrees with the message, which names ${
+          fids.map((f) => `farcaster://fid/${f}`).join(", ")
+        }`,
+      );
     }
     const fid = wantFid ?? fids[0]!;
     const username = pickUsername(a.username, a.current, fid);
-    const operator: OperatorInfo = { fid, username, custody_address: parsed.value.address, message, signature: a.signature };
+    const operator: OperatorInfo = {
+      fid,
+      username,
+      custody_address: parsed.value.address,
+      message,
+      signature: a.signature,
+    };
     const v = verifyBindingOffline(operator, a.nodeId, Math.floor(Date.now() / 1000));
     if (v.ok) return { operator, expiresAt: v.expiresAt };
     lastReason = v.reason;
@@ -204,7 +241,10 @@ function pickUsername(given: string | undefined, current: OperatorInfo | undefin
   }
   const u = given.trim().replace(/^@/, "");
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(u)) {
-    throw new AtlasError("ERR_USAGE", `invalid --username ${JSON.stringify(given)}: letters, digits, '.', '_' and '-', at most 64`);
+    throw new AtlasError(
+      "ERR_USAGE",
+      `invalid --username ${JSON.stringify(given)}: letters, digits, '.', '_' and '-', at most 64`,
+    );
   }
   return u;
 }
@@ -219,7 +259,12 @@ async function qrCode(text: string): Promise<string> {
   try {
     // @ts-ignore qrcode-terminal ships no type declarations
     const mod = await import("qrcode-terminal/vendor/QRCode/index.js");
-    type QR = { addData(t: string): void; make(): void; getModuleCount(): number; isDark(r: number, c: number): boolean };
+    type QR = {
+      addData(t: string): void;
+      make(): void;
+      getModuleCount(): number;
+      isDark(r: number, c: number): boolean;
+    };
     const QRCode = (mod.default ?? mod) as new (type: number, level: number) => QR;
     const qr = new QRCode(-1, 1 /* error correction L: the smallest code */);
     qr.addData(text);
@@ -254,7 +299,9 @@ function startSpinner(timeoutSecs: number): { start(): void; stop(): void } {
       const draw = () => {
         const left = Math.max(0, Math.ceil((deadline - Date.now()) / 1000));
         const mmss = `${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}`;
-        process.stderr.write(`\r\x1b[K${frames[i++ % frames.length]} waiting for approval in your Farcaster app (${mmss} left)`);
+        process.stderr.write(
+          `\r\x1b[K${frames[i++ % frames.length]} waiting for approval in your Farcaster app (${mmss} left)`,
+        );
       };
       draw();
       timer = setInterval(draw, 120);
