@@ -3,6 +3,7 @@ import { AtlasError, Exit } from "../errors.ts";
 import { VERSION } from "../version.ts";
 import { type Ctx, type GlobalOpts, makeCtx } from "./context.ts";
 import { reportError } from "./output.ts";
+import type { AnyCommand } from "./options.ts";
 import { registerId } from "./commands/id.ts";
 import { registerConfig } from "./commands/config.ts";
 import { registerNet } from "./commands/net.ts";
@@ -26,7 +27,7 @@ export function buildProgram(): Command {
     .showHelpAfterError(false)
     .exitOverride();
 
-  const ctxOf = (level: "warn" | "info") => (cmd: Command<any, any, any>): Ctx =>
+  const ctxOf = (level: "warn" | "info") => (cmd: AnyCommand): Ctx =>
     makeCtx(cmd.optsWithGlobals() as GlobalOpts, level);
   registerId(program, ctxOf("warn"));
   registerOperator(program.commands.find((c) => c.name() === "id")!, ctxOf("warn"));
@@ -42,7 +43,7 @@ export function buildProgram(): Command {
   return program;
 }
 
-function allSubcommands(c: Command<any, any, any>): Command<any, any, any>[] {
+function allSubcommands(c: AnyCommand): AnyCommand[] {
   return c.commands.flatMap((s) => [s, ...allSubcommands(s)]);
 }
 

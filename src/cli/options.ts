@@ -1,4 +1,9 @@
+import type { Command } from "@commander-js/extra-typings";
 import { AtlasError } from "../errors.ts";
+
+/** Any commander command, whatever its inferred arguments and options: what the registrars take and return. */
+// deno-lint-ignore no-explicit-any -- commander's generic parameters are inferred per command; the registrars accept any
+export type AnyCommand = Command<any, any, any>;
 
 /** A commander parser for an integer option within [min, max]; anything else is a usage error. */
 export function intOption(name: string, min: number, max: number) {

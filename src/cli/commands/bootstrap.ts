@@ -2,24 +2,23 @@
  * `atlas bootstrap [--host H] [--port P]` (the directory node), `atlas relay [--host H] [--port P]`
  * and `atlas net discover` (SPEC §11, §12, §14). Only commander types and small modules load here; the network code is imported lazily.
  */
-import type { Command } from "@commander-js/extra-typings";
 import type { Ctx } from "../context.ts";
 import { formatAge, shortId, table } from "../output.ts";
-import { collect, intOption, parsePort } from "../options.ts";
+import { type AnyCommand, collect, intOption, parsePort } from "../options.ts";
 import type { DiscoverQuery, DiscoverReport } from "../../bootstrap/client.ts";
 
-type CtxOf = (cmd: Command<any, any, any>) => Ctx;
+type CtxOf = (cmd: AnyCommand) => Ctx;
 
 type NodeRunner = (ctx: Ctx, o: { host?: string; port?: number }) => Promise<void>;
 
 /** A service node's command (`atlas bootstrap`, `atlas relay`): same flags, runs in the foreground. */
 function registerNodeCommand(
-  program: Command<any, any, any>,
+  program: AnyCommand,
   ctxOfDaemon: CtxOf,
   name: string,
   description: string,
   load: () => Promise<NodeRunner>,
-): Command<any, any, any> {
+): AnyCommand {
   return program
     .command(name)
     .description(description)
@@ -33,10 +32,10 @@ function registerNodeCommand(
 
 /** `atlas bootstrap`: run a bootstrap (directory) node in the foreground. */
 export function registerBootstrap(
-  program: Command<any, any, any>,
+  program: AnyCommand,
   _ctxOf: CtxOf,
   ctxOfDaemon: CtxOf,
-): Command<any, any, any> {
+): AnyCommand {
   return registerNodeCommand(
     program,
     ctxOfDaemon,
@@ -47,7 +46,7 @@ export function registerBootstrap(
 }
 
 /** `atlas relay`: run a relay node in the foreground. */
-export function registerRelay(program: Command<any, any, any>, ctxOfDaemon: CtxOf): Command<any, any, any> {
+export function registerRelay(program: AnyCommand, ctxOfDaemon: CtxOf): AnyCommand {
   return registerNodeCommand(
     program,
     ctxOfDaemon,
@@ -108,7 +107,7 @@ function render(ctx: Ctx, r: DiscoverReport): void {
 }
 
 /** `atlas net discover [--skill S] [--operator NAME] [--limit N] [--bootstrap ADDR]…`. */
-export function registerDiscover(net: Command<any, any, any>, ctxOf: CtxOf): Command<any, any, any> {
+export function registerDiscover(net: AnyCommand, ctxOf: CtxOf): AnyCommand {
   return net
     .command("discover")
     .description("ask the bootstrap nodes for agents (by skill and/or operator) and remember them")

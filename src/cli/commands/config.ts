@@ -1,8 +1,8 @@
-import type { Command } from "@commander-js/extra-typings";
+import type { AnyCommand } from "../options.ts";
 import type { Ctx } from "../context.ts";
 
 /** `atlas config show | get | set` (SPEC §15). */
-export function registerConfig(program: Command<any, any, any>, ctxOf: (cmd: Command<any, any, any>) => Ctx): void {
+export function registerConfig(program: AnyCommand, ctxOf: (cmd: AnyCommand) => Ctx): void {
   const c = program.command("config").description("show and edit state/config.toml");
   c.command("show")
     .description("print the effective configuration")

@@ -1,19 +1,18 @@
-import type { Command } from "@commander-js/extra-typings";
 import { AtlasError } from "../../errors.ts";
 import type { Ctx } from "../context.ts";
 import { formatAge, operatorText, pathText, shortId } from "../output.ts";
-import { collect, parsePort } from "../options.ts";
+import { type AnyCommand, collect, parsePort } from "../options.ts";
 import type { StatusReport } from "../../daemon/ops.ts";
 
-type CtxOf = (cmd: Command<any, any, any>) => Ctx;
+type CtxOf = (cmd: AnyCommand) => Ctx;
 
 /** A command that runs the daemon: `atlas daemon` and its alias `atlas net listen`. */
 export function addDaemonCommand(
-  parent: Command<any, any, any>,
+  parent: AnyCommand,
   name: string,
   description: string,
   ctxOfDaemon: CtxOf,
-): Command<any, any, any> {
+): AnyCommand {
   return parent
     .command(name)
     .description(description)
@@ -28,7 +27,7 @@ export function addDaemonCommand(
 }
 
 /** `atlas daemon [stop]` and `atlas status` (SPEC §14, §16). */
-export function registerDaemon(program: Command<any, any, any>, ctxOf: CtxOf, ctxOfDaemon: CtxOf): void {
+export function registerDaemon(program: AnyCommand, ctxOf: CtxOf, ctxOfDaemon: CtxOf): void {
   const daemon = addDaemonCommand(
     program,
     "daemon",

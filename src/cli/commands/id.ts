@@ -1,10 +1,10 @@
-import type { Command } from "@commander-js/extra-typings";
+import type { AnyCommand } from "../options.ts";
 import type { Ctx } from "../context.ts";
 
-type MakeCtx = (cmd: Command<any, any, any>) => Ctx;
+type MakeCtx = (cmd: AnyCommand) => Ctx;
 
 /** `atlas id …` (SPEC §3, §14): identity and agent card. */
-export function registerId(program: Command<any, any, any>, ctxOf: MakeCtx): void {
+export function registerId(program: AnyCommand, ctxOf: MakeCtx): void {
   const id = program.command("id").description("identity and agent card");
 
   id.command("init")

@@ -13,15 +13,13 @@
  * line): nothing is re-serialised, so big integers keep every digit. `seq` is the inbox row
  * number, a resume cursor for `--after`.
  */
-import type { Command } from "@commander-js/extra-typings";
-import { AtlasError } from "../../errors.ts";
 import type { InboxRow, Store } from "../../store/index.ts";
 import type { QueuedResult } from "../../net/messaging.ts";
 import type { Ctx } from "../context.ts";
 import { pathText, shortId, table } from "../output.ts";
-import { intOption } from "../options.ts";
+import { type AnyCommand, intOption } from "../options.ts";
 
-type CtxOf = (cmd: Command<any, any, any>) => Ctx;
+type CtxOf = (cmd: AnyCommand) => Ctx;
 /** Labels of `net send` are padded to one column of this width (SPEC §14). */
 const SEND_LABEL_WIDTH = 8;
 const FOLLOW_POLL_MS = 250;
@@ -46,7 +44,7 @@ function relTime(unixSecs: number, now: number): string {
 
 /** Control characters (terminal escapes) in peer-chosen text shown to humans, made visible. */
 function safeText(s: string): string {
-  // eslint-disable-next-line no-control-regex
+  // deno-lint-ignore no-control-regex -- matching the C0 and C1 control characters is the point
   return s.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0"));
 }
 
@@ -92,7 +90,7 @@ function inboxHuman(r: InboxRow): string {
 // ---------------------------------------------------------------------------------------------
 
 /** `atlas net send|inbox|outbox` (SPEC §14), added to the `net` command. */
-export function registerMessaging(net: Command<any, any, any>, ctxOf: CtxOf): void {
+export function registerMessaging(net: AnyCommand, ctxOf: CtxOf): void {
   net.command("send")
     .description("send a message: queued for the daemon when one runs, else delivered directly")
     .argument("<target>", "node ID (or unique prefix), atlas_<id>@host:port, or host:port")

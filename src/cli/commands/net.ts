@@ -1,13 +1,12 @@
-import type { Command } from "@commander-js/extra-typings";
 import { AtlasError, type ErrorCodeName } from "../../errors.ts";
 import type { Ctx } from "../context.ts";
 import type { BanResult, PingReport } from "../../daemon/ops.ts";
 import { formatAge, operatorText, pathText, shortId, table } from "../output.ts";
-import { intOption } from "../options.ts";
+import { type AnyCommand, intOption } from "../options.ts";
 import { runPeerOp } from "../runtime.ts";
 import { addDaemonCommand } from "./daemon.ts";
 
-type CtxOf = (cmd: Command<any, any, any>) => Ctx;
+type CtxOf = (cmd: AnyCommand) => Ctx;
 
 function parseMs(name: string) {
   return (v: string): number => {
@@ -71,7 +70,7 @@ function renderPing(ctx: Ctx, r: PingReport): void {
 }
 
 /** `atlas net …` peer commands (SPEC §7, §14). */
-export function registerNet(program: Command<any, any, any>, ctxOf: CtxOf, ctxOfDaemon: CtxOf): Command<any, any, any> {
+export function registerNet(program: AnyCommand, ctxOf: CtxOf, ctxOfDaemon: CtxOf): AnyCommand {
   const net = program.command("net").description("peer commands");
 
   addDaemonCommand(net, "listen", "run the agent daemon in the foreground (alias of `atlas daemon`)", ctxOfDaemon);

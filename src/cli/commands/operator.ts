@@ -1,8 +1,8 @@
-import type { Command } from "@commander-js/extra-typings";
+import type { AnyCommand } from "../options.ts";
 import type { Ctx } from "../context.ts";
 import { AtlasError } from "../../errors.ts";
 
-type MakeCtx = (cmd: Command<any, any, any>) => Ctx;
+type MakeCtx = (cmd: AnyCommand) => Ctx;
 
 /** Labels of the operator output, padded to one column (SPEC §14 output shapes). */
 const WIDTH = 8;
@@ -18,7 +18,7 @@ const WIDTH = 8;
  * approval URL is also written to stderr as `Approve  : <url>` so that a human (or a wrapper) can
  * act on it while the command waits. The waiting spinner goes to stderr, only on a terminal.
  */
-export function registerOperator(idCommand: Command<any, any, any>, ctxOf: MakeCtx): void {
+export function registerOperator(idCommand: AnyCommand, ctxOf: MakeCtx): void {
   idCommand
     .command("auth-farcaster")
     .description(
