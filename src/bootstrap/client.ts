@@ -476,7 +476,7 @@ export function discoverArgs(a: Record<string, unknown>): DiscoverQuery {
 
 /** The daemon's `net.discover` control op. */
 export function discoverHandler(node: AtlasNode): ControlHandler {
-  return async (a) => discover(node, discoverArgs(a));
+  return (a) => discover(node, discoverArgs(a));
 }
 
 /**
@@ -492,6 +492,6 @@ export function addBootstrapClient(
   const reg = new BootstrapRegistration(node, o);
   services.push(reg);
   handlers.set("net.discover", discoverHandler(node));
-  handlers.set("bootstrap.registrations", async () => reg.status());
+  handlers.set("bootstrap.registrations", () => Promise.resolve(reg.status()));
   return reg;
 }

@@ -52,8 +52,8 @@ export function serveBootstrap(node: AtlasNode, o: Partial<RegistryOptions> = {}
     staleAfter: node.config.bootstrap.stale_after,
     ...o,
   });
-  node.handle("BootstrapRegister", async (session, req) => {
-    if (req.type !== "BootstrapRegister") return null;
+  node.handle("BootstrapRegister", (session, req) => {
+    if (req.type !== "BootstrapRegister") return Promise.resolve(null);
     try {
       const known = registry.get(req.node_id) !== undefined;
       const e = registry.register(
@@ -70,14 +70,14 @@ export function serveBootstrap(node: AtlasNode, o: Partial<RegistryOptions> = {}
       };
       if (known) node.log.debug("registration renewed", fields);
       else node.log.info("peer registered", fields);
-      return { type: "MessageAck", status: "registered" };
+      return Promise.resolve({ type: "MessageAck", status: "registered" });
     } catch (e) {
       node.log.info("registration refused", { peer: shortNodeId(session.nodeId), error: (e as Error).message });
-      return errorFrame(e);
+      return Promise.resolve(errorFrame(e));
     }
   });
-  node.handle("BootstrapDiscover", async (session, req) => {
-    if (req.type !== "BootstrapDiscover") return null;
+  node.handle("BootstrapDiscover", (session, req) => {
+    if (req.type !== "BootstrapDiscover") return Promise.resolve(null);
     const peers = fitPayload(registry.discover(req, session.nodeId));
     node.log.debug("discover answered", {
       peer: shortNodeId(session.nodeId),
@@ -85,17 +85,17 @@ export function serveBootstrap(node: AtlasNode, o: Partial<RegistryOptions> = {}
       operator: req.operator,
       peers: peers.length,
     });
-    return { type: "BootstrapPeers", peers };
+    return Promise.resolve({ type: "BootstrapPeers", peers });
   });
   return registry;
 }
 
 /** What the bootstrap node's own control socket answers for `net discover` run in its home. */
 function localDiscover(registry: Registry) {
-  return async (a: Record<string, unknown>) => {
+  return (a: Record<string, unknown>) => {
     const q = discoverArgs(a);
     const peers = registry.discover({ skill: q.skill, operator: q.operator, limit: q.limit });
-    return {
+    return Promise.resolve({
       peers: peers.map((p) => {
         const e = registry.get(p.node_id)!;
         return {
@@ -114,7 +114,7 @@ function localDiscover(registry: Registry) {
         };
       }),
       bootstraps: [{ bootstrap: "local", ok: true, peers: peers.length }],
-    };
+    });
   };
 }
 
@@ -133,7 +133,8 @@ export async function runBootstrapNode(ctx: Ctx, o: BootstrapNodeOptions): Promi
     handlers.set("net.discover", localDiscover(registry));
     handlers.set(
       "bootstrap.status",
-      async () => ({ registered: registry.size, capacity: registry.capacity, stale_after: registry.staleAfter }),
+      () =>
+        Promise.resolve({ registered: registry.size, capacity: registry.capacity, stale_after: registry.staleAfter }),
     );
   });
 }

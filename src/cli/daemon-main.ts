@@ -14,7 +14,7 @@ export async function startDaemon(ctx: Ctx, o: DaemonOptions): Promise<void> {
     serveInbox(node);
     const outbox = new OutboxWorker(node, ctx.log);
     services.push(outbox);
-    handlers.set("outbox.kick", async () => (outbox.kick(), { ok: true }));
+    handlers.set("outbox.kick", () => (outbox.kick(), Promise.resolve({ ok: true })));
     const { addBootstrapClient } = await import("../bootstrap/client.ts");
     // SPEC §10: the public address (STUN, agreeing observed_addr, else the bind address), checked
     // in the background after start so a slow or failing lookup never delays the daemon.

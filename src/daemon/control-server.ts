@@ -35,9 +35,9 @@ export class ControlServer {
       );
     }
     await rm(path, { force: true });
-    let cs!: ControlServer;
-    const server = createServer((s) => cs.serve(s));
-    cs = new ControlServer(server, handlers, log);
+    const server = createServer();
+    const cs = new ControlServer(server, handlers, log);
+    server.on("connection", (s) => cs.serve(s));
     const old = process.umask(0o177); // the socket is created 0600, never briefly wider
     try {
       await new Promise<void>((resolve, reject) => {

@@ -53,16 +53,16 @@ export async function runDaemon(
     if (crashed > 0) ctx.log.info("closed session rows left open by a crash", { count: crashed });
     const n = node;
     const handlers = new Map<string, ControlHandler>([
-      ["status", async () => statusOp(n, startedAt)],
-      ["net.connect", async (a) => connectOp(n, { target: String(a.target), keep: true })],
+      ["status", () => statusOp(n, startedAt)],
+      ["net.connect", (a) => connectOp(n, { target: String(a.target), keep: true })],
       [
         "net.ping",
-        async (a) => pingOp(n, { target: String(a.target), count: Number(a.count), interval: Number(a.interval) }),
+        (a) => pingOp(n, { target: String(a.target), count: Number(a.count), interval: Number(a.interval) }),
       ],
-      ["net.disconnect", async (a) => disconnectOp(n, { target: String(a.target) })],
-      ["net.ban", async (a) => banOp(n, { target: String(a.target), seconds: Number(a.seconds) })],
-      ["net.unban", async (a) => unbanOp(n, { target: String(a.target) })],
-      ["daemon.stop", async () => (setImmediate(stopRequested), { pid: process.pid })],
+      ["net.disconnect", (a) => disconnectOp(n, { target: String(a.target) })],
+      ["net.ban", (a) => banOp(n, { target: String(a.target), seconds: Number(a.seconds) })],
+      ["net.unban", (a) => unbanOp(n, { target: String(a.target) })],
+      ["daemon.stop", () => (setImmediate(stopRequested), Promise.resolve({ pid: process.pid }))],
     ]);
     services.push(new Keepalive(n));
     await extend?.(n, handlers, services);

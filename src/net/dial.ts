@@ -102,13 +102,13 @@ export async function dialPeer(node: AtlasNode, target: string): Promise<DialRes
 }
 
 /** The direct candidates, Happy Eyeballs style; null when none completed the handshake. */
-async function dialDirect(
+function dialDirect(
   node: AtlasNode,
   addrs: SockAddr[],
   nodeId: string | undefined,
   errors: unknown[],
 ): Promise<Session | null> {
-  if (addrs.length === 0) return null;
+  if (addrs.length === 0) return Promise.resolve(null);
   const cfg = node.config.transport;
   const ctrl = new AbortController();
   return new Promise<Session | null>((resolve) => {

@@ -272,6 +272,7 @@ export async function sendDirect(
  * is resolved against known peers; a full ID need not be known yet), `atlas_<id>@host:port`,
  * or `host:port`. Unknown or ambiguous prefixes are ERR_USAGE.
  */
+// deno-lint-ignore require-await -- parseTarget throws ERR_USAGE synchronously; callers get it as a rejection
 export async function resolveSendTarget(store: Store, text: string): Promise<string> {
   const t = parseTarget(text);
   if (t.kind === "addr") return formatAddr(t.addr);

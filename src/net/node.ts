@@ -138,6 +138,7 @@ export class AtlasNode {
    * Dial one address and run the handshake as initiator. `expectedNodeId` pins the peer.
    * Throws typed errors; the dialer (dial.ts) turns them into `last_failure` kinds.
    */
+  // deno-lint-ignore require-await -- endpoint.connect can throw (closing, connection limit): callers need a rejection
   async connectTo(
     addr: SockAddr,
     o: { expectedNodeId?: string; dialTimeoutMs?: number; signal?: AbortSignal } = {},
@@ -186,7 +187,7 @@ export class AtlasNode {
         throw new AtlasError("ERR_CLOSED", "dial cancelled");
       }
       if (hs.observedAddr && o.path === "direct") this.onObservedAddr?.(hs.observedAddr, hs.peer.nodeId);
-      return await this.openSession(conn, hs, "outbound", { path: o.path, relay: o.relay }, held, o.dialled);
+      return this.openSession(conn, hs, "outbound", { path: o.path, relay: o.relay }, held, o.dialled);
     } catch (e) {
       conn.close(0, "dial failed");
       for (const s of held.streams) s.abort(0);
@@ -293,7 +294,7 @@ export class AtlasNode {
       return;
     }
     try {
-      await this.openSession(conn, hs, "inbound", { path, relay: relayed?.relay }, held);
+      this.openSession(conn, hs, "inbound", { path, relay: relayed?.relay }, held);
     } catch (e) {
       this.log.error("could not open session", { error: (e as Error).message });
       conn.close(5001, "internal error");
@@ -315,14 +316,14 @@ export class AtlasNode {
     return held;
   }
 
-  private async openSession(
+  private openSession(
     conn: QuicConnection,
     hs: HandshakeResult,
     direction: Direction,
     via: { path: PathKind; relay?: string },
     held: HeldStreams,
     dialled?: SockAddr,
-  ): Promise<Session> {
+  ): Session {
     const { path, relay } = via;
     const s = new Session({
       conn,

@@ -124,14 +124,14 @@ export class HttpHubClient implements HubClient {
     return this.cached(this.usernameCache, `username:${fid}`, fid, () => this.fetchUsername(fid));
   }
 
-  private async cached(
+  private cached(
     cache: Map<number, CacheEntry<string | null>>,
     key: string,
     fid: number,
     load: () => Promise<string | null>,
   ): Promise<string | null> {
     const hit = cache.get(fid);
-    if (hit && hit.expiresAt > this.now()) return hit.value;
+    if (hit && hit.expiresAt > this.now()) return Promise.resolve(hit.value);
     if (hit) cache.delete(fid);
     const running = this.inflight.get(key);
     if (running) return running;
@@ -193,6 +193,7 @@ export class HttpHubClient implements HubClient {
       if (typeof ud.value !== "string") throw this.bad(path, "username is not a string");
       const name = ud.value.trim();
       if (name === "") return null;
+      // deno-lint-ignore no-control-regex -- matching control characters is the point
       if (name.length > 256 || /[\u0000-\u001f\u007f]/.test(name)) throw this.bad(path, "implausible username");
       return name;
     }

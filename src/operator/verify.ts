@@ -36,6 +36,10 @@ export type OperatorVerdict =
 /** Longest username accepted in a binding (fnames are ≤ 16 characters, ENS names longer). */
 export const MAX_USERNAME_CHARS = 256;
 
+/** C0 control characters and DEL: never part of a plausible username. */
+// deno-lint-ignore no-control-regex -- matching control characters is the point
+const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
+
 const quote = (s: string, max = 80): string => (s.length > max ? s.slice(0, max) + "…" : s);
 
 /** Problems with the binding's own fields (types, fid, username, address), or null. */
@@ -47,7 +51,7 @@ function fieldProblem(op: OperatorInfo): string | null {
   if (typeof op.username !== "string") return "username is not a string";
   if (op.username.includes("@")) return `username must be given without '@' (${quote(op.username)})`;
   if (op.username.length > MAX_USERNAME_CHARS) return `username longer than ${MAX_USERNAME_CHARS} characters`;
-  if (/[\u0000-\u001f\u007f]/.test(op.username)) return "username contains control characters";
+  if (CONTROL_CHARS.test(op.username)) return "username contains control characters";
   if (!isAddress(op.custody_address)) {
     return `custody address is not an Ethereum address (${quote(String(op.custody_address))})`;
   }
@@ -117,7 +121,7 @@ function claimed(op: OperatorInfo): { fid?: number; username?: string } {
   if (Number.isSafeInteger(op.fid) && op.fid > 0) out.fid = op.fid;
   if (
     typeof op.username === "string" && op.username.length <= MAX_USERNAME_CHARS &&
-    !/[\u0000-\u001f\u007f]/.test(op.username)
+    !CONTROL_CHARS.test(op.username)
   ) {
     out.username = op.username;
   }

@@ -22,7 +22,7 @@ export interface AcceptOptions {
 export function acceptRelayedConnections(node: AtlasNode, o: AcceptOptions): void {
   node.handle(
     "RelayConnect",
-    async (s, req, stream) => (req.type === "RelayConnect" ? onRelayConnect(node, o, s, req, stream) : null),
+    (s, req, stream) => (req.type === "RelayConnect" ? onRelayConnect(node, o, s, req, stream) : Promise.resolve(null)),
   );
 }
 

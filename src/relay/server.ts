@@ -87,13 +87,13 @@ export class RelayServer {
     this.cfg = node.config.transport;
     node.handle(
       "RelayAnnounce",
-      async (s, req) => (req.type === "RelayAnnounce" ? this.announce(s, req.node_id) : null),
+      (s, req) => Promise.resolve(req.type === "RelayAnnounce" ? this.announce(s, req.node_id) : null),
     );
     // A RelayConnect carrying a session number comes from a relay this node is registered with
     // (this node is the target): leave it to the agent-side handler when there is one.
     const asTarget = node.handlerFor("RelayConnect");
-    node.handle("RelayConnect", async (s, req, stream) => {
-      if (req.type !== "RelayConnect") return null;
+    node.handle("RelayConnect", (s, req, stream) => {
+      if (req.type !== "RelayConnect") return Promise.resolve(null);
       if (req.session !== undefined && asTarget) return asTarget(s, req, stream);
       return this.connect(s, req, stream);
     });
@@ -391,7 +391,7 @@ export async function offerRelay(
   const relay = new RelayServer(node);
   services.push(relay);
   (await import("../stun/server.ts")).serveStun(node.endpoint); // SPEC §10: relay nodes answer STUN on their QUIC port
-  handlers.set("relay.status", async () => relay.status());
+  handlers.set("relay.status", () => Promise.resolve(relay.status()));
   const base = handlers.get("status");
   if (base) handlers.set("status", async (a) => ({ ...((await base(a)) as object), relay_server: relay.status() }));
   return relay;

@@ -15,8 +15,8 @@ export function resolveRelay(text: string): Promise<RelayRef> {
 }
 
 /** A live session with the relay (by pinned ID, else by address), or a new one. */
-export async function relaySession(node: AtlasNode, ref: RelayRef, signal?: AbortSignal): Promise<Session> {
-  return node.liveSessionAt(ref) ?? node.connectTo(ref.addr, { expectedNodeId: ref.nodeId, signal });
+export function relaySession(node: AtlasNode, ref: RelayRef, signal?: AbortSignal): Promise<Session> {
+  return Promise.resolve(node.liveSessionAt(ref) ?? node.connectTo(ref.addr, { expectedNodeId: ref.nodeId, signal }));
 }
 
 /** How sessions and outputs name a relay: `atlas_<id>@host:port` (the address it was reached at). */
