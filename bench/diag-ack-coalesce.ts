@@ -5,9 +5,12 @@
  *   NODE_OPTIONS="--import tsx --import ./bench/diag-ack-coalesce.ts" BENCH_NO_WRITE=1 BENCH_ONLY=rtt node bench/run.ts
  */
 import { QuicConnection } from "../src/transport/connection.ts";
-const P = QuicConnection.prototype as any;
+/** QuicConnection with its private fields and methods, which this patch reads and calls by name. */
+// deno-lint-ignore no-explicit-any -- a run-time patch of private internals; no public type describes them
+type Internals = any;
+const P = QuicConnection.prototype as Internals;
 const orig = P.process;
-P.process = function (this: any) {
+P.process = function (this: Internals) {
   if (this.gone) return;
   if (this.gotPackets && !this._deferred) {
     const n = this.native;

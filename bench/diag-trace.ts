@@ -50,7 +50,7 @@ function desc(b: Uint8Array): string {
   }
   return out.join("+");
 }
-const cid = (c: any) => Buffer.from(c.scid).toString("hex").slice(0, 6);
+const cid = (c: QuicConnection) => Buffer.from(c.scid).toString("hex").slice(0, 6);
 const oS = QuicEndpoint.prototype.sendPacket;
 QuicEndpoint.prototype.sendPacket = function (p, to) {
   ev(`send ${p.length} ${desc(p)}`);
@@ -73,8 +73,13 @@ FramedStream.prototype.read = async function (t) {
   return r;
 };
 import { AtlasNode } from "../src/net/node.ts";
-const oRS = (AtlasNode.prototype as any).recordSession;
-(AtlasNode.prototype as any).recordSession = async function (...a: unknown[]) {
+/** AtlasNode's private methods patched here, reached by name. */
+const nodeProto = AtlasNode.prototype as unknown as Record<
+  "recordSession" | "onSessionDone",
+  (this: AtlasNode, ...a: unknown[]) => unknown
+>;
+const oRS = nodeProto.recordSession;
+nodeProto.recordSession = async function (...a: unknown[]) {
   ev("recordSession start");
   try {
     return await oRS.apply(this, a);
@@ -82,8 +87,8 @@ const oRS = (AtlasNode.prototype as any).recordSession;
     ev("recordSession end");
   }
 };
-const oDone = (AtlasNode.prototype as any).onSessionDone;
-(AtlasNode.prototype as any).onSessionDone = function (...a: unknown[]) {
+const oDone = nodeProto.onSessionDone;
+nodeProto.onSessionDone = function (...a: unknown[]) {
   ev("onSessionDone (close writes start)");
   return oDone.apply(this, a);
 };

@@ -6,7 +6,7 @@
  */
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { appendFile, writeFile } from "node:fs/promises";
+import { appendFile } from "node:fs/promises";
 import { join } from "node:path";
 import { homePaths } from "../src/config/paths.ts";
 import { type Config, defaultConfig } from "../src/config/defaults.ts";
@@ -390,7 +390,7 @@ describe("bootstrap protocol rules (in-process)", () => {
       });
       let answer: PeerRecord[] = [];
       const fake = await mkNode({ name: "evil-directory" });
-      fake.handle("BootstrapDiscover", async () => ({ type: "BootstrapPeers", peers: answer }));
+      fake.handle("BootstrapDiscover", () => Promise.resolve({ type: "BootstrapPeers", peers: answer }));
       const c = await mkNode({
         name: "seeker",
         listen: false,

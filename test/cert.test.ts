@@ -44,7 +44,7 @@ function rejects(input: Uint8Array, re?: RegExp): void {
   );
 }
 
-async function withTmp<T>(f: (dir: string) => Promise<T>): Promise<T> {
+async function withTmp<T>(f: (dir: string) => T | Promise<T>): Promise<T> {
   const dir = await mkdtemp(join(tmpdir(), "atlas-cert-"));
   try {
     return await f(dir);
@@ -156,7 +156,7 @@ describe("peerKeyFromCertificate", () => {
   });
 
   test("rejects an ECDSA certificate made by openssl", { skip: opensslSkip }, async () => {
-    await withTmp(async (dir) => {
+    await withTmp((dir) => {
       const k = join(dir, "k.pem");
       const c = join(dir, "c.pem");
       execFileSync("openssl", [
@@ -187,7 +187,7 @@ describe("peerKeyFromCertificate", () => {
     "accepts an ed25519 self-signed certificate made by openssl (different layout)",
     { skip: opensslSkip },
     async () => {
-      await withTmp(async (dir) => {
+      await withTmp((dir) => {
         const k = join(dir, "k.pem");
         const c = join(dir, "c.pem");
         execFileSync("openssl", [

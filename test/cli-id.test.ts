@@ -66,7 +66,7 @@ test("card editing: set-name, set-bio, add-skill, remove-skill, show (--json)", 
   const show = await runAtlas(["id", "show"], { home });
   assert.match(
     show.stdout,
-    /^Node ID  : atlas_[0-9a-f]{64}\nName     : Alpha Agent\nBio      : summarises things\nSkills   : translate\nOperator : -\nKey      : .*node-key\.pem\n$/,
+    /^Node ID {2}: atlas_[0-9a-f]{64}\nName {5}: Alpha Agent\nBio {6}: summarises things\nSkills {3}: translate\nOperator : -\nKey {6}: .*node-key\.pem\n$/,
   );
   const j = JSON.parse((await runAtlas(["id", "show", "--json"], { home })).stdout);
   assert.deepEqual({ name: j.name, bio: j.bio, skills: j.skills }, {

@@ -6,7 +6,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { appendFile, writeFile } from "node:fs/promises";
+import { appendFile } from "node:fs/promises";
 import { join } from "node:path";
 import { openStore } from "../src/store/index.ts";
 import {
@@ -185,7 +185,7 @@ describe("net send / inbox / outbox", () => {
       const s = await runAtlas(["net", "send", da.address, '{"late":true}', "--json"], { home: b.home });
       assert.equal(s.code, 0, s.stderr);
       const id = JSON.parse(s.stdout).msg_id;
-      await waitFor("the followed message", async () => out.includes("\n"), 10_000);
+      await waitFor("the followed message", () => Promise.resolve(out.includes("\n")), 10_000);
       const m = JSON.parse(out.trimEnd());
       assert.equal(m.id, id);
       assert.deepEqual(m.body, { late: true });

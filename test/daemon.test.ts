@@ -1,7 +1,7 @@
 /** `atlas daemon` (SPEC §16) through real processes: lock, control socket, status, stop, signals, keepalive. */
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { appendFile, stat, writeFile } from "node:fs/promises";
+import { appendFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { openStore } from "../src/store/index.ts";
 import { cleanupHomes, initHome, killAll, runAtlas, startListener } from "./helpers/cli.ts";

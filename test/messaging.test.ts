@@ -222,9 +222,7 @@ describe("direct delivery between two nodes", () => {
     const b = await startNode();
     const a = await startNode({ listen: false, inbox: false });
     const insert = b.store.inbox.insert;
-    b.store.inbox.insert = async () => {
-      throw new AtlasError("ERR_STORE", "disk full");
-    };
+    b.store.inbox.insert = () => Promise.reject(new AtlasError("ERR_STORE", "disk full"));
     try {
       await assert.rejects(
         sendDirect(a.node, pinned(b), "{}"),

@@ -25,8 +25,13 @@ async function relay(o: Parameters<typeof startFakeAuthRelay>[0] = {}): Promise<
   return r;
 }
 
-async function profile(home: string): Promise<Record<string, any>> {
-  return parse(await readFile(join(home, "state", "profile.toml"), "utf8")) as Record<string, any>;
+/** The operator binding in `state/profile.toml`, as far as these tests read it. */
+interface StoredProfile {
+  operator?: { fid: number; username: string; custody_address: string; message: string; signature: string };
+}
+
+async function profile(home: string): Promise<StoredProfile> {
+  return parse(await readFile(join(home, "state", "profile.toml"), "utf8")) as StoredProfile;
 }
 
 /** A TCP port with nothing listening on it. */
@@ -55,7 +60,7 @@ test("auth-farcaster: approval through the relay stores the binding; id show nam
   );
   assert.equal(lines[1], "Operator : @alice (fid 1234)");
   assert.equal(lines[2], `Custody  : ${TEST_ADDRESS}`);
-  const expires = Date.parse(lines[3]!.replace(/^Expires  : /, ""));
+  const expires = Date.parse(lines[3]!.replace(/^Expires {2}: /, ""));
   assert.ok(Math.abs(expires - (before + 365 * DAY_MS)) < 60_000, lines[3]);
 
   // What was asked of the relay: this node's full ID as Request ID, an alphanumeric nonce, the
@@ -71,7 +76,7 @@ test("auth-farcaster: approval through the relay stores the binding; id show nam
   assert.equal(ch.polls, 3);
   assert.deepEqual(new Set(ch.authHeaders), new Set([`Bearer ${ch.token}`]));
 
-  const op = (await profile(home)).operator;
+  const op = (await profile(home)).operator!;
   assert.equal(op.fid, 1234);
   assert.equal(op.username, "alice");
   assert.equal(op.custody_address, TEST_ADDRESS);
@@ -120,7 +125,7 @@ test("auth-farcaster --json: one object on stdout; the approval URL on stderr; f
   assert.equal(res.stderr, `Approve  : ${j.approval_url}\n`);
   assert.equal(r.channels[0]!.request.domain, "agents.example");
   assert.equal(r.channels[0]!.request.siweUri, "https://agents.example/login");
-  const op = (await profile(home)).operator;
+  const op = (await profile(home)).operator!;
   assert.equal(op.fid, 77);
   assert.match(op.message, /^agents\.example wants you to sign in/);
 });
@@ -196,7 +201,7 @@ test("auth-farcaster: never approved within --timeout-secs → exit 5", async ()
   const took = Date.now() - t0;
   assert.equal(res.code, 5, res.stderr);
   assert.equal(res.stderr, "error: no approval within 2 s\n");
-  assert.match(res.stdout, /^Approve  : /); // the URL was shown before waiting
+  assert.match(res.stdout, /^Approve {2}: /); // the URL was shown before waiting
   assert.ok(took >= 2000 && took < 8000, `took ${took} ms`);
   assert.ok(r.channels[0]!.polls >= 5, `polled ${r.channels[0]!.polls} times`);
   assert.equal((await profile(home)).operator, undefined);
@@ -440,5 +445,5 @@ test("auth-farcaster runs under Deno too", async () => {
     )
   );
   assert.equal(JSON.parse(out).username, "alice");
-  assert.equal((await profile(home)).operator.fid, 1234);
+  assert.equal((await profile(home)).operator!.fid, 1234);
 });

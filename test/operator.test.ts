@@ -525,7 +525,7 @@ describe("verifyOperator", () => {
       reason: "hub unreachable: boom",
     });
     const nameFails: HubClient = {
-      custodyOwnsFid: async () => true,
+      custodyOwnsFid: () => Promise.resolve(true),
       username: () => Promise.reject(new Error("later boom")),
     };
     const v = await verifyOperator(binding(), NODE, cfg("hub"), nameFails, NOW);
@@ -592,7 +592,7 @@ describe("HttpHubClient", () => {
 
   test("understands Snapchain's JSON shapes (enum names, errors) through an injected fetch", async () => {
     const seen: string[] = [];
-    const fakeFetch: typeof fetch = async (input) => {
+    const fakeFetch: typeof fetch = (input) => {
       const url = new URL(String(input));
       seen.push(url.pathname + url.search);
       if (url.pathname === "/v1/onChainEventsByFid") {
@@ -612,17 +612,21 @@ describe("HttpHubClient", () => {
             ],
           }
           : { events: [ev(100, OTHER_ADDRESS.toLowerCase(), "Register")], nextPageToken: "AQID+/==" };
-        return new Response(JSON.stringify(body), { status: 200, headers: { "content-type": "application/json" } });
+        return Promise.resolve(
+          new Response(JSON.stringify(body), { status: 200, headers: { "content-type": "application/json" } }),
+        );
       }
-      return new Response(
-        JSON.stringify({
-          error: "Failed to get user data",
-          errorDetail: 'status: NotFound, message: "user data not found"',
-        }),
-        {
-          status: 400,
-          headers: { "content-type": "application/json" },
-        },
+      return Promise.resolve(
+        new Response(
+          JSON.stringify({
+            error: "Failed to get user data",
+            errorDetail: 'status: NotFound, message: "user data not found"',
+          }),
+          {
+            status: 400,
+            headers: { "content-type": "application/json" },
+          },
+        ),
       );
     };
     const client = new HttpHubClient("https://snap.example:3381", { fetch: fakeFetch });
@@ -637,7 +641,7 @@ describe("HttpHubClient", () => {
 
   test("a hub answering garbage is an error", async () => {
     const client = new HttpHubClient("https://hub.example", {
-      fetch: async () => new Response("<html>hi</html>", { status: 200 }),
+      fetch: () => Promise.resolve(new Response("<html>hi</html>", { status: 200 })),
     });
     await assert.rejects(
       client.custodyOf(FID),

@@ -18,7 +18,16 @@ after(async () => {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const config = (home: string, text: string) => appendFile(join(home, "state", "config.toml"), text);
 
-async function status(home: string): Promise<Record<string, any>> {
+/** The fields of `atlas status --json` these tests read (relay_server on relay nodes only). */
+interface StatusJson {
+  public_address: string | null;
+  public_address_source: string;
+  relays: { registered: boolean }[];
+  relay_pipes: { open: number; datagram_drops: number };
+  relay_server: { registered: number; pipes: number; forwarded_packets: number };
+}
+
+async function status(home: string): Promise<StatusJson> {
   const r = await runAtlas(["status", "--json"], { home });
   assert.equal(r.code, 0, r.stderr);
   return JSON.parse(r.stdout);

@@ -87,7 +87,8 @@ async function target(
   });
   n.handle(
     "Message",
-    async (_s, req) => (req.type === "Message" ? { type: "MessageAck", msg_id: req.id, status: "received" } : null),
+    (_s, req) =>
+      Promise.resolve(req.type === "Message" ? { type: "MessageAck", msg_id: req.id, status: "received" } : null),
   );
   const presence = new RelayPresence(n, silentLogger);
   presence.start();

@@ -143,7 +143,7 @@ export function waitForListening(
         port: Number(String(j.address).split(":").pop()),
         nodeId: j.node_id,
         stderr: () => err,
-        stop: async (signal = "SIGTERM") => {
+        stop: (signal = "SIGTERM") => {
           p.kill(signal);
           return exited;
         },

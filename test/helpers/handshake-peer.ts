@@ -130,10 +130,10 @@ export async function startNodeResponder(
     throw e;
   }
   const handled: AtlasMessage[] = [];
-  node.handle("Message", async (_s, req) => {
-    if (req.type !== "Message") return null;
+  node.handle("Message", (_s, req) => {
+    if (req.type !== "Message") return Promise.resolve(null);
     handled.push(req);
-    return { type: "MessageAck", msg_id: req.id, status: "received" };
+    return Promise.resolve({ type: "MessageAck", msg_id: req.id, status: "received" });
   });
   return {
     node,
