@@ -2,27 +2,9 @@
  * The STUN message codec (RFC 5389) from the `stun` package: only its encoder/decoder, never its
  * networking (NOTES: its sockets pull old dependencies; Atlas sends STUN from its QUIC socket).
  */
-// @ts-ignore the stun package ships no type declarations
-import stunPkg from "stun";
+import codec, { type StunMessage } from "stun"; // types: ./stun.d.ts (the package ships none)
 
-export interface StunMessage {
-  readonly type: number;
-  readonly transactionId: Uint8Array;
-  addXorAddress(address: string, port: number): unknown;
-  addFingerprint(): unknown;
-  getXorAddress(): { address: string; port: number; family: string } | undefined;
-  getAttribute(type: number): unknown;
-}
-
-interface StunCodec {
-  createMessage(type: number, transactionId?: Uint8Array): StunMessage;
-  encode(m: StunMessage): Uint8Array;
-  decode(b: Uint8Array): StunMessage;
-  validateFingerprint(m: StunMessage): boolean;
-  constants: Record<string, number>;
-}
-
-const codec = stunPkg as StunCodec;
+export type { StunMessage };
 
 export const BINDING_REQUEST = codec.constants.STUN_BINDING_REQUEST!; // 0x0001
 export const BINDING_RESPONSE = codec.constants.STUN_BINDING_RESPONSE!; // 0x0101
