@@ -123,6 +123,7 @@ const helloOptional = {
   listen_addrs: addrs,
   relays,
   agent: text(Limits.AGENT_BYTES),
+  features: fc.array(text(Limits.FEATURE_BYTES), { maxLength: Limits.FEATURES }),
 };
 
 export const arbitraries: Record<MsgTypeName, fc.Arbitrary<WireMessage>> = {
@@ -156,6 +157,16 @@ export const arbitraries: Record<MsgTypeName, fc.Arbitrary<WireMessage>> = {
   RelayReady: msg("RelayReady", { status: fc.constantFrom("waiting", "ready") }, { session: u32 }),
   RelayError: msg("RelayError", { code: u32, reason: text(300) }),
   Error: msg("Error", { code: u32, message: text(300) }, { ref_msg_id: msgId }),
+  PunchOffer: msg("PunchOffer", {
+    nonce: bytes(Limits.NONCE_BYTES),
+    candidates: fc.array(address, { maxLength: Limits.PUNCH_CANDIDATES }),
+    attempt: u32,
+  }),
+  PunchAnswer: msg("PunchAnswer", {
+    nonce: bytes(Limits.NONCE_BYTES),
+    candidates: fc.array(address, { maxLength: Limits.PUNCH_CANDIDATES }),
+  }),
+  PunchSync: msg("PunchSync", { nonce: bytes(Limits.NONCE_BYTES) }),
   Ping: msg("Ping", { ts: timestamp, id: u32 }),
   Pong: msg("Pong", { ts: timestamp, echo: timestamp, id: u32 }),
   Disconnect: msg("Disconnect", { reason: text(Limits.DISCONNECT_REASON_BYTES), message: text(300) }),

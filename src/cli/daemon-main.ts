@@ -40,6 +40,12 @@ export async function startDaemon(ctx: Ctx, o: DaemonOptions): Promise<void> {
     const presence = new RelayPresence(node, ctx.log);
     presence.onChange = () => void registration?.registerAll();
     services.push(presence);
+    // SPEC §11a: relayed sessions this daemon dialled are upgraded to direct paths where the NATs allow.
+    const { HolePunchService } = await import("../net/holepunch/service.ts");
+    const holePunch = node.config.transport.hole_punch
+      ? new HolePunchService(node, { publicAddress: () => stun.publicAddress(), log: ctx.log })
+      : null;
+    if (holePunch) services.push(holePunch);
     const baseStatus = handlers.get("status")!;
     handlers.set("status", async (a) => {
       const st = stun.status();
@@ -49,6 +55,7 @@ export async function startDaemon(ctx: Ctx, o: DaemonOptions): Promise<void> {
         public_address_source: st.source,
         relays: presence.status(),
         relay_pipes: relayLinks(node).stats(),
+        hole_punch: holePunch?.status() ?? [],
       };
     });
     if (node.config.stun.serve && !node.config.transport.offer_relay) {

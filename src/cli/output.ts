@@ -75,7 +75,8 @@ export function operatorText(o: OperatorInfoView): string {
 export const shortId = (id: string): string => id.slice(0, 18) + "…";
 
 /** How a session was reached: `direct`, or `relay (atlas_9a1b…@198.51.100.1:4433)` (SPEC §7, §14). */
-export function pathText(s: { path: string; relay?: string | null }): string {
+export function pathText(s: { path: string; relay?: string | null; punched?: boolean }): string {
+  if (s.path === "direct" && s.punched) return "direct (hole-punched)";
   if (s.path !== "relay" || !s.relay) return s.path;
   const at = s.relay.indexOf("@");
   return `relay (${at > 0 ? `${shortId(s.relay.slice(0, at))}${s.relay.slice(at)}` : s.relay})`;

@@ -23,6 +23,8 @@ export const DEFAULTS = {
     relay_pipes_per_source: 4,
     relay_missed_announces: 5,
     relay_pairing_timeout: 10, // s
+    relay_stagger_ms: 300, // relays raced this long after the first direct candidate (SPEC §7)
+    hole_punch: true, // upgrade relayed sessions to a direct path where the NATs allow it (SPEC §11a)
     dial_timeout: 5, // s, per direct candidate
     dial_stagger_ms: 250, // Happy Eyeballs start offset
     keepalive_interval: 15, // s, QUIC PING (keeps NAT mappings open)

@@ -26,6 +26,8 @@ export interface SessionInfo {
   trust: string;
   path: string;
   relay: string | null;
+  /** A direct path that hole punching opened (SPEC §11a): shown as `direct (hole-punched)`. */
+  punched: boolean;
   address: string;
   operator: OperatorInfoView | null;
 }
@@ -45,6 +47,7 @@ export function sessionInfo(s: Session): SessionInfo {
     trust: s.trust,
     path: s.path,
     relay: s.relay ?? null,
+    punched: s.punched,
     address: s.remoteAddress,
     operator: operatorView(s),
   };
@@ -66,21 +69,36 @@ export interface PingReport extends SessionInfo {
   min_ms: number | null;
   median_ms: number | null;
   max_ms: number | null;
+  /** Each time the session in use changed path (hole punching, or a fall back to the relay). */
+  path_changes: { before_ping: number; path: string; relay: string | null; punched: boolean }[];
   error?: { code: string; message: string; exit: number };
 }
 
-/** `net ping`: `count` Pings `interval` ms apart over a live or new session. */
+/**
+ * `net ping`: `count` Pings `interval` ms apart over a live or new session. Each Ping goes over the
+ * peer's current session, so a path change in the middle (a relayed session upgraded to a
+ * hole-punched one, or back) shows in `path_changes` at the Ping it happened before.
+ */
 export async function pingOp(
   node: AtlasNode,
   a: { target: string; count: number; interval: number },
 ): Promise<PingReport> {
-  const { session: s } = await dialPeer(node, a.target);
+  const { session: first0 } = await dialPeer(node, a.target);
+  let s = first0;
   const timeoutMs = node.config.transport.request_timeout * 1000;
   const rtts: (number | null)[] = [];
+  const changes: PingReport["path_changes"] = [];
   let first: { pingTs: number; pongTs: number } | null = null;
   let lastErr: unknown = null;
   for (let i = 0; i < a.count; i++) {
     if (i > 0) await sleep(a.interval);
+    const now = node.liveSession(s.nodeId);
+    if (now && now !== s) {
+      if (now.pathLabel !== s.pathLabel) {
+        changes.push({ before_ping: i, path: now.path, relay: now.relay ?? null, punched: now.punched });
+      }
+      s = now;
+    }
     try {
       const r = await s.ping(timeoutMs);
       s.lastActivity = Date.now();
@@ -94,7 +112,7 @@ export async function pingOp(
   }
   const got = rtts.filter((r): r is number => r !== null).sort((x, y) => x - y);
   const report: PingReport = {
-    ...sessionInfo(s),
+    ...sessionInfo(first0),
     ping_ts: first?.pingTs ?? null,
     pong_ts: first?.pongTs ?? null,
     rtt_ms: rtts,
@@ -103,6 +121,7 @@ export async function pingOp(
     min_ms: got[0] ?? null,
     median_ms: got.length ? got[Math.floor((got.length - 1) / 2)]! : null,
     max_ms: got.at(-1) ?? null,
+    path_changes: changes,
   };
   if (got.length === 0) {
     const e = lastErr instanceof AtlasError ? lastErr : new AtlasError("ERR_TIMEOUT", "no Pong received");
@@ -137,6 +156,7 @@ export interface StatusReport {
     direction: string;
     path: string;
     relay: string | null;
+    punched: boolean;
     trust: string;
     age_s: number;
     rtt_ms: number | null;
@@ -156,6 +176,14 @@ export interface StatusReport {
   }[];
   /** Pipes through relays that this node is an end of, and their DATAGRAM drops. */
   relay_pipes?: { open: number; datagram_drops: number; unknown_session: number };
+  /** Hole punching per peer (SPEC §11a): direct, trying, or failed with the last reason. */
+  hole_punch?: {
+    node_id: string;
+    state: string;
+    attempts: number;
+    last_error: string | null;
+    direct_since: number | null;
+  }[];
   /** This node's own relay service, when it offers relaying. */
   relay_server?: {
     registered: number;
@@ -185,6 +213,7 @@ export async function statusOp(node: AtlasNode, startedAt: number): Promise<Stat
       direction: s.direction,
       path: s.path,
       relay: s.relay ?? null,
+      punched: s.punched,
       trust: s.trust,
       age_s: Math.round((now - s.openedAt) / 1000),
       rtt_ms: s.lastRttMs,

@@ -33,6 +33,8 @@ export interface LocalCard {
   listenAddrs: string[];
   relays: string[];
   agent: string;
+  /** Protocol features beyond the core (Hello/HelloAck `features`), e.g. `punch/1`. */
+  features: string[];
 }
 
 /** What the peer proved (identity) and declared (the rest). */
@@ -46,6 +48,8 @@ export interface PeerCard {
   listenAddrs: string[];
   relays: string[];
   agent?: string;
+  /** What the peer said it speaks beyond the core; an older peer says nothing (empty). */
+  features: string[];
   timestamp: number;
   /** The outcome of checking `operator` (SPEC §13), set while the trust level is decided. */
   verdict?: OperatorVerdict;
@@ -111,6 +115,7 @@ function checkCard(m: Hello | HelloAck, tlsKey: Uint8Array, now: number, maxDrif
     listenAddrs: m.listen_addrs ?? [],
     relays: m.relays ?? [],
     agent: m.agent,
+    features: m.features ?? [],
     timestamp: m.timestamp,
   };
 }
@@ -133,6 +138,7 @@ function cardFields(c: LocalCard) {
     listen_addrs: c.listenAddrs.length ? c.listenAddrs : undefined,
     relays: c.relays.length ? c.relays : undefined,
     agent: c.agent,
+    features: c.features.length ? c.features : undefined,
   };
 }
 

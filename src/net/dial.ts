@@ -4,6 +4,7 @@ import { formatAddr, parseAddr, type SockAddr } from "../transport/addr.ts";
 import type { AtlasNode } from "./node.ts";
 import type { Session } from "./session.ts";
 import { parseTarget, resolvePeerId } from "./target.ts";
+import { sleep } from "../util/time.ts";
 
 export interface DialResult {
   session: Session;
@@ -76,12 +77,13 @@ function relayCandidates(home: string[], own: string[]): string[] {
 }
 
 /**
- * dial(target) (SPEC §7): reuse a live session; otherwise try the direct candidates in order,
- * each within `transport.dial_timeout`, a later one starting `transport.dial_stagger_ms` after
- * the previous (Happy Eyeballs). The first handshake to complete wins; the others are cancelled.
- * When all of them fail and the target is a node ID, its home relays and then ours are tried in
- * order — unless the peer itself refused us directly (a relay would not change its mind).
- * Failures are written to the peer's `last_failure`.
+ * dial(target) (SPEC §7): reuse a live session; otherwise race every path. The direct candidates
+ * go first, each within `transport.dial_timeout`, a later one starting `transport.dial_stagger_ms`
+ * after the previous (Happy Eyeballs). For a node-ID target the relays — its home relays, then
+ * ours — join the race `transport.relay_stagger_ms` after the first direct candidate instead of
+ * waiting for every direct timeout, and are tried one after another. The first path to complete
+ * the handshake wins and the others are cancelled. A direct refusal by the peer itself stops the
+ * relay attempt (a relay would not change its mind). Failures go to the peer's `last_failure`.
  */
 export async function dialPeer(node: AtlasNode, target: string): Promise<DialResult> {
   const { nodeId, addrs, relays } = await candidatesFor(node, target);
@@ -90,48 +92,101 @@ export async function dialPeer(node: AtlasNode, target: string): Promise<DialRes
     if (live) return { session: live, reused: true };
   }
   const errors: unknown[] = [];
-  let session = await dialDirect(node, addrs, nodeId, errors);
-  const refused = errors.some((e) =>
-    isAtlasError(e) && e.code !== "ERR_INVALID_IDENTITY" && ["rejected", "expired"].includes(failureKind(e))
-  );
-  if (!session && nodeId && !refused) session = await dialRelays(node, relays, nodeId, errors);
+  const race = new DialRace(errors);
+  const direct = dialDirect(node, addrs, nodeId, race);
+  const relayed = nodeId && relays.length > 0
+    ? delayed(addrs.length > 0 ? node.config.transport.relay_stagger_ms : 0, race.signal)
+      .then(() => dialRelays(node, relays, nodeId, race))
+    : Promise.resolve(null);
+  const session = await race.first([direct, relayed]);
   if (session) return { session, reused: false };
   const err = pickError(errors.filter((e) => e !== undefined), addrs, relays);
   if (nodeId) await node.store.peers.recordFailure(nodeId, failureKind(err), Math.floor(Date.now() / 1000));
   throw err;
 }
 
-/** The direct candidates, Happy Eyeballs style; null when none completed the handshake. */
+/** True for an error by which the peer itself refused us (not a wrong identity at an address). */
+function refusedByPeer(e: unknown): boolean {
+  return isAtlasError(e) && e.code !== "ERR_INVALID_IDENTITY" && ["rejected", "expired"].includes(failureKind(e));
+}
+
+/**
+ * The shared state of one dial's attempts: the first session to arrive wins, aborts the others
+ * and closes any that complete after it; every failure is collected for the final error.
+ */
+class DialRace {
+  private ctrl = new AbortController();
+  private winner: Session | null = null;
+  /** Set once the peer refused a direct attempt: relays are not tried after that. */
+  refused = false;
+
+  constructor(private errors: unknown[]) {}
+
+  get signal(): AbortSignal {
+    return this.ctrl.signal;
+  }
+
+  get over(): boolean {
+    return this.winner !== null || this.ctrl.signal.aborted;
+  }
+
+  /** Offer a session that completed its handshake; false (and it is closed) if another won. */
+  offer(s: Session): boolean {
+    if (this.winner) {
+      s.close("replaced", "dial lost the race");
+      return false;
+    }
+    this.winner = s;
+    this.ctrl.abort();
+    return true;
+  }
+
+  fail(e: unknown): void {
+    this.errors.push(e);
+    if (refusedByPeer(e)) this.refused = true;
+  }
+
+  /** The winning session once every attempt has settled or one has won; null when none did. */
+  first(attempts: Promise<Session | null>[]): Promise<Session | null> {
+    return new Promise((resolve) => {
+      let pending = attempts.length;
+      for (const a of attempts) {
+        void a.then((s) => {
+          if (s && this.winner === s) return resolve(s);
+          if (--pending === 0) resolve(this.winner);
+        });
+      }
+    });
+  }
+}
+
+/** Resolves after `ms`, or at once when the race is already over. */
+function delayed(ms: number, signal: AbortSignal): Promise<void> {
+  return ms > 0 ? sleep(ms, signal) : Promise.resolve();
+}
+
+/** The direct candidates, Happy Eyeballs style; resolves with the winner or null. */
 function dialDirect(
   node: AtlasNode,
   addrs: SockAddr[],
   nodeId: string | undefined,
-  errors: unknown[],
+  race: DialRace,
 ): Promise<Session | null> {
   if (addrs.length === 0) return Promise.resolve(null);
-  const cfg = node.config.transport;
-  const ctrl = new AbortController();
+  const stagger = node.config.transport.dial_stagger_ms;
   return new Promise<Session | null>((resolve) => {
     let pending = addrs.length;
-    let won = false;
     addrs.forEach((addr, i) => {
-      const start = () => {
-        if (won) return;
-        node
-          .connectTo(addr, { expectedNodeId: nodeId, signal: ctrl.signal })
-          .then((s) => {
-            if (won) return void s.close("replaced", "dial lost the race");
-            won = true;
-            ctrl.abort();
-            resolve(s);
-          })
-          .catch((e) => {
-            errors.push(e);
-            if (--pending === 0 && !won) resolve(null);
-          });
-      };
-      if (i === 0) start();
-      else setTimeout(start, i * cfg.dial_stagger_ms);
+      void delayed(i * stagger, race.signal).then(async () => {
+        try {
+          if (race.over) return;
+          const s = await node.connectTo(addr, { expectedNodeId: nodeId, signal: race.signal });
+          if (race.offer(s)) return resolve(s);
+        } catch (e) {
+          race.fail(e);
+        }
+        if (--pending === 0) resolve(null);
+      });
     });
   });
 }
@@ -141,16 +196,18 @@ async function dialRelays(
   node: AtlasNode,
   relays: string[],
   nodeId: string,
-  errors: unknown[],
+  race: DialRace,
 ): Promise<Session | null> {
-  if (relays.length === 0) return null;
   const { dialViaRelay } = await import("../relay/dial.ts");
   for (const r of relays) {
+    if (race.over || race.refused) return null;
     try {
-      return await dialViaRelay(node, r, nodeId);
+      const s = await dialViaRelay(node, r, nodeId, { signal: race.signal });
+      return race.offer(s) ? s : null;
     } catch (e) {
+      if (race.over) return null;
       node.log.info("relay attempt failed", { relay: r, error: (e as Error).message });
-      errors.push(e);
+      race.fail(e);
     }
   }
   return null;

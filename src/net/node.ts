@@ -30,8 +30,9 @@ import {
 } from "../wire/messages.ts";
 import { PeerRateLimiter } from "./rate-limit.ts";
 import { listenAddrs } from "./listen-addrs.ts";
-import { type Direction, type PathKind, type RequestHandler, Session } from "./session.ts";
+import { type Direction, type PathKind, type RequestHandler, Session, UPGRADED_TO_DIRECT } from "./session.ts";
 import { trustLevelFor } from "./trust.ts";
+import { RELAY_GRACE_MS } from "./holepunch/constants.ts";
 import type { HttpHubClient } from "../operator/hub.ts";
 
 export interface NodeOptions {
@@ -64,6 +65,8 @@ export class AtlasNode {
   onObservedAddr: ((addr: string, peerNodeId: string) => void) | null = null;
   /** Inbound request limits per peer and tier (SPEC §9). */
   readonly limiter: PeerRateLimiter;
+  /** Called for every session as it opens (after rivals are settled): daemon services hook in here. */
+  private openListeners = new Set<(s: Session) => void>();
 
   private constructor(o: NodeOptions, endpoint: QuicEndpoint) {
     this.config = o.config;
@@ -81,6 +84,7 @@ export class AtlasNode {
       listenAddrs: o.listen ? listenAddrs(endpoint.local) : [],
       relays: [],
       agent: AGENT,
+      features: [],
     };
     if (o.listen) endpoint.onConnection = (c) => this.acceptConnection(c);
   }
@@ -104,15 +108,25 @@ export class AtlasNode {
     this.handlers.set(type, h);
   }
 
+  /** Run `fn` for every session that opens from now on; returns the removal function. */
+  onSessionOpen(fn: (s: Session) => void): () => void {
+    this.openListeners.add(fn);
+    return () => this.openListeners.delete(fn);
+  }
+
   /** The handler registered for `type`, if any (to chain a new one in front of it). */
   handlerFor(type: MsgTypeName): RequestHandler | undefined {
     return this.handlers.get(type);
   }
 
-  /** A live session with `nodeId`, preferring the newest. */
+  /** A live session with `nodeId`, preferring the newest (a relayed one in its grace period last). */
   liveSession(nodeId: string): Session | undefined {
     let best: Session | undefined;
-    for (const s of this.sessions.get(nodeId) ?? []) if (s.isOpen && (!best || s.openedAt > best.openedAt)) best = s;
+    const rank = (s: Session) => (s.supersededBy ? 0 : 1);
+    for (const s of this.sessions.get(nodeId) ?? []) {
+      if (!s.isOpen) continue;
+      if (!best || rank(s) > rank(best) || (rank(s) === rank(best) && s.openedAt > best.openedAt)) best = s;
+    }
     return best;
   }
 
@@ -141,7 +155,7 @@ export class AtlasNode {
   // deno-lint-ignore require-await -- endpoint.connect can throw (closing, connection limit): callers need a rejection
   async connectTo(
     addr: SockAddr,
-    o: { expectedNodeId?: string; dialTimeoutMs?: number; signal?: AbortSignal } = {},
+    o: { expectedNodeId?: string; dialTimeoutMs?: number; signal?: AbortSignal; punched?: boolean } = {},
   ): Promise<Session> {
     return this.runOutbound(this.endpoint.connect(addr), { ...o, dialled: addr, path: "direct" });
   }
@@ -187,7 +201,9 @@ export class AtlasNode {
         throw new AtlasError("ERR_CLOSED", "dial cancelled");
       }
       if (hs.observedAddr && o.path === "direct") this.onObservedAddr?.(hs.observedAddr, hs.peer.nodeId);
-      return this.openSession(conn, hs, "outbound", { path: o.path, relay: o.relay }, held, o.dialled);
+      const s = this.openSession(conn, hs, "outbound", { path: o.path, relay: o.relay }, held, o.dialled);
+      if (o.punched) s.punched = true; // before its row is written, which waits for the next turn
+      return s;
     } catch (e) {
       conn.close(0, "dial failed");
       for (const s of held.streams) s.abort(0);
@@ -361,7 +377,15 @@ export class AtlasNode {
     void s.runControl();
     held.session = s;
     for (const st of held.streams.splice(0)) void this.serveRequest(s, st);
-    return this.settleRivals(s, rivals);
+    const winner = this.settleRivals(s, rivals);
+    for (const fn of this.openListeners) {
+      try {
+        fn(s);
+      } catch (e) {
+        this.log.warn("session listener failed", { error: (e as Error).message });
+      }
+    }
+    return winner;
   }
 
   /**
@@ -374,6 +398,10 @@ export class AtlasNode {
     const raceMs = this.config.security.handshake_timeout * 1000;
     const initiator = (x: Session) => (x.direction === "outbound" ? this.nodeId : x.nodeId);
     for (const old of rivals) {
+      if (old.path === "relay" && s.path === "direct") {
+        this.retireRelayed(old, s);
+        continue;
+      }
       const race = old.direction !== s.direction && s.openedAt - old.openedAt < raceMs;
       const keepOld = race && initiator(old) < initiator(s);
       const loser = keepOld ? s : old;
@@ -382,6 +410,22 @@ export class AtlasNode {
       void loser.disconnect(DISCONNECT_REPLACED, "replaced by another connection between the same nodes");
     }
     return winner;
+  }
+
+  /**
+   * A direct session replaced a relayed one (hole punching, SPEC §11a): new traffic takes the
+   * direct one at once (`liveSession` prefers the newest), while requests already in flight on the
+   * relayed one finish during RELAY_GRACE_MS; then it is closed and its relay slot freed.
+   */
+  private retireRelayed(old: Session, direct: Session): void {
+    if (old.supersededBy) return;
+    old.supersededBy = direct;
+    if (old.pinned) direct.pinned = true;
+    const t = setTimeout(() => {
+      void old.disconnect(DISCONNECT_REPLACED, "replaced by a direct path", UPGRADED_TO_DIRECT);
+    }, RELAY_GRACE_MS);
+    t.unref?.();
+    void old.done.then(() => clearTimeout(t));
   }
 
   private async recordSession(s: Session, peer: PeerCard, trust: TrustLevel, dialled?: SockAddr): Promise<void> {
@@ -418,6 +462,7 @@ export class AtlasNode {
         protocol_v: 1,
         trust_level: trust,
         connected_at: now,
+        punched: s.punched,
       },
       now,
     );
@@ -545,6 +590,8 @@ export interface OutboundOptions {
   path: PathKind;
   /** `atlas_<id>@host:port` of the relay a relayed connection goes through. */
   relay?: string;
+  /** A direct connection through the NAT mappings hole punching opened (SPEC §11a). */
+  punched?: boolean;
 }
 
 export interface HeldStreams {

@@ -3,11 +3,14 @@ import type { PeerCard } from "../handshake/handshake.ts";
 import type { QuicConnection } from "../transport/connection.ts";
 import type { QuicStream } from "../transport/stream.ts";
 import { FramedStream } from "../wire/framed-stream.ts";
-import { DISCONNECT_SHUTDOWN, type TrustLevel, type WireMessage } from "../wire/messages.ts";
+import { DISCONNECT_REPLACED, DISCONNECT_SHUTDOWN, type TrustLevel, type WireMessage } from "../wire/messages.ts";
 import type { Logger } from "../util/log.ts";
 import { sleep, unixNow, within } from "../util/time.ts";
 
 export type PathKind = "direct" | "relay";
+
+/** The close reason of a relayed session retired because a direct one replaced it (SPEC §11a). */
+export const UPGRADED_TO_DIRECT = "upgraded to a direct path";
 export type Direction = "inbound" | "outbound";
 
 export interface PingResult {
@@ -41,6 +44,10 @@ export class Session {
   lastActivity = Date.now();
   /** Kept until `net disconnect` (made by `net connect` in a daemon): never closed for idleness. */
   pinned = false;
+  /** A direct session that hole punching opened through both NATs (SPEC §11a). */
+  punched = false;
+  /** Set while this relayed session is kept for its grace period after a direct one replaced it. */
+  supersededBy: Session | null = null;
   /** RTT of the latest Pong, for `atlas status`. */
   lastRttMs: number | null = null;
   /** The peer ended the session with a Disconnect frame. */
@@ -103,6 +110,12 @@ export class Session {
     return this.closeReason === null && this.conn.isConnected;
   }
 
+  /** How outputs name the path: `direct`, `direct (hole-punched)` or `relay (atlas_…@addr)`. */
+  get pathLabel(): string {
+    if (this.path === "relay") return `relay (${this.relay ?? "?"})`;
+    return this.punched ? "direct (hole-punched)" : "direct";
+  }
+
   /** Read the control stream for the life of the session. */
   async runControl(): Promise<void> {
     for (;;) {
@@ -145,7 +158,9 @@ export class Session {
           reason: m.reason,
           message: m.message,
         });
-        this.closeReason = m.reason;
+        // Both ends retire a relayed session that a direct one replaced: whichever Disconnect
+        // arrives first, the row says what happened.
+        this.closeReason = this.supersededBy && m.reason === DISCONNECT_REPLACED ? UPGRADED_TO_DIRECT : m.reason;
         this.remoteDisconnect = true;
         this.conn.close(0, m.reason);
         return;
@@ -220,6 +235,12 @@ export class Session {
     await sleep(10); // let the frame leave before CONNECTION_CLOSE
     this.conn.close(0, reason);
     await within(this.conn.closed, 500);
+  }
+
+  /** Drop a session whose path is dead: no Disconnect, no closing period to wait out. */
+  abandon(reason: string): void {
+    if (this.closeReason === null) this.closeReason = reason;
+    this.conn.abandon(reason);
   }
 
   /** Close without telling the peer why (beyond the QUIC close reason). */

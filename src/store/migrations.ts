@@ -114,6 +114,15 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE INDEX deliveries_finished ON deliveries (finished_at DESC)`,
     ],
   },
+  {
+    version: 3,
+    name: "hole-punched sessions",
+    tables: [],
+    statements: [
+      // 1 for a direct session that hole punching opened (SPEC §11a): `direct (hole-punched)`.
+      `ALTER TABLE sessions ADD COLUMN punched INTEGER NOT NULL DEFAULT 0`,
+    ],
+  },
 ];
 
 /** The schema version this build of Atlas reads and writes. */

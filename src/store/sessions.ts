@@ -20,9 +20,13 @@ export interface SessionRow {
   missed_pongs: number;
   closed_at: number | null;
   close_reason: string | null;
+  /** A direct session opened by hole punching (SPEC §11a). */
+  punched: boolean;
 }
 
-export type SessionOpen = Omit<SessionRow, "id" | "closed_at" | "close_reason" | "last_pong_at" | "missed_pongs">;
+export type SessionOpen =
+  & Omit<SessionRow, "id" | "closed_at" | "close_reason" | "last_pong_at" | "missed_pongs" | "punched">
+  & { punched?: boolean };
 
 export interface SessionFilter {
   /** true: only open sessions; false: only closed ones; absent: both. */
@@ -34,7 +38,7 @@ export interface SessionFilter {
 
 const COLUMNS =
   "id, node_id, direction, path, relay, remote_address, protocol_v, trust_level, connected_at, last_pong_at, " +
-  "missed_pongs, closed_at, close_reason";
+  "missed_pongs, closed_at, close_reason, punched";
 
 const TRUST_LEVELS = new Set(["bootstrap", "unknown", "verified", "relay"]);
 
@@ -53,6 +57,7 @@ function sessionFromRow(r: Row): SessionRow {
     missed_pongs: num(r.missed_pongs),
     closed_at: numOrNull(r.closed_at),
     close_reason: strOrNull(r.close_reason),
+    punched: num(r.punched) === 1,
   };
 }
 
@@ -67,8 +72,8 @@ export function openStatements(s: SessionOpen): InStatement[] {
     },
     {
       sql:
-        `INSERT INTO sessions (node_id, direction, path, relay, remote_address, protocol_v, trust_level, connected_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO sessions (node_id, direction, path, relay, remote_address, protocol_v, trust_level, connected_at,
+            punched) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       args: [
         s.node_id,
         s.direction,
@@ -78,6 +83,7 @@ export function openStatements(s: SessionOpen): InStatement[] {
         Math.trunc(s.protocol_v),
         s.trust_level,
         at,
+        s.punched ? 1 : 0,
       ],
     },
   ];
@@ -169,14 +175,16 @@ export class SessionStore {
   }
 
   /** How each peer was reached in its latest session (SPEC §7: `direct`, or `relay` and which). */
-  async latestPaths(): Promise<Map<string, { path: "direct" | "relay"; relay: string | null }>> {
+  async latestPaths(): Promise<Map<string, { path: "direct" | "relay"; relay: string | null; punched: boolean }>> {
     const rows = await this.#db.rows(
-      "SELECT node_id, path, relay FROM sessions WHERE id IN (SELECT MAX(id) FROM sessions GROUP BY node_id)",
+      "SELECT node_id, path, relay, punched FROM sessions WHERE id IN (SELECT MAX(id) FROM sessions GROUP BY node_id)",
     );
     return new Map(
-      rows.map((
-        r,
-      ) => [String(r.node_id), { path: r.path === "relay" ? "relay" : "direct", relay: strOrNull(r.relay) }]),
+      rows.map((r) => [String(r.node_id), {
+        path: r.path === "relay" ? "relay" : "direct",
+        relay: strOrNull(r.relay),
+        punched: num(r.punched) === 1,
+      }]),
     );
   }
 }

@@ -9,9 +9,10 @@ const chains = new WeakMap<QuicEndpoint, StunHandler[]>();
 /**
  * Add a handler to the endpoint's single `onStun` hook. Handlers run in order until one consumes
  * the packet; whatever `onStun` was set before us stays last in the chain, so the STUN client and
- * server (and any other user) share one socket. Returns the removal function.
+ * server (and any other user) share one socket. `first` puts the handler ahead of the others.
+ * Returns the removal function.
  */
-export function addStunHandler(endpoint: QuicEndpoint, h: StunHandler): () => void {
+export function addStunHandler(endpoint: QuicEndpoint, h: StunHandler, o: { first?: boolean } = {}): () => void {
   let chain = chains.get(endpoint);
   if (!chain) {
     const list: StunHandler[] = [];
@@ -23,7 +24,10 @@ export function addStunHandler(endpoint: QuicEndpoint, h: StunHandler): () => vo
       previous?.(packet, from);
     };
   }
-  chain.push(h);
+  // `first`: hole-punch packets are Binding requests too, and must be seen before a STUN server
+  // answers every Binding request it gets.
+  if (o.first) chain.unshift(h);
+  else chain.push(h);
   const list = chain;
   return () => {
     const i = list.indexOf(h);

@@ -33,6 +33,9 @@ export const MsgType = {
   RelayConnect: 0x31,
   RelayReady: 0x32,
   RelayError: 0x33,
+  PunchOffer: 0x40,
+  PunchAnswer: 0x41,
+  PunchSync: 0x42,
   Error: 0xe0,
   Ping: 0xf0,
   Pong: 0xf1,
@@ -121,6 +124,8 @@ export interface Hello {
   relays?: string[];
   /** software version */
   agent?: string;
+  /** protocol features this node speaks beyond the SPEC's core, e.g. `punch/1` (docs/protocol.md) */
+  features?: string[];
 }
 
 export interface HelloAck {
@@ -140,6 +145,7 @@ export interface HelloAck {
   relays?: string[];
   /** software version (an addition to the SPEC table, symmetric with Hello.agent) */
   agent?: string;
+  features?: string[];
 }
 
 export interface Verify {
@@ -246,6 +252,25 @@ export interface Pong {
   id: number;
 }
 
+/** Hole punching (docs/protocol.md): candidates and the punch packets' nonce, over a relayed session. */
+export interface PunchOffer {
+  type: "PunchOffer";
+  nonce: Uint8Array;
+  candidates: string[];
+  attempt: number;
+}
+
+export interface PunchAnswer {
+  type: "PunchAnswer";
+  nonce: Uint8Array;
+  candidates: string[];
+}
+
+export interface PunchSync {
+  type: "PunchSync";
+  nonce: Uint8Array;
+}
+
 export interface Disconnect {
   type: "Disconnect";
   reason: string;
@@ -266,6 +291,9 @@ export type WireMessage =
   | RelayConnect
   | RelayReady
   | RelayError
+  | PunchOffer
+  | PunchAnswer
+  | PunchSync
   | ErrorMsg
   | Ping
   | Pong
@@ -296,6 +324,12 @@ export const Limits = {
   ADDR_CHARS: 330,
   /** entries of BootstrapPeers.peers */
   PEERS: 1000,
+  /** entries of Hello/HelloAck features, and bytes of one */
+  FEATURES: 16,
+  FEATURE_BYTES: 32,
+  /** candidates of PunchOffer / PunchAnswer, and the punch nonce */
+  PUNCH_CANDIDATES: 8,
+  NONCE_BYTES: 12,
   /** SignedRecord.data */
   RECORD_BYTES: 16 * 1024,
   PUBLIC_KEY_BYTES: 32,

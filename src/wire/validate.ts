@@ -250,6 +250,7 @@ export function isRelayAddress(s: unknown): s is string {
 }
 
 /** A run of string characters that need no attention (not `"`, `\\` or a control character). */
+// deno-lint-ignore no-control-regex -- JSON forbids raw control characters in strings: that is what this finds
 const PLAIN_RUN = /[^"\\\u0000-\u001f]*/y;
 
 /**
@@ -593,6 +594,10 @@ const peerRecord = nested(
   ]),
 );
 
+const features = list(Limits.FEATURES, str(Limits.FEATURE_BYTES), false);
+const candidates = list(Limits.PUNCH_CANDIDATES, address, false);
+const nonce = bytes(Limits.NONCE_BYTES);
+
 const schemaDefs: Record<MsgTypeName, FieldDef[]> = {
   Hello: [
     ["node_id", nodeId],
@@ -607,6 +612,7 @@ const schemaDefs: Record<MsgTypeName, FieldDef[]> = {
     ["listen_addrs", addrList, "?"],
     ["relays", relayList, "?"],
     ["agent", str(Limits.AGENT_BYTES), "?"],
+    ["features", features, "?"],
   ],
   HelloAck: [
     ["node_id", nodeId],
@@ -623,6 +629,7 @@ const schemaDefs: Record<MsgTypeName, FieldDef[]> = {
     ["listen_addrs", addrList, "?"],
     ["relays", relayList, "?"],
     ["agent", str(Limits.AGENT_BYTES), "?"],
+    ["features", features, "?"],
   ],
   Verify: [
     ["signature", signature],
@@ -680,6 +687,18 @@ const schemaDefs: Record<MsgTypeName, FieldDef[]> = {
     ["code", u32],
     ["message", text],
     ["ref_msg_id", str(128), "?"],
+  ],
+  PunchOffer: [
+    ["nonce", nonce],
+    ["candidates", candidates],
+    ["attempt", u32],
+  ],
+  PunchAnswer: [
+    ["nonce", nonce],
+    ["candidates", candidates],
+  ],
+  PunchSync: [
+    ["nonce", nonce],
   ],
   Ping: [
     ["ts", int],

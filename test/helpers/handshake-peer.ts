@@ -58,7 +58,7 @@ export function testConfig(configure?: (c: Config) => void): Config {
 }
 
 export function localCard(identity: Identity, name = "peer"): LocalCard {
-  return { identity, name, skills: ["test"], listenAddrs: [], relays: [], agent: "atlas-test/0" };
+  return { identity, name, skills: ["test"], listenAddrs: [], relays: [], agent: "atlas-test/0", features: [] };
 }
 
 /** Run `p` with a hard deadline so a broken implementation fails the test instead of hanging it. */

@@ -133,4 +133,10 @@ function renderStatus(ctx: Ctx, r: StatusReport): void {
       }  rtt ${rtt}${s.pinned ? "  pinned" : ""}${op}`,
     );
   }
+  // SPEC §11a: a session that stays relayed says why.
+  for (const p of r.hole_punch ?? []) {
+    if (p.state === "direct") continue;
+    const why = p.last_error ? ` (${p.last_error})` : "";
+    ctx.out.line(`  hole punch ${shortId(p.node_id)}: ${p.state} after ${p.attempts} attempt(s)${why}`);
+  }
 }

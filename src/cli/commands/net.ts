@@ -57,7 +57,10 @@ function renderPing(ctx: Ctx, r: PingReport): void {
   else {
     ctx.out.fields([["Peer", shortId(r.node_id)], ["Path", pathText(r)]], 4);
     if (r.ping_ts !== null) ctx.out.fields([["Ping", String(r.ping_ts)], ["Pong", String(r.pong_ts)]], 4);
-    for (const t of r.rtt_ms) ctx.out.fields([["RTT", t === null ? "timeout" : `${t.toFixed(2)} ms`]], 4);
+    r.rtt_ms.forEach((t, i) => {
+      for (const c of r.path_changes.filter((c) => c.before_ping === i)) ctx.out.fields([["Path", pathText(c)]], 4);
+      ctx.out.fields([["RTT", t === null ? "timeout" : `${t.toFixed(2)} ms`]], 4);
+    });
     if (r.received > 0) {
       ctx.out.line(
         `min/median/max ${r.min_ms!.toFixed(2)}/${r.median_ms!.toFixed(2)}/${
@@ -161,6 +164,7 @@ export function registerNet(program: AnyCommand, ctxOf: CtxOf, ctxOfDaemon: CtxO
               banned: r.ban_until !== null && r.ban_until > now,
               last_path: paths.get(r.node_id)?.path ?? null,
               last_relay: paths.get(r.node_id)?.relay ?? null,
+              last_punched: paths.get(r.node_id)?.punched ?? false,
             })),
           );
           return;

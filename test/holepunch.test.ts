@@ -1,0 +1,151 @@
+/**
+ * Hole punching (SPEC §11a), in process on 127.0.0.1: a relayed session between two nodes that
+ * run the hole-punch service is replaced by a direct, hole-punched one; the relayed one is retired
+ * after its grace period and its relay slot freed; a peer that does not advertise `punch/1` is never
+ * sent a PunchOffer. On loopback every punch gets through: which NATs let it through is the
+ * namespace suite's job (test/nat.test.ts).
+ */
+import { after, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type Config, defaultConfig } from "../src/config/defaults.ts";
+import { identityFromSeed } from "../src/identity/identity.ts";
+import { generateSeed } from "../src/identity/keys.ts";
+import { HolePunchService, PUNCH_FEATURE } from "../src/net/holepunch/service.ts";
+import { RELAY_GRACE_MS } from "../src/net/holepunch/constants.ts";
+import { AtlasNode } from "../src/net/node.ts";
+import { dialViaRelay } from "../src/relay/dial.ts";
+import { relayLinks } from "../src/relay/pipe.ts";
+import { RelayPresence } from "../src/relay/presence.ts";
+import { RelayServer } from "../src/relay/server.ts";
+import { openStore } from "../src/store/index.ts";
+import { formatAddr } from "../src/transport/addr.ts";
+import { silentLogger } from "../src/util/log.ts";
+
+const dirs: string[] = [];
+const nodes: AtlasNode[] = [];
+const services: { stop(): unknown }[] = [];
+after(async () => {
+  for (const s of services) await s.stop();
+  await Promise.all(nodes.map(async (n) => (await n.close(), await n.store.close())));
+  await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor(what: string, cond: () => boolean | Promise<boolean>, ms = 8000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+async function node(name: string, tune: (c: Config) => void = () => {}): Promise<AtlasNode> {
+  const dir = await mkdtemp(join(tmpdir(), "atlas-punch-"));
+  dirs.push(dir);
+  const config = defaultConfig();
+  config.stun.servers = [];
+  config.transport.dial_timeout = 2;
+  tune(config);
+  const n = await AtlasNode.start({
+    config,
+    identity: identityFromSeed(generateSeed()),
+    profile: { name, bio: "", skills: [] },
+    store: await openStore(join(dir, "peers.db")),
+    listen: true,
+    host: "127.0.0.1",
+    port: 0,
+  });
+  nodes.push(n);
+  return n;
+}
+
+function holePunch(n: AtlasNode): HolePunchService {
+  const svc = new HolePunchService(n, { publicAddress: () => formatAddr(n.endpoint.local), log: silentLogger });
+  svc.start();
+  services.push(svc);
+  return svc;
+}
+
+async function relayWithTarget(punching: boolean) {
+  const relay = await node("relay");
+  const server = new RelayServer(relay);
+  server.start();
+  services.push(server);
+  const relayAddr = formatAddr(relay.endpoint.local);
+  const target = await node("target", (c) => {
+    c.network.relays = [relayAddr];
+    c.transport.relay_announce_interval = 1;
+  });
+  const targetPunch = punching ? holePunch(target) : null;
+  const presence = new RelayPresence(target, silentLogger);
+  presence.start();
+  services.push(presence);
+  await waitFor("registration with the relay", () => presence.status()[0]?.registered === true);
+  return { relay, server, relayAddr, target, targetPunch };
+}
+
+describe("hole punching", { timeout: 60_000 }, () => {
+  test("a relayed session between two punching daemons becomes a direct, hole-punched one", async () => {
+    const { server, relayAddr, target, targetPunch } = await relayWithTarget(true);
+    const dialler = await node("dialler");
+    const diallerPunch = holePunch(dialler);
+    const relayed = await dialViaRelay(dialler, relayAddr, target.nodeId);
+    assert.equal(relayed.path, "relay");
+    assert.ok(relayed.peer.features.includes(PUNCH_FEATURE), "the target advertises punch/1 in its HelloAck");
+
+    await waitFor("a direct session on the dialler", () => dialler.liveSession(target.nodeId)?.path === "direct");
+    const direct = dialler.liveSession(target.nodeId)!;
+    assert.equal(direct.punched, true);
+    assert.equal(direct.pathLabel, "direct (hole-punched)");
+    assert.equal(direct.direction, "outbound");
+    assert.equal(direct.trust, "unknown", "a direct session gets a direct connection's trust, not `relay`");
+    await waitFor("the target's direct session", () => target.liveSession(dialler.nodeId)?.path === "direct");
+    assert.equal(target.liveSession(dialler.nodeId)!.punched, true);
+    assert.equal(diallerPunch.status()[0]?.state, "direct");
+    assert.equal(targetPunch!.status()[0]?.state, "direct");
+
+    // New traffic takes the direct path while the relayed session lives out its grace period.
+    assert.ok(relayed.isOpen, "the relayed session is kept for its grace period");
+    assert.ok((await direct.ping(5000)).rttMs > 0);
+    const t0 = Date.now();
+    await waitFor("the relayed session's retirement", () => !relayed.isOpen, RELAY_GRACE_MS + 5000);
+    assert.ok(Date.now() - t0 >= RELAY_GRACE_MS - 2000, "not before the grace period");
+    await waitFor("the relay slot freed", () => server.status().pipes === 0 && relayLinks(dialler).size === 0);
+
+    // The session rows record the change of path on both sides.
+    await waitFor("rows", async () => (await dialler.store.sessions.list({ nodeId: target.nodeId })).length === 2);
+    await waitFor(
+      "the relayed row closed",
+      async () => (await dialler.store.sessions.list({ nodeId: target.nodeId }))[1]?.closed_at !== null,
+    );
+    const [newest, oldest] = await dialler.store.sessions.list({ nodeId: target.nodeId });
+    assert.equal(newest!.path, "direct");
+    assert.equal(newest!.punched, true);
+    assert.equal(newest!.closed_at, null);
+    assert.equal(oldest!.path, "relay");
+    assert.equal(oldest!.close_reason, "upgraded to a direct path");
+    const paths = await target.store.sessions.latestPaths();
+    assert.deepEqual(paths.get(dialler.nodeId), { path: "direct", relay: null, punched: true });
+  });
+
+  test("a peer that does not advertise punch/1 is never sent a PunchOffer and stays relayed", async () => {
+    const { relayAddr, target } = await relayWithTarget(false);
+    let offers = 0;
+    target.handle("PunchOffer", () => {
+      offers++;
+      return Promise.resolve({ type: "Error", code: 2003, message: "unsupported request PunchOffer" });
+    });
+    const dialler = await node("dialler");
+    const diallerPunch = holePunch(dialler);
+    const relayed = await dialViaRelay(dialler, relayAddr, target.nodeId);
+    assert.deepEqual(relayed.peer.features, []);
+    await sleep(1500);
+    assert.equal(offers, 0);
+    assert.equal(dialler.liveSession(target.nodeId), relayed);
+    assert.deepEqual(diallerPunch.status(), []);
+  });
+});
