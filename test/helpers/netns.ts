@@ -5,7 +5,11 @@
  *   natA  : router, wan 198.18.0.11, lan 100.64.1.1/24, nftables `masquerade persistent` (port-preserving)
  *   natB  : router, wan 198.18.0.12, lan 100.64.2.1/24, nftables `masquerade fully-random` (symmetric:
  *           a new random public port for every new 5-tuple, i.e. per destination)
- *   a, b  : agents behind natA (100.64.1.2) and natB (100.64.2.2)
+ *   natC  : router, wan 198.18.0.13, lan 100.64.3.1/24, full cone (endpoint-independent mapping and
+ *           filtering: once the agent sent from int:p, anyone may send to wan:p and reach int:p)
+ *   natD  : router, wan 198.18.0.14, lan 100.64.4.1/24, address-restricted cone (endpoint-independent
+ *           mapping; inbound to wan:p from any port of an IP address int:p has sent to)
+ *   a, b, c, d : agents behind natA (100.64.1.2), natB (100.64.2.2), natC (100.64.3.2), natD (100.64.4.2)
  *   p     : an agent directly on the public segment (198.18.0.30)
  *   r     : a relay node on the public segment (198.18.0.3), in a namespace of its own so that a
  *           packet capture there sees exactly the relay's traffic
@@ -22,15 +26,86 @@ export const PUB_BOOT1 = "198.18.0.1";
 export const PUB_BOOT2 = "198.18.0.2";
 export const NAT_A_WAN = "198.18.0.11";
 export const NAT_B_WAN = "198.18.0.12";
+export const NAT_C_WAN = "198.18.0.13";
+export const NAT_D_WAN = "198.18.0.14";
 export const AGENT_A = "100.64.1.2";
 export const AGENT_B = "100.64.2.2";
+export const AGENT_C = "100.64.3.2";
+export const AGENT_D = "100.64.4.2";
 export const AGENT_P = "198.18.0.30";
 export const PUB_RELAY = "198.18.0.3";
 
+/**
+ * The four classic NAT behaviours (RFC 4787 terms: mapping / filtering):
+ *   port-restricted    : endpoint-independent / address-and-port-dependent (`masquerade persistent`)
+ *   symmetric          : address-and-port-dependent / address-and-port-dependent (`masquerade fully-random`)
+ *   full-cone          : endpoint-independent / endpoint-independent
+ *   address-restricted : endpoint-independent / address-dependent
+ */
+export type NatKind = "port-restricted" | "symmetric" | "full-cone" | "address-restricted";
+
+/** The routers: each with one agent behind it on a /24 LAN (`gw` on the router, `agent` the host). */
+export const ROUTERS = [
+  { name: "natA", agentNs: "a", wan: NAT_A_WAN, gw: "100.64.1.1", agent: AGENT_A, kind: "port-restricted" },
+  { name: "natB", agentNs: "b", wan: NAT_B_WAN, gw: "100.64.2.1", agent: AGENT_B, kind: "symmetric" },
+  { name: "natC", agentNs: "c", wan: NAT_C_WAN, gw: "100.64.3.1", agent: AGENT_C, kind: "full-cone" },
+  { name: "natD", agentNs: "d", wan: NAT_D_WAN, gw: "100.64.4.1", agent: AGENT_D, kind: "address-restricted" },
+] as const satisfies readonly {
+  name: string;
+  agentNs: string;
+  wan: string;
+  gw: string;
+  agent: string;
+  kind: NatKind;
+}[];
+
+type RouterName = (typeof ROUTERS)[number]["name"];
+type AgentName = (typeof ROUTERS)[number]["agentNs"];
+
 export interface Net {
   prefix: string;
-  ns: { pub: string; natA: string; natB: string; a: string; b: string; p: string; r: string };
+  ns: { pub: string; p: string; r: string } & Record<RouterName | AgentName, string>;
   destroy(): void;
+}
+
+/** Seconds a cone mapping (and an address-restricted permission) lives without outgoing traffic. */
+export const CONE_TIMEOUT_S = 120;
+
+/**
+ * The nftables ruleset of a router of `kind`. All forward with policy drop: out from the LAN, and
+ * back in only conntrack replies — plus, for the two cones built here, new inbound UDP flows to a
+ * mapped port. Those cones rely on masquerade keeping the source port (it does unless the port is
+ * taken, and each LAN here has one host), so the public port is the private one: `ports` maps
+ * it to the private address and port, refreshed by every outgoing packet; prerouting DNATs any new
+ * inbound flow to it. The full cone lets every such flow in; the address-restricted cone only those
+ * from an address the private endpoint has sent to (`peers`: private addr . port . remote addr).
+ */
+export function natRules(kind: NatKind): string {
+  const how = kind === "port-restricted" ? " persistent" : kind === "symmetric" ? " fully-random" : "";
+  const cone = kind === "full-cone" || kind === "address-restricted";
+  const restricted = kind === "address-restricted";
+  const t = `flags dynamic,timeout; timeout ${CONE_TIMEOUT_S}s;`;
+  const lines = [
+    "table ip atlnat {",
+    cone && `  map ports { type inet_service : ipv4_addr . inet_service; ${t} }`,
+    restricted && `  set peers { type ipv4_addr . inet_service . ipv4_addr; ${t} }`,
+    cone && "  chain nat_pre { type nat hook prerouting priority dstnat; policy accept;",
+    cone && '    iifname "wan" dnat ip to udp dport map @ports',
+    cone && "  }",
+    `  chain nat_post { type nat hook postrouting priority srcnat; policy accept; oifname "wan" masquerade${how}; }`,
+    "  chain filter_fwd { type filter hook forward priority filter; policy drop;",
+    cone && '    iifname "lan" oifname "wan" update @ports { udp sport : ip saddr . udp sport }',
+    restricted && '    iifname "lan" oifname "wan" update @peers { ip saddr . udp sport . ip daddr }',
+    "    ct state established,related accept",
+    '    iifname "lan" oifname "wan" accept',
+    cone &&
+    `    iifname "wan" oifname "lan" ct status dnat ${
+      restricted ? "ip daddr . udp dport . ip saddr @peers " : ""
+    }accept`,
+    "  }",
+    "}",
+  ];
+  return lines.filter((l) => l !== false).join("\n") + "\n";
 }
 
 function sh(cmd: string, args: string[], input?: string): string {
@@ -93,15 +168,11 @@ export function netnsUnavailable(): string | null {
 export function createNet(): Net {
   sweepStale();
   const prefix = `atl${process.pid}-`;
-  const ns = {
-    pub: `${prefix}pub`,
-    natA: `${prefix}natA`,
-    natB: `${prefix}natB`,
-    a: `${prefix}a`,
-    b: `${prefix}b`,
-    p: `${prefix}p`,
-    r: `${prefix}r`,
-  };
+  const ns = { pub: `${prefix}pub`, p: `${prefix}p`, r: `${prefix}r` } as Net["ns"];
+  for (const r of ROUTERS) {
+    ns[r.name] = `${prefix}${r.name}`;
+    ns[r.agentNs] = `${prefix}${r.agentNs}`;
+  }
   const net: Net = { prefix, ns, destroy: () => removeNamespaces(prefix) };
   try {
     const ipn = (n: string, ...args: string[]) => sh("ip", ["-n", n, ...args]);
@@ -122,8 +193,7 @@ export function createNet(): Net {
       ipn(n, "addr", "add", addr, "dev", ifname);
       ipn(n, "link", "set", ifname, "up");
     };
-    attach(ns.natA, "pa", "wan", `${NAT_A_WAN}/24`);
-    attach(ns.natB, "pb", "wan", `${NAT_B_WAN}/24`);
+    for (const r of ROUTERS) attach(ns[r.name], `p${r.agentNs}`, "wan", `${r.wan}/24`);
     attach(ns.p, "pp", "eth0", `${AGENT_P}/24`);
     attach(ns.r, "pr", "eth0", `${PUB_RELAY}/24`);
     // LANs behind the routers.
@@ -136,24 +206,10 @@ export function createNet(): Net {
       ipn(agent, "route", "add", "default", "via", gw);
       sh("ip", ["netns", "exec", router, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
     };
-    lan(ns.natA, ns.a, "100.64.1.1", AGENT_A);
-    lan(ns.natB, ns.b, "100.64.2.1", AGENT_B);
-    // NAT: a router that forwards out, only lets replies back in.
-    const nat = (router: string, how: string) =>
-      sh(
-        "ip",
-        ["netns", "exec", router, "nft", "-f", "-"],
-        `table ip atlnat {
-  chain nat_post { type nat hook postrouting priority srcnat; policy accept; oifname "wan" masquerade ${how}; }
-  chain filter_fwd { type filter hook forward priority filter; policy drop;
-    ct state established,related accept
-    iifname "lan" oifname "wan" accept
-  }
-}
-`,
-      );
-    nat(ns.natA, "persistent");
-    nat(ns.natB, "fully-random");
+    for (const r of ROUTERS) {
+      lan(ns[r.name], ns[r.agentNs], r.gw, r.agent);
+      sh("ip", ["netns", "exec", ns[r.name], "nft", "-f", "-"], natRules(r.kind));
+    }
   } catch (e) {
     net.destroy();
     throw e;
