@@ -21,7 +21,10 @@ import type { PeerRecord } from "../src/wire/messages.ts";
 import { makeRecord, verifyRecord } from "../src/bootstrap/record.ts";
 import { Registry } from "../src/bootstrap/registry.ts";
 import { serveBootstrap } from "../src/bootstrap/server.ts";
-import { absorbPeer, checkPeerRecord, discover, registerWith } from "../src/bootstrap/client.ts";
+import { discover } from "../src/bootstrap/discover.ts";
+import { absorbPeer } from "../src/bootstrap/merge.ts";
+import { checkPeerRecord } from "../src/bootstrap/record-check.ts";
+import { registerWith } from "../src/bootstrap/register.ts";
 import { cleanupHomes, initHome, killAll, type Listener, runAtlas, startListener, tmpHome } from "./helpers/cli.ts";
 import { makeBinding } from "./helpers/farcaster.ts";
 

@@ -21,7 +21,9 @@ import type { Identity } from "../identity/identity.ts";
 import { verifyEd25519 } from "../identity/keys.ts";
 import { nodeIdFromPublicKey } from "../identity/node-id.ts";
 import { Limits, type SignedRecord } from "../wire/messages.ts";
-import { fitsUtf8, isAddress, isNodeId, isRelayAddress } from "../wire/validate.ts";
+import { isAddress, isRelayAddress } from "../wire/address.ts";
+import { isNodeId } from "../wire/ids.ts";
+import { fitsUtf8 } from "../wire/utf8.ts";
 
 /** Domain separation: a node key never signs bytes a peer could pass off as something else. */
 export const RECORD_DOMAIN = "atlas-record-v1";

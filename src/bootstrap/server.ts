@@ -9,7 +9,7 @@ import { shortNodeId } from "../identity/node-id.ts";
 import type { AtlasNode } from "../net/node.ts";
 import { MAX_PAYLOAD, type PeerRecord, type WireMessage } from "../wire/messages.ts";
 import { Registry, type RegistryOptions } from "./registry.ts";
-import { discoverArgs } from "./client.ts";
+import { discoverArgs } from "./discover.ts";
 
 /** Room kept free in a BootstrapPeers payload for its envelope. */
 const PEERS_HEADROOM = 64 * 1024;

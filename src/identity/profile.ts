@@ -8,6 +8,7 @@ import { parse, stringify } from "smol-toml";
 import { AtlasError } from "../errors.ts";
 import type { HomePaths } from "../config/paths.ts";
 import { atomicWrite } from "../util/fs.ts";
+import { Limits } from "../wire/limits.ts";
 
 /** The Farcaster operator binding (SPEC §13) is stored in the profile exactly as it travels. */
 import type { OperatorInfo } from "../wire/messages.ts";
@@ -21,11 +22,6 @@ export interface Profile {
   wallet?: string;
 }
 
-export const MAX_NAME_BYTES = 64;
-export const MAX_BIO_BYTES = 256;
-export const MAX_SKILLS = 32;
-export const MAX_SKILL_BYTES = 32;
-
 const SKILL_RE = /^[a-z0-9][a-z0-9._-]*$/;
 // Names and bios end up on other people's terminals: no control characters (escape sequences).
 const CONTROL_RE = /\p{Cc}/u;
@@ -37,8 +33,8 @@ export function validateName(s: string): string {
   if (name === "") throw new AtlasError("ERR_USAGE", "name must not be empty");
   if (CONTROL_RE.test(name)) throw new AtlasError("ERR_USAGE", "name must not contain control characters");
   const n = byteLength(name);
-  if (n > MAX_NAME_BYTES) {
-    throw new AtlasError("ERR_USAGE", `name is ${n} bytes long; the limit is ${MAX_NAME_BYTES} bytes`);
+  if (n > Limits.NAME_BYTES) {
+    throw new AtlasError("ERR_USAGE", `name is ${n} bytes long; the limit is ${Limits.NAME_BYTES} bytes`);
   }
   return name;
 }
@@ -47,8 +43,8 @@ export function validateBio(s: string): string {
   const bio = s.trim();
   if (CONTROL_RE.test(bio)) throw new AtlasError("ERR_USAGE", "bio must not contain control characters");
   const n = byteLength(bio);
-  if (n > MAX_BIO_BYTES) {
-    throw new AtlasError("ERR_USAGE", `bio is ${n} bytes long; the limit is ${MAX_BIO_BYTES} bytes`);
+  if (n > Limits.BIO_BYTES) {
+    throw new AtlasError("ERR_USAGE", `bio is ${n} bytes long; the limit is ${Limits.BIO_BYTES} bytes`);
   }
   return bio;
 }
@@ -57,10 +53,10 @@ export function normalizeSkill(s: string): string {
   const skill = s.trim().toLowerCase();
   if (skill === "") throw new AtlasError("ERR_USAGE", "skill must not be empty");
   const n = byteLength(skill);
-  if (n > MAX_SKILL_BYTES) {
+  if (n > Limits.SKILL_BYTES) {
     throw new AtlasError(
       "ERR_USAGE",
-      `skill ${JSON.stringify(skill)} is ${n} bytes long; the limit is ${MAX_SKILL_BYTES} bytes`,
+      `skill ${JSON.stringify(skill)} is ${n} bytes long; the limit is ${Limits.SKILL_BYTES} bytes`,
     );
   }
   if (!SKILL_RE.test(skill)) {
@@ -78,7 +74,9 @@ export function normalizeSkill(s: string): string {
 export function addSkill(p: Profile, s: string): Profile {
   const skill = normalizeSkill(s);
   if (p.skills.includes(skill)) return { ...p, skills: [...p.skills] };
-  if (p.skills.length >= MAX_SKILLS) throw new AtlasError("ERR_USAGE", `too many skills: the limit is ${MAX_SKILLS}`);
+  if (p.skills.length >= Limits.SKILLS) {
+    throw new AtlasError("ERR_USAGE", `too many skills: the limit is ${Limits.SKILLS}`);
+  }
   return { ...p, skills: [...p.skills, skill] };
 }
 
@@ -149,7 +147,7 @@ function profileFromDoc(doc: Record<string, unknown>, file: string): Profile {
       const skill = check("skills", () => normalizeSkill(s as string));
       if (!p.skills.includes(skill)) p.skills.push(skill);
     }
-    if (p.skills.length > MAX_SKILLS) bad("skills", `${p.skills.length} entries; the limit is ${MAX_SKILLS}`);
+    if (p.skills.length > Limits.SKILLS) bad("skills", `${p.skills.length} entries; the limit is ${Limits.SKILLS}`);
   }
   if (doc.wallet !== undefined) {
     if (typeof doc.wallet !== "string") bad("wallet", "expected a string");

@@ -22,7 +22,7 @@ import { shortNodeId } from "../identity/node-id.ts";
 import type { DeliveryOutcome, OutboxRow } from "../store/index.ts";
 import type { Logger } from "../util/log.ts";
 import { sleep, unixNow, within } from "../util/time.ts";
-import { utf8Length } from "../wire/validate.ts";
+import { utf8Length } from "../wire/utf8.ts";
 import { dialPeer } from "./dial.ts";
 import { buildMessage, deliverOn, isPermanentRefusal, shortTarget, targetNodeId } from "./messaging.ts";
 import type { AtlasNode } from "./node.ts";

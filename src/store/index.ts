@@ -7,27 +7,21 @@ import { openDatabase } from "./db.ts";
 import { clearFailureStatement, PeerStore, type PeerUpdate, upsertStatement } from "./peers.ts";
 import { closeStatement, openStatements, type SessionOpen, SessionStore } from "./sessions.ts";
 import { num } from "./db.ts";
-import { DeliveryStore, InboxStore, OutboxStore } from "./messages.ts";
+import { DeliveryStore } from "./deliveries.ts";
+import { InboxStore } from "./inbox.ts";
+import { OutboxStore } from "./outbox.ts";
 
 export { SCHEMA_VERSION } from "./migrations.ts";
 export { PeerStore } from "./peers.ts";
 export type { FailureKind, PeerFilter, PeerRow, PeerUpdate, TrustLevel } from "./peers.ts";
 export { SessionStore } from "./sessions.ts";
 export type { SessionFilter, SessionOpen, SessionRow } from "./sessions.ts";
-export { DeliveryStore, InboxStore, OutboxStore } from "./messages.ts";
-export type {
-  DeliveryFilter,
-  DeliveryOutcome,
-  DeliveryRecord,
-  DeliveryRow,
-  DeliveryStatus,
-  InboxFilter,
-  InboxMessage,
-  InboxRow,
-  OutboxEnqueue,
-  OutboxRow,
-  OutboxStatus,
-} from "./messages.ts";
+export { DeliveryStore } from "./deliveries.ts";
+export type { DeliveryFilter, DeliveryOutcome, DeliveryRecord, DeliveryRow, DeliveryStatus } from "./deliveries.ts";
+export { InboxStore } from "./inbox.ts";
+export type { InboxFilter, InboxMessage, InboxRow } from "./inbox.ts";
+export { OutboxStore } from "./outbox.ts";
+export type { OutboxEnqueue, OutboxRow, OutboxStatus } from "./outbox.ts";
 
 export interface Store {
   peers: PeerStore;

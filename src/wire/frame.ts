@@ -9,9 +9,10 @@
 import { Decoder, Encoder } from "@msgpack/msgpack";
 import * as nodeBuffer from "node:buffer";
 import { HEADER_LEN, MAX_PAYLOAD, msgTypeName, WIRE_VERSION, type WireMessage } from "./messages.ts";
-import { normalizeMessage, payloadOf, rejected, WireError } from "./validate.ts";
+import { rejected, WireError } from "./errors.ts";
+import { normalizeMessage, payloadOf } from "./validate.ts";
 
-export { WireError } from "./validate.ts";
+export { WireError } from "./errors.ts";
 // the envelope constants and types, for callers that import everything from here
 export {
   FRAME_MAGIC,

@@ -1,10 +1,39 @@
 /**
- * Wire message table and TypeScript types (SPEC §5).
- *
- * A decoded message is a flat object `{ type: "<Name>", ...payload fields }` whose field names are
- * the MessagePack map keys (snake_case). Optional fields are absent (never `undefined`/`null`)
- * in decoded messages; when encoding, `undefined` optional fields are simply omitted.
+ * The wire message table (SPEC §5): envelope constants, the type byte of each message, and the
+ * enumerations that travel in messages. The message types themselves are derived from their
+ * schemas in schemas.ts and re-exported here, so that `import type { Hello } from "./messages.ts"`
+ * keeps naming the one definition; the field limits live in limits.ts, also re-exported.
  */
+
+export { Limits } from "./limits.ts";
+export type {
+  AtlasMessage,
+  BootstrapDiscover,
+  BootstrapPeers,
+  BootstrapRegister,
+  Disconnect,
+  ErrorMsg,
+  Hello,
+  HelloAck,
+  Message,
+  MessageAck,
+  MessageOf,
+  OperatorInfo,
+  PeerRecord,
+  Ping,
+  Pong,
+  PunchAnswer,
+  PunchOffer,
+  PunchSync,
+  RelayAnnounce,
+  RelayConnect,
+  RelayError,
+  RelayReady,
+  SignedRecord,
+  Verify,
+  VerifyAck,
+  WireMessage,
+} from "./schemas.ts";
 
 /** Envelope magic bytes. */
 export const FRAME_MAGIC = [0xac, 0x01] as const;
@@ -79,260 +108,3 @@ export const RelayErrorCode = {
 
 export const TRUST_LEVELS = ["bootstrap", "unknown", "verified", "relay"] as const;
 export type TrustLevel = (typeof TRUST_LEVELS)[number];
-
-/** Farcaster operator binding (SPEC §13). */
-export interface OperatorInfo {
-  fid: number;
-  username: string;
-  custody_address: string;
-  message: string;
-  signature: string;
-}
-
-/** A node's signed peer record (SPEC §12): data = canonical MessagePack, signature = ed25519 (64 bytes). */
-export interface SignedRecord {
-  data: Uint8Array;
-  signature: Uint8Array;
-}
-
-/** One entry of BootstrapPeers.peers. */
-export interface PeerRecord {
-  node_id: string;
-  public_key: Uint8Array;
-  address: string;
-  public_address?: string;
-  relays: string[];
-  name: string;
-  skills: string[];
-  operator_username?: string;
-  last_seen: number;
-  record?: SignedRecord;
-}
-
-export interface Hello {
-  type: "Hello";
-  node_id: string;
-  name: string;
-  skills: string[];
-  operator?: OperatorInfo;
-  wallet?: string;
-  public_key: Uint8Array;
-  protocol_v: number;
-  timestamp: number;
-  challenge: Uint8Array;
-  listen_addrs?: string[];
-  relays?: string[];
-  /** software version */
-  agent?: string;
-  /** protocol features this node speaks beyond the SPEC's core, e.g. `punch/1` (docs/protocol.md) */
-  features?: string[];
-}
-
-export interface HelloAck {
-  type: "HelloAck";
-  node_id: string;
-  name: string;
-  skills: string[];
-  operator?: OperatorInfo;
-  wallet?: string;
-  public_key: Uint8Array;
-  protocol_v: number;
-  timestamp: number;
-  challenge: Uint8Array;
-  signature: Uint8Array;
-  observed_addr?: string;
-  listen_addrs?: string[];
-  relays?: string[];
-  /** software version (an addition to the SPEC table, symmetric with Hello.agent) */
-  agent?: string;
-  features?: string[];
-}
-
-export interface Verify {
-  type: "Verify";
-  signature: Uint8Array;
-  /** echo of HelloAck.challenge */
-  challenge: Uint8Array;
-}
-
-export interface VerifyAck {
-  type: "VerifyAck";
-  status: "ok" | "rejected";
-  reason?: string;
-  trust_level?: TrustLevel;
-}
-
-/** Message (0x10). Named AtlasMessage to avoid clashing with the DOM/lib `Message` name. */
-export interface AtlasMessage {
-  type: "Message";
-  /** "msg_" + UUID (v7 by convention), lowercase */
-  id: string;
-  from: string;
-  to: string;
-  timestamp: number;
-  reply_to?: string;
-  topic?: string;
-  /** JSON text */
-  body: string;
-}
-export type Message = AtlasMessage;
-
-export interface MessageAck {
-  type: "MessageAck";
-  msg_id?: string;
-  status: "received" | "registered";
-}
-
-export interface BootstrapRegister {
-  type: "BootstrapRegister";
-  node_id: string;
-  address: string;
-  public_address?: string;
-  timestamp: number;
-  record?: SignedRecord;
-}
-
-export interface BootstrapDiscover {
-  type: "BootstrapDiscover";
-  skill?: string;
-  operator?: string;
-  limit?: number;
-}
-
-export interface BootstrapPeers {
-  type: "BootstrapPeers";
-  peers: PeerRecord[];
-}
-
-export interface RelayAnnounce {
-  type: "RelayAnnounce";
-  node_id: string;
-  timestamp: number;
-}
-
-export interface RelayConnect {
-  type: "RelayConnect";
-  source_id: string;
-  target_id: string;
-  session?: number;
-}
-
-export interface RelayReady {
-  type: "RelayReady";
-  status: "waiting" | "ready";
-  session?: number;
-}
-
-export interface RelayError {
-  type: "RelayError";
-  code: number;
-  reason: string;
-}
-
-/** Error (0xE0). */
-export interface ErrorMsg {
-  type: "Error";
-  code: number;
-  message: string;
-  ref_msg_id?: string;
-}
-
-export interface Ping {
-  type: "Ping";
-  ts: number;
-  id: number;
-}
-
-export interface Pong {
-  type: "Pong";
-  ts: number;
-  /** the Ping's ts */
-  echo: number;
-  /** the Ping's id */
-  id: number;
-}
-
-/** Hole punching (docs/protocol.md): candidates and the punch packets' nonce, over a relayed session. */
-export interface PunchOffer {
-  type: "PunchOffer";
-  nonce: Uint8Array;
-  candidates: string[];
-  attempt: number;
-}
-
-export interface PunchAnswer {
-  type: "PunchAnswer";
-  nonce: Uint8Array;
-  candidates: string[];
-}
-
-export interface PunchSync {
-  type: "PunchSync";
-  nonce: Uint8Array;
-}
-
-export interface Disconnect {
-  type: "Disconnect";
-  reason: string;
-  message: string;
-}
-
-export type WireMessage =
-  | Hello
-  | HelloAck
-  | Verify
-  | VerifyAck
-  | AtlasMessage
-  | MessageAck
-  | BootstrapRegister
-  | BootstrapDiscover
-  | BootstrapPeers
-  | RelayAnnounce
-  | RelayConnect
-  | RelayReady
-  | RelayError
-  | PunchOffer
-  | PunchAnswer
-  | PunchSync
-  | ErrorMsg
-  | Ping
-  | Pong
-  | Disconnect;
-
-/** The message interface for a type name, e.g. `MessageOf<"Ping">` = Ping. */
-export type MessageOf<N extends MsgTypeName> = Extract<WireMessage, { type: N }>;
-
-/** Field limits (bytes of UTF-8 unless noted). */
-export const Limits = {
-  NAME_BYTES: 64,
-  BIO_BYTES: 256,
-  SKILLS: 32,
-  SKILL_BYTES: 32,
-  TOPIC_BYTES: 128,
-  USERNAME_BYTES: 256,
-  WALLET_BYTES: 128,
-  AGENT_BYTES: 128,
-  DISCONNECT_REASON_BYTES: 64,
-  /** free text: reasons and messages of VerifyAck, RelayError, Error, Disconnect */
-  TEXT_BYTES: 4096,
-  /** OperatorInfo.message (a SIWE text) */
-  SIWE_MESSAGE_BYTES: 4096,
-  OPERATOR_FIELD_BYTES: 256,
-  /** entries of listen_addrs / relays */
-  ADDRS: 32,
-  /** characters of one address */
-  ADDR_CHARS: 330,
-  /** entries of BootstrapPeers.peers */
-  PEERS: 1000,
-  /** entries of Hello/HelloAck features, and bytes of one */
-  FEATURES: 16,
-  FEATURE_BYTES: 32,
-  /** candidates of PunchOffer / PunchAnswer, and the punch nonce */
-  PUNCH_CANDIDATES: 8,
-  NONCE_BYTES: 12,
-  /** SignedRecord.data */
-  RECORD_BYTES: 16 * 1024,
-  PUBLIC_KEY_BYTES: 32,
-  CHALLENGE_BYTES: 32,
-  SIGNATURE_BYTES: 64,
-} as const;

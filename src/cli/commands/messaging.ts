@@ -64,7 +64,7 @@ async function withStore<T>(ctx: Ctx, fn: (store: Store) => Promise<T>): Promise
 /** One JSON line for an inbox row; `body` is the stored JSON text itself (lossless). */
 export async function inboxJsonLine(r: InboxRow): Promise<string> {
   const { compactJson } = await import("../../net/messaging.ts");
-  const { isJsonText } = await import("../../wire/validate.ts");
+  const { isJsonText } = await import("../../wire/json-text.ts");
   const head = JSON.stringify({
     seq: r.rowid,
     id: r.id,
@@ -264,7 +264,7 @@ export function registerMessaging(net: AnyCommand, ctxOf: CtxOf): void {
     .action(async (o, cmd) => {
       const ctx = ctxOf(cmd);
       const { shortTarget } = await import("../../net/messaging.ts");
-      const { utf8Length } = await import("../../wire/validate.ts");
+      const { utf8Length } = await import("../../wire/utf8.ts");
       const { queued, deliveries } = await withStore(ctx, async (store) => ({
         queued: await store.outbox.list(),
         deliveries: o.limit === 0 ? [] : await store.deliveries.list({ limit: o.limit ?? 20 }),

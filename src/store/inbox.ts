@@ -1,0 +1,125 @@
+/**
+ * The `inbox` table (SPEC §8, §14): messages received, unique by (sender, message id) so that a
+ * re-delivery is recognised, kept in storage order (the rowid cursor of `inbox --follow`) and
+ * pruned by age and per-sender count.
+ */
+import type { InValue, Row } from "@libsql/client";
+import { type Db, num, secs, str, strOrNull } from "./db.ts";
+
+export interface InboxMessage {
+  id: string;
+  from_id: string;
+  to_id: string;
+  timestamp: number;
+  reply_to?: string | null;
+  topic?: string | null;
+  body: string;
+  received_at: number;
+}
+
+export interface InboxRow {
+  /** Storage order, strictly increasing and never reused: a cursor for --follow. */
+  rowid: number;
+  id: string;
+  from_id: string;
+  to_id: string;
+  timestamp: number;
+  reply_to: string | null;
+  topic: string | null;
+  body: string;
+  received_at: number;
+}
+
+export interface InboxFilter {
+  from?: string;
+  topic?: string;
+  /** Only rows stored after this rowid (ascending, the first `limit` of them). */
+  sinceRowid?: number;
+  /** Without sinceRowid: the latest `limit` rows (still returned oldest first). */
+  limit?: number;
+}
+
+const INBOX_COLUMNS = "seq, id, from_id, to_id, timestamp, reply_to, topic, body, received_at";
+
+function inboxFromRow(r: Row): InboxRow {
+  return {
+    rowid: num(r.seq),
+    id: str(r.id),
+    from_id: str(r.from_id),
+    to_id: str(r.to_id),
+    timestamp: num(r.timestamp),
+    reply_to: strOrNull(r.reply_to),
+    topic: strOrNull(r.topic),
+    body: str(r.body),
+    received_at: num(r.received_at),
+  };
+}
+
+export class InboxStore {
+  readonly #db: Db;
+
+  constructor(db: Db) {
+    this.#db = db;
+  }
+
+  /** Store a received message. False when (from_id, id) is already stored (a re-delivery). */
+  async insert(m: InboxMessage): Promise<boolean> {
+    const rs = await this.#db.execute(
+      `INSERT OR IGNORE INTO inbox (id, from_id, to_id, timestamp, reply_to, topic, body, received_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      [m.id, m.from_id, m.to_id, secs(m.timestamp), m.reply_to ?? null, m.topic ?? null, m.body, secs(m.received_at)],
+    );
+    return rs.rowsAffected > 0;
+  }
+
+  /** Delete messages received before `cutoff` (Unix s, SPEC §8 inbox.retention_days). Returns how many. */
+  async pruneReceivedBefore(cutoff: number): Promise<number> {
+    return (await this.#db.execute("DELETE FROM inbox WHERE received_at < ?", [secs(cutoff)])).rowsAffected;
+  }
+
+  /** Keep the newest `keep` messages of each sender (of `fromId` only, when given). Returns how many were deleted. */
+  async pruneExcess(keep: number, fromId?: string): Promise<number> {
+    const k = Math.max(0, Math.trunc(keep));
+    const rs = fromId === undefined
+      ? await this.#db.execute(
+        `DELETE FROM inbox WHERE seq IN (SELECT seq FROM (SELECT seq, row_number() OVER (PARTITION BY from_id ORDER BY seq DESC) AS rn FROM inbox) WHERE rn > ?)`,
+        [k],
+      )
+      : await this.#db.execute(
+        `DELETE FROM inbox WHERE from_id = ? AND seq <= (SELECT seq FROM inbox WHERE from_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)`,
+        [fromId, fromId, k],
+      );
+    return rs.rowsAffected;
+  }
+
+  /** Messages in storage order (oldest first). */
+  async list(filter: InboxFilter = {}): Promise<InboxRow[]> {
+    const where: string[] = [];
+    const args: InValue[] = [];
+    if (filter.from !== undefined) {
+      where.push("from_id = ?");
+      args.push(filter.from);
+    }
+    if (filter.topic !== undefined) {
+      where.push("topic = ?");
+      args.push(filter.topic);
+    }
+    const tail = filter.sinceRowid === undefined && filter.limit !== undefined;
+    if (filter.sinceRowid !== undefined) {
+      where.push("seq > ?");
+      args.push(Math.trunc(filter.sinceRowid));
+    }
+    let limit = "";
+    if (filter.limit !== undefined) {
+      limit = "LIMIT ?";
+      args.push(Math.max(0, Math.trunc(filter.limit)));
+    }
+    const rows = await this.#db.rows(
+      `SELECT ${INBOX_COLUMNS} FROM inbox ${where.length ? "WHERE " + where.join(" AND ") : ""}
+       ORDER BY seq ${tail ? "DESC" : "ASC"} ${limit}`,
+      args,
+    );
+    const out = rows.map(inboxFromRow);
+    return tail ? out.reverse() : out;
+  }
+}

@@ -1,0 +1,157 @@
+/**
+ * The `outbox` table (SPEC §8, §14): messages queued for delivery.
+ *
+ * Life cycle: enqueue → due() picks queued rows whose next_attempt_at has come →
+ * markDelivering() while an attempt is in flight → markAttempt() on a retryable failure, or
+ * complete() on the final outcome, which removes the row and writes its `deliveries` entry in one
+ * transaction (nothing lost, nothing logged twice). A crash mid-attempt leaves rows in
+ * 'delivering': requeueDelivering() puts them back at start-up.
+ */
+import type { InValue, Row } from "@libsql/client";
+import { type Db, num, secs, str, strOrNull } from "./db.ts";
+import type { DeliveryOutcome } from "./deliveries.ts";
+
+export type OutboxStatus = "queued" | "delivering";
+
+export interface OutboxRow {
+  id: string; // msg_ + UUIDv7
+  target: string; // node ID
+  topic: string | null;
+  reply_to: string | null;
+  body: string; // JSON text
+  created_at: number;
+  next_attempt_at: number;
+  attempts: number;
+  expires_at: number;
+  status: OutboxStatus;
+}
+
+export interface OutboxEnqueue {
+  id: string;
+  target: string;
+  topic?: string | null;
+  reply_to?: string | null;
+  body: string;
+  created_at: number;
+  expires_at: number;
+  /** Default: created_at (deliver at once). */
+  next_attempt_at?: number;
+}
+
+const OUTBOX_COLUMNS = "id, target, topic, reply_to, body, created_at, next_attempt_at, attempts, expires_at, status";
+
+function outboxFromRow(r: Row): OutboxRow {
+  return {
+    id: str(r.id),
+    target: str(r.target),
+    topic: strOrNull(r.topic),
+    reply_to: strOrNull(r.reply_to),
+    body: str(r.body),
+    created_at: num(r.created_at),
+    next_attempt_at: num(r.next_attempt_at),
+    attempts: num(r.attempts),
+    expires_at: num(r.expires_at),
+    status: str(r.status) as OutboxStatus,
+  };
+}
+
+export class OutboxStore {
+  readonly #db: Db;
+
+  constructor(db: Db) {
+    this.#db = db;
+  }
+
+  /** Queue a message. A duplicate id is an ERR_STORE error. */
+  async enqueue(m: OutboxEnqueue): Promise<void> {
+    await this.#db.execute(
+      `INSERT INTO outbox (id, target, topic, reply_to, body, created_at, next_attempt_at, attempts, expires_at, status)
+       VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, 'queued')`,
+      [
+        m.id,
+        m.target,
+        m.topic ?? null,
+        m.reply_to ?? null,
+        m.body,
+        secs(m.created_at),
+        secs(m.next_attempt_at ?? m.created_at),
+        secs(m.expires_at),
+      ],
+    );
+  }
+
+  async get(id: string): Promise<OutboxRow | null> {
+    const rows = await this.#db.rows(`SELECT ${OUTBOX_COLUMNS} FROM outbox WHERE id = ?`, [id]);
+    return rows[0] ? outboxFromRow(rows[0]) : null;
+  }
+
+  /** Everything still queued or in flight, oldest first. */
+  async list(): Promise<OutboxRow[]> {
+    const rows = await this.#db.rows(`SELECT ${OUTBOX_COLUMNS} FROM outbox ORDER BY created_at, id`);
+    return rows.map(outboxFromRow);
+  }
+
+  /** Outbox depth. */
+  async count(): Promise<number> {
+    const rows = await this.#db.rows("SELECT count(*) AS n FROM outbox");
+    return num(rows[0]?.n);
+  }
+
+  /** Queued messages whose next attempt is due (expired ones included: the worker decides), soonest first. */
+  async due(now: number, limit = 100): Promise<OutboxRow[]> {
+    const rows = await this.#db.rows(
+      `SELECT ${OUTBOX_COLUMNS} FROM outbox WHERE status = 'queued' AND next_attempt_at <= ?
+       ORDER BY next_attempt_at, created_at, id LIMIT ?`,
+      [secs(now), Math.max(0, Math.trunc(limit))],
+    );
+    return rows.map(outboxFromRow);
+  }
+
+  /** Claim a queued message for an attempt. False when it is gone or already claimed. */
+  async markDelivering(id: string): Promise<boolean> {
+    const rs = await this.#db.execute("UPDATE outbox SET status = 'delivering' WHERE id = ? AND status = 'queued'", [
+      id,
+    ]);
+    return rs.rowsAffected > 0;
+  }
+
+  /** A retryable attempt failed: count it and schedule the next one. */
+  async markAttempt(id: string, nextAttemptAt: number): Promise<void> {
+    await this.#db.execute(
+      "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, status = 'queued' WHERE id = ?",
+      [secs(nextAttemptAt), id],
+    );
+  }
+
+  /**
+   * Final outcome: remove the message and append its `deliveries` entry atomically.
+   * Returns false (and records nothing) when the message is not in the outbox.
+   */
+  async complete(id: string, o: DeliveryOutcome): Promise<boolean> {
+    const attempts = o.attempts !== undefined ? "?" : o.status === "expired" ? "attempts" : "attempts + 1";
+    const args: InValue[] = [o.status];
+    if (o.attempts !== undefined) args.push(Math.trunc(o.attempts));
+    args.push(o.path ?? null, secs(o.finished_at), o.detail ?? null, id);
+    const [ins] = await this.#db.batch([
+      {
+        sql: `INSERT INTO deliveries (msg_id, target, status, attempts, path, finished_at, detail)
+              SELECT id, target, ?, ${attempts}, ?, ?, ? FROM outbox WHERE id = ?`,
+        args,
+      },
+      { sql: "DELETE FROM outbox WHERE id = ?", args: [id] },
+    ]);
+    return (ins?.rowsAffected ?? 0) > 0;
+  }
+
+  /** Remove a message without recording an outcome. */
+  async remove(id: string): Promise<boolean> {
+    const rs = await this.#db.execute("DELETE FROM outbox WHERE id = ?", [id]);
+    return rs.rowsAffected > 0;
+  }
+
+  /** Crash recovery: attempts left in flight go back to the queue. Returns how many. */
+  async requeueDelivering(): Promise<number> {
+    const rs = await this.#db.execute("UPDATE outbox SET status = 'queued' WHERE status = 'delivering'");
+    return rs.rowsAffected;
+  }
+}
