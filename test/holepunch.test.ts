@@ -13,8 +13,8 @@ import { join } from "node:path";
 import { type Config, defaultConfig } from "../src/config/defaults.ts";
 import { identityFromSeed } from "../src/identity/identity.ts";
 import { generateSeed } from "../src/identity/keys.ts";
-import { HolePunchService, PUNCH_FEATURE } from "../src/net/holepunch/service.ts";
-import { RELAY_GRACE_MS } from "../src/net/holepunch/constants.ts";
+import { HolePunchService, PUNCH_FEATURE, remember } from "../src/net/holepunch/service.ts";
+import { MAX_TRACKED_PEERS, RELAY_GRACE_MS } from "../src/net/holepunch/constants.ts";
 import { AtlasNode } from "../src/net/node.ts";
 import { dialViaRelay } from "../src/relay/dial.ts";
 import { relayLinks } from "../src/relay/pipe.ts";
@@ -147,5 +147,17 @@ describe("hole punching", { timeout: 60_000 }, () => {
     assert.equal(offers, 0);
     assert.equal(dialler.liveSession(target.nodeId), relayed);
     assert.deepEqual(diallerPunch.status(), []);
+  });
+
+  test("per-peer punching state is bounded: throwaway identities cannot grow it, the newest are kept", () => {
+    const m = new Map<string, number>();
+    for (let i = 0; i < 3 * MAX_TRACKED_PEERS; i++) remember(m, `peer-${i}`, i);
+    assert.equal(m.size, MAX_TRACKED_PEERS);
+    assert.equal(m.get(`peer-${3 * MAX_TRACKED_PEERS - 1}`), 3 * MAX_TRACKED_PEERS - 1);
+    assert.equal(m.has("peer-0"), false);
+    remember(m, `peer-${2 * MAX_TRACKED_PEERS}`, -1); // touched again: now the newest
+    remember(m, "another", 0);
+    assert.equal(m.get(`peer-${2 * MAX_TRACKED_PEERS}`), -1);
+    assert.equal(m.has(`peer-${2 * MAX_TRACKED_PEERS + 1}`), false);
   });
 });

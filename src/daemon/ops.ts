@@ -83,8 +83,8 @@ export async function pingOp(
   node: AtlasNode,
   a: { target: string; count: number; interval: number },
 ): Promise<PingReport> {
-  const { session: first0 } = await dialPeer(node, a.target);
-  let s = first0;
+  const { session: dialled } = await dialPeer(node, a.target);
+  let s = dialled;
   const timeoutMs = node.config.transport.request_timeout * 1000;
   const rtts: (number | null)[] = [];
   const changes: PingReport["path_changes"] = [];
@@ -112,7 +112,7 @@ export async function pingOp(
   }
   const got = rtts.filter((r): r is number => r !== null).sort((x, y) => x - y);
   const report: PingReport = {
-    ...sessionInfo(first0),
+    ...sessionInfo(dialled),
     ping_ts: first?.pingTs ?? null,
     pong_ts: first?.pongTs ?? null,
     rtt_ms: rtts,

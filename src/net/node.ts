@@ -122,7 +122,7 @@ export class AtlasNode {
   /** A live session with `nodeId`, preferring the newest (a relayed one in its grace period last). */
   liveSession(nodeId: string): Session | undefined {
     let best: Session | undefined;
-    const rank = (s: Session) => (s.supersededBy ? 0 : 1);
+    const rank = (s: Session) => (s.replacedByDirect ? 0 : 1);
     for (const s of this.sessions.get(nodeId) ?? []) {
       if (!s.isOpen) continue;
       if (!best || rank(s) > rank(best) || (rank(s) === rank(best) && s.openedAt > best.openedAt)) best = s;
@@ -418,8 +418,8 @@ export class AtlasNode {
    * relayed one finish during RELAY_GRACE_MS; then it is closed and its relay slot freed.
    */
   private retireRelayed(old: Session, direct: Session): void {
-    if (old.supersededBy) return;
-    old.supersededBy = direct;
+    if (old.replacedByDirect) return;
+    old.replacedByDirect = true;
     if (old.pinned) direct.pinned = true;
     const t = setTimeout(() => {
       void old.disconnect(DISCONNECT_REPLACED, "replaced by a direct path", UPGRADED_TO_DIRECT);

@@ -47,7 +47,7 @@ export class Session {
   /** A direct session that hole punching opened through both NATs (SPEC §11a). */
   punched = false;
   /** Set while this relayed session is kept for its grace period after a direct one replaced it. */
-  supersededBy: Session | null = null;
+  replacedByDirect = false;
   /** RTT of the latest Pong, for `atlas status`. */
   lastRttMs: number | null = null;
   /** The peer ended the session with a Disconnect frame. */
@@ -160,7 +160,7 @@ export class Session {
         });
         // Both ends retire a relayed session that a direct one replaced: whichever Disconnect
         // arrives first, the row says what happened.
-        this.closeReason = this.supersededBy && m.reason === DISCONNECT_REPLACED ? UPGRADED_TO_DIRECT : m.reason;
+        this.closeReason = this.replacedByDirect && m.reason === DISCONNECT_REPLACED ? UPGRADED_TO_DIRECT : m.reason;
         this.remoteDisconnect = true;
         this.conn.close(0, m.reason);
         return;

@@ -28,3 +28,6 @@ export const PUNCHED_PROBE_MISSES = 2;
 
 /** After a direct path died, the next punching attempts wait this long (the NAT just dropped us). */
 export const PUNCH_RETRY_AFTER_LOSS_MS = 30_000;
+
+/** Peers whose punching state (status, expected punches, lost paths) is kept; the oldest go first. */
+export const MAX_TRACKED_PEERS = 1_024;

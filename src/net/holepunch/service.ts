@@ -29,6 +29,7 @@ import type { AtlasNode } from "../node.ts";
 import type { Session } from "../session.ts";
 import {
   MAX_PUNCH_CANDIDATES,
+  MAX_TRACKED_PEERS,
   PUNCH_ATTEMPTS_MS,
   PUNCH_RETRY_AFTER_LOSS_MS,
   PUNCHED_PROBE_INTERVAL_MS,
@@ -108,7 +109,7 @@ export class HolePunchService {
     let st = this.peers.get(nodeId);
     if (!st) {
       st = { node_id: nodeId, state: "trying", attempts: 0, last_error: null, direct_since: null };
-      this.peers.set(nodeId, st);
+      remember(this.peers, nodeId, st);
     }
     return st;
   }
@@ -132,7 +133,7 @@ export class HolePunchService {
     const started = Date.now() + holdOff;
     for (const at of PUNCH_ATTEMPTS_MS) {
       await sleep(Math.max(0, started + at - Date.now()));
-      if (this.stopped || !relayed.isOpen || relayed.supersededBy) return;
+      if (this.stopped || !relayed.isOpen || relayed.replacedByDirect) return;
       if (this.node.liveSession(relayed.nodeId)?.path === "direct") return;
       st.attempts++;
       try {
@@ -219,7 +220,7 @@ export class HolePunchService {
     }
     await fs.end().catch(() => {});
     const h = punch(this.node.endpoint, req.nonce, addrs(req.candidates));
-    this.expecting.set(s.nodeId, Date.now() + timeoutMs + this.node.config.transport.dial_timeout * 1000);
+    remember(this.expecting, s.nodeId, Date.now() + timeoutMs + this.node.config.transport.dial_timeout * 1000);
     // Keep punching until the schedule ends or B's direct connection is up.
     const until = this.node.onSessionOpen((d) => {
       if (d.nodeId === s.nodeId && d.path === "direct") h.stop();
@@ -253,7 +254,7 @@ export class HolePunchService {
         } catch {
           if (++misses < PUNCHED_PROBE_MISSES || !s.isOpen) continue;
           this.o.log.info("hole-punched path lost", { peer: shortNodeId(s.nodeId), address: s.remoteAddress });
-          this.lostAt.set(s.nodeId, Date.now());
+          remember(this.lostAt, s.nodeId, Date.now());
           this.statusOf(s.nodeId).state = "relayed";
           s.abandon("direct path lost");
           if (s.direction === "outbound") void this.redial(s.nodeId);
@@ -280,6 +281,16 @@ export class HolePunchService {
       });
     }
   }
+}
+
+/**
+ * Set `key` in a per-peer map that must not grow with every identity that ever relayed to us: the
+ * entry moves to the newest end, and the oldest go beyond MAX_TRACKED_PEERS.
+ */
+export function remember<V>(map: Map<string, V>, key: string, value: V): void {
+  map.delete(key);
+  while (map.size >= MAX_TRACKED_PEERS) map.delete(map.keys().next().value!);
+  map.set(key, value);
 }
 
 function addrs(list: string[]): SockAddr[] {
