@@ -245,8 +245,12 @@ export class HolePunchService {
     this.probes.add(s);
     void (async () => {
       let misses = 0;
+      let next = Date.now() + PUNCHED_PROBE_INTERVAL_MS;
       while (!this.stopped && s.isOpen) {
-        await sleep(PUNCHED_PROBE_INTERVAL_MS);
+        // Probes start every interval whatever the last one cost: a miss (which waited out its
+        // whole timeout) must not push the next probe, and so the verdict, a full interval later.
+        await sleep(Math.max(0, next - Date.now()));
+        next += PUNCHED_PROBE_INTERVAL_MS;
         if (!s.isOpen) break;
         try {
           await s.ping(PUNCHED_PROBE_INTERVAL_MS);
