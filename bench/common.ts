@@ -10,6 +10,9 @@ import { type Identity, identityFromSeed } from "../src/identity/identity.ts";
 import { generateSeed } from "../src/identity/keys.ts";
 import { AtlasNode } from "../src/net/node.ts";
 import { openStore, type Store } from "../src/store/index.ts";
+import type { QuicStream } from "../src/transport/stream.ts";
+import { encodeFrame } from "../src/wire/frame.ts";
+import type { WireMessage } from "../src/wire/messages.ts";
 
 export const HOST = "127.0.0.1";
 
@@ -191,4 +194,42 @@ export async function loop(
   };
   await Promise.all(Array.from({ length: inFlight }, worker));
   return { n: lat.length, ms: performance.now() - t0, lat, capped };
+}
+
+// ---- the bulk receiver of the relay and NAT phases --------------------------------------------
+
+/** Raw bulk bytes read by every bulk stream so far, and the streams still reading. */
+export interface BulkCounter {
+  bytes: number;
+  open: number;
+  done: number;
+}
+
+/**
+ * The bench "Message" handler of a receiving agent: topic "bench/bulk" gets an interim MessageAck
+ * ("go"), then every raw byte until FIN is counted; other Messages are acknowledged.
+ */
+export function serveBulk(node: AtlasNode): BulkCounter {
+  const c: BulkCounter = { bytes: 0, open: 0, done: 0 };
+  node.handle("Message", async (_session, req: WireMessage, stream: QuicStream) => {
+    if (req.type !== "Message") return null;
+    const ack: WireMessage = { type: "MessageAck", msg_id: req.id, status: "received" };
+    if (req.topic !== "bench/bulk") return ack;
+    await stream.write(encodeFrame(ack)); // "go"
+    c.open++;
+    try {
+      for (;;) {
+        const chunk = await stream.read(30_000);
+        if (chunk === null) break;
+        c.bytes += chunk.length;
+      }
+    } catch {
+      return null; // the dialler closed the session to end a timed run
+    } finally {
+      c.open--;
+      c.done++;
+    }
+    return ack;
+  });
+  return c;
 }

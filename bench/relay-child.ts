@@ -14,14 +14,11 @@
 import { rm } from "node:fs/promises";
 import { RelayPresence } from "../src/relay/presence.ts";
 import { RelayServer } from "../src/relay/server.ts";
-import type { QuicStream } from "../src/transport/stream.ts";
 import { createLogger } from "../src/util/log.ts";
 import type { QuicheConfig } from "../src/transport/native.ts";
 import type { TransportOptions } from "../src/transport/options.ts";
 import { makeQuicheConfig } from "../src/transport/tls.ts";
-import { encodeFrame } from "../src/wire/frame.ts";
-import type { WireMessage } from "../src/wire/messages.ts";
-import { startNode } from "./common.ts";
+import { type BulkCounter, serveBulk, startNode } from "./common.ts";
 
 export interface RelayChildReady {
   type: "ready";
@@ -57,11 +54,7 @@ if (process.env.DIAG_DGRAM_Q) {
 let relay: RelayServer | null = null;
 let presence: RelayPresence | null = null;
 
-// ---- the bench handler (agent) ----
-/** Raw bulk bytes read by every bulk stream so far, and the streams still reading. */
-let bulkTotal = 0;
-let bulkOpen = 0;
-let bulkDone = 0;
+let bulk: BulkCounter | null = null;
 
 if (role === "relay") {
   // 32 pipes from one source in the aggregate run need relay_pipes_per_source ≥ 32; the bench uses
@@ -72,26 +65,7 @@ if (role === "relay") {
   node.config.network.relays = [process.argv[3]!];
   presence = new RelayPresence(node, log);
   presence.start();
-  node.handle("Message", async (_session, req: WireMessage, stream: QuicStream) => {
-    if (req.type !== "Message") return null;
-    const ack: WireMessage = { type: "MessageAck", msg_id: req.id, status: "received" };
-    if (req.topic !== "bench/bulk") return ack;
-    await stream.write(encodeFrame(ack)); // "go"
-    bulkOpen++;
-    try {
-      for (;;) {
-        const chunk = await stream.read(30_000);
-        if (chunk === null) break;
-        bulkTotal += chunk.length;
-      }
-    } catch {
-      return null; // the dialler closed the session to end a timed run
-    } finally {
-      bulkOpen--;
-      bulkDone++;
-    }
-    return ack;
-  });
+  bulk = serveBulk(node);
 }
 
 function relayConnDrops(): number {
@@ -120,9 +94,9 @@ process.on("message", async (m: RelayChildCmd) => {
     case "progress":
       send({
         id: m.id,
-        bytes: bulkTotal,
-        open: bulkOpen,
-        done: bulkDone,
+        bytes: bulk?.bytes ?? 0,
+        open: bulk?.open ?? 0,
+        done: bulk?.done ?? 0,
         cpuMs: (() => {
           const c = process.cpuUsage();
           return (c.user + c.system) / 1000;

@@ -79,8 +79,15 @@ async function relayWithTarget(punching: boolean) {
   const target = await node("target", (c) => {
     c.network.relays = [relayAddr];
     c.transport.relay_announce_interval = 1;
+    // 20 requests at once from one peer: above the default 5/s of every tier.
+    for (const tier of Object.values(c.rate_limit)) tier.per_second = tier.per_minute = 1000;
   });
   const targetPunch = punching ? holePunch(target) : null;
+  target.handle(
+    "Message",
+    (_s, req) =>
+      Promise.resolve(req.type === "Message" ? { type: "MessageAck", msg_id: req.id, status: "received" } : null),
+  );
   const presence = new RelayPresence(target, silentLogger);
   presence.start();
   services.push(presence);
@@ -96,6 +103,16 @@ describe("hole punching", { timeout: 60_000 }, () => {
     const relayed = await dialViaRelay(dialler, relayAddr, target.nodeId);
     assert.equal(relayed.path, "relay");
     assert.ok(relayed.peer.features.includes(PUNCH_FEATURE), "the target advertises punch/1 in its HelloAck");
+    // Requests in flight on the relayed session while it is being upgraded are all answered.
+    const inFlight = Array.from({ length: 20 }, (_, i) =>
+      relayed.request({
+        type: "Message",
+        id: `msg_0193b3c4-0000-7000-8000-${String(i).padStart(12, "0")}`,
+        from: dialler.nodeId,
+        to: target.nodeId,
+        timestamp: Math.floor(Date.now() / 1000),
+        body: "{}",
+      }, 10_000));
 
     await waitFor("a direct session on the dialler", () => dialler.liveSession(target.nodeId)?.path === "direct");
     const direct = dialler.liveSession(target.nodeId)!;
@@ -107,6 +124,8 @@ describe("hole punching", { timeout: 60_000 }, () => {
     assert.equal(target.liveSession(dialler.nodeId)!.punched, true);
     assert.equal(diallerPunch.status()[0]?.state, "direct");
     assert.equal(targetPunch!.status()[0]?.state, "direct");
+    const acks = await Promise.all(inFlight);
+    assert.deepEqual(acks.map((a) => a.type === "MessageAck" && a.status), Array(20).fill("received"));
 
     // New traffic takes the direct path while the relayed session lives out its grace period.
     assert.ok(relayed.isOpen, "the relayed session is kept for its grace period");

@@ -1,7 +1,7 @@
 /**
- * Hole punching across real NAT behaviours (SPEC §11a): four daemons, each behind its own nftables
+ * Hole punching across real NAT behaviours (SPEC §11a): eight daemons, each behind its own nftables
  * router in the namespace lab (test/helpers/netns.ts, classified by test/nat-lab.test.ts) —
- * a: port-restricted cone, b: symmetric, c: full cone, d: address-restricted cone — registered
+ * a, e: port-restricted cone, b, f: symmetric, c, g: full cone, d, h: address-restricted — registered
  * with one relay on the public segment, which is also their STUN server. For each pair, one
  * daemon reaches the other by node ID alone: through the relay first, then, where the two NATs
  * allow it, over a hole-punched direct path. Every round starts from fresh identities and homes
@@ -9,10 +9,10 @@
  * "5 of 5"). Prints the matrix. Then a punched path is cut and traffic must be back on the relay
  * within 10 s with nothing lost. Root only; skipped otherwise.
  *
- * The lab has one symmetric NAT, so symmetric ↔ symmetric is not covered. Punching is expected
- * to fail (and the session to stay relayed, with the reason in `status`) only for symmetric ↔
- * port-restricted: the symmetric side's packets come from a port the port-restricted side never
- * sent to.
+ * Every pair of kinds is covered, same kinds included. Punching is expected to fail (and the
+ * session to stay relayed, with the reason in `status`) only for symmetric ↔ port-restricted and
+ * symmetric ↔ symmetric: the symmetric side's packets come from a port the other side never sent
+ * to (no port prediction yet).
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -25,6 +25,10 @@ import {
   AGENT_B,
   AGENT_C,
   AGENT_D,
+  AGENT_E,
+  AGENT_F,
+  AGENT_G,
+  AGENT_H,
   createNet,
   killAllInNs,
   NAT_A_WAN,
@@ -45,21 +49,33 @@ const RELAY = `${PUB_RELAY}:${PORT}`;
 const PUNCH_DEADLINE_MS = 16_000;
 const ROUNDS = Number(process.env.ATLAS_PUNCH_ROUNDS ?? 5);
 
-type Agent = "a" | "b" | "c" | "d";
+type Agent = "a" | "b" | "c" | "d" | "e" | "f" | "g" | "h";
 const KIND: Record<Agent, string> = {
   a: "port-restricted",
   b: "symmetric",
   c: "full cone",
   d: "address-restricted",
+  e: "port-restricted",
+  f: "symmetric",
+  g: "full cone",
+  h: "address-restricted",
 };
-/** Pairs (dialler, target) and whether the two NATs let a hole be punched. */
+/**
+ * Every pair of NAT kinds once (dialler, target), and whether the two NATs let a hole be punched:
+ * any two endpoint-independent mappings do; a symmetric NAT meets only filtering that ignores the
+ * port (full cone, address-restricted).
+ */
 const PAIRS: [Agent, Agent, boolean][] = [
+  ["a", "e", true],
+  ["c", "g", true],
+  ["d", "h", true],
   ["a", "c", true],
   ["c", "d", true],
   ["d", "a", true],
   ["b", "c", true],
   ["d", "b", true],
   ["a", "b", false],
+  ["b", "f", false],
 ];
 
 type Session = { node_id: string; direction: string; path: string; relay: string | null; punched: boolean };
@@ -121,6 +137,10 @@ describe("hole punching across NAT behaviours", { skip: skip ?? false, timeout: 
       b: [net!.ns.b, AGENT_B],
       c: [net!.ns.c, AGENT_C],
       d: [net!.ns.d, AGENT_D],
+      e: [net!.ns.e, AGENT_E],
+      f: [net!.ns.f, AGENT_F],
+      g: [net!.ns.g, AGENT_G],
+      h: [net!.ns.h, AGENT_H],
     };
     await Promise.all((Object.keys(where) as Agent[]).map(async (k) => {
       const [ns, host] = where[k];
@@ -207,10 +227,31 @@ describe("hole punching across NAT behaviours", { skip: skip ?? false, timeout: 
 
   test("when the punched path dies, traffic is back on the relay within 10 s and no message is lost", async () => {
     await freshAgents();
-    const first = await atlas("a", ["net", "connect", agent.d.id]);
+    // `net ping --count N` shows the moment the path changed: relayed first, hole-punched after.
+    const first = await atlas("a", ["net", "ping", agent.d.id, "--count", "4", "--interval", "300"]);
     assert.equal(first.code, 0, show(first));
+    assert.match(
+      first.stdout,
+      /^Path : relay \(atlas_[0-9a-f]{12}…@198\.18\.0\.3:4433\)\n(.*\n)*RTT  : .*\n(.*\n)*Path : direct \(hole-punched\)\nRTT  : /m,
+      first.stdout,
+    );
+    assert.match(first.stdout, /4 sent, 4 received$/m);
     let st = await waitStatus("a", PUNCH_DEADLINE_MS, (s) => sessionWith(s, "d")?.path === "direct");
     assert.equal(sessionWith(st, "d")?.punched, true, `a→d went direct first: ${JSON.stringify(st.sessions)}`);
+    // `net peers` names the path of the latest session.
+    const peers = await atlas("a", ["net", "peers"]);
+    assert.match(
+      peers.stdout,
+      new RegExp(`^${agent.d.id.slice(0, 18)}….* unknown via direct \\(hole-punched\\) `, "m"),
+    );
+    const peersJson = JSON.parse((await atlas("a", ["net", "peers", "--json"])).stdout) as {
+      node_id: string;
+      last_path: string;
+      last_punched: boolean;
+    }[];
+    const row = peersJson.find((p) => p.node_id === agent.d.id);
+    assert.equal(row?.last_path, "direct");
+    assert.equal(row?.last_punched, true);
     // The direct path dies: d's router now drops everything to and from a's router; the relay on
     // the public segment is still reachable from both.
     for (const dir of ["saddr", "daddr"]) {

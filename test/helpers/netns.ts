@@ -9,7 +9,9 @@
  *           filtering: once the agent sent from int:p, anyone may send to wan:p and reach int:p)
  *   natD  : router, wan 198.18.0.14, lan 100.64.4.1/24, address-restricted cone (endpoint-independent
  *           mapping; inbound to wan:p from any port of an IP address int:p has sent to)
+ *   natE–natH : a second router of each kind, in the same order (wan 198.18.0.15–18, lan 100.64.5–8.1/24)
  *   a, b, c, d : agents behind natA (100.64.1.2), natB (100.64.2.2), natC (100.64.3.2), natD (100.64.4.2)
+ *   e, f, g, h : agents behind natE–natH (100.64.5.2 … 100.64.8.2)
  *   p     : an agent directly on the public segment (198.18.0.30)
  *   r     : a relay node on the public segment (198.18.0.3), in a namespace of its own so that a
  *           packet capture there sees exactly the relay's traffic
@@ -32,6 +34,10 @@ export const AGENT_A = "100.64.1.2";
 export const AGENT_B = "100.64.2.2";
 export const AGENT_C = "100.64.3.2";
 export const AGENT_D = "100.64.4.2";
+export const AGENT_E = "100.64.5.2";
+export const AGENT_F = "100.64.6.2";
+export const AGENT_G = "100.64.7.2";
+export const AGENT_H = "100.64.8.2";
 export const AGENT_P = "198.18.0.30";
 export const PUB_RELAY = "198.18.0.3";
 
@@ -50,6 +56,11 @@ export const ROUTERS = [
   { name: "natB", agentNs: "b", wan: NAT_B_WAN, gw: "100.64.2.1", agent: AGENT_B, kind: "symmetric" },
   { name: "natC", agentNs: "c", wan: NAT_C_WAN, gw: "100.64.3.1", agent: AGENT_C, kind: "full-cone" },
   { name: "natD", agentNs: "d", wan: NAT_D_WAN, gw: "100.64.4.1", agent: AGENT_D, kind: "address-restricted" },
+  // A second router of each kind, so that two agents behind NATs of the same kind can meet.
+  { name: "natE", agentNs: "e", wan: "198.18.0.15", gw: "100.64.5.1", agent: AGENT_E, kind: "port-restricted" },
+  { name: "natF", agentNs: "f", wan: "198.18.0.16", gw: "100.64.6.1", agent: AGENT_F, kind: "symmetric" },
+  { name: "natG", agentNs: "g", wan: "198.18.0.17", gw: "100.64.7.1", agent: AGENT_G, kind: "full-cone" },
+  { name: "natH", agentNs: "h", wan: "198.18.0.18", gw: "100.64.8.1", agent: AGENT_H, kind: "address-restricted" },
 ] as const satisfies readonly {
   name: string;
   agentNs: string;
@@ -93,6 +104,11 @@ export function natRules(kind: NatKind): string {
     cone && '    iifname "wan" dnat ip to udp dport map @ports',
     cone && "  }",
     `  chain nat_post { type nat hook postrouting priority srcnat; policy accept; oifname "wan" masquerade${how}; }`,
+    // Unsolicited packets to the router itself are dropped, as a home router's firewall does. Left
+    // to the local stack, each would leave a conntrack entry (wan:p ← peer) that makes the router
+    // re-map its own agent's next packet to that peer onto another port: two such routers could then
+    // never open a path unless the first packets crossed in flight (sub-millisecond here).
+    '  chain filter_in { type filter hook input priority filter; policy accept; iifname "wan" ct state new drop; }',
     "  chain filter_fwd { type filter hook forward priority filter; policy drop;",
     cone && '    iifname "lan" oifname "wan" update @ports { udp sport : ip saddr . udp sport }',
     restricted && '    iifname "lan" oifname "wan" update @peers { ip saddr . udp sport . ip daddr }',
