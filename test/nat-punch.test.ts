@@ -254,23 +254,15 @@ describe("hole punching across NAT behaviours", { skip: skip ?? false, timeout: 
     assert.equal(row?.last_punched, true);
     // The direct path dies: d's router now drops everything to and from a's router; the relay on
     // the public segment is still reachable from both.
-    for (const dir of ["saddr", "daddr"]) {
-      execFileSync("ip", [
-        "netns",
-        "exec",
-        net!.ns.natD,
-        "nft",
-        "insert",
-        "rule",
-        "ip",
-        "atlnat",
-        "filter_fwd",
-        "ip",
-        dir,
-        NAT_A_WAN,
-        "drop",
-      ]);
-    }
+    const nft = (rules: string) =>
+      execFileSync("ip", ["netns", "exec", net!.ns.natD, "nft", "-f", "-"], { input: rules });
+    nft(`table ip atlcut {
+  chain blackhole { type filter hook forward priority -10; policy accept;
+    ip saddr ${NAT_A_WAN} drop
+    ip daddr ${NAT_A_WAN} drop
+  }
+}
+`);
     const cut = Date.now();
     const send = await atlas("a", ["net", "send", agent.d.id, '{"after":"the direct path died"}', "--json"]);
     assert.equal(send.code, 0, show(send));
@@ -303,8 +295,15 @@ describe("hole punching across NAT behaviours", { skip: skip ?? false, timeout: 
     assert.equal(seen.d.length, 1, JSON.stringify(seen.out));
     assert.equal(seen.d[0].status, "delivered");
     assert.equal(seen.out.queued.length, 0);
+    // The path heals: punching is tried again later (30 s after the loss) and goes direct again.
+    nft("delete table ip atlcut\n");
+    st = await waitStatus("a", 45_000, (s) => sessionWith(s, "d")?.path === "direct");
+    const again = Date.now() - cut;
+    assert.equal(sessionWith(st, "d")?.punched, true, `direct again: ${JSON.stringify(st.sessions)}`);
+    assert.ok(again >= 25_000, `punching waited after the loss (direct again after ${again} ms)`);
     console.log(
-      `# punched path cut: back on the relay after ${back} ms; the queued message delivered after ${delivered} ms`,
+      `# punched path cut: back on the relay after ${back} ms; the queued message delivered after ${delivered} ms; ` +
+        `hole-punched again ${again} ms after the cut`,
     );
   });
 });
