@@ -232,7 +232,7 @@ describe("hole punching across NAT behaviours", { skip: skip ?? false, timeout: 
     assert.equal(first.code, 0, show(first));
     assert.match(
       first.stdout,
-      /^Path : relay \(atlas_[0-9a-f]{12}…@198\.18\.0\.3:4433\)\n(.*\n)*RTT  : .*\n(.*\n)*Path : direct \(hole-punched\)\nRTT  : /m,
+      /^Path : relay \(atlas_[0-9a-f]{12}…@198\.18\.0\.3:4433\)\n(.*\n)*RTT {2}: .*\n(.*\n)*Path : direct \(hole-punched\)\nRTT {2}: /m,
       first.stdout,
     );
     assert.match(first.stdout, /4 sent, 4 received$/m);
