@@ -205,6 +205,16 @@ describe("hole punching across NAT behaviours", { skip: skip ?? false, timeout: 
           assert.equal(punch?.state, "failed", `all attempts made: ${JSON.stringify(punch)}`);
           assert.equal(punch?.attempts, 3);
           assert.ok(punch?.last_error, "status says why it stayed relayed");
+          const theirs = await waitStatus(
+            y,
+            8_000,
+            (t) => t.hole_punch?.find((p) => p.node_id === agent[x].id)?.state === "failed",
+          );
+          assert.equal(
+            theirs.hole_punch?.find((p) => p.node_id === agent[x].id)?.state,
+            "failed",
+            `the target's status says it failed too: ${JSON.stringify(theirs.hole_punch)}`,
+          );
           const human = await atlas(x, ["status"]);
           assert.match(human.stdout, /hole punch atlas_[0-9a-f]{12}…: failed after 3 attempt\(s\) \(.+\)/);
         }

@@ -229,6 +229,11 @@ export class HolePunchService {
       await sleep(this.node.config.transport.dial_timeout * 1000);
       h.stop();
       until();
+      // No direct connection from B by now: this attempt failed here too (B may try again).
+      if (this.node.liveSession(s.nodeId)?.path !== "direct" && st.state === "trying") {
+        st.state = "failed";
+        st.last_error = "no direct connection from the peer after punching";
+      }
     });
     return null;
   }
