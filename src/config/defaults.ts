@@ -37,7 +37,8 @@ export const DEFAULTS = {
     initial_stream_window: 262144, // Atlas extension: 256 KiB, auto-tuned up to max_stream_window
     max_conn_window: 67108864, // Atlas extension: 64 MiB
     max_stream_window: 16777216, // Atlas extension: 16 MiB
-    max_buffered_bytes: 67108864, // Atlas extension: global cap on unread stream bytes, all connections
+    max_buffered_bytes: 67108864, // Atlas extension: 64 MiB, cap on bytes of frames still arriving, all connections
+    max_buffered_per_conn: 16777216, // Atlas extension: 16 MiB, the same cap for one connection
     read_timeout: 30, // Atlas extension: s, deadline of a single read on a request stream
     request_timeout: 10, // Atlas extension: s, wait for a Pong / MessageAck / any response frame
   },

@@ -1,5 +1,5 @@
 import type { Config } from "../config/defaults.ts";
-import { AtlasError } from "../errors.ts";
+import { AtlasError, ProtocolCode } from "../errors.ts";
 import {
   acceptHandshake,
   type HandshakeResult,
@@ -19,16 +19,18 @@ import type { QuicStream } from "../transport/stream.ts";
 import { type Logger, silentLogger } from "../util/log.ts";
 import { AGENT } from "../version.ts";
 import { unixNow } from "../util/time.ts";
-import { FramedStream } from "../wire/framed-stream.ts";
+import { FramedStream, type HeaderCheck } from "../wire/framed-stream.ts";
 import {
   DISCONNECT_BANNED,
   DISCONNECT_REPLACED,
   DISCONNECT_SHUTDOWN,
+  HEADER_LEN,
   type MsgTypeName,
+  PRE_HANDSHAKE_MAX_PAYLOAD,
   type TrustLevel,
   type WireMessage,
 } from "../wire/messages.ts";
-import { PeerRateLimiter } from "./rate-limit.ts";
+import { PeerRateLimiter, type RateDecision } from "./rate-limit.ts";
 import { listenAddrs } from "./listen-addrs.ts";
 import { type Direction, type PathKind, type RequestHandler, Session, UPGRADED_TO_DIRECT } from "./session.ts";
 import { trustLevelFor } from "./trust.ts";
@@ -518,16 +520,36 @@ export class AtlasNode {
     ) return true;
     const d = this.limiter.check(session.nodeId, session.trust, bytes);
     if (d.ok) return true;
-    this.log.warn("rate limited", { peer: shortNodeId(session.nodeId), limit: d.limit, violations: d.violations });
     await fs.end({
       type: "Error",
-      code: 4001,
+      code: ProtocolCode.ERR_RATE_LIMITED,
       message: `rate limit exceeded (${d.limit})`,
       ref_msg_id: req.type === "Message" ? req.id : undefined,
     }).catch(() => {});
+    await this.penalize(session, d);
+    return false;
+  }
+
+  /**
+   * A large request (payload above 64 KiB) is charged to the peer's limits when its header
+   * arrives, before its payload is read: frames that never complete count too (issue 16). The
+   * refusal cannot name the message (its id is in the payload), so it carries no ref_msg_id.
+   */
+  private chargeAtHeader(session: Session, onRefused: (d: RateDecision) => void): HeaderCheck {
+    return (_type, len) => {
+      if (len <= PRE_HANDSHAKE_MAX_PAYLOAD) return null;
+      const d = this.limiter.check(session.nodeId, session.trust, HEADER_LEN + len);
+      if (d.ok) return null;
+      onRefused(d);
+      return { code: "ERR_RATE_LIMITED", message: `rate limit exceeded (${d.limit})` };
+    };
+  }
+
+  /** A refused request is a violation; enough of them ban the peer. */
+  private async penalize(session: Session, d: RateDecision): Promise<void> {
+    this.log.warn("rate limited", { peer: shortNodeId(session.nodeId), limit: d.limit, violations: d.violations });
     await this.store.peers.setViolations(session.nodeId, d.violations).catch(() => {});
     if (d.banUntil !== undefined) await this.ban(session.nodeId, d.banUntil);
-    return false;
   }
 
   /**
@@ -562,24 +584,38 @@ export class AtlasNode {
 
   private async serveRequest(session: Session, stream: QuicStream): Promise<void> {
     const fs = new FramedStream(stream);
+    let refused: RateDecision | null = null;
+    fs.checkHeader = this.chargeAtHeader(session, (d) => (refused = d));
     try {
       const req = await fs.read(this.config.transport.read_timeout * 1000);
       if (!req) return stream.abort(0);
       session.lastActivity = Date.now();
-      if (!(await this.admit(session, req, fs.lastFrameBytes, fs))) return;
+      const chargedAtHeader = fs.lastFrameBytes > HEADER_LEN + PRE_HANDSHAKE_MAX_PAYLOAD;
+      if (!chargedAtHeader && !(await this.admit(session, req, fs.lastFrameBytes, fs))) return;
       const h = this.handlers.get(req.type);
       if (!h) {
-        await fs.end({ type: "Error", code: 2003, message: `unsupported request ${req.type}` });
+        await fs.end({
+          type: "Error",
+          code: ProtocolCode.ERR_MESSAGE_REJECTED,
+          message: `unsupported request ${req.type}`,
+        });
         return;
       }
       const res = await h(session, req, stream);
       if (res) await fs.end(res);
+      // One request frame per stream (SPEC §5 Streams): bytes after it that the handler did not
+      // read would only sit in quiche's buffers — except on streams that carry a multi-frame exchange.
+      if (!MULTI_FRAME_REQUESTS.has(req.type)) stream.stopReading(0);
     } catch (e) {
+      if (refused) await this.penalize(session, refused);
       this.log.debug("request stream failed", { peer: shortNodeId(session.nodeId), error: (e as Error).message });
       stream.abort(0);
     }
   }
 }
+
+/** Requests whose stream carries more frames after them: the relay pipe (§11) and the punch exchange (§11a). */
+const MULTI_FRAME_REQUESTS: ReadonlySet<MsgTypeName> = new Set<MsgTypeName>(["RelayConnect", "PunchOffer"]);
 
 export interface OutboundOptions {
   expectedNodeId?: string;

@@ -1,4 +1,4 @@
-import { AtlasError, protocolCodeName } from "../errors.ts";
+import { AtlasError, isAtlasError, protocolCodeName } from "../errors.ts";
 import type { PeerCard } from "../handshake/handshake.ts";
 import type { QuicConnection } from "../transport/connection.ts";
 import type { QuicStream } from "../transport/stream.ts";
@@ -201,9 +201,13 @@ export class Session {
     if (!this.isOpen) throw new AtlasError("ERR_CLOSED", "session is closed");
     const fs = new FramedStream(this.conn.openStream());
     this.lastActivity = Date.now();
-    await fs.end(req);
     let res: WireMessage | null;
     try {
+      await fs.end(req).catch((e) => {
+        // A peer that refuses a frame at its header (too large, over a limit) answers with an
+        // Error frame and stops reading: the answer explains the stopped write better.
+        if (!isAtlasError(e, "ERR_RESET")) throw e;
+      });
       res = await fs.read(timeoutMs);
     } catch (e) {
       // No answer in time: the peer may be gone without a word (killed, its NAT mapping lost),

@@ -2,6 +2,7 @@ import { setImmediate } from "node:timers";
 import { AtlasError } from "../errors.ts";
 import type { SockAddr } from "./addr.ts";
 import { type HostPort, quiche, type QuicheConnection } from "./native.ts";
+import { ConnBudget } from "./read-budget.ts";
 import { QuicStream } from "./stream.ts";
 
 /**
@@ -63,6 +64,8 @@ export class QuicConnection {
   readonly established: Promise<void>;
   readonly closed: Promise<CloseInfo>;
   verified = false;
+  /** Bytes this connection's frames in progress may hold (read-budget.ts). */
+  readonly budget: ConnBudget;
   /** Called for each stream the peer opens. Set before the first packet is processed. */
   onStream: ((s: QuicStream) => void) | null = null;
   /**
@@ -95,13 +98,21 @@ export class QuicConnection {
 
   constructor(
     native: QuicheConnection,
-    opts: { isClient: boolean; remote: SockAddr; scid: Uint8Array; sink: PacketSink; maxPacket: number },
+    opts: {
+      isClient: boolean;
+      remote: SockAddr;
+      scid: Uint8Array;
+      sink: PacketSink;
+      maxPacket: number;
+      budget?: ConnBudget;
+    },
   ) {
     this.native = native;
     this.isClient = opts.isClient;
     this.remote = opts.remote;
     this.scid = opts.scid;
     this.sink = opts.sink;
+    this.budget = opts.budget ?? ConnBudget.unlimited();
     this.nextStreamId = opts.isClient ? 0 : 1;
     this.sendBuf = new Uint8Array(Math.max(opts.maxPacket, 1500));
     this.established = new Promise((res, rej) => {

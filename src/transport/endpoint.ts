@@ -7,6 +7,7 @@ import { type PacketSink, QuicConnection } from "./connection.ts";
 import { type HostPort, quiche, type QuicheConfig } from "./native.ts";
 import type { TransportOptions } from "./options.ts";
 import { RetryTokens } from "./retry.ts";
+import { BufferPool, ConnBudget } from "./read-budget.ts";
 import { makeQuicheConfig, type TlsIdentity } from "./tls.ts";
 import { isStunPacket } from "./demux.ts";
 import { within } from "../util/time.ts";
@@ -62,11 +63,14 @@ export class QuicEndpoint implements PacketSink {
   private closing = false;
   /** Counters for `atlas status` and tests. */
   readonly stats = { refusedLimit: 0, refusedRate: 0, retries: 0, badTokens: 0 };
+  /** Bytes of frames still arriving, over all connections (SPEC §4 global cap). */
+  readonly readPool: BufferPool;
 
   private constructor(socket: Socket, v6: boolean, opts: EndpointOptions) {
     this.socket = socket;
     this.v6 = v6;
     this.opts = opts;
+    this.readPool = new BufferPool(opts.maxBufferedBytes);
     const a = socket.address();
     this.local = { host: unmapHost(a.address), port: a.port };
     this.localHP = { host: a.address, port: a.port };
@@ -156,6 +160,7 @@ export class QuicEndpoint implements PacketSink {
       scid,
       sink: this,
       maxPacket: this.opts.maxDatagramSize,
+      budget: this.newBudget(),
     });
     this.track(c);
     c.markDirty();
@@ -197,11 +202,16 @@ export class QuicEndpoint implements PacketSink {
       scid,
       sink,
       maxPacket: VIRTUAL_PACKET_SIZE,
+      budget: this.newBudget(),
     });
     this.live.add(c);
     c.onGone = () => this.live.delete(c);
     if (role === "client") c.markDirty();
     return c;
+  }
+
+  private newBudget(): ConnBudget {
+    return new ConnBudget(this.readPool, this.opts.maxBufferedPerConn);
   }
 
   /** Send a raw datagram from the node's socket (STUN). */
@@ -331,6 +341,7 @@ export class QuicEndpoint implements PacketSink {
       scid,
       sink: this,
       maxPacket: this.opts.maxDatagramSize,
+      budget: this.newBudget(),
     });
     this.track(c);
     if (this.opts.retry === false) this.conns.set(Buffer.from(hdr.dcid).toString("latin1"), c);

@@ -9,6 +9,10 @@ export interface TransportOptions {
   initialStreamWindow: number;
   maxConnWindow: number;
   maxStreamWindow: number;
+  /** Node-wide cap on bytes of frames still arriving (read-budget.ts). */
+  maxBufferedBytes: number;
+  /** The same cap for one connection. */
+  maxBufferedPerConn: number;
   maxStreamsPerConn: number;
   maxConnections: number;
   handshakeLimit: number;
@@ -27,6 +31,8 @@ export function transportOptions(cfg: Config): TransportOptions {
     initialStreamWindow: t.initial_stream_window,
     maxConnWindow: t.max_conn_window,
     maxStreamWindow: t.max_stream_window,
+    maxBufferedBytes: t.max_buffered_bytes,
+    maxBufferedPerConn: t.max_buffered_per_conn,
     maxStreamsPerConn: t.max_streams_per_conn,
     maxConnections: t.max_connections,
     handshakeLimit: cfg.security.handshake_limit,

@@ -391,6 +391,22 @@ export class FrameReader {
     return held < HEADER_LEN + readLength(this.buf, this.start + 4);
   }
 
+  /**
+   * Declared payload length of the frame being received — its header is complete and valid, its
+   * payload is not — or -1. Lets the stream reserve buffer space before keeping payload bytes.
+   */
+  get pendingPayload(): number {
+    const held = this.end - this.start;
+    if (held < HEADER_LEN || this.failure !== null) return -1;
+    const len = readLength(this.buf, this.start + 4);
+    return held < HEADER_LEN + len ? len : -1;
+  }
+
+  /** The type byte of the frame being received (meaningful when `pendingPayload` ≥ 0). */
+  get pendingType(): number {
+    return this.buf[this.start + 3]!;
+  }
+
   /** The sticky header error, if any. */
   get error(): WireError | null {
     return this.failure;

@@ -1,18 +1,41 @@
-import { AtlasError } from "../errors.ts";
+import { AtlasError, type ProtocolCodeName } from "../errors.ts";
 import type { QuicStream } from "../transport/stream.ts";
 import { encodeFrame, FrameReader, MAX_PAYLOAD, WireError } from "./frame.ts";
 import type { WireMessage } from "./messages.ts";
 
+/** Why a frame is refused at its header, before its payload is read. */
+export interface HeaderRefusal {
+  code: ProtocolCodeName;
+  message: string;
+}
+
+/**
+ * Asked once per frame whose header has arrived and whose payload has not (type byte, declared
+ * payload length): null admits it, a refusal stops the stream before any more of it is read.
+ */
+export type HeaderCheck = (type: number, payloadLen: number) => HeaderRefusal | null;
+
 /**
  * Atlas frames over one QUIC stream. Reads carry a deadline; an oversized or malformed frame
  * is answered with an Error frame (FIN) and the stream stops reading (SPEC §5).
+ *
+ * Memory: a frame's declared payload is reserved from the connection's read budget
+ * (transport/read-budget.ts) as soon as its header is in, for as long as a `read` is collecting
+ * it; a frame that does not fit is refused with Error 4001 instead of being read.
  */
 export class FramedStream {
   readonly stream: QuicStream;
+  /** Checked at each frame's header (rate limits that must count frames still arriving). */
+  checkHeader: HeaderCheck | null = null;
   private reader: FrameReader;
   private eof = false;
   private pushed = 0;
   private consumed = 0;
+  /** Bytes reserved for the frame in progress (released when `read` returns or throws). */
+  private reserved = 0;
+  /** Frames completed so far, and the index of the last frame `checkHeader` admitted. */
+  private framesDone = 0;
+  private checkedFrame = -1;
   /** Size (header + payload) of the frame `read` returned last: what rate limits count. */
   lastFrameBytes = 0;
 
@@ -27,28 +50,40 @@ export class FramedStream {
 
   /**
    * The next frame, or null at a clean end of stream. Throws WireError for malformed input
-   * (after answering it on the stream), ERR_TIMEOUT past the deadline, ERR_RESET if reset.
+   * (after answering it on the stream), ERR_RATE_LIMITED for a frame refused at its header,
+   * ERR_TIMEOUT past the deadline, ERR_RESET if reset.
    */
   async read(timeoutMs?: number): Promise<WireMessage | null> {
+    try {
+      return await this.collect(timeoutMs);
+    } finally {
+      this.stream.conn.budget.release(this.reserved);
+      this.reserved = 0;
+    }
+  }
+
+  private async collect(timeoutMs?: number): Promise<WireMessage | null> {
     const deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
     for (;;) {
       let msg: WireMessage | null;
       try {
         msg = this.reader.next();
       } catch (e) {
-        if (e instanceof WireError) await this.refuse(e);
+        if (e instanceof WireError) await this.refuse(e.wireCode, e.message);
         throw e;
       }
       if (msg) {
         const total = this.pushed - this.reader.buffered;
         this.lastFrameBytes = total - this.consumed;
         this.consumed = total;
+        this.framesDone++;
         return msg;
       }
+      await this.claimPending();
       if (this.eof) {
         if (this.reader.hasPartial) {
           const e = new WireError("ERR_MESSAGE_REJECTED", "truncated frame at end of stream");
-          await this.refuse(e);
+          await this.refuse(e.wireCode, e.message);
           throw e;
         }
         return null;
@@ -66,6 +101,33 @@ export class FramedStream {
     }
   }
 
+  /**
+   * Admit the frame in progress (header in, payload not): the header check once per frame, then
+   * its declared payload reserved. Refuses it (Error 4001, STOP_SENDING) and throws when either says no.
+   */
+  private async claimPending(): Promise<void> {
+    const len = this.reader.pendingPayload;
+    if (len <= this.reserved) return;
+    let refusal: HeaderRefusal | null = null;
+    if (this.checkHeader && this.checkedFrame !== this.framesDone) {
+      this.checkedFrame = this.framesDone;
+      refusal = this.checkHeader(this.reader.pendingType, len);
+    }
+    const budget = this.stream.conn.budget;
+    if (!refusal && budget.reserve(len - this.reserved)) {
+      this.reserved = len;
+      return;
+    }
+    refusal ??= {
+      code: "ERR_RATE_LIMITED",
+      message: `receive buffer full: a ${len}-byte frame does not fit (${budget.reserved} bytes held on this ` +
+        `connection, at most ${budget.limit}; ${budget.pool.used} of ${budget.pool.cap} node-wide)`,
+    };
+    const err = new AtlasError(refusal.code, refusal.message);
+    await this.refuse(err.protocolCode!, refusal.message);
+    throw err;
+  }
+
   write(msg: WireMessage): Promise<void> {
     return this.stream.write(encodeFrame(msg));
   }
@@ -75,13 +137,13 @@ export class FramedStream {
     return this.stream.end(msg ? encodeFrame(msg) : undefined);
   }
 
-  /** Answer a decoding error with an Error frame + FIN, then STOP_SENDING (SPEC §5). */
-  private async refuse(e: WireError): Promise<void> {
+  /** Answer a refused frame with an Error frame + FIN, then STOP_SENDING (SPEC §5). */
+  private async refuse(code: number, message: string): Promise<void> {
+    this.stream.stopReading(code);
     try {
-      await this.stream.end(encodeFrame({ type: "Error", code: e.wireCode, message: e.message }));
+      await this.stream.end(encodeFrame({ type: "Error", code, message }));
     } catch {
       // the peer may already be gone
     }
-    this.stream.stopReading(e.wireCode);
   }
 }
