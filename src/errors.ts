@@ -27,6 +27,7 @@ export type LocalCodeName =
   | "ERR_NO_IDENTITY" // home not initialised
   | "ERR_CONFIG" // invalid config file / value
   | "ERR_KEY_PERMISSIONS" // key file readable by others
+  | "ERR_HOME_INSECURE" // home (or a directory above it) writable or owned by another user
   | "ERR_STORE" // database unusable (corrupt, newer schema)
   | "ERR_ADDR_IN_USE" // port taken
   | "ERR_RESET" // connection reset mid-way

@@ -3,14 +3,15 @@ import type { DaemonOptions } from "../daemon/daemon.ts";
 
 /**
  * `atlas daemon` / `atlas net listen`: the daemon with every service this build has — inbox,
- * outbox worker, inbox pruning (keepalive and the control socket come with the daemon itself).
+ * outbox worker, inbox pruning (a housekeeping job; keepalive, peer pruning and the control socket
+ * come with the daemon itself).
  * Kept apart from the command table so `--help` never loads the daemon's modules.
  */
 export async function startDaemon(ctx: Ctx, o: DaemonOptions): Promise<void> {
   const { runDaemon } = await import("../daemon/daemon.ts");
   const { serveInbox, pruneInbox, enqueueMessage } = await import("../net/messaging.ts");
   const { OutboxWorker } = await import("../net/outbox-worker.ts");
-  await runDaemon(ctx, o, async (node, handlers, services) => {
+  await runDaemon(ctx, o, async (node, handlers, services, housekeeping) => {
     serveInbox(node);
     const outbox = new OutboxWorker(node, ctx.log);
     services.push(outbox);
@@ -75,18 +76,6 @@ export async function startDaemon(ctx: Ctx, o: DaemonOptions): Promise<void> {
       outbox.kick();
       return r;
     });
-    let prune: ReturnType<typeof setInterval> | undefined;
-    services.push({
-      start: () => {
-        const run = () =>
-          void pruneInbox(node.store, node.config).catch((e) =>
-            ctx.log.warn("inbox pruning failed", { error: (e as Error).message })
-          );
-        run();
-        prune = setInterval(run, 3600_000);
-        prune.unref();
-      },
-      stop: () => clearInterval(prune),
-    });
+    housekeeping.add("inbox pruning", () => pruneInbox(node.store, node.config));
   });
 }

@@ -25,7 +25,9 @@ export function buildProgram(): Command {
     .option("--log-level <level>", "debug, info, warn, error or silent")
     .option("--log-format <format>", "text or json")
     .showHelpAfterError(false)
-    .exitOverride();
+    .exitOverride()
+    // Every command uses the home: refuse one that other local users could tamper with.
+    .hook("preAction", (_program, action) => checkHomeOf(action));
 
   const ctxOf = (level: "warn" | "info") => (cmd: AnyCommand): Ctx =>
     makeCtx(cmd.optsWithGlobals() as GlobalOpts, level);
@@ -41,6 +43,12 @@ export function buildProgram(): Command {
 
   for (const c of [program, ...allSubcommands(program)]) c.exitOverride().configureOutput({ outputError: () => {} });
   return program;
+}
+
+async function checkHomeOf(action: AnyCommand): Promise<void> {
+  const { homePaths, resolveHome } = await import("../config/paths.ts");
+  const { checkHome } = await import("../config/home-check.ts");
+  await checkHome(homePaths(resolveHome((action.optsWithGlobals() as GlobalOpts).home)));
 }
 
 function allSubcommands(c: AnyCommand): AnyCommand[] {

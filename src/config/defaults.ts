@@ -78,6 +78,12 @@ export const DEFAULTS = {
     retention_days: 30,
     max_per_peer: 10000,
   },
+  peers: {
+    // Atlas extension: days after its last_seen that an `unknown` peer never used for anything
+    // (no message either way, no open session, no ban in force) is deleted, with its session rows.
+    // Throwaway identities otherwise leave a permanent row each (docs/decisions.md, Peer store).
+    prune_unknown_after_days: 7,
+  },
   farcaster: {
     verify: "hub" as "hub" | "signature",
     hub_url: "",

@@ -5,6 +5,7 @@ import { formatAddr } from "../transport/addr.ts";
 import { unixNow, within } from "../util/time.ts";
 import { type ControlHandler, ControlServer } from "./control-server.ts";
 import { banOp, connectOp, disconnectOp, pingOp, statusOp, unbanOp } from "./ops.ts";
+import { Housekeeping, prunePeers } from "./housekeeping.ts";
 import { acquirePidFile } from "./pidfile.ts";
 
 export interface DaemonOptions {
@@ -22,13 +23,19 @@ export interface Service {
 
 /**
  * `atlas daemon` (SPEC §16): take the home's lock, start the node, close session rows a crash
- * left open, start the services and the control socket; on SIGINT/SIGTERM or `daemon stop`,
+ * left open, start the services (keepalive, housekeeping, and those `extend` adds) and the control
+ * socket; on SIGINT/SIGTERM or `daemon stop`,
  * Disconnect every peer, close the rows, flush, exit 0 within 5 s.
  */
 export async function runDaemon(
   ctx: Ctx,
   o: DaemonOptions,
-  extend?: (node: AtlasNode, handlers: Map<string, ControlHandler>, services: Service[]) => Promise<void>,
+  extend?: (
+    node: AtlasNode,
+    handlers: Map<string, ControlHandler>,
+    services: Service[],
+    housekeeping: Housekeeping,
+  ) => Promise<void>,
 ): Promise<void> {
   const startedAt = Date.now();
   // Fail fast on a missing identity or bad config before taking the lock.
@@ -65,7 +72,11 @@ export async function runDaemon(
       ["daemon.stop", () => (setImmediate(stopRequested), Promise.resolve({ pid: process.pid }))],
     ]);
     services.push(new Keepalive(n));
-    await extend?.(n, handlers, services);
+    // Every role meets throwaway identities: each leaves a peers row until pruned.
+    const housekeeping = new Housekeeping(ctx.log);
+    housekeeping.add("peer pruning", () => prunePeers(n.store, n.config, ctx.log));
+    services.push(housekeeping);
+    await extend?.(n, handlers, services, housekeeping);
     for (const s of services) s.start();
     control = await ControlServer.listen(ctx.paths.sockFile, handlers, ctx.log);
     const addr = formatAddr(n.endpoint.local);

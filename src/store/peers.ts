@@ -138,6 +138,20 @@ export function clearFailureStatement(nodeId: string): InStatement {
   };
 }
 
+/**
+ * The definition of "never used for anything" (docs/decisions.md, Peer store). NOT IN over
+ * uncorrelated subqueries: SQLite builds each list once, where a correlated NOT EXISTS would scan
+ * the unindexed outbox and deliveries once per peer. Every subquery column is NOT NULL.
+ */
+const PRUNE_UNUSED = `DELETE FROM peers WHERE node_id IN (
+  SELECT node_id FROM peers
+  WHERE trust_level = 'unknown' AND last_seen < ?1 AND (ban_until IS NULL OR ban_until <= ?2)
+    AND node_id NOT IN (SELECT node_id FROM sessions WHERE closed_at IS NULL)
+    AND node_id NOT IN (SELECT from_id FROM inbox)
+    AND node_id NOT IN (SELECT target FROM outbox)
+    AND node_id NOT IN (SELECT target FROM deliveries)
+  LIMIT ?3)`;
+
 export class PeerStore {
   readonly #db: Db;
 
@@ -222,6 +236,24 @@ export class PeerStore {
        ON CONFLICT (node_id) DO UPDATE SET ban_until = excluded.ban_until`,
       [nodeId, t, t, secs(until)],
     );
+  }
+
+  /**
+   * Delete `unknown` peers never used for anything, last seen before `cutoff` (Unix s), with their
+   * closed session rows (ON DELETE CASCADE). Kept whatever their age: other trust levels, a ban
+   * in force at `now`, an open session, a message from them (inbox), to them (outbox) or a
+   * delivery record naming them. Deletes at most `batch` rows per statement so a first run over
+   * a large table lets the event loop in between batches. Returns how many were deleted.
+   */
+  async pruneUnused(cutoff: number, now: number = nowSecs(), batch = 500): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const rs = await this.#db.execute(PRUNE_UNUSED, [secs(cutoff), secs(now), Math.max(1, Math.trunc(batch))]);
+      total += rs.rowsAffected;
+      if (rs.rowsAffected < batch) return total;
+      // Statements run synchronously in the native layer: let I/O in before the next batch.
+      await new Promise((r) => setImmediate(r));
+    }
   }
 
   /** Set the violation count (write-through of the in-memory limiter). No-op for an unknown peer. */
