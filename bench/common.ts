@@ -47,7 +47,8 @@ export const CAP = {
 
 /**
  * Defaults, except the admission limits that 500 connections from one IP would trip
- * (SPEC §4/§6 defaults: max_connections 200, handshake_limit 50, handshakes_per_ip_per_minute 30).
+ * (SPEC §4/§6 defaults: max_connections 200, handshake_limit 50, handshakes_per_ip_per_minute 30)
+ * and the relay's per-address limits (SPEC §11).
  * Everything else — 1350-byte datagrams, windows, timeouts — stays at its default.
  */
 export function benchConfig(): Config {
@@ -55,6 +56,10 @@ export function benchConfig(): Config {
   c.transport.max_connections = 2000;
   c.security.handshake_limit = 1000;
   c.security.handshakes_per_ip_per_minute = 100_000;
+  // One address plays every relay source (the aggregate's 32 diallers to one agent): lift the
+  // relay's per-address and per-target pipe limits to its capacity.
+  c.transport.relay_pairings_per_ip = c.transport.relay_capacity;
+  c.transport.relay_pipes_per_target = c.transport.relay_capacity * 2; // one address may hold half a target's pipes
   // SPEC §9 per-peer request limits (5/s for an unknown peer) would refuse the request loops with
   // Error 4001 as soon as the node enforces them: lift them for every tier.
   for (const tier of Object.values(c.rate_limit)) {
@@ -68,7 +73,7 @@ export function benchConfig(): Config {
 }
 
 export const RAISED_LIMITS =
-  "transport.max_connections 200→2000, security.handshake_limit 50→1000, security.handshakes_per_ip_per_minute 30→100000, rate_limit.* (per-peer request limits) lifted";
+  "transport.max_connections 200→2000, security.handshake_limit 50→1000, security.handshakes_per_ip_per_minute 30→100000, transport.relay_pairings_per_ip 8→64, transport.relay_pipes_per_target 8→128 (one address may hold 64), rate_limit.* (per-peer request limits) lifted";
 
 export interface BenchNode {
   node: AtlasNode;

@@ -24,7 +24,13 @@ interface StatusJson {
   public_address_source: string;
   relays: { registered: boolean }[];
   relay_pipes: { open: number; datagram_drops: number };
-  relay_server: { registered: number; pipes: number; forwarded_packets: number };
+  relay_server: {
+    registered: number;
+    pipes: number;
+    forwarded_packets: number;
+    pipes_refused: number;
+    refused: Record<string, number>;
+  };
 }
 
 async function status(home: string): Promise<StatusJson> {
@@ -160,6 +166,15 @@ describe("relay node and daemons as processes", { timeout: 120_000 }, () => {
     assert.equal(
       r.stderr,
       `error: relay ${relay.nodeId}@127.0.0.1:${relay.port}: target not registered (RelayError 1: target is not registered with this relay)\n`,
+    );
+    // The relay counts the refusal, by code name.
+    const rs = (await status(relayHome.home)).relay_server;
+    assert.equal(rs.pipes_refused, 1);
+    assert.deepEqual(rs.refused, { target_not_registered: 1 });
+    const human = await runAtlas(["status"], { home: relayHome.home });
+    assert.match(
+      human.stdout,
+      /^Relaying : 0 agents registered, 0\/64 pipes, .* 1 pairings refused \(0 target busy\)$/m,
     );
     await relay.stop();
   });

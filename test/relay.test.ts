@@ -6,6 +6,7 @@
  */
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -20,8 +21,11 @@ import { dialViaRelay, relayErrorToAtlas } from "../src/relay/dial.ts";
 import { relayLinks, RelayPipe } from "../src/relay/pipe.ts";
 import { RelayPresence } from "../src/relay/presence.ts";
 import { RelayServer } from "../src/relay/server.ts";
+import { relaySession, resolveRelay } from "../src/relay/session.ts";
 import { openStore } from "../src/store/index.ts";
 import { formatAddr } from "../src/transport/addr.ts";
+import { VIRTUAL_REMOTE } from "../src/transport/endpoint.ts";
+import type { QuicStream } from "../src/transport/stream.ts";
 import { silentLogger } from "../src/util/log.ts";
 import { FramedStream } from "../src/wire/framed-stream.ts";
 import type { WireMessage } from "../src/wire/messages.ts";
@@ -51,6 +55,7 @@ async function node(name: string, tune: (c: Config) => void = () => {}, seed = g
   const config = defaultConfig();
   config.stun.servers = [];
   config.transport.dial_timeout = 2;
+  config.network.host = "127.0.0.1"; // another 127.0.0.0/8 address stands for another host
   tune(config);
   const n = await AtlasNode.start({
     config,
@@ -58,7 +63,7 @@ async function node(name: string, tune: (c: Config) => void = () => {}, seed = g
     profile: { name, bio: "", skills: [] },
     store: await openStore(join(dir, "peers.db")),
     listen: true,
-    host: "127.0.0.1",
+    host: config.network.host,
     port: 0,
   });
   nodes.push(n);
@@ -102,6 +107,56 @@ async function rawConnect(s: Session, req: WireMessage): Promise<WireMessage | n
   const fs = new FramedStream(s.conn.openStream());
   await fs.write(req);
   return fs.read(15_000);
+}
+
+/** A raw RelayConnect for `source` on its session `s` with the relay; the answer and the stream (kept open). */
+async function pair(
+  s: Session,
+  source: string,
+  targetId: string,
+): Promise<{ answer: WireMessage | null; stream: QuicStream }> {
+  const stream = s.conn.openStream();
+  const fs = new FramedStream(stream);
+  await fs.write({ type: "RelayConnect", source_id: source, target_id: targetId });
+  return { answer: await fs.read(15_000), stream };
+}
+
+/** A session with the relay at `relayAddr` from `n`. */
+async function sessionWithRelay(n: AtlasNode, relayAddr: string): Promise<Session> {
+  return relaySession(n, await resolveRelay(relayAddr));
+}
+
+/**
+ * `count` throwaway identities on 127.0.0.1, each with its own endpoint and an authenticated
+ * session with the relay; one shared store (they keep nothing worth keeping apart).
+ */
+async function sybils(count: number, relay: AtlasNode): Promise<{ id: string; session: Session }[]> {
+  const dir = await mkdtemp(join(tmpdir(), "atlas-relay-sybils-"));
+  dirs.push(dir);
+  const store = await openStore(join(dir, "peers.db"));
+  const made: AtlasNode[] = [];
+  services.push({ stop: async () => (await Promise.all(made.map((n) => n.close())), await store.close()) });
+  const one = async () => {
+    const config = defaultConfig();
+    config.stun.servers = [];
+    const n = await AtlasNode.start({
+      config,
+      identity: identityFromSeed(generateSeed()),
+      profile: { name: "sybil", bio: "", skills: [] },
+      store,
+      listen: true,
+      host: "127.0.0.1",
+      port: 0,
+    });
+    made.push(n);
+    return { id: n.nodeId, session: await n.connectTo(relay.endpoint.local, { expectedNodeId: relay.nodeId }) };
+  };
+  const out: { id: string; session: Session }[] = [];
+  // In batches, under the relay's 50 handshakes in flight (security.handshake_limit).
+  while (out.length < count) {
+    out.push(...await Promise.all(Array.from({ length: Math.min(20, count - out.length) }, one)));
+  }
+  return out;
 }
 
 function relayErrorCode(e: unknown): number | null {
@@ -369,5 +424,116 @@ describe("relay pipes", { timeout: 120_000 }, () => {
     assert.ok(secs >= floor * 0.9, `took ${secs.toFixed(2)} s; the limit allows no less than ${floor.toFixed(2)} s`);
     assert.ok(r.server.status().dropped_rate_limit > 0, "the relay dropped packets over the limit");
     await s.disconnect();
+  });
+});
+
+describe("relay pipe limits (SPEC 1.2: per target, per source address, unused pipes)", { timeout: 120_000 }, () => {
+  test("100 identities on one address hold at most 8 of the 64 slots; a pairing from another address to the same target succeeds", async () => {
+    const r = await relayNode((c) => {
+      // Let all 100 handshakes in (30 a minute per address would stop most): the pipe limits are under test.
+      c.security.handshakes_per_ip_per_minute = 1000;
+      c.transport.relay_pairing_timeout = 30; // the sybils' silent pipes stay while the test looks
+    });
+    const victim = await target(r.addr);
+    const others = [await target(r.addr), await target(r.addr)];
+    const sy = await sybils(100, r.node);
+    // Four RelayConnects each (the per-source limit), the victim twice: 400 at once.
+    const aims = [victim, others[0]!, others[1]!, victim].map((t) => t.node.nodeId);
+    const results = await Promise.all(
+      sy.flatMap(({ id, session }) =>
+        aims.map(async (aim) => ({ aim, answer: (await pair(session, id, aim)).answer }))
+      ),
+    );
+    const ready = results.filter((x) => x.answer?.type === "RelayReady");
+    const refusals = results.map((x) => x.answer).filter((a) => a?.type === "RelayError");
+    const codes = new Set(refusals.map((a) => (a as { code: number }).code));
+    assert.equal(ready.length, 8, "one address holds relay_pairings_per_ip pipes");
+    assert.deepEqual([...codes], [7], "every other request: per-source pipe limit");
+    assert.ok(ready.filter((x) => x.aim === victim.node.nodeId).length <= 4, "at most half of one target's slots");
+    assert.equal(r.server.status().pipes, 8);
+    assert.equal(r.server.status().refused.per_source_limit, 392);
+    // A legitimate dialler from another address reaches the victim through the same relay.
+    const b = await node("dialler", (c) => (c.network.host = "127.0.0.2"));
+    const s = await dialViaRelay(b, r.addr, victim.node.nodeId);
+    assert.equal(s.path, "relay");
+    assert.ok((await s.ping(5000)).rttMs > 0);
+    assert.equal(r.server.status().pipes, 9);
+    assert.equal(r.server.isRegistered(victim.node.nodeId), true);
+    await s.disconnect();
+  });
+
+  test("RelayError 8: a target's ninth pipe is refused (target busy); one address gets half; the target stays registered", async () => {
+    const r = await relayNode((c) => (c.transport.relay_pairing_timeout = 30));
+    const t = await target(r.addr);
+    const hold = async (host: string, n: number) => {
+      const d = await node(host, (c) => (c.network.host = host));
+      const s = await sessionWithRelay(d, r.addr);
+      const held: { answer: WireMessage | null; stream: QuicStream }[] = [];
+      for (let i = 0; i < n; i++) held.push(await pair(s, d.nodeId, t.node.nodeId));
+      return held;
+    };
+    const x = await hold("127.0.0.2", 4);
+    assert.ok(x.every((h) => h.answer?.type === "RelayReady"));
+    // Another identity at the same address: that address has its half of the target already.
+    const [x2] = await hold("127.0.0.2", 1);
+    assert.equal(x2!.answer?.type === "RelayError" && x2!.answer.code, 7);
+    assert.match((x2!.answer as { reason: string }).reason, /at most 4 of a target's pipes per source address/);
+    const y = await hold("127.0.0.3", 4);
+    assert.ok(y.every((h) => h.answer?.type === "RelayReady"));
+    const z = await node("z", (c) => (c.network.host = "127.0.0.4"));
+    await assert.rejects(
+      dialViaRelay(z, r.addr, t.node.nodeId),
+      (e) => relayErrorCode(e) === 8 && isAtlasError(e) && e.exit === 3 && /target busy/.test(e.message),
+    );
+    assert.equal(r.server.isRegistered(t.node.nodeId), true);
+    assert.equal(r.server.status().refused.target_busy, 1);
+    // Slots come back when pipes close.
+    for (const h of x) h.stream.abort(0);
+    await waitFor("x's pipes closed", () => r.server.status().pipes === 4);
+    const s = await dialViaRelay(z, r.addr, t.node.nodeId);
+    assert.equal(s.path, "relay");
+    await s.disconnect();
+  });
+
+  test("RelayError 8, not 1, when the target's connection has no stream left for another pipe", async () => {
+    const r = await relayNode();
+    const t = await target(r.addr, (c) => (c.transport.max_streams_per_conn = 2));
+    const b = await node("dialler");
+    const s = await sessionWithRelay(b, r.addr);
+    for (let i = 0; i < 2; i++) assert.equal((await pair(s, b.nodeId, t.node.nodeId)).answer?.type, "RelayReady");
+    assert.deepEqual((await pair(s, b.nodeId, t.node.nodeId)).answer, {
+      type: "RelayError",
+      code: 8,
+      reason: "target's connection has no stream left for another pipe",
+    });
+    assert.equal(r.server.isRegistered(t.node.nodeId), true);
+    assert.equal(r.server.status().pipes, 2);
+  });
+
+  test("a pipe without an inner packet each way within relay_pairing_timeout is closed and its slot freed", async () => {
+    const r = await relayNode((c) => (c.transport.relay_pairing_timeout = 1));
+    const t = await target(r.addr);
+    const b = await node("dialler");
+    const live = await dialViaRelay(b, r.addr, t.node.nodeId); // both sides send at once
+    const rs = b.liveSession(r.node.nodeId)!;
+    const silent = await pair(rs, b.nodeId, t.node.nodeId);
+    const oneSided = await pair(rs, b.nodeId, t.node.nodeId);
+    assert.equal(silent.answer?.type, "RelayReady");
+    assert.equal(oneSided.answer?.type, "RelayReady");
+    const unknownBefore = relayLinks(b).stats().unknown_session;
+    // Only the target sends (junk from the dialler would make the target's QUIC close the pipe
+    // itself): a pipe used one way is not in use either.
+    await waitFor("the target's ends", () => relayLinks(t.node).size === 3);
+    const [targetEnd] = relayLinks(t.node).pipes().filter((p) => !p.inner);
+    for (let i = 0; i < 3; i++) targetEnd!.sendPacket(new Uint8Array(randomBytes(1200)), VIRTUAL_REMOTE);
+    assert.equal(r.server.status().pipes, 3);
+    await waitFor("the target's packets forwarded", () => relayLinks(b).stats().unknown_session >= unknownBefore + 1);
+    // Both were opened after the live pipe, so its check has passed once theirs have.
+    await waitFor("unused pipes closed", () => r.server.status().pipes_closed_unused === 2, 5000);
+    assert.equal(r.server.status().pipes, 1);
+    await waitFor("the target freed their state", () => relayLinks(t.node).size === 1);
+    assert.ok(live.isOpen);
+    assert.ok((await live.ping(5000)).rttMs > 0);
+    await live.disconnect();
   });
 });

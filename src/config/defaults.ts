@@ -21,6 +21,8 @@ export const DEFAULTS = {
     relay_announce_interval: 2, // s
     relay_idle_timeout: 60, // s
     relay_pipes_per_source: 4,
+    relay_pipes_per_target: 8, // pipes one registered agent can be paired into at once (SPEC 1.2 §11)
+    relay_pairings_per_ip: 8, // pipes whose sources share one IP address, an IPv6 /64 (SPEC 1.2 §11)
     relay_missed_announces: 5,
     relay_pairing_timeout: 10, // s
     relay_stagger_ms: 300, // relays raced this long after the first direct candidate (SPEC §7)

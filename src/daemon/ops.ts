@@ -193,6 +193,10 @@ export interface StatusReport {
     forwarded_bytes: number;
     dropped_rate_limit: number;
     dropped_queue_full: number;
+    pipes_refused: number;
+    /** Refusals by RelayError code name (`target_busy`, `per_source_limit`, …). */
+    refused: Record<string, number>;
+    pipes_closed_unused: number;
   } | null;
 }
 

@@ -14,13 +14,14 @@ import { MIN_PIPE_DATAGRAM, relayLinks, RelayPipe } from "./pipe.ts";
 import { relayLabel, relaySession, resolveRelay } from "./session.ts";
 
 const RELAY_ERROR_TEXT: Record<number, string> = {
-  1: "target not registered",
-  2: "relay at capacity",
-  3: "source mismatch",
-  4: "pairing timeout",
-  5: "target refused",
-  6: "datagrams unavailable or too small",
-  7: "per-source pipe limit",
+  [RelayErrorCode.TARGET_NOT_REGISTERED]: "target not registered",
+  [RelayErrorCode.AT_CAPACITY]: "relay at capacity",
+  [RelayErrorCode.SOURCE_MISMATCH]: "source mismatch",
+  [RelayErrorCode.PAIRING_TIMEOUT]: "pairing timeout",
+  [RelayErrorCode.TARGET_REFUSED]: "target refused",
+  [RelayErrorCode.DATAGRAMS_UNAVAILABLE]: "datagrams unavailable or too small",
+  [RelayErrorCode.PER_SOURCE_LIMIT]: "per-source pipe limit",
+  [RelayErrorCode.TARGET_BUSY]: "target busy",
 };
 
 /**

@@ -16,6 +16,8 @@ export async function runRelayNode(ctx: Ctx, o: { host?: string; port?: number }
       capacity: t.relay_capacity,
       bandwidth_limit: t.relay_bandwidth_limit,
       pipes_per_source: t.relay_pipes_per_source,
+      pipes_per_target: t.relay_pipes_per_target,
+      pairings_per_ip: t.relay_pairings_per_ip,
     });
   });
 }

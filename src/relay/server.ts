@@ -5,8 +5,9 @@
  * inner connection's ciphertext: it never terminates the agents' end-to-end QUIC.
  *
  * Pipe states: pairing (slot reserved, waiting for the target's RelayReady) → forwarding →
- * closed (a pairing stream ended, either agent connection closed, or idle for
- * `transport.relay_idle_timeout`). Closing frees the capacity slot and all state of the pipe.
+ * closed (a pairing stream ended, either agent connection closed, no DATAGRAM from each side
+ * within `transport.relay_pairing_timeout` of RelayReady, or idle for
+ * `transport.relay_idle_timeout`). Closing frees the slot (limits.ts) and all state of the pipe.
  */
 import type { Config } from "../config/defaults.ts";
 import { shortNodeId } from "../identity/node-id.ts";
@@ -15,8 +16,9 @@ import type { Session } from "../net/session.ts";
 import type { QuicConnection } from "../transport/connection.ts";
 import type { QuicStream } from "../transport/stream.ts";
 import { FramedStream } from "../wire/framed-stream.ts";
-import { type RelayConnect, RelayErrorCode, type WireMessage } from "../wire/messages.ts";
+import { type RelayConnect, RelayErrorCode, type RelayErrorCodeName, type WireMessage } from "../wire/messages.ts";
 import { TokenBucket } from "./bucket.ts";
+import { addressKey, type PipeOwner, PipeSlots, type Refusal } from "./limits.ts";
 import { MIN_PIPE_DATAGRAM, PIPE_HEADER, pipeSession, setPipeSession } from "./pipe.ts";
 
 interface Registration {
@@ -35,6 +37,8 @@ interface PipeEnd {
   /** This side's own session number (the key it is installed under). */
   own: number;
   bucket: TokenBucket;
+  /** A DATAGRAM came from this side: the pipe is in use (see closeIfUnused). */
+  heard: boolean;
 }
 
 interface Pipe {
@@ -44,9 +48,15 @@ interface Pipe {
   /** performance.now() of the last DATAGRAM either way. */
   lastPacket: number;
   closed: boolean;
-  /** Frees the capacity slot and the per-source count. */
+  /** Frees the pipe's slot and its counts against every limit. */
   release: () => void;
+  unusedTimer: ReturnType<typeof setTimeout> | null;
 }
+
+/** `target_busy` for RelayErrorCode.TARGET_BUSY: the keys of `RelayStats.refused`. */
+const REFUSAL_NAME = Object.fromEntries(
+  Object.entries(RelayErrorCode).map(([k, v]) => [v, k.toLowerCase()]),
+) as Record<Refusal["code"], Lowercase<RelayErrorCodeName>>;
 
 export interface RelayStats {
   registered: number;
@@ -59,6 +69,10 @@ export interface RelayStats {
   dropped_unknown_session: number;
   pipes_opened: number;
   pipes_refused: number;
+  /** Refusals by RelayError code name (`target_busy`, `per_source_limit`, …). */
+  refused: Partial<Record<Lowercase<RelayErrorCodeName>, number>>;
+  /** Pipes closed because no DATAGRAM came from each side within the pairing timeout. */
+  pipes_closed_unused: number;
 }
 
 export class RelayServer {
@@ -66,9 +80,8 @@ export class RelayServer {
   private cfg: Config["transport"];
   private registrations = new Map<string, Registration>();
   private pipes = new Set<Pipe>();
-  /** Pipes and pairings in progress per source node (SPEC §11 per-source limit). */
-  private perSource = new Map<string, number>();
-  private slots = 0;
+  /** Pipes and pairings in progress, charged to capacity, source, address and target. */
+  private slots: PipeSlots;
   private ends = new Map<QuicConnection, Map<number, PipeEnd>>();
   private nextSession = new WeakMap<QuicConnection, number>();
   private sweeper: ReturnType<typeof setInterval> | null = null;
@@ -80,11 +93,14 @@ export class RelayServer {
     dropped_unknown_session: 0,
     pipes_opened: 0,
     pipes_refused: 0,
+    pipes_closed_unused: 0,
   };
+  private refused: RelayStats["refused"] = {};
 
   constructor(node: AtlasNode) {
     this.node = node;
     this.cfg = node.config.transport;
+    this.slots = new PipeSlots(this.cfg);
     node.handle(
       "RelayAnnounce",
       (s, req) => Promise.resolve(req.type === "RelayAnnounce" ? this.announce(s, req.node_id) : null),
@@ -120,6 +136,7 @@ export class RelayServer {
       pipes: this.pipes.size,
       capacity: this.cfg.relay_capacity,
       ...this.counters,
+      refused: { ...this.refused },
     };
   }
 
@@ -151,81 +168,16 @@ export class RelayServer {
   // ---- pairing ----
 
   private async connect(b: Session, req: RelayConnect, bStream: QuicStream): Promise<WireMessage | null> {
-    const refuse = (code: number, reason: string): WireMessage => {
-      this.counters.pipes_refused++;
-      this.node.log.info("relay connect refused", {
-        source: shortNodeId(b.nodeId),
-        target: shortNodeId(req.target_id),
-        code,
-        reason,
-      });
-      return relayError(code, reason);
-    };
-    if (req.source_id !== b.nodeId) {
-      return refuse(RelayErrorCode.SOURCE_MISMATCH, "source_id is not this connection's authenticated node ID");
-    }
-    const reg = this.registrations.get(req.target_id);
-    if (!reg || !reg.session.isOpen) {
-      return refuse(RelayErrorCode.TARGET_NOT_REGISTERED, "target is not registered with this relay");
-    }
-    if (this.slots >= this.cfg.relay_capacity) {
-      return refuse(RelayErrorCode.AT_CAPACITY, `relay at capacity (${this.cfg.relay_capacity} pipes)`);
-    }
-    if ((this.perSource.get(b.nodeId) ?? 0) >= this.cfg.relay_pipes_per_source) {
-      return refuse(RelayErrorCode.PER_SOURCE_LIMIT, `at most ${this.cfg.relay_pipes_per_source} pipes per source`);
-    }
-    const a = reg.session;
-    for (const s of [b, a]) {
-      if (s.conn.maxDatagramLen() < MIN_PIPE_DATAGRAM) {
-        return refuse(
-          RelayErrorCode.DATAGRAMS_UNAVAILABLE,
-          `${
-            s === b ? "source" : "target"
-          } connection carries DATAGRAMs of at most ${s.conn.maxDatagramLen()} bytes (need ${MIN_PIPE_DATAGRAM})`,
-        );
-      }
-    }
+    const admitted = this.admit(b, req);
+    if ("code" in admitted) return this.refuse(b, req, admitted);
+    const { a, owner } = admitted;
     // Reserve the slot before waiting on the target, so concurrent requests cannot overshoot.
-    this.slots++;
-    this.perSource.set(b.nodeId, (this.perSource.get(b.nodeId) ?? 0) + 1);
-    let reserved = true;
-    const release = () => {
-      if (!reserved) return;
-      reserved = false;
-      this.slots--;
-      const n = (this.perSource.get(b.nodeId) ?? 1) - 1;
-      if (n <= 0) this.perSource.delete(b.nodeId);
-      else this.perSource.set(b.nodeId, n);
-    };
+    const release = this.slots.reserve(owner);
     const sa = this.allocSession(a.conn);
-    const sb = this.allocSession(b.conn);
-    let aStream: QuicStream | null = null;
-    let answer: WireMessage | null;
-    try {
-      aStream = a.conn.openStream();
-      const fa = new FramedStream(aStream);
-      await fa.write({ type: "RelayConnect", source_id: b.nodeId, target_id: req.target_id, session: sa });
-      answer = await fa.read(this.cfg.relay_pairing_timeout * 1000);
-    } catch (e) {
+    const paired = await this.askTarget(a, b, req, sa);
+    if ("code" in paired) {
       release();
-      aStream?.abort(0); // a late RelayReady must not leave the target holding a pipe
-      const timedOut = (e as { code?: string }).code === "ERR_TIMEOUT";
-      return refuse(
-        timedOut ? RelayErrorCode.PAIRING_TIMEOUT : RelayErrorCode.TARGET_NOT_REGISTERED,
-        timedOut
-          ? `target did not answer within ${this.cfg.relay_pairing_timeout} s`
-          : "target's connection failed while pairing",
-      );
-    }
-    if (!answer || answer.type !== "RelayReady" || answer.status !== "ready" || !b.isOpen) {
-      release();
-      aStream.abort(0);
-      const why = answer?.type === "RelayError"
-        ? answer.reason
-        : answer?.type === "Error"
-        ? answer.message
-        : "no RelayReady";
-      return refuse(RelayErrorCode.TARGET_REFUSED, `target refused: ${why}`);
+      return this.refuse(b, req, paired);
     }
     const pipe: Pipe = {
       source: b.nodeId,
@@ -234,41 +186,140 @@ export class RelayServer {
       lastPacket: performance.now(),
       closed: false,
       release,
+      unusedTimer: null,
     };
+    return this.open(pipe, { session: b, stream: bStream }, { session: a, stream: paired.stream, number: sa });
+  }
+
+  /** The checks before the target is asked (SPEC §11 step 3): who asks, for whom, and room for it. */
+  private admit(b: Session, req: RelayConnect): Refusal | { a: Session; owner: PipeOwner } {
+    if (req.source_id !== b.nodeId) {
+      return {
+        code: RelayErrorCode.SOURCE_MISMATCH,
+        reason: "source_id is not this connection's authenticated node ID",
+      };
+    }
+    const reg = this.registrations.get(req.target_id);
+    if (!reg || !reg.session.isOpen) {
+      return { code: RelayErrorCode.TARGET_NOT_REGISTERED, reason: "target is not registered with this relay" };
+    }
+    const owner = { source: b.nodeId, address: addressKey(b.conn.remote.host), target: req.target_id };
+    const full = this.slots.refusal(owner);
+    if (full) return full;
+    const a = reg.session;
+    for (const s of [b, a]) {
+      if (s.conn.maxDatagramLen() < MIN_PIPE_DATAGRAM) {
+        return {
+          code: RelayErrorCode.DATAGRAMS_UNAVAILABLE,
+          reason: `${
+            s === b ? "source" : "target"
+          } connection carries DATAGRAMs of at most ${s.conn.maxDatagramLen()} bytes (need ${MIN_PIPE_DATAGRAM})`,
+        };
+      }
+    }
+    return { a, owner };
+  }
+
+  /** RelayConnect with session `sa` to the target on a new stream; its RelayReady, or why not. */
+  private async askTarget(
+    a: Session,
+    b: Session,
+    req: RelayConnect,
+    sa: number,
+  ): Promise<Refusal | { stream: QuicStream }> {
+    let stream: QuicStream;
+    try {
+      stream = a.conn.openStream();
+    } catch {
+      // No stream credit left on the target's connection: it is registered, only busy.
+      return a.conn.isConnected
+        ? { code: RelayErrorCode.TARGET_BUSY, reason: "target's connection has no stream left for another pipe" }
+        : { code: RelayErrorCode.TARGET_NOT_REGISTERED, reason: "target's connection closed" };
+    }
+    let answer: WireMessage | null;
+    try {
+      const fa = new FramedStream(stream);
+      await fa.write({ type: "RelayConnect", source_id: b.nodeId, target_id: req.target_id, session: sa });
+      answer = await fa.read(this.cfg.relay_pairing_timeout * 1000);
+    } catch (e) {
+      stream.abort(0); // a late RelayReady must not leave the target holding a pipe
+      return (e as { code?: string }).code === "ERR_TIMEOUT"
+        ? {
+          code: RelayErrorCode.PAIRING_TIMEOUT,
+          reason: `target did not answer within ${this.cfg.relay_pairing_timeout} s`,
+        }
+        : { code: RelayErrorCode.TARGET_NOT_REGISTERED, reason: "target's connection failed while pairing" };
+    }
+    if (!answer || answer.type !== "RelayReady" || answer.status !== "ready" || !b.isOpen) {
+      stream.abort(0);
+      const why = answer?.type === "RelayError"
+        ? answer.reason
+        : answer?.type === "Error"
+        ? answer.message
+        : "no RelayReady";
+      return { code: RelayErrorCode.TARGET_REFUSED, reason: `target refused: ${why}` };
+    }
+    return { stream };
+  }
+
+  /** Install both ends, answer the dialler RelayReady, and watch the pipe's life. */
+  private async open(
+    pipe: Pipe,
+    b: { session: Session; stream: QuicStream },
+    a: { session: Session; stream: QuicStream; number: number },
+  ): Promise<null> {
+    const sb = this.allocSession(b.session.conn);
     const rate = this.cfg.relay_bandwidth_limit;
-    this.install({
+    const end = (from: typeof b, to: Session, toSession: number, own: number): PipeEnd => ({
       pipe,
-      session: b,
-      stream: bStream,
-      to: a.conn,
-      toSession: sa,
-      own: sb,
+      session: from.session,
+      stream: from.stream,
+      to: to.conn,
+      toSession,
+      own,
       bucket: new TokenBucket(rate),
+      heard: false,
     });
-    this.install({
-      pipe,
-      session: a,
-      stream: aStream,
-      to: b.conn,
-      toSession: sb,
-      own: sa,
-      bucket: new TokenBucket(rate),
-    });
+    this.install(end(b, a.session, a.number, sb));
+    this.install(end(a, b.session, sb, a.number));
     this.pipes.add(pipe);
     this.counters.pipes_opened++;
     try {
-      await new FramedStream(bStream).write({ type: "RelayReady", status: "ready", session: sb });
+      await new FramedStream(b.stream).write({ type: "RelayReady", status: "ready", session: sb });
     } catch {
       this.teardown(pipe, "source gone");
       return null;
     }
-    for (const end of pipe.ends) void this.watch(end);
+    for (const e of pipe.ends) void this.watch(e);
+    // A pipe nobody sends through only holds a slot (and a stream on the target's connection).
+    pipe.unusedTimer = setTimeout(() => this.closeIfUnused(pipe), this.cfg.relay_pairing_timeout * 1000);
+    pipe.unusedTimer.unref();
     this.node.log.info("relay pipe open", {
       source: shortNodeId(pipe.source),
       target: shortNodeId(pipe.target),
       pipes: this.pipes.size,
     });
     return null; // the stream stays open as the pipe's lifetime (SPEC §5 Streams)
+  }
+
+  /** Unless a DATAGRAM came from each side since RelayReady, the pipe is not in use: close it. */
+  private closeIfUnused(pipe: Pipe): void {
+    if (pipe.closed || pipe.ends.every((e) => e.heard)) return;
+    this.counters.pipes_closed_unused++;
+    this.teardown(pipe, `no inner packet each way within ${this.cfg.relay_pairing_timeout} s`);
+  }
+
+  private refuse(b: Session, req: RelayConnect, r: Refusal): WireMessage {
+    this.counters.pipes_refused++;
+    const name = REFUSAL_NAME[r.code];
+    this.refused[name] = (this.refused[name] ?? 0) + 1;
+    this.node.log.info("relay connect refused", {
+      source: shortNodeId(b.nodeId),
+      target: shortNodeId(req.target_id),
+      code: r.code,
+      reason: r.reason,
+    });
+    return relayError(r.code, r.reason);
   }
 
   private allocSession(conn: QuicConnection): number {
@@ -308,6 +359,7 @@ export class RelayServer {
   private teardown(pipe: Pipe, why: string): void {
     if (pipe.closed) return;
     pipe.closed = true;
+    if (pipe.unusedTimer) clearTimeout(pipe.unusedTimer);
     this.pipes.delete(pipe);
     pipe.release();
     for (const end of pipe.ends) {
@@ -336,6 +388,7 @@ export class RelayServer {
     if (d.length <= PIPE_HEADER) return void this.counters.dropped_unknown_session++;
     const end = this.ends.get(conn)?.get(pipeSession(d));
     if (!end) return void this.counters.dropped_unknown_session++;
+    end.heard = true;
     const now = performance.now();
     end.pipe.lastPacket = now;
     if (!end.bucket.take(d.length, now)) return void this.counters.dropped_rate_limit++;

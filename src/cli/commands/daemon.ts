@@ -104,7 +104,9 @@ function renderStatus(ctx: Ctx, r: StatusReport): void {
           "Relaying",
           `${r.relay_server.registered} agents registered, ${r.relay_server.pipes}/${r.relay_server.capacity} pipes, ${r.relay_server.forwarded_packets} packets forwarded, ${
             r.relay_server.dropped_rate_limit + r.relay_server.dropped_queue_full
-          } dropped`,
+          } dropped, ${r.relay_server.pipes_refused} pairings refused (${
+            r.relay_server.refused.target_busy ?? 0
+          } target busy)`,
         ] as [string, string],
       ]
       : []),
