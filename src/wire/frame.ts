@@ -407,6 +407,23 @@ export class FrameReader {
     return this.buf[this.start + 3]!;
   }
 
+  /**
+   * Make room for the whole frame in progress at once, once its size has been reserved: growing
+   * by doubling would leave as much garbage as the frame again (issue 16: RSS under attack).
+   */
+  reserveForPending(): void {
+    const len = this.pendingPayload;
+    if (len < 0) return;
+    const total = HEADER_LEN + len;
+    if (this.buf.length - this.start >= total) return;
+    const held = this.end - this.start;
+    const grown = new Uint8Array(total);
+    grown.set(this.buf.subarray(this.start, this.end));
+    this.buf = grown;
+    this.start = 0;
+    this.end = held;
+  }
+
   /** The sticky header error, if any. */
   get error(): WireError | null {
     return this.failure;

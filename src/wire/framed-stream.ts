@@ -116,6 +116,7 @@ export class FramedStream {
     const budget = this.stream.conn.budget;
     if (!refusal && budget.reserve(len - this.reserved)) {
       this.reserved = len;
+      this.reader.reserveForPending();
       return;
     }
     refusal ??= {

@@ -1,0 +1,49 @@
+/**
+ * Issue 16 defect 1, as a phase: two waves of 8 authenticated connections × 48 streams of
+ * unfinished 4 MiB frames against a daemon whose rate limits are lifted (the read budget alone
+ * must hold), a good peer sending throughout. Bounds: peak ≤ idle + 160 MiB, second wave ≤ +10 MiB.
+ */
+import { memoryAttack, rssSampler } from "../test/helpers/memory-attack.ts";
+import { count, expect, mib, newRow, type Phase, rss } from "./harness.ts";
+import { startGoodPeer } from "./good-peer.ts";
+import { NO_RATE_LIMITS, startVictim } from "./victim.ts";
+
+const MiB = 1024 * 1024;
+
+export const memoryPhase: Phase = {
+  name: "memory",
+  async run(ctx) {
+    const row = newRow("memory (8 conns × 48 unfinished 4 MiB frames, 2 waves)");
+    const v = await startVictim(NO_RATE_LIMITS);
+    const good = await startGoodPeer(v.addr, v.nodeId);
+    try {
+      await new Promise((r) => setTimeout(r, 1000));
+      const idle = rss(v.pid)!;
+      row.rssBefore = idle;
+      const holdMs = Math.min(20_000, Math.max(3000, ctx.budgetMs / 3));
+      const peaks: number[] = [];
+      for (let wave = 0; wave < 2; wave++) {
+        const sampler = rssSampler(v.pid);
+        const r = await memoryAttack({ target: v.addr, conns: 8, streamsPerConn: 48, holdMs });
+        peaks.push(sampler.stop());
+        row.attempts += 8 * 48;
+        count(row, "frame read in full", r.fullySent);
+        count(row, "refused (Error 4001, stopped)", r.refused);
+        ctx.log(`wave ${wave + 1}: peak ${mib(peaks[wave])}, ${r.fullySent} read in full, ${r.refused} refused`);
+      }
+      const served = await good.stop();
+      count(row, "good peer messages acked", served.acked);
+      row.rssAfter = rss(v.pid);
+      row.notes.push(
+        `idle ${mib(idle)}, peaks ${peaks.map(mib).join(" / ")}, good peer slowest ${served.slowestMs} ms`,
+      );
+      expect(row, peaks[0]! - idle <= 160 * MiB, `first wave peak ≤ idle + 160 MiB (${mib(peaks[0]! - idle)})`);
+      expect(row, peaks[1]! - peaks[0]! <= 10 * MiB, `second wave ≤ +10 MiB (${mib(peaks[1]! - peaks[0]!)})`);
+      expect(row, served.failed === 0, `good peer never failed (${served.failed} failures)`);
+      return row;
+    } finally {
+      await good.stop().catch(() => {});
+      await v.stop();
+    }
+  },
+};
