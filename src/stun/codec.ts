@@ -1,6 +1,6 @@
 /**
  * The STUN message codec (RFC 5389) from the `stun` package: only its encoder/decoder, never its
- * networking (NOTES: its sockets pull old dependencies; Atlas sends STUN from its QUIC socket).
+ * networking (its sockets pull old dependencies, docs/contributing.md; Atlas sends STUN from its QUIC socket).
  */
 import codec, { type StunMessage } from "stun"; // types: ./stun.d.ts (the package ships none)
 

@@ -22,7 +22,7 @@ export interface CloseInfo {
   timedOut: boolean;
 }
 
-/** Packets drained per connection per turn: caps quiche 0.18's send() loop bug (NOTES "Traps"). */
+/** Packets drained per connection per turn: caps quiche 0.18's send() loop bug (docs/transport.md, "Traps"). */
 const MAX_PACKETS_PER_TURN = 256;
 const dec = new TextDecoder();
 /** Where received DATAGRAMs land, one at a time (see `onDatagram`). */
@@ -218,7 +218,7 @@ export class QuicConnection {
     }
   }
 
-  /** DER of the peer's leaf certificate (NOTES: there is no peerCert(); index 0 is the leaf). */
+  /** DER of the peer's leaf certificate (docs/transport.md: there is no peerCert(); index 0 is the leaf). */
   peerCertificate(): Uint8Array | null {
     const chain = this.native.peerCertChain();
     return chain && chain.length > 0 ? chain[0]! : null;
@@ -237,7 +237,7 @@ export class QuicConnection {
 
   /**
    * Close with an application error code and reason. Before the first 1-RTT packet we must use
-   * a transport-level close: quiche 0.18's send() can loop forever otherwise (NOTES "Traps").
+   * a transport-level close: quiche 0.18's send() can loop forever otherwise (docs/transport.md, "Traps").
    */
   close(code = 0, reason = ""): void {
     if (this.gone || this.localClose) return;

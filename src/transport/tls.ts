@@ -14,7 +14,7 @@ const enc = new TextEncoder();
 /**
  * A quiche config for one role. Both roles present the node certificate and request the peer's
  * (mutual TLS); no CA is consulted — `verifyAllowFail` lets the self-signed chain through and the
- * handshake layer checks the key itself (SPEC §4, NOTES "Peer certificate").
+ * handshake layer checks the key itself (docs/transport.md, "Traps in the quiche binding").
  */
 export function makeQuicheConfig(id: TlsIdentity, o: TransportOptions): QuicheConfig {
   const c = quiche.Config.withBoringSslCtx(
