@@ -3,9 +3,17 @@ import type { PeerCard } from "../handshake/handshake.ts";
 import type { QuicConnection } from "../transport/connection.ts";
 import type { QuicStream } from "../transport/stream.ts";
 import { FramedStream } from "../wire/framed-stream.ts";
-import { DISCONNECT_REPLACED, DISCONNECT_SHUTDOWN, type TrustLevel, type WireMessage } from "../wire/messages.ts";
+import { WireError } from "../wire/errors.ts";
+import {
+  DISCONNECT_PROTOCOL_ERROR,
+  DISCONNECT_REPLACED,
+  DISCONNECT_SHUTDOWN,
+  type TrustLevel,
+  type WireMessage,
+} from "../wire/messages.ts";
 import type { Logger } from "../util/log.ts";
 import { sleep, unixNow, within } from "../util/time.ts";
+import { PROTOCOL_ERROR_LINGER_MS } from "./session-timing.ts";
 
 export type PathKind = "direct" | "relay";
 
@@ -52,6 +60,8 @@ export class Session {
   lastRttMs: number | null = null;
   /** The peer ended the session with a Disconnect frame. */
   remoteDisconnect = false;
+  /** The last control frame was an Error (a FIN right after it: the peer refused our frame). */
+  private peerRefused = false;
   /** Consecutive keepalive Pings without a Pong. */
   missedPongs = 0;
   /** Why this session ended, once it has: a Disconnect reason, or a local label. */
@@ -123,21 +133,44 @@ export class Session {
       try {
         m = await this.control.read();
       } catch (e) {
-        if (this.isOpen) {
-          this.log.debug("control stream failed", { peer: this.nodeId, error: (e as Error).message });
-          this.close("DISCONNECT_PROTOCOL_ERROR", "malformed control frame");
-        }
+        if (this.isOpen) await this.protocolError(e as Error);
         return;
       }
       if (m === null) {
-        if (this.isOpen) this.close("peer_closed");
+        // Error then FIN is how a peer refuses our control frame (see protocolError).
+        if (this.isOpen) this.close(this.peerRefused ? DISCONNECT_PROTOCOL_ERROR : "peer_closed");
         return;
       }
       this.onControl(m);
     }
   }
 
+  /**
+   * The control stream broke (SPEC §5): a frame we cannot decode — FramedStream has already
+   * handed quiche the Error frame (1001 version, 2002 oversize, 2003 otherwise) with FIN — or a
+   * reset stream, which gets a Disconnect instead. The control stream is finished either way, so
+   * the Disconnect reason rides in the CONNECTION_CLOSE (code: the Error's, like a refused
+   * handshake). That close waits PROTOCOL_ERROR_LINGER_MS (less if the peer closes first):
+   * quiche drops stream data it has not sent yet once close() is called.
+   */
+  private async protocolError(e: Error): Promise<void> {
+    this.closeReason = DISCONNECT_PROTOCOL_ERROR;
+    const answered = e instanceof WireError;
+    this.log.info("control stream failed: disconnecting", {
+      peer: this.nodeId.slice(0, 18) + "…",
+      error: e.message,
+      code: answered ? e.wireCode : undefined,
+    });
+    if (!answered) {
+      const bye = { type: "Disconnect" as const, reason: DISCONNECT_PROTOCOL_ERROR, message: e.message.slice(0, 200) };
+      await within(this.control.end(bye).catch(() => {}), PROTOCOL_ERROR_LINGER_MS);
+    }
+    await within(this.conn.closed, PROTOCOL_ERROR_LINGER_MS);
+    this.conn.close(answered ? e.wireCode : 0, DISCONNECT_PROTOCOL_ERROR);
+  }
+
   private onControl(m: WireMessage): void {
+    this.peerRefused = m.type === "Error";
     switch (m.type) {
       case "Ping":
         this.control.write({ type: "Pong", ts: unixNow(), echo: m.ts, id: m.id }).catch(() => {});
