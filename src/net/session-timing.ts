@@ -11,3 +11,17 @@
  * early when the peer closes first (an Atlas peer does, on reading the Error and FIN).
  */
 export const PROTOCOL_ERROR_LINGER_MS = 200;
+
+/**
+ * A request waiting for its response probes the peer once nothing has been heard from it (no
+ * control frame, no response) for this long: a peer that crashed sends no CONNECTION_CLOSE, and
+ * without a probe the request would only fail at `transport.request_timeout` (10 s).
+ */
+export const LIVENESS_QUIET_MS = 1_000;
+
+/**
+ * The probe's Pong deadline (or 4 × the session's last RTT, if longer). Pings are answered by the
+ * peer's control loop, never behind a slow request handler, so a missing Pong means the peer (or
+ * the path) is gone: the session is closed and the caller dials afresh.
+ */
+export const LIVENESS_PROBE_MS = 1_000;

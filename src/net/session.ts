@@ -13,7 +13,7 @@ import {
 } from "../wire/messages.ts";
 import type { Logger } from "../util/log.ts";
 import { sleep, unixNow, within } from "../util/time.ts";
-import { PROTOCOL_ERROR_LINGER_MS } from "./session-timing.ts";
+import { LIVENESS_PROBE_MS, LIVENESS_QUIET_MS, PROTOCOL_ERROR_LINGER_MS } from "./session-timing.ts";
 
 export type PathKind = "direct" | "relay";
 
@@ -48,6 +48,8 @@ export class Session {
   rowId: number | null = null;
   /** Settles once the peer and session rows are written (in the background). */
   recorded: Promise<void> = Promise.resolve();
+  /** When a frame last came from the peer (control frame or response): liveness, not activity. */
+  lastHeardAt = Date.now();
   /** Last request or operator action; keepalive Pings do not count (SPEC §7 session_idle). */
   lastActivity = Date.now();
   /** Kept until `net disconnect` (made by `net connect` in a daemon): never closed for idleness. */
@@ -141,6 +143,7 @@ export class Session {
         if (this.isOpen) this.close(this.peerRefused ? DISCONNECT_PROTOCOL_ERROR : "peer_closed");
         return;
       }
+      this.lastHeardAt = Date.now();
       this.onControl(m);
     }
   }
@@ -235,21 +238,70 @@ export class Session {
     const fs = new FramedStream(this.conn.openStream());
     this.lastActivity = Date.now();
     await fs.end(req);
+    const watch = this.watchLiveness();
     let res: WireMessage | null;
     try {
-      res = await fs.read(timeoutMs);
+      res = await Promise.race([fs.read(timeoutMs), watch.dead]);
     } catch (e) {
       // No answer in time: the peer may be gone without a word (killed, its NAT mapping lost),
       // and QUIC would only notice at its idle timeout. Drop the session so the next attempt
       // dials afresh instead of waiting on a dead path again.
       if (e instanceof AtlasError && e.code === "ERR_TIMEOUT") this.close("timeout", "request timeout");
       throw e;
+    } finally {
+      watch.stop();
     }
+    this.lastHeardAt = Date.now();
     if (!res) throw new AtlasError("ERR_RESET", "peer closed the request stream without answering");
     if (res.type === "Error") {
       throw new AtlasError(protocolCodeName(res.code), `peer answered with error ${res.code}: ${res.message}`);
     }
     return res;
+  }
+
+  /**
+   * While a request waits: once the peer has been quiet for LIVENESS_QUIET_MS, Ping it; a Pong
+   * means alive (watch on), none in time means the session is dead (closed by `probe`) and `dead`
+   * rejects with ERR_RESET, so the caller dials afresh instead of waiting out its timeout.
+   */
+  private watchLiveness(): { dead: Promise<never>; stop: () => void } {
+    let stopped = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const dead = new Promise<never>((_, reject) => {
+      const check = (): void => {
+        if (stopped || !this.isOpen) return;
+        const quiet = Date.now() - this.lastHeardAt;
+        if (quiet < LIVENESS_QUIET_MS) return void (timer = setTimeout(check, LIVENESS_QUIET_MS - quiet));
+        void this.probe().then((alive) => {
+          if (alive) return check();
+          if (!stopped) reject(new AtlasError("ERR_RESET", `${this.nodeId.slice(0, 18)}… stopped answering (no Pong)`));
+        });
+      };
+      check();
+    });
+    dead.catch(() => {}); // nobody listens once the response won the race
+    return { dead, stop: () => (stopped = true, clearTimeout(timer)) };
+  }
+
+  private probing: Promise<boolean> | null = null;
+
+  /**
+   * One liveness Ping at a time for every waiting request. False when no Pong (nor anything
+   * else) came in time: the session is then closed as dead.
+   */
+  private probe(): Promise<boolean> {
+    if (this.probing) return this.probing;
+    const sent = Date.now();
+    const ms = Math.max(LIVENESS_PROBE_MS, 4 * (this.lastRttMs ?? 0));
+    this.probing = this.ping(ms).then(() => true, () => this.lastHeardAt >= sent).then((alive) => {
+      this.probing = null;
+      if (!alive && this.isOpen) {
+        this.log.info("peer stopped answering: session closed", { peer: this.nodeId.slice(0, 18) + "…" });
+        this.close("timeout", "no Pong to a liveness probe");
+      }
+      return alive;
+    });
+    return this.probing;
   }
 
   /** Send Disconnect and close the connection (SPEC §5 Disconnect). */
