@@ -84,12 +84,16 @@ test(
     t.diagnostic(`${starts} daemon starts, ${sent.length} messages`);
 
     // Let the outbox drain.
+    const drainStart = Date.now();
     const deadline = Date.now() + 90_000;
     for (;;) {
       const s = await openStore(join(b.home, "state", "peers.db"));
       const left = await s.outbox.count();
       await s.close();
-      if (left === 0) break;
+      if (left === 0) {
+        t.diagnostic(`outbox drained ${Date.now() - drainStart} ms after the last restart`);
+        break;
+      }
       if (Date.now() > deadline) {
         t.diagnostic(db.stderr().split("\n").slice(-40).join("\n"));
         assert.fail(`outbox still holds ${left} messages`);

@@ -127,7 +127,8 @@ describe("frames over the read budget, over QUIC", () => {
     // The second large frame's header is over the limit: refused before any payload is read.
     const second = new FramedStream(s.conn.openStream());
     const head2 = head.slice(0, HEADER_LEN + 64 * KiB);
-    await second.stream.write(head2);
+    // (the receiver may stop the stream before all of it is written: the write's fate does not matter)
+    void second.stream.write(head2).catch(() => {});
     const answer = await second.read(5000);
     assert.equal(answer?.type, "Error");
     assert.equal(answer?.type === "Error" && answer.code, 4001);

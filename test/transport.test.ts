@@ -938,6 +938,29 @@ describe("datagrams", () => {
   });
 });
 
+describe("datagrams nobody listens for", () => {
+  test("are dropped as they arrive instead of waiting in quiche's queue", { timeout: 15_000 }, async () => {
+    const p = await pair();
+    try {
+      await echoOnce(p.cconn, Buffer.from("confirm"));
+      // The server has no DATAGRAM handler: these must not be kept for a handler set later.
+      for (let i = 0; i < 200; i++) p.cconn.sendDatagram(Buffer.from(`early ${i}`));
+      await echoOnce(p.cconn, Buffer.from("after the early ones")); // they have been processed
+      const late: string[] = [];
+      p.sconn.onDatagram = (d) => late.push(Buffer.from(d).toString());
+      const deadline = Date.now() + 3000;
+      while (!late.includes("late") && Date.now() < deadline) {
+        p.cconn.sendDatagram(Buffer.from("late"));
+        await waitFor(() => late.includes("late"), 100);
+      }
+      assert.ok(late.includes("late"), "a datagram sent after the handler was set arrives");
+      assert.deepEqual(late.filter((d) => d.startsWith("early")), [], "no early datagram was kept");
+    } finally {
+      await p.close();
+    }
+  });
+});
+
 describe("endpoint lifecycle", () => {
   test("endpoint.close() closes its connections and the peer sees it", { timeout: 15_000 }, async () => {
     const p = await pair();

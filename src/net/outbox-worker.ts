@@ -26,6 +26,7 @@ import { utf8Length } from "../wire/utf8.ts";
 import { dialPeer } from "./dial.ts";
 import { buildMessage, deliverOn, isPermanentRefusal, shortTarget, targetNodeId } from "./messaging.ts";
 import type { AtlasNode } from "./node.ts";
+import type { Session } from "./session.ts";
 
 /**
  * Outgoing pacing for one target, so that the worker never trips the receiver's inbound limits
@@ -240,15 +241,7 @@ export class OutboxWorker {
     const learnt = this.learnt.get(row.target);
     const dialTarget = learnt ? `${learnt}@${row.target}` : row.target;
     try {
-      const { session } = await dialPeer(this.node, dialTarget);
-      if (!targetNodeId(row.target)) this.learnt.set(row.target, session.nodeId);
-      const msg = buildMessage(this.node, session.nodeId, row.body, {
-        msgId: row.id,
-        timestamp: row.created_at,
-        topic: row.topic ?? undefined,
-        replyTo: row.reply_to ?? undefined,
-      });
-      await deliverOn(session, msg, cfg.transport.request_timeout * 1000);
+      const { session, sends } = await this.deliver(row, dialTarget);
       this.blocked.delete(key);
       const detail = [
         session.path === "relay" && session.relay ? `via ${session.relay}` : null,
@@ -258,11 +251,12 @@ export class OutboxWorker {
         msg: row.id,
         to: shortNodeId(session.nodeId),
         path: session.path,
-        attempts: row.attempts + 1,
+        attempts: row.attempts + sends,
       });
       await this.finish(row, {
         status: "delivered",
         finished_at: unixNow(),
+        attempts: row.attempts + sends,
         path: session.path,
         detail: detail || null,
       });
@@ -303,6 +297,39 @@ export class OutboxWorker {
       });
       await this.write(row, () => this.node.store.outbox.markAttempt(row.id, next));
     }
+  }
+
+  /**
+   * Deliver `row` over dialPeer's session. A reused session that dies under the attempt (the
+   * peer restarted: a stateless reset closed it, or it missed a liveness Pong) says nothing
+   * about the peer now, so it is dialled afresh at once rather than after a backoff. `sends`:
+   * how many times the message went out (a redial counts as an attempt in `deliveries`).
+   */
+  private async deliver(row: OutboxRow, dialTarget: string): Promise<{ session: Session; sends: number }> {
+    const first = await dialPeer(this.node, dialTarget);
+    try {
+      return { session: await this.sendOn(row, first.session), sends: 1 };
+    } catch (e) {
+      if (!first.reused || first.session.isOpen || isPermanentRefusal(e)) throw e;
+      this.log.info("outbox: the session died under a delivery, redialling", {
+        msg: row.id,
+        to: shortNodeId(first.session.nodeId),
+        error: (e as Error).message,
+      });
+    }
+    return { session: await this.sendOn(row, (await dialPeer(this.node, dialTarget)).session), sends: 2 };
+  }
+
+  private async sendOn(row: OutboxRow, session: Session): Promise<Session> {
+    if (!targetNodeId(row.target)) this.learnt.set(row.target, session.nodeId);
+    const msg = buildMessage(this.node, session.nodeId, row.body, {
+      msgId: row.id,
+      timestamp: row.created_at,
+      topic: row.topic ?? undefined,
+      replyTo: row.reply_to ?? undefined,
+    });
+    await deliverOn(session, msg, this.node.config.transport.request_timeout * 1000);
+    return session;
   }
 
   private async finish(row: OutboxRow, o: DeliveryOutcome): Promise<void> {

@@ -3,9 +3,17 @@ import type { PeerCard } from "../handshake/handshake.ts";
 import type { QuicConnection } from "../transport/connection.ts";
 import type { QuicStream } from "../transport/stream.ts";
 import { FramedStream } from "../wire/framed-stream.ts";
-import { DISCONNECT_REPLACED, DISCONNECT_SHUTDOWN, type TrustLevel, type WireMessage } from "../wire/messages.ts";
+import { WireError } from "../wire/errors.ts";
+import {
+  DISCONNECT_PROTOCOL_ERROR,
+  DISCONNECT_REPLACED,
+  DISCONNECT_SHUTDOWN,
+  type TrustLevel,
+  type WireMessage,
+} from "../wire/messages.ts";
 import type { Logger } from "../util/log.ts";
 import { sleep, unixNow, within } from "../util/time.ts";
+import { LIVENESS_PROBE_MS, LIVENESS_QUIET_MS, PROTOCOL_ERROR_LINGER_MS } from "./session-timing.ts";
 
 export type PathKind = "direct" | "relay";
 
@@ -40,6 +48,8 @@ export class Session {
   rowId: number | null = null;
   /** Settles once the peer and session rows are written (in the background). */
   recorded: Promise<void> = Promise.resolve();
+  /** When a frame last came from the peer (control frame or response): liveness, not activity. */
+  lastHeardAt = Date.now();
   /** Last request or operator action; keepalive Pings do not count (SPEC §7 session_idle). */
   lastActivity = Date.now();
   /** Kept until `net disconnect` (made by `net connect` in a daemon): never closed for idleness. */
@@ -52,6 +62,8 @@ export class Session {
   lastRttMs: number | null = null;
   /** The peer ended the session with a Disconnect frame. */
   remoteDisconnect = false;
+  /** The last control frame was an Error (a FIN right after it: the peer refused our frame). */
+  private peerRefused = false;
   /** Consecutive keepalive Pings without a Pong. */
   missedPongs = 0;
   /** Why this session ended, once it has: a Disconnect reason, or a local label. */
@@ -123,21 +135,45 @@ export class Session {
       try {
         m = await this.control.read();
       } catch (e) {
-        if (this.isOpen) {
-          this.log.debug("control stream failed", { peer: this.nodeId, error: (e as Error).message });
-          this.close("DISCONNECT_PROTOCOL_ERROR", "malformed control frame");
-        }
+        if (this.isOpen) await this.protocolError(e as Error);
         return;
       }
       if (m === null) {
-        if (this.isOpen) this.close("peer_closed");
+        // Error then FIN is how a peer refuses our control frame (see protocolError).
+        if (this.isOpen) this.close(this.peerRefused ? DISCONNECT_PROTOCOL_ERROR : "peer_closed");
         return;
       }
+      this.lastHeardAt = Date.now();
       this.onControl(m);
     }
   }
 
+  /**
+   * The control stream broke (SPEC §5): a frame we cannot decode — FramedStream has already
+   * handed quiche the Error frame (1001 version, 2002 oversize, 2003 otherwise) with FIN — or a
+   * reset stream, which gets a Disconnect instead. The control stream is finished either way, so
+   * the Disconnect reason rides in the CONNECTION_CLOSE (code: the Error's, like a refused
+   * handshake). That close waits PROTOCOL_ERROR_LINGER_MS (less if the peer closes first):
+   * quiche drops stream data it has not sent yet once close() is called.
+   */
+  private async protocolError(e: Error): Promise<void> {
+    this.closeReason = DISCONNECT_PROTOCOL_ERROR;
+    const answered = e instanceof WireError;
+    this.log.info("control stream failed: disconnecting", {
+      peer: this.nodeId.slice(0, 18) + "…",
+      error: e.message,
+      code: answered ? e.wireCode : undefined,
+    });
+    if (!answered) {
+      const bye = { type: "Disconnect" as const, reason: DISCONNECT_PROTOCOL_ERROR, message: e.message.slice(0, 200) };
+      await within(this.control.end(bye).catch(() => {}), PROTOCOL_ERROR_LINGER_MS);
+    }
+    await within(this.conn.closed, PROTOCOL_ERROR_LINGER_MS);
+    this.conn.close(answered ? e.wireCode : 0, DISCONNECT_PROTOCOL_ERROR);
+  }
+
   private onControl(m: WireMessage): void {
+    this.peerRefused = m.type === "Error";
     switch (m.type) {
       case "Ping":
         this.control.write({ type: "Pong", ts: unixNow(), echo: m.ts, id: m.id }).catch(() => {});
@@ -201,26 +237,75 @@ export class Session {
     if (!this.isOpen) throw new AtlasError("ERR_CLOSED", "session is closed");
     const fs = new FramedStream(this.conn.openStream());
     this.lastActivity = Date.now();
+    await fs.end(req).catch((e) => {
+      // A peer that refuses a frame at its header (too large, over a limit) answers with an
+      // Error frame and stops reading: the answer explains the stopped write better.
+      if (!isAtlasError(e, "ERR_RESET")) throw e;
+    });
+    const watch = this.watchLiveness();
     let res: WireMessage | null;
     try {
-      await fs.end(req).catch((e) => {
-        // A peer that refuses a frame at its header (too large, over a limit) answers with an
-        // Error frame and stops reading: the answer explains the stopped write better.
-        if (!isAtlasError(e, "ERR_RESET")) throw e;
-      });
-      res = await fs.read(timeoutMs);
+      res = await Promise.race([fs.read(timeoutMs), watch.dead]);
     } catch (e) {
       // No answer in time: the peer may be gone without a word (killed, its NAT mapping lost),
       // and QUIC would only notice at its idle timeout. Drop the session so the next attempt
       // dials afresh instead of waiting on a dead path again.
       if (e instanceof AtlasError && e.code === "ERR_TIMEOUT") this.close("timeout", "request timeout");
       throw e;
+    } finally {
+      watch.stop();
     }
+    this.lastHeardAt = Date.now();
     if (!res) throw new AtlasError("ERR_RESET", "peer closed the request stream without answering");
     if (res.type === "Error") {
       throw new AtlasError(protocolCodeName(res.code), `peer answered with error ${res.code}: ${res.message}`);
     }
     return res;
+  }
+
+  /**
+   * While a request waits: once the peer has been quiet for LIVENESS_QUIET_MS, Ping it; a Pong
+   * means alive (watch on), none in time means the session is dead (closed by `probe`) and `dead`
+   * rejects with ERR_RESET, so the caller dials afresh instead of waiting out its timeout.
+   */
+  private watchLiveness(): { dead: Promise<never>; stop: () => void } {
+    let stopped = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const dead = new Promise<never>((_, reject) => {
+      const check = (): void => {
+        if (stopped || !this.isOpen) return;
+        const quiet = Date.now() - this.lastHeardAt;
+        if (quiet < LIVENESS_QUIET_MS) return void (timer = setTimeout(check, LIVENESS_QUIET_MS - quiet));
+        void this.probe().then((alive) => {
+          if (alive) return check();
+          if (!stopped) reject(new AtlasError("ERR_RESET", `${this.nodeId.slice(0, 18)}… stopped answering (no Pong)`));
+        });
+      };
+      check();
+    });
+    dead.catch(() => {}); // nobody listens once the response won the race
+    return { dead, stop: () => (stopped = true, clearTimeout(timer)) };
+  }
+
+  private probing: Promise<boolean> | null = null;
+
+  /**
+   * One liveness Ping at a time for every waiting request. False when no Pong (nor anything
+   * else) came in time: the session is then closed as dead.
+   */
+  private probe(): Promise<boolean> {
+    if (this.probing) return this.probing;
+    const sent = Date.now();
+    const ms = Math.max(LIVENESS_PROBE_MS, 4 * (this.lastRttMs ?? 0));
+    this.probing = this.ping(ms).then(() => true, () => this.lastHeardAt >= sent).then((alive) => {
+      this.probing = null;
+      if (!alive && this.isOpen) {
+        this.log.info("peer stopped answering: session closed", { peer: this.nodeId.slice(0, 18) + "…" });
+        this.close("timeout", "no Pong to a liveness probe");
+      }
+      return alive;
+    });
+    return this.probing;
   }
 
   /** Send Disconnect and close the connection (SPEC §5 Disconnect). */

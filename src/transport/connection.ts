@@ -274,7 +274,7 @@ export class QuicConnection {
       this.gotPackets = false;
       if (this.isEstablished) {
         handedOff = this.dispatchReadable();
-        if (this.onDatagram) this.dispatchDatagrams();
+        this.dispatchDatagrams();
       }
       for (const s of this.writers) if (!s.flushWrites()) this.writers.delete(s);
     }
@@ -326,11 +326,15 @@ export class QuicConnection {
     return handedOff;
   }
 
+  /**
+   * Hands each received DATAGRAM to `onDatagram`, or drops it when nobody listens: left in quiche's
+   * receive queue (1024 deep) a peer could park ~1.4 MB on every connection (issue 16).
+   */
   private dispatchDatagrams(): void {
     for (;;) {
       const n = this.native.dgramRecv(dgramScratch);
       if (n === null) return;
-      this.onDatagram!(dgramScratch.subarray(0, n));
+      this.onDatagram?.(dgramScratch.subarray(0, n));
     }
   }
 

@@ -8,6 +8,7 @@ import { type HostPort, quiche, type QuicheConfig } from "./native.ts";
 import type { TransportOptions } from "./options.ts";
 import { RetryTokens } from "./retry.ts";
 import { BufferPool, ConnBudget } from "./read-budget.ts";
+import { StatelessResets } from "./stateless-reset.ts";
 import { makeQuicheConfig, type TlsIdentity } from "./tls.ts";
 import { isStunPacket } from "./demux.ts";
 import { within } from "../util/time.ts";
@@ -57,12 +58,13 @@ export class QuicEndpoint implements PacketSink {
   private pipeConfig: QuicheConfig | null = null;
   private clientConfig: QuicheConfig;
   private retryTokens = new RetryTokens();
+  private resets: StatelessResets;
   private perIp = new Map<string, number[]>();
   private keepAlive: ReturnType<typeof setInterval>;
   private opts: EndpointOptions;
   private closing = false;
   /** Counters for `atlas status` and tests. */
-  readonly stats = { refusedLimit: 0, refusedRate: 0, retries: 0, badTokens: 0 };
+  readonly stats = { refusedLimit: 0, refusedRate: 0, retries: 0, badTokens: 0, resets: 0 };
   /** Bytes of frames still arriving, over all connections (SPEC §4 global cap). */
   readonly readPool: BufferPool;
 
@@ -76,6 +78,7 @@ export class QuicEndpoint implements PacketSink {
     this.localHP = { host: a.address, port: a.port };
     this.serverConfig = makeQuicheConfig(opts.tls, opts);
     this.clientConfig = makeQuicheConfig(opts.tls, opts);
+    this.resets = new StatelessResets(opts.tls.keyPem);
     socket.on("message", (msg, rinfo) => this.onPacket(msg, rinfo.address, rinfo.port));
     socket.on("error", noop); // per-send errors (unreachable hosts) are not fatal to the node
     this.keepAlive = setInterval(() => {
@@ -276,7 +279,31 @@ export class QuicEndpoint implements PacketSink {
       c.receive(buf, c.peerHostPort(host, port), this.localHP);
       return;
     }
-    if ((b0 & 0x80) !== 0 && ((b0 & 0x30) >> 4) === 0) this.onInitial(buf, { host, port });
+    if ((b0 & 0x80) === 0) this.onUnknownShort(buf, host, port);
+    else if (((b0 & 0x30) >> 4) === 0) this.onInitial(buf, { host, port });
+  }
+
+  /**
+   * A short-header packet for no connection of ours. From a peer we dialled it may be its
+   * stateless reset, whose DCID is random (RFC 9000 §10.3.1): our connections to that address
+   * check it. Otherwise it belongs to a connection we lost (we restarted): answer with a reset.
+   * Never both, so two nodes cannot go on resetting each other's resets.
+   */
+  private onUnknownShort(buf: Buffer, host: string, port: number): void {
+    if (this.closing) return;
+    let fed = false;
+    const h = unmapHost(host);
+    for (const c of this.live) {
+      // Only past the handshake: a reset needs the server's token, and feeding a handshaking
+      // connection a short-header packet would count as its first 1-RTT one (connection.ts close()).
+      if (!c.isClient || !c.verified || c.remote.port !== port || c.remote.host !== h) continue;
+      c.receive(buf, c.peerHostPort(host, port), this.localHP);
+      fed = true;
+    }
+    const reset = fed ? null : this.resets.answer(buf, buf.subarray(1, 1 + CID_LEN));
+    if (!reset) return;
+    this.stats.resets++;
+    this.sendPacket(reset, { host, port });
   }
 
   /** An Initial for no known connection: version check, Retry, limits, then accept. */
@@ -331,6 +358,8 @@ export class QuicEndpoint implements PacketSink {
     const scid = this.opts.retry !== false ? new Uint8Array(hdr.dcid) : new Uint8Array(randomBytes(CID_LEN));
     let native;
     try {
+      // Each connection's own token, set just before accept() copies the config's parameters.
+      this.serverConfig.setStatelessResetToken(this.resets.tokenValue(scid));
       native = quiche.Connection.accept(scid, odcid, this.localHP, from, this.serverConfig);
     } catch {
       return;
