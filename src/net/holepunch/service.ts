@@ -18,6 +18,7 @@
  * starts over after PUNCH_RETRY_AFTER_LOSS_MS.
  */
 import { randomBytes } from "node:crypto";
+import { ProtocolCode } from "../../errors.ts";
 import { shortNodeId } from "../../identity/node-id.ts";
 import { formatAddr, parseAddr, type SockAddr } from "../../transport/addr.ts";
 import type { QuicStream } from "../../transport/stream.ts";
@@ -204,7 +205,11 @@ export class HolePunchService {
   private async onOffer(s: Session, req: WireMessage, stream: QuicStream): Promise<WireMessage | null> {
     if (req.type !== "PunchOffer") return null;
     if (s.path !== "relay") {
-      return { type: "Error", code: 2003, message: "PunchOffer is only valid on a relayed session" };
+      return {
+        type: "Error",
+        code: ProtocolCode.ERR_MESSAGE_REJECTED,
+        message: "PunchOffer is only valid on a relayed session",
+      };
     }
     const fs = new FramedStream(stream);
     const st = this.statusOf(s.nodeId);
