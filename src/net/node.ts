@@ -34,7 +34,7 @@ import { PeerRateLimiter, type RateDecision } from "./rate-limit.ts";
 import { listenAddrs } from "./listen-addrs.ts";
 import { type Direction, type PathKind, type RequestHandler, Session, UPGRADED_TO_DIRECT } from "./session.ts";
 import { trustLevelFor } from "./trust.ts";
-import { RELAY_GRACE_MS } from "./holepunch/constants.ts";
+import { RELAY_GRACE_MS } from "../config/durations.ts";
 import type { HttpHubClient } from "../operator/hub.ts";
 
 export interface NodeOptions {

@@ -18,6 +18,7 @@
  * starts over after PUNCH_RETRY_AFTER_LOSS_MS.
  */
 import { randomBytes } from "node:crypto";
+import { PUNCH_ATTEMPTS_MS, PUNCH_RETRY_AFTER_LOSS_MS, PUNCHED_PROBE_INTERVAL_MS } from "../../config/durations.ts";
 import { ProtocolCode } from "../../errors.ts";
 import { shortNodeId } from "../../identity/node-id.ts";
 import { formatAddr, parseAddr, type SockAddr } from "../../transport/addr.ts";
@@ -28,14 +29,7 @@ import { FramedStream } from "../../wire/framed-stream.ts";
 import type { WireMessage } from "../../wire/messages.ts";
 import type { AtlasNode } from "../node.ts";
 import type { Session } from "../session.ts";
-import {
-  MAX_PUNCH_CANDIDATES,
-  MAX_TRACKED_PEERS,
-  PUNCH_ATTEMPTS_MS,
-  PUNCH_RETRY_AFTER_LOSS_MS,
-  PUNCHED_PROBE_INTERVAL_MS,
-  PUNCHED_PROBE_MISSES,
-} from "./constants.ts";
+import { MAX_PUNCH_CANDIDATES, MAX_TRACKED_PEERS, PUNCHED_PROBE_MISSES } from "./constants.ts";
 import { punch } from "./puncher.ts";
 
 /** The feature a peer advertises in Hello/HelloAck `features` when it speaks these messages. */
