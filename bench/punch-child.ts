@@ -27,7 +27,7 @@ import { openStore, type Store } from "../src/store/index.ts";
 import { StunService } from "../src/stun/service.ts";
 import { silentLogger } from "../src/util/log.ts";
 import { benchConfig, type BulkCounter, median, percentile, serveBulk } from "./common.ts";
-import { startBulk } from "./relay.ts";
+import { startBulk } from "./phases/relay.ts";
 
 export interface PunchChildCmd {
   id: number;

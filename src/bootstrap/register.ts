@@ -6,6 +6,7 @@
  * registry) has this node back as soon as it answers again. Each registration carries a freshly
  * signed peer record.
  */
+import { REGISTER_RETRY_FIRST_MS } from "../config/durations.ts";
 import { AtlasError } from "../errors.ts";
 import type { AtlasNode } from "../net/node.ts";
 import { type Logger, silentLogger } from "../util/log.ts";
@@ -177,12 +178,12 @@ export class BootstrapRegistration implements Service {
 
   private async loop(b: string, signal: AbortSignal): Promise<void> {
     const intervalMs = this.node.config.bootstrap.register_interval * 1000;
-    let backoff = Math.min(1000, intervalMs);
+    let backoff = Math.min(REGISTER_RETRY_FIRST_MS, intervalMs);
     while (!signal.aborted) {
       const ok = await this.attempt(b);
       if (signal.aborted) return;
       if (ok) {
-        backoff = Math.min(1000, intervalMs);
+        backoff = Math.min(REGISTER_RETRY_FIRST_MS, intervalMs);
         await sleep(intervalMs, signal);
       } else {
         await sleep(backoff, signal);

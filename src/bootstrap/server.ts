@@ -4,7 +4,7 @@
  * layout, pid file, control socket, shutdown), without inbox or outbox.
  */
 import type { Ctx } from "../cli/context.ts";
-import { isAtlasError } from "../errors.ts";
+import { isAtlasError, ProtocolCode } from "../errors.ts";
 import { shortNodeId } from "../identity/node-id.ts";
 import type { AtlasNode } from "../net/node.ts";
 import { MAX_PAYLOAD, type PeerRecord, type WireMessage } from "../wire/messages.ts";
@@ -39,7 +39,7 @@ function errorFrame(e: unknown): WireMessage {
   if (isAtlasError(e) && e.protocolCode !== undefined) {
     return { type: "Error", code: e.protocolCode, message: e.message };
   }
-  return { type: "Error", code: 5001, message: "internal error" };
+  return { type: "Error", code: ProtocolCode.ERR_INTERNAL, message: "internal error" };
 }
 
 /**

@@ -1,6 +1,7 @@
 /**
- * Every tunable of Atlas, with its default (SPEC §15). This is the one place where timeouts,
- * intervals and limits are defined; code reads them from a loaded `Config`, never from literals.
+ * Every tunable of Atlas, with its default (SPEC §15). This is the one place where tunable
+ * timeouts, intervals and limits are defined; code reads them from a loaded `Config`, never from
+ * literals. Fixed timings that are not for an operator to change live in `durations.ts`.
  * Keys mirror `state/config.toml` exactly (snake_case sections and keys), so
  * `config get transport.dial_timeout` is `config.transport.dial_timeout`.
  *

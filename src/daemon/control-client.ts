@@ -1,4 +1,5 @@
 import { connect } from "node:net";
+import { CONTROL_CALL_TIMEOUT_MS } from "../config/durations.ts";
 import type { HomePaths } from "../config/paths.ts";
 import { AtlasError, type ErrorCodeName } from "../errors.ts";
 import { CONTROL_VERSION, type ControlReply, MAX_CONTROL_LINE } from "./protocol.ts";
@@ -8,7 +9,7 @@ export function callDaemon<T = unknown>(
   paths: HomePaths,
   op: string,
   args: Record<string, unknown>,
-  timeoutMs = 120_000,
+  timeoutMs = CONTROL_CALL_TIMEOUT_MS,
 ): Promise<T> {
   return new Promise((resolve, reject) => {
     const s = connect(paths.sockFile);

@@ -1,4 +1,5 @@
 import type { Ctx } from "../cli/context.ts";
+import { DAEMON_EXIT_DEADLINE_MS, SERVICE_STOP_MS } from "../config/durations.ts";
 import type { AtlasNode } from "../net/node.ts";
 import { Keepalive } from "../net/keepalive.ts";
 import { formatAddr } from "../transport/addr.ts";
@@ -93,10 +94,10 @@ export async function runDaemon(
     const why = await Promise.race([stopped, signal()]);
     ctx.log.info("shutting down", { reason: why });
   } finally {
-    const hard = setTimeout(() => process.exit(0), 4500); // SPEC §16: gone within 5 s whatever hangs
+    const hard = setTimeout(() => process.exit(0), DAEMON_EXIT_DEADLINE_MS); // SPEC §16, whatever hangs
     hard.unref();
     await control?.close().catch(() => {});
-    for (const s of services) await within(Promise.resolve(s.stop()), 1000);
+    for (const s of services) await within(Promise.resolve(s.stop()), SERVICE_STOP_MS);
     if (node) {
       await node.close("DISCONNECT_SHUTDOWN", "node shutting down", "shutdown");
       await node.store.close();

@@ -1,11 +1,12 @@
 import { connect } from "node:net";
+import { DAEMON_PROBE_MS } from "../config/durations.ts";
 import type { HomePaths } from "../config/paths.ts";
 
 /**
  * Is a daemon serving this home? True when its control socket accepts a connection; a stale
  * socket file left by a crash refuses (ECONNREFUSED) and counts as no daemon.
  */
-export function isDaemonRunning(paths: HomePaths, timeoutMs = 1000): Promise<boolean> {
+export function isDaemonRunning(paths: HomePaths, timeoutMs = DAEMON_PROBE_MS): Promise<boolean> {
   return new Promise((resolve) => {
     const s = connect(paths.sockFile);
     const done = (v: boolean) => {

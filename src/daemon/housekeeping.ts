@@ -3,16 +3,11 @@
  * start and then hourly. A job that fails is logged and tried again at the next round.
  */
 import type { Config } from "../config/defaults.ts";
+import { HOUSEKEEPING_INTERVAL_MS } from "../config/durations.ts";
 import type { Store } from "../store/index.ts";
 import type { Logger } from "../util/log.ts";
 import { unixNow } from "../util/time.ts";
 import type { Service } from "./daemon.ts";
-
-/**
- * Not a config key: retention periods are in days, and an hour's delay in applying them changes
- * nothing anyone would tune.
- */
-export const HOUSEKEEPING_INTERVAL_MS = 3600_000;
 
 type Job = { what: string; run: () => Promise<unknown> };
 

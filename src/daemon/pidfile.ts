@@ -1,6 +1,8 @@
 import { open, readFile, rm } from "node:fs/promises";
+import { PIDFILE_STARTUP_WAIT_MS } from "../config/durations.ts";
 import type { HomePaths } from "../config/paths.ts";
 import { AtlasError } from "../errors.ts";
+import { sleep } from "../util/time.ts";
 import { isDaemonRunning } from "./detect.ts";
 
 /** Whether a process with this PID exists (EPERM: it does, but is another user's). */
@@ -52,7 +54,7 @@ export async function acquirePidFile(paths: HomePaths): Promise<() => Promise<vo
     }
     if (pid !== null && pid !== process.pid && isProcessAlive(pid)) {
       // The process exists but serves no socket: it may still be starting. Give it a moment.
-      await new Promise((r) => setTimeout(r, 1500));
+      await sleep(PIDFILE_STARTUP_WAIT_MS);
       if (await isDaemonRunning(paths)) {
         throw new AtlasError(
           "ERR_USAGE",

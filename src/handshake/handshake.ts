@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { CLOSE_REASON_WAIT_MS, REFUSAL_FLUSH_MS, REFUSAL_WRITE_MS } from "../config/durations.ts";
 import { unixNow } from "../util/time.ts";
 import { AtlasError, ProtocolCode, type ProtocolCodeName, protocolCodeName } from "../errors.ts";
 import type { Identity } from "../identity/identity.ts";
@@ -200,7 +201,7 @@ async function readFrame(
 /** If the peer closed the connection with an Atlas code, surface that instead of a stream error. */
 async function connectionReason(conn: QuicConnection, e: unknown): Promise<unknown> {
   if (e instanceof AtlasError && (e.code === "ERR_RESET" || e.code === "ERR_CLOSED")) {
-    const info = await within(conn.closed, 200);
+    const info = await within(conn.closed, CLOSE_REASON_WAIT_MS);
     if (info && info.app && info.code >= 1000) {
       return fromPeer(
         new AtlasError(
@@ -218,13 +219,13 @@ async function refuse(conn: QuicConnection, control: FramedStream | null, err: A
   const code = err.protocolCode ?? ProtocolCode.ERR_HANDSHAKE_FAILED;
   if (control) {
     try {
-      await within(control.end({ type: "Error", code, message: err.message }), 200);
+      await within(control.end({ type: "Error", code, message: err.message }), REFUSAL_WRITE_MS);
     } catch {
       // peer already gone
     }
   }
   // Give the Error frame a moment to leave before the CONNECTION_CLOSE overtakes it.
-  await sleep(20);
+  await sleep(REFUSAL_FLUSH_MS);
   conn.close(code, err.message.slice(0, 200));
 }
 

@@ -13,7 +13,7 @@
  */
 import { uuidv7 } from "uuidv7";
 import type { Config } from "../config/defaults.ts";
-import { AtlasError, isAtlasError } from "../errors.ts";
+import { AtlasError, isAtlasError, ProtocolCode } from "../errors.ts";
 import { isNodeId, shortNodeId } from "../identity/node-id.ts";
 import type { InboxMessage, Store } from "../store/index.ts";
 import { formatAddr } from "../transport/addr.ts";
@@ -106,7 +106,12 @@ export async function pruneInbox(
 }
 
 function rejectMessage(req: AtlasMessage, message: string): WireMessage {
-  return { type: "Error", code: 2003, message, ref_msg_id: isMsgId(req.id) ? req.id : undefined };
+  return {
+    type: "Error",
+    code: ProtocolCode.ERR_MESSAGE_REJECTED,
+    message,
+    ref_msg_id: isMsgId(req.id) ? req.id : undefined,
+  };
 }
 
 /**
@@ -116,7 +121,9 @@ function rejectMessage(req: AtlasMessage, message: string): WireMessage {
  */
 export function serveInbox(node: AtlasNode, opts: { onMessage?: (m: InboxMessage) => void } = {}): void {
   node.handle("Message", async (session, req) => {
-    if (req.type !== "Message") return { type: "Error", code: 2003, message: `expected Message, got ${req.type}` };
+    if (req.type !== "Message") {
+      return { type: "Error", code: ProtocolCode.ERR_MESSAGE_REJECTED, message: `expected Message, got ${req.type}` };
+    }
     if (req.from !== session.nodeId) {
       return rejectMessage(
         req,
@@ -148,7 +155,12 @@ export function serveInbox(node: AtlasNode, opts: { onMessage?: (m: InboxMessage
         msg: req.id,
         error: (e as Error).message,
       });
-      return { type: "Error", code: 5001, message: "receiver could not store the message", ref_msg_id: req.id };
+      return {
+        type: "Error",
+        code: ProtocolCode.ERR_INTERNAL,
+        message: "receiver could not store the message",
+        ref_msg_id: req.id,
+      };
     }
     // Fault injection for the crash tests: die between storing and acknowledging.
     if (process.env.ATLAS_FAULT_KILL_AFTER_STORE === "1") process.kill(process.pid, "SIGKILL");

@@ -34,7 +34,7 @@ import { PeerRateLimiter, type RateDecision } from "./rate-limit.ts";
 import { listenAddrs } from "./listen-addrs.ts";
 import { type Direction, type PathKind, type RequestHandler, Session, UPGRADED_TO_DIRECT } from "./session.ts";
 import { trustLevelFor } from "./trust.ts";
-import { RELAY_GRACE_MS } from "./holepunch/constants.ts";
+import { RELAY_GRACE_MS } from "../config/durations.ts";
 import type { HttpHubClient } from "../operator/hub.ts";
 
 export interface NodeOptions {
@@ -273,10 +273,10 @@ export class AtlasNode {
    * only its `source_id` may complete the handshake, and it has no address of its own (SPEC §11).
    */
   acceptConnection(conn: QuicConnection, relayed?: { sourceId: string; relay: string }): void {
-    // No control stream within the handshake deadline: close with 1003 (no stream can carry an
-    // Error frame). Once stream 0 arrives, acceptHandshake's own deadline takes over.
+    // No control stream within the handshake deadline: close with ERR_HANDSHAKE_TIMEOUT (no stream
+    // can carry an Error frame). Once stream 0 arrives, acceptHandshake's own deadline takes over.
     const t = setTimeout(() => {
-      if (!conn.verified) conn.close(1003, "handshake timeout");
+      if (!conn.verified) conn.close(ProtocolCode.ERR_HANDSHAKE_TIMEOUT, "handshake timeout");
     }, this.config.security.handshake_timeout * 1000);
     void conn.closed.then(() => clearTimeout(t));
     const held = this.holdStreams(conn, (s) => {
@@ -315,7 +315,7 @@ export class AtlasNode {
       this.openSession(conn, hs, "inbound", { path, relay: relayed?.relay }, held);
     } catch (e) {
       this.log.error("could not open session", { error: (e as Error).message });
-      conn.close(5001, "internal error");
+      conn.close(ProtocolCode.ERR_INTERNAL, "internal error");
     }
   }
 
@@ -328,7 +328,9 @@ export class AtlasNode {
     conn.onStream = (s) => {
       if (held.session) return void this.serveRequest(held.session, s);
       if (s.id === 0 && onControl) return onControl(s);
-      if (held.streams.length >= this.config.security.max_pending_streams) return s.abort(2001);
+      if (held.streams.length >= this.config.security.max_pending_streams) {
+        return s.abort(ProtocolCode.ERR_NOT_VERIFIED);
+      }
       held.streams.push(s);
     };
     return held;

@@ -23,6 +23,7 @@
  * reset it, then dropped by sweep() (run periodically by the caller, and lazily from check()).
  */
 import type { Config } from "../config/defaults.ts";
+import { RATE_STATE_RETAIN_MS, RATE_SWEEP_MS, RATE_WINDOW_MS } from "../config/durations.ts";
 import type { TrustLevel } from "../wire/messages.ts";
 
 export interface RateDecision {
@@ -40,14 +41,11 @@ export interface PeerRateLimiterOptions {
   now?: () => number;
   /** LRU bound on tracked peers (default 10000). */
   maxPeers?: number;
-  /** State is kept this long after the peer's last session ends (default 600_000 ms). */
+  /** State is kept this long after the peer's last session ends (default RATE_STATE_RETAIN_MS). */
   retainMs?: number;
 }
 
-const WINDOW_MS = 60_000;
 const INITIAL_SLOTS = 8;
-/** Minimum gap between lazy sweeps run from check(). */
-const LAZY_SWEEP_MS = 1000;
 
 class PeerState {
   prev: PeerState | null = null; // towards the most recently used
@@ -109,7 +107,7 @@ export class PeerRateLimiter {
     this.#cfg = cfg;
     this.#now = opts.now ?? Date.now;
     this.#maxPeers = Math.max(1, Math.floor(opts.maxPeers ?? 10_000));
-    this.#retainMs = Math.max(0, opts.retainMs ?? 600_000);
+    this.#retainMs = Math.max(0, opts.retainMs ?? RATE_STATE_RETAIN_MS);
   }
 
   /**
@@ -149,7 +147,7 @@ export class PeerRateLimiter {
 
     // Slide the window: drop accepted requests 60 s old or more.
     const ring = s.ring;
-    const cutoff = now - WINDOW_MS;
+    const cutoff = now - RATE_WINDOW_MS;
     while (s.count > 0 && ring[s.head * 2]! <= cutoff) {
       s.bytes -= ring[s.head * 2 + 1]!;
       if (++s.head === s.slots) s.head = 0;
@@ -227,7 +225,7 @@ export class PeerRateLimiter {
   /** Drop state of peers whose retention expired (call periodically; also done lazily in check). */
   sweep(): void {
     const now = this.#now();
-    this.#nextSweep = now + LAZY_SWEEP_MS;
+    this.#nextSweep = now + RATE_SWEEP_MS;
     for (const s of this.#pending) if (now >= s.dropAt) this.#remove(s);
   }
 

@@ -9,6 +9,7 @@
  * @farcaster/auth-client pulls in viem: this module is heavy and is only ever imported lazily
  * (from inside a command action), and it imports the client itself lazily as well.
  */
+import { AUTH_FIRST_REQUEST_MIN_MS } from "../config/durations.ts";
 import { AtlasError, Exit } from "../errors.ts";
 import type { OperatorInfo } from "../wire/messages.ts";
 import { within } from "../util/time.ts";
@@ -194,7 +195,7 @@ async function signIn(o: AuthFarcasterOptions): Promise<AuthFarcasterResult> {
   const deadline = started + timeoutSecs * 1000;
   // A request that hangs is bounded by the overall deadline (the first one by at least 10 s).
   const requestBudget = () => Math.max(deadline - now(), 0);
-  const createBudget = Math.max(requestBudget(), 10_000);
+  const createBudget = Math.max(requestBudget(), AUTH_FIRST_REQUEST_MIN_MS);
   const hung = () =>
     new AtlasError(
       "ERR_UNREACHABLE",

@@ -16,6 +16,7 @@
  * failures are not cached. Concurrent questions about the same fid share one request.
  * Web APIs only (fetch, AbortSignal, URL), so it runs under Node and Deno. No viem here.
  */
+import { HUB_REQUEST_TIMEOUT_MS } from "../config/durations.ts";
 import { AtlasError } from "../errors.ts";
 import type { HubClient } from "./verify.ts";
 import { checksumAddress, isAddress } from "./eip191.ts";
@@ -31,7 +32,7 @@ export const DEFAULT_HUB_URL = "https://snap.farcaster.xyz:3381";
 export interface HttpHubClientOptions {
   /** How long answers are kept (config `farcaster.cache_ttl`), seconds. Default 86400. */
   cacheTtlSecs?: number;
-  /** Per-request deadline, ms. Default 5000. */
+  /** Per-request deadline, ms. Default HUB_REQUEST_TIMEOUT_MS. */
   timeoutMs?: number;
   /** Replacement fetch (tests, proxies). Default: the global fetch. */
   fetch?: typeof fetch;
@@ -91,7 +92,7 @@ export class HttpHubClient implements HubClient {
     this.baseUrl = u.href.replace(/\/+$/, "");
     const ttl = opts.cacheTtlSecs ?? 86400;
     this.ttlMs = Number.isFinite(ttl) && ttl > 0 ? ttl * 1000 : 0;
-    this.timeoutMs = opts.timeoutMs ?? 5000;
+    this.timeoutMs = opts.timeoutMs ?? HUB_REQUEST_TIMEOUT_MS;
     this.fetchFn = opts.fetch ?? ((input, init) => fetch(input, init));
     this.now = opts.now ?? Date.now;
   }

@@ -6,6 +6,7 @@
  * `ready`, and accepts the inner QUIC connection — A is its server — when B's first packet
  * arrives. Only `source_id` may complete the inner handshake.
  */
+import { ProtocolCode } from "../errors.ts";
 import { shortNodeId } from "../identity/node-id.ts";
 import type { AtlasNode } from "../net/node.ts";
 import type { Session } from "../net/session.ts";
@@ -45,7 +46,11 @@ async function onRelayConnect(
   if (!label) return refuse(RelayErrorCode.TARGET_REFUSED, "this node is not registered with you as a relay");
   if (req.target_id !== node.nodeId) return refuse(RelayErrorCode.TARGET_REFUSED, "target_id is not this node");
   if (req.session === undefined) {
-    return { type: "Error", code: 2003, message: "RelayConnect from a relay must carry a session number" };
+    return {
+      type: "Error",
+      code: ProtocolCode.ERR_MESSAGE_REJECTED,
+      message: "RelayConnect from a relay must carry a session number",
+    };
   }
   const banned = await node.bannedUntil(req.source_id);
   if (banned !== null) return refuse(RelayErrorCode.TARGET_REFUSED, `source is banned until ${banned}`);

@@ -4,39 +4,20 @@
  * connection — B is its client — over the pipe, and the full Atlas handshake inside it, pinned to
  * the target's node ID.
  */
-import { AtlasError, type ErrorCodeName } from "../errors.ts";
+import { AtlasError } from "../errors.ts";
 import { shortNodeId } from "../identity/node-id.ts";
 import type { AtlasNode } from "../net/node.ts";
 import type { Session } from "../net/session.ts";
 import { FramedStream } from "../wire/framed-stream.ts";
-import { RelayErrorCode } from "../wire/messages.ts";
+import { relayErrorName, relayErrorText } from "../wire/relay-errors.ts";
 import { MIN_PIPE_DATAGRAM, relayLinks, RelayPipe } from "./pipe.ts";
 import { relayLabel, relaySession, resolveRelay } from "./session.ts";
 
-const RELAY_ERROR_TEXT: Record<number, string> = {
-  [RelayErrorCode.TARGET_NOT_REGISTERED]: "target not registered",
-  [RelayErrorCode.AT_CAPACITY]: "relay at capacity",
-  [RelayErrorCode.SOURCE_MISMATCH]: "source mismatch",
-  [RelayErrorCode.PAIRING_TIMEOUT]: "pairing timeout",
-  [RelayErrorCode.TARGET_REFUSED]: "target refused",
-  [RelayErrorCode.DATAGRAMS_UNAVAILABLE]: "datagrams unavailable or too small",
-  [RelayErrorCode.PER_SOURCE_LIMIT]: "per-source pipe limit",
-  [RelayErrorCode.TARGET_BUSY]: "target busy",
-};
-
-/**
- * A RelayError as a typed error. A refusal of us — a source mismatch, or the target refusing a
- * banned source — is a rejection (exit 4; the outbox stops retrying); anything else, including a
- * target that refused for another reason (its registration racing a relay restart), only means
- * this relay could not reach it now (exit 3; retried).
- */
+/** A RelayError as a typed error: ERR_REJECTED when it refuses us, else ERR_UNREACHABLE (relay-errors.ts). */
 export function relayErrorToAtlas(relay: string, code: number, reason: string): AtlasError {
-  const refusedUs = code === RelayErrorCode.SOURCE_MISMATCH ||
-    (code === RelayErrorCode.TARGET_REFUSED && /\bbanned\b/.test(reason));
-  const name: ErrorCodeName = refusedUs ? "ERR_REJECTED" : "ERR_UNREACHABLE";
   return new AtlasError(
-    name,
-    `relay ${relay}: ${RELAY_ERROR_TEXT[code] ?? "error"} (RelayError ${code}${reason ? `: ${reason}` : ""})`,
+    relayErrorName(code, reason),
+    `relay ${relay}: ${relayErrorText(code)} (RelayError ${code}${reason ? `: ${reason}` : ""})`,
   );
 }
 

@@ -7,6 +7,7 @@
  * without operator action. The relays this node is registered with are advertised as its home
  * relays (Hello `relays`, signed bootstrap record), as `atlas_<id>@host:port`.
  */
+import { REGISTER_RETRY_FIRST_MS, RELAY_RETRY_MAX_MS } from "../config/durations.ts";
 import type { AtlasNode } from "../net/node.ts";
 import type { Session } from "../net/session.ts";
 import type { Logger } from "../util/log.ts";
@@ -14,9 +15,6 @@ import { sleep, unixNow } from "../util/time.ts";
 import { acceptRelayedConnections } from "./accept.ts";
 import { relayErrorToAtlas } from "./dial.ts";
 import { relayLabel, relaySession, resolveRelay } from "./session.ts";
-
-const BACKOFF_FIRST_MS = 1000;
-const BACKOFF_MAX_MS = 30_000;
 
 export interface RelayState {
   relay: string;
@@ -85,12 +83,12 @@ export class RelayPresence {
   private async loop(relay: string, signal: AbortSignal): Promise<void> {
     const st = this.states.get(relay)!;
     const intervalMs = this.node.config.transport.relay_announce_interval * 1000;
-    let backoff = BACKOFF_FIRST_MS;
+    let backoff = REGISTER_RETRY_FIRST_MS;
     while (!signal.aborted) {
       st.attempts++;
       try {
         await this.announceOnce(relay, st, signal);
-        backoff = BACKOFF_FIRST_MS;
+        backoff = REGISTER_RETRY_FIRST_MS;
         await sleep(intervalMs, signal);
       } catch (e) {
         if (signal.aborted) return;
@@ -99,7 +97,7 @@ export class RelayPresence {
         st.last_error = msg;
         this.setRegistered(st, false);
         await sleep(backoff, signal).catch(() => {});
-        backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
+        backoff = Math.min(backoff * 2, RELAY_RETRY_MAX_MS);
       }
     }
   }

@@ -14,10 +14,9 @@ import { mkdir, open as openFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { Client, InArgs, InStatement, ResultSet, Row } from "@libsql/client";
+import { BUSY_TIMEOUT_MS } from "../config/durations.ts";
 import { AtlasError } from "../errors.ts";
 import { type Migration, MIGRATIONS } from "./migrations.ts";
-
-export const BUSY_TIMEOUT_MS = 5000;
 
 /** SQLite result codes that mean "this file is not (or no longer) a usable database". */
 const INVALID_DB_CODES = new Set(["SQLITE_NOTADB", "SQLITE_CORRUPT", "SQLITE_FORMAT"]);

@@ -3,6 +3,7 @@
  * mapping a NAT makes is the one peers see; answers come back through the endpoint's STUN demux.
  */
 import { randomBytes } from "node:crypto";
+import { STUN_INITIAL_RTO_MS } from "../config/durations.ts";
 import { AtlasError } from "../errors.ts";
 import { formatAddr, resolveAddr, sameAddr, type SockAddr, unmapHost } from "../transport/addr.ts";
 import type { QuicEndpoint } from "../transport/endpoint.ts";
@@ -18,9 +19,6 @@ import {
   transactionKey,
 } from "./codec.ts";
 import { addStunHandler } from "./hook.ts";
-
-/** RFC 5389 §7.2.1: initial RTO, doubled on each retransmission. */
-const INITIAL_RTO_MS = 100;
 
 interface Pending {
   server: SockAddr;
@@ -72,7 +70,7 @@ export function stunBinding(endpoint: QuicEndpoint, server: SockAddr, timeoutMs:
   const packet = encodeMessage(req);
   const key = transactionKey(packet);
   return new Promise<SockAddr>((resolve, reject) => {
-    let rto = INITIAL_RTO_MS;
+    let rto = STUN_INITIAL_RTO_MS;
     let retry: ReturnType<typeof setTimeout> | undefined;
     const finish = () => {
       clearTimeout(retry);

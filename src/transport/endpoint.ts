@@ -1,6 +1,7 @@
 import { createSocket, type Socket } from "node:dgram";
 import { isIP } from "node:net";
 import { randomBytes } from "node:crypto";
+import { ENDPOINT_CLOSE_GRACE_MS, HANDSHAKE_IP_WINDOW_MS } from "../config/durations.ts";
 import { AtlasError } from "../errors.ts";
 import { isWildcardHost, type SockAddr, unmapHost } from "./addr.ts";
 import { type PacketSink, QuicConnection } from "./connection.ts";
@@ -244,7 +245,7 @@ export class QuicEndpoint implements PacketSink {
   };
 
   /** Close every connection (code 0 with `reason`), let the close packets out, close the socket. */
-  async close(reason = "shutdown", graceMs = 300): Promise<void> {
+  async close(reason = "shutdown", graceMs = ENDPOINT_CLOSE_GRACE_MS): Promise<void> {
     if (this.closing) return;
     this.closing = true;
     clearInterval(this.keepAlive);
@@ -381,7 +382,7 @@ export class QuicEndpoint implements PacketSink {
   /** Sliding one-minute window of accepted handshakes per source IP (SPEC §6). */
   private admitIp(ip: string): boolean {
     const now = Date.now();
-    const cutoff = now - 60_000;
+    const cutoff = now - HANDSHAKE_IP_WINDOW_MS;
     let times = this.perIp.get(ip);
     if (!times) {
       if (this.perIp.size > 10_000) {

@@ -95,18 +95,8 @@ export const DisconnectReason = {
   REPLACED: DISCONNECT_REPLACED,
 } as const;
 
-/** RelayError codes (SPEC §5; 8 is an Atlas extension, docs/protocol.md). */
-export const RelayErrorCode = {
-  TARGET_NOT_REGISTERED: 1,
-  AT_CAPACITY: 2,
-  SOURCE_MISMATCH: 3,
-  PAIRING_TIMEOUT: 4,
-  TARGET_REFUSED: 5,
-  DATAGRAMS_UNAVAILABLE: 6,
-  PER_SOURCE_LIMIT: 7,
-  TARGET_BUSY: 8,
-} as const;
-export type RelayErrorCodeName = keyof typeof RelayErrorCode;
+/** RelayError codes (SPEC §5; 8 is an Atlas extension): their table is in relay-errors.ts. */
+export { RelayErrorCode, type RelayErrorCodeName } from "./relay-errors.ts";
 
 export const TRUST_LEVELS = ["bootstrap", "unknown", "verified", "relay"] as const;
 export type TrustLevel = (typeof TRUST_LEVELS)[number];

@@ -1,4 +1,6 @@
+import { DAEMON_STOP_POLL_MS, DAEMON_STOP_WAIT_MS } from "../../config/durations.ts";
 import { AtlasError } from "../../errors.ts";
+import { sleep } from "../../util/time.ts";
 import type { Ctx } from "../context.ts";
 import { formatAge, operatorText, pathText, shortId } from "../output.ts";
 import { type AnyCommand, collect, parsePort } from "../options.ts";
@@ -46,10 +48,12 @@ export function registerDaemon(program: AnyCommand, ctxOf: CtxOf, ctxOfDaemon: C
       }
       const { callDaemon } = await import("../../daemon/control-client.ts");
       const { pid } = await callDaemon<{ pid: number }>(ctx.paths, "daemon.stop", {});
-      const deadline = Date.now() + 10_000;
+      const deadline = Date.now() + DAEMON_STOP_WAIT_MS;
       const { isProcessAlive } = await import("../../daemon/pidfile.ts");
-      while (Date.now() < deadline && isProcessAlive(pid)) await new Promise((r) => setTimeout(r, 50));
-      if (isProcessAlive(pid)) throw new AtlasError("ERR_TIMEOUT", `daemon (pid ${pid}) did not stop within 10 s`);
+      while (Date.now() < deadline && isProcessAlive(pid)) await sleep(DAEMON_STOP_POLL_MS);
+      if (isProcessAlive(pid)) {
+        throw new AtlasError("ERR_TIMEOUT", `daemon (pid ${pid}) did not stop within ${DAEMON_STOP_WAIT_MS / 1000} s`);
+      }
       if (ctx.json) ctx.out.data({ stopped: true, pid });
       else ctx.out.line(`Stopped daemon (pid ${pid})`);
     });

@@ -13,6 +13,7 @@
  * line): nothing is re-serialised, so big integers keep every digit. `seq` is the inbox row
  * number, a resume cursor for `--after`.
  */
+import { FOLLOW_POLL_MS } from "../../config/durations.ts";
 import type { InboxRow, Store } from "../../store/index.ts";
 import type { QueuedResult } from "../../net/messaging.ts";
 import type { Ctx } from "../context.ts";
@@ -22,7 +23,6 @@ import { type AnyCommand, intOption } from "../options.ts";
 type CtxOf = (cmd: AnyCommand) => Ctx;
 /** Labels of `net send` are padded to one column of this width (SPEC §14). */
 const SEND_LABEL_WIDTH = 8;
-const FOLLOW_POLL_MS = 250;
 
 function isoTime(unixSecs: number): string {
   return new Date(unixSecs * 1000).toISOString().replace(/\.\d{3}Z$/, "Z");

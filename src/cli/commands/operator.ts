@@ -1,3 +1,4 @@
+import { SPINNER_FRAME_MS } from "../../config/durations.ts";
 import type { AnyCommand } from "../options.ts";
 import type { Ctx } from "../context.ts";
 import { AtlasError } from "../../errors.ts";
@@ -304,7 +305,7 @@ function startSpinner(timeoutSecs: number): { start(): void; stop(): void } {
         );
       };
       draw();
-      timer = setInterval(draw, 120);
+      timer = setInterval(draw, SPINNER_FRAME_MS);
       timer.unref?.();
     },
     stop() {

@@ -28,7 +28,7 @@ import {
   transactionKey,
 } from "../../stun/codec.ts";
 import { addStunHandler } from "../../stun/hook.ts";
-import { PUNCH_SCHEDULE_MS } from "./constants.ts";
+import { PUNCH_LAST_WAIT_MS, PUNCH_SCHEDULE_MS } from "../../config/durations.ts";
 
 /** How an address was reached: the peer's punch arrived from it, or it answered ours. */
 export type ReachKind = "request" | "response";
@@ -127,6 +127,3 @@ export function punch(endpoint: QuicEndpoint, nonce: Uint8Array, candidates: Soc
   timers.push(setTimeout(() => resolveReached(null), PUNCH_SCHEDULE_MS.at(-1)! + PUNCH_LAST_WAIT_MS));
   return handle;
 }
-
-/** After the last burst, how long an answer may still arrive (a slow path's round trip). */
-const PUNCH_LAST_WAIT_MS = 500;

@@ -18,6 +18,8 @@
  * starts over after PUNCH_RETRY_AFTER_LOSS_MS.
  */
 import { randomBytes } from "node:crypto";
+import { PUNCH_ATTEMPTS_MS, PUNCH_RETRY_AFTER_LOSS_MS, PUNCHED_PROBE_INTERVAL_MS } from "../../config/durations.ts";
+import { ProtocolCode } from "../../errors.ts";
 import { shortNodeId } from "../../identity/node-id.ts";
 import { formatAddr, parseAddr, type SockAddr } from "../../transport/addr.ts";
 import type { QuicStream } from "../../transport/stream.ts";
@@ -27,14 +29,7 @@ import { FramedStream } from "../../wire/framed-stream.ts";
 import type { WireMessage } from "../../wire/messages.ts";
 import type { AtlasNode } from "../node.ts";
 import type { Session } from "../session.ts";
-import {
-  MAX_PUNCH_CANDIDATES,
-  MAX_TRACKED_PEERS,
-  PUNCH_ATTEMPTS_MS,
-  PUNCH_RETRY_AFTER_LOSS_MS,
-  PUNCHED_PROBE_INTERVAL_MS,
-  PUNCHED_PROBE_MISSES,
-} from "./constants.ts";
+import { MAX_PUNCH_CANDIDATES, MAX_TRACKED_PEERS, PUNCHED_PROBE_MISSES } from "./constants.ts";
 import { punch } from "./puncher.ts";
 
 /** The feature a peer advertises in Hello/HelloAck `features` when it speaks these messages. */
@@ -204,7 +199,11 @@ export class HolePunchService {
   private async onOffer(s: Session, req: WireMessage, stream: QuicStream): Promise<WireMessage | null> {
     if (req.type !== "PunchOffer") return null;
     if (s.path !== "relay") {
-      return { type: "Error", code: 2003, message: "PunchOffer is only valid on a relayed session" };
+      return {
+        type: "Error",
+        code: ProtocolCode.ERR_MESSAGE_REJECTED,
+        message: "PunchOffer is only valid on a relayed session",
+      };
     }
     const fs = new FramedStream(stream);
     const st = this.statusOf(s.nodeId);

@@ -2,11 +2,11 @@
  * Diagnostic (not part of `npm run bench`): where the time of `AtlasNode.connectTo` goes.
  * Two nodes in this one process; times QUIC connect, the 4-message handshake alone, the store
  * writes of a session open alone, and the whole connectTo.
- *   node --import tsx bench/probe-connect.ts
+ *   node --import tsx bench/tools/probe-connect.ts
  */
 import { rm } from "node:fs/promises";
-import { initiateHandshake } from "../src/handshake/handshake.ts";
-import { HOST, median, startNode } from "./common.ts";
+import { initiateHandshake } from "../../src/handshake/handshake.ts";
+import { HOST, median, startNode } from "../common.ts";
 
 const srv = await startNode("probe-server", true);
 const cli = await startNode("probe-client", false);

@@ -3,13 +3,13 @@
  * QuicConnection.receive, FramedStream.read/write and AtlasNode.recordSession at run time), appended to
  * /tmp/atlas-trace.log at exit with absolute timestamps so the two processes can be merged with `sort -n`.
  * Datagrams are decoded into their coalesced packets: Initial(n)+Handshake(n)+1RTT(n).
- *   rm -f /tmp/atlas-trace.log; NODE_OPTIONS="--import tsx --import ./bench/diag-trace.ts" BENCH_NO_WRITE=1 BENCH_ONLY=connect node bench/run.ts
+ *   rm -f /tmp/atlas-trace.log; NODE_OPTIONS="--import tsx --import ./bench/tools/diag-trace.ts" BENCH_NO_WRITE=1 BENCH_ONLY=connect node bench/run.ts
  *   sort -n /tmp/atlas-trace.log | less
  */
 import { appendFileSync } from "node:fs";
-import { QuicEndpoint } from "../src/transport/endpoint.ts";
-import { QuicConnection } from "../src/transport/connection.ts";
-import { FramedStream } from "../src/wire/framed-stream.ts";
+import { QuicEndpoint } from "../../src/transport/endpoint.ts";
+import { QuicConnection } from "../../src/transport/connection.ts";
+import { FramedStream } from "../../src/wire/framed-stream.ts";
 const who = process.argv[1]!.includes("server") ? "S" : "C";
 const lines: string[] = [];
 const ev = (s: string) => lines.push(`${(performance.timeOrigin + performance.now()).toFixed(3)} ${who} ${s}`);
@@ -72,7 +72,7 @@ FramedStream.prototype.read = async function (t) {
   ev(`READ ${r?.type}`);
   return r;
 };
-import { AtlasNode } from "../src/net/node.ts";
+import { AtlasNode } from "../../src/net/node.ts";
 /** AtlasNode's private methods patched here, reached by name. */
 const nodeProto = AtlasNode.prototype as unknown as Record<
   "recordSession" | "onSessionDone",

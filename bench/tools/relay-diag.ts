@@ -1,29 +1,30 @@
 /**
  * Diagnostics for the relay phase (not part of `npm run bench`): relayed bulk runs with a trace
- * every 250 ms — `node --import tsx bench/relay-diag.ts [cap B/s] [runs] [seconds]`.
+ * every 250 ms — `node --import tsx bench/tools/relay-diag.ts [cap B/s] [runs] [seconds]`.
  * Trace entries: t s: kB read by the agent / dialler inner packets sent / declared lost /
  * cwnd KiB / RTT ms / agent inner packets sent,recv / relay fwd pkts, rate-limit drops.
  * DIAG_CC=reno|cubic|bbr, DIAG_HYSTART=0: the dialler's inner (relayed) connections use that
  * congestion control instead of quiche's default (set on the endpoint's pipe config, src/ untouched).
  * DIAG_DGRAM_Q=n: DATAGRAM send queue of n (src: 1024) on every node's connections (dialler here,
- * relay and agent in bench/relay-child.ts).
+ * relay and agent in bench/phases/relay-child.ts).
  */
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { dialViaRelay } from "../src/relay/dial.ts";
-import type { RelayStats } from "../src/relay/server.ts";
-import { makeQuicheConfig } from "../src/transport/tls.ts";
-import type { TransportOptions } from "../src/transport/options.ts";
-import type { QuicheConfig } from "../src/transport/native.ts";
-import { HOST, startNode } from "./common.ts";
-import { closeSession, sample, spawnChild, startBulk, type Status } from "./relay.ts";
+import { fileURLToPath } from "node:url";
+import { dialViaRelay } from "../../src/relay/dial.ts";
+import type { RelayStats } from "../../src/relay/server.ts";
+import { makeQuicheConfig } from "../../src/transport/tls.ts";
+import type { TransportOptions } from "../../src/transport/options.ts";
+import type { QuicheConfig } from "../../src/transport/native.ts";
+import { HOST, startNode } from "../common.ts";
+import { closeSession, sample, spawnChild, startBulk, type Status } from "../phases/relay.ts";
 
 const cap = Number(process.argv[2] ?? 1048576);
 const runs = Number(process.argv[3] ?? 3);
 const secs = Number(process.argv[4] ?? 10);
-const root = join(import.meta.dirname, "..");
+const root = fileURLToPath(new URL("../..", import.meta.url));
 process.env.BENCH_DIR = mkdtempSync(join(tmpdir(), "atlas-relay-diag-"));
 const relay = await spawnChild(root, ["relay"]);
 const pinSpec = process.env.DIAG_PIN; // "d,r,a" CPUs like BENCH_RELAY_PIN

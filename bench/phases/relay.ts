@@ -1,8 +1,8 @@
 /**
  * Relay phase of `npm run bench` (BENCH_ONLY=relay runs it alone): SPEC §11 relayed connections
  * through three processes on 127.0.0.1 —
- *   - the relay: bench/relay-child.ts relay (AtlasNode + RelayServer), its own process;
- *   - the target agent A: bench/relay-child.ts agent (AtlasNode listening + RelayPresence announcing
+ *   - the relay: bench/phases/relay-child.ts relay (AtlasNode + RelayServer), its own process;
+ *   - the target agent A: bench/phases/relay-child.ts agent (AtlasNode listening + RelayPresence announcing
  *     to the relay + the bench "Message" handler with a live byte counter), its own process;
  *   - the dialler(s) B: AtlasNodes in this process (bench/run.ts), dialling with dialViaRelay().
  * Every relayed figure has a direct figure (B → A without the relay) measured in the same run.
@@ -35,17 +35,19 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { cpus, loadavg, platform } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { uuidv7 } from "uuidv7";
-import type { Session } from "../src/net/session.ts";
-import type { AtlasNode } from "../src/net/node.ts";
-import { dialViaRelay } from "../src/relay/dial.ts";
-import type { RelayStats } from "../src/relay/server.ts";
-import { openStore } from "../src/store/index.ts";
-import type { QuicConnection } from "../src/transport/connection.ts";
-import { FramedStream } from "../src/wire/framed-stream.ts";
-import type { WireMessage } from "../src/wire/messages.ts";
-import type { PhaseApi } from "./daemon.ts";
-import { type BenchNode, deadline, HOST, median, percentile, startNode, startNodeWith } from "./common.ts";
+import type { Session } from "../../src/net/session.ts";
+import type { AtlasNode } from "../../src/net/node.ts";
+import { dialViaRelay } from "../../src/relay/dial.ts";
+import type { RelayStats } from "../../src/relay/server.ts";
+import { openStore } from "../../src/store/index.ts";
+import type { QuicConnection } from "../../src/transport/connection.ts";
+import { FramedStream } from "../../src/wire/framed-stream.ts";
+import type { WireMessage } from "../../src/wire/messages.ts";
+import { type BenchNode, deadline, HOST, median, percentile, startNode, startNodeWith } from "../common.ts";
+import type { PhaseApi } from "./api.ts";
+import { ms } from "./format.ts";
 import type { RelayChildCmd, RelayChildReady } from "./relay-child.ts";
 
 /** Counts and durations of this phase (ms). Every loop stops at its count or its cap. */
@@ -73,7 +75,6 @@ export const RN = {
 const RCAP = { setup: 20_000, dial: 15_000, childStart: 30_000, rtt: 10_000 } as const;
 const DEFAULT_CAP = 1_048_576;
 
-const ms = (x: number) => (x < 1 ? x.toFixed(3) : x < 10 ? x.toFixed(2) : x.toFixed(1)) + " ms";
 const sleep = (t: number) => new Promise((r) => setTimeout(r, t));
 const mbs = (x: number) => `${x < 10 ? x.toFixed(2) : x.toFixed(1)} MB/s`;
 
@@ -86,11 +87,16 @@ export interface Child {
 }
 
 export async function spawnChild(root: string, args: string[]): Promise<Child> {
-  const here = join(root, "bench");
   const prof = process.env.BENCH_RELAY_CPU_PROF && args[0] === process.env.BENCH_RELAY_CPU_PROF_ROLE
     ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_RELAY_CPU_PROF}`]
     : [];
-  const proc = spawn(process.execPath, [...prof, "--import", "tsx", join(here, "relay-child.ts"), ...args], {
+  const proc = spawn(process.execPath, [
+    ...prof,
+    "--import",
+    "tsx",
+    fileURLToPath(new URL("relay-child.ts", import.meta.url)),
+    ...args,
+  ], {
     cwd: root,
     stdio: ["ignore", "inherit", "inherit", "ipc"],
     env: { ...process.env, BENCH_DIR: process.env.BENCH_DIR },

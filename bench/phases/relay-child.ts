@@ -1,5 +1,5 @@
 /**
- * Child processes of the relay phase (bench/relay.ts), spawned with an IPC channel:
+ * Child processes of the relay phase (bench/phases/relay.ts), spawned with an IPC channel:
  *
  *   relay-child.ts relay                 an AtlasNode on 127.0.0.1 with a RelayServer (SPEC §11);
  *   relay-child.ts agent <relay address> the target agent: an AtlasNode (listening, so the direct
@@ -12,13 +12,13 @@
  * relay settings are changed on node.config after start (the relay reads them live).
  */
 import { rm } from "node:fs/promises";
-import { RelayPresence } from "../src/relay/presence.ts";
-import { RelayServer } from "../src/relay/server.ts";
-import { createLogger } from "../src/util/log.ts";
-import type { QuicheConfig } from "../src/transport/native.ts";
-import type { TransportOptions } from "../src/transport/options.ts";
-import { makeQuicheConfig } from "../src/transport/tls.ts";
-import { type BulkCounter, serveBulk, startNode } from "./common.ts";
+import { RelayPresence } from "../../src/relay/presence.ts";
+import { RelayServer } from "../../src/relay/server.ts";
+import { createLogger } from "../../src/util/log.ts";
+import type { QuicheConfig } from "../../src/transport/native.ts";
+import type { TransportOptions } from "../../src/transport/options.ts";
+import { makeQuicheConfig } from "../../src/transport/tls.ts";
+import { type BulkCounter, serveBulk, startNode } from "../common.ts";
 
 export interface RelayChildReady {
   type: "ready";
@@ -40,7 +40,7 @@ const log = createLogger(process.env.BENCH_RELAY_LOG === "debug" ? "debug" : "wa
 const bn = await startNode(`bench-${role}`, true);
 const { node } = bn;
 if (process.env.DIAG_DGRAM_Q) {
-  // diagnostics only (bench/relay-diag.ts): a shorter DATAGRAM send queue on this node's connections
+  // diagnostics only (bench/tools/relay-diag.ts): a shorter DATAGRAM send queue on this node's connections
   const ep = node.endpoint as unknown as {
     serverConfig: QuicheConfig;
     clientConfig: QuicheConfig;

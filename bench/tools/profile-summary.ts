@@ -3,7 +3,7 @@
  * plus the same grouped by file. Used to name the hot spots in bench/RESULTS.md.
  *
  *   BENCH_ONLY=bulk BENCH_CPU_PROF=/tmp/prof node --cpu-prof --cpu-prof-dir=/tmp/prof --import tsx bench/run.ts
- *   node --import tsx bench/profile-summary.ts /tmp/prof/<file>.cpuprofile [top=30]
+ *   node --import tsx bench/tools/profile-summary.ts /tmp/prof/<file>.cpuprofile [top=30]
  */
 import { readFileSync } from "node:fs";
 

@@ -33,14 +33,16 @@ import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
 import { cpus, platform } from "node:os";
 import { join } from "node:path";
-import { newMessageId } from "../src/net/messaging.ts";
-import { type HomePaths, homePaths } from "../src/config/paths.ts";
-import { callDaemon } from "../src/daemon/control-client.ts";
-import { openDatabase } from "../src/store/db.ts";
-import { openStore, type Store } from "../src/store/index.ts";
-import type { Session } from "../src/net/session.ts";
-import type { WireMessage } from "../src/wire/messages.ts";
-import { type BenchNode, deadline, HOST, loop, median, percentile, startNode, startNodeWith } from "./common.ts";
+import { newMessageId } from "../../src/net/messaging.ts";
+import { type HomePaths, homePaths } from "../../src/config/paths.ts";
+import { callDaemon } from "../../src/daemon/control-client.ts";
+import { openDatabase } from "../../src/store/db.ts";
+import { openStore, type Store } from "../../src/store/index.ts";
+import type { Session } from "../../src/net/session.ts";
+import type { WireMessage } from "../../src/wire/messages.ts";
+import { type BenchNode, deadline, HOST, loop, median, percentile, startNode, startNodeWith } from "../common.ts";
+import type { PhaseApi } from "./api.ts";
+import { ms, rate } from "./format.ts";
 
 /** Counts and caps of this phase (every loop stops at its count or its cap). */
 export const DN = {
@@ -59,28 +61,6 @@ export const DN = {
 } as const;
 const DCAP = { seq: 20_000, backlog: 60_000, direct: 15_000, cli: 90_000, sessions: 60_000 } as const;
 
-export interface PhaseApi {
-  root: string;
-  benchRoot: string;
-  /** Same signature as run.ts addRow: figure, Atlas column, TCP column, TLS column, ratio, "vs" text, target. */
-  addRow(
-    figure: string,
-    atlas: string,
-    tcp: string,
-    tls: string,
-    ratio?: number,
-    ratioVs?: string,
-    target?: { op: "<=" | ">="; value: number },
-  ): void;
-  note(s: string): void;
-  log(s: string): void;
-  /** taskset: pin `pid` (all threads) to the CPU list; false if not possible / pinning disabled. */
-  pin(pid: number, cpuList: string): boolean;
-  pinning: boolean;
-}
-
-const ms = (x: number) => (x < 1 ? x.toFixed(3) : x < 10 ? x.toFixed(2) : x.toFixed(1)) + " ms";
-const rate = (x: number) => `${Math.round(x).toLocaleString("en-US")}/s`;
 const mib = (kib: number) => (kib / 1024).toFixed(1) + " MiB";
 const sleep = (t: number) => new Promise((r) => setTimeout(r, t));
 
@@ -166,7 +146,7 @@ function ensureBinary(api: PhaseApi): { path: string; built: string } | null {
 
 function configToml(manyConns: boolean): string {
   return [
-    "# written by bench/daemon.ts",
+    "# written by bench/phases/daemon.ts",
     "[network]",
     'host = "127.0.0.1"',
     "",

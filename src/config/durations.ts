@@ -1,0 +1,114 @@
+/**
+ * Fixed durations, in milliseconds: the protocol and implementation timings that are not config
+ * keys. `defaults.ts` holds what an operator may tune; these are fixed because something else
+ * relies on their value (a SPEC deadline, what the peer expects, the order two timers fire in),
+ * not a deployment's needs. Each says why it has its value. Durations that scale with a config
+ * key (a multiple of `transport.request_timeout`, say) stay next to that key's use.
+ */
+
+// ---- Daemon lifecycle ----
+
+/** SPEC §16: a daemon told to stop is gone within 5 s; the hard exit fires with half a second to spare. */
+export const DAEMON_EXIT_DEADLINE_MS = 4_500;
+
+/** Each service (outbox, presence…) gets this long to stop, so one that hangs cannot eat the exit deadline. */
+export const SERVICE_STOP_MS = 1_000;
+
+/** A live pid whose control socket does not answer may be a daemon still starting: wait this long for it. */
+export const PIDFILE_STARTUP_WAIT_MS = 1_500;
+
+/** A control socket that does not accept within this long counts as no daemon (a local socket answers in µs). */
+export const DAEMON_PROBE_MS = 1_000;
+
+/** A control call may run a whole network operation (dials, a send with its timeouts): bounded well above those. */
+export const CONTROL_CALL_TIMEOUT_MS = 120_000;
+
+/** `daemon stop` waits this long for the process to exit: twice the daemon's own 5 s deadline. */
+export const DAEMON_STOP_WAIT_MS = 10_000;
+
+/** …checking its pid this often (cheap: a signal 0). */
+export const DAEMON_STOP_POLL_MS = 50;
+
+/** Housekeeping (inbox and peer pruning) runs hourly: retention is in days, an hour's delay changes nothing. */
+export const HOUSEKEEPING_INTERVAL_MS = 3_600_000;
+
+// ---- Handshakes and connections ----
+
+/** Give an Error frame that ends a handshake this long to leave before CONNECTION_CLOSE overtakes it. */
+export const REFUSAL_FLUSH_MS = 20;
+
+/** Writing that Error frame is bounded: a peer that does not read must not hold the refusal up. */
+export const REFUSAL_WRITE_MS = 200;
+
+/** A stream broke mid-handshake: wait this long for the connection's close code, which says why. */
+export const CLOSE_REASON_WAIT_MS = 200;
+
+/** Closing the endpoint: its CONNECTION_CLOSE packets get this long to leave before the socket closes. */
+export const ENDPOINT_CLOSE_GRACE_MS = 300;
+
+/** SPEC §6: `security.handshakes_per_ip_per_minute` counts over a sliding window of one minute. */
+export const HANDSHAKE_IP_WINDOW_MS = 60_000;
+
+// ---- Rate limits (SPEC §9) ----
+
+/** `per_minute` and `bytes_per_minute` count over a sliding window of one minute. */
+export const RATE_WINDOW_MS = 60_000;
+
+/** Lazy sweeps from a rate check run at most this often, so the accepted path stays O(1). */
+export const RATE_SWEEP_MS = 1_000;
+
+/** A peer's counters outlive its last session this long, so reconnecting does not reset them. */
+export const RATE_STATE_RETAIN_MS = 600_000;
+
+// ---- Registrations with relays and bootstrap nodes ----
+
+/** First retry after a failed registration, doubled each time: soon enough for a relay that restarts. */
+export const REGISTER_RETRY_FIRST_MS = 1_000;
+
+/** Relay presence retries back off to at most this (bootstrap ones to `bootstrap.register_interval`). */
+export const RELAY_RETRY_MAX_MS = 30_000;
+
+// ---- Hole punching (docs/protocol.md, "Hole punching") ----
+// Both ends must roughly agree on these, so they are not config keys (`transport.hole_punch` is).
+
+/** Attempts after a relayed session is up, in ms from its start (0, 2 and 8 s: DCUtR-like). */
+export const PUNCH_ATTEMPTS_MS = [0, 2_000, 8_000] as const;
+
+/**
+ * When each side sends its burst of punch packets, in ms from the agreed moment. Dense at first
+ * (both NATs open within a round trip of each other), then sparser to cover a late peer or a lost
+ * packet; about 2 s in all, bounded.
+ */
+export const PUNCH_SCHEDULE_MS = [0, 50, 100, 200, 350, 500, 750, 1_000, 1_500, 2_000] as const;
+
+/** After the last burst, how long an answer may still arrive (a slow path's round trip). */
+export const PUNCH_LAST_WAIT_MS = 500;
+
+/** A relayed session stays this long after the direct one replaced it, for what is in flight. */
+export const RELAY_GRACE_MS = 5_000;
+
+/** A hole-punched path is checked this often with a Ping (keeps the NAT mappings open too). */
+export const PUNCHED_PROBE_INTERVAL_MS = 2_000;
+
+/** After a direct path died, the next punching attempts wait this long (the NAT just dropped us). */
+export const PUNCH_RETRY_AFTER_LOSS_MS = 30_000;
+
+// ---- STUN, store, CLI ----
+
+/** RFC 5389 §7.2.1: a Binding request's initial RTO, doubled on each retransmission. */
+export const STUN_INITIAL_RTO_MS = 100;
+
+/** SQLite busy timeout: a CLI's write waits this long for the daemon's transaction (they are ms long). */
+export const BUSY_TIMEOUT_MS = 5_000;
+
+/** `net inbox --follow` polls the database this often: fast enough to feel live, idle otherwise. */
+export const FOLLOW_POLL_MS = 250;
+
+/** The Farcaster sign-in spinner's frame time (a terminal animation, nothing waits on it). */
+export const SPINNER_FRAME_MS = 120;
+
+/** A Farcaster hub request (custody address, username) gets this long: a new session's trust level waits on it. */
+export const HUB_REQUEST_TIMEOUT_MS = 5_000;
+
+/** The Farcaster relay's first request gets at least this long, even when little of `--timeout-secs` is left. */
+export const AUTH_FIRST_REQUEST_MIN_MS = 10_000;
