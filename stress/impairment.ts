@@ -46,10 +46,12 @@ export const impairmentPhase: Phase = {
   weight: 2,
   async run(ctx) {
     const full = fullScale(ctx);
-    const total = Number(process.env.STRESS_MESSAGES) || (full ? 1000 : 100);
+    const total = Number(process.env.STRESS_MESSAGES) || (full ? 1000 : 60);
     const kills = full ? 4 : 1; // each kill stalls delivery ~12 s until the sender redials (issue 16)
     const row = newRow(
-      `impairment (${total} messages, ${DROP * 100} % loss + ${DELAY_MS} ms each way, ${kills} SIGKILLs)`,
+      `impairment (${total} messages, ${DROP * 100} % loss + ${DELAY_MS} ms each way, ${kills} SIGKILL${
+        kills === 1 ? "" : "s"
+      })`,
     );
     const port = await freePort();
     const b0 = await startVictim(NO_RATE_LIMITS, { args: ["--port", String(port)] });
