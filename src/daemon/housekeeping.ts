@@ -6,7 +6,7 @@ import type { Config } from "../config/defaults.ts";
 import type { Store } from "../store/index.ts";
 import type { Logger } from "../util/log.ts";
 import { unixNow } from "../util/time.ts";
-import type { Service } from "./daemon.ts";
+import type { Service } from "../util/service.ts";
 
 /**
  * Not a config key: retention periods are in days, and an hour's delay in applying them changes
