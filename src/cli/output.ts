@@ -1,5 +1,6 @@
 import { AtlasError, Exit } from "../errors.ts";
 import type { OperatorInfoView } from "../daemon/ops.ts";
+import type { Listening } from "../daemon/daemon.ts";
 
 /** Where a command writes: stdout for results, stderr for errors; `json` switches the format. */
 export interface Output {
@@ -19,6 +20,14 @@ export function createOutput(json: boolean, write: (s: string) => void = (s) => 
       for (const [l, v] of rows) write(`${l.padEnd(w)} : ${v}\n`);
     },
     data: (v) => write(JSON.stringify(v, jsonReplacer) + "\n"),
+  };
+}
+
+/** A daemon's `Listening on <address> as <node ID>` line, or with --json its `listening` event. */
+export function printListening(out: Output): (l: Listening) => void {
+  return (l) => {
+    if (out.json) out.data({ event: "listening", ...l });
+    else out.line(`Listening on ${l.address} as ${l.node_id}`);
   };
 }
 

@@ -2,7 +2,7 @@ import { DAEMON_STOP_POLL_MS, DAEMON_STOP_WAIT_MS } from "../../config/durations
 import { AtlasError } from "../../errors.ts";
 import { sleep } from "../../util/time.ts";
 import type { Ctx } from "../context.ts";
-import { formatAge, operatorText, pathText, shortId } from "../output.ts";
+import { formatAge, operatorText, pathText, printListening, shortId } from "../output.ts";
 import { type AnyCommand, collect, parsePort } from "../options.ts";
 import type { StatusReport } from "../../daemon/ops.ts";
 
@@ -23,8 +23,9 @@ export function addDaemonCommand(
     .option("--bootstrap <addr>", "bootstrap node (repeatable)", collect, [] as string[])
     .option("--relay <addr>", "relay node (repeatable)", collect, [] as string[])
     .action(async (o, cmd) => {
-      const { startDaemon } = await import("../daemon-main.ts");
-      await startDaemon(ctxOfDaemon(cmd), o);
+      const ctx = ctxOfDaemon(cmd);
+      const { runAgentDaemon } = await import("../../daemon/roles.ts");
+      await runAgentDaemon(ctx, { ...o, onListening: printListening(ctx.out) });
     });
 }
 
