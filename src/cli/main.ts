@@ -1,6 +1,7 @@
 import { Command, CommanderError } from "@commander-js/extra-typings";
 import { AtlasError, Exit } from "../errors.ts";
 import { VERSION_LINE } from "../version.ts";
+import { guardPipes } from "../util/pipes.ts";
 import { type Ctx, type GlobalOpts, makeCtx } from "./context.ts";
 import { reportError } from "./output.ts";
 import type { AnyCommand } from "./options.ts";
@@ -57,6 +58,7 @@ function allSubcommands(c: AnyCommand): AnyCommand[] {
 
 /** Run the CLI; returns the exit code (SPEC §14). Never throws, never prints a stack trace. */
 export async function main(argv: string[]): Promise<number> {
+  guardPipes();
   const json = argv.includes("--json");
   try {
     const program = buildProgram();

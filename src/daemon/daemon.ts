@@ -8,6 +8,7 @@ import { type ControlHandler, ControlServer } from "./control-server.ts";
 import { banOp, connectOp, disconnectOp, pingOp, statusOp, unbanOp } from "./ops.ts";
 import { Housekeeping, prunePeers } from "./housekeeping.ts";
 import { acquirePidFile } from "./pidfile.ts";
+import { onPipeClosed } from "../util/pipes.ts";
 
 export interface DaemonOptions {
   host?: string;
@@ -39,6 +40,9 @@ export async function runDaemon(
   ) => Promise<void>,
 ): Promise<void> {
   const startedAt = Date.now();
+  // A closed stdout/stderr (`atlas daemon | head -1`) stops the daemon as SIGTERM would, even
+  // when it happens while starting (the `listening` line is the first write).
+  const pipeClosed = new Promise<string>((resolve) => onPipeClosed(() => resolve("output pipe closed")));
   // Fail fast on a missing identity or bad config before taking the lock.
   const { loadIdentity } = await import("../identity/identity.ts");
   await loadIdentity(ctx.paths);
@@ -91,7 +95,7 @@ export async function runDaemon(
       });
     } else ctx.out.line(`Listening on ${addr} as ${n.nodeId}`);
     ctx.log.info("daemon started", { address: addr, node_id: n.nodeId, pid: process.pid, socket: ctx.paths.sockFile });
-    const why = await Promise.race([stopped, signal()]);
+    const why = await Promise.race([stopped, signal(), pipeClosed]);
     ctx.log.info("shutting down", { reason: why });
   } finally {
     const hard = setTimeout(() => process.exit(0), DAEMON_EXIT_DEADLINE_MS); // SPEC §16, whatever hangs
