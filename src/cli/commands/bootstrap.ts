@@ -4,7 +4,7 @@
  */
 import type { Ctx } from "../context.ts";
 import { formatAge, shortId, table } from "../output.ts";
-import { type AnyCommand, collect, intOption, parsePort } from "../options.ts";
+import { type AnyCommand, bindHostOption, collect, intOption, parsePort } from "../options.ts";
 import type { DiscoverQuery, DiscoverReport } from "../../bootstrap/client.ts";
 
 type CtxOf = (cmd: AnyCommand) => Ctx;
@@ -22,11 +22,12 @@ function registerNodeCommand(
   return program
     .command(name)
     .description(description)
-    .option("--host <host>", "bind address (default network.host)")
+    .option("--host <host>", "bind address: an IP, or a name (its first address is used; default network.host)")
     .option("--port <port>", "UDP port (default network.port; 0 = any)", parsePort)
     .action(async (o, cmd) => {
       const run = await load();
-      await run(ctxOfDaemon(cmd), { host: o.host, port: o.port });
+      const ctx = ctxOfDaemon(cmd);
+      await run(ctx, { host: await bindHostOption(ctx.log, o.host), port: o.port });
     });
 }
 

@@ -3,7 +3,7 @@ import { AtlasError } from "../../errors.ts";
 import { sleep } from "../../util/time.ts";
 import type { Ctx } from "../context.ts";
 import { formatAge, operatorText, pathText, shortId } from "../output.ts";
-import { type AnyCommand, collect, parsePort } from "../options.ts";
+import { type AnyCommand, bindHostOption, collect, parsePort } from "../options.ts";
 import type { StatusReport } from "../../daemon/ops.ts";
 
 type CtxOf = (cmd: AnyCommand) => Ctx;
@@ -18,13 +18,14 @@ export function addDaemonCommand(
   return parent
     .command(name)
     .description(description)
-    .option("--host <host>", "bind address (default network.host)")
+    .option("--host <host>", "bind address: an IP, or a name (its first address is used; default network.host)")
     .option("--port <port>", "UDP port (default network.port; 0 = any)", parsePort)
     .option("--bootstrap <addr>", "bootstrap node (repeatable)", collect, [] as string[])
     .option("--relay <addr>", "relay node (repeatable)", collect, [] as string[])
     .action(async (o, cmd) => {
       const { startDaemon } = await import("../daemon-main.ts");
-      await startDaemon(ctxOfDaemon(cmd), o);
+      const ctx = ctxOfDaemon(cmd);
+      await startDaemon(ctx, { ...o, host: await bindHostOption(ctx.log, o.host) });
     });
 }
 
