@@ -2,7 +2,7 @@ import { DAEMON_STOP_POLL_MS, DAEMON_STOP_WAIT_MS } from "../../config/durations
 import { AtlasError } from "../../errors.ts";
 import { sleep } from "../../util/time.ts";
 import type { Ctx } from "../context.ts";
-import { formatAge, operatorText, pathText, shortId } from "../output.ts";
+import { formatAge, humanTimes, operatorText, pathText, shortId } from "../output.ts";
 import { type AnyCommand, bindHostOption, collect, parsePort } from "../options.ts";
 import type { StatusReport } from "../../daemon/ops.ts";
 
@@ -87,7 +87,9 @@ function relaysText(r: StatusReport): string {
     : "";
   if (rs.length === 0) return `none${pipes}`;
   return rs.map((x) =>
-    `${x.relay} ${x.registered ? "registered" : `not registered${x.last_error ? ` (${x.last_error})` : ""}`}`
+    `${x.relay} ${
+      x.registered ? "registered" : `not registered${x.last_error ? ` (${humanTimes(x.last_error)})` : ""}`
+    }`
   ).join("; ") + pipes;
 }
 

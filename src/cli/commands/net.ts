@@ -1,7 +1,7 @@
 import { AtlasError, type ErrorCodeName } from "../../errors.ts";
 import type { Ctx } from "../context.ts";
 import type { BanResult, PingReport } from "../../daemon/ops.ts";
-import { formatAge, operatorText, pathText, shortId, table } from "../output.ts";
+import { formatAge, isoTime, operatorText, pathText, shortId, table, whenText } from "../output.ts";
 import { type AnyCommand, intOption } from "../options.ts";
 import { runPeerOp } from "../runtime.ts";
 import { addDaemonCommand } from "./daemon.ts";
@@ -56,7 +56,9 @@ function renderPing(ctx: Ctx, r: PingReport): void {
   if (ctx.json) ctx.out.data(r);
   else {
     ctx.out.fields([["Peer", shortId(r.node_id)], ["Path", pathText(r)]], 4);
-    if (r.ping_ts !== null) ctx.out.fields([["Ping", String(r.ping_ts)], ["Pong", String(r.pong_ts)]], 4);
+    // SPEC §14 shows the Ping/Pong times as full ISO-8601 (the JSON report has the epoch seconds).
+    const iso = (t: number | null) => (t === null ? "-" : new Date(t * 1000).toISOString());
+    if (r.ping_ts !== null) ctx.out.fields([["Ping", iso(r.ping_ts)], ["Pong", iso(r.pong_ts)]], 4);
     r.rtt_ms.forEach((t, i) => {
       for (const c of r.path_changes.filter((c) => c.before_ping === i)) ctx.out.fields([["Path", pathText(c)]], 4);
       ctx.out.fields([["RTT", t === null ? "timeout" : `${t.toFixed(2)} ms`]], 4);
@@ -125,7 +127,7 @@ export function registerNet(program: AnyCommand, ctxOf: CtxOf, ctxOfDaemon: CtxO
       const seconds = o.for === undefined ? (await ctx.config()).security.ban_duration_secs : parseDuration(o.for);
       const r = await runBanOp(ctx, "net.ban", { target, seconds });
       if (ctx.json) ctx.out.data(r);
-      else ctx.out.line(`Banned ${r.node_id} until ${new Date(r.ban_until! * 1000).toISOString()}`);
+      else ctx.out.line(`Banned ${r.node_id} until ${whenText(r.ban_until!)}`);
     });
 
   net.command("unban")
@@ -182,7 +184,7 @@ export function registerNet(program: AnyCommand, ctxOf: CtxOf, ctxOfDaemon: CtxO
               r.operator_username ? `@${r.operator_username}${r.operator_fid ? ` (fid ${r.operator_fid})` : ""}` : "-",
               formatAge(r.last_seen, now),
               r.last_failure ? `${r.last_failure} (${formatAge(r.last_failure_at, now)})` : "-",
-              r.ban_until && r.ban_until > now ? `until ${new Date(r.ban_until * 1000).toISOString()}` : "-",
+              r.ban_until && r.ban_until > now ? `until ${isoTime(r.ban_until)}` : "-",
             ]),
           ),
         );
