@@ -1,3 +1,4 @@
+import { Option } from "@commander-js/extra-typings";
 import { AtlasError, type ErrorCodeName } from "../../errors.ts";
 import type { Ctx } from "../context.ts";
 import type { BanResult, PingReport } from "../../daemon/ops.ts";
@@ -7,6 +8,9 @@ import { runPeerOp } from "../runtime.ts";
 import { addDaemonCommand } from "./daemon.ts";
 
 type CtxOf = (cmd: AnyCommand) => Ctx;
+
+/** `--trust` values of `net peers` (SPEC §9), offered by shell completion. */
+const TRUST_LEVELS = ["bootstrap", "unknown", "verified", "relay"] as const;
 
 function parseMs(name: string) {
   return (v: string): number => {
@@ -142,16 +146,10 @@ export function registerNet(program: AnyCommand, ctxOf: CtxOf, ctxOfDaemon: CtxO
 
   net.command("peers")
     .description("list known peers")
-    .option("--trust <level>", "only peers with this trust level (bootstrap, unknown, verified, relay)")
+    .addOption(new Option("--trust <level>", "only peers with this trust level").choices(TRUST_LEVELS))
     .option("--skill <skill>", "only peers with this skill")
     .action(async (o, cmd) => {
       const ctx = ctxOf(cmd);
-      if (o.trust && !["bootstrap", "unknown", "verified", "relay"].includes(o.trust)) {
-        throw new AtlasError(
-          "ERR_USAGE",
-          `invalid --trust '${o.trust}': expected bootstrap, unknown, verified or relay`,
-        );
-      }
       const { openStore } = await import("../../store/index.ts");
       const store = await openStore(ctx.paths.dbFile);
       try {
