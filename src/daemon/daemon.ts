@@ -10,6 +10,7 @@ import { banOp, connectOp, disconnectOp, pingOp, statusOp, unbanOp } from "./ops
 import { Housekeeping, prunePeers } from "./housekeeping.ts";
 import { acquirePidFile } from "./pidfile.ts";
 import { startNode } from "./start-node.ts";
+import { onPipeClosed } from "../util/pipes.ts";
 
 export type { ControlHandler, Service };
 
@@ -47,6 +48,9 @@ export async function runDaemon(
   ) => Promise<void>,
 ): Promise<void> {
   const startedAt = Date.now();
+  // A closed stdout/stderr (`atlas daemon | head -1`) stops the daemon as SIGTERM would, even
+  // when it happens while starting (the `listening` line is the first write).
+  const pipeClosed = new Promise<string>((resolve) => onPipeClosed(() => resolve("output pipe closed")));
   // Fail fast on a missing identity or bad config before taking the lock.
   const { loadIdentity } = await import("../identity/identity.ts");
   await loadIdentity(env.paths);
@@ -90,7 +94,7 @@ export async function runDaemon(
     const addr = formatAddr(n.endpoint.local);
     o.onListening?.({ node_id: n.nodeId, address: addr, listen_addrs: n.card.listenAddrs, pid: process.pid });
     env.log.info("daemon started", { address: addr, node_id: n.nodeId, pid: process.pid, socket: env.paths.sockFile });
-    const why = await Promise.race([stopped, signal()]);
+    const why = await Promise.race([stopped, signal(), pipeClosed]);
     env.log.info("shutting down", { reason: why });
   } finally {
     const hard = setTimeout(() => process.exit(0), DAEMON_EXIT_DEADLINE_MS); // SPEC §16, whatever hangs

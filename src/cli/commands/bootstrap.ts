@@ -6,7 +6,7 @@ import type { NodeEnv } from "../../config/env.ts";
 import type { ServiceNodeOptions } from "../../daemon/roles.ts";
 import type { Ctx } from "../context.ts";
 import { formatAge, printListening, shortId, table } from "../output.ts";
-import { type AnyCommand, collect, intOption, parsePort } from "../options.ts";
+import { type AnyCommand, bindHostOption, collect, intOption, parsePort } from "../options.ts";
 import type { DiscoverQuery, DiscoverReport } from "../../bootstrap/client.ts";
 
 type CtxOf = (cmd: AnyCommand) => Ctx;
@@ -24,12 +24,16 @@ function registerNodeCommand(
   return program
     .command(name)
     .description(description)
-    .option("--host <host>", "bind address (default network.host)")
+    .option("--host <host>", "bind address: an IP, or a name (its first address is used; default network.host)")
     .option("--port <port>", "UDP port (default network.port; 0 = any)", parsePort)
     .action(async (o, cmd) => {
       const ctx = ctxOfDaemon(cmd);
       const run = await load();
-      await run(ctx, { host: o.host, port: o.port, onListening: printListening(ctx.out) });
+      await run(ctx, {
+        host: await bindHostOption(ctx.log, o.host),
+        port: o.port,
+        onListening: printListening(ctx.out),
+      });
     });
 }
 
