@@ -92,8 +92,15 @@ function relayCandidates(home: string[], own: string[]): string[] {
  * the handshake wins and the others are cancelled. A direct refusal by the peer itself stops the
  * relay attempt (a relay would not change its mind). Failures go to the peer's `last_failure`.
  */
-export async function dialPeer(node: AtlasNode, target: string): Promise<DialResult> {
-  const { nodeId, addrs, relays } = await candidatesFor(node, target);
+export async function dialPeer(
+  node: AtlasNode,
+  target: string,
+  o: { relayOnly?: boolean } = {},
+): Promise<DialResult> {
+  const found = await candidatesFor(node, target);
+  const { nodeId, relays } = found;
+  // relayOnly: the direct path just died (hole punching's loss), so only a relay can win now.
+  const addrs = o.relayOnly && relays.length > 0 ? [] : found.addrs;
   if (nodeId) {
     const live = node.liveSession(nodeId);
     if (live) return { session: live, reused: true };

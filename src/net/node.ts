@@ -430,6 +430,12 @@ export class AtlasNode {
     }, RELAY_GRACE_MS);
     t.unref?.();
     void old.done.then(() => clearTimeout(t));
+    // The direct path died within the grace: the relayed session is the best there is again.
+    void direct.done.then(() => {
+      if (!old.isOpen) return;
+      clearTimeout(t);
+      old.replacedByDirect = false;
+    });
   }
 
   private async recordSession(s: Session, peer: PeerCard, trust: TrustLevel, dialled?: SockAddr): Promise<void> {

@@ -26,9 +26,9 @@ import type { QuicStream } from "../../transport/stream.ts";
 import type { Logger } from "../../util/log.ts";
 import { sleep } from "../../util/time.ts";
 import { FramedStream } from "../../wire/framed-stream.ts";
-import type { WireMessage } from "../../wire/messages.ts";
+import { DISCONNECT_REPLACED, type WireMessage } from "../../wire/messages.ts";
 import type { AtlasNode } from "../node.ts";
-import type { Session } from "../session.ts";
+import { type Session, UPGRADED_TO_DIRECT } from "../session.ts";
 import { MAX_PUNCH_CANDIDATES, MAX_TRACKED_PEERS, PUNCHED_PROBE_MISSES } from "./constants.ts";
 import { punch } from "./puncher.ts";
 
@@ -89,6 +89,27 @@ export class HolePunchService {
     if (s.path === "relay" && s.direction === "outbound" && s.peer.features.includes(PUNCH_FEATURE)) {
       void this.upgrade(s);
     }
+    if (s.direction === "outbound") void s.done.then((why) => this.afterEnd(s, why));
+  }
+
+  /**
+   * B keeps a session with a peer whose path changed under it: when a punched session dies (a
+   * probe, a request's liveness check or a timeout noticed it first) or the relayed session it
+   * replaced is retired although the direct one is gone too, and nothing else is open with the
+   * peer, B dials again at once (the relay wins that race) and punching starts over later.
+   */
+  private afterEnd(s: Session, why: string): void {
+    if (this.stopped) return;
+    const punchedLost = s.punched && (why === "timeout" || why === "direct path lost");
+    if (punchedLost) {
+      remember(this.lostAt, s.nodeId, Date.now()); // punching waits a while before trying again
+      this.statusOf(s.nodeId).state = "relayed";
+    }
+    if (this.node.liveSession(s.nodeId)) return;
+    // (the peer may retire the relayed session for a direct one it has not yet seen die)
+    const retired = s.path === "relay" && (why === UPGRADED_TO_DIRECT || why === DISCONNECT_REPLACED);
+    if (!punchedLost && !retired) return;
+    void this.redial(s.nodeId);
   }
 
   private markDirect(s: Session): void {
@@ -264,8 +285,7 @@ export class HolePunchService {
           this.o.log.info("hole-punched path lost", { peer: shortNodeId(s.nodeId), address: s.remoteAddress });
           remember(this.lostAt, s.nodeId, Date.now());
           this.statusOf(s.nodeId).state = "relayed";
-          s.abandon("direct path lost");
-          if (s.direction === "outbound") void this.redial(s.nodeId);
+          s.abandon("direct path lost"); // B redials from afterEnd
           break;
         }
       }
@@ -277,7 +297,7 @@ export class HolePunchService {
     if (this.stopped) return;
     const { dialPeer } = await import("../dial.ts");
     try {
-      const { session } = await dialPeer(this.node, nodeId);
+      const { session } = await dialPeer(this.node, nodeId, { relayOnly: true });
       this.o.log.info("back on the relay after losing the direct path", {
         peer: shortNodeId(nodeId),
         path: session.pathLabel,
