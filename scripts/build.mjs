@@ -33,6 +33,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { sourceCommit } from "./commit.mjs";
 import { seaPlugin } from "./sea/plugin.mjs";
 import { BuildError, checkNodeBinary, hostTarget, SEA_FUSE, TARGETS } from "./sea/targets.mjs";
 
@@ -110,6 +111,7 @@ async function bundle(opts, outfile, problems) {
         "import.meta.url": "__atlas_import_meta_url",
         "import.meta.filename": "__filename",
         "import.meta.dirname": "__dirname",
+        __ATLAS_COMMIT__: JSON.stringify(sourceCommit(root)), // named by `atlas --version`
       },
       banner: { js: 'var __atlas_import_meta_url = require("node:url").pathToFileURL(__filename).href;' },
       // Not minified: start-up measured the same either way, and stack traces stay readable.

@@ -5,6 +5,7 @@
 // The standalone binary is made by scripts/build.mjs.
 import { build } from "esbuild";
 import { rm } from "node:fs/promises";
+import { sourceCommit } from "./commit.mjs";
 
 const dist = new URL("../dist/", import.meta.url).pathname;
 await rm(new URL("chunks/", `file://${dist}`).pathname, { recursive: true, force: true });
@@ -22,4 +23,5 @@ await build({
   keepNames: true,
   sourcemap: "linked",
   logLevel: "warning",
+  define: { __ATLAS_COMMIT__: JSON.stringify(sourceCommit(new URL("..", import.meta.url).pathname)) },
 });

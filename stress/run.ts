@@ -4,6 +4,7 @@
  *
  *   STRESS_ONLY=fuzz,memory     run only these phases
  *   STRESS_SECONDS=60           base budget per phase (default 60; CI's test uses a few seconds)
+ *   STRESS_MESSAGES=600         messages of the impairment phase (default 1000, 60 below 30 s)
  */
 import { type PhaseRow, summaryTable } from "./harness.ts";
 import { PHASES } from "./phases.ts";

@@ -6,15 +6,16 @@ import { chmod, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { cleanupHomes, ROOT, runAtlas, tmpHome } from "./helpers/cli.ts";
 import { VERSION } from "../src/version.ts";
+import { assertVersionLine } from "./helpers/version.ts";
 
 after(cleanupHomes);
 
-test("--version matches package.json", async () => {
+test("--version matches package.json and names the commit", async () => {
   const pkg = JSON.parse(await readFile(join(ROOT, "package.json"), "utf8"));
   assert.equal(pkg.version, VERSION);
   const r = await runAtlas(["--version"]);
   assert.equal(r.code, 0);
-  assert.equal(r.stdout, `atlas ${VERSION}\n`);
+  assertVersionLine(r.stdout);
 });
 
 test("id init creates a 0600 PKCS#8 key in a 0700 dir; openssl reads it", async () => {

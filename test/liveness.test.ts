@@ -8,7 +8,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { isAtlasError } from "../src/errors.ts";
 import type { Identity } from "../src/identity/identity.ts";
-import { LIVENESS_PROBE_MS, LIVENESS_QUIET_MS } from "../src/net/session-timing.ts";
+import { LIVENESS_PROBE_MS, LIVENESS_QUIET_MS } from "../src/config/durations.ts";
 import type { QuicConnection } from "../src/transport/connection.ts";
 import { QuicEndpoint } from "../src/transport/endpoint.ts";
 import { transportOptions } from "../src/transport/options.ts";

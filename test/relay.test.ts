@@ -212,6 +212,38 @@ describe("relay pipes", { timeout: 120_000 }, () => {
     await waitFor("pipe state freed on both agents", () => relayLinks(b).size === 0 && relayLinks(t.node).size === 0);
   });
 
+  test("concurrent dials through one relay share one session with it: no pipe is lost to a replaced session", async () => {
+    const r = await relayNode();
+    const targets = [await target(r.addr), await target(r.addr), await target(r.addr)];
+    const b = await node("dialler");
+    // No session with the relay yet: each dial would open its own, and each newer one would
+    // replace the older (SPEC §7, one session per peer), closing its pipe mid-pairing.
+    const sessions = await Promise.all(targets.map((t) => dialViaRelay(b, r.addr, t.node.nodeId)));
+    assert.deepEqual(sessions.map((s) => s.nodeId), targets.map((t) => t.node.nodeId));
+    for (const s of sessions) assert.ok((await s.ping(5000)).rttMs > 0);
+    assert.equal(b.sessionsWith(r.node.nodeId).length, 1);
+    assert.equal(r.server.status().pipes, 3);
+    // A cancelled caller does not cancel the connect another one is waiting for …
+    await Promise.all(sessions.map((s) => s.disconnect()));
+    await b.liveSession(r.node.nodeId)!.disconnect();
+    const ref = await resolveRelay(r.addr);
+    const ctrl = new AbortController();
+    const cancelled = relaySession(b, ref, ctrl.signal);
+    const kept = relaySession(b, ref);
+    ctrl.abort();
+    await assert.rejects(cancelled, (e) => isAtlasError(e, "ERR_CLOSED"));
+    const s = await kept;
+    assert.ok(s.isOpen);
+    await s.disconnect();
+    // … and one that every caller cancelled is not handed to the next caller.
+    const gone = new AbortController();
+    gone.abort();
+    await assert.rejects(relaySession(b, ref, gone.signal), (e) => isAtlasError(e, "ERR_CLOSED"));
+    const fresh = await relaySession(b, ref);
+    assert.ok(fresh.isOpen);
+    await fresh.disconnect();
+  });
+
   test("dialPeer falls back to the target's home relay after the direct candidates fail (SPEC §7)", async () => {
     const r = await relayNode();
     const t = await target(r.addr);

@@ -1,6 +1,6 @@
 import { Command, CommanderError } from "@commander-js/extra-typings";
 import { AtlasError, Exit } from "../errors.ts";
-import { VERSION } from "../version.ts";
+import { VERSION_LINE } from "../version.ts";
 import { type Ctx, type GlobalOpts, makeCtx } from "./context.ts";
 import { reportError } from "./output.ts";
 import type { AnyCommand } from "./options.ts";
@@ -19,7 +19,7 @@ import { registerBootstrap, registerDiscover, registerRelay } from "./commands/b
 export function buildProgram(): Command {
   const program = new Command("atlas")
     .description("Atlas: peer-to-peer networking for AI agents")
-    .version(`atlas ${VERSION}`, "--version", "print the version")
+    .version(VERSION_LINE, "--version", "print the version and the commit it was built from")
     .option("--home <dir>", "node home (default $ATLAS_HOME or ~/.atlas)")
     .option("--json", "machine-readable output")
     .option("--log-level <level>", "debug, info, warn, error or silent")

@@ -125,3 +125,40 @@ export const HUB_REQUEST_TIMEOUT_MS = 5_000;
 
 /** The Farcaster relay's first request gets at least this long, even when little of `--timeout-secs` is left. */
 export const AUTH_FIRST_REQUEST_MIN_MS = 10_000;
+
+// ---- sessions (docs/protocol.md "Frames and streams") ----
+
+/**
+ * After a malformed control frame, how long the Error frame (or Disconnect) gets to reach the
+ * peer before the connection is closed: quiche discards stream data not yet sent once close() is
+ * called. Long enough for a loopback or LAN peer to acknowledge it, or for one retransmission;
+ * on a slower path the CONNECTION_CLOSE still carries the code and the reason. The wait ends
+ * early when the peer closes first (an Atlas peer does, on reading the Error and FIN).
+ */
+export const PROTOCOL_ERROR_LINGER_MS = 200;
+
+/**
+ * A request waiting for its response probes the peer once nothing has been heard from it (no
+ * control frame, no response) for this long: a peer that crashed sends no CONNECTION_CLOSE, and
+ * without a probe the request would only fail at `transport.request_timeout` (10 s).
+ */
+export const LIVENESS_QUIET_MS = 1_000;
+
+/**
+ * The probe's Pong deadline (or 4 × the session's last RTT, if longer). Pings are answered by the
+ * peer's control loop, never behind a slow request handler, so a missing Pong means the peer (or
+ * the path) is gone: the session is closed and the caller dials afresh.
+ */
+export const LIVENESS_PROBE_MS = 1_000;
+
+/** A Disconnect frame gets this long to be accepted by quiche, and the close this long to finish. */
+export const DISCONNECT_WRITE_MS = 500;
+
+/** Pause between writing Disconnect and CONNECTION_CLOSE, so the frame leaves first. */
+export const DISCONNECT_FLUSH_MS = 10;
+
+/** An outbox outcome whose write failed is retried once after this pause (a busy database). */
+export const OUTCOME_RETRY_MS = 200;
+
+/** After an Error 4001 the outbox waits at least this long (capped by outbox.backoff_max): retrying sooner would likely be refused again, and three refusals ban us. */
+export const RATE_LIMITED_RETRY_MIN_S = 60;

@@ -17,6 +17,7 @@
  *   rows left `delivering` by a crash are re-queued at start. Delivery is therefore at least
  *   once, and the receiver's inbox (unique by sender and message ID) makes it exactly once.
  */
+import { OUTCOME_RETRY_MS, RATE_LIMITED_RETRY_MIN_S, RATE_WINDOW_MS, SERVICE_STOP_MS } from "../config/durations.ts";
 import { isAtlasError } from "../errors.ts";
 import { shortNodeId } from "../identity/node-id.ts";
 import type { DeliveryOutcome, OutboxRow } from "../store/index.ts";
@@ -57,7 +58,7 @@ export class Pacer {
   private refill(now: number): void {
     this.tokens = Math.min(this.burst, this.tokens + (Math.max(0, now - this.refilledAt) * this.rate) / 1000);
     this.refilledAt = now;
-    while (this.sent.length > 0 && this.sent[0]!.at <= now - 60_000) this.sent.shift();
+    while (this.sent.length > 0 && this.sent[0]!.at <= now - RATE_WINDOW_MS) this.sent.shift();
   }
 
   /** May a request of `bytes` go now? (A single request larger than the byte budget goes alone.) */
@@ -144,7 +145,7 @@ export class OutboxWorker {
    * after that ends when the node closes; if its outcome cannot be written any more, its row
    * stays `delivering` and is re-queued at the next start (the receiver de-duplicates).
    */
-  async stop(timeoutMs = 1000): Promise<void> {
+  async stop(timeoutMs = SERVICE_STOP_MS): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     clearTimeout(this.timer);
@@ -281,11 +282,12 @@ export class OutboxWorker {
         });
         return;
       }
-      // backoff_initial doubling up to backoff_max (seconds), never past the expiry time. A rate
-      // limit refusal waits at least a minute (capped by backoff_max): retrying sooner would
-      // likely be refused again, and three refusals get us banned.
+      // backoff_initial doubling up to backoff_max (seconds), never past the expiry time; a rate
+      // limit refusal waits at least RATE_LIMITED_RETRY_MIN_S.
       let delay = Math.min(cfg.outbox.backoff_max, cfg.outbox.backoff_initial * 2 ** Math.min(row.attempts, 30));
-      if (isAtlasError(e, "ERR_RATE_LIMITED")) delay = Math.max(delay, Math.min(60, cfg.outbox.backoff_max));
+      if (isAtlasError(e, "ERR_RATE_LIMITED")) {
+        delay = Math.max(delay, Math.min(RATE_LIMITED_RETRY_MIN_S, cfg.outbox.backoff_max));
+      }
       this.blocked.set(key, Date.now() + delay * 1000);
       const next = Math.min(Math.ceil(now + delay), row.expires_at);
       this.log.info("outbox: delivery failed, will retry", {
@@ -347,7 +349,7 @@ export class OutboxWorker {
           this.log.error("outbox: could not record an outcome", { msg: row.id, error: (e as Error).message });
           return;
         }
-        await sleep(200);
+        await sleep(OUTCOME_RETRY_MS);
       }
     }
   }

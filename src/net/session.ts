@@ -1,4 +1,4 @@
-import { AtlasError, isAtlasError, protocolCodeName } from "../errors.ts";
+import { AtlasError, isAtlasError, ProtocolCode, protocolCodeName } from "../errors.ts";
 import type { PeerCard } from "../handshake/handshake.ts";
 import type { QuicConnection } from "../transport/connection.ts";
 import type { QuicStream } from "../transport/stream.ts";
@@ -13,7 +13,13 @@ import {
 } from "../wire/messages.ts";
 import type { Logger } from "../util/log.ts";
 import { sleep, unixNow, within } from "../util/time.ts";
-import { LIVENESS_PROBE_MS, LIVENESS_QUIET_MS, PROTOCOL_ERROR_LINGER_MS } from "./session-timing.ts";
+import {
+  DISCONNECT_FLUSH_MS,
+  DISCONNECT_WRITE_MS,
+  LIVENESS_PROBE_MS,
+  LIVENESS_QUIET_MS,
+  PROTOCOL_ERROR_LINGER_MS,
+} from "../config/durations.ts";
 
 export type PathKind = "direct" | "relay";
 
@@ -208,7 +214,11 @@ export class Session {
         });
         return;
       default:
-        this.control.write({ type: "Error", code: 2003, message: `${m.type} is not valid on the control stream` })
+        this.control.write({
+          type: "Error",
+          code: ProtocolCode.ERR_MESSAGE_REJECTED,
+          message: `${m.type} is not valid on the control stream`,
+        })
           .catch(() => {});
     }
   }
@@ -317,13 +327,13 @@ export class Session {
     if (!this.isOpen) return;
     this.closeReason = localReason;
     try {
-      await within(this.control.end({ type: "Disconnect", reason, message }), 500);
+      await within(this.control.end({ type: "Disconnect", reason, message }), DISCONNECT_WRITE_MS);
     } catch {
       // peer already gone
     }
-    await sleep(10); // let the frame leave before CONNECTION_CLOSE
+    await sleep(DISCONNECT_FLUSH_MS); // let the frame leave before CONNECTION_CLOSE
     this.conn.close(0, reason);
-    await within(this.conn.closed, 500);
+    await within(this.conn.closed, DISCONNECT_WRITE_MS);
   }
 
   /** Drop a session whose path is dead: no Disconnect, no closing period to wait out. */
