@@ -249,7 +249,6 @@ export async function waitFor(cond: () => boolean, stepMs = 5): Promise<void> {
 export class AdversarialInitiator {
   readonly endpoint: QuicEndpoint;
   readonly tls: Identity;
-  private conns: RawConn[] = [];
 
   private constructor(endpoint: QuicEndpoint, tls: Identity) {
     this.endpoint = endpoint;
@@ -274,8 +273,8 @@ export class AdversarialInitiator {
   /** A QUIC connection with TLS done, and no stream opened yet. */
   async connect(addr: SockAddr): Promise<RawConn> {
     const conn = this.endpoint.connect(addr);
+    // Not kept here: the stress suite makes tens of thousands of connections from one initiator.
     const raw = new RawConn(conn);
-    this.conns.push(raw);
     await bounded(conn.established, 5000, "QUIC/TLS handshake");
     return raw;
   }
