@@ -1,6 +1,8 @@
 /** Every phase of the adversarial suite, in the order they run. */
 import { bootstrapAbusePhase } from "./bootstrap-abuse.ts";
 import { fuzzPhase } from "./fuzz.ts";
+import { floodsPhase } from "./floods.ts";
+import { garbagePhase } from "./garbage.ts";
 import { handshakePhase } from "./handshake.ts";
 import type { Phase } from "./harness.ts";
 import { impairmentPhase } from "./impairment.ts";
@@ -12,6 +14,8 @@ export const PHASES: Phase[] = [
   memoryPhase,
   fuzzPhase,
   handshakePhase,
+  garbagePhase,
+  floodsPhase,
   relayAbusePhase,
   bootstrapAbusePhase,
   impairmentPhase,

@@ -255,10 +255,11 @@ export class AdversarialInitiator {
     this.tls = tls;
   }
 
-  static async create(tls: Identity): Promise<AdversarialInitiator> {
+  /** `host`: another loopback address (127.0.0.2…) when a test needs a second source address. */
+  static async create(tls: Identity, host = LOCALHOST): Promise<AdversarialInitiator> {
     const endpoint = await QuicEndpoint.bind({
       ...transportOptions(testConfig()),
-      host: LOCALHOST,
+      host,
       port: 0,
       tls: { keyPem: tls.keyPem, certPem: tls.certPem },
     });
