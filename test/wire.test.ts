@@ -23,7 +23,7 @@ import {
   WireError,
   type WireMessage,
 } from "../src/wire/index.ts";
-import { AtlasError } from "../src/errors.ts";
+import { AtlasError, ProtocolCode } from "../src/errors.ts";
 
 const A = "atlas_" + "0123456789abcdef".repeat(4);
 const B = "atlas_" + "fedcba9876543210".repeat(4);
@@ -835,5 +835,33 @@ describe("field validators", () => {
     for (const s of ["", "abc", "é", "名前", "😀", "\ud800", "a\udc00b"]) {
       assert.equal(utf8Length(s), new TextEncoder().encode(s).length, s);
     }
+  });
+});
+
+describe("decoding errors", () => {
+  test("are made without a stack trace (hostile input: capturing it was most of a refusal's cost)", () => {
+    const before = Error.stackTraceLimit;
+    const bad = Uint8Array.of(0xab, 0x01, 0x01, MsgType.Ping, 0, 0, 0, 1, 0x80);
+    const caught: unknown[] = [];
+    try {
+      decodeFrame(bad);
+    } catch (e) {
+      caught.push(e);
+    }
+    const r = new FrameReader();
+    r.push(bad);
+    try {
+      r.next();
+    } catch (e) {
+      caught.push(e);
+    }
+    assert.equal(caught.length, 2);
+    for (const e of caught) {
+      assert.ok(e instanceof WireError, String(e));
+      assert.equal(e.wireCode, ProtocolCode.ERR_MESSAGE_REJECTED);
+      assert.equal(e.stack?.split("\n").length, 1, `no frames in the stack: ${e.stack}`);
+    }
+    assert.equal(Error.stackTraceLimit, before, "the stack trace limit is restored");
+    assert.ok((new Error("x").stack?.split("\n").length ?? 0) > 1, "other errors keep their stacks");
   });
 });
