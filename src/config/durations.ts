@@ -151,6 +151,15 @@ export const LIVENESS_QUIET_MS = 1_000;
  */
 export const LIVENESS_PROBE_MS = 1_000;
 
+/**
+ * A peer's Error frames on the control stream are logged at most PEER_ERROR_LOG_BURST times per
+ * this window and session (then one line says how many were not): they are not rate limited, and
+ * one line each let a peer make the daemon write ~100 bytes of log per 25-byte frame, 2–5 MB/s
+ * (issue 16, stress floods phase).
+ */
+export const PEER_ERROR_LOG_WINDOW_MS = 60_000;
+export const PEER_ERROR_LOG_BURST = 5;
+
 /** A Disconnect frame gets this long to be accepted by quiche, and the close this long to finish. */
 export const DISCONNECT_WRITE_MS = 500;
 

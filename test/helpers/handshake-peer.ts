@@ -27,6 +27,7 @@ import { formatAddr, type SockAddr } from "../../src/transport/addr.ts";
 import type { CloseInfo, QuicConnection } from "../../src/transport/connection.ts";
 import { QuicEndpoint } from "../../src/transport/endpoint.ts";
 import { transportOptions } from "../../src/transport/options.ts";
+import type { Logger } from "../../src/util/log.ts";
 import { within } from "../../src/util/time.ts";
 import { FramedStream } from "../../src/wire/framed-stream.ts";
 import {
@@ -108,7 +109,7 @@ export interface NodeResponder {
 
 /** An AtlasNode listening on 127.0.0.1:0 with a temp-dir store and a Message handler. */
 export async function startNodeResponder(
-  o: { identity?: Identity; configure?: (c: Config) => void } = {},
+  o: { identity?: Identity; configure?: (c: Config) => void; log?: Logger } = {},
 ): Promise<NodeResponder> {
   const identity = o.identity ?? seededIdentity(0x51);
   const dir = await mkdtemp(join(tmpdir(), "atlas-hs-"));
@@ -123,6 +124,7 @@ export async function startNodeResponder(
       listen: true,
       host: LOCALHOST,
       port: 0,
+      log: o.log,
     });
   } catch (e) {
     await store.close();
