@@ -178,6 +178,8 @@ export async function errorFrameFlood(row: PhaseRow, v: Victim, n: number): Prom
         `(${(logged / n).toFixed(0)} per frame)`,
     );
     expect(row, r.answers.length === 0 && r.probed, `Error frames get no answer, session kept (${r.answers.length})`);
+    // Logged within a budget (a few lines a minute per session), not a line per frame.
+    expect(row, logged < n, `the flood costs less than a byte of log per frame (${logged} bytes)`);
   } finally {
     c.close();
     await a.close();

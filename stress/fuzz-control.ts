@@ -21,7 +21,7 @@ import {
   leavesPartial,
   naturesOf,
 } from "./fuzz-oracle.ts";
-import { mutate, Rng } from "./fuzz-mutate.ts";
+import { type Mutant, mutate, Rng } from "./fuzz-mutate.ts";
 import { type Seed, seeds } from "./fuzz-seeds.ts";
 import { mutateKeepingValid, survivableSeeds } from "./fuzz-survivable.ts";
 import type { Tally } from "./fuzz-tally.ts";
@@ -46,8 +46,10 @@ const CLOSE_MS = 2000;
 const PROBE_TS = 1;
 /** Valid mutants per batch (one write, a few packets). */
 const BATCH = 256;
-/** Chance of an arbitrary (most often session-ending) mutant after a batch. */
-const ARBITRARY_AFTER_BATCH = 0.1;
+/** Batches in a row between chances of an arbitrary mutant. */
+const ROUNDS = 8;
+/** Chance of an arbitrary (most often session-ending) mutant after ROUNDS batches. */
+const ARBITRARY_AFTER_ROUNDS = 0.5;
 
 export interface ControlFuzzReport {
   sessions: number;
@@ -94,8 +96,9 @@ async function lane(
         if (verifyAck?.type !== "VerifyAck") throw new Error(`handshake answered ${verifyAck?.type}`);
         report.sessions++;
         while (!stop() && c.conn.isConnected) {
-          if (!arbitraryOnly && !(await validBatch(c, valid, t.valid, rng, ++probe))) break;
-          const arbitrary = arbitraryOnly || rng.next() < ARBITRARY_AFTER_BATCH;
+          const next = () => ++probe;
+          if (!arbitraryOnly && !(await validBatches(c, valid, t.valid, rng, next, ROUNDS, stop))) break;
+          const arbitrary = arbitraryOnly || rng.next() < ARBITRARY_AFTER_ROUNDS;
           if (arbitrary && !(await oneMutant(c, pool, t.arbitrary, rng, ++probe))) break;
         }
       } catch {
@@ -141,14 +144,24 @@ async function oneMutant(
 const WAIT_CLOSE_EVERY = 8;
 let waits = 0;
 
-/** A batch of valid mutants and a probe; each mutant judged on its share of the answers. */
-async function validBatch(c: RawConn, pool: Seed[], tally: Tally, rng: Rng, probeId: number): Promise<boolean> {
+interface SentBatch {
+  batch: (Mutant & { msg: WireMessage })[];
+  probeId: number;
+}
+
+/** Write a batch of valid mutants and its probe Ping in one go. */
+function writeBatch(c: RawConn, pool: Seed[], rng: Rng, probeId: number): SentBatch {
   const batch = Array.from({ length: BATCH }, () => mutateKeepingValid(rng, pool));
   const probe = encodeFrame({ type: "Ping", ts: PROBE_TS, id: probeId });
   c.control.stream.write(Buffer.concat([...batch.map((m) => m.bytes), probe])).catch(() => {});
-  const r = await untilProbe(c, probeId);
+  return { batch, probeId };
+}
+
+/** Read a batch's answers (up to its probe's Pong); each mutant judged on its share of them. */
+async function judgeBatch(c: RawConn, b: SentBatch, tally: Tally): Promise<boolean> {
+  const r = await untilProbe(c, b.probeId);
   let at = 0;
-  for (const m of batch) {
+  for (const m of b.batch) {
     const k = controlAnswers(m.msg);
     const mine = r.answers.slice(at, at + k);
     at += k;
@@ -158,14 +171,32 @@ async function validBatch(c: RawConn, pool: Seed[], tally: Tally, rng: Rng, prob
     tally.record(label(mine, null, r.timedOut), v, m.op, m.bytes);
   }
   if (at !== r.answers.length && !r.ended) {
-    tally.record(
-      "extra answers",
-      { ok: false, why: `${r.answers.length - at} answers beyond the batch's` },
-      "batch",
-      new Uint8Array(),
-    );
+    const why = `${r.answers.length - at} answers beyond the batch's`;
+    tally.record("extra answers", { ok: false, why }, "batch", new Uint8Array());
   }
   return !r.ended && !r.timedOut;
+}
+
+/**
+ * `rounds` batches of valid mutants, two in flight: the next batch is on its way while the
+ * daemon answers the last (answers come in order, each batch's ending at its probe's Pong).
+ */
+async function validBatches(
+  c: RawConn,
+  pool: Seed[],
+  tally: Tally,
+  rng: Rng,
+  probe: () => number,
+  rounds: number,
+  stop: () => boolean,
+): Promise<boolean> {
+  const inFlight: SentBatch[] = [];
+  for (let i = 0; i < rounds && !stop(); i++) {
+    inFlight.push(writeBatch(c, pool, rng, probe()));
+    if (inFlight.length > 1 && !(await judgeBatch(c, inFlight.shift()!, tally))) return false;
+  }
+  for (const b of inFlight) if (!(await judgeBatch(c, b, tally))) return false;
+  return true;
 }
 
 /** Frames the daemon sent before the probe's Pong; `ended` when the stream or connection ended first. */

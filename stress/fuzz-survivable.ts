@@ -140,20 +140,39 @@ function sameKind(r: Rng, v: unknown): unknown {
   return v;
 }
 
-const EDITS: [string, (r: Rng, f: Fields) => Fields][] = [
-  ["reencode", (_r, f) => f],
-  ["shuffle-keys", (r, f) => Object.fromEntries(shuffled(r, Object.entries(f)))],
-  ["extra-field", (r, f) => ({ ...f, [`x_${r.int(1000)}`]: sameKind(r, r.pick([1, "s", [1], { a: 1 }])) })],
-  ["drop-field", (r, f) => {
-    const k = r.pick(Object.keys(f));
-    const { [k]: _gone, ...rest } = f;
-    return rest;
-  }],
-  ["nil-field", (r, f) => ({ ...f, [r.pick(Object.keys(f))]: null })],
-  ["edit-value", (r, f) => {
-    const k = r.pick(Object.keys(f));
-    return { ...f, [k]: sameKind(r, f[k]) };
-  }],
+interface Edit {
+  name: string;
+  edit: (r: Rng, f: Fields) => Fields;
+  /** The frame decodes to the seed's message as it was (no need to decode it to know). */
+  same: boolean;
+}
+
+const EDITS: Edit[] = [
+  { name: "reencode", same: true, edit: (_r, f) => f },
+  { name: "shuffle-keys", same: true, edit: (r, f) => Object.fromEntries(shuffled(r, Object.entries(f))) },
+  {
+    name: "extra-field", // unknown fields are ignored (SPEC §5)
+    same: true,
+    edit: (r, f) => ({ ...f, [`x_${r.int(1000)}`]: sameKind(r, r.pick([1, "s", [1], { a: 1 }])) }),
+  },
+  {
+    name: "drop-field",
+    same: false,
+    edit: (r, f) => {
+      const k = r.pick(Object.keys(f));
+      const { [k]: _gone, ...rest } = f;
+      return rest;
+    },
+  },
+  { name: "nil-field", same: false, edit: (r, f) => ({ ...f, [r.pick(Object.keys(f))]: null }) },
+  {
+    name: "edit-value",
+    same: false,
+    edit: (r, f) => {
+      const k = r.pick(Object.keys(f));
+      return { ...f, [k]: sameKind(r, f[k]) };
+    },
+  },
 ];
 
 /** Types that end the session when valid (Disconnect) are left out: they are not survivable. */
@@ -170,13 +189,14 @@ export function mutateKeepingValid(r: Rng, all: readonly Seed[]): Mutant & { msg
   let fields = decoded.get(s);
   if (!fields) decoded.set(s, fields = decode(s.frame.subarray(HEADER_LEN)) as Fields);
   for (let attempt = 0; attempt < 4; attempt++) {
-    const [op, edit] = r.pick(EDITS);
+    const e = r.pick(EDITS);
     const out = shared;
     out.n = 0;
-    wide(r, edit(r, fields), out);
+    wide(r, e.edit(r, fields), out);
     const bytes = frameOf(s.frame[3]!, out.buf.subarray(0, out.n));
+    if (e.same) return { op: `${e.name}(${s.type})`, bytes, msg: s.msg };
     const n = natureOf(bytes);
-    if (n.kind === "frame" && n.rest === 0) return { op: `${op}(${s.type})`, bytes, msg: n.msg };
+    if (n.kind === "frame" && n.rest === 0) return { op: `${e.name}(${s.type})`, bytes, msg: n.msg };
   }
   return { op: `seed(${s.type})`, bytes: s.frame, msg: s.msg };
 }
