@@ -865,3 +865,24 @@ describe("decoding errors", () => {
     assert.ok((new Error("x").stack?.split("\n").length ?? 0) > 1, "other errors keep their stacks");
   });
 });
+
+describe("FrameReader allocation", () => {
+  test("a reserved frame is allocated whole once 64 KiB of it are in, not at its header", () => {
+    const body = JSON.stringify("a".repeat(1024 * 1024));
+    const frame = encodeFrame({ type: "Message", id: MID, from: A, to: B, timestamp: 1, body });
+    const r = new FrameReader();
+    // A header declaring 1 MiB and a few bytes, reserved: nothing near 1 MiB allocated (a header
+    // then FIN used to cost an allocation of its declared size).
+    r.push(frame.subarray(0, 100));
+    assert.equal(r.next(), null);
+    r.reserveForPending();
+    assert.ok(r.capacity < 4096, `a header and 92 bytes hold ${r.capacity} bytes`);
+    // Past 64 KiB: the whole frame at once (no doubling garbage), and never again.
+    r.push(frame.subarray(100, 70_000));
+    assert.equal(r.capacity, frame.length);
+    r.push(frame.subarray(70_000));
+    assert.equal(r.capacity, frame.length);
+    const m = r.next();
+    assert.ok(m?.type === "Message" && m.body === body);
+  });
+});

@@ -373,6 +373,8 @@ function decodeWhole(frame: Uint8Array, maxPayload: number): WireMessage {
 const EMPTY = new Uint8Array(0);
 /** Buffers above this size are released once empty. */
 const KEEP_BYTES = 64 * 1024;
+/** A reserved frame's whole buffer is allocated once this much of it is in (reserveForPending). */
+const EAGER_BYTES = 64 * 1024;
 
 /**
  * Incremental frame reader for a stream. `push` chunks as they arrive, then call `next` until it
@@ -392,6 +394,8 @@ export class FrameReader {
   private start = 0;
   private end = 0;
   private failure: WireError | null = null;
+  /** Size (header + payload) of the frame in progress once reserved (reserveForPending), else 0. */
+  private reservedTotal = 0;
 
   constructor(maxPayload: number = MAX_PAYLOAD) {
     this.maxPayload = maxPayload;
@@ -427,20 +431,24 @@ export class FrameReader {
   }
 
   /**
-   * Make room for the whole frame in progress at once, once its size has been reserved: growing
-   * by doubling would leave as much garbage as the frame again (issue 16: RSS under attack).
+   * The frame in progress may be read whole (its size has been reserved): once EAGER_BYTES of it
+   * are in, its whole buffer is allocated at once — doubling all the way would leave as much
+   * garbage as the frame again (issue 16: RSS under attack). Not before: a header alone (8 bytes
+   * declaring 4 MiB, then FIN) made the reader allocate and zero 4 MiB, which under the stress
+   * fuzzer was 11 % of a daemon's CPU and most of its garbage collection.
    */
   reserveForPending(): void {
     const len = this.pendingPayload;
     if (len < 0) return;
-    const total = HEADER_LEN + len;
-    if (this.buf.length - this.start >= total) return;
-    const held = this.end - this.start;
-    const grown = new Uint8Array(total);
-    grown.set(this.buf.subarray(this.start, this.end));
-    this.buf = grown;
-    this.start = 0;
-    this.end = held;
+    this.reservedTotal = HEADER_LEN + len;
+    if (this.end - this.start >= EAGER_BYTES && this.buf.length - this.start < this.reservedTotal) {
+      this.growTo(this.reservedTotal);
+    }
+  }
+
+  /** Bytes of buffer the reader holds, in use or not. */
+  get capacity(): number {
+    return this.buf.length;
   }
 
   /** The sticky header error, if any. */
@@ -494,6 +502,7 @@ export class FrameReader {
       msg = decodePayload(this.buf, this.start + HEADER_LEN, this.start + total, type);
     } finally {
       this.start += total;
+      this.reservedTotal = 0;
       if (this.start === this.end) {
         this.start = this.end = 0;
         if (this.buf.length > KEEP_BYTES) this.buf = EMPTY;
@@ -515,16 +524,25 @@ export class FrameReader {
     if (this.end + n > this.buf.length) {
       if (need <= this.buf.length) {
         this.buf.copyWithin(0, this.start, this.end);
+        this.start = 0;
+        this.end = held;
       } else {
         const speculative = Math.min(Math.max(this.buf.length * 2, 256), Math.max(frameTotal, need));
-        const grown = new Uint8Array(Math.max(need, speculative));
-        grown.set(this.buf.subarray(this.start, this.end));
-        this.buf = grown;
+        const whole = this.reservedTotal > 0 && need >= EAGER_BYTES ? this.reservedTotal : 0;
+        this.growTo(Math.max(need, speculative, whole));
       }
-      this.start = 0;
-      this.end = held;
     }
     this.buf.set(from === 0 && to === chunk.length ? chunk : chunk.subarray(from, to), this.end);
     this.end += n;
+  }
+
+  /** A buffer of `size` bytes holding the bytes held so far, at its start. */
+  private growTo(size: number): void {
+    const held = this.end - this.start;
+    const grown = new Uint8Array(size);
+    grown.set(this.buf.subarray(this.start, this.end));
+    this.buf = grown;
+    this.start = 0;
+    this.end = held;
   }
 }
