@@ -1,7 +1,8 @@
 /**
  * Floods against a daemon whose limits are at their defaults (but for the two noted below), a good
  * peer sending throughout:
- * - handshakes from one address beyond `security.handshakes_per_ip_per_minute` (30): the rest are
+ * - handshakes from one address (100, 150 at full scale — the attacker's own endpoint holds 200
+ *   connections at most) beyond `security.handshakes_per_ip_per_minute` (30): the rest are
  *   refused silently; silent connections from four addresses beyond `security.handshake_limit`
  *   (50): the excess refused, the held ones closed with 1003, then a newcomer gets in;
  * - requests from authenticated throwaway identities past the rate limits: Error 4001, a ban
@@ -44,7 +45,7 @@ async function floods(ctx: PhaseContext, row: PhaseRow, v: Victim): Promise<void
     await f();
     ctx.log(`${what}: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   };
-  await step("per-address flood", () => perAddressFlood(row, v, "127.0.0.2", full ? 300 : 100, LIMITS));
+  await step("per-address flood", () => perAddressFlood(row, v, "127.0.0.2", full ? 150 : 100, LIMITS));
   const hosts = ["127.0.0.3", "127.0.0.4", "127.0.0.5", "127.0.0.6"];
   await step("pending flood", () => pendingFlood(row, v, hosts, 15, "127.0.0.7", LIMITS));
   const identities = full ? 10 : 2;

@@ -30,7 +30,7 @@ const HANDSHAKE_LIMITS_LIFTED = "[security]\nhandshake_limit = 1000\nhandshakes_
  */
 const RSS_BOUND_MIB = 160;
 /** Share of the budget of each stage, in order. */
-const SHARES = { pre: 0.15, control: 0.3, requests: 0.55 };
+const SHARES = { pre: 0.1, control: 0.35, requests: 0.55 };
 /** A stage stops at this many frames even if time remains (the long run's whole target is 10^6). */
 const MAX_FRAMES_PER_STAGE = 2_000_000;
 /** Time kept at the end for the closing checks (status, good peer, RSS). */

@@ -6,9 +6,11 @@
  * request stream. One row outcome per attack: `<attack>: expected X, got Y`. The list runs once in
  * the CI pass and in rounds in the long one; a good peer sends throughout.
  *
- * Victim config: `security.handshake_timeout` = 2 s (the silent attacks end sooner) and
+ * Victim config: `security.handshake_timeout` = 2 s (the silent attacks end sooner),
  * `security.handshakes_per_ip_per_minute` raised to 100 000 (every attack is a connection from
- * 127.0.0.1; the default 30 a minute would refuse them before the handshake).
+ * 127.0.0.1; the default 30 a minute would refuse them before the handshake), and the request
+ * rate limits lifted (NO_RATE_LIMITS: the good peer's 5 a second would pass the default 60 a
+ * minute, and rate limits are the floods phase's business).
  */
 import { randomBytes } from "node:crypto";
 import { ProtocolCode } from "../src/errors.ts";
@@ -22,10 +24,11 @@ import { HEADER_LEN, MsgType, type Verify } from "../src/wire/messages.ts";
 import { AdversarialInitiator, messageFrame, nowSecs, RawConn } from "../test/helpers/handshake-peer.ts";
 import { underAttack } from "./attack.ts";
 import { count, expect, newRow, type Phase, type PhaseContext, type PhaseRow } from "./harness.ts";
-import type { Victim } from "./victim.ts";
+import { NO_RATE_LIMITS, type Victim } from "./victim.ts";
 
 const HANDSHAKE_TIMEOUT_S = 2;
-const CONFIG = `[security]\nhandshake_timeout = ${HANDSHAKE_TIMEOUT_S}\nhandshakes_per_ip_per_minute = 100000\n`;
+const CONFIG = NO_RATE_LIMITS +
+  `[security]\nhandshake_timeout = ${HANDSHAKE_TIMEOUT_S}\nhandshakes_per_ip_per_minute = 100000\n`;
 /** Rounds of the whole list in the long run (each round takes a few seconds). */
 const MAX_ROUNDS = 20;
 /** The daemon's default `security.max_pending_streams`: request streams held before VerifyAck. */
