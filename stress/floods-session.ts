@@ -89,9 +89,10 @@ export async function requestFlood(row: PhaseRow, v: Victim, max: number): Promi
 
 /** What ended the session: the Disconnect frame on the control stream, if one came. */
 async function lastControlFrame(c: RawConn): Promise<string> {
+  const deadline = Date.now() + FLOOD_MS;
   try {
     for (;;) {
-      const m = await c.read(FLOOD_MS);
+      const m = await c.read(Math.max(1, deadline - Date.now()));
       if (!m) return "FIN";
       if (m.type === "Disconnect") return `Disconnect ${m.reason}`;
     }
