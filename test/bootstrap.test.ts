@@ -85,7 +85,9 @@ describe("bootstrap node and agent daemons (real processes)", () => {
     timeout: 120_000,
   }, async () => {
     const boot = await initHome("directory");
-    await config(boot.home, `[farcaster]\nverify = "signature"\n`);
+    // Two daemons re-registering every second, each over a fresh short-lived connection, plus the
+    // test's own commands, all from 127.0.0.1: more than the default 30 handshakes a minute per IP.
+    await config(boot.home, `[farcaster]\nverify = "signature"\n[security]\nhandshakes_per_ip_per_minute = 1000\n`);
     let bl: Listener = await startListener(boot.home, [], { cmd: ["bootstrap"] });
     assert.equal(bl.nodeId, boot.nodeId);
 

@@ -120,7 +120,7 @@ describe("net send / inbox / outbox", () => {
     assert.equal(ban.code, 0, ban.stderr);
     const r = await runAtlas(["net", "send", da.address, "{}"], { home: d.home });
     assert.equal(r.code, 4, r.stderr);
-    assert.match(r.stderr, /^error: peer refused the handshake: banned until \d+\n$/);
+    assert.match(r.stderr, /^error: peer refused the handshake: banned until \d{4}-[\d-]+T[\d:]+Z \(in \d+m\)\n$/);
   });
 
   test("inbox --json: one object per line, body spliced in verbatim (big integers intact)", async () => {

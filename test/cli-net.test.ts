@@ -51,11 +51,12 @@ describe("net commands between two processes", () => {
     const lines = r.stdout.trimEnd().split("\n");
     assert.equal(lines[0], `Peer : ${a.nodeId.slice(0, 18)}…`);
     assert.equal(lines[1], "Path : direct");
-    assert.match(lines[2]!, /^Ping : \d{10}$/);
-    assert.match(lines[3]!, /^Pong : \d{10}$/);
+    // Human output shows times in ISO-8601 (SPEC §14); --json keeps epoch seconds.
+    assert.match(lines[2]!, /^Ping : \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000Z$/);
+    assert.match(lines[3]!, /^Pong : \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000Z$/);
     assert.equal(lines.filter((l) => /^RTT {2}: \d+\.\d\d ms$/.test(l)).length, 3);
     assert.match(lines.at(-1)!, /^min\/median\/max [\d.]+\/[\d.]+\/[\d.]+ ms, 3 sent, 3 received$/);
-    const ping = Number(lines[2]!.slice(7));
+    const ping = Date.parse(lines[2]!.slice(7)) / 1000;
     assert.ok(Math.abs(ping - Date.now() / 1000) < 60);
   });
 

@@ -87,7 +87,9 @@ test("a banned peer is rejected: exit 4, message names the ban, last_failure = r
   await sb.close();
   const r = await runAtlas(["net", "ping", a.nodeId], { home: b.home });
   assert.equal(r.code, 4, r.stderr);
-  assert.equal(r.stderr, `error: peer refused the handshake: banned until ${until}\n`);
+  // The wire says `banned until <epoch>`; a human reads the time in ISO-8601 and how far off it is.
+  const iso = new Date(until * 1000).toISOString().replace(/\.000Z$/, "Z");
+  assert.match(r.stderr, new RegExp(`^error: peer refused the handshake: banned until ${iso} \\(in (9|10)m\\)\n$`));
   const j = await runAtlas(["net", "ping", a.nodeId, "--json"], { home: b.home });
   assert.equal(JSON.parse(j.stderr).error.code, "ERR_RATE_LIMITED");
   const s2 = await openStore(join(b.home, "state", "peers.db"));

@@ -87,7 +87,7 @@ describe("relay node and daemons as processes", { timeout: 120_000 }, () => {
       new RegExp(
         `^Peer : ${esc(alpha.nodeId.slice(0, 18))}…\\nPath : relay \\(${
           esc(label)
-        }\\)\\nPing : \\d+\\nPong : \\d+\\nRTT  : [\\d.]+ ms\\nRTT  : [\\d.]+ ms\\nmin/median/max [\\d./]+ ms, 2 sent, 2 received\\n$`,
+        }\\)\\nPing : [\\dT:.Z-]+\\nPong : [\\dT:.Z-]+\\nRTT  : [\\d.]+ ms\\nRTT  : [\\d.]+ ms\\nmin/median/max [\\d./]+ ms, 2 sent, 2 received\\n$`,
       ),
     );
 

@@ -6,8 +6,9 @@
  * are re-exported here.
  */
 import type { AtlasNode } from "../net/node.ts";
-import { type ControlHandler, discoverHandler } from "./discover.ts";
-import { BootstrapRegistration, type RegistrationOptions, type Service } from "./register.ts";
+import type { ControlHandler, Service } from "../util/service.ts";
+import { discoverHandler } from "./discover.ts";
+import { BootstrapRegistration, type RegistrationOptions } from "./register.ts";
 
 export { withBootstrap } from "./borrow-session.ts";
 export {

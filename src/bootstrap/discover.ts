@@ -6,6 +6,7 @@
 import { AtlasError, isAtlasError } from "../errors.ts";
 import { shortNodeId } from "../identity/node-id.ts";
 import type { AtlasNode } from "../net/node.ts";
+import type { ControlHandler } from "../util/service.ts";
 import { unixNow } from "../util/time.ts";
 import type { BootstrapDiscover } from "../wire/messages.ts";
 import { expectType, withBootstrap } from "./borrow-session.ts";
@@ -14,8 +15,7 @@ import { type CheckedPeer, checkPeerRecord } from "./record-check.ts";
 import { MAX_DISCOVER_LIMIT, normalizeOperator } from "./registry.ts";
 import { bootstrapTargets, noBootstrapError } from "./targets.ts";
 
-/** A daemon control-socket op. */
-export type ControlHandler = (args: Record<string, unknown>) => Promise<unknown>;
+export type { ControlHandler } from "../util/service.ts";
 
 export interface DiscoverQuery {
   skill?: string;

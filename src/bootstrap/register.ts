@@ -10,17 +10,12 @@ import { REGISTER_RETRY_FIRST_MS } from "../config/durations.ts";
 import { AtlasError } from "../errors.ts";
 import type { AtlasNode } from "../net/node.ts";
 import { type Logger, silentLogger } from "../util/log.ts";
+import type { Service } from "../util/service.ts";
 import { sleep, unixNow } from "../util/time.ts";
 import type { BootstrapRegister } from "../wire/messages.ts";
 import { expectType, withBootstrap } from "./borrow-session.ts";
 import { makeRecord } from "./record.ts";
 import { bootstrapTargets } from "./targets.ts";
-
-/** What a daemon service is (the daemon's Service interface, restated to keep this module light). */
-export interface Service {
-  start(): void;
-  stop(): void | Promise<void>;
-}
 
 export interface RegistrationState {
   bootstrap: string;

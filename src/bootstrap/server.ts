@@ -1,12 +1,12 @@
 /**
  * The bootstrap node (SPEC §1, §12): an ordinary Atlas node that answers BootstrapRegister and
  * BootstrapDiscover from an in-memory Registry. `atlas bootstrap` runs it as a daemon (same home
- * layout, pid file, control socket, shutdown), without inbox or outbox.
+ * layout, pid file, control socket, shutdown; src/daemon/roles.ts), without inbox or outbox.
  */
-import type { Ctx } from "../cli/context.ts";
 import { isAtlasError, ProtocolCode } from "../errors.ts";
 import { shortNodeId } from "../identity/node-id.ts";
 import type { AtlasNode } from "../net/node.ts";
+import type { ControlHandler } from "../util/service.ts";
 import { MAX_PAYLOAD, type PeerRecord, type WireMessage } from "../wire/messages.ts";
 import { Registry, type RegistryOptions } from "./registry.ts";
 import { discoverArgs } from "./discover.ts";
@@ -118,23 +118,19 @@ function localDiscover(registry: Registry) {
   };
 }
 
-export interface BootstrapNodeOptions {
-  host?: string;
-  port?: number;
-}
-
-/** `atlas bootstrap [--host H] [--port P]`: the daemon with the registry and nothing else. */
-export async function runBootstrapNode(ctx: Ctx, o: BootstrapNodeOptions): Promise<void> {
-  const { runDaemon } = await import("../daemon/daemon.ts");
-  await runDaemon(ctx, { host: o.host, port: o.port, bootstrap: [], relay: [] }, async (node, handlers) => {
-    const registry = serveBootstrap(node);
-    (await import("../stun/server.ts")).serveStun(node.endpoint); // SPEC §10: bootstrap nodes answer STUN on their QUIC port
-    ctx.log.info("bootstrap registry ready", { capacity: registry.capacity, stale_after: registry.staleAfter });
-    handlers.set("net.discover", localDiscover(registry));
-    handlers.set(
-      "bootstrap.status",
-      () =>
-        Promise.resolve({ registered: registry.size, capacity: registry.capacity, stale_after: registry.staleAfter }),
-    );
-  });
+/**
+ * Offer the bootstrap registry on `node` (what `atlas bootstrap` runs, src/daemon/roles.ts): the
+ * request handlers, STUN on its QUIC port, and `net.discover` and `bootstrap.status` on the control
+ * socket. Returns the registry.
+ */
+export async function offerBootstrap(node: AtlasNode, handlers: Map<string, ControlHandler>): Promise<Registry> {
+  const registry = serveBootstrap(node);
+  (await import("../stun/server.ts")).serveStun(node.endpoint); // SPEC §10: bootstrap nodes answer STUN on their QUIC port
+  node.log.info("bootstrap registry ready", { capacity: registry.capacity, stale_after: registry.staleAfter });
+  handlers.set("net.discover", localDiscover(registry));
+  handlers.set(
+    "bootstrap.status",
+    () => Promise.resolve({ registered: registry.size, capacity: registry.capacity, stale_after: registry.staleAfter }),
+  );
+  return registry;
 }

@@ -1,9 +1,7 @@
-import type { Config } from "../config/defaults.ts";
-import { type HomePaths, homePaths, resolveHome } from "../config/paths.ts";
+import { type NodeEnv, nodeEnv } from "../config/env.ts";
 import { AtlasError } from "../errors.ts";
-import { createLogger, isLogLevel, type Logger, type LogLevel } from "../util/log.ts";
+import { createLogger, isLogLevel, type LogLevel } from "../util/log.ts";
 import { createOutput, type Output } from "./output.ts";
-import type { ConfigOverrides } from "../config/load.ts";
 
 export interface GlobalOpts {
   home?: string;
@@ -12,13 +10,13 @@ export interface GlobalOpts {
   logFormat?: string;
 }
 
-/** Everything a command needs from the global flags; heavy pieces load on demand. */
-export interface Ctx {
-  paths: HomePaths;
+/**
+ * Everything a command needs from the global flags: what a node run needs (home paths, logger,
+ * config loader: `NodeEnv`), plus where the command writes. Heavy pieces load on demand.
+ */
+export interface Ctx extends NodeEnv {
   out: Output;
   json: boolean;
-  log: Logger;
-  config(overrides?: ConfigOverrides): Promise<Config>;
 }
 
 export function makeCtx(g: GlobalOpts, defaultLevel: LogLevel = "warn"): Ctx {
@@ -30,15 +28,9 @@ export function makeCtx(g: GlobalOpts, defaultLevel: LogLevel = "warn"): Ctx {
   if (format !== "text" && format !== "json") {
     throw new AtlasError("ERR_USAGE", `invalid --log-format '${format}': expected text or json`);
   }
-  const paths = homePaths(resolveHome(g.home));
   return {
-    paths,
+    ...nodeEnv({ home: g.home, log: createLogger(level, format) }),
     json: !!g.json,
     out: createOutput(!!g.json),
-    log: createLogger(level, format),
-    async config(overrides) {
-      const { loadConfig } = await import("../config/load.ts");
-      return loadConfig(paths, overrides);
-    },
   };
 }

@@ -1,6 +1,8 @@
-import { Command, CommanderError } from "@commander-js/extra-typings";
+import { Command, CommanderError, Option } from "@commander-js/extra-typings";
 import { AtlasError, Exit } from "../errors.ts";
 import { VERSION_LINE } from "../version.ts";
+import { guardPipes } from "../util/pipes.ts";
+import { LOG_LEVELS } from "../util/log.ts";
 import { type Ctx, type GlobalOpts, makeCtx } from "./context.ts";
 import { reportError } from "./output.ts";
 import type { AnyCommand } from "./options.ts";
@@ -11,6 +13,8 @@ import { registerDaemon } from "./commands/daemon.ts";
 import { registerMessaging } from "./commands/messaging.ts";
 import { registerOperator } from "./commands/operator.ts";
 import { registerBootstrap, registerDiscover, registerRelay } from "./commands/bootstrap.ts";
+import { registerCompletion } from "./commands/completion.ts";
+import { exampleHelp } from "./examples.ts";
 
 /**
  * The `atlas` command line (SPEC §14). Only commander and small modules load at start-up;
@@ -22,12 +26,15 @@ export function buildProgram(): Command {
     .version(VERSION_LINE, "--version", "print the version and the commit it was built from")
     .option("--home <dir>", "node home (default $ATLAS_HOME or ~/.atlas)")
     .option("--json", "machine-readable output")
-    .option("--log-level <level>", "debug, info, warn, error or silent")
-    .option("--log-format <format>", "text or json")
+    // Choices, so that shell completion offers them (makeCtx checks the values as well).
+    .addOption(new Option("--log-level <level>", "log level").choices(LOG_LEVELS))
+    .addOption(new Option("--log-format <format>", "log line format").choices(["text", "json"]))
     .showHelpAfterError(false)
+    // Every subcommand's --help lists these global options too (inherited by the commands below).
+    .configureHelp({ showGlobalOptions: true })
     .exitOverride()
-    // Every command uses the home: refuse one that other local users could tamper with.
-    .hook("preAction", (_program, action) => checkHomeOf(action));
+    // Every command but `completion` uses the home: refuse one that other local users could tamper with.
+    .hook("preAction", (_program, action) => action.name() === "completion" ? undefined : checkHomeOf(action));
 
   const ctxOf = (level: "warn" | "info") => (cmd: AnyCommand): Ctx =>
     makeCtx(cmd.optsWithGlobals() as GlobalOpts, level);
@@ -40,9 +47,19 @@ export function buildProgram(): Command {
   registerDaemon(program, ctxOf("warn"), ctxOf("info"));
   registerRelay(program, ctxOf("info"));
   registerBootstrap(program, ctxOf("warn"), ctxOf("info"));
+  registerCompletion(program);
 
+  program.addHelpText("after", exampleHelp(""));
+  for (const c of allSubcommands(program)) c.addHelpText("after", exampleHelp(commandPath(c)));
   for (const c of [program, ...allSubcommands(program)]) c.exitOverride().configureOutput({ outputError: () => {} });
   return program;
+}
+
+/** `net send` for that command: its names from below the root. */
+export function commandPath(c: AnyCommand): string {
+  const names: string[] = [];
+  for (let x: AnyCommand | null = c; x?.parent; x = x.parent) names.unshift(x.name());
+  return names.join(" ");
 }
 
 async function checkHomeOf(action: AnyCommand): Promise<void> {
@@ -51,12 +68,13 @@ async function checkHomeOf(action: AnyCommand): Promise<void> {
   await checkHome(homePaths(resolveHome((action.optsWithGlobals() as GlobalOpts).home)));
 }
 
-function allSubcommands(c: AnyCommand): AnyCommand[] {
+export function allSubcommands(c: AnyCommand): AnyCommand[] {
   return c.commands.flatMap((s) => [s, ...allSubcommands(s)]);
 }
 
 /** Run the CLI; returns the exit code (SPEC §14). Never throws, never prints a stack trace. */
 export async function main(argv: string[]): Promise<number> {
+  guardPipes();
   const json = argv.includes("--json");
   try {
     const program = buildProgram();

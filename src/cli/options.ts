@@ -1,5 +1,6 @@
 import type { Command } from "@commander-js/extra-typings";
 import { AtlasError } from "../errors.ts";
+import type { Logger } from "../util/log.ts";
 
 /** Any commander command, whatever its inferred arguments and options: what the registrars take and return. */
 // deno-lint-ignore no-explicit-any -- commander's generic parameters are inferred per command; the registrars accept any
@@ -20,3 +21,20 @@ export const parsePort = intOption("--port", 0, 65535);
 
 /** A repeatable option: each occurrence adds to the list. */
 export const collect = (v: string, prev: string[]): string[] => [...prev, v];
+
+/**
+ * `--host` of the node commands: an IP as given, or the first address a host name resolves to
+ * (a socket binds one address), logged so the operator sees which. Anything else is a usage error.
+ */
+export async function bindHostOption(log: Logger, host: string | undefined): Promise<string | undefined> {
+  if (!host) return host;
+  const { resolveHost } = await import("../transport/resolve.ts");
+  let all: string[];
+  try {
+    all = await resolveHost(host);
+  } catch (e) {
+    throw new AtlasError("ERR_USAGE", `invalid --host '${host}': not an IP address, and ${(e as Error).message}`);
+  }
+  if (all[0] !== host) log.info(`--host ${host} resolved to ${all[0]}`, { addresses: all.join(", ") });
+  return all[0];
+}

@@ -1,5 +1,6 @@
 import { AtlasError, Exit } from "../errors.ts";
 import type { OperatorInfoView } from "../daemon/ops.ts";
+import type { Listening } from "../daemon/daemon.ts";
 
 /** Where a command writes: stdout for results, stderr for errors; `json` switches the format. */
 export interface Output {
@@ -22,6 +23,14 @@ export function createOutput(json: boolean, write: (s: string) => void = (s) => 
   };
 }
 
+/** A daemon's `Listening on <address> as <node ID>` line, or with --json its `listening` event. */
+export function printListening(out: Output): (l: Listening) => void {
+  return (l) => {
+    if (out.json) out.data({ event: "listening", ...l });
+    else out.line(`Listening on ${l.address} as ${l.node_id}`);
+  };
+}
+
 function jsonReplacer(_k: string, v: unknown): unknown {
   if (v instanceof Uint8Array) return Buffer.from(v).toString("hex");
   if (typeof v === "bigint") return Number(v);
@@ -41,7 +50,7 @@ export function reportError(
     });
   const message = oneLine(err.message);
   if (json) write(JSON.stringify({ error: { code: err.code, message } }) + "\n");
-  else write(`error: ${message}\n`);
+  else write(`error: ${humanTimes(message)}\n`);
   if (process.env.ATLAS_DEBUG && e instanceof Error && e.stack) write(e.stack + "\n");
   return err.exit;
 }
@@ -57,13 +66,45 @@ export function table(header: string[], rows: string[][]): string {
   return [fmt(header), ...rows.map(fmt)].join("\n");
 }
 
+// Times: human output shows ISO-8601 (UTC) or relative times; only JSON carries epoch seconds.
+
+/** `2026-11-23T00:00:00Z` for unix seconds. */
+export function isoTime(unixSecs: number): string {
+  return new Date(unixSecs * 1000).toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
+/** `in 5s` / `3m ago` / `now`, relative to `now` (unix seconds). */
+export function relTime(unixSecs: number, now = Date.now() / 1000): string {
+  const d = Math.round(unixSecs - now);
+  const a = Math.abs(d);
+  const txt = a < 60
+    ? `${a}s`
+    : a < 3600
+    ? `${Math.floor(a / 60)}m`
+    : a < 86400
+    ? `${Math.floor(a / 3600)}h`
+    : `${Math.floor(a / 86400)}d`;
+  return d > 0 ? `in ${txt}` : d === 0 ? "now" : `${txt} ago`;
+}
+
+/** `2026-11-23T00:09:00Z (in 9m)`: a moment a reader wants both ways (a ban's end). */
+export function whenText(unixSecs: number, now = Date.now() / 1000): string {
+  return `${isoTime(unixSecs)} (${relTime(unixSecs, now)})`;
+}
+
+/** How long ago, never in the future (clock skew): `3m ago`, `-` for never. */
 export function formatAge(unixSecs: number | null | undefined, now = Date.now() / 1000): string {
   if (!unixSecs) return "-";
   const d = Math.max(0, Math.round(now - unixSecs));
-  if (d < 60) return `${d}s ago`;
-  if (d < 3600) return `${Math.floor(d / 60)}m ago`;
-  if (d < 86400) return `${Math.floor(d / 3600)}h ago`;
-  return `${Math.floor(d / 86400)}d ago`;
+  return d === 0 ? "0s ago" : relTime(now - d, now);
+}
+
+/**
+ * Epoch seconds in message text made readable: the wire carries `banned until <ts>` (SPEC §5,
+ * §11 relay refusals), and a peer's reason reaches us as text, not as a field to format.
+ */
+export function humanTimes(message: string, now = Date.now() / 1000): string {
+  return message.replace(/\buntil (\d{9,11})\b/g, (_m, ts: string) => `until ${whenText(Number(ts), now)}`);
 }
 
 /** `@alice (fid 1234)`, or `@alice (unconfirmed: <reason>)` for a binding that did not check out. */

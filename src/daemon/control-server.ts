@@ -2,6 +2,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import { chmod, rm } from "node:fs/promises";
 import { AtlasError, Exit } from "../errors.ts";
 import type { Logger } from "../util/log.ts";
+import type { ControlHandler } from "../util/service.ts";
 import {
   CONTROL_VERSION,
   type ControlReply,
@@ -10,7 +11,7 @@ import {
   MAX_SOCKET_PATH,
 } from "./protocol.ts";
 
-export type ControlHandler = (args: Record<string, unknown>) => Promise<unknown>;
+export type { ControlHandler };
 
 /** `state/daemon.sock` (mode 0600): answers one request per connection with one reply line. */
 export class ControlServer {

@@ -1,25 +1,34 @@
-import type { Ctx } from "../cli/context.ts";
 import { DAEMON_EXIT_DEADLINE_MS, SERVICE_STOP_MS } from "../config/durations.ts";
+import type { NodeEnv } from "../config/env.ts";
 import type { AtlasNode } from "../net/node.ts";
 import { Keepalive } from "../net/keepalive.ts";
 import { formatAddr } from "../transport/addr.ts";
+import type { ControlHandler, Service } from "../util/service.ts";
 import { unixNow, within } from "../util/time.ts";
-import { type ControlHandler, ControlServer } from "./control-server.ts";
+import { ControlServer } from "./control-server.ts";
 import { banOp, connectOp, disconnectOp, pingOp, statusOp, unbanOp } from "./ops.ts";
 import { Housekeeping, prunePeers } from "./housekeeping.ts";
 import { acquirePidFile } from "./pidfile.ts";
+import { startNode } from "./start-node.ts";
+import { onPipeClosed } from "../util/pipes.ts";
+
+export type { ControlHandler, Service };
 
 export interface DaemonOptions {
   host?: string;
   port?: number;
   bootstrap: string[];
   relay: string[];
+  /** Called once the node listens and the control socket is up (the CLI prints its line here). */
+  onListening?: (l: Listening) => void;
 }
 
-/** What a daemon service is: started after the node, stopped before it closes. */
-export interface Service {
-  start(): void;
-  stop(): void | Promise<void>;
+/** Where a started daemon listens. */
+export interface Listening {
+  node_id: string;
+  address: string;
+  listen_addrs: string[];
+  pid: number;
 }
 
 /**
@@ -29,7 +38,7 @@ export interface Service {
  * Disconnect every peer, close the rows, flush, exit 0 within 5 s.
  */
 export async function runDaemon(
-  ctx: Ctx,
+  env: NodeEnv,
   o: DaemonOptions,
   extend?: (
     node: AtlasNode,
@@ -39,26 +48,28 @@ export async function runDaemon(
   ) => Promise<void>,
 ): Promise<void> {
   const startedAt = Date.now();
+  // A closed stdout/stderr (`atlas daemon | head -1`) stops the daemon as SIGTERM would, even
+  // when it happens while starting (the `listening` line is the first write).
+  const pipeClosed = new Promise<string>((resolve) => onPipeClosed(() => resolve("output pipe closed")));
   // Fail fast on a missing identity or bad config before taking the lock.
   const { loadIdentity } = await import("../identity/identity.ts");
-  await loadIdentity(ctx.paths);
-  await ctx.config({ lists: { "network.bootstrap": o.bootstrap, "network.relays": o.relay } });
-  const release = await acquirePidFile(ctx.paths);
+  await loadIdentity(env.paths);
+  await env.config({ lists: { "network.bootstrap": o.bootstrap, "network.relays": o.relay } });
+  const release = await acquirePidFile(env.paths);
   let node: AtlasNode | null = null;
   let control: ControlServer | null = null;
   const services: Service[] = [];
   let stopRequested!: () => void;
   const stopped = new Promise<string>((resolve) => (stopRequested = () => resolve("control")));
   try {
-    const { startNode } = await import("../cli/runtime.ts");
-    node = await startNode(ctx, {
+    node = await startNode(env, {
       listen: true,
       host: o.host,
       port: o.port,
       overrides: { lists: { "network.bootstrap": o.bootstrap, "network.relays": o.relay } },
     });
     const crashed = await node.store.sessions.closeAllOpen("crash", unixNow());
-    if (crashed > 0) ctx.log.info("closed session rows left open by a crash", { count: crashed });
+    if (crashed > 0) env.log.info("closed session rows left open by a crash", { count: crashed });
     const n = node;
     const handlers = new Map<string, ControlHandler>([
       ["status", () => statusOp(n, startedAt)],
@@ -74,25 +85,17 @@ export async function runDaemon(
     ]);
     services.push(new Keepalive(n));
     // Every role meets throwaway identities: each leaves a peers row until pruned.
-    const housekeeping = new Housekeeping(ctx.log);
-    housekeeping.add("peer pruning", () => prunePeers(n.store, n.config, ctx.log));
+    const housekeeping = new Housekeeping(env.log);
+    housekeeping.add("peer pruning", () => prunePeers(n.store, n.config, env.log));
     services.push(housekeeping);
     await extend?.(n, handlers, services, housekeeping);
     for (const s of services) s.start();
-    control = await ControlServer.listen(ctx.paths.sockFile, handlers, ctx.log);
+    control = await ControlServer.listen(env.paths.sockFile, handlers, env.log);
     const addr = formatAddr(n.endpoint.local);
-    if (ctx.json) {
-      ctx.out.data({
-        event: "listening",
-        node_id: n.nodeId,
-        address: addr,
-        listen_addrs: n.card.listenAddrs,
-        pid: process.pid,
-      });
-    } else ctx.out.line(`Listening on ${addr} as ${n.nodeId}`);
-    ctx.log.info("daemon started", { address: addr, node_id: n.nodeId, pid: process.pid, socket: ctx.paths.sockFile });
-    const why = await Promise.race([stopped, signal()]);
-    ctx.log.info("shutting down", { reason: why });
+    o.onListening?.({ node_id: n.nodeId, address: addr, listen_addrs: n.card.listenAddrs, pid: process.pid });
+    env.log.info("daemon started", { address: addr, node_id: n.nodeId, pid: process.pid, socket: env.paths.sockFile });
+    const why = await Promise.race([stopped, signal(), pipeClosed]);
+    env.log.info("shutting down", { reason: why });
   } finally {
     const hard = setTimeout(() => process.exit(0), DAEMON_EXIT_DEADLINE_MS); // SPEC §16, whatever hangs
     hard.unref();

@@ -7,7 +7,7 @@ import { HOUSEKEEPING_INTERVAL_MS } from "../config/durations.ts";
 import type { Store } from "../store/index.ts";
 import type { Logger } from "../util/log.ts";
 import { unixNow } from "../util/time.ts";
-import type { Service } from "./daemon.ts";
+import type { Service } from "../util/service.ts";
 
 type Job = { what: string; run: () => Promise<unknown> };
 

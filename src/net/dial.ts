@@ -1,6 +1,7 @@
 import { AtlasError, isAtlasError } from "../errors.ts";
 import type { FailureKind } from "../store/index.ts";
 import { formatAddr, parseAddr, type SockAddr } from "../transport/addr.ts";
+import { resolveSockAddrs } from "../transport/resolve.ts";
 import type { AtlasNode } from "./node.ts";
 import type { Session } from "./session.ts";
 import { parseTarget, resolvePeerId } from "./target.ts";
@@ -36,15 +37,21 @@ interface Candidates {
   relays: string[];
 }
 
-/** Resolve a target to the node ID it names (if any) and the candidates to try, in order. */
+/**
+ * Resolve a target to the node ID it names (if any) and the candidates to try, in order. A host
+ * name the user typed becomes every address it resolves to (A and AAAA, Happy Eyeballs order),
+ * so that only IPs reach the sessions, the peer rows and the wire.
+ */
 async function candidatesFor(node: AtlasNode, text: string): Promise<Candidates> {
   const t = parseTarget(text);
-  if (t.kind === "addr") return { addrs: [t.addr], relays: [] };
+  if (t.kind === "addr") return { addrs: await resolveSockAddrs(t.addr), relays: [] };
   const nodeId = t.kind === "pinned" ? t.nodeId : await resolvePeerId(node.store, t.text);
   const row = await node.store.peers.get(nodeId);
   const addrs: SockAddr[] = [];
-  for (const a of t.kind === "pinned" ? [formatAddr(t.addr)] : [row?.address, row?.public_address]) {
-    const p = a ? parseAddr(a) : null;
+  const known = t.kind === "pinned"
+    ? await resolveSockAddrs(t.addr)
+    : [row?.address, row?.public_address].map((a) => (a ? parseAddr(a) : null));
+  for (const p of known) {
     if (p && !addrs.some((x) => formatAddr(x) === formatAddr(p))) addrs.push(p);
   }
   const relays = node.config.transport.enable_relay

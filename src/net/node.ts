@@ -31,7 +31,7 @@ import {
   type WireMessage,
 } from "../wire/messages.ts";
 import { PeerRateLimiter, type RateDecision } from "./rate-limit.ts";
-import { listenAddrs } from "./listen-addrs.ts";
+import { listenAddrs } from "../transport/listen-addrs.ts";
 import { type Direction, type PathKind, type RequestHandler, Session, UPGRADED_TO_DIRECT } from "./session.ts";
 import { trustLevelFor } from "./trust.ts";
 import { RELAY_GRACE_MS } from "../config/durations.ts";

@@ -15,6 +15,7 @@ import type { AtlasNode } from "../net/node.ts";
 import type { Session } from "../net/session.ts";
 import type { QuicConnection } from "../transport/connection.ts";
 import type { QuicStream } from "../transport/stream.ts";
+import type { ControlHandler, Service } from "../util/service.ts";
 import { FramedStream } from "../wire/framed-stream.ts";
 import { type RelayConnect, RelayErrorCode, type RelayErrorCodeName, type WireMessage } from "../wire/messages.ts";
 import { TokenBucket } from "./bucket.ts";
@@ -424,13 +425,6 @@ export class RelayServer {
 function relayError(code: number, reason: string): WireMessage {
   return { type: "RelayError", code, reason };
 }
-
-/** What a daemon service is (the daemon's Service interface, restated to keep this module light). */
-interface Service {
-  start(): void;
-  stop(): void | Promise<void>;
-}
-type ControlHandler = (args: Record<string, unknown>) => Promise<unknown>;
 
 /**
  * Offer relaying on `node` (SPEC §11 `transport.offer_relay`): the server, STUN, and the relay's

@@ -2,8 +2,8 @@
  * The daemon's public address (SPEC §10): STUN at start and every `stun.interval`, the HelloAck
  * `observed_addr` of two agreeing peers as a second source, else the bind address — and why.
  */
-import type { Service } from "../daemon/daemon.ts";
-import { listenAddrs } from "../net/listen-addrs.ts";
+import type { Service } from "../util/service.ts";
+import { listenAddrs } from "../transport/listen-addrs.ts";
 import type { QuicEndpoint } from "../transport/endpoint.ts";
 import { formatAddr, parseAddr } from "../transport/addr.ts";
 import { discoverPublicAddress } from "./client.ts";

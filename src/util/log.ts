@@ -12,6 +12,9 @@ export interface Logger {
   error(msg: string, fields?: Record<string, unknown>): void;
 }
 
+/** Every level, quietest last (for `--log-level`'s choices). */
+export const LOG_LEVELS = Object.keys(ORDER) as LogLevel[];
+
 export function isLogLevel(s: string): s is LogLevel {
   return s in ORDER;
 }

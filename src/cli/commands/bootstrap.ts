@@ -2,14 +2,16 @@
  * `atlas bootstrap [--host H] [--port P]` (the directory node), `atlas relay [--host H] [--port P]`
  * and `atlas net discover` (SPEC §11, §12, §14). Only commander types and small modules load here; the network code is imported lazily.
  */
+import type { NodeEnv } from "../../config/env.ts";
+import type { ServiceNodeOptions } from "../../daemon/roles.ts";
 import type { Ctx } from "../context.ts";
-import { formatAge, shortId, table } from "../output.ts";
-import { type AnyCommand, collect, intOption, parsePort } from "../options.ts";
+import { formatAge, printListening, shortId, table } from "../output.ts";
+import { type AnyCommand, bindHostOption, collect, intOption, parsePort } from "../options.ts";
 import type { DiscoverQuery, DiscoverReport } from "../../bootstrap/client.ts";
 
 type CtxOf = (cmd: AnyCommand) => Ctx;
 
-type NodeRunner = (ctx: Ctx, o: { host?: string; port?: number }) => Promise<void>;
+type NodeRunner = (env: NodeEnv, o: ServiceNodeOptions) => Promise<void>;
 
 /** A service node's command (`atlas bootstrap`, `atlas relay`): same flags, runs in the foreground. */
 function registerNodeCommand(
@@ -22,11 +24,16 @@ function registerNodeCommand(
   return program
     .command(name)
     .description(description)
-    .option("--host <host>", "bind address (default network.host)")
+    .option("--host <host>", "bind address: an IP, or a name (its first address is used; default network.host)")
     .option("--port <port>", "UDP port (default network.port; 0 = any)", parsePort)
     .action(async (o, cmd) => {
+      const ctx = ctxOfDaemon(cmd);
       const run = await load();
-      await run(ctxOfDaemon(cmd), { host: o.host, port: o.port });
+      await run(ctx, {
+        host: await bindHostOption(ctx.log, o.host),
+        port: o.port,
+        onListening: printListening(ctx.out),
+      });
     });
 }
 
@@ -41,7 +48,7 @@ export function registerBootstrap(
     ctxOfDaemon,
     "bootstrap",
     "run a bootstrap node: a registry of live agents that answers discovery queries",
-    async () => (await import("../../bootstrap/server.ts")).runBootstrapNode,
+    async () => (await import("../../daemon/roles.ts")).runBootstrapNode,
   );
 }
 
@@ -52,7 +59,7 @@ export function registerRelay(program: AnyCommand, ctxOfDaemon: CtxOf): AnyComma
     ctxOfDaemon,
     "relay",
     "run a relay node: pairs agents that cannot reach each other and forwards their encrypted packets",
-    async () => (await import("../../relay/node.ts")).runRelayNode,
+    async () => (await import("../../daemon/roles.ts")).runRelayNode,
   );
 }
 

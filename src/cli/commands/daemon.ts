@@ -2,8 +2,8 @@ import { DAEMON_STOP_POLL_MS, DAEMON_STOP_WAIT_MS } from "../../config/durations
 import { AtlasError } from "../../errors.ts";
 import { sleep } from "../../util/time.ts";
 import type { Ctx } from "../context.ts";
-import { formatAge, operatorText, pathText, shortId } from "../output.ts";
-import { type AnyCommand, collect, parsePort } from "../options.ts";
+import { formatAge, humanTimes, operatorText, pathText, printListening, shortId } from "../output.ts";
+import { type AnyCommand, bindHostOption, collect, parsePort } from "../options.ts";
 import type { StatusReport } from "../../daemon/ops.ts";
 
 type CtxOf = (cmd: AnyCommand) => Ctx;
@@ -18,13 +18,18 @@ export function addDaemonCommand(
   return parent
     .command(name)
     .description(description)
-    .option("--host <host>", "bind address (default network.host)")
+    .option("--host <host>", "bind address: an IP, or a name (its first address is used; default network.host)")
     .option("--port <port>", "UDP port (default network.port; 0 = any)", parsePort)
     .option("--bootstrap <addr>", "bootstrap node (repeatable)", collect, [] as string[])
     .option("--relay <addr>", "relay node (repeatable)", collect, [] as string[])
     .action(async (o, cmd) => {
-      const { startDaemon } = await import("../daemon-main.ts");
-      await startDaemon(ctxOfDaemon(cmd), o);
+      const ctx = ctxOfDaemon(cmd);
+      const { runAgentDaemon } = await import("../../daemon/roles.ts");
+      await runAgentDaemon(ctx, {
+        ...o,
+        host: await bindHostOption(ctx.log, o.host),
+        onListening: printListening(ctx.out),
+      });
     });
 }
 
@@ -86,7 +91,9 @@ function relaysText(r: StatusReport): string {
     : "";
   if (rs.length === 0) return `none${pipes}`;
   return rs.map((x) =>
-    `${x.relay} ${x.registered ? "registered" : `not registered${x.last_error ? ` (${x.last_error})` : ""}`}`
+    `${x.relay} ${
+      x.registered ? "registered" : `not registered${x.last_error ? ` (${humanTimes(x.last_error)})` : ""}`
+    }`
   ).join("; ") + pipes;
 }
 

@@ -17,30 +17,12 @@ import { FOLLOW_POLL_MS } from "../../config/durations.ts";
 import type { InboxRow, Store } from "../../store/index.ts";
 import type { QueuedResult } from "../../net/messaging.ts";
 import type { Ctx } from "../context.ts";
-import { pathText, shortId, table } from "../output.ts";
+import { humanTimes, isoTime, pathText, relTime, shortId, table } from "../output.ts";
 import { type AnyCommand, intOption } from "../options.ts";
 
 type CtxOf = (cmd: AnyCommand) => Ctx;
 /** Labels of `net send` are padded to one column of this width (SPEC §14). */
 const SEND_LABEL_WIDTH = 8;
-
-function isoTime(unixSecs: number): string {
-  return new Date(unixSecs * 1000).toISOString().replace(/\.\d{3}Z$/, "Z");
-}
-
-/** "in 5s" / "3m ago" relative to now. */
-function relTime(unixSecs: number, now: number): string {
-  const d = Math.round(unixSecs - now);
-  const a = Math.abs(d);
-  const txt = a < 60
-    ? `${a}s`
-    : a < 3600
-    ? `${Math.floor(a / 60)}m`
-    : a < 86400
-    ? `${Math.floor(a / 3600)}h`
-    : `${Math.floor(a / 86400)}d`;
-  return d > 0 ? `in ${txt}` : d === 0 ? "now" : `${txt} ago`;
-}
 
 /** Control characters (terminal escapes) in peer-chosen text shown to humans, made visible. */
 function safeText(s: string): string {
@@ -332,7 +314,7 @@ export function registerMessaging(net: AnyCommand, ctxOf: CtxOf): void {
               String(d.attempts),
               d.path ?? "-",
               relTime(d.finished_at, now),
-              safeText(d.detail ?? "-"),
+              safeText(humanTimes(d.detail ?? "-", now)),
             ]),
           ),
         );

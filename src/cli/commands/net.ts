@@ -1,12 +1,16 @@
+import { Option } from "@commander-js/extra-typings";
 import { AtlasError, type ErrorCodeName } from "../../errors.ts";
 import type { Ctx } from "../context.ts";
 import type { BanResult, PingReport } from "../../daemon/ops.ts";
-import { formatAge, operatorText, pathText, shortId, table } from "../output.ts";
+import { formatAge, isoTime, operatorText, pathText, shortId, table, whenText } from "../output.ts";
 import { type AnyCommand, intOption } from "../options.ts";
 import { runPeerOp } from "../runtime.ts";
 import { addDaemonCommand } from "./daemon.ts";
 
 type CtxOf = (cmd: AnyCommand) => Ctx;
+
+/** `--trust` values of `net peers` (SPEC §9), offered by shell completion. */
+const TRUST_LEVELS = ["bootstrap", "unknown", "verified", "relay"] as const;
 
 function parseMs(name: string) {
   return (v: string): number => {
@@ -56,7 +60,9 @@ function renderPing(ctx: Ctx, r: PingReport): void {
   if (ctx.json) ctx.out.data(r);
   else {
     ctx.out.fields([["Peer", shortId(r.node_id)], ["Path", pathText(r)]], 4);
-    if (r.ping_ts !== null) ctx.out.fields([["Ping", String(r.ping_ts)], ["Pong", String(r.pong_ts)]], 4);
+    // SPEC §14 shows the Ping/Pong times as full ISO-8601 (the JSON report has the epoch seconds).
+    const iso = (t: number | null) => (t === null ? "-" : new Date(t * 1000).toISOString());
+    if (r.ping_ts !== null) ctx.out.fields([["Ping", iso(r.ping_ts)], ["Pong", iso(r.pong_ts)]], 4);
     r.rtt_ms.forEach((t, i) => {
       for (const c of r.path_changes.filter((c) => c.before_ping === i)) ctx.out.fields([["Path", pathText(c)]], 4);
       ctx.out.fields([["RTT", t === null ? "timeout" : `${t.toFixed(2)} ms`]], 4);
@@ -125,7 +131,7 @@ export function registerNet(program: AnyCommand, ctxOf: CtxOf, ctxOfDaemon: CtxO
       const seconds = o.for === undefined ? (await ctx.config()).security.ban_duration_secs : parseDuration(o.for);
       const r = await runBanOp(ctx, "net.ban", { target, seconds });
       if (ctx.json) ctx.out.data(r);
-      else ctx.out.line(`Banned ${r.node_id} until ${new Date(r.ban_until! * 1000).toISOString()}`);
+      else ctx.out.line(`Banned ${r.node_id} until ${whenText(r.ban_until!)}`);
     });
 
   net.command("unban")
@@ -140,16 +146,10 @@ export function registerNet(program: AnyCommand, ctxOf: CtxOf, ctxOfDaemon: CtxO
 
   net.command("peers")
     .description("list known peers")
-    .option("--trust <level>", "only peers with this trust level (bootstrap, unknown, verified, relay)")
+    .addOption(new Option("--trust <level>", "only peers with this trust level").choices(TRUST_LEVELS))
     .option("--skill <skill>", "only peers with this skill")
     .action(async (o, cmd) => {
       const ctx = ctxOf(cmd);
-      if (o.trust && !["bootstrap", "unknown", "verified", "relay"].includes(o.trust)) {
-        throw new AtlasError(
-          "ERR_USAGE",
-          `invalid --trust '${o.trust}': expected bootstrap, unknown, verified or relay`,
-        );
-      }
       const { openStore } = await import("../../store/index.ts");
       const store = await openStore(ctx.paths.dbFile);
       try {
@@ -182,7 +182,7 @@ export function registerNet(program: AnyCommand, ctxOf: CtxOf, ctxOfDaemon: CtxO
               r.operator_username ? `@${r.operator_username}${r.operator_fid ? ` (fid ${r.operator_fid})` : ""}` : "-",
               formatAge(r.last_seen, now),
               r.last_failure ? `${r.last_failure} (${formatAge(r.last_failure_at, now)})` : "-",
-              r.ban_until && r.ban_until > now ? `until ${new Date(r.ban_until * 1000).toISOString()}` : "-",
+              r.ban_until && r.ban_until > now ? `until ${isoTime(r.ban_until)}` : "-",
             ]),
           ),
         );

@@ -1,19 +1,27 @@
-import type { Ctx } from "./context.ts";
-import type { DaemonOptions } from "../daemon/daemon.ts";
+/**
+ * The three daemons a node home can run — the agent daemon, the relay and the bootstrap node —
+ * each `runDaemon` with its services. The CLI's `atlas daemon`, `atlas relay` and `atlas bootstrap`
+ * call them; so can a program embedding Atlas (with `nodeEnv()`, src/config/env.ts). Services are
+ * imported inside, so loading this module loads none of them.
+ */
+import type { NodeEnv } from "../config/env.ts";
+import type { DaemonOptions } from "./daemon.ts";
+
+/** What `atlas relay` and `atlas bootstrap` take: no bootstrap or relay lists of their own. */
+export type ServiceNodeOptions = Pick<DaemonOptions, "host" | "port" | "onListening">;
 
 /**
  * `atlas daemon` / `atlas net listen`: the daemon with every service this build has — inbox,
  * outbox worker, inbox pruning (a housekeeping job; keepalive, peer pruning and the control socket
  * come with the daemon itself).
- * Kept apart from the command table so `--help` never loads the daemon's modules.
  */
-export async function startDaemon(ctx: Ctx, o: DaemonOptions): Promise<void> {
-  const { runDaemon } = await import("../daemon/daemon.ts");
+export async function runAgentDaemon(env: NodeEnv, o: DaemonOptions): Promise<void> {
+  const { runDaemon } = await import("./daemon.ts");
   const { serveInbox, pruneInbox, enqueueMessage } = await import("../net/messaging.ts");
   const { OutboxWorker } = await import("../net/outbox-worker.ts");
-  await runDaemon(ctx, o, async (node, handlers, services, housekeeping) => {
+  await runDaemon(env, o, async (node, handlers, services, housekeeping) => {
     serveInbox(node);
-    const outbox = new OutboxWorker(node, ctx.log);
+    const outbox = new OutboxWorker(node, env.log);
     services.push(outbox);
     handlers.set("outbox.kick", () => (outbox.kick(), Promise.resolve({ ok: true })));
     const { addBootstrapClient } = await import("../bootstrap/client.ts");
@@ -26,25 +34,25 @@ export async function startDaemon(ctx: Ctx, o: DaemonOptions): Promise<void> {
       timeoutMs: node.config.stun.timeout * 1000,
       intervalMs: node.config.stun.interval * 1000,
       startDelayMs: 250,
-      log: ctx.log,
+      log: env.log,
       onChange: () => void registration?.registerAll(),
     });
     services.push(stun);
     registration = addBootstrapClient(node, handlers, services, {
-      log: ctx.log,
+      log: env.log,
       publicAddress: () => stun.publicAddress(),
     });
     // SPEC §11: presence at the configured relays (and accepting pipes through them); relaying for
     // others when transport.offer_relay is on.
     const { RelayPresence } = await import("../relay/presence.ts");
     const { relayLinks } = await import("../relay/pipe.ts");
-    const presence = new RelayPresence(node, ctx.log);
+    const presence = new RelayPresence(node, env.log);
     presence.onChange = () => void registration?.registerAll();
     services.push(presence);
     // SPEC §11a: relayed sessions this daemon dialled are upgraded to direct paths where the NATs allow.
     const { HolePunchService } = await import("../net/holepunch/service.ts");
     const holePunch = node.config.transport.hole_punch
-      ? new HolePunchService(node, { publicAddress: () => stun.publicAddress(), log: ctx.log })
+      ? new HolePunchService(node, { publicAddress: () => stun.publicAddress(), log: env.log })
       : null;
     if (holePunch) services.push(holePunch);
     const baseStatus = handlers.get("status")!;
@@ -77,5 +85,38 @@ export async function startDaemon(ctx: Ctx, o: DaemonOptions): Promise<void> {
       return r;
     });
     housekeeping.add("inbox pruning", () => pruneInbox(node.store, node.config));
+  });
+}
+
+/**
+ * `atlas relay` (SPEC §1, §11): a daemon (same home layout, pid file, control socket, shutdown)
+ * that offers relaying and answers STUN, with no inbox, outbox or presence of its own.
+ */
+export async function runRelayNode(env: NodeEnv, o: ServiceNodeOptions): Promise<void> {
+  const { runDaemon } = await import("./daemon.ts");
+  await runDaemon(env, { ...o, bootstrap: [], relay: [] }, async (node, handlers, services) => {
+    node.config.transport.offer_relay = true; // `atlas relay` forces it on
+    const { offerRelay } = await import("../relay/server.ts");
+    await offerRelay(node, handlers, services);
+    const t = node.config.transport;
+    env.log.info("relay ready", {
+      capacity: t.relay_capacity,
+      bandwidth_limit: t.relay_bandwidth_limit,
+      pipes_per_source: t.relay_pipes_per_source,
+      pipes_per_target: t.relay_pipes_per_target,
+      pairings_per_ip: t.relay_pairings_per_ip,
+    });
+  });
+}
+
+/**
+ * `atlas bootstrap` (SPEC §1, §12): a daemon (same home layout, pid file, control socket,
+ * shutdown) with the registry, answering STUN, without inbox or outbox.
+ */
+export async function runBootstrapNode(env: NodeEnv, o: ServiceNodeOptions): Promise<void> {
+  const { runDaemon } = await import("./daemon.ts");
+  await runDaemon(env, { ...o, bootstrap: [], relay: [] }, async (node, handlers) => {
+    const { offerBootstrap } = await import("../bootstrap/server.ts");
+    await offerBootstrap(node, handlers);
   });
 }

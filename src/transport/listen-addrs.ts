@@ -1,5 +1,5 @@
 import { networkInterfaces } from "node:os";
-import { formatAddr, isWildcardHost, type SockAddr } from "../transport/addr.ts";
+import { formatAddr, isWildcardHost, type SockAddr } from "./addr.ts";
 
 /**
  * Addresses peers can dial us at (Hello.listen_addrs): the bound address, or for a wildcard bind
