@@ -23,7 +23,7 @@ import {
   WireError,
   type WireMessage,
 } from "../src/wire/index.ts";
-import { AtlasError } from "../src/errors.ts";
+import { AtlasError, ProtocolCode } from "../src/errors.ts";
 
 const A = "atlas_" + "0123456789abcdef".repeat(4);
 const B = "atlas_" + "fedcba9876543210".repeat(4);
@@ -835,5 +835,54 @@ describe("field validators", () => {
     for (const s of ["", "abc", "é", "名前", "😀", "\ud800", "a\udc00b"]) {
       assert.equal(utf8Length(s), new TextEncoder().encode(s).length, s);
     }
+  });
+});
+
+describe("decoding errors", () => {
+  test("are made without a stack trace (hostile input: capturing it was most of a refusal's cost)", () => {
+    const before = Error.stackTraceLimit;
+    const bad = Uint8Array.of(0xab, 0x01, 0x01, MsgType.Ping, 0, 0, 0, 1, 0x80);
+    const caught: unknown[] = [];
+    try {
+      decodeFrame(bad);
+    } catch (e) {
+      caught.push(e);
+    }
+    const r = new FrameReader();
+    r.push(bad);
+    try {
+      r.next();
+    } catch (e) {
+      caught.push(e);
+    }
+    assert.equal(caught.length, 2);
+    for (const e of caught) {
+      assert.ok(e instanceof WireError, String(e));
+      assert.equal(e.wireCode, ProtocolCode.ERR_MESSAGE_REJECTED);
+      assert.equal(e.stack?.split("\n").length, 1, `no frames in the stack: ${e.stack}`);
+    }
+    assert.equal(Error.stackTraceLimit, before, "the stack trace limit is restored");
+    assert.ok((new Error("x").stack?.split("\n").length ?? 0) > 1, "other errors keep their stacks");
+  });
+});
+
+describe("FrameReader allocation", () => {
+  test("a reserved frame is allocated whole once 64 KiB of it are in, not at its header", () => {
+    const body = JSON.stringify("a".repeat(1024 * 1024));
+    const frame = encodeFrame({ type: "Message", id: MID, from: A, to: B, timestamp: 1, body });
+    const r = new FrameReader();
+    // A header declaring 1 MiB and a few bytes, reserved: nothing near 1 MiB allocated (a header
+    // then FIN used to cost an allocation of its declared size).
+    r.push(frame.subarray(0, 100));
+    assert.equal(r.next(), null);
+    r.reserveForPending();
+    assert.ok(r.capacity < 4096, `a header and 92 bytes hold ${r.capacity} bytes`);
+    // Past 64 KiB: the whole frame at once (no doubling garbage), and never again.
+    r.push(frame.subarray(100, 70_000));
+    assert.equal(r.capacity, frame.length);
+    r.push(frame.subarray(70_000));
+    assert.equal(r.capacity, frame.length);
+    const m = r.next();
+    assert.ok(m?.type === "Message" && m.body === body);
   });
 });

@@ -34,8 +34,21 @@ export const HOUSEKEEPING_INTERVAL_MS = 3_600_000;
 
 // ---- Handshakes and connections ----
 
-/** Give an Error frame that ends a handshake this long to leave before CONNECTION_CLOSE overtakes it. */
+/**
+ * A handshake refused without an Error frame of ours (the peer's own refusal, or no control stream
+ * yet) is closed this long after: time for a first 1-RTT packet, without which the close cannot
+ * carry an application code (docs/transport.md, traps in the quiche binding).
+ */
 export const REFUSAL_FLUSH_MS = 20;
+
+/**
+ * After an Error frame that ends a handshake, how long it gets to reach the peer before the
+ * connection is closed: quiche drops stream data not yet sent once close() is called, and a
+ * fixed 20 ms lost the Error whenever a turn of a busy daemon took longer (issue 16: 13 of 52
+ * refusals under the stress fuzzer). The wait ends early when the peer closes first — an Atlas
+ * peer does on reading the Error — so only a peer that ignores it holds the connection this long.
+ */
+export const REFUSAL_LINGER_MS = 200;
 
 /** Writing that Error frame is bounded: a peer that does not read must not hold the refusal up. */
 export const REFUSAL_WRITE_MS = 200;
@@ -137,6 +150,15 @@ export const LIVENESS_QUIET_MS = 1_000;
  * the path) is gone: the session is closed and the caller dials afresh.
  */
 export const LIVENESS_PROBE_MS = 1_000;
+
+/**
+ * A peer's Error frames on the control stream are logged at most PEER_ERROR_LOG_BURST times per
+ * this window and session (then one line says how many were not): they are not rate limited, and
+ * one line each let a peer make the daemon write ~100 bytes of log per 25-byte frame, 2–5 MB/s
+ * (issue 16, stress floods phase).
+ */
+export const PEER_ERROR_LOG_WINDOW_MS = 60_000;
+export const PEER_ERROR_LOG_BURST = 5;
 
 /** A Disconnect frame gets this long to be accepted by quiche, and the close this long to finish. */
 export const DISCONNECT_WRITE_MS = 500;

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { CLOSE_REASON_WAIT_MS, REFUSAL_FLUSH_MS, REFUSAL_WRITE_MS } from "../config/durations.ts";
+import { CLOSE_REASON_WAIT_MS, REFUSAL_FLUSH_MS, REFUSAL_LINGER_MS, REFUSAL_WRITE_MS } from "../config/durations.ts";
 import { unixNow } from "../util/time.ts";
 import { AtlasError, ProtocolCode, type ProtocolCodeName, protocolCodeName } from "../errors.ts";
 import type { Identity } from "../identity/identity.ts";
@@ -215,7 +215,12 @@ async function connectionReason(conn: QuicConnection, e: unknown): Promise<unkno
 }
 
 /** Tell the peer why, then close the connection with the same code. */
-async function refuse(conn: QuicConnection, control: FramedStream | null, err: AtlasError): Promise<void> {
+async function refuse(
+  conn: QuicConnection,
+  control: FramedStream | null,
+  err: AtlasError,
+  answered = false,
+): Promise<void> {
   const code = err.protocolCode ?? ProtocolCode.ERR_HANDSHAKE_FAILED;
   if (control) {
     try {
@@ -224,8 +229,10 @@ async function refuse(conn: QuicConnection, control: FramedStream | null, err: A
       // peer already gone
     }
   }
-  // Give the Error frame a moment to leave before the CONNECTION_CLOSE overtakes it.
-  await sleep(REFUSAL_FLUSH_MS);
+  // An Error frame went out (ours, or FramedStream's for an undecodable frame): let it reach the
+  // peer before the CONNECTION_CLOSE, which would make quiche drop it if not yet sent.
+  if (control || answered) await within(conn.closed, REFUSAL_LINGER_MS);
+  else await sleep(REFUSAL_FLUSH_MS);
   conn.close(code, err.message.slice(0, 200));
 }
 
@@ -353,7 +360,8 @@ export async function acceptHandshake(
   } catch (e) {
     let err = e instanceof AtlasError ? e : new AtlasError("ERR_INTERNAL", `handshake failed: ${(e as Error).message}`);
     if (err instanceof WireError) err = new AtlasError(err.code, err.message); // already answered on the stream
-    if (conn.isOpen) await refuse(conn, e instanceof WireError || toldByPeer(err) ? null : control, err);
+    const answered = e instanceof WireError; // FramedStream wrote its Error frame already
+    if (conn.isOpen) await refuse(conn, answered || toldByPeer(err) ? null : control, err, answered);
     throw err;
   }
 }

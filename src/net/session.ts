@@ -11,13 +11,15 @@ import {
   type TrustLevel,
   type WireMessage,
 } from "../wire/messages.ts";
-import type { Logger } from "../util/log.ts";
+import { LogBudget, type Logger } from "../util/log.ts";
 import { sleep, unixNow, within } from "../util/time.ts";
 import {
   DISCONNECT_FLUSH_MS,
   DISCONNECT_WRITE_MS,
   LIVENESS_PROBE_MS,
   LIVENESS_QUIET_MS,
+  PEER_ERROR_LOG_BURST,
+  PEER_ERROR_LOG_WINDOW_MS,
   PROTOCOL_ERROR_LINGER_MS,
 } from "../config/durations.ts";
 
@@ -89,6 +91,8 @@ export class Session {
   private nextPingId = 1;
   private resolveDone!: (reason: string) => void;
   private log: Logger;
+  /** A peer can send Error frames without limit: they are logged within a budget (durations.ts). */
+  private peerErrorLog = new LogBudget(PEER_ERROR_LOG_BURST, PEER_ERROR_LOG_WINDOW_MS);
 
   constructor(
     o: {
@@ -206,13 +210,17 @@ export class Session {
         this.remoteDisconnect = true;
         this.conn.close(0, m.reason);
         return;
-      case "Error":
+      case "Error": {
+        const logged = this.peerErrorLog.take();
+        if (!logged) return;
         this.log.warn("peer reported an error", {
           peer: this.nodeId.slice(0, 18) + "…",
           code: m.code,
           message: m.message,
+          suppressed: logged.suppressed || undefined,
         });
         return;
+      }
       default:
         this.control.write({
           type: "Error",

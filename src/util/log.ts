@@ -49,3 +49,38 @@ export function createLogger(
 }
 
 export const silentLogger: Logger = createLogger("silent");
+
+/**
+ * At most `burst` lines of one kind per `windowMs`; the rest are counted and the count goes with
+ * the next line let through. For lines a peer can trigger at will (one per frame it sends).
+ */
+export class LogBudget {
+  private left: number;
+  private windowStart = -Infinity;
+  private dropped = 0;
+
+  constructor(
+    private readonly burst: number,
+    private readonly windowMs: number,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.left = burst;
+  }
+
+  /** null: do not log this one; else log it, with how many were dropped since the last logged. */
+  take(): { suppressed: number } | null {
+    const t = this.now();
+    if (t - this.windowStart >= this.windowMs) {
+      this.windowStart = t;
+      this.left = this.burst;
+    }
+    if (this.left <= 0) {
+      this.dropped++;
+      return null;
+    }
+    this.left--;
+    const suppressed = this.dropped;
+    this.dropped = 0;
+    return { suppressed };
+  }
+}

@@ -27,6 +27,7 @@ import { formatAddr, type SockAddr } from "../../src/transport/addr.ts";
 import type { CloseInfo, QuicConnection } from "../../src/transport/connection.ts";
 import { QuicEndpoint } from "../../src/transport/endpoint.ts";
 import { transportOptions } from "../../src/transport/options.ts";
+import type { Logger } from "../../src/util/log.ts";
 import { within } from "../../src/util/time.ts";
 import { FramedStream } from "../../src/wire/framed-stream.ts";
 import {
@@ -108,7 +109,7 @@ export interface NodeResponder {
 
 /** An AtlasNode listening on 127.0.0.1:0 with a temp-dir store and a Message handler. */
 export async function startNodeResponder(
-  o: { identity?: Identity; configure?: (c: Config) => void } = {},
+  o: { identity?: Identity; configure?: (c: Config) => void; log?: Logger } = {},
 ): Promise<NodeResponder> {
   const identity = o.identity ?? seededIdentity(0x51);
   const dir = await mkdtemp(join(tmpdir(), "atlas-hs-"));
@@ -123,6 +124,7 @@ export async function startNodeResponder(
       listen: true,
       host: LOCALHOST,
       port: 0,
+      log: o.log,
     });
   } catch (e) {
     await store.close();
@@ -249,17 +251,17 @@ export async function waitFor(cond: () => boolean, stepMs = 5): Promise<void> {
 export class AdversarialInitiator {
   readonly endpoint: QuicEndpoint;
   readonly tls: Identity;
-  private conns: RawConn[] = [];
 
   private constructor(endpoint: QuicEndpoint, tls: Identity) {
     this.endpoint = endpoint;
     this.tls = tls;
   }
 
-  static async create(tls: Identity): Promise<AdversarialInitiator> {
+  /** `host`: another loopback address (127.0.0.2…) when a test needs a second source address. */
+  static async create(tls: Identity, host = LOCALHOST): Promise<AdversarialInitiator> {
     const endpoint = await QuicEndpoint.bind({
       ...transportOptions(testConfig()),
-      host: LOCALHOST,
+      host,
       port: 0,
       tls: { keyPem: tls.keyPem, certPem: tls.certPem },
     });
@@ -274,8 +276,8 @@ export class AdversarialInitiator {
   /** A QUIC connection with TLS done, and no stream opened yet. */
   async connect(addr: SockAddr): Promise<RawConn> {
     const conn = this.endpoint.connect(addr);
+    // Not kept here: the stress suite makes tens of thousands of connections from one initiator.
     const raw = new RawConn(conn);
-    this.conns.push(raw);
     await bounded(conn.established, 5000, "QUIC/TLS handshake");
     return raw;
   }
