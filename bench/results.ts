@@ -7,7 +7,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { cpus, platform, release, totalmem } from "node:os";
 import { fileURLToPath } from "node:url";
 import { RAISED_LIMITS } from "./common.ts";
-import type { Target } from "./phases/api.ts";
+import type { AddRow, Target } from "./phases/api.ts";
 
 export const COMMAND = "npm run bench   (= node scripts/bundle.mjs && node --import tsx bench/run.ts)";
 
@@ -36,15 +36,7 @@ function verdictOf(figure: string, ratio: number, ratioVs: string | undefined, t
   return `**missed** (${by.toFixed(2)}× off)`;
 }
 
-export function addRow(
-  figure: string,
-  atlas: string,
-  tcp: string,
-  tls: string,
-  ratio?: number,
-  ratioVs?: string,
-  target?: Target,
-): void {
+export const addRow: AddRow = (figure, atlas, tcp, tls, ratio, ratioVs, target) => {
   let verdict = "";
   let targetS = "—";
   if (ratio !== undefined && target) {
@@ -60,7 +52,7 @@ export function addRow(
     target: targetS,
     verdict,
   });
-}
+};
 
 const TABLE_HEAD = ["figure", "Atlas", "TCP", "TLS 1.3", "ratio", "target", "verdict"];
 const tableLine = (cells: string[]) => `| ${cells.join(" | ")} |`;

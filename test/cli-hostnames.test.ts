@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { isIP } from "node:net";
 import { openStore } from "../src/store/index.ts";
 import { interleave } from "../src/transport/resolve.ts";
-import { cleanupHomes, initHome, killAll, type Listener, runAtlas, startListener } from "./helpers/cli.ts";
+import { cleanupAll, type Listener, listenerPair, runAtlas } from "./helpers/cli.ts";
 
 /** `127.0.0.1` of `127.0.0.1:4433`, `::1` of `[::1]:4433`. */
 const hostOf = (addr: string) => addr.replace(/^\[(.*)\]:\d+$/, "$1").replace(/^([^:]*):\d+$/, "$1");
@@ -24,16 +24,9 @@ describe("host names", () => {
   let b: { home: string; nodeId: string };
   let listener: Listener;
 
-  before(async () => {
-    a = await initHome("alpha");
-    b = await initHome("beta");
-    // The helper binds 127.0.0.1; the later --host wins.
-    listener = await startListener(a.home, ["--host", "localhost"]);
-  });
-  after(async () => {
-    killAll();
-    await cleanupHomes();
-  });
+  // The helper binds 127.0.0.1; the later --host wins.
+  before(async () => ({ a, b, listener } = await listenerPair(["--host", "localhost"])));
+  after(cleanupAll);
 
   test("`daemon --host localhost` binds the first address localhost resolves to, and says so", () => {
     const host = hostOf(listener.address);

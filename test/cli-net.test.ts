@@ -6,7 +6,16 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { openStore } from "../src/store/index.ts";
-import { cleanupHomes, initHome, killAll, type Listener, runAtlas, startListener } from "./helpers/cli.ts";
+import {
+  cleanupAll,
+  cleanupHomes,
+  initHome,
+  killAll,
+  type Listener,
+  listenerPair,
+  runAtlas,
+  startListener,
+} from "./helpers/cli.ts";
 
 const dbOf = (home: string) => join(home, "state", "peers.db");
 
@@ -15,15 +24,8 @@ describe("net commands between two processes", () => {
   let b: { home: string; nodeId: string };
   let listener: Listener;
 
-  before(async () => {
-    a = await initHome("alpha");
-    b = await initHome("beta");
-    listener = await startListener(a.home);
-  });
-  after(async () => {
-    killAll();
-    await cleanupHomes();
-  });
+  before(async () => ({ a, b, listener } = await listenerPair()));
+  after(cleanupAll);
 
   test("connect prints the node ID, then name [trust via path]", async () => {
     const r = await runAtlas(["net", "connect", listener.address], { home: b.home });

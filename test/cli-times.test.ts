@@ -5,7 +5,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { humanTimes, relTime } from "../src/cli/output.ts";
-import { cleanupHomes, initHome, killAll, type Listener, runAtlas, startListener } from "./helpers/cli.ts";
+import { cleanupAll, type Listener, listenerPair, runAtlas } from "./helpers/cli.ts";
 
 const ISO = String.raw`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z`;
 
@@ -29,15 +29,8 @@ describe("times in command output", () => {
   let b: { home: string; nodeId: string };
   let listener: Listener;
 
-  before(async () => {
-    a = await initHome("alpha");
-    b = await initHome("beta");
-    listener = await startListener(a.home);
-  });
-  after(async () => {
-    killAll();
-    await cleanupHomes();
-  });
+  before(async () => ({ a, b, listener } = await listenerPair()));
+  after(cleanupAll);
 
   test("ping: Ping/Pong in ISO-8601 for humans, epoch seconds in JSON", async () => {
     const r = await runAtlas(["net", "ping", listener.address], { home: b.home });

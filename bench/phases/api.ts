@@ -12,21 +12,24 @@ export interface Target {
   value: number;
 }
 
+/** Adds one row to the results table (bench/results.ts). */
+export type AddRow = (
+  figure: string,
+  atlas: string,
+  tcp: string,
+  tls: string,
+  ratio?: number,
+  ratioVs?: string,
+  target?: Target,
+) => void;
+
 export interface PhaseApi {
   /** The repository's root. */
   root: string;
   /** The run's temp dir (stores, homes), removed at exit. */
   benchRoot: string;
   /** One row: figure, Atlas column, TCP column, TLS column, ratio, "vs" text, target. */
-  addRow(
-    figure: string,
-    atlas: string,
-    tcp: string,
-    tls: string,
-    ratio?: number,
-    ratioVs?: string,
-    target?: Target,
-  ): void;
+  addRow: AddRow;
   note(s: string): void;
   log(s: string): void;
   /** taskset: pin `pid` (all threads) to the CPU list; false if not possible. */

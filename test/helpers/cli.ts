@@ -161,3 +161,20 @@ export async function freePort(): Promise<number> {
   await new Promise<void>((r) => s.close(() => r()));
   return port;
 }
+
+/** Two fresh homes, alpha listening (`net listen`, with `extra` flags) and beta to run commands from. */
+export async function listenerPair(extra: string[] = []): Promise<{
+  a: { home: string; nodeId: string };
+  b: { home: string; nodeId: string };
+  listener: Listener;
+}> {
+  const a = await initHome("alpha");
+  const b = await initHome("beta");
+  return { a, b, listener: await startListener(a.home, extra) };
+}
+
+/** Kill every process these helpers started and remove every temporary home. */
+export async function cleanupAll(): Promise<void> {
+  killAll();
+  await cleanupHomes();
+}
