@@ -9,14 +9,11 @@ import assert from "node:assert/strict";
 import { appendFile } from "node:fs/promises";
 import { join } from "node:path";
 import { homePaths } from "../src/config/paths.ts";
-import { type Config, defaultConfig } from "../src/config/defaults.ts";
 import { isAtlasError } from "../src/errors.ts";
 import { type Identity, identityFromSeed, loadIdentity } from "../src/identity/identity.ts";
 import { generateSeed } from "../src/identity/keys.ts";
 import { loadProfile, saveProfile } from "../src/identity/profile.ts";
-import { AtlasNode } from "../src/net/node.ts";
-import { openStore } from "../src/store/index.ts";
-import { formatAddr, parseAddr } from "../src/transport/addr.ts";
+import { parseAddr } from "../src/transport/addr.ts";
 import type { PeerRecord } from "../src/wire/messages.ts";
 import { makeRecord, verifyRecord } from "../src/bootstrap/record.ts";
 import { Registry } from "../src/bootstrap/registry.ts";
@@ -25,7 +22,9 @@ import { discover } from "../src/bootstrap/discover.ts";
 import { absorbPeer } from "../src/bootstrap/merge.ts";
 import { checkPeerRecord } from "../src/bootstrap/record-check.ts";
 import { registerWith } from "../src/bootstrap/register.ts";
-import { cleanupHomes, initHome, killAll, type Listener, runAtlas, startListener, tmpHome } from "./helpers/cli.ts";
+import { cleanupHomes, initHome, killAll, type Listener, runAtlas, startListener } from "./helpers/cli.ts";
+import { addrOf, createTestnet } from "./helpers/testnet.ts";
+import { waitFor } from "./helpers/wait.ts";
 import { makeBinding } from "./helpers/farcaster.ts";
 
 after(async () => {
@@ -67,17 +66,15 @@ async function discoverJson(
 
 /** Poll `net discover` until every ID in `want` is listed. */
 async function waitListed(home: string, want: string[], timeoutMs = 20_000): Promise<Found[]> {
-  const deadline = Date.now() + timeoutMs;
   let last: Found[] = [];
-  let err = "";
-  while (Date.now() < deadline) {
-    const r = await discoverJson(home);
-    last = r.peers;
-    err = r.stderr;
-    if (want.every((id) => last.some((p) => p.node_id === id))) return last;
-    await new Promise((r) => setTimeout(r, 300));
-  }
-  throw new Error(`not all registered: have ${last.map((p) => p.name).join(", ")}; ${err}`);
+  return await waitFor(
+    `${want.length} registrations listed (have: ${last.map((p) => p.name).join(", ")})`,
+    async () => {
+      last = (await discoverJson(home)).peers;
+      return want.every((id) => last.some((p) => p.node_id === id)) && last;
+    },
+    { timeoutMs, intervalMs: 300 },
+  );
 }
 
 describe("bootstrap node and agent daemons (real processes)", () => {
@@ -212,34 +209,9 @@ describe("bootstrap node and agent daemons (real processes)", () => {
 // ---------------------------------------------------------------------------------------------
 // In-process
 
-const nodes: AtlasNode[] = [];
-after(async () => {
-  for (const n of nodes.splice(0)) {
-    await n.close();
-    await n.store.close();
-  }
-});
+const net = createTestnet({ prefix: "atlas-boot-" });
+after(() => net.destroy());
 
-async function mkNode(
-  o: { name: string; skills?: string[]; listen?: boolean; tweak?: (c: Config) => void },
-): Promise<AtlasNode> {
-  const cfg = defaultConfig();
-  o.tweak?.(cfg);
-  const home = await tmpHome();
-  const n = await AtlasNode.start({
-    config: cfg,
-    identity: identityFromSeed(generateSeed()),
-    profile: { name: o.name, bio: "", skills: o.skills ?? [] },
-    store: await openStore(join(home, "peers.db")),
-    listen: o.listen ?? true,
-    host: "127.0.0.1",
-    port: 0,
-  });
-  nodes.push(n);
-  return n;
-}
-
-const addrOf = (n: AtlasNode) => formatAddr(n.endpoint.local);
 const rejectedWith = (code: string, num: number) => (e: unknown) =>
   isAtlasError(e) && e.code === code && e.message.includes(String(num));
 
@@ -247,15 +219,21 @@ describe("bootstrap protocol rules (in-process)", () => {
   test("node_id must be the session's ID (2003); capacity (4001) and stale eviction; bad records refused", {
     timeout: 30_000,
   }, async () => {
-    const boot = await mkNode({
+    const boot = await net.node({
       name: "boot",
-      tweak: (c) => ((c.bootstrap.capacity = 2), (c.bootstrap.stale_after = 1)),
+      configure: (c) => {
+        c.bootstrap.capacity = 2;
+        c.bootstrap.stale_after = 1;
+        // Rate limits are not this test's subject: x sends a dozen requests within a second.
+        for (const tier of Object.values(c.rate_limit)) tier.per_second = tier.per_minute = 1000;
+      },
     });
-    const registry = serveBootstrap(boot);
+    let clock = Math.floor(Date.now() / 1000); // the registry's clock, moved on by hand below
+    const registry = serveBootstrap(boot, { now: () => clock });
     const [x, y, z] = [
-      await mkNode({ name: "x" }),
-      await mkNode({ name: "y", skills: ["summarise"] }),
-      await mkNode({ name: "z" }),
+      await net.node({ name: "x" }),
+      await net.node({ name: "y", skills: ["summarise"] }),
+      await net.node({ name: "z" }),
     ];
 
     const s = await x.connectTo(parseAddr(addrOf(boot))!);
@@ -294,7 +272,7 @@ describe("bootstrap protocol rules (in-process)", () => {
     assert.ok(verifyRecord(y.nodeId, e.record!).seq > 0);
 
     // Once both records are older than stale_after, the registry makes room.
-    await new Promise((r) => setTimeout(r, 2200));
+    clock += 2;
     await registerWith(z, addrOf(boot));
     assert.equal(registry.size, 1);
     const seen = await discover(x, { bootstrap: [addrOf(boot)] });
@@ -394,12 +372,12 @@ describe("bootstrap protocol rules (in-process)", () => {
         ...extra,
       });
       let answer: PeerRecord[] = [];
-      const fake = await mkNode({ name: "evil-directory" });
+      const fake = await net.node({ name: "evil-directory" });
       fake.handle("BootstrapDiscover", () => Promise.resolve({ type: "BootstrapPeers", peers: answer }));
-      const c = await mkNode({
+      const c = await net.node({
         name: "seeker",
         listen: false,
-        tweak: (cfg) => cfg.network.bootstrap.push("127.0.0.1:1"),
+        configure: (cfg) => cfg.network.bootstrap.push("127.0.0.1:1"),
       });
       c.config.network.bootstrap.splice(0, 1, addrOf(fake));
       // What the seeker learnt in handshakes.

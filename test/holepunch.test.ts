@@ -7,81 +7,34 @@
  */
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { type Config, defaultConfig } from "../src/config/defaults.ts";
-import { identityFromSeed } from "../src/identity/identity.ts";
-import { generateSeed } from "../src/identity/keys.ts";
+import type { Config } from "../src/config/defaults.ts";
 import { HolePunchService, PUNCH_FEATURE, remember } from "../src/net/holepunch/service.ts";
 import { RELAY_GRACE_MS } from "../src/config/durations.ts";
 import { MAX_TRACKED_PEERS } from "../src/net/holepunch/constants.ts";
 import { AtlasNode } from "../src/net/node.ts";
 import { dialViaRelay } from "../src/relay/dial.ts";
 import { relayLinks } from "../src/relay/pipe.ts";
-import { RelayPresence } from "../src/relay/presence.ts";
-import { RelayServer } from "../src/relay/server.ts";
-import { openStore } from "../src/store/index.ts";
-import { formatAddr } from "../src/transport/addr.ts";
 import { silentLogger } from "../src/util/log.ts";
+import { addrOf, createTestnet } from "./helpers/testnet.ts";
+import { pause, waitFor } from "./helpers/wait.ts";
 
-const dirs: string[] = [];
-const nodes: AtlasNode[] = [];
-const services: { stop(): unknown }[] = [];
-after(async () => {
-  for (const s of services) await s.stop();
-  await Promise.all(nodes.map(async (n) => (await n.close(), await n.store.close())));
-  await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
-});
+const net = createTestnet({ prefix: "atlas-punch-", configure: (c) => (c.transport.dial_timeout = 2) });
+after(() => net.destroy());
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(what: string, cond: () => boolean | Promise<boolean>, ms = 8000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
-
-async function node(name: string, tune: (c: Config) => void = () => {}): Promise<AtlasNode> {
-  const dir = await mkdtemp(join(tmpdir(), "atlas-punch-"));
-  dirs.push(dir);
-  const config = defaultConfig();
-  config.stun.servers = [];
-  config.transport.dial_timeout = 2;
-  tune(config);
-  const n = await AtlasNode.start({
-    config,
-    identity: identityFromSeed(generateSeed()),
-    profile: { name, bio: "", skills: [] },
-    store: await openStore(join(dir, "peers.db")),
-    listen: true,
-    host: "127.0.0.1",
-    port: 0,
-  });
-  nodes.push(n);
-  return n;
-}
+const node = (name: string, configure?: (c: Config) => void) => net.node({ name, configure });
 
 function holePunch(n: AtlasNode): HolePunchService {
-  const svc = new HolePunchService(n, { publicAddress: () => formatAddr(n.endpoint.local), log: silentLogger });
+  const svc = new HolePunchService(n, { publicAddress: () => addrOf(n), log: silentLogger });
   svc.start();
-  services.push(svc);
+  net.defer(() => svc.stop());
   return svc;
 }
 
 async function relayWithTarget(punching: boolean) {
-  const relay = await node("relay");
-  const server = new RelayServer(relay);
-  server.start();
-  services.push(server);
-  const relayAddr = formatAddr(relay.endpoint.local);
-  const target = await node("target", (c) => {
-    c.network.relays = [relayAddr];
-    c.transport.relay_announce_interval = 1;
+  const { node: relay, server, addr: relayAddr } = await net.relay();
+  const { node: target } = await net.relayed(relayAddr, {
     // 20 requests at once from one peer: above the default 5/s of every tier.
-    for (const tier of Object.values(c.rate_limit)) tier.per_second = tier.per_minute = 1000;
+    configure: (c) => Object.values(c.rate_limit).forEach((tier) => (tier.per_second = tier.per_minute = 1000)),
   });
   const targetPunch = punching ? holePunch(target) : null;
   target.handle(
@@ -89,10 +42,6 @@ async function relayWithTarget(punching: boolean) {
     (_s, req) =>
       Promise.resolve(req.type === "Message" ? { type: "MessageAck", msg_id: req.id, status: "received" } : null),
   );
-  const presence = new RelayPresence(target, silentLogger);
-  presence.start();
-  services.push(presence);
-  await waitFor("registration with the relay", () => presence.status()[0]?.registered === true);
   return { relay, server, relayAddr, target, targetPunch };
 }
 
@@ -132,7 +81,7 @@ describe("hole punching", { timeout: 60_000 }, () => {
     assert.ok(relayed.isOpen, "the relayed session is kept for its grace period");
     assert.ok((await direct.ping(5000)).rttMs > 0);
     const t0 = Date.now();
-    await waitFor("the relayed session's retirement", () => !relayed.isOpen, RELAY_GRACE_MS + 5000);
+    await waitFor("the relayed session's retirement", () => !relayed.isOpen, { timeoutMs: RELAY_GRACE_MS + 5000 });
     assert.ok(Date.now() - t0 >= RELAY_GRACE_MS - 2000, "not before the grace period");
     await waitFor("the relay slot freed", () => server.status().pipes === 0 && relayLinks(dialler).size === 0);
 
@@ -163,7 +112,7 @@ describe("hole punching", { timeout: 60_000 }, () => {
     const diallerPunch = holePunch(dialler);
     const relayed = await dialViaRelay(dialler, relayAddr, target.nodeId);
     assert.deepEqual(relayed.peer.features, []);
-    await sleep(1500);
+    await pause(1500); // time for an offer that must not come
     assert.equal(offers, 0);
     assert.equal(dialler.liveSession(target.nodeId), relayed);
     assert.deepEqual(diallerPunch.status(), []);

@@ -6,9 +6,6 @@
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { freePort } from "./helpers/cli.ts";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { Config } from "../src/config/defaults.ts";
 import { AtlasError, isAtlasError } from "../src/errors.ts";
 import { type Identity, identityFromSeed } from "../src/identity/identity.ts";
@@ -24,18 +21,19 @@ import {
 } from "../src/net/messaging.ts";
 import { AtlasNode } from "../src/net/node.ts";
 import { OutboxWorker } from "../src/net/outbox-worker.ts";
-import { openStore, type Store } from "../src/store/index.ts";
+import type { Store } from "../src/store/index.ts";
 import { FramedStream } from "../src/wire/framed-stream.ts";
+import { addrOf, createTestnet } from "./helpers/testnet.ts";
+import { pause, waitFor } from "./helpers/wait.ts";
 import { bounded, testConfig } from "./helpers/handshake-peer.ts";
 
 const T = { timeout: 30_000 };
 const now = () => Math.floor(Date.now() / 1000);
-const dirs: string[] = [];
+const net = createTestnet({ prefix: "atlas-msg-" });
 const cleanups: (() => Promise<unknown>)[] = [];
-
 after(async () => {
   for (const c of cleanups.splice(0).reverse()) await c().catch(() => {});
-  await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
+  await net.destroy();
 });
 
 interface TestNode {
@@ -46,13 +44,7 @@ interface TestNode {
   close(): Promise<void>;
 }
 
-async function newStore(): Promise<Store> {
-  const dir = await mkdtemp(join(tmpdir(), "atlas-msg-"));
-  dirs.push(dir);
-  const store = await openStore(join(dir, "state", "peers.db"));
-  cleanups.push(() => store.close());
-  return store;
-}
+const newStore = () => net.store();
 
 async function startNode(
   o: {
@@ -64,39 +56,12 @@ async function startNode(
     configure?: (c: Config) => void;
   } = {},
 ): Promise<TestNode> {
-  const identity = o.identity ?? identityFromSeed(generateSeed());
-  const store = o.store ?? (await newStore());
-  const node = await AtlasNode.start({
-    config: testConfig(o.configure),
-    identity,
-    profile: { name: "n-" + identity.nodeId.slice(6, 12), bio: "", skills: [] },
-    store,
-    listen: o.listen ?? true,
-    host: "127.0.0.1",
-    port: o.port ?? 0,
-  });
+  const node = await net.node(o);
   if (o.inbox !== false) serveInbox(node);
-  let closed = false;
-  const close = async () => {
-    if (closed) return;
-    closed = true;
-    await node.close();
-  };
-  cleanups.push(close);
-  return { node, store, identity, addr: `127.0.0.1:${node.endpoint.local.port}`, close };
+  return { node, store: node.store, identity: node.identity, addr: addrOf(node), close: () => node.close() };
 }
 
 const pinned = (n: { identity: Identity; addr: string }) => `${n.identity.nodeId}@${n.addr}`;
-
-async function until<T>(what: string, ms: number, fn: () => Promise<T | null | undefined | false>): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`test deadline: ${what} within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 
@@ -328,9 +293,11 @@ describe("outbox worker", () => {
     const w = new OutboxWorker(a.node);
     w.start();
     cleanups.push(() => w.stop());
-    await until("a failed attempt", 10_000, async () => ((await a.store.outbox.get(id))?.attempts ?? 0) >= 1);
+    await waitFor("a failed attempt", async () => ((await a.store.outbox.get(id))?.attempts ?? 0) >= 1);
     const b = await startNode({ identity: bId, port });
-    const d = await until("delivery", 15_000, async () => (await a.store.deliveries.list({ msgId: id }))[0]);
+    const d = await waitFor("delivery", async () => (await a.store.deliveries.list({ msgId: id }))[0], {
+      timeoutMs: 15_000,
+    });
     await w.stop();
     assert.equal(d.status, "delivered");
     assert.ok(d.attempts > 1, `attempts ${d.attempts}`);
@@ -362,7 +329,7 @@ describe("outbox worker", () => {
     const w = new OutboxWorker(a.node);
     w.start();
     cleanups.push(() => w.stop());
-    await until("all delivered", 15_000, async () => (await a.store.outbox.count()) === 0);
+    await waitFor("all delivered", async () => (await a.store.outbox.count()) === 0, { timeoutMs: 15_000 });
     await w.stop();
     const ds = await a.store.deliveries.list({ limit: 100 });
     assert.equal(ds.length, 20);
@@ -380,8 +347,8 @@ describe("outbox worker", () => {
     const w = new OutboxWorker(a.node);
     w.start();
     cleanups.push(() => w.stop());
-    const d = await until("failure", 10_000, async () => (await a.store.deliveries.list({ msgId: id }))[0]);
-    await new Promise((r) => setTimeout(r, 500));
+    const d = await waitFor("failure", async () => (await a.store.deliveries.list({ msgId: id }))[0]);
+    await pause(500); // room for a retry that must not happen
     await w.stop();
     assert.equal(d.status, "failed");
     assert.equal(d.attempts, 1);
@@ -406,7 +373,9 @@ describe("outbox worker", () => {
     const w = new OutboxWorker(a.node);
     w.start();
     cleanups.push(() => w.stop());
-    const d = await until("expiry", 15_000, async () => (await a.store.deliveries.list({ msgId: id }))[0]);
+    const d = await waitFor("expiry", async () => (await a.store.deliveries.list({ msgId: id }))[0], {
+      timeoutMs: 15_000,
+    });
     await w.stop();
     assert.equal(d.status, "expired");
     assert.ok(d.attempts >= 1);
@@ -424,7 +393,7 @@ describe("outbox worker", () => {
     const w = new OutboxWorker(a.node);
     w.start();
     cleanups.push(() => w.stop());
-    const d = await until("delivery", 10_000, async () => (await a.store.deliveries.list({ msgId: id }))[0]);
+    const d = await waitFor("delivery", async () => (await a.store.deliveries.list({ msgId: id }))[0]);
     await w.stop();
     assert.equal(d.status, "delivered");
     assert.equal((await b.store.inbox.list()).length, 1);
@@ -439,7 +408,7 @@ describe("outbox worker", () => {
     await w.stop();
     assert.ok(Date.now() - t0 < 1500);
     const id = await queue(a.store, "atlas_" + "c".repeat(64), "{}");
-    await new Promise((r) => setTimeout(r, 300));
+    await pause(300); // room for an attempt that must not happen
     assert.equal((await a.store.outbox.get(id))?.attempts, 0, "nothing attempted after stop");
   });
 });

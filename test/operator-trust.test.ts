@@ -8,7 +8,6 @@ import assert from "node:assert/strict";
 import { appendFile } from "node:fs/promises";
 import { join } from "node:path";
 import { homePaths } from "../src/config/paths.ts";
-import { defaultConfig } from "../src/config/defaults.ts";
 import { isAtlasError } from "../src/errors.ts";
 import { loadIdentity } from "../src/identity/identity.ts";
 import { loadProfile, saveProfile } from "../src/identity/profile.ts";
@@ -17,10 +16,13 @@ import { AtlasNode } from "../src/net/node.ts";
 import { openStore } from "../src/store/index.ts";
 import { parseAddr } from "../src/transport/addr.ts";
 import { cleanupHomes, initHome, killAll, runAtlas, startListener } from "./helpers/cli.ts";
+import { createTestnet } from "./helpers/testnet.ts";
 import { type FakeHub, makeBinding, startFakeHub, TEST_ADDRESS } from "./helpers/farcaster.ts";
 
 let hub: FakeHub | undefined;
+const net = createTestnet({ prefix: "atlas-optrust-" });
 after(async () => {
+  await net.destroy();
   killAll();
   await cleanupHomes();
   await hub?.close();
@@ -42,14 +44,11 @@ async function bind(home: string, nodeIdInMessage?: string): Promise<void> {
 /** A node with this home's identity and card, in this process (to send a burst quickly). */
 async function nodeOf(home: string): Promise<AtlasNode> {
   const paths = homePaths(home);
-  return AtlasNode.start({
-    config: defaultConfig(),
+  return await net.node({
     identity: await loadIdentity(paths),
     profile: await loadProfile(paths),
     store: await openStore(join(home, "state", "peers.db")),
     listen: false,
-    host: "127.0.0.1",
-    port: 0,
   });
 }
 

@@ -5,39 +5,24 @@
  */
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { appendFile, mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { appendFile } from "node:fs/promises";
 import { join } from "node:path";
-import { defaultConfig } from "../src/config/defaults.ts";
 import { isAtlasError } from "../src/errors.ts";
-import { identityFromSeed } from "../src/identity/identity.ts";
-import { generateSeed } from "../src/identity/keys.ts";
 import { buildMessage, deliverOn } from "../src/net/messaging.ts";
-import { AtlasNode } from "../src/net/node.ts";
-import { openStore } from "../src/store/index.ts";
 import { parseAddr } from "../src/transport/addr.ts";
 import { cleanupHomes, initHome, killAll, runAtlas, startListener } from "./helpers/cli.ts";
+import { createTestnet } from "./helpers/testnet.ts";
+import { pause } from "./helpers/wait.ts";
 
-const dirs: string[] = [];
+const net = createTestnet({ prefix: "atlas-rl-" });
 after(async () => {
   killAll();
   await cleanupHomes();
-  await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
+  await net.destroy();
 });
 
-async function client(name: string): Promise<AtlasNode> {
-  const dir = await mkdtemp(join(tmpdir(), "atlas-rl-"));
-  dirs.push(dir);
-  return AtlasNode.start({
-    config: defaultConfig(),
-    identity: identityFromSeed(generateSeed()),
-    profile: { name, bio: "", skills: [] },
-    store: await openStore(join(dir, "p.db")),
-    listen: false,
-    host: "127.0.0.1",
-    port: 0,
-  });
-}
+/** A peer in this process (to send a burst quickly); it does not listen. */
+const client = (name: string) => net.node({ name, listen: false });
 
 test("flooder limited then banned; a well-behaved peer keeps full service", async () => {
   const a = await initHome("alpha");
@@ -70,7 +55,7 @@ test("flooder limited then banned; a well-behaved peer keeps full service", asyn
     // The well-behaved peer is served throughout, one message per 250 ms.
     for (let i = 0; i < 4; i++) {
       await deliverOn(gs, buildMessage(good, a.nodeId, JSON.stringify({ ok: i })), 5000);
-      await new Promise((r) => setTimeout(r, 250));
+      await pause(250); // well within the unknown tier's 5 per second
     }
     // New handshakes from the banned peer are refused.
     await assert.rejects(

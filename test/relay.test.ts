@@ -7,10 +7,7 @@
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { type Config, defaultConfig } from "../src/config/defaults.ts";
+import type { Config } from "../src/config/defaults.ts";
 import { isAtlasError } from "../src/errors.ts";
 import { identityFromSeed } from "../src/identity/identity.ts";
 import { generateSeed } from "../src/identity/keys.ts";
@@ -19,87 +16,30 @@ import { AtlasNode } from "../src/net/node.ts";
 import type { Session } from "../src/net/session.ts";
 import { dialViaRelay, relayErrorToAtlas } from "../src/relay/dial.ts";
 import { relayLinks, RelayPipe } from "../src/relay/pipe.ts";
-import { RelayPresence } from "../src/relay/presence.ts";
-import { RelayServer } from "../src/relay/server.ts";
 import { relaySession, resolveRelay } from "../src/relay/session.ts";
-import { openStore } from "../src/store/index.ts";
-import { formatAddr } from "../src/transport/addr.ts";
+import { createTestnet } from "./helpers/testnet.ts";
+import { waitFor } from "./helpers/wait.ts";
 import { VIRTUAL_REMOTE } from "../src/transport/endpoint.ts";
 import type { QuicStream } from "../src/transport/stream.ts";
-import { silentLogger } from "../src/util/log.ts";
 import { FramedStream } from "../src/wire/framed-stream.ts";
 import type { WireMessage } from "../src/wire/messages.ts";
 
-const dirs: string[] = [];
-const nodes: AtlasNode[] = [];
-const services: { stop(): unknown }[] = [];
-after(async () => {
-  for (const s of services) await s.stop();
-  await Promise.all(nodes.map(async (n) => (await n.close(), await n.store.close())));
-  await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
-});
+const net = createTestnet({ prefix: "atlas-relay-", configure: (c) => (c.transport.dial_timeout = 2) });
+after(() => net.destroy());
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(what: string, cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
-
-async function node(name: string, tune: (c: Config) => void = () => {}, seed = generateSeed()): Promise<AtlasNode> {
-  const dir = await mkdtemp(join(tmpdir(), "atlas-relay-"));
-  dirs.push(dir);
-  const config = defaultConfig();
-  config.stun.servers = [];
-  config.transport.dial_timeout = 2;
-  config.network.host = "127.0.0.1"; // another 127.0.0.0/8 address stands for another host
-  tune(config);
-  const n = await AtlasNode.start({
-    config,
-    identity: identityFromSeed(seed),
-    profile: { name, bio: "", skills: [] },
-    store: await openStore(join(dir, "peers.db")),
-    listen: true,
-    host: config.network.host,
-    port: 0,
-  });
-  nodes.push(n);
-  return n;
-}
-
-async function relayNode(
-  tune: (c: Config) => void = () => {},
-): Promise<{ node: AtlasNode; server: RelayServer; addr: string }> {
-  const n = await node("relay", tune);
-  const server = new RelayServer(n);
-  server.start();
-  services.push(server);
-  return { node: n, server, addr: formatAddr(n.endpoint.local) };
-}
+/** A node; another 127.0.0.0/8 address (network.host) stands for another host. */
+const node = (name: string, configure?: (c: Config) => void) => net.node({ name, configure });
+const relayNode = (configure?: (c: Config) => void) => net.relay({ configure });
 
 /** A target registered with the relay (presence running), answering Messages with MessageAck. */
-async function target(
-  relayAddr: string,
-  tune: (c: Config) => void = () => {},
-): Promise<{ node: AtlasNode; presence: RelayPresence }> {
-  const n = await node("target", (c) => {
-    c.network.relays = [relayAddr];
-    c.transport.relay_announce_interval = 1;
-    tune(c);
-  });
-  n.handle(
+async function target(relayAddr: string, configure?: (c: Config) => void) {
+  const t = await net.relayed(relayAddr, { configure });
+  t.node.handle(
     "Message",
     (_s, req) =>
       Promise.resolve(req.type === "Message" ? { type: "MessageAck", msg_id: req.id, status: "received" } : null),
   );
-  const presence = new RelayPresence(n, silentLogger);
-  presence.start();
-  services.push(presence);
-  await waitFor("registration with the relay", () => presence.status()[0]?.registered === true);
-  return { node: n, presence };
+  return t;
 }
 
 /** A raw RelayConnect on a session with the relay; returns the answer and the open stream. */
@@ -131,24 +71,9 @@ async function sessionWithRelay(n: AtlasNode, relayAddr: string): Promise<Sessio
  * session with the relay; one shared store (they keep nothing worth keeping apart).
  */
 async function sybils(count: number, relay: AtlasNode): Promise<{ id: string; session: Session }[]> {
-  const dir = await mkdtemp(join(tmpdir(), "atlas-relay-sybils-"));
-  dirs.push(dir);
-  const store = await openStore(join(dir, "peers.db"));
-  const made: AtlasNode[] = [];
-  services.push({ stop: async () => (await Promise.all(made.map((n) => n.close())), await store.close()) });
+  const store = await net.store();
   const one = async () => {
-    const config = defaultConfig();
-    config.stun.servers = [];
-    const n = await AtlasNode.start({
-      config,
-      identity: identityFromSeed(generateSeed()),
-      profile: { name: "sybil", bio: "", skills: [] },
-      store,
-      listen: true,
-      host: "127.0.0.1",
-      port: 0,
-    });
-    made.push(n);
+    const n = await net.node({ name: "sybil", store });
     return { id: n.nodeId, session: await n.connectTo(relay.endpoint.local, { expectedNodeId: relay.nodeId }) };
   };
   const out: { id: string; session: Session }[] = [];
@@ -384,7 +309,7 @@ describe("relay pipes", { timeout: 120_000 }, () => {
     const t = await target(r.addr);
     assert.equal(r.server.isRegistered(t.node.nodeId), true);
     await t.presence.stop(); // stops announcing; the connection stays up
-    await waitFor("expiry after 2 missed announces", () => !r.server.isRegistered(t.node.nodeId), 5000);
+    await waitFor("expiry after 2 missed announces", () => !r.server.isRegistered(t.node.nodeId), { timeoutMs: 5000 });
     assert.ok(t.node.liveSession(r.node.nodeId)?.isOpen, "the connection itself is still up");
     const b = await node("dialler");
     await assert.rejects(dialViaRelay(b, r.addr, t.node.nodeId), (e) => relayErrorCode(e) === 1);
@@ -393,7 +318,9 @@ describe("relay pipes", { timeout: 120_000 }, () => {
     assert.equal(r.server.isRegistered(t2.node.nodeId), true);
     await t2.presence.stop();
     await t2.node.liveSession(r.node.nodeId)!.disconnect();
-    await waitFor("registration dropped with the connection", () => !r.server.isRegistered(t2.node.nodeId), 2000);
+    await waitFor("registration dropped with the connection", () => !r.server.isRegistered(t2.node.nodeId), {
+      timeoutMs: 2000,
+    });
   });
 
   test("an idle pipe is torn down after relay_idle_timeout and both agents' inner sessions end", async () => {
@@ -401,9 +328,9 @@ describe("relay pipes", { timeout: 120_000 }, () => {
     const t = await target(r.addr);
     const b = await node("dialler");
     const s = await dialViaRelay(b, r.addr, t.node.nodeId);
-    await waitFor("pipe idle teardown", () => r.server.status().pipes === 0, 6000);
+    await waitFor("pipe idle teardown", () => r.server.status().pipes === 0, { timeoutMs: 6000 });
     // At once, not after a closing period: the pipe is gone, so the inner connection is abandoned.
-    await waitFor("inner session closed on the dialler", () => !s.isOpen, 1000);
+    await waitFor("inner session closed on the dialler", () => !s.isOpen, { timeoutMs: 1000 });
     assert.equal(await s.done, "relay pipe closed");
     await waitFor("pipe state freed on both agents", () => relayLinks(b).size === 0 && relayLinks(t.node).size === 0);
     // The agents' own connections to the relay stay.
@@ -561,7 +488,7 @@ describe("relay pipe limits (SPEC 1.2: per target, per source address, unused pi
     assert.equal(r.server.status().pipes, 3);
     await waitFor("the target's packets forwarded", () => relayLinks(b).stats().unknown_session >= unknownBefore + 1);
     // Both were opened after the live pipe, so its check has passed once theirs have.
-    await waitFor("unused pipes closed", () => r.server.status().pipes_closed_unused === 2, 5000);
+    await waitFor("unused pipes closed", () => r.server.status().pipes_closed_unused === 2, { timeoutMs: 5000 });
     assert.equal(r.server.status().pipes, 1);
     await waitFor("the target freed their state", () => relayLinks(t.node).size === 1);
     assert.ok(live.isOpen);
