@@ -47,8 +47,8 @@ export const CAP = {
 
 /**
  * Defaults, except the admission limits that 500 connections from one IP would trip
- * (SPEC §4/§6 defaults: max_connections 200, handshake_limit 50, handshakes_per_ip_per_minute 30)
- * and the relay's per-address limits (SPEC §11).
+ * (docs/protocol.md#transport, docs/protocol.md#handshake defaults: max_connections 200, handshake_limit 50, handshakes_per_ip_per_minute 30)
+ * and the relay's per-address limits (docs/protocol.md#relay).
  * Everything else — 1350-byte datagrams, windows, timeouts — stays at its default.
  */
 export function benchConfig(): Config {
@@ -60,7 +60,7 @@ export function benchConfig(): Config {
   // relay's per-address and per-target pipe limits to its capacity.
   c.transport.relay_pairings_per_ip = c.transport.relay_capacity;
   c.transport.relay_pipes_per_target = c.transport.relay_capacity * 2; // one address may hold half a target's pipes
-  // SPEC §9 per-peer request limits (5/s for an unknown peer) would refuse the request loops with
+  // docs/protocol.md#trust-rate-limits-and-bans per-peer request limits (5/s for an unknown peer) would refuse the request loops with
   // Error 4001 as soon as the node enforces them: lift them for every tier.
   for (const tier of Object.values(c.rate_limit)) {
     tier.per_second = 1e9;

@@ -1,5 +1,5 @@
 /**
- * NAT phase (`npm run bench:nat`, root only): hole punching (SPEC §11a) in the namespace lab of
+ * NAT phase (`npm run bench:nat`, root only): hole punching (docs/protocol.md#hole-punching) in the namespace lab of
  * test/helpers/netns.ts — routers of the four kinds (a, e: port-restricted, b: symmetric,
  * c, g: full cone, d, h: address-restricted) and an `atlas relay` on the public segment, which is
  * also the agents' STUN server. Agents are bench/punch-child.ts processes, each an AtlasNode run as the daemon runs

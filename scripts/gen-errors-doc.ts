@@ -45,7 +45,7 @@ function protocolSection(): string {
   return `## Protocol codes
 
 Carried in Error frames (\`code\`) and as the application error code of a QUIC CONNECTION_CLOSE
-(SPEC §5). A peer's code arrives as the same name; a number this version does not know reads as
+([protocol](protocol.md#messages)). A peer's code arrives as the same name; a number this version does not know reads as
 \`ERR_INTERNAL\`.
 
 ${table(["code", "name", "exit", "meaning"], rows)}`;
@@ -78,7 +78,7 @@ function relaySection(): string {
   ]);
   return `## RelayError codes
 
-Carried in RelayError frames from a relay to the dialler (SPEC §11; 8 is an Atlas extension). The
+Carried in RelayError frames from a relay to the dialler ([protocol](protocol.md#relay); 8 is an Atlas extension). The
 dialler turns one into a local error: a refusal of the dialler itself is a rejection (the outbox stops
 retrying), anything else means "not through this relay now" (retried).
 

@@ -1,13 +1,13 @@
 /**
- * Typed errors with stable codes (SPEC §5 protocol codes, plus local ones), and the exit code each
- * maps to (SPEC §14). Every layer throws AtlasError; the CLI prints `message` as one line (or
+ * Typed errors with stable codes (docs/protocol.md#messages protocol codes, plus local ones), and the exit code each
+ * maps to (README.md#commands). Every layer throws AtlasError; the CLI prints `message` as one line (or
  * `{"error":{code,message}}` with --json) and exits with `exit`.
  *
  * The codes are tables of data — number, exit code and meaning in one row — so that
  * docs/errors.md is generated from them (`npm run docs:errors`) and a test keeps it in step.
  */
 
-/** Process exit codes (SPEC §14). */
+/** Process exit codes (README.md#commands). */
 export const Exit = {
   OK: 0,
   ERROR: 1,
@@ -24,7 +24,7 @@ export interface CodeInfo {
   readonly meaning: string;
 }
 
-/** Protocol error codes, carried in Error frames and as QUIC application close codes (SPEC §5). */
+/** Protocol error codes, carried in Error frames and as QUIC application close codes (docs/protocol.md#messages). */
 export const PROTOCOL_CODES = {
   ERR_PROTOCOL_VERSION: {
     code: 1001,

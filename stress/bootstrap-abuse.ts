@@ -1,5 +1,5 @@
 /**
- * Bootstrap abuse (SPEC §12, §5), against a real `atlas bootstrap` process with a small
+ * Bootstrap abuse (docs/protocol.md#bootstrap-and-discovery, docs/protocol.md#messages), against a real `atlas bootstrap` process with a small
  * `bootstrap.capacity`:
  * - registrations naming another node_id than the session's → Error 2003, nothing registered;
  * - malformed signed records (signed by another key, altered after signing, random bytes) → 2003;
@@ -175,7 +175,11 @@ async function malformedFrames(s: Scene): Promise<void> {
   s.row.attempts += labels.length;
   for (const l of labels) count(s.row, `malformed frame → ${l}`);
   const wrong = cases.map(([want], i) => (labels[i] === want ? null : `#${i}: ${labels[i]} (want ${want})`));
-  expect(s.row, wrong.every((w) => w === null), `every malformed frame answered as SPEC §5 says: ${wrong.join(" ")}`);
+  expect(
+    s.row,
+    wrong.every((w) => w === null),
+    `every malformed frame answered as docs/protocol.md#messages says: ${wrong.join(" ")}`,
+  );
 }
 
 /**

@@ -48,7 +48,7 @@ export async function askLabel(s: Session, req: WireMessage): Promise<{ label: s
   }
 }
 
-/** A frame with any payload at all (not validated): the envelope of SPEC §5 around MessagePack. */
+/** A frame with any payload at all (not validated): the envelope of docs/protocol.md#messages around MessagePack. */
 export function rawFrame(type: MsgTypeName | number, payload: unknown, o: { magic?: number; version?: number } = {}) {
   const body = encode(payload);
   const f = new Uint8Array(HEADER_LEN + body.length);

@@ -1,5 +1,5 @@
 /**
- * Handshake floods for the floods phase (SPEC §6 limits): connections from one address beyond
+ * Handshake floods for the floods phase (docs/protocol.md#handshake limits): connections from one address beyond
  * `security.handshakes_per_ip_per_minute`, and silent connections from several addresses beyond
  * `security.handshake_limit`. The refused are refused silently (no answer to their Initial after
  * the Retry), the admitted silent ones are closed with 1003 at the handshake timeout, and a new

@@ -1,5 +1,5 @@
 /**
- * Floods from authenticated sessions for the floods phase: requests past the rate limits (SPEC §9:
+ * Floods from authenticated sessions for the floods phase: requests past the rate limits (docs/protocol.md#trust-rate-limits-and-bans:
  * Error 4001, three violations ban the peer — Disconnect DISCONNECT_BANNED, then its handshakes
  * refused with 4001), Pings on the control stream (each must get its Pong), and Error frames on
  * the control stream (not rate limited either; each is logged: the log bytes they cost are noted).

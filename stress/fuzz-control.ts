@@ -3,7 +3,7 @@
  * go in batches: a batch and a probe Ping are written at once, and what the daemon says before the
  * probe's Pong are its answers, in order (Ping → Pong, Pong and Error → nothing, any other type →
  * Error 2003). Between batches, now and then, an arbitrary mutant: one the daemon cannot decode
- * ends the session (SPEC §5: its Error, then DISCONNECT_PROTOCOL_ERROR) and the lane starts a new one.
+ * ends the session (docs/protocol.md#messages: its Error, then DISCONNECT_PROTOCOL_ERROR) and the lane starts a new one.
  */
 import { identityFromSeed } from "../src/identity/identity.ts";
 import { generateSeed } from "../src/identity/keys.ts";

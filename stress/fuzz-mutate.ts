@@ -227,7 +227,7 @@ const wrongFieldType: Mutator = (r, s) => withPayload(s, rawMap(entriesWith(s, r
 const nilField: Mutator = (r, s) => withPayload(s, rawMap(entriesWith(s, randomKey(r, s), Uint8Array.of(0xc0))));
 const dropField: Mutator = (r, s) => withPayload(s, rawMap(entriesWith(s, randomKey(r, s), null)));
 
-/** Unknown fields are ignored (SPEC §5): most of these stay valid and must be served normally. */
+/** Unknown fields are ignored (docs/protocol.md#messages): most of these stay valid and must be served normally. */
 const extraField: Mutator = (r, s) => {
   const e = entriesWith(s, "", null);
   for (let k = 1 + r.int(3); k > 0; k--) e.push([enc(`x_${r.int(1000)}`), enc(randomValue(r))]);

@@ -1,9 +1,9 @@
 /**
  * The fuzzer's judge. What a mutant *is* comes from src/wire's own FrameReader fed the same bytes
  * (the daemon reads request and control streams with it): the first frame decodes, or it fails
- * with the code SPEC §5 assigns (1001 version, 2002 oversize, 2003 anything else, a frame cut
+ * with the code docs/protocol.md#messages assigns (1001 version, 2002 oversize, 2003 anything else, a frame cut
  * short at FIN included). What the daemon *answered* is read back raw and labelled. The verdict
- * says whether that answer is one the SPEC allows for that input — above all, that nothing but a
+ * says whether that answer is one the protocol (docs/protocol.md) allows for that input — above all, that nothing but a
  * valid Message from the session's own identity, addressed to the daemon, is ever acknowledged.
  */
 import { ProtocolCode } from "../src/errors.ts";
@@ -243,7 +243,7 @@ const KNOWN_CODES = new Set<number>(Object.values(ProtocolCode));
 const sameBytes = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i]);
 
 /**
- * What SPEC §6 makes the responder do with this first frame on stream 0: HelloAck, an Error frame
+ * What docs/protocol.md#handshake makes the responder do with this first frame on stream 0: HelloAck, an Error frame
  * and a close with its code, or (for an Error frame from us: our refusal) only a close.
  */
 function expectedPre(n: Exclude<Nature, { kind: "empty" }>, tls: Identity, maxDrift: number): {

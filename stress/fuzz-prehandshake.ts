@@ -1,6 +1,6 @@
 /**
  * Mutants as the first frame on stream 0 of a fresh QUIC connection, before any handshake: the
- * daemon must answer per SPEC §6 (HelloAck for a Hello that passes every check, else an Error
+ * daemon must answer per docs/protocol.md#handshake (HelloAck for a Hello that passes every check, else an Error
  * frame and a close with its code; an Error frame of ours only gets the close). One connection per
  * mutant — the protocol allows nothing after a refused first frame — many at once. Hellos are
  * the favourite seed: most of the responder's checks are about them.
@@ -94,7 +94,7 @@ async function firstAnswer(c: RawConn, bytes: Uint8Array): Promise<{ first: Wire
   return { first, closed: info ? { code: info.code, reason: info.reason, app: info.app } : null };
 }
 
-/** What follows the Error on stream 0: null for its FIN (as the SPEC says), else what came. */
+/** What follows the Error on stream 0: null for its FIN (as docs/protocol.md says), else what came. */
 async function endOf(c: RawConn): Promise<WireMessage | null | "error"> {
   try {
     return await c.control.read(ANSWER_MS);

@@ -1,5 +1,5 @@
 /**
- * Mutants on request streams of authenticated sessions: one mutant per stream (SPEC §5 Streams),
+ * Mutants on request streams of authenticated sessions: one mutant per stream (docs/protocol.md#messages Streams),
  * many streams in flight per connection, several connections, each a fresh throwaway identity
  * that is replaced after a while (so the daemon sees many sessions). Each answer is read back raw
  * and judged (fuzz-oracle.ts).

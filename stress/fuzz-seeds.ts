@@ -1,5 +1,5 @@
 /**
- * The fuzzer's seeds: one valid message of every wire type (SPEC §5), built with real field
+ * The fuzzer's seeds: one valid message of every wire type (docs/protocol.md#messages), built with real field
  * values and encoded by src/wire, so each mutant starts one mutation away from a frame the daemon
  * must accept. Seeds are made per attacking identity: its Messages come from it and go to the
  * victim, so a mutant that stays a valid Message is one the daemon may acknowledge.

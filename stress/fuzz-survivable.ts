@@ -4,7 +4,7 @@
  * fields, optional fields dropped or nil, values changed within their type. The decoder and the
  * validators must take every one of them as the message it still is. The control stream is where
  * they go in bulk: a valid frame there gets its answer and the session goes on, so thousands can
- * share one stream — where a malformed one ends the session (SPEC §5) and costs a handshake.
+ * share one stream — where a malformed one ends the session (docs/protocol.md#messages) and costs a handshake.
  */
 import { decode } from "@msgpack/msgpack";
 import { HEADER_LEN, type WireMessage } from "../src/wire/messages.ts";
@@ -151,7 +151,7 @@ const EDITS: Edit[] = [
   { name: "reencode", same: true, edit: (_r, f) => f },
   { name: "shuffle-keys", same: true, edit: (r, f) => Object.fromEntries(shuffled(r, Object.entries(f))) },
   {
-    name: "extra-field", // unknown fields are ignored (SPEC §5)
+    name: "extra-field", // unknown fields are ignored (docs/protocol.md#messages)
     same: true,
     edit: (r, f) => ({ ...f, [`x_${r.int(1000)}`]: sameKind(r, r.pick([1, "s", [1], { a: 1 }])) }),
   },

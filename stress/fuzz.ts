@@ -3,10 +3,10 @@
  * real daemon on three surfaces, one after the other while a good peer keeps sending —
  *  1. before the handshake: the first frame on stream 0 of a fresh connection (one each);
  *  2. the control stream after the handshake: valid mutants in batches on one stream, and now and
- *     then an arbitrary one (which, when undecodable, ends the session as SPEC §5 says);
+ *     then an arbitrary one (which, when undecodable, ends the session as docs/protocol.md#messages says);
  *  3. request streams of authenticated sessions: arbitrary mutants, one per stream, many streams
  *     in flight, a new throwaway identity every 50 000.
- * Every answer is judged against the SPEC (stress/fuzz-oracle.ts); one it forbids fails the phase.
+ * Every answer is judged against the protocol (docs/protocol.md, stress/fuzz-oracle.ts); one it forbids fails the phase.
  *
  * The victim's rate limits are lifted (NO_RATE_LIMITS), and so are its handshake limits: one
  * connection per pre-handshake mutant from 127.0.0.1 would pass `security.handshakes_per_ip_per_minute`
@@ -131,7 +131,7 @@ function report(row: PhaseRow, t: Tally): void {
   row.notes.push(`${t.name}: ${t.sent} frames in ${t.secs.toFixed(1)} s, ${rate}/s, ${t.violations} not allowed`);
   for (const [why, n] of t.reasons) row.notes.push(`  ${t.name}: ${n} × ${why}`);
   row.notes.push(...t.examples.map((e) => `  e.g. ${e}`));
-  expect(row, t.violations === 0, `${t.name}: every answer allowed by the SPEC (${t.violations} not)`);
+  expect(row, t.violations === 0, `${t.name}: every answer allowed by the protocol (${t.violations} not)`);
 }
 
 function progress(all: Tally[], started: number): string {

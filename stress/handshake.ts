@@ -1,5 +1,5 @@
 /**
- * The handshake attack list (SPEC §6, docs/protocol.md "Handshake") against a real daemon: each
+ * The handshake attack list (docs/protocol.md#handshake, docs/protocol.md "Handshake") against a real daemon: each
  * attack is made by a hand-driven initiator (test/helpers/handshake-peer.ts) and must end with
  * its code — the Error frame on the control stream and the connection's close code both, or the
  * close code alone where no stream can carry an Error (no control stream), or the reset code of a

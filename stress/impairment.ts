@@ -1,5 +1,5 @@
 /**
- * Delivery under impairment (issue 16; SPEC §8, §14 "nothing lost"): daemon A queues messages to
+ * Delivery under impairment (issue 16; docs/architecture.md#peer-store, README.md#commands "nothing lost"): daemon A queues messages to
  * daemon B, which it reaches only through the project's lossy UDP forwarder (5 % of datagrams
  * dropped and 50 ms added, each way: the kernel has no sch_netem), while B is SIGKILLed during
  * delivery and restarted on the same port and home. In the end every message is in B's inbox once

@@ -1,5 +1,5 @@
 /**
- * Relay abuse (issue 16 defect 2; SPEC §11, 1.2), against a real `atlas relay` process and a real
+ * Relay abuse (issue 16 defect 2; docs/protocol.md#relay, 1.2), against a real `atlas relay` process and a real
  * daemon registered with it as the target:
  * - spoofed IDs: RelayConnect / RelayAnnounce naming another node than the connection's → RelayError 3,
  *   and the target's registration is not taken over;

@@ -1,5 +1,5 @@
 /**
- * Scale (issue 16; SPEC §4, §6, §11), three parts:
+ * Scale (issue 16; docs/protocol.md#transport, docs/protocol.md#handshake, docs/protocol.md#relay), three parts:
  * 1. 500 concurrent peers (100 in the CI pass) on one daemon, each pinging once while all are
  *    connected; the daemon answers `atlas status` listing them. This daemon has
  *    `transport.max_connections` = 600 and — because every peer comes from 127.0.0.1 — the

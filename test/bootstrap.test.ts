@@ -1,5 +1,5 @@
 /**
- * Bootstrap and discovery (SPEC §12): a bootstrap node and agent daemons as real processes
+ * Bootstrap and discovery (docs/protocol.md#bootstrap-and-discovery): a bootstrap node and agent daemons as real processes
  * (registration, discovery by skill and operator, upsert + ping by ID, re-registration after a
  * bootstrap restart), and in-process checks of the protocol rules (node_id must be the session's
  * ID, capacity and staleness, signed records that are forged, altered, replayed or absent).
@@ -156,7 +156,7 @@ describe("bootstrap node and agent daemons (real processes)", () => {
     }[]).find((p) => p.node_id === tra.nodeId)!;
     assert.equal(tRow.operator_username, null);
 
-    // Human output: the table of SPEC §14.
+    // Human output: the table of README.md#commands.
     const human = await runAtlas(["net", "discover", "--skill", "translate"], { home: seeker.home });
     assert.equal(human.code, 0, human.stderr);
     const lines = human.stdout.trimEnd().split("\n");

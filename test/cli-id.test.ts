@@ -1,4 +1,4 @@
-/** `atlas id …`, `atlas config …`, global flags and Deno, through the real CLI (SPEC §2, §3, §14, §15). */
+/** `atlas id …`, `atlas config …`, global flags and Deno, through the real CLI (docs/architecture.md#home-directory, docs/protocol.md#nodes-and-identities, README.md#commands, src/config/defaults.ts). */
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";

@@ -1,5 +1,5 @@
 /**
- * `atlas net send | inbox | outbox` through the real CLI between real processes (SPEC §14):
+ * `atlas net send | inbox | outbox` through the real CLI between real processes (README.md#commands):
  * direct sends without a daemon, queued sends through a daemon's outbox, output shapes, exit
  * codes, JSON lines, and `inbox --follow` seeing a message that arrives while it runs.
  */
@@ -19,10 +19,10 @@ import {
   runAtlas,
   startListener,
 } from "./helpers/cli.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 const dbOf = (home: string) => join(home, "state", "peers.db");
 const short = (id: string) => id.slice(0, 18) + "…";
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const MSG_ID = /msg_[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}/;
 
 async function inboxOf(home: string) {
@@ -31,16 +31,6 @@ async function inboxOf(home: string) {
     return await s.inbox.list();
   } finally {
     await s.close();
-  }
-}
-
-async function waitFor<T>(what: string, fn: () => Promise<T | null | undefined | false>, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await sleep(100);
   }
 }
 
@@ -170,7 +160,10 @@ describe("net send / inbox / outbox", () => {
 
   test("inbox --follow --json prints a message that arrives after it started; SIGTERM → exit 0", async () => {
     const [cmd, pre] = atlasCommand();
-    const p = spawn(cmd, [...pre, "--home", a.home, "net", "inbox", "--follow", "--json", "--limit", "0"], {
+    // --after the newest stored row: whatever is stored from now on is new, however soon the
+    // follower's first read comes (no race with its start).
+    const newest = String((await inboxOf(a.home)).at(-1)?.rowid ?? 0);
+    const p = spawn(cmd, [...pre, "--home", a.home, "net", "inbox", "--follow", "--json", "--after", newest], {
       env: { ...process.env, NODE_OPTIONS: "" },
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -180,12 +173,10 @@ describe("net send / inbox / outbox", () => {
     p.stderr.on("data", (d) => (err += d));
     const exited = new Promise<number | null>((r) => p.on("close", (c) => r(c)));
     try {
-      await sleep(1000); // started and polling (it prints nothing with --limit 0)
-      assert.equal(out, "");
       const s = await runAtlas(["net", "send", da.address, '{"late":true}', "--json"], { home: b.home });
       assert.equal(s.code, 0, s.stderr);
       const id = JSON.parse(s.stdout).msg_id;
-      await waitFor("the followed message", () => Promise.resolve(out.includes("\n")), 10_000);
+      await waitFor("the followed message", () => out.includes("\n"));
       const m = JSON.parse(out.trimEnd());
       assert.equal(m.id, id);
       assert.deepEqual(m.body, { late: true });

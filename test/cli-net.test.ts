@@ -1,5 +1,5 @@
 /**
- * Peer commands through the real CLI between real processes (SPEC §7, §14): connect, ping,
+ * Peer commands through the real CLI between real processes (docs/protocol.md#dialing, README.md#commands): connect, ping,
  * disconnect, peers, output shapes, exit codes, and what both databases hold afterwards.
  */
 import { after, before, describe, test } from "node:test";
@@ -16,6 +16,7 @@ import {
   runAtlas,
   startListener,
 } from "./helpers/cli.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 const dbOf = (home: string) => join(home, "state", "peers.db");
 
@@ -53,7 +54,7 @@ describe("net commands between two processes", () => {
     const lines = r.stdout.trimEnd().split("\n");
     assert.equal(lines[0], `Peer : ${a.nodeId.slice(0, 18)}…`);
     assert.equal(lines[1], "Path : direct");
-    // Human output shows times in ISO-8601 (SPEC §14); --json keeps epoch seconds.
+    // Human output shows times in ISO-8601 (README.md#commands); --json keeps epoch seconds.
     assert.match(lines[2]!, /^Ping : \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000Z$/);
     assert.match(lines[3]!, /^Pong : \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000Z$/);
     assert.equal(lines.filter((l) => /^RTT {2}: \d+\.\d\d ms$/.test(l)).length, 3);
@@ -97,7 +98,15 @@ describe("net commands between two processes", () => {
       await sb.close();
     }
     // The listener's rows are written as each session ends; the listener keeps running.
-    await new Promise((r) => setTimeout(r, 300));
+    await waitFor("the listener's rows of the four sessions, closed", async () => {
+      const s = await openStore(dbOf(a.home));
+      try {
+        const rows = await s.sessions.list({ nodeId: b.nodeId });
+        return rows.length >= 4 && rows.every((r) => r.closed_at !== null);
+      } finally {
+        await s.close();
+      }
+    });
     const sa = await openStore(dbOf(a.home));
     try {
       const peer = await sa.peers.get(b.nodeId);

@@ -114,7 +114,7 @@ verify = "signature"
     want.rate_limit.unknown.per_second = 7;
     want.farcaster.verify = "signature";
     assert.deepEqual(cfg, want);
-    // relay tier keeps the SPEC defaults even though unknown was changed
+    // relay tier keeps its defaults even though unknown was changed
     assert.equal(cfg.rate_limit.relay.per_second, 5);
   });
 });

@@ -1,5 +1,5 @@
 /**
- * A malformed frame on the control stream after the handshake (SPEC §5): the node answers Error
+ * A malformed frame on the control stream after the handshake (docs/protocol.md#messages): the node answers Error
  * with the right code (1001 bad version, 2002 oversize, 2003 anything else), written with FIN,
  * then closes the connection with DISCONNECT_PROTOCOL_ERROR as the close reason (the control
  * stream is finished by then: docs/protocol.md "Errors on the control stream"). Real QUIC on
@@ -25,8 +25,8 @@ import {
   nowSecs,
   seededIdentity,
   startNodeResponder,
-  waitFor,
 } from "./helpers/handshake-peer.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 const RESPONDER = seededIdentity(0x61);
 const ATTACKER = seededIdentity(0x62);
@@ -47,11 +47,10 @@ function rawFrame(
 
 /** The latest session row with `nodeId`, once it is closed. */
 async function closedRow(store: Store, nodeId: string): Promise<SessionRow> {
-  for (;;) {
+  return await waitFor("the session row closed", async () => {
     const [row] = await store.sessions.list({ nodeId, limit: 1 });
-    if (row && row.closed_at !== null) return row;
-    await new Promise((res) => setTimeout(res, 10));
-  }
+    return row && row.closed_at !== null && row;
+  }, { intervalMs: 10 });
 }
 
 const CASES: { name: string; bytes: Uint8Array; code: number }[] = [
@@ -83,7 +82,10 @@ test("malformed control frames after the handshake: Error with its code, then DI
         const raw = await attacker.connect(r.addr);
         const { verifyAck } = await raw.completeHandshake(ATTACKER);
         assert.equal(verifyAck?.type, "VerifyAck");
-        await bounded(waitFor(() => r.node.sessionsWith(ATTACKER.nodeId).length === 1), 5000, "session open");
+        await waitFor("session open", () => r.node.sessionsWith(ATTACKER.nodeId).length === 1, {
+          timeoutMs: 5000,
+          intervalMs: 5,
+        });
         await raw.sendRaw(c.bytes);
 
         const m = await raw.read(5000);
@@ -98,7 +100,10 @@ test("malformed control frames after the handshake: Error with its code, then DI
         assert.equal(close.reason, DISCONNECT_PROTOCOL_ERROR, "…and the Disconnect reason");
 
         // The node's side: the session ended for that reason, and the row says so.
-        await bounded(waitFor(() => r.node.sessionsWith(ATTACKER.nodeId).length === 0), 5000, "session closed");
+        await waitFor("session closed", () => r.node.sessionsWith(ATTACKER.nodeId).length === 0, {
+          timeoutMs: 5000,
+          intervalMs: 5,
+        });
         const row = await bounded(closedRow(r.store, ATTACKER.nodeId), 5000, "session row closed");
         assert.equal(row.close_reason, DISCONNECT_PROTOCOL_ERROR);
 
@@ -114,7 +119,10 @@ test("malformed control frames after the handshake: Error with its code, then DI
     await t.test("control stream reset by the peer: Disconnect DISCONNECT_PROTOCOL_ERROR", async () => {
       const raw = await attacker.connect(r.addr);
       await raw.completeHandshake(ATTACKER);
-      await bounded(waitFor(() => r.node.sessionsWith(ATTACKER.nodeId).length === 1), 5000, "session open");
+      await waitFor("session open", () => r.node.sessionsWith(ATTACKER.nodeId).length === 1, {
+        timeoutMs: 5000,
+        intervalMs: 5,
+      });
       raw.control.stream.reset(0);
       const m = await raw.read(5000);
       assert.ok(m && m.type === "Disconnect", `expected Disconnect, got ${m ? m.type : "end of stream"}`);

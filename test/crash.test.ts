@@ -1,5 +1,5 @@
 /**
- * Crash safety (SPEC §8, §14 "nothing lost"): SIGKILL the receiving daemon 50 times at random
+ * Crash safety (docs/architecture.md#peer-store, README.md#commands "nothing lost"): SIGKILL the receiving daemon 50 times at random
  * moments while messages flow (and the sending daemon now and then too). Every start must
  * succeed, and in the end every message is delivered, stored once, and recorded once.
  */
@@ -10,13 +10,12 @@ import { join } from "node:path";
 import { openStore } from "../src/store/index.ts";
 import { newMessageId } from "../src/net/messaging.ts";
 import { cleanupHomes, freePort, initHome, killAll, type Listener, runAtlas, startListener } from "./helpers/cli.ts";
+import { pause, waitFor } from "./helpers/wait.ts";
 
 after(async () => {
   killAll();
   await cleanupHomes();
 });
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Deterministic pseudo-random delays, so a failure can be replayed. */
 function prng(seed: number): () => number {
@@ -71,7 +70,7 @@ test(
     const ROUNDS = Number(process.env.CRASH_ROUNDS ?? 50);
     for (let round = 0; round < ROUNDS; round++) {
       await enqueue(3);
-      await sleep(20 + Math.floor(rand() * 300));
+      await pause(20 + Math.floor(rand() * 300)); // the crash comes at a random moment
       await da.stop("SIGKILL");
       if (round % 10 === 9) {
         await db.stop("SIGKILL");
@@ -85,21 +84,14 @@ test(
 
     // Let the outbox drain.
     const drainStart = Date.now();
-    const deadline = Date.now() + 90_000;
-    for (;;) {
+    let left = -1;
+    await waitFor("the outbox to drain", async () => {
       const s = await openStore(join(b.home, "state", "peers.db"));
-      const left = await s.outbox.count();
+      left = await s.outbox.count();
       await s.close();
-      if (left === 0) {
-        t.diagnostic(`outbox drained ${Date.now() - drainStart} ms after the last restart`);
-        break;
-      }
-      if (Date.now() > deadline) {
-        t.diagnostic(db.stderr().split("\n").slice(-40).join("\n"));
-        assert.fail(`outbox still holds ${left} messages`);
-      }
-      await sleep(250);
-    }
+      return left === 0;
+    }, { timeoutMs: 90_000, intervalMs: 250, lastSeen: () => ({ left, log: db.stderr().split("\n").slice(-40) }) });
+    t.diagnostic(`outbox drained ${Date.now() - drainStart} ms after the last restart`);
     await da.stop();
     await db.stop();
 
@@ -150,18 +142,13 @@ test(
     assert.equal((await stored.inbox.list({ from: b.nodeId })).length, 1, "stored before the crash");
     await stored.close();
     const da = await startListener(a.home, ["--port", String(port)], { cmd: ["daemon"] });
-    const deadline = Date.now() + 30_000;
-    for (;;) {
+    const d = await waitFor("the re-delivery", async () => {
       const s = await openStore(join(b.home, "state", "peers.db"));
       const d = (await s.deliveries.list({ msgId })).find((x) => x.status === "delivered");
       await s.close();
-      if (d) {
-        assert.ok(d.attempts >= 2, `attempts ${d.attempts}`);
-        break;
-      }
-      assert.ok(Date.now() < deadline, "not re-delivered in time");
-      await sleep(200);
-    }
+      return d;
+    }, { timeoutMs: 30_000, intervalMs: 200 });
+    assert.ok(d.attempts >= 2, `attempts ${d.attempts}`);
     const sa = await openStore(join(a.home, "state", "peers.db"));
     try {
       const rows = await sa.inbox.list({ from: b.nodeId });

@@ -1,21 +1,22 @@
-/** `atlas daemon` (SPEC §16) through real processes: lock, control socket, status, stop, signals, keepalive. */
+/** `atlas daemon` (docs/architecture.md#daemon) through real processes: lock, control socket, status, stop, signals, keepalive. */
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { appendFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { openStore } from "../src/store/index.ts";
 import { cleanupHomes, initHome, killAll, runAtlas, startListener } from "./helpers/cli.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 const dbOf = (home: string) => join(home, "state", "peers.db");
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function waitFor(what: string, fn: () => Promise<boolean>, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await fn()) return;
-    await sleep(100);
+/** The session rows of a home's store, opened beside its daemon (SQLite allows that). */
+async function openSessionRows(home: string): Promise<number> {
+  const s = await openStore(dbOf(home));
+  try {
+    return (await s.sessions.list({ open: true })).length;
+  } finally {
+    await s.close();
   }
-  assert.fail(`timed out waiting for ${what}`);
 }
 
 after(async () => {
@@ -70,7 +71,10 @@ describe("daemon lifecycle", () => {
       "the inbound session row",
       async () => JSON.parse((await runAtlas(["status", "--json"], { home: a.home })).stdout).sessions.length === 1,
     );
-    await new Promise((r) => setTimeout(r, 200)); // rows are written just after the handshake
+    await waitFor(
+      "the open session row, written just after the handshake",
+      async () => (await openSessionRows(a.home)) === 1,
+    );
     await da.stop("SIGKILL");
     const s = await openStore(dbOf(a.home));
     assert.equal((await s.sessions.list({ open: true })).length, 1, "the killed daemon left its row open");
@@ -148,7 +152,7 @@ describe("daemon lifecycle", () => {
         } finally {
           await s.close();
         }
-      }, 15_000);
+      }, { timeoutMs: 15_000 });
     } finally {
       da.proc.kill("SIGCONT");
     }

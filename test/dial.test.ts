@@ -1,4 +1,4 @@
-/** dial(target) (SPEC §7): candidates in order with Happy Eyeballs, last_failure kinds. */
+/** dial(target) (docs/protocol.md#dialing): candidates in order with Happy Eyeballs, last_failure kinds. */
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -13,7 +13,7 @@ after(async () => {
   await cleanupHomes();
 });
 
-test("failureKind maps dial errors to the SPEC's last_failure kinds", () => {
+test("failureKind maps dial errors to the stored last_failure kinds", () => {
   assert.equal(failureKind(new AtlasError("ERR_UNREACHABLE", "no answer")), "unreachable");
   assert.equal(
     failureKind(new AtlasError("ERR_RATE_LIMITED", "peer refused the handshake: banned until 1")),

@@ -1,5 +1,5 @@
 /**
- * SPEC §6 handshake, end to end over real QUIC on 127.0.0.1: the happy path and one test per
+ * docs/protocol.md#handshake handshake, end to end over real QUIC on 127.0.0.1: the happy path and one test per
  * rejection path. The responder is real (an AtlasNode with a temp-dir store, or acceptHandshake
  * on a bare endpoint); the initiator is mostly hand-driven (test/helpers/handshake-peer.ts) so it
  * can lie. Each rejection checks the exact Error code on the control stream, that the responder
@@ -31,8 +31,8 @@ import {
   startBareResponder,
   startNodeResponder,
   testConfig,
-  waitFor,
 } from "./helpers/handshake-peer.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 const T = { timeout: 15_000 };
 
@@ -80,7 +80,7 @@ async function assertNoSession(r: NodeResponder): Promise<void> {
   assert.deepEqual(await r.store.sessions.list(), [], "no session row");
 }
 
-/** Expected signed bytes, built here from SPEC §6 rather than by signing.ts. */
+/** Expected signed bytes, built here from docs/protocol.md#handshake rather than by signing.ts. */
 function specSignedBytes(role: number, signer: string, verifier: string, challenge: Uint8Array): Uint8Array {
   return Uint8Array.from(
     Buffer.concat([
@@ -242,13 +242,16 @@ test(
         true,
       );
 
-      await bounded(waitFor(() => r.node.allSessions().length === 1), 5000, "session at the responder");
+      await waitFor("session at the responder", () => r.node.allSessions().length === 1, {
+        timeoutMs: 5000,
+        intervalMs: 5,
+      });
       const [s] = r.node.allSessions();
       assert.equal(s!.nodeId, ME.nodeId);
       assert.equal(s!.trust, "unknown");
       assert.equal(s!.direction, "inbound");
       assert.equal(s!.remoteAddress, a.localAddr);
-      await bounded(waitFor(() => s!.rowId !== null), 5000, "session row");
+      await waitFor("session row", () => s!.rowId !== null, { timeoutMs: 5000, intervalMs: 5 });
       const rows = await r.store.sessions.list({ open: true });
       assert.equal(rows.length, 1);
       assert.equal(rows[0]!.node_id, ME.nodeId);
@@ -298,7 +301,7 @@ test("replayed Verify from an earlier connection → 1002", T, async () => {
     assert.equal(first.verifyAck?.type === "VerifyAck" && first.verifyAck.status, "ok");
     const recorded: Verify = first.verify;
     c1.close();
-    await bounded(waitFor(() => r.node.allSessions().length === 0), 5000, "first session to end");
+    await waitFor("first session to end", () => r.node.allSessions().length === 0, { timeoutMs: 5000, intervalMs: 5 });
 
     // Connection 2: fresh challenge; replay the recorded Verify verbatim.
     const c2 = await a.connect(r.addr);
@@ -603,7 +606,7 @@ test(
         const x = results[i];
         if (x && !(x instanceof Error) && x.type === "MessageAck") assert.equal(x.msg_id, reqs[i]!.id);
       }
-      // Rate limits (SPEC §9) are not what this test is about: the unknown tier allows 5/s.
+      // Rate limits (docs/protocol.md#trust-rate-limits-and-bans) are not what this test is about: the unknown tier allows 5/s.
     }, { configure: (c) => (c.rate_limit.unknown.per_second = 100) });
   },
 );

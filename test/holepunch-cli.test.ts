@@ -1,5 +1,5 @@
 /**
- * Hole punching as real processes on 127.0.0.1 (SPEC §11a): an `atlas relay` and daemons that know
+ * Hole punching as real processes on 127.0.0.1 (docs/protocol.md#hole-punching): an `atlas relay` and daemons that know
  * each other only by node ID and the relay. Two punching daemons end on a direct, hole-punched
  * session; `transport.hole_punch = false` on either side keeps it relayed (the dialler does not
  * try; a target that does not advertise `punch/1` is never asked); a one-shot CLI command never
@@ -10,13 +10,12 @@ import assert from "node:assert/strict";
 import { appendFile } from "node:fs/promises";
 import { join } from "node:path";
 import { cleanupHomes, initHome, killAll, type Listener, runAtlas, startListener } from "./helpers/cli.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 after(async () => {
   killAll();
   await cleanupHomes();
 });
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface StatusJson {
   relays: { registered: boolean }[];
@@ -46,11 +45,9 @@ describe("hole punching between daemons (loopback)", { timeout: 120_000 }, () =>
       `\n[network]\nrelays = ["${relayAddr}"]\n\n[transport]\nhole_punch = ${punch}\nrelay_announce_interval = 1\n`,
     );
     const node = await startListener(home, []);
-    const end = Date.now() + 10_000;
-    while (!(await status(home)).relays[0]?.registered) {
-      assert.ok(Date.now() < end, `${name} registered with the relay`);
-      await sleep(100);
-    }
+    await waitFor(`${name} registered with the relay`, async () => (await status(home)).relays[0]?.registered, {
+      intervalMs: 100,
+    });
     return { home, node };
   }
 
@@ -59,12 +56,12 @@ describe("hole punching between daemons (loopback)", { timeout: 120_000 }, () =>
     const ping = await runAtlas(["net", "ping", y.node.nodeId], { home: x.home });
     assert.equal(ping.code, 0, ping.stderr);
     assert.match(ping.stdout, /^Path : relay \(/m);
-    const end = Date.now() + waitMs;
     let st = await status(x.home);
-    while (!st.sessions.some((s) => s.node_id === y.node.nodeId && s.path === "direct") && Date.now() < end) {
-      await sleep(100);
-      st = await status(x.home);
-    }
+    const direct = () => st.sessions.some((s) => s.node_id === y.node.nodeId && s.path === "direct");
+    await waitFor("a direct session", async () => ((st = await status(x.home)), direct()), {
+      timeoutMs: waitMs,
+      intervalMs: 100,
+    }).catch(() => {}); // the caller judges the path, direct or not
     const mine = st.sessions.filter((s) => s.node_id === y.node.nodeId);
     return { st, session: mine.find((s) => s.path === "direct") ?? mine[0] };
   }

@@ -1,5 +1,5 @@
 /**
- * Hole punching (SPEC §11a), in process on 127.0.0.1: a relayed session between two nodes that
+ * Hole punching (docs/protocol.md#hole-punching), in process on 127.0.0.1: a relayed session between two nodes that
  * run the hole-punch service is replaced by a direct, hole-punched one; the relayed one is retired
  * after its grace period and its relay slot freed; a peer that does not advertise `punch/1` is never
  * sent a PunchOffer. On loopback every punch gets through: which NATs let it through is the

@@ -28,12 +28,11 @@ import {
   testConfig,
 } from "./helpers/handshake-peer.ts";
 import { UdpForwarder } from "./helpers/udp-forwarder.ts";
+import { pause, waitFor } from "./helpers/wait.ts";
 
 const SERVER = seededIdentity(0x71);
 const IMPOSTOR = seededIdentity(0x72);
 const CLIENT = seededIdentity(0x73);
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test("reset tokens: one per connection ID, the same after a restart, unknown to another key", () => {
   const cid = new Uint8Array(16).fill(7);
@@ -86,7 +85,7 @@ async function crashedServer(): Promise<{ client: QuicEndpoint; conn: QuicConnec
   const conn = client.connect({ host: LOCALHOST, port });
   await bounded(conn.established, 5000, "QUIC handshake");
   conn.verified = true; // as the Atlas handshake would: only such connections check for resets
-  await sleep(50); // let the handshake's last packets settle
+  await pause(50); // let the handshake's last packets settle: nothing to observe, no ack is exposed
   for (const c of [...server.connections()]) c.abandon("crash"); // no CONNECTION_CLOSE leaves
   await server.close();
   return { client, conn, port };
@@ -114,13 +113,7 @@ test("a reset with another node's token is ignored (the client keeps its connect
   const other = await serverAt(IMPOSTOR, port);
   try {
     conn.ping();
-    await bounded(
-      (async () => {
-        while (other.stats.resets === 0) await sleep(5);
-      })(),
-      2000,
-      "the impostor's reset",
-    );
+    await waitFor("the impostor's reset", () => other.stats.resets > 0, { timeoutMs: 2000, intervalMs: 5 });
     assert.equal(await within(conn.closed, 300), undefined, "still open: the token did not match");
     assert.equal(conn.isOpen, true);
   } finally {
@@ -157,7 +150,7 @@ test("a slow answer from a live peer is waited for: the probe's Pong keeps the s
   const me = await startNodeResponder({ identity: CLIENT });
   const slowMs = LIVENESS_QUIET_MS + 2 * LIVENESS_PROBE_MS + 500;
   r.node.handle("Message", async (_s, req) => {
-    await sleep(slowMs);
+    await pause(slowMs); // the subject: an answer slower than the liveness probe
     return { type: "MessageAck", msg_id: req.type === "Message" ? req.id : undefined, status: "received" };
   });
   try {

@@ -1,5 +1,5 @@
 /**
- * Messaging between real in-process nodes on 127.0.0.1 with real store files (SPEC §5 Message /
+ * Messaging between real in-process nodes on 127.0.0.1 with real store files (docs/protocol.md#messages Message /
  * MessageAck, §8 inbox/outbox/deliveries, §14 "nothing lost"): direct sends, de-duplication,
  * addressing checks, inbox limits, and the outbox worker's retry / refusal / expiry outcomes.
  */

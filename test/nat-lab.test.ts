@@ -11,9 +11,9 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { waitFor } from "./helpers/wait.ts";
 import { createNet, type NatKind, type Net, netnsUnavailable, PUB_BOOT1, PUB_BOOT2, ROUTERS } from "./helpers/netns.ts";
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const has = (cmd: string) => spawnSync("sh", ["-c", `command -v ${cmd}`]).status === 0;
 const skip = netnsUnavailable() ??
   (has("turnserver") && has("turnutils_natdiscovery")
@@ -106,14 +106,13 @@ describe("NAT lab: each router behaves as the NAT it claims to be (RFC 5780, cot
     ], { stdio: "ignore" });
     // Ready when all four UDP sockets (both addresses, port and alternate port) are bound.
     const want = [PUB_BOOT1, PUB_BOOT2].flatMap((a) => [`${a}:${STUN_PORT}`, `${a}:${STUN_PORT + 1}`]);
-    const end = Date.now() + 10_000;
-    for (;;) {
-      const ss = spawnSync("ip", ["netns", "exec", net.ns.pub, "ss", "-Hnlu"], { encoding: "utf8" }).stdout ?? "";
-      if (want.every((w) => ss.includes(` ${w} `))) break;
-      assert.ok(turn.exitCode === null, "turnserver exited");
-      assert.ok(Date.now() < end, `turnserver did not listen on ${want.join(", ")}:\n${ss}`);
-      await sleep(100);
-    }
+    let ss = "";
+    const [server, pub] = [turn, net.ns.pub];
+    await waitFor(`turnserver listening on ${want.join(", ")}`, () => {
+      if (server.exitCode !== null) throw new Error("turnserver exited");
+      ss = spawnSync("ip", ["netns", "exec", pub, "ss", "-Hnlu"], { encoding: "utf8" }).stdout ?? "";
+      return want.every((w) => ss.includes(` ${w} `));
+    }, { intervalMs: 100, lastSeen: () => ss });
   });
 
   test("mapping and filtering behind natA (port-restricted), natB (symmetric), natC (full cone), natD (address-restricted)", async () => {

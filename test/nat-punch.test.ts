@@ -1,5 +1,5 @@
 /**
- * Hole punching across real NAT behaviours (SPEC §11a): eight daemons, each behind its own nftables
+ * Hole punching across real NAT behaviours (docs/protocol.md#hole-punching): eight daemons, each behind its own nftables
  * router in the namespace lab (test/helpers/netns.ts, classified by test/nat-lab.test.ts) —
  * a, e: port-restricted cone, b, f: symmetric, c, g: full cone, d, h: address-restricted — registered
  * with one relay on the public segment, which is also their STUN server. For each pair, one
@@ -20,6 +20,7 @@ import { execFileSync } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { cleanupHomes, initHome } from "./helpers/cli.ts";
+import { waitFor } from "./helpers/wait.ts";
 import {
   AGENT_A,
   AGENT_B,
@@ -41,7 +42,6 @@ import {
   startInNs,
 } from "./helpers/netns.ts";
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const skip = netnsUnavailable();
 const PORT = 4433;
 const RELAY = `${PUB_RELAY}:${PORT}`;
@@ -114,14 +114,11 @@ describe("hole punching across NAT behaviours", { skip: skip ?? false, timeout: 
     const all = st.sessions.filter((s) => s.node_id === agent[k].id);
     return all.find((s) => s.path === "direct") ?? all[0];
   };
-  /** Poll x's status until `done` holds or `ms` pass; the last status seen. */
+  /** Poll x's status until `done` holds or `ms` pass; the last status seen (the caller judges it). */
   async function waitStatus(x: Agent, ms: number, done: (st: Status) => boolean): Promise<Status> {
-    const end = Date.now() + ms;
     let st = await status(x);
-    while (!done(st) && Date.now() < end) {
-      await sleep(100);
-      st = await status(x);
-    }
+    await waitFor("x's status to settle", async () => done(st = await status(x)), { timeoutMs: ms, intervalMs: 100 })
+      .catch(() => {});
     return st;
   }
 
@@ -282,14 +279,12 @@ describe("hole punching across NAT behaviours", { skip: skip ?? false, timeout: 
     assert.equal(sessionWith(st, "d")?.path, "relay", `back on the relay: ${JSON.stringify(st.sessions)}`);
     assert.ok(back <= 10_000, `back on the relay after ${back} ms (target ≤ 10 s)`);
     // The message queued as the path died arrives once, through the relay.
-    const end = Date.now() + 30_000;
     let inbox: { id: string }[] = [];
-    while (Date.now() < end) {
+    await waitFor("the message in d's inbox", async () => {
       const r = await atlas("d", ["net", "inbox", "--json"]);
       inbox = r.stdout.trim() ? r.stdout.trim().split("\n").map((l) => JSON.parse(l)) : [];
-      if (inbox.some((m) => m.id === msgId)) break;
-      await sleep(300);
-    }
+      return inbox.some((m) => m.id === msgId);
+    }, { timeoutMs: 30_000, intervalMs: 300 }).catch(() => {}); // judged just below, with the inbox shown
     assert.equal(inbox.filter((m) => m.id === msgId).length, 1, `delivered exactly once: ${JSON.stringify(inbox)}`);
     const delivered = Date.now() - cut;
     // One delivery recorded by the sender, through the relay, and nothing left queued.
@@ -298,10 +293,10 @@ describe("hole punching across NAT behaviours", { skip: skip ?? false, timeout: 
       return { out, d: out.deliveries.filter((x: { msg_id: string }) => x.msg_id === msgId) };
     };
     let seen = await deliveredSeen();
-    for (let i = 0; i < 30 && seen.d.length === 0; i++) {
-      await sleep(200);
-      seen = await deliveredSeen();
-    }
+    await waitFor("the delivery recorded", async () => (seen = await deliveredSeen()).d.length > 0, {
+      timeoutMs: 6000,
+      intervalMs: 200,
+    }).catch(() => {}); // judged just below, with the outbox shown
     assert.equal(seen.d.length, 1, JSON.stringify(seen.out));
     assert.equal(seen.d[0].status, "delivered");
     assert.equal(seen.out.queued.length, 0);

@@ -1,5 +1,5 @@
 /**
- * NAT and relay (SPEC §7, §10, §11): real daemons in Linux network namespaces behind nftables NAT
+ * NAT and relay (docs/protocol.md#dialing, docs/protocol.md#stun, docs/protocol.md#relay): real daemons in Linux network namespaces behind nftables NAT
  * routers (test/helpers/netns.ts) — STUN through NAT, direct dials that cannot cross two NATs, and
  * the relay that connects them anyway while seeing only ciphertext (packet capture in the relay's
  * namespace, test/helpers/pcap.ts). Root only; skipped with the reason otherwise.
@@ -29,14 +29,14 @@ import {
   startInNs,
 } from "./helpers/netns.ts";
 import { killCaptures, startCapture, udpPackets } from "./helpers/pcap.ts";
+import { waitFor } from "./helpers/wait.ts";
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const skip = netnsUnavailable();
 const AGENT_PORT = 4433; // fixed inside each agent namespace, so a restart reuses the same local socket address
 const BOOT_PORT = 3478;
 const RELAY_PORT = 4433;
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-/** How outputs abbreviate a node ID (SPEC §14): `atlas_` and 12 hex digits, then `…`. */
+/** How outputs abbreviate a node ID (README.md#commands): `atlas_` and 12 hex digits, then `…`. */
 const short = (id: string) => id.slice(0, 18) + "…";
 
 let net: Net | undefined;
@@ -81,38 +81,12 @@ async function status(ns: string, home: string): Promise<Status> {
   assert.equal(r.code, 0, r.stderr);
   return JSON.parse(r.stdout);
 }
-async function waitStun(ns: string, home: string, ms = 10_000): Promise<Status> {
-  const end = Date.now() + ms;
-  let last = await status(ns, home);
-  while (!last.public_address_source.startsWith("stun") && Date.now() < end) {
-    await sleep(150);
+async function waitStun(ns: string, home: string): Promise<Status> {
+  let last: Status | undefined;
+  return await waitFor("a STUN answer", async () => {
     last = await status(ns, home);
-  }
-  assert.ok(last.public_address_source.startsWith("stun"), `no STUN answer: ${JSON.stringify(last)}`);
-  return last;
-}
-
-/**
- * Poll `probe` every 200 ms until it returns a value (not undefined), at most `ms`; fail saying
- * `what` and, when given, what was seen last (`seen()`).
- */
-async function until<T>(
-  what: string,
-  ms: number,
-  probe: () => Promise<T | undefined>,
-  seen?: () => unknown,
-): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) {
-      assert.fail(
-        `timed out after ${ms} ms waiting for ${what}${seen ? `; last seen: ${JSON.stringify(seen())}` : ""}`,
-      );
-    }
-    await sleep(200);
-  }
+    return last.public_address_source.startsWith("stun") && last;
+  }, { intervalMs: 150, lastSeen: () => last });
 }
 
 const show = (r: RunResult) => `exit ${r.code} after ${r.ms} ms\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
@@ -239,7 +213,7 @@ describe("NAT in network namespaces", { skip: skip ?? false, timeout: 240_000 },
     },
   );
 
-  // ---- Relay (SPEC §7, §11) --------------------------------------------------------------------
+  // ---- Relay (docs/protocol.md#dialing, docs/protocol.md#relay) --------------------------------------------------------------------
   // A (port-preserving NAT) and B (symmetric NAT) register with the relay, learn each other from
   // the bootstrap node, cannot reach each other directly, and talk through the relay anyway.
 
@@ -263,10 +237,10 @@ describe("NAT in network namespaces", { skip: skip ?? false, timeout: 240_000 },
     const r = await atlas(k, ["net", "disconnect", id(other)]);
     assert.equal(r.code, 0, `${k} net disconnect ${other}: ${show(r)}`);
     let last: unknown;
-    await until(`the ${k}–${other} sessions to close after net disconnect`, 10_000, async () => {
+    await waitFor(`the ${k}–${other} sessions to close after net disconnect`, async () => {
       last = [await sessionsWith(k, other), await sessionsWith(other, k)];
       return (last as unknown[][]).every((x) => x.length === 0) ? true : undefined;
-    }, () => last);
+    }, { timeoutMs: 10_000, intervalMs: 200, lastSeen: () => last });
   }
 
   test("relay: both NATed agents register with the relay on the public segment", { timeout: 60_000 }, async () => {
@@ -283,20 +257,23 @@ describe("NAT in network namespaces", { skip: skip ?? false, timeout: 240_000 },
     await Promise.all([startAgent("a", AGENT_A, [boot1.address], o), startAgent("b", AGENT_B, [boot1.address], o)]);
     for (const k of ["a", "b"] as const) {
       let last: Status | undefined;
-      const st = await until(`agent ${k} to register with the relay`, 15_000, async () => {
+      const st = await waitFor(`agent ${k} to register with the relay`, async () => {
         last = await status(agent[k].ns, agent[k].home);
         return last.relays?.[0]?.registered ? last : undefined;
-      }, () => last?.relays);
+      }, { timeoutMs: 15_000, intervalMs: 200, lastSeen: () => last?.relays });
       assert.equal(st.relays!.length, 1, JSON.stringify(st.relays));
       assert.equal(st.relays![0]!.relay, relay.address);
       assert.equal(st.relays![0]!.node_id, relay.nodeId, "the relay's node ID as learnt in the handshake");
     }
     let rs: Awaited<ReturnType<typeof relayStatus>> | undefined;
-    await until(
+    await waitFor(
       "the relay to count both registrations",
-      10_000,
       async () => ((rs = await relayStatus()).registered === 2 ? true : undefined),
-      () => rs,
+      {
+        timeoutMs: 10_000,
+        intervalMs: 200,
+        lastSeen: () => rs,
+      },
     );
     console.log(`# relay ${relayLabel()}: a and b registered (${Date.now() - t0} ms)`);
   });
@@ -307,14 +284,14 @@ describe("NAT in network namespaces", { skip: skip ?? false, timeout: 240_000 },
     assert.ok(agent.a.node && agent.b.node, "needs the relay registration test");
     for (const [k, other, wan] of [["a", "b", NAT_B_WAN], ["b", "a", NAT_A_WAN]] as const) {
       let last: unknown;
-      const peer = await until(`${k}'s net discover to return ${other} with its home relay`, 15_000, async () => {
+      const peer = await waitFor(`${k}'s net discover to return ${other} with its home relay`, async () => {
         const r = await atlas(k, ["net", "discover", "--json"]);
         assert.equal(r.code, 0, `${k} net discover: ${show(r)}`);
         last = JSON.parse(r.stdout).peers as Discovered[];
         const p = (last as Discovered[]).find((x) => x.node_id === id(other));
         // Its current record: the NAT router's public address and the home relay.
         return p?.relays.includes(relayLabel()) && p.public_address?.startsWith(`${wan}:`) ? p : undefined;
-      }, () => last);
+      }, { timeoutMs: 15_000, intervalMs: 200, lastSeen: () => last });
       assert.match(
         peer.public_address!,
         new RegExp(`^${esc(wan)}:\\d+$`),
@@ -395,22 +372,22 @@ describe("NAT in network namespaces", { skip: skip ?? false, timeout: 240_000 },
       assert.equal(q.code, 0, `a net send: ${show(q)}`);
       msgId = /^Queued\s*: (msg_\S+)$/m.exec(q.stdout)?.[1] ?? assert.fail(`a net send did not queue: ${q.stdout}`);
       let inbox: string[] = [];
-      const line = await until(`${msgId} in b's inbox`, 20_000, async () => {
+      const line = await waitFor(`${msgId} in b's inbox`, async () => {
         const r = await atlas("b", ["net", "inbox", "--json"]);
         assert.equal(r.code, 0, `b net inbox: ${show(r)}`);
         inbox = r.stdout.split("\n").filter(Boolean);
         return inbox.find((l) => JSON.parse(l).id === msgId);
-      }, () => inbox);
+      }, { timeoutMs: 20_000, intervalMs: 200, lastSeen: () => inbox });
       const got = JSON.parse(line);
       assert.equal(got.from, id("a"));
       assert.ok(line.includes(`"body":${body},`), `b's inbox must hold exactly the body sent: ${line}`);
       let deliveries: Delivery[] = [];
-      delivery = await until(`a's outbox to record ${msgId} as delivered`, 10_000, async () => {
+      delivery = await waitFor(`a's outbox to record ${msgId} as delivered`, async () => {
         const r = await atlas("a", ["net", "outbox", "--json"]);
         assert.equal(r.code, 0, `a net outbox: ${show(r)}`);
         deliveries = JSON.parse(r.stdout).deliveries;
         return deliveries.find((d) => d.msg_id === msgId && d.status === "delivered");
-      }, () => deliveries);
+      }, { timeoutMs: 10_000, intervalMs: 200, lastSeen: () => deliveries });
     } catch (e) {
       await cap.stop().catch(() => {});
       throw e;

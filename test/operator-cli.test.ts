@@ -1,5 +1,5 @@
 /**
- * `atlas id auth-farcaster` · `id link-farcaster` · `id unlink-farcaster` (SPEC §13, §14) through
+ * `atlas id auth-farcaster` · `id link-farcaster` · `id unlink-farcaster` (docs/protocol.md#operator-binding, README.md#commands) through
  * the real CLI, against a local fake auth relay. No test reaches the internet.
  */
 import { after, test } from "node:test";

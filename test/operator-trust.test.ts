@@ -1,5 +1,5 @@
 /**
- * SPEC §9/§13 between real processes: a peer whose operator binding checks out (signature, and
+ * docs/protocol.md#trust-rate-limits-and-bans, docs/protocol.md#operator-binding between real processes: a peer whose operator binding checks out (signature, and
  * custody + username at a hub) gets `verified` and the verified rate-limit tier; a forged binding
  * leaves the peer `unknown`, shown as unconfirmed with the reason; a hub that is down fails closed.
  */

@@ -1,5 +1,5 @@
 /**
- * Farcaster operator binding verification (SPEC §13): EIP-191 recovery, SIWE parsing/building,
+ * Farcaster operator binding verification (docs/protocol.md#operator-binding): EIP-191 recovery, SIWE parsing/building,
  * the offline checks, and the hub step against a local fake hub. No test reaches the internet.
  */
 import { after, describe, test } from "node:test";
@@ -24,6 +24,7 @@ import {
   TEST_ADDRESS,
   TEST_PRIVATE_KEY,
 } from "./helpers/farcaster.ts";
+import { pause } from "./helpers/wait.ts";
 
 const NODE = "atlas_" + "ab".repeat(32);
 const OTHER_NODE = "atlas_" + "cd".repeat(32);
@@ -656,13 +657,13 @@ describe("HttpHubClient", () => {
     await client.custodyOf(FID);
     await client.custodyOf(FID);
     assert.equal(hub.requests, 1);
-    await new Promise((r) => setTimeout(r, 250));
+    await pause(250); // the subject: the 0.2 s TTL running out
     await client.custodyOf(FID);
     assert.equal(hub.requests, 2);
   });
 });
 
-test("bindings a year long by default (SPEC §13)", () => {
+test("bindings a year long by default (docs/protocol.md#operator-binding)", () => {
   const b = makeBinding({ nodeId: NODE, fid: FID, issuedAt: new Date("2025-03-01T00:00:00Z") });
   const r = verifyBindingOffline(b, NODE, Date.parse("2025-03-02T00:00:00Z") / 1000);
   assert.ok(r.ok);

@@ -12,6 +12,7 @@ import { prunePeers } from "../src/daemon/housekeeping.ts";
 import { defaultConfig } from "../src/config/defaults.ts";
 import { createLogger } from "../src/util/log.ts";
 import { cleanupHomes, initHome, killAll, runAtlas, startListener } from "./helpers/cli.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 const DAY = 86400;
 const NOW = Math.floor(Date.now() / 1000);
@@ -135,11 +136,11 @@ test("a daemon prunes at start", async () => {
   const l = await startListener(home);
   try {
     let ids: string[] = [];
-    for (const until = Date.now() + 10_000; Date.now() < until; await new Promise((r) => setTimeout(r, 200))) {
+    await waitFor("the unused unknown peer pruned", async () => {
       const r = await runAtlas(["net", "peers", "--json"], { home });
       ids = (JSON.parse(r.stdout) as { node_id: string }[]).map((p) => p.node_id);
-      if (!ids.includes(id(1))) break;
-    }
+      return !ids.includes(id(1));
+    }, { intervalMs: 200, lastSeen: () => ids });
     assert.deepEqual(ids, [id(2)]);
     assert.match(l.stderr(), /pruned unused unknown peers/);
   } finally {

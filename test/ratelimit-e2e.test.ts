@@ -1,5 +1,5 @@
 /**
- * SPEC §9 against a real daemon process: a flooding peer is answered Error 4001 (with
+ * docs/protocol.md#trust-rate-limits-and-bans against a real daemon process: a flooding peer is answered Error 4001 (with
  * ref_msg_id), then banned (ban_until stored, DISCONNECT_BANNED, handshakes refused), while a
  * second, well-behaved peer keeps full service.
  */

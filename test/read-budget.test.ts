@@ -18,6 +18,7 @@ import { FramedStream } from "../src/wire/framed-stream.ts";
 import { HEADER_LEN, MsgType } from "../src/wire/messages.ts";
 import { isAtlasError } from "../src/errors.ts";
 import { buildMessage, deliverOn } from "../src/net/messaging.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -123,7 +124,7 @@ describe("frames over the read budget, over QUIC", () => {
     head.set([0xac, 0x01, 0x01, MsgType.Message]);
     new DataView(head.buffer).setUint32(4, 2 * MiB);
     void first.write(head).catch(() => {});
-    await waitFor(() => receiver.endpoint.readPool.used > 0);
+    await waitFor("bytes held in the read pool", () => receiver.endpoint.readPool.used > 0, { intervalMs: 10 });
     // The second large frame's header is over the limit: refused before any payload is read.
     const second = new FramedStream(s.conn.openStream());
     const head2 = head.slice(0, HEADER_LEN + 64 * KiB);
@@ -135,11 +136,3 @@ describe("frames over the read budget, over QUIC", () => {
     assert.equal(answer?.type === "Error" && answer.ref_msg_id, undefined, "the id is in the payload, never read");
   });
 });
-
-async function waitFor(cond: () => boolean, timeoutMs = 5000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}

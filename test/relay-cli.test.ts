@@ -1,5 +1,5 @@
 /**
- * Relay as real processes (SPEC §11, §7, §14): `atlas relay`, a daemon registered with it, and a
+ * Relay as real processes (docs/protocol.md#relay, docs/protocol.md#dialing, README.md#commands): `atlas relay`, a daemon registered with it, and a
  * one-shot CLI that reaches the daemon only through the relay — `net ping`, `net send`,
  * `net connect` output shapes, `net peers`, `atlas status` on both sides, and a relay restart the
  * daemon survives without operator action.
@@ -9,13 +9,13 @@ import assert from "node:assert/strict";
 import { appendFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { cleanupHomes, initHome, killAll, type Listener, runAtlas, startListener } from "./helpers/cli.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 after(async () => {
   killAll();
   await cleanupHomes();
 });
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const config = (home: string, text: string) => appendFile(join(home, "state", "config.toml"), text);
 
 /** The fields of `atlas status --json` these tests read (relay_server on relay nodes only). */
@@ -39,15 +39,14 @@ async function status(home: string): Promise<StatusJson> {
   return JSON.parse(r.stdout);
 }
 
-async function until<T>(what: string, probe: () => Promise<T>, ok: (v: T) => boolean, ms: number): Promise<T> {
-  const end = Date.now() + ms;
-  let v = await probe();
-  while (!ok(v)) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(v)}`);
-    await sleep(200);
-    v = await probe();
-  }
-  return v;
+/** Polls `home`'s status until `ok` holds; that status. */
+async function statusWhen(what: string, home: string, ok: (s: StatusJson) => boolean, ms: number): Promise<StatusJson> {
+  let last: StatusJson | undefined;
+  return await waitFor(what, async () => ok(last = await status(home)) && last, {
+    timeoutMs: ms,
+    intervalMs: 200,
+    lastSeen: () => last,
+  });
 }
 
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
@@ -59,15 +58,15 @@ describe("relay node and daemons as processes", { timeout: 120_000 }, () => {
     const relayPort = relay.port;
     const label = `${relay.nodeId.slice(0, 18)}…@127.0.0.1:${relayPort}`;
     const a = await initHome("alpha");
-    // The relay is alpha's STUN server too (SPEC §10: relay nodes answer STUN on their QUIC port).
+    // The relay is alpha's STUN server too (docs/protocol.md#stun: relay nodes answer STUN on their QUIC port).
     await writeFile(
       join(a.home, "state", "config.toml"),
       `[stun]\nservers = ["127.0.0.1:${relayPort}"]\n\n[transport]\nrelay_announce_interval = 1\n`,
     );
     const alpha = await startListener(a.home, ["--relay", `127.0.0.1:${relayPort}`]);
-    const st = await until(
+    const st = await statusWhen(
       "alpha registered with the relay",
-      () => status(a.home),
+      a.home,
       (s) => s.relays?.[0]?.registered === true && s.public_address_source.startsWith("stun"),
       10_000,
     );
@@ -132,22 +131,17 @@ describe("relay node and daemons as processes", { timeout: 120_000 }, () => {
     assert.match(table, new RegExp(`relay via relay \\(${esc(label)}\\)`));
 
     // Every one-shot command closed its pipe: the relay holds none, and forwarded packets.
-    const rs = await until("relay pipes closed", () => status(relayHome.home), (s) => s.relay_server.pipes === 0, 5000);
+    const rs = await statusWhen("relay pipes closed", relayHome.home, (s) => s.relay_server.pipes === 0, 5000);
     assert.ok(rs.relay_server.forwarded_packets > 0);
     // … and alpha, the target of every one of them, holds no pipe state either; nothing was dropped.
-    const as = await until("alpha's pipes closed", () => status(a.home), (s) => s.relay_pipes?.open === 0, 5000);
+    const as = await statusWhen("alpha's pipes closed", a.home, (s) => s.relay_pipes?.open === 0, 5000);
     assert.equal(as.relay_pipes.datagram_drops, 0);
 
     // Relay restart: alpha notices, re-registers on its own, and beta reaches it again.
     assert.equal(await relay.stop(), 0);
-    await until(
-      "alpha notices the relay is gone",
-      () => status(a.home),
-      (s) => s.relays?.[0]?.registered === false,
-      15_000,
-    );
+    await statusWhen("alpha notices the relay is gone", a.home, (s) => s.relays?.[0]?.registered === false, 15_000);
     relay = await startListener(relayHome.home, ["--port", String(relayPort)], { cmd: ["relay"] });
-    await until("alpha re-registered", () => status(a.home), (s) => s.relays?.[0]?.registered === true, 20_000);
+    await statusWhen("alpha re-registered", a.home, (s) => s.relays?.[0]?.registered === true, 20_000);
     const again = await runAtlas(["net", "ping", alpha.nodeId], { home: await fresh("zeta") });
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stdout, /^Path : relay \(/m);
@@ -185,9 +179,9 @@ describe("relay node and daemons as processes", { timeout: 120_000 }, () => {
     const helper = await startListener(r.home, [], { cmd: ["daemon"] });
     const a = await initHome("alpha");
     const alpha = await startListener(a.home, ["--relay", helper.address]);
-    await until(
+    await statusWhen(
       "alpha registered with the helper daemon",
-      () => status(a.home),
+      a.home,
       (s) => s.relays?.[0]?.registered === true,
       10_000,
     );
@@ -205,11 +199,10 @@ describe("relay node and daemons as processes", { timeout: 120_000 }, () => {
     // … and it is still an agent: a message to it is delivered to its own inbox.
     const send = await runAtlas(["net", "send", helper.nodeId, '{"hi":1}'], { home: b.home });
     assert.equal(send.code, 0, send.stderr);
-    await until(
+    await waitFor(
       "the message in the helper's inbox",
-      async () => (await runAtlas(["net", "inbox", "--json"], { home: r.home })).stdout,
-      (out) => out.includes('"body":{"hi":1}'),
-      5000,
+      async () => (await runAtlas(["net", "inbox", "--json"], { home: r.home })).stdout.includes('"body":{"hi":1}'),
+      { timeoutMs: 5000, intervalMs: 200 },
     );
     await alpha.stop();
     await helper.stop();

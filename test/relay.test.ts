@@ -1,5 +1,5 @@
 /**
- * Relay (SPEC §11), in process: real QUIC on 127.0.0.1 between separate nodes — a relay, a target
+ * Relay (docs/protocol.md#relay), in process: real QUIC on 127.0.0.1 between separate nodes — a relay, a target
  * registered with it (presence) and diallers. Every RelayError code, the end-to-end inner
  * connection and its identity check, announce expiry, idle teardown, the bandwidth limit and the
  * cleanup of pipe state. Processes, output shapes and restarts: test/relay-cli.test.ts.
@@ -142,7 +142,7 @@ describe("relay pipes", { timeout: 120_000 }, () => {
     const targets = [await target(r.addr), await target(r.addr), await target(r.addr)];
     const b = await node("dialler");
     // No session with the relay yet: each dial would open its own, and each newer one would
-    // replace the older (SPEC §7, one session per peer), closing its pipe mid-pairing.
+    // replace the older (docs/protocol.md#dialing, one session per peer), closing its pipe mid-pairing.
     const sessions = await Promise.all(targets.map((t) => dialViaRelay(b, r.addr, t.node.nodeId)));
     assert.deepEqual(sessions.map((s) => s.nodeId), targets.map((t) => t.node.nodeId));
     for (const s of sessions) assert.ok((await s.ping(5000)).rttMs > 0);
@@ -169,7 +169,7 @@ describe("relay pipes", { timeout: 120_000 }, () => {
     await fresh.disconnect();
   });
 
-  test("dialPeer falls back to the target's home relay after the direct candidates fail (SPEC §7)", async () => {
+  test("dialPeer falls back to the target's home relay after the direct candidates fail (docs/protocol.md#dialing)", async () => {
     const r = await relayNode();
     const t = await target(r.addr);
     const b = await node("dialler", (c) => (c.transport.dial_timeout = 1));
@@ -274,7 +274,7 @@ describe("relay pipes", { timeout: 120_000 }, () => {
     assert.equal(sr.server.status().pipes, 0);
   });
 
-  test("the target accepts only source_id inside the pipe (SPEC §11: A checks the inner node ID)", async () => {
+  test("the target accepts only source_id inside the pipe (docs/protocol.md#relay: A checks the inner node ID)", async () => {
     const r = await relayNode();
     const t = await target(r.addr);
     const b = await node("dialler");
@@ -386,7 +386,7 @@ describe("relay pipes", { timeout: 120_000 }, () => {
   });
 });
 
-describe("relay pipe limits (SPEC 1.2: per target, per source address, unused pipes)", { timeout: 120_000 }, () => {
+describe("relay pipe limits (per target, per source address, unused pipes)", { timeout: 120_000 }, () => {
   test("100 identities on one address hold at most 8 of the 64 slots; a pairing from another address to the same target succeeds", async () => {
     const r = await relayNode((c) => {
       // Let all 100 handshakes in (30 a minute per address would stop most): the pipe limits are under test.

@@ -14,6 +14,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { openStore } from "../src/store/index.ts";
 import { cleanupHomes, freePort, initHome, killAll, type Listener, runAtlas, startListener } from "./helpers/cli.ts";
+import { pause, waitFor } from "./helpers/wait.ts";
 
 after(async () => {
   killAll();
@@ -22,8 +23,6 @@ after(async () => {
 
 /** The delivery bound of issue 16, from the restarted receiver printing its address. */
 const REDIAL_BOUND_MS = 2_000;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Every stored copy of message `id` in `home`'s inbox. */
 async function copies(home: string, id: string): Promise<number> {
@@ -35,14 +34,10 @@ async function copies(home: string, id: string): Promise<number> {
   }
 }
 
-/** Poll (every 20 ms) until `home` holds message `id`; the time it appeared, or a failure after `ms`. */
+/** Polls (every 20 ms) until `home` holds message `id`; the time it appeared. */
 async function arrival(home: string, id: string, ms: number): Promise<number> {
-  const end = Date.now() + ms;
-  for (;;) {
-    if ((await copies(home, id)) > 0) return Date.now();
-    if (Date.now() > end) assert.fail(`message ${id} not delivered within ${ms} ms`);
-    await sleep(20);
-  }
+  await waitFor(`message ${id} delivered`, async () => (await copies(home, id)) > 0, { timeoutMs: ms, intervalMs: 20 });
+  return Date.now();
 }
 
 /** `net send` through the sender's daemon; the queued message ID. */
@@ -101,7 +96,7 @@ async function restartAndSend(t: { diagnostic: (m: string) => void }, dialler: "
     assert.match(log, /the session died under a delivery, redialling/);
     if (dialler === "sender") assert.doesNotMatch(log, /peer stopped answering/);
     else assert.match(log, /peer stopped answering/);
-    await sleep(200); // a duplicate would be stored by now
+    await pause(200); // room for a duplicate that must not be stored
     assert.equal(await copies(a.home, id), 1, "stored once");
     await deliveredOnce(b.home, id);
   } finally {

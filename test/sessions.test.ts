@@ -1,4 +1,4 @@
-/** One session per peer (SPEC §7): replacement and the simultaneous-dial tie-break, in process. */
+/** One session per peer (docs/protocol.md#dialing): replacement and the simultaneous-dial tie-break, in process. */
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { generateSeed } from "../src/identity/keys.ts";

@@ -11,6 +11,7 @@ import { openDatabase } from "../src/store/db.ts";
 import { MIGRATIONS } from "../src/store/migrations.ts";
 import { PeerStore } from "../src/store/peers.ts";
 import { isAtlasError } from "../src/errors.ts";
+import { pause, waitFor } from "./helpers/wait.ts";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const STORE_URL = pathToFileURL(join(ROOT, "src/store/index.ts")).href;
@@ -539,12 +540,9 @@ describe("process lifetime", () => {
       10000,
     );
     // Kill once the child has committed a fair number of rows (or after a bound).
-    const start = Date.now();
-    while (Date.now() - start < 6000 && !(c.out().split("\n").length > 150)) {
-      if (c.child.exitCode !== null) break;
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 20)));
+    const committed = () => c.out().split("\n").length > 150 || c.child.exitCode !== null;
+    await waitFor("150 committed rows", committed, { timeoutMs: 6000, intervalMs: 10 }).catch(() => {});
+    await pause(Math.floor(Math.random() * 20)); // the kill lands at a random moment
     c.child.kill("SIGKILL");
     const r = await c.exited;
     assert.equal(r.signal, "SIGKILL", `child ended early: ${c.err()}`);

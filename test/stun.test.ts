@@ -1,4 +1,4 @@
-/** STUN (SPEC §10): client, server on the QUIC port, the daemon's public address, observed_addr rule. */
+/** STUN (docs/protocol.md#stun): client, server on the QUIC port, the daemon's public address, observed_addr rule. */
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
@@ -16,8 +16,8 @@ import { serveStun } from "../src/stun/server.ts";
 import { StunService } from "../src/stun/service.ts";
 import { BINDING_REQUEST, createMessage, encodeMessage } from "../src/stun/codec.ts";
 import { cleanupHomes, initHome, killAll, NO_STUN, runAtlas, startListener } from "./helpers/cli.ts";
+import { waitFor } from "./helpers/wait.ts";
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const cleanups: (() => unknown)[] = [];
 after(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
@@ -61,17 +61,12 @@ async function status(
 }
 
 async function waitStatus(home: string, pred: (s: Awaited<ReturnType<typeof status>>) => boolean, ms = 10_000) {
-  const end = Date.now() + ms;
-  let last = await status(home);
-  while (!pred(last) && Date.now() < end) {
-    await sleep(150);
-    last = await status(home);
-  }
-  assert.ok(
-    pred(last),
-    `status never matched: ${JSON.stringify({ a: last.public_address, s: last.public_address_source })}`,
-  );
-  return last;
+  let last: Awaited<ReturnType<typeof status>> | undefined;
+  return await waitFor("the status to match", async () => pred(last = await status(home)) && last, {
+    timeoutMs: ms,
+    intervalMs: 150,
+    lastSeen: () => ({ a: last?.public_address, s: last?.public_address_source }),
+  });
 }
 
 describe("STUN client and server on the QUIC socket", () => {
@@ -111,7 +106,8 @@ describe("STUN client and server on the QUIC socket", () => {
       m.addFingerprint();
       sock.send(encodeMessage(m), server.local.port, "127.0.0.1");
     }
-    await sleep(400);
+    await waitFor("all 30 requests answered or refused", () => h.stats.answered + h.stats.limited === 30);
+    await waitFor("every answer received", () => answers === h.stats.answered);
     assert.ok(answers >= 5 && answers < 30, `answers: ${answers}`);
     assert.ok(answers <= 8, `burst beyond the bucket was answered: ${answers}`);
     assert.equal(h.stats.answered, answers);

@@ -1,5 +1,5 @@
 /**
- * Bulk transfer under packet loss (SPEC §4; NOTES: the high-level @matrixai classes stall here,
+ * Bulk transfer under packet loss (docs/protocol.md#transport; NOTES: the high-level @matrixai classes stall here,
  * our own driver must not). 20 MB go client → server through a forwarder that drops 2% of the
  * datagrams in each direction; the receiver must get every byte, in order.
  */

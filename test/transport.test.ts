@@ -1,5 +1,5 @@
 /**
- * QUIC transport (SPEC §4): QuicEndpoint / QuicConnection / QuicStream over the raw quiche
+ * QUIC transport (docs/protocol.md#transport): QuicEndpoint / QuicConnection / QuicStream over the raw quiche
  * binding, on 127.0.0.1 (one test binds `::` for the dual-stack rule). Every test closes what it
  * opens; a final `after` closes anything a failed test left behind so the process exits.
  */
@@ -17,8 +17,9 @@ import { type EndpointOptions, QuicEndpoint } from "../src/transport/endpoint.ts
 import type { CloseInfo, QuicConnection } from "../src/transport/connection.ts";
 import type { QuicStream } from "../src/transport/stream.ts";
 import { transportOptions } from "../src/transport/options.ts";
-import { sleep, within } from "../src/util/time.ts";
+import { within } from "../src/util/time.ts";
 import { mulberry32, UdpForwarder } from "./helpers/udp-forwarder.ts";
+import { holdsWithin, pause } from "./helpers/wait.ts";
 
 // ---------------------------------------------------------------------------------------------
 // helpers
@@ -173,16 +174,6 @@ function deferred<T>() {
   return { promise, resolve, reject };
 }
 
-/** Poll `cond` every 10 ms for at most `ms`; true when it held. */
-async function waitFor(cond: () => boolean, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() >= deadline) return false;
-    await sleep(10);
-  }
-  return true;
-}
-
 function udpSocket(): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const s = createSocket("udp4");
@@ -281,8 +272,7 @@ describe("connections and streams", () => {
       t.diagnostic(`${N} × ${SIZE} B echoed in ${(performance.now() - t0).toFixed(0)} ms`);
       assert.deepEqual(results.filter((r) => !r.ok).map((r) => r.i), []);
       // streams are forgotten once done both ways
-      await sleep(50);
-      assert.equal(p.cconn.streamCount, 0);
+      assert.ok(await holdsWithin(() => p.cconn.streamCount === 0, 2000), `${p.cconn.streamCount} streams left`);
     } finally {
       await p.close();
     }
@@ -412,7 +402,7 @@ describe("connections and streams", () => {
         w.catch(() => {});
         assert.equal((await settleWithin(w, 500)).state, "pending");
         const before = fwd.up.forwarded + fwd.down.forwarded;
-        await sleep(1000);
+        await pause(1000); // the subject: what a second of waiting costs
         const packets = fwd.up.forwarded + fwd.down.forwarded - before;
         t.diagnostic(`datagrams exchanged in 1 s while the write waits: ${packets}`);
         assert.ok(packets < 50, `${packets} datagrams in 1 s with nothing to send but a blocked write`);
@@ -473,7 +463,7 @@ describe("connections and streams", () => {
     try {
       const s = p.cconn.openStream();
       await s.write(payload(4096, 3));
-      await sleep(50); // let the data arrive first: the reset must still be reported
+      await pause(50); // let the data arrive first (not observable here): the reset must still be reported
       s.reset(7);
       const e = await within(outcome, 5000);
       assertAtlasError(e, "ERR_RESET");
@@ -534,7 +524,7 @@ describe("connections and streams", () => {
         assert.throws(() => p.cconn.openStream(), (e) => (assertAtlasError(e, "ERR_CLOSED"), true));
         assert.equal(p.sconn.isOpen, false);
         assert.equal(
-          await waitFor(() => p.server.ep.connectionCount === 0, 1000),
+          await holdsWithin(() => p.server.ep.connectionCount === 0, 1000),
           true,
           "the server forgot the connection",
         );
@@ -648,7 +638,7 @@ describe("demultiplexing and hostile input", () => {
       const deadline = Date.now() + 3000;
       while (replies.size < reqs.size && Date.now() < deadline) {
         for (const [k, r] of reqs) if (!replies.has(k)) await send(sock, r, p.server.ep.local.port);
-        await waitFor(() => replies.size >= reqs.size, 100);
+        await holdsWithin(() => replies.size >= reqs.size, 100);
       }
 
       const echoed = await within(echoing, 10_000, () => new Error("echo stalled"));
@@ -714,7 +704,7 @@ describe("demultiplexing and hostile input", () => {
       p.server.ep.onStun = () => stun++;
       const before = p.server.ep.connectionCount;
       for (const j of junk) await send(sock, j, port);
-      await sleep(200);
+      await pause(200); // room for a connection that must not be created
       assert.equal(p.server.ep.connectionCount, before, "garbage created no connection");
       assert.ok(p.cconn.isConnected && p.sconn.isConnected, "the live connection survived");
       assert.equal(stun, 0, "no garbage was taken for STUN");
@@ -846,7 +836,7 @@ describe("admission", () => {
         await echoOnce(c1, Buffer.from("x"));
         c1.close(0, "make room");
         assert.equal(
-          await waitFor(() => server.ep.connectionCount === 1, 5000),
+          await holdsWithin(() => server.ep.connectionCount === 1, 5000),
           true,
           "server did not drop the closed connection",
         );
@@ -926,7 +916,7 @@ describe("datagrams", () => {
         rounds++;
         for (const d of sent) if (!has(atServer, d)) assert.equal(p.cconn.sendDatagram(d), true);
         if (!has(atClient, pong)) assert.equal(p.sconn.sendDatagram(pong), true);
-        await waitFor(() => sent.every((d) => has(atServer, d)) && has(atClient, pong), 100);
+        await holdsWithin(() => sent.every((d) => has(atServer, d)) && has(atClient, pong), 100);
       }
       if (rounds > 1) t.diagnostic(`datagrams needed ${rounds} send rounds (some were lost)`);
       for (const d of sent) assert.ok(has(atServer, d), `datagram of ${d.length} B never arrived`);
@@ -951,7 +941,7 @@ describe("datagrams nobody listens for", () => {
       const deadline = Date.now() + 3000;
       while (!late.includes("late") && Date.now() < deadline) {
         p.cconn.sendDatagram(Buffer.from("late"));
-        await waitFor(() => late.includes("late"), 100);
+        await holdsWithin(() => late.includes("late"), 100);
       }
       assert.ok(late.includes("late"), "a datagram sent after the handler was set arrives");
       assert.deepEqual(late.filter((d) => d.startsWith("early")), [], "no early datagram was kept");
@@ -1048,7 +1038,7 @@ describe("endpoint lifecycle", () => {
         server.ep.onStun = (_p, f) => (from = f);
         for (let i = 0; i < 20 && !from; i++) {
           await send(sock, stunBindingRequest(Buffer.alloc(12, 3)), server.ep.local.port);
-          await waitFor(() => from !== undefined, 100);
+          await holdsWithin(() => from !== undefined, 100);
         }
         assert.deepEqual(from, { host: LOCAL, port: sock.address().port });
 

@@ -257,7 +257,7 @@ function startDaemon(prog: Prog, name: string, paths: HomePaths): Promise<Daemon
   });
 }
 
-/** SIGTERM; SPEC §16: exit 0 within 5 s. Returns a problem description, or null. */
+/** SIGTERM; docs/architecture.md#daemon: exit 0 within 5 s. Returns a problem description, or null. */
 async function stopDaemon(d: Daemon): Promise<string | null> {
   if (d.proc.exitCode !== null) return `daemon ${d.name} had already exited with ${d.proc.exitCode}`;
   const t0 = performance.now();

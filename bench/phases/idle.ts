@@ -38,7 +38,7 @@ export async function idlePhase(t: TransportApi): Promise<void> {
   for (const s of socks) s.destroy();
   await waitFor("server TLS sockets to close", async () => (await counts()).tcp <= tcpBase, 10_000);
 
-  // Atlas: one session per peer is kept (SPEC §7: a newer connection from the same node replaces the
+  // Atlas: one session per peer is kept (docs/protocol.md#dialing: a newer connection from the same node replaces the
   // older), so 500 sessions need 500 client identities: 500 client nodes (each with its own UDP
   // socket) sharing one store. Their nodes are created before the server-side baseline is taken.
   const idleDir = await mkdtemp(join(t.benchRoot, "idle-"));

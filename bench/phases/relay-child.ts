@@ -1,7 +1,7 @@
 /**
  * Child processes of the relay phase (bench/phases/relay.ts), spawned with an IPC channel:
  *
- *   relay-child.ts relay                 an AtlasNode on 127.0.0.1 with a RelayServer (SPEC §11);
+ *   relay-child.ts relay                 an AtlasNode on 127.0.0.1 with a RelayServer (docs/protocol.md#relay);
  *   relay-child.ts agent <relay address> the target agent: an AtlasNode (listening, so the direct
  *                                        baseline can reach it) announcing itself to the relay with
  *                                        RelayPresence, and the bench "Message" handler of

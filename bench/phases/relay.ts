@@ -1,5 +1,5 @@
 /**
- * Relay phase of `npm run bench` (BENCH_ONLY=relay runs it alone): SPEC §11 relayed connections
+ * Relay phase of `npm run bench` (BENCH_ONLY=relay runs it alone): docs/protocol.md#relay relayed connections
  * through three processes on 127.0.0.1 —
  *   - the relay: bench/phases/relay-child.ts relay (AtlasNode + RelayServer), its own process;
  *   - the target agent A: bench/phases/relay-child.ts agent (AtlasNode listening + RelayPresence announcing

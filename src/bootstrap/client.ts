@@ -1,5 +1,5 @@
 /**
- * The agent's side of bootstrap and discovery (SPEC §12), in one call from the agent daemon's
+ * The agent's side of bootstrap and discovery (docs/protocol.md#bootstrap-and-discovery), in one call from the agent daemon's
  * `extend`: the registration service (register.ts) and the `net.discover` op (discover.ts). The
  * rest lives by job: borrow-session.ts (short-lived sessions with bootstrap nodes), targets.ts,
  * record-check.ts (PeerRecord checks) and merge.ts (upserting into `peers`); their public names
@@ -33,7 +33,7 @@ export {
 export { bootstrapTargets, noBootstrapError } from "./targets.ts";
 
 /**
- * Everything the agent daemon needs for SPEC §12, in one call from its `extend`: the
+ * Everything the agent daemon needs for docs/protocol.md#bootstrap-and-discovery, in one call from its `extend`: the
  * registration service and the `net.discover` op. Returns the service (for `atlas status`).
  */
 export function addBootstrapClient(

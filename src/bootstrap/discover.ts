@@ -1,5 +1,5 @@
 /**
- * `net discover` (SPEC §12): ask every configured bootstrap node at once, check each PeerRecord,
+ * `net discover` (docs/protocol.md#bootstrap-and-discovery): ask every configured bootstrap node at once, check each PeerRecord,
  * merge the answers per node ID (the newest verified record wins), upsert the result into `peers`
  * and report per bootstrap node what it answered.
  */
@@ -33,7 +33,7 @@ export interface DiscoveredPeer {
   public_address: string | null;
   relays: string[];
   skills: string[];
-  /** The username the bootstrap node verified (SPEC §13); shown, not stored as this node's verdict. */
+  /** The username the bootstrap node verified (docs/protocol.md#operator-binding); shown, not stored as this node's verdict. */
   operator_username: string | null;
   last_seen: number;
   /** `verified`: a signed record checked out and its content is shown; `none`: bootstrap's word only. */
@@ -83,7 +83,7 @@ function better(a: CheckedPeer, b: CheckedPeer): boolean {
 }
 
 /**
- * `net discover` (SPEC §12): BootstrapDiscover to every configured bootstrap node (and
+ * `net discover` (docs/protocol.md#bootstrap-and-discovery): BootstrapDiscover to every configured bootstrap node (and
  * `q.bootstrap`), in parallel; answers merged per node ID, upserted into `peers`, returned newest
  * first. Fails only when no bootstrap node answered.
  */

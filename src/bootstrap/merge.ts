@@ -1,5 +1,5 @@
 /**
- * Merging a discovered peer into the store's `peers` table (SPEC §8, §12): what a bootstrap answer
+ * Merging a discovered peer into the store's `peers` table (docs/architecture.md#peer-store, docs/protocol.md#bootstrap-and-discovery): what a bootstrap answer
  * may set, and what it must leave alone because this node learnt it first-hand.
  */
 import type { PeerRow, PeerUpdate, Store } from "../store/index.ts";
@@ -7,7 +7,7 @@ import { unixNow } from "../util/time.ts";
 import type { CheckedPeer } from "./record-check.ts";
 
 /**
- * Upsert one discovered peer into `peers` (SPEC §8, §12). Trust is never set here: a new row
+ * Upsert one discovered peer into `peers` (docs/architecture.md#peer-store, docs/protocol.md#bootstrap-and-discovery). Trust is never set here: a new row
  * starts `unknown`, a known one keeps its level.
  * - A verified signed record newer than any this node has seen (peers.record_seq) is the node's
  *   own latest word: it sets address, public address, relays, name and skills, and record_seq.

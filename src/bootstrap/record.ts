@@ -1,5 +1,5 @@
 /**
- * Signed peer records (SPEC §12 SHOULD): a node's own statement of how to reach it, signed with
+ * Signed peer records (docs/protocol.md#bootstrap-and-discovery SHOULD): a node's own statement of how to reach it, signed with
  * its node key, which bootstrap nodes pass through unchanged. A bootstrap node can therefore
  * drop or withhold a record, but it cannot forge or alter another node's addresses or skills.
  *

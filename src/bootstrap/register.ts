@@ -1,5 +1,5 @@
 /**
- * Registration with bootstrap nodes (SPEC §12). BootstrapRegistration, a daemon Service, registers
+ * Registration with bootstrap nodes (docs/protocol.md#bootstrap-and-discovery). BootstrapRegistration, a daemon Service, registers
  * with every node in `network.bootstrap` (the daemon has already merged its `--bootstrap` flags
  * into node.config) at start and every `bootstrap.register_interval`; a failed attempt is retried
  * after 1 s, doubling up to the interval, so a bootstrap node that restarts (and forgets its

@@ -1,5 +1,5 @@
 /**
- * The bootstrap node's registry (SPEC §12): an in-memory directory of live agents, keyed by node
+ * The bootstrap node's registry (docs/protocol.md#bootstrap-and-discovery): an in-memory directory of live agents, keyed by node
  * ID, at most `bootstrap.capacity` records. A record is stale once its last registration is older
  * than `bootstrap.stale_after` seconds; stale records are evicted when the registry is full and
  * before a discover is answered. A full registry with nothing stale refuses new nodes (Error 4001)
@@ -18,7 +18,7 @@ import type { BootstrapDiscover, BootstrapRegister, PeerRecord } from "../wire/m
 import type { PeerCard } from "../handshake/handshake.ts";
 import { verifyRecord } from "./record.ts";
 
-/** Largest number of peers one BootstrapPeers answer carries (SPEC §12). */
+/** Largest number of peers one BootstrapPeers answer carries (docs/protocol.md#bootstrap-and-discovery). */
 export const MAX_DISCOVER_LIMIT = 500;
 
 export interface RegistryEntry extends PeerRecord {

@@ -1,5 +1,5 @@
 /**
- * The bootstrap node (SPEC §1, §12): an ordinary Atlas node that answers BootstrapRegister and
+ * The bootstrap node (docs/architecture.md, docs/protocol.md#bootstrap-and-discovery): an ordinary Atlas node that answers BootstrapRegister and
  * BootstrapDiscover from an in-memory Registry. `atlas bootstrap` runs it as a daemon (same home
  * layout, pid file, control socket, shutdown; src/daemon/roles.ts), without inbox or outbox.
  */
@@ -125,7 +125,7 @@ function localDiscover(registry: Registry) {
  */
 export async function offerBootstrap(node: AtlasNode, handlers: Map<string, ControlHandler>): Promise<Registry> {
   const registry = serveBootstrap(node);
-  (await import("../stun/server.ts")).serveStun(node.endpoint); // SPEC §10: bootstrap nodes answer STUN on their QUIC port
+  (await import("../stun/server.ts")).serveStun(node.endpoint); // docs/protocol.md#stun: bootstrap nodes answer STUN on their QUIC port
   node.log.info("bootstrap registry ready", { capacity: registry.capacity, stale_after: registry.staleAfter });
   handlers.set("net.discover", localDiscover(registry));
   handlers.set(

@@ -17,7 +17,7 @@ import { registerCompletion } from "./commands/completion.ts";
 import { exampleHelp } from "./examples.ts";
 
 /**
- * The `atlas` command line (SPEC §14). Only commander and small modules load at start-up;
+ * The `atlas` command line (README.md#commands). Only commander and small modules load at start-up;
  * every command imports what it needs (QUIC, libSQL) inside its action.
  */
 export function buildProgram(): Command {
@@ -72,7 +72,7 @@ export function allSubcommands(c: AnyCommand): AnyCommand[] {
   return c.commands.flatMap((s) => [s, ...allSubcommands(s)]);
 }
 
-/** Run the CLI; returns the exit code (SPEC §14). Never throws, never prints a stack trace. */
+/** Run the CLI; returns the exit code (README.md#commands). Never throws, never prints a stack trace. */
 export async function main(argv: string[]): Promise<number> {
   guardPipes();
   const json = argv.includes("--json");

@@ -6,7 +6,7 @@ import type { Listening } from "../daemon/daemon.ts";
 export interface Output {
   json: boolean;
   line(s: string): void;
-  /** `Label : value` lines with labels padded to one column (SPEC §14 output shapes). */
+  /** `Label : value` lines with labels padded to one column (README.md#commands output shapes). */
   fields(rows: [string, string][], width?: number): void;
   data(v: unknown): void;
 }
@@ -37,7 +37,7 @@ function jsonReplacer(_k: string, v: unknown): unknown {
   return v;
 }
 
-/** One line on stderr (or a JSON error document) and the exit code for it (SPEC §14). */
+/** One line on stderr (or a JSON error document) and the exit code for it (README.md#commands). */
 export function reportError(
   e: unknown,
   json: boolean,
@@ -100,7 +100,7 @@ export function formatAge(unixSecs: number | null | undefined, now = Date.now() 
 }
 
 /**
- * Epoch seconds in message text made readable: the wire carries `banned until <ts>` (SPEC §5,
+ * Epoch seconds in message text made readable: the wire carries `banned until <ts>` (docs/protocol.md#messages,
  * §11 relay refusals), and a peer's reason reaches us as text, not as a field to format.
  */
 export function humanTimes(message: string, now = Date.now() / 1000): string {
@@ -112,10 +112,10 @@ export function operatorText(o: OperatorInfoView): string {
   return o.status === "verified" ? `@${o.username} (fid ${o.fid})` : `@${o.username} (unconfirmed: ${o.reason})`;
 }
 
-/** `atlas_` + 12 hex + `…` (SPEC §3), as identity's shortNodeId, without loading its crypto at start-up. */
+/** `atlas_` + 12 hex + `…` (docs/protocol.md#nodes-and-identities), as identity's shortNodeId, without loading its crypto at start-up. */
 export const shortId = (id: string): string => id.slice(0, 18) + "…";
 
-/** How a session was reached: `direct`, or `relay (atlas_9a1b…@198.51.100.1:4433)` (SPEC §7, §14). */
+/** How a session was reached: `direct`, or `relay (atlas_9a1b…@198.51.100.1:4433)` (docs/protocol.md#dialing, README.md#commands). */
 export function pathText(s: { path: string; relay?: string | null; punched?: boolean }): string {
   if (s.path === "direct" && s.punched) return "direct (hole-punched)";
   if (s.path !== "relay" || !s.relay) return s.path;

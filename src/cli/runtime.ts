@@ -6,7 +6,7 @@ import type { Ctx } from "./context.ts";
 /** Moved to daemon/ (a node runs without the CLI); re-exported for the commands that load this module. */
 export { startNode };
 
-/** Close a one-shot command's node: its sessions end with close_reason 'cli_exit' (SPEC §7). */
+/** Close a one-shot command's node: its sessions end with close_reason 'cli_exit' (docs/protocol.md#dialing). */
 export async function closeCliNode(node: AtlasNode): Promise<void> {
   await node.close("DISCONNECT_SHUTDOWN", "client exited", "cli_exit");
   await node.store.close();

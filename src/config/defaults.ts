@@ -1,11 +1,11 @@
 /**
- * Every tunable of Atlas, with its default (SPEC §15). This is the one place where tunable
+ * Every tunable of Atlas, with its default (src/config/defaults.ts). This is the one place where tunable
  * timeouts, intervals and limits are defined; code reads them from a loaded `Config`, never from
  * literals. Fixed timings that are not for an operator to change live in `durations.ts`.
  * Keys mirror `state/config.toml` exactly (snake_case sections and keys), so
  * `config get transport.dial_timeout` is `config.transport.dial_timeout`.
  *
- * Keys marked "Atlas extension" are not in SPEC §15; docs/decisions.md says why they exist.
+ * Keys marked "Atlas extension" are not in src/config/defaults.ts; docs/decisions.md says why they exist.
  */
 export const DEFAULTS = {
   network: {
@@ -22,12 +22,12 @@ export const DEFAULTS = {
     relay_announce_interval: 2, // s
     relay_idle_timeout: 60, // s
     relay_pipes_per_source: 4,
-    relay_pipes_per_target: 8, // pipes one registered agent can be paired into at once (SPEC 1.2 §11)
-    relay_pairings_per_ip: 8, // pipes whose sources share one IP address, an IPv6 /64 (SPEC 1.2 §11)
+    relay_pipes_per_target: 8, // pipes one registered agent can be paired into at once (docs/protocol.md#relay)
+    relay_pairings_per_ip: 8, // pipes whose sources share one IP address, an IPv6 /64 (docs/protocol.md#relay)
     relay_missed_announces: 5,
     relay_pairing_timeout: 10, // s
-    relay_stagger_ms: 300, // relays raced this long after the first direct candidate (SPEC §7)
-    hole_punch: true, // upgrade relayed sessions to a direct path where the NATs allow it (SPEC §11a)
+    relay_stagger_ms: 300, // relays raced this long after the first direct candidate (docs/protocol.md#dialing)
+    hole_punch: true, // upgrade relayed sessions to a direct path where the NATs allow it (docs/protocol.md#hole-punching)
     dial_timeout: 5, // s, per direct candidate
     dial_stagger_ms: 250, // Happy Eyeballs start offset
     keepalive_interval: 15, // s, QUIC PING (keeps NAT mappings open)

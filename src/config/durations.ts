@@ -1,14 +1,14 @@
 /**
  * Fixed durations, in milliseconds: the protocol and implementation timings that are not config
  * keys. `defaults.ts` holds what an operator may tune; these are fixed because something else
- * relies on their value (a SPEC deadline, what the peer expects, the order two timers fire in),
+ * relies on their value (a protocol deadline, what the peer expects, the order two timers fire in),
  * not a deployment's needs. Each says why it has its value. Durations that scale with a config
  * key (a multiple of `transport.request_timeout`, say) stay next to that key's use.
  */
 
 // ---- Daemon lifecycle ----
 
-/** SPEC §16: a daemon told to stop is gone within 5 s; the hard exit fires with half a second to spare. */
+/** docs/architecture.md#daemon: a daemon told to stop is gone within 5 s; the hard exit fires with half a second to spare. */
 export const DAEMON_EXIT_DEADLINE_MS = 4_500;
 
 /** Each service (outbox, presence…) gets this long to stop, so one that hangs cannot eat the exit deadline. */
@@ -59,10 +59,10 @@ export const CLOSE_REASON_WAIT_MS = 200;
 /** Closing the endpoint: its CONNECTION_CLOSE packets get this long to leave before the socket closes. */
 export const ENDPOINT_CLOSE_GRACE_MS = 300;
 
-/** SPEC §6: `security.handshakes_per_ip_per_minute` counts over a sliding window of one minute. */
+/** docs/protocol.md#handshake: `security.handshakes_per_ip_per_minute` counts over a sliding window of one minute. */
 export const HANDSHAKE_IP_WINDOW_MS = 60_000;
 
-// ---- Rate limits (SPEC §9) ----
+// ---- Rate limits (docs/protocol.md#trust-rate-limits-and-bans) ----
 
 /** `per_minute` and `bytes_per_minute` count over a sliding window of one minute. */
 export const RATE_WINDOW_MS = 60_000;

@@ -1,5 +1,5 @@
 /**
- * `atlas config show | get KEY | set KEY VALUE` (SPEC §14, §15): reading single keys, parsing
+ * `atlas config show | get KEY | set KEY VALUE` (README.md#commands, src/config/defaults.ts): reading single keys, parsing
  * command-line values by the schema, rewriting `state/config.toml`, and rendering TOML.
  *
  * `set` keeps the file minimal: it holds only the keys the user set, never a dump of the defaults.

@@ -1,5 +1,5 @@
 /**
- * Loading `state/config.toml` (SPEC §15): defaults, overlaid with the file, overlaid with
+ * Loading `state/config.toml` (src/config/defaults.ts): defaults, overlaid with the file, overlaid with
  * command-line flags. The file is validated against the schema (schema.ts): unknown keys, values
  * of the wrong type and out-of-range numbers are ERR_CONFIG errors that name the file and the key.
  */

@@ -2,7 +2,7 @@ import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 
 /**
- * Where a node keeps its files (SPEC §2). `--home` beats $ATLAS_HOME beats ~/.atlas. Before a
+ * Where a node keeps its files (docs/architecture.md#home-directory). `--home` beats $ATLAS_HOME beats ~/.atlas. Before a
  * command uses them, checkHome (home-check.ts) refuses a home other local users could tamper with.
  */
 export interface HomePaths {

@@ -1,5 +1,5 @@
 /**
- * The configuration schema (SPEC §15), derived from DEFAULTS so that defaults.ts stays the single
+ * The configuration schema (src/config/defaults.ts), derived from DEFAULTS so that defaults.ts stays the single
  * source of keys and types: every leaf of DEFAULTS is a key, its default's JavaScript type is the
  * key's type (number → integer, boolean, string, string[] → list of strings). The only facts that
  * cannot be read off a default value live here: the allowed values of enum keys and numeric ranges.
@@ -54,7 +54,7 @@ const RANGES: Readonly<Record<string, { min: number; max?: number }>> = {
 
 /**
  * `host:port` with an IP literal, `[IPv6]` or a DNS name, port 1–65535; `pinned` also allows
- * `atlas_<64 hex>@host:port` (SPEC §11, §12: a bootstrap or relay node with its node ID).
+ * `atlas_<64 hex>@host:port` (docs/protocol.md#relay, docs/protocol.md#bootstrap-and-discovery: a bootstrap or relay node with its node ID).
  */
 function isAddrItem(s: string, pinned: boolean): boolean {
   let t = s.trim();

@@ -32,7 +32,7 @@ export interface Listening {
 }
 
 /**
- * `atlas daemon` (SPEC §16): take the home's lock, start the node, close session rows a crash
+ * `atlas daemon` (docs/architecture.md#daemon): take the home's lock, start the node, close session rows a crash
  * left open, start the services (keepalive, housekeeping, and those `extend` adds) and the control
  * socket; on SIGINT/SIGTERM or `daemon stop`,
  * Disconnect every peer, close the rows, flush, exit 0 within 5 s.
@@ -97,7 +97,7 @@ export async function runDaemon(
     const why = await Promise.race([stopped, signal(), pipeClosed]);
     env.log.info("shutting down", { reason: why });
   } finally {
-    const hard = setTimeout(() => process.exit(0), DAEMON_EXIT_DEADLINE_MS); // SPEC §16, whatever hangs
+    const hard = setTimeout(() => process.exit(0), DAEMON_EXIT_DEADLINE_MS); // docs/architecture.md#daemon, whatever hangs
     hard.unref();
     await control?.close().catch(() => {});
     for (const s of services) await within(Promise.resolve(s.stop()), SERVICE_STOP_MS);

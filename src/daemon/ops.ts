@@ -15,7 +15,7 @@ import { sleep } from "../util/time.ts";
 export interface OperatorInfoView {
   username: string;
   fid: number | null;
-  /** "verified", or "unconfirmed" with the reason (SPEC §13: shown, never trusted). */
+  /** "verified", or "unconfirmed" with the reason (docs/protocol.md#operator-binding: shown, never trusted). */
   status: "verified" | "unconfirmed";
   reason?: string;
 }
@@ -26,7 +26,7 @@ export interface SessionInfo {
   trust: string;
   path: string;
   relay: string | null;
-  /** A direct path that hole punching opened (SPEC §11a): shown as `direct (hole-punched)`. */
+  /** A direct path that hole punching opened (docs/protocol.md#hole-punching): shown as `direct (hole-punched)`. */
   punched: boolean;
   address: string;
   operator: OperatorInfoView | null;
@@ -53,7 +53,7 @@ export function sessionInfo(s: Session): SessionInfo {
   };
 }
 
-/** `net connect`: in a daemon the session is kept until `net disconnect` (SPEC §7). */
+/** `net connect`: in a daemon the session is kept until `net disconnect` (docs/protocol.md#dialing). */
 export async function connectOp(node: AtlasNode, a: { target: string; keep?: boolean }): Promise<SessionInfo> {
   const { session } = await dialPeer(node, a.target);
   if (a.keep) session.pinned = true;
@@ -165,7 +165,7 @@ export interface StatusReport {
   }[];
   outbox_depth: number;
   farcaster: { verify: string; hub: { url: string; reachable: boolean | null; last_error?: string } | null };
-  /** Presence at the configured relays (SPEC §11), from the daemon's relay service. */
+  /** Presence at the configured relays (docs/protocol.md#relay), from the daemon's relay service. */
   relays?: {
     relay: string;
     node_id: string | null;
@@ -176,7 +176,7 @@ export interface StatusReport {
   }[];
   /** Pipes through relays that this node is an end of, and their DATAGRAM drops. */
   relay_pipes?: { open: number; datagram_drops: number; unknown_session: number };
-  /** Hole punching per peer (SPEC §11a): direct, trying, or failed with the last reason. */
+  /** Hole punching per peer (docs/protocol.md#hole-punching): direct, trying, or failed with the last reason. */
   hole_punch?: {
     node_id: string;
     state: string;
@@ -235,7 +235,7 @@ export interface BanResult {
   disconnected: number;
 }
 
-/** Ban by hand (SPEC §9): stored, live sessions get Disconnect DISCONNECT_BANNED. */
+/** Ban by hand (docs/protocol.md#trust-rate-limits-and-bans): stored, live sessions get Disconnect DISCONNECT_BANNED. */
 export async function banOp(node: AtlasNode, a: { target: string; seconds: number }): Promise<BanResult> {
   const id = await resolvePeerId(node.store, a.target);
   const until = Math.floor(Date.now() / 1000) + a.seconds;

@@ -25,7 +25,7 @@ async function readPid(file: string): Promise<number | null> {
 }
 
 /**
- * One daemon per home (SPEC §16). The pid file is created exclusively (O_EXCL), so two daemons
+ * One daemon per home (docs/architecture.md#daemon). The pid file is created exclusively (O_EXCL), so two daemons
  * starting at once cannot both win. A pid file whose process is gone (or is not serving the
  * socket) is stale: it and the socket are removed and the lock is taken.
  */

@@ -25,7 +25,7 @@ export async function runAgentDaemon(env: NodeEnv, o: DaemonOptions): Promise<vo
     services.push(outbox);
     handlers.set("outbox.kick", () => (outbox.kick(), Promise.resolve({ ok: true })));
     const { addBootstrapClient } = await import("../bootstrap/client.ts");
-    // SPEC §10: the public address (STUN, agreeing observed_addr, else the bind address), checked
+    // docs/protocol.md#stun: the public address (STUN, agreeing observed_addr, else the bind address), checked
     // in the background after start so a slow or failing lookup never delays the daemon.
     const { StunService } = await import("../stun/service.ts");
     let registration: { registerAll(): Promise<void> } | null = null;
@@ -42,14 +42,14 @@ export async function runAgentDaemon(env: NodeEnv, o: DaemonOptions): Promise<vo
       log: env.log,
       publicAddress: () => stun.publicAddress(),
     });
-    // SPEC §11: presence at the configured relays (and accepting pipes through them); relaying for
+    // docs/protocol.md#relay: presence at the configured relays (and accepting pipes through them); relaying for
     // others when transport.offer_relay is on.
     const { RelayPresence } = await import("../relay/presence.ts");
     const { relayLinks } = await import("../relay/pipe.ts");
     const presence = new RelayPresence(node, env.log);
     presence.onChange = () => void registration?.registerAll();
     services.push(presence);
-    // SPEC §11a: relayed sessions this daemon dialled are upgraded to direct paths where the NATs allow.
+    // docs/protocol.md#hole-punching: relayed sessions this daemon dialled are upgraded to direct paths where the NATs allow.
     const { HolePunchService } = await import("../net/holepunch/service.ts");
     const holePunch = node.config.transport.hole_punch
       ? new HolePunchService(node, { publicAddress: () => stun.publicAddress(), log: env.log })
@@ -73,7 +73,7 @@ export async function runAgentDaemon(env: NodeEnv, o: DaemonOptions): Promise<vo
     if (node.config.transport.offer_relay) {
       await (await import("../relay/server.ts")).offerRelay(node, handlers, services);
     }
-    node.onObservedAddr = (addr, peer) => stun.noteObserved(addr, peer); // HelloAck observed_addr, SPEC §10
+    node.onObservedAddr = (addr, peer) => stun.noteObserved(addr, peer); // HelloAck observed_addr, docs/protocol.md#stun
     handlers.set("net.send", async (a) => {
       const r = await enqueueMessage(node.store, node.config, {
         target: String(a.target),
@@ -89,7 +89,7 @@ export async function runAgentDaemon(env: NodeEnv, o: DaemonOptions): Promise<vo
 }
 
 /**
- * `atlas relay` (SPEC §1, §11): a daemon (same home layout, pid file, control socket, shutdown)
+ * `atlas relay` (docs/architecture.md, docs/protocol.md#relay): a daemon (same home layout, pid file, control socket, shutdown)
  * that offers relaying and answers STUN, with no inbox, outbox or presence of its own.
  */
 export async function runRelayNode(env: NodeEnv, o: ServiceNodeOptions): Promise<void> {
@@ -110,7 +110,7 @@ export async function runRelayNode(env: NodeEnv, o: ServiceNodeOptions): Promise
 }
 
 /**
- * `atlas bootstrap` (SPEC §1, §12): a daemon (same home layout, pid file, control socket,
+ * `atlas bootstrap` (docs/architecture.md, docs/protocol.md#bootstrap-and-discovery): a daemon (same home layout, pid file, control socket,
  * shutdown) with the registry, answering STUN, without inbox or outbox.
  */
 export async function runBootstrapNode(env: NodeEnv, o: ServiceNodeOptions): Promise<void> {

@@ -52,7 +52,7 @@ export interface PeerCard {
   /** What the peer said it speaks beyond the core; an older peer says nothing (empty). */
   features: string[];
   timestamp: number;
-  /** The outcome of checking `operator` (SPEC §13), set while the trust level is decided. */
+  /** The outcome of checking `operator` (docs/protocol.md#operator-binding), set while the trust level is decided. */
   verdict?: OperatorVerdict;
 }
 
@@ -71,7 +71,7 @@ export interface HandshakeOptions {
   timeoutMs: number;
   maxDriftS: number;
   now?: () => number;
-  /** Trust level for a proven peer (SPEC §9); both sides compute their own. */
+  /** Trust level for a proven peer (docs/protocol.md#trust-rate-limits-and-bans); both sides compute their own. */
   trustFor: (peer: PeerCard) => TrustLevel | Promise<TrustLevel>;
 }
 
@@ -82,7 +82,7 @@ export interface InitiatorOptions extends HandshakeOptions {
 export interface ResponderOptions extends HandshakeOptions {
   /** Unix time until which the peer is banned, or null. */
   bannedUntil: (nodeId: string) => number | null | Promise<number | null>;
-  /** Only this node may complete the handshake (a relayed connection's `source_id`, SPEC §11). */
+  /** Only this node may complete the handshake (a relayed connection's `source_id`, docs/protocol.md#relay). */
   expectedNodeId?: string;
   /** What to report as `observed_addr`; null omits it (a relayed path has no real address). */
   observedAddr?: string | null;
@@ -92,7 +92,7 @@ function fail(code: ProtocolCodeName, message: string): AtlasError {
   return new AtlasError(code, message);
 }
 
-/** Checks common to Hello and HelloAck (SPEC §6 step 2/3); returns the proven card. */
+/** Checks common to Hello and HelloAck (docs/protocol.md#handshake step 2/3); returns the proven card. */
 function checkCard(m: Hello | HelloAck, tlsKey: Uint8Array, now: number, maxDrift: number): PeerCard {
   if (m.protocol_v !== PROTOCOL_V) {
     throw fail("ERR_PROTOCOL_VERSION", `unsupported protocol_v ${m.protocol_v} (this node speaks ${PROTOCOL_V})`);
@@ -163,7 +163,7 @@ function remoteError(m: WireMessage, during: string): AtlasError {
   return new AtlasError("ERR_MESSAGE_REJECTED", `unexpected ${m.type} during ${during}`);
 }
 
-/** Run `fn` under the handshake deadline (SPEC §6: 10 s, else 1003). */
+/** Run `fn` under the handshake deadline (docs/protocol.md#handshake: 10 s, else 1003). */
 async function withDeadline<T>(ms: number, fn: (left: () => number) => Promise<T>): Promise<T> {
   const end = Date.now() + ms;
   const left = () => {
@@ -237,7 +237,7 @@ async function refuse(
 }
 
 /**
- * Initiator side (SPEC §6 steps 1 and 3). Opens the control stream, sends Hello, checks
+ * Initiator side (docs/protocol.md#handshake steps 1 and 3). Opens the control stream, sends Hello, checks
  * HelloAck and the responder's signature, sends Verify, waits for VerifyAck.
  */
 export async function initiateHandshake(
@@ -303,7 +303,7 @@ function toldByPeer(e: AtlasError): boolean {
 }
 
 /**
- * Responder side (SPEC §6 steps 2 and 4), run on the first stream the initiator opens.
+ * Responder side (docs/protocol.md#handshake steps 2 and 4), run on the first stream the initiator opens.
  */
 export async function acceptHandshake(
   conn: QuicConnection,

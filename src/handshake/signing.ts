@@ -1,5 +1,5 @@
 /**
- * The bytes each side signs (SPEC §6): "atlas-handshake-v1" ‖ role ‖ signer node_id ‖
+ * The bytes each side signs (docs/protocol.md#handshake): "atlas-handshake-v1" ‖ role ‖ signer node_id ‖
  * verifier node_id ‖ challenge. Domain separation means a node key never signs a bare value the
  * peer chose, and the role byte stops a signature made as responder being replayed as initiator.
  */

@@ -1,5 +1,5 @@
 /**
- * The self-signed X.509 certificate each node presents in TLS (SPEC §4). Its subject public
+ * The self-signed X.509 certificate each node presents in TLS (docs/protocol.md#transport). Its subject public
  * key IS the node key, so the TLS handshake proves possession of the node key; peers do not
  * trust any CA, they pull the key out of the certificate (peerKeyFromCertificate) and compare
  * it with the node ID / Hello key. Hand-written DER keeps us free of an ASN.1 dependency.

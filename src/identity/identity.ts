@@ -1,6 +1,6 @@
 /**
  * A node's identity: its ed25519 key, node ID and TLS certificate, and the files under the
- * home that hold them (SPEC §2, §3). The key file is refused when group/others can access it,
+ * home that hold them (docs/architecture.md#home-directory, docs/protocol.md#nodes-and-identities). The key file is refused when group/others can access it,
  * as ssh does, because anyone who reads it can impersonate the node.
  */
 import { chmod, lstat, mkdir, readFile, stat } from "node:fs/promises";

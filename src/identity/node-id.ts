@@ -1,5 +1,5 @@
 /**
- * Node IDs (SPEC §3): `atlas_` + lowercase hex SHA-256 of the raw 32-byte ed25519 public key.
+ * Node IDs (docs/protocol.md#nodes-and-identities): `atlas_` + lowercase hex SHA-256 of the raw 32-byte ed25519 public key.
  * Commands accept the full ID or any unique prefix of at least 8 hex characters.
  */
 import { sha256 } from "@noble/hashes/sha2.js";

@@ -1,6 +1,6 @@
 /**
- * The agent card in state/profile.toml (SPEC §2, §3, §13): self-declared name, bio and skills,
- * plus an optional operator binding and wallet. Limits are those of the wire format (SPEC §5),
+ * The agent card in state/profile.toml (docs/architecture.md#home-directory, docs/protocol.md#nodes-and-identities, docs/protocol.md#operator-binding): self-declared name, bio and skills,
+ * plus an optional operator binding and wallet. Limits are those of the wire format (docs/protocol.md#messages),
  * enforced here so a profile we can save is always one we can send.
  */
 import { readFile } from "node:fs/promises";
@@ -10,7 +10,7 @@ import type { HomePaths } from "../config/paths.ts";
 import { atomicWrite } from "../util/fs.ts";
 import { Limits } from "../wire/limits.ts";
 
-/** The Farcaster operator binding (SPEC §13) is stored in the profile exactly as it travels. */
+/** The Farcaster operator binding (docs/protocol.md#operator-binding) is stored in the profile exactly as it travels. */
 import type { OperatorInfo } from "../wire/messages.ts";
 export type { OperatorInfo };
 

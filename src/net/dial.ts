@@ -9,11 +9,11 @@ import { sleep } from "../util/time.ts";
 
 export interface DialResult {
   session: Session;
-  /** true when an existing live session was used (SPEC §7: no new dial). */
+  /** true when an existing live session was used (docs/protocol.md#dialing: no new dial). */
   reused: boolean;
 }
 
-/** Which `last_failure` kind an error of a dial attempt stands for (SPEC §7). */
+/** Which `last_failure` kind an error of a dial attempt stands for (docs/protocol.md#dialing). */
 export function failureKind(e: unknown): FailureKind {
   if (!isAtlasError(e)) return "unreachable";
   if (e.code === "ERR_HANDSHAKE_FAILED" && /clock drift/.test(e.message)) return "expired";
@@ -33,7 +33,7 @@ export function failureKind(e: unknown): FailureKind {
 interface Candidates {
   nodeId?: string;
   addrs: SockAddr[];
-  /** Relays to try after the direct candidates (SPEC §7): the target's home relays, then ours. */
+  /** Relays to try after the direct candidates (docs/protocol.md#dialing): the target's home relays, then ours. */
   relays: string[];
 }
 
@@ -84,7 +84,7 @@ function relayCandidates(home: string[], own: string[]): string[] {
 }
 
 /**
- * dial(target) (SPEC §7): reuse a live session; otherwise race every path. The direct candidates
+ * dial(target) (docs/protocol.md#dialing): reuse a live session; otherwise race every path. The direct candidates
  * go first, each within `transport.dial_timeout`, a later one starting `transport.dial_stagger_ms`
  * after the previous (Happy Eyeballs). For a node-ID target the relays — its home relays, then
  * ours — join the race `transport.relay_stagger_ms` after the first direct candidate instead of
@@ -205,7 +205,7 @@ function dialDirect(
   });
 }
 
-/** Relays in order (SPEC §7), each until one pipe completes the handshake inside it. */
+/** Relays in order (docs/protocol.md#dialing), each until one pipe completes the handshake inside it. */
 async function dialRelays(
   node: AtlasNode,
   relays: string[],

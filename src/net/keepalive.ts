@@ -4,7 +4,7 @@ import { DISCONNECT_IDLE } from "../wire/messages.ts";
 import { unixNow } from "../util/time.ts";
 
 /**
- * The daemon's Atlas keepalive (SPEC §16): every `keepalive.interval` a Ping to each live
+ * The daemon's Atlas keepalive (docs/architecture.md#daemon): every `keepalive.interval` a Ping to each live
  * session; `keepalive.max_missed` consecutive misses → Disconnect DISCONNECT_IDLE. It also ends
  * sessions opened for a delivery or a ping after `transport.session_idle` without traffic
  * (sessions from `net connect` are pinned and stay).

@@ -1,5 +1,5 @@
 /**
- * Messages between agents (SPEC §5 Message/MessageAck, §8 inbox, §14 `net send`).
+ * Messages between agents (docs/protocol.md#messages Message/MessageAck, §8 inbox, §14 `net send`).
  *
  * - Bodies are JSON text and travel as text: a body is never parsed and re-serialised, so any
  *   JSON (big integers, key order, number spelling) arrives byte for byte as it was sent.
@@ -92,7 +92,7 @@ export function checkOutgoing(body: string, opts: { topic?: string; replyTo?: st
 // receiving
 
 /**
- * Inbox housekeeping (SPEC §8): drop messages older than `inbox.retention_days` and trim every
+ * Inbox housekeeping (docs/architecture.md#peer-store): drop messages older than `inbox.retention_days` and trim every
  * sender to `inbox.max_per_peer`. The daemon calls it at start and then hourly.
  */
 export async function pruneInbox(
@@ -262,7 +262,7 @@ export async function deliverOn(session: Session, msg: AtlasMessage, timeoutMs: 
 }
 
 /**
- * Direct delivery (SPEC §7, §14): dial `target` (reusing a live session), send the Message and
+ * Direct delivery (docs/protocol.md#dialing, README.md#commands): dial `target` (reusing a live session), send the Message and
  * wait `transport.request_timeout` for its MessageAck. `body` must be JSON text (normalizeBody).
  */
 export async function sendDirect(
@@ -301,7 +301,7 @@ export interface QueuedResult {
 }
 
 /**
- * `net send` with a daemon: resolve the target, commit the message to the outbox (SPEC §14:
+ * `net send` with a daemon: resolve the target, commit the message to the outbox (README.md#commands:
  * queued, then delivered with retries until acknowledged or expired) and return its ID.
  */
 export async function enqueueMessage(
@@ -341,7 +341,7 @@ export function shortTarget(target: string): string {
 }
 
 /**
- * A refusal that retrying will not change (SPEC §14: the outbox stops on rejected, banned,
+ * A refusal that retrying will not change (README.md#commands: the outbox stops on rejected, banned,
  * invalid identity): the handshake was rejected, the sender is banned, the peer is not who the
  * target names, or it refuses this message. Rate limiting (not a ban), timeouts, resets,
  * unreachable peers, clock drift and receiver-side failures are worth another attempt.

@@ -63,9 +63,9 @@ export class AtlasNode {
   private sessions = new Map<string, Set<Session>>();
   private handlers = new Map<MsgTypeName, RequestHandler>();
   private closing = false;
-  /** Our address as a peer saw it (HelloAck observed_addr), for STUN's second source (SPEC §10). */
+  /** Our address as a peer saw it (HelloAck observed_addr), for STUN's second source (docs/protocol.md#stun). */
   onObservedAddr: ((addr: string, peerNodeId: string) => void) | null = null;
-  /** Inbound request limits per peer and tier (SPEC §9). */
+  /** Inbound request limits per peer and tier (docs/protocol.md#trust-rate-limits-and-bans). */
   readonly limiter: PeerRateLimiter;
   /** Called for every session as it opens (after rivals are settled): daemon services hook in here. */
   private openListeners = new Set<(s: Session) => void>();
@@ -215,7 +215,7 @@ export class AtlasNode {
     }
   }
 
-  /** Disconnect every session (SPEC §16 shutdown) and close the endpoint. */
+  /** Disconnect every session (docs/architecture.md#daemon shutdown) and close the endpoint. */
   async close(reason = DISCONNECT_SHUTDOWN, message = "node shutting down", localReason?: string): Promise<void> {
     if (this.closing) return;
     this.closing = true;
@@ -230,7 +230,7 @@ export class AtlasNode {
   private hub: HttpHubClient | null = null;
 
   /**
-   * SPEC §9 trust, with the operator binding checked first (§13): verified only when it passes
+   * docs/protocol.md#trust-rate-limits-and-bans trust, with the operator binding checked first (§13): verified only when it passes
    * both steps (or step 1 with farcaster.verify = "signature"); anything else leaves the session
    * at its other trust level and the verdict says why. The verdict rides on the peer card.
    */
@@ -270,7 +270,7 @@ export class AtlasNode {
 
   /**
    * The responder's half of a new connection. `relayed` marks a relay pipe's inner connection:
-   * only its `source_id` may complete the handshake, and it has no address of its own (SPEC §11).
+   * only its `source_id` may complete the handshake, and it has no address of its own (docs/protocol.md#relay).
    */
   acceptConnection(conn: QuicConnection, relayed?: { sourceId: string; relay: string }): void {
     // No control stream within the handshake deadline: close with ERR_HANDSHAKE_TIMEOUT (no stream
@@ -321,7 +321,7 @@ export class AtlasNode {
 
   /**
    * Hold request streams that arrive before the handshake completes (at most
-   * `security.max_pending_streams`, SPEC §5 Streams); the first stream (id 0) is the control stream.
+   * `security.max_pending_streams`, docs/protocol.md#messages Streams); the first stream (id 0) is the control stream.
    */
   private holdStreams(conn: QuicConnection, onControl?: (s: QuicStream) => void): HeldStreams {
     const held: HeldStreams = { streams: [], session: null };
@@ -393,7 +393,7 @@ export class AtlasNode {
   }
 
   /**
-   * One session per peer (SPEC §7). Two connections dialled at once from both ends: keep the one
+   * One session per peer (docs/protocol.md#dialing). Two connections dialled at once from both ends: keep the one
    * initiated by the lower node ID, on both sides, so exactly one survives. Otherwise a newer
    * connection replaces the older. The loser gets Disconnect DISCONNECT_REPLACED.
    */
@@ -417,7 +417,7 @@ export class AtlasNode {
   }
 
   /**
-   * A direct session replaced a relayed one (hole punching, SPEC §11a): new traffic takes the
+   * A direct session replaced a relayed one (hole punching, docs/protocol.md#hole-punching): new traffic takes the
    * direct one at once (`liveSession` prefers the newest), while requests already in flight on the
    * relayed one finish during RELAY_GRACE_MS; then it is closed and its relay slot freed.
    */
@@ -440,7 +440,7 @@ export class AtlasNode {
 
   private async recordSession(s: Session, peer: PeerCard, trust: TrustLevel, dialled?: SockAddr): Promise<void> {
     const now = unixNow();
-    // SPEC §8: the address we dialled successfully, else its first advertised listen address
+    // docs/architecture.md#peer-store: the address we dialled successfully, else its first advertised listen address
     // (only when we know none: an advertised address never replaces a proven one).
     // A relayed connection's `remote` is the relay's address: never the peer's public address.
     const relayed = s.path === "relay";
@@ -496,7 +496,7 @@ export class AtlasNode {
       this.sessions.delete(s.nodeId);
       this.limiter.sessionEnded(s.nodeId);
     }
-    // The peer's operator asked to disconnect: close every session with it (SPEC §7).
+    // The peer's operator asked to disconnect: close every session with it (docs/protocol.md#dialing).
     if (s.remoteDisconnect && reason === DISCONNECT_SHUTDOWN) {
       for (const o of this.sessionsWith(s.nodeId)) o.close(reason);
     }
@@ -517,7 +517,7 @@ export class AtlasNode {
   // ---- request streams ----
 
   /**
-   * Rate limits (SPEC §9): a request over its tier's limit is answered Error 4001 and counts as
+   * Rate limits (docs/protocol.md#trust-rate-limits-and-bans): a request over its tier's limit is answered Error 4001 and counts as
    * a violation; enough violations ban the peer: ban_until stored, Disconnect DISCONNECT_BANNED.
    */
   private async admit(session: Session, req: WireMessage, bytes: number, fs: FramedStream): Promise<boolean> {
@@ -611,7 +611,7 @@ export class AtlasNode {
       }
       const res = await h(session, req, stream);
       if (res) await fs.end(res);
-      // One request frame per stream (SPEC §5 Streams): bytes after it that the handler did not
+      // One request frame per stream (docs/protocol.md#messages Streams): bytes after it that the handler did not
       // read would only sit in quiche's buffers — except on streams that carry a multi-frame exchange.
       if (!MULTI_FRAME_REQUESTS.has(req.type)) stream.stopReading(0);
     } catch (e) {
@@ -634,7 +634,7 @@ export interface OutboundOptions {
   path: PathKind;
   /** `atlas_<id>@host:port` of the relay a relayed connection goes through. */
   relay?: string;
-  /** A direct connection through the NAT mappings hole punching opened (SPEC §11a). */
+  /** A direct connection through the NAT mappings hole punching opened (docs/protocol.md#hole-punching). */
   punched?: boolean;
 }
 

@@ -1,5 +1,5 @@
 /**
- * The daemon's outbox delivery (SPEC §14 "nothing lost"): polls the `outbox` table (the CLI
+ * The daemon's outbox delivery (README.md#commands "nothing lost"): polls the `outbox` table (the CLI
  * queues into it directly), delivers due messages and writes every final outcome to
  * `deliveries`.
  *
@@ -31,7 +31,7 @@ import type { Session } from "./session.ts";
 
 /**
  * Outgoing pacing for one target, so that the worker never trips the receiver's inbound limits
- * (SPEC §9: a token bucket per second, a sliding minute of requests and payload bytes; three
+ * (docs/protocol.md#trust-rate-limits-and-bans: a token bucket per second, a sliding minute of requests and payload bytes; three
  * refusals ban us for 10 minutes, and a ban fails every queued message). We cannot know the tier
  * the receiver gives us, so we assume the lowest (`rate_limit.unknown` of our own config, the
  * defaults every node starts from) and keep a margin for network jitter: 80 % of the per-second

@@ -1,5 +1,5 @@
 /**
- * Per-peer inbound rate limiting and ban accounting (SPEC §9). Pure and in-memory; the caller
+ * Per-peer inbound rate limiting and ban accounting (docs/protocol.md#trust-rate-limits-and-bans). Pure and in-memory; the caller
  * answers refusals with Error 4001, stores `banUntil` and disconnects the peer.
  *
  * Algorithm, per peer (O(1) amortised per check, no allocation on the accepted path):

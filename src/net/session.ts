@@ -25,7 +25,7 @@ import {
 
 export type PathKind = "direct" | "relay";
 
-/** The close reason of a relayed session retired because a direct one replaced it (SPEC §11a). */
+/** The close reason of a relayed session retired because a direct one replaced it (docs/protocol.md#hole-punching). */
 export const UPGRADED_TO_DIRECT = "upgraded to a direct path";
 export type Direction = "inbound" | "outbound";
 
@@ -36,7 +36,7 @@ export interface PingResult {
   pongTs: number;
 }
 
-/** Handles one request frame on a request stream and returns the response frame (SPEC §5 Streams). */
+/** Handles one request frame on a request stream and returns the response frame (docs/protocol.md#messages Streams). */
 export type RequestHandler = (session: Session, req: WireMessage, stream: QuicStream) => Promise<WireMessage | null>;
 
 /**
@@ -58,11 +58,11 @@ export class Session {
   recorded: Promise<void> = Promise.resolve();
   /** When a frame last came from the peer (control frame or response): liveness, not activity. */
   lastHeardAt = Date.now();
-  /** Last request or operator action; keepalive Pings do not count (SPEC §7 session_idle). */
+  /** Last request or operator action; keepalive Pings do not count (docs/protocol.md#dialing session_idle). */
   lastActivity = Date.now();
   /** Kept until `net disconnect` (made by `net connect` in a daemon): never closed for idleness. */
   pinned = false;
-  /** A direct session that hole punching opened through both NATs (SPEC §11a). */
+  /** A direct session that hole punching opened through both NATs (docs/protocol.md#hole-punching). */
   punched = false;
   /** Set while this relayed session is kept for its grace period after a direct one replaced it. */
   replacedByDirect = false;
@@ -159,7 +159,7 @@ export class Session {
   }
 
   /**
-   * The control stream broke (SPEC §5): a frame we cannot decode — FramedStream has already
+   * The control stream broke (docs/protocol.md#messages): a frame we cannot decode — FramedStream has already
    * handed quiche the Error frame (1001 version, 2002 oversize, 2003 otherwise) with FIN — or a
    * reset stream, which gets a Disconnect instead. The control stream is finished either way, so
    * the Disconnect reason rides in the CONNECTION_CLOSE (code: the Error's, like a refused
@@ -326,7 +326,7 @@ export class Session {
     return this.probing;
   }
 
-  /** Send Disconnect and close the connection (SPEC §5 Disconnect). */
+  /** Send Disconnect and close the connection (docs/protocol.md#messages Disconnect). */
   async disconnect(
     reason = DISCONNECT_SHUTDOWN,
     message = "operator requested disconnect",

@@ -4,7 +4,7 @@ import type { Store } from "../store/index.ts";
 import { parseAddr, resolveAddr, type SockAddr } from "../transport/addr.ts";
 
 /**
- * What `dial` accepts (SPEC §7): a socket address, a node ID or unique prefix, or
+ * What `dial` accepts (docs/protocol.md#dialing): a socket address, a node ID or unique prefix, or
  * `atlas_<id>@host:port` (dial that address and require that node ID).
  */
 export type DialTarget =
@@ -35,7 +35,7 @@ export function parseTarget(text: string): DialTarget {
 }
 
 /**
- * The node ID `text` names (SPEC §3): a full ID, known or not, or a unique prefix (≥ 8 hex,
+ * The node ID `text` names (docs/protocol.md#nodes-and-identities): a full ID, known or not, or a unique prefix (≥ 8 hex,
  * `atlas_` optional) of a known peer. Unknown, ambiguous or malformed → ERR_USAGE.
  */
 export async function resolvePeerId(store: Pick<Store, "peers">, text: string): Promise<string> {
@@ -52,7 +52,7 @@ export interface ResolvedNodeRef {
 }
 
 /**
- * `host:port` or `atlas_<id>@host:port` (SPEC §11, §12) → the node ID to require and the address
+ * `host:port` or `atlas_<id>@host:port` (docs/protocol.md#relay, docs/protocol.md#bootstrap-and-discovery) → the node ID to require and the address
  * (DNS names resolved). `what` names the entry in errors: "bootstrap node", "relay".
  */
 export async function resolveNodeRef(text: string, what: string): Promise<ResolvedNodeRef> {

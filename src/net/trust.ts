@@ -22,7 +22,7 @@ function matches(refs: NodeRef[], peer: PeerCard, dialled?: SockAddr): boolean {
 }
 
 /**
- * Trust level of a session, first match wins (SPEC §9): verified (operator binding — arrives
+ * Trust level of a session, first match wins (docs/protocol.md#trust-rate-limits-and-bans): verified (operator binding — arrives
  * with the Farcaster work), bootstrap (configured bootstrap node, by pinned ID or by the address
  * it was dialled at), relay (configured relay, or the session came through a relay), unknown.
  */

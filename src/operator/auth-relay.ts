@@ -1,5 +1,5 @@
 /**
- * Sign In With Farcaster through an auth relay (SPEC §13, §14 `atlas id auth-farcaster`).
+ * Sign In With Farcaster through an auth relay (docs/protocol.md#operator-binding, README.md#commands `atlas id auth-farcaster`).
  *
  * The relay protocol is spoken by the ecosystem's own client, @farcaster/auth-client: we create a
  * channel whose SIWE parameters bind this node (Request ID = full node ID, Expiration Time = the
@@ -212,7 +212,7 @@ async function signIn(o: AuthFarcasterOptions): Promise<AuthFarcasterResult> {
       requestId: o.nodeId,
       notBefore: isoSecs(started),
       expirationTime: isoSecs(expirationMs),
-      // The binding must be signed by the custody address itself (SPEC §13), not an auth address.
+      // The binding must be signed by the custody address itself (docs/protocol.md#operator-binding), not an auth address.
       acceptAuthAddress: false,
     }),
     createBudget,
@@ -288,7 +288,7 @@ async function signIn(o: AuthFarcasterOptions): Promise<AuthFarcasterResult> {
 }
 
 /**
- * Verify a binding received from a relay before storing it: the offline checks of SPEC §13 (Request
+ * Verify a binding received from a relay before storing it: the offline checks of docs/protocol.md#operator-binding (Request
  * ID = this node, fid named, validity window, signature by the custody address), plus that it
  * answers our channel (same nonce), so a relay cannot replay an older approval. Returns the expiry.
  */

@@ -1,6 +1,6 @@
 /**
- * EIP-191 `personal_sign` signatures (SPEC §13): the custody address of a Farcaster account signs
- * the binding's SIWE text. Recovery uses secp256k1 and keccak-256 from @noble (the stack the SPEC
+ * EIP-191 `personal_sign` signatures (docs/protocol.md#operator-binding): the custody address of a Farcaster account signs
+ * the binding's SIWE text. Recovery uses secp256k1 and keccak-256 from @noble (the stack the design
  * names); nothing here depends on viem, so this module stays light.
  */
 import { secp256k1 } from "@noble/curves/secp256k1.js";

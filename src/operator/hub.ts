@@ -1,5 +1,5 @@
 /**
- * Farcaster hub HTTP API client (SPEC §13 step 2, §15 `[farcaster]`): which address owns a fid
+ * Farcaster hub HTTP API client (docs/protocol.md#operator-binding step 2, §15 `[farcaster]`): which address owns a fid
  * (custody) and which username a fid has are Farcaster state that a signature cannot prove, so a
  * peer asks a hub. Speaks the public HTTP API v1 served by Snapchain nodes (port 3381) and by
  * legacy Hubble hubs (port 2281):

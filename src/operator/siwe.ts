@@ -1,5 +1,5 @@
 /**
- * The binding message (SPEC §13): a Sign-In-With-Farcaster text, i.e. EIP-4361 (SIWE). Parsing
+ * The binding message (docs/protocol.md#operator-binding): a Sign-In-With-Farcaster text, i.e. EIP-4361 (SIWE). Parsing
  * and formatting are viem's (`parseSiweMessage`, `createSiweMessage`); this module only adds the
  * checks viem's lenient parser leaves out (required fields present, dates valid, no stray or
  * repeated lines) and the Farcaster conventions (statement, chain ID, fid resource).
@@ -168,7 +168,7 @@ export interface BindingMessageInput {
   /** At least 8 alphanumeric characters. */
   nonce: string;
   issuedAt: Date;
-  /** The binding's lifetime (SPEC §13: 365 days by default). */
+  /** The binding's lifetime (docs/protocol.md#operator-binding: 365 days by default). */
   expirationTime: Date;
   notBefore?: Date;
   /** Defaults to "Farcaster Auth", as SIWF clients write it. */

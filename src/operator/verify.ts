@@ -1,5 +1,5 @@
 /**
- * Verifying a peer's operator binding (SPEC §13, trust level `verified` in §9).
+ * Verifying a peer's operator binding (docs/protocol.md#operator-binding, trust level `verified` in §9).
  *
  * Step 1, offline (`verifyBindingOffline`): the SIWE message parses, its Request ID is the
  * sender's node ID, its resources name the claimed fid, it is inside its validity window, and the
@@ -60,7 +60,7 @@ function fieldProblem(op: OperatorInfo): string | null {
   return null;
 }
 
-/** Step 1 of SPEC §13: everything that can be checked without asking anyone. */
+/** Step 1 of docs/protocol.md#operator-binding: everything that can be checked without asking anyone. */
 export function verifyBindingOffline(op: OperatorInfo, nodeId: string, nowSecs: number): OfflineResult {
   try {
     const problem = fieldProblem(op);
@@ -131,7 +131,7 @@ function claimed(op: OperatorInfo): { fid?: number; username?: string } {
 const errorText = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 
 /**
- * Both steps of SPEC §13 under the configured mode. `verified` only when everything checks out;
+ * Both steps of docs/protocol.md#operator-binding under the configured mode. `verified` only when everything checks out;
  * otherwise `unconfirmed` with the claimed fid/username (if well-formed) and the reason.
  * A hub that cannot be asked, errs, or disagrees leaves the binding unconfirmed (fail closed).
  * With "hub" the username is the hub's current one (empty when the fid has none), not the claim.

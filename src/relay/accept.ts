@@ -1,5 +1,5 @@
 /**
- * The target's side of a relay pipe (SPEC §11 step 3, agent A): the relay opens a stream on A's
+ * The target's side of a relay pipe (docs/protocol.md#relay step 3, agent A): the relay opens a stream on A's
  * connection with RelayConnect {source_id: B, target_id: A, session: a}. A refuses (RelayError)
  * a relay it is not registered with, a request for another node, a banned source or a connection
  * that cannot carry full-size pipe DATAGRAMs; otherwise it installs session a, answers RelayReady

@@ -1,5 +1,5 @@
 /**
- * A token bucket in bytes (SPEC §11: per pipe direction, burst of one second). `rate` 0 means no
+ * A token bucket in bytes (docs/protocol.md#relay: per pipe direction, burst of one second). `rate` 0 means no
  * limit. Refilled lazily from the clock on each `take`, so an idle pipe costs nothing.
  */
 export class TokenBucket {

@@ -1,5 +1,5 @@
 /**
- * Dialling through a relay (SPEC §11 steps 2–4, the dialler B): RelayConnect on a new stream of
+ * Dialling through a relay (docs/protocol.md#relay steps 2–4, the dialler B): RelayConnect on a new stream of
  * B's connection to the relay, RelayReady `ready` with B's session number, then the inner QUIC
  * connection — B is its client — over the pipe, and the full Atlas handshake inside it, pinned to
  * the target's node ID.
@@ -44,7 +44,7 @@ export async function dialViaRelay(
   relay.lastActivity = Date.now();
   let res;
   try {
-    // No FIN: the stream stays open as the pipe's lifetime (SPEC §5 Streams).
+    // No FIN: the stream stays open as the pipe's lifetime (docs/protocol.md#messages Streams).
     await fs.write({ type: "RelayConnect", source_id: node.nodeId, target_id: targetId });
     res = await fs.read((cfg.relay_pairing_timeout + cfg.request_timeout) * 1000);
   } catch (e) {

@@ -1,5 +1,5 @@
 /**
- * Who may hold how many of a relay's pipe slots at once (SPEC §11 step 3, 1.2). A pipe — pairing
+ * Who may hold how many of a relay's pipe slots at once (docs/protocol.md#relay step 3, 1.2). A pipe — pairing
  * or forwarding — is charged from the moment its slot is reserved until it closes, to: the relay's
  * capacity, its source node, its source address, its target, and its source address's share of
  * that target. Identities cost nothing to make, so the node-ID limit alone does not stop one host

@@ -1,5 +1,5 @@
 /**
- * An agent's end of a relay pipe (SPEC §11). The pipe carries the packets of a second QUIC
+ * An agent's end of a relay pipe (docs/protocol.md#relay). The pipe carries the packets of a second QUIC
  * connection, end to end between the two agents, as QUIC DATAGRAMs on this agent's connection to
  * the relay, each prefixed with the relay's 4-byte session number. `RelayPipe` is that inner
  * connection's PacketSink; `RelayLinks` routes incoming DATAGRAMs by (relay connection, session)
@@ -18,7 +18,7 @@ import type { QuicStream } from "../transport/stream.ts";
 
 /** The session prefix of every pipe DATAGRAM. */
 export const PIPE_HEADER = 4;
-/** Smallest DATAGRAM an agent–relay connection must carry: one full inner packet (SPEC §11). */
+/** Smallest DATAGRAM an agent–relay connection must carry: one full inner packet (docs/protocol.md#relay). */
 export const MIN_PIPE_DATAGRAM = PIPE_HEADER + VIRTUAL_PACKET_SIZE;
 
 /** The session number a pipe DATAGRAM starts with (4 bytes, big-endian). */
@@ -133,7 +133,7 @@ export class RelayLinks {
   /** DATAGRAMs of pipes already closed that their relay connection refused to queue. */
   private closedDrops = 0;
 
-  /** Open pipes and DATAGRAM drops (SPEC §11: `dgramSend` drops silently — count them), for `atlas status`. */
+  /** Open pipes and DATAGRAM drops (docs/protocol.md#relay: `dgramSend` drops silently — count them), for `atlas status`. */
   stats(): { open: number; datagram_drops: number; unknown_session: number } {
     const pipes = this.pipes();
     return {

@@ -1,5 +1,5 @@
 /**
- * Presence at relays (SPEC §11 step 1), a daemon service: for each relay in `network.relays`,
+ * Presence at relays (docs/protocol.md#relay step 1), a daemon service: for each relay in `network.relays`,
  * hold a session (pinned: never closed for idleness), send RelayAnnounce every
  * `transport.relay_announce_interval` on it — which also keeps this node's NAT mapping open —
  * and expect RelayReady `waiting`. A failure (relay restarted, connection lost, no answer) drops
@@ -109,7 +109,7 @@ export class RelayPresence {
   ): Promise<void> {
     const ref = await resolveRelay(relay);
     const s = st.session?.isOpen ? st.session : await relaySession(this.node, ref, signal);
-    s.pinned = true; // SPEC §11: the announce connection lives as long as the registration
+    s.pinned = true; // docs/protocol.md#relay: the announce connection lives as long as the registration
     st.session = s;
     st.label = relayLabel(s, ref);
     st.node_id = s.nodeId;

@@ -1,5 +1,5 @@
 /**
- * The relay (SPEC §11): agents behind NATs announce themselves; a dialler that cannot reach one
+ * The relay (docs/protocol.md#relay): agents behind NATs announce themselves; a dialler that cannot reach one
  * directly asks the relay to pair them; the relay then forwards the QUIC DATAGRAMs of the pipe
  * between the two agent connections, rewriting the 4-byte session prefix. It only ever sees the
  * inner connection's ciphertext: it never terminates the agents' end-to-end QUIC.
@@ -192,7 +192,7 @@ export class RelayServer {
     return this.open(pipe, { session: b, stream: bStream }, { session: a, stream: paired.stream, number: sa });
   }
 
-  /** The checks before the target is asked (SPEC §11 step 3): who asks, for whom, and room for it. */
+  /** The checks before the target is asked (docs/protocol.md#relay step 3): who asks, for whom, and room for it. */
   private admit(b: Session, req: RelayConnect): Refusal | { a: Session; owner: PipeOwner } {
     if (req.source_id !== b.nodeId) {
       return {
@@ -300,7 +300,7 @@ export class RelayServer {
       target: shortNodeId(pipe.target),
       pipes: this.pipes.size,
     });
-    return null; // the stream stays open as the pipe's lifetime (SPEC §5 Streams)
+    return null; // the stream stays open as the pipe's lifetime (docs/protocol.md#messages Streams)
   }
 
   /** Unless a DATAGRAM came from each side since RelayReady, the pipe is not in use: close it. */
@@ -427,7 +427,7 @@ function relayError(code: number, reason: string): WireMessage {
 }
 
 /**
- * Offer relaying on `node` (SPEC §11 `transport.offer_relay`): the server, STUN, and the relay's
+ * Offer relaying on `node` (docs/protocol.md#relay `transport.offer_relay`): the server, STUN, and the relay's
  * counters in `atlas status` (`relay_server`). Call after any other wrapper of "status".
  */
 export async function offerRelay(
@@ -437,7 +437,7 @@ export async function offerRelay(
 ): Promise<RelayServer> {
   const relay = new RelayServer(node);
   services.push(relay);
-  (await import("../stun/server.ts")).serveStun(node.endpoint); // SPEC §10: relay nodes answer STUN on their QUIC port
+  (await import("../stun/server.ts")).serveStun(node.endpoint); // docs/protocol.md#stun: relay nodes answer STUN on their QUIC port
   handlers.set("relay.status", () => Promise.resolve(relay.status()));
   const base = handlers.get("status");
   if (base) handlers.set("status", async (a) => ({ ...((await base(a)) as object), relay_server: relay.status() }));

@@ -1,6 +1,6 @@
 /**
  * Sessions with relays, shared by presence (announce), dialling through a relay and the
- * accepting side: a relay named `host:port` or `atlas_<id>@host:port` (SPEC §11 `network.relays`,
+ * accepting side: a relay named `host:port` or `atlas_<id>@host:port` (docs/protocol.md#relay `network.relays`,
  * or a peer's advertised home relays).
  */
 import { AtlasError } from "../errors.ts";
@@ -26,7 +26,7 @@ interface PendingConnect {
 
 /**
  * Connects in progress, per node and relay. Callers that find none live share the one in
- * progress: a second session with the relay would replace the first (SPEC §7, one session per
+ * progress: a second session with the relay would replace the first (docs/protocol.md#dialing, one session per
  * peer) and take every pipe being paired on it along (issue 16: pipes of one dialler to several
  * targets failed with "no answer to RelayConnect (connection closed)").
  */

@@ -1,5 +1,5 @@
 /**
- * Opening `state/peers.db` (SPEC §8): connection, pragmas, schema checks, forward migrations.
+ * Opening `state/peers.db` (docs/architecture.md#peer-store): connection, pragmas, schema checks, forward migrations.
  *
  * - `@libsql/client` is imported lazily (≈140 ms) so commands that never touch the database stay fast.
  * - One connection (`concurrency: 1`): per-connection pragmas (busy_timeout, foreign_keys) hold for

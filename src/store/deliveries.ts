@@ -1,5 +1,5 @@
 /**
- * The `deliveries` table (SPEC §8, §14): the audit log of every delivery outcome, appended when
+ * The `deliveries` table (docs/architecture.md#peer-store, README.md#commands): the audit log of every delivery outcome, appended when
  * an outbox message is completed (outbox.ts) or when a message was sent directly, without the
  * outbox.
  */

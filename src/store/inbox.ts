@@ -1,5 +1,5 @@
 /**
- * The `inbox` table (SPEC §8, §14): messages received, unique by (sender, message id) so that a
+ * The `inbox` table (docs/architecture.md#peer-store, README.md#commands): messages received, unique by (sender, message id) so that a
  * re-delivery is recognised, kept in storage order (the rowid cursor of `inbox --follow`) and
  * pruned by age and per-sender count.
  */
@@ -72,7 +72,7 @@ export class InboxStore {
     return rs.rowsAffected > 0;
   }
 
-  /** Delete messages received before `cutoff` (Unix s, SPEC §8 inbox.retention_days). Returns how many. */
+  /** Delete messages received before `cutoff` (Unix s, docs/architecture.md#peer-store inbox.retention_days). Returns how many. */
   async pruneReceivedBefore(cutoff: number): Promise<number> {
     return (await this.#db.execute("DELETE FROM inbox WHERE received_at < ?", [secs(cutoff)])).rowsAffected;
   }

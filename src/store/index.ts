@@ -1,5 +1,5 @@
 /**
- * The node's database (`state/peers.db`, SPEC §8) behind a typed API: nothing outside
+ * The node's database (`state/peers.db`, docs/architecture.md#peer-store) behind a typed API: nothing outside
  * src/store/ sees SQL. `openStore` creates, checks and migrates; `close()` releases every handle.
  * Errors are `AtlasError("ERR_STORE")` with a one-line message.
  */

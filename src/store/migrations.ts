@@ -1,5 +1,5 @@
 /**
- * Ordered forward migrations of `state/peers.db` (SPEC §8). Migration N brings a database from
+ * Ordered forward migrations of `state/peers.db` (docs/architecture.md#peer-store). Migration N brings a database from
  * `PRAGMA user_version` N-1 to N; `SCHEMA_VERSION` is the version this build writes. Never edit a
  * migration that has shipped: append a new one. Each runs inside one write transaction together
  * with its `user_version` bump (see db.ts), so a crash leaves either the old or the new schema.
@@ -119,7 +119,7 @@ export const MIGRATIONS: readonly Migration[] = [
     name: "hole-punched sessions",
     tables: [],
     statements: [
-      // 1 for a direct session that hole punching opened (SPEC §11a): `direct (hole-punched)`.
+      // 1 for a direct session that hole punching opened (docs/protocol.md#hole-punching): `direct (hole-punched)`.
       `ALTER TABLE sessions ADD COLUMN punched INTEGER NOT NULL DEFAULT 0`,
     ],
   },

@@ -1,5 +1,5 @@
 /**
- * The `outbox` table (SPEC §8, §14): messages queued for delivery.
+ * The `outbox` table (docs/architecture.md#peer-store, README.md#commands): messages queued for delivery.
  *
  * Life cycle: enqueue → due() picks queued rows whose next_attempt_at has come →
  * markDelivering() while an attempt is in flight → markAttempt() on a retryable failure, or

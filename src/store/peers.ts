@@ -1,6 +1,6 @@
 /**
- * The `peers` table (SPEC §8): everything this node knows about other nodes, plus failure
- * (SPEC §7) and ban (SPEC §9) state. Upserts are non-destructive: an empty value (null,
+ * The `peers` table (docs/architecture.md#peer-store): everything this node knows about other nodes, plus failure
+ * (docs/protocol.md#dialing) and ban (docs/protocol.md#trust-rate-limits-and-bans) state. Upserts are non-destructive: an empty value (null,
  * undefined, "", [] or an empty key) never erases a known one, so a record learnt from discovery
  * cannot wipe the name learnt in a handshake. Clearing is explicit: clearFailure, setBan(null).
  */
@@ -200,7 +200,7 @@ export class PeerStore {
     return rows.map((r) => str(r.node_id));
   }
 
-  /** Note a failed dial/session (SPEC §7). No-op for a peer we have no row for. */
+  /** Note a failed dial/session (docs/protocol.md#dialing). No-op for a peer we have no row for. */
   async recordFailure(nodeId: string, kind: FailureKind, at: number): Promise<void> {
     await this.#db.execute("UPDATE peers SET last_failure = ?, last_failure_at = ? WHERE node_id = ?", [
       kind,
@@ -223,7 +223,7 @@ export class PeerStore {
 
   /**
    * Ban until `until` (Unix seconds), creating a minimal row for an unknown peer; `null` lifts
-   * the ban and resets the violation count (SPEC §9). Lifting a ban on an unknown peer is a no-op.
+   * the ban and resets the violation count (docs/protocol.md#trust-rate-limits-and-bans). Lifting a ban on an unknown peer is a no-op.
    */
   async setBan(nodeId: string, until: number | null): Promise<void> {
     if (until === null) {

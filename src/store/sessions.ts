@@ -1,5 +1,5 @@
 /**
- * The `sessions` table (SPEC §8): one row per authenticated connection. Open sessions have
+ * The `sessions` table (docs/architecture.md#peer-store): one row per authenticated connection. Open sessions have
  * closed_at NULL; a daemon starting after a crash closes the leftovers with closeAllOpen("crash").
  * `remote_address` is what this node saw; it never touches the peer's advertised address.
  */
@@ -20,7 +20,7 @@ export interface SessionRow {
   missed_pongs: number;
   closed_at: number | null;
   close_reason: string | null;
-  /** A direct session opened by hole punching (SPEC §11a). */
+  /** A direct session opened by hole punching (docs/protocol.md#hole-punching). */
   punched: boolean;
 }
 
@@ -174,7 +174,7 @@ export class SessionStore {
     return rows.map(sessionFromRow);
   }
 
-  /** How each peer was reached in its latest session (SPEC §7: `direct`, or `relay` and which). */
+  /** How each peer was reached in its latest session (docs/protocol.md#dialing: `direct`, or `relay` and which). */
   async latestPaths(): Promise<Map<string, { path: "direct" | "relay"; relay: string | null; punched: boolean }>> {
     const rows = await this.#db.rows(
       "SELECT node_id, path, relay, punched FROM sessions WHERE id IN (SELECT MAX(id) FROM sessions GROUP BY node_id)",

@@ -1,5 +1,5 @@
 /**
- * STUN client (SPEC §10): Binding requests (RFC 5389) sent from the node's own QUIC socket, so the
+ * STUN client (docs/protocol.md#stun): Binding requests (RFC 5389) sent from the node's own QUIC socket, so the
  * mapping a NAT makes is the one peers see; answers come back through the endpoint's STUN demux.
  */
 import { randomBytes } from "node:crypto";

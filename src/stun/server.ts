@@ -1,5 +1,5 @@
 /**
- * STUN server on the QUIC port (SPEC §10): relay and bootstrap nodes answer Binding requests with
+ * STUN server on the QUIC port (docs/protocol.md#stun): relay and bootstrap nodes answer Binding requests with
  * the source's XOR-MAPPED-ADDRESS, so an Atlas network needs no third-party STUN server.
  * Rate limited per source IP with a token bucket kept in a bounded map.
  */

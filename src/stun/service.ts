@@ -1,5 +1,5 @@
 /**
- * The daemon's public address (SPEC §10): STUN at start and every `stun.interval`, the HelloAck
+ * The daemon's public address (docs/protocol.md#stun): STUN at start and every `stun.interval`, the HelloAck
  * `observed_addr` of two agreeing peers as a second source, else the bind address — and why.
  */
 import type { Service } from "../util/service.ts";

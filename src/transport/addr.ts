@@ -9,7 +9,7 @@ export interface SockAddr {
 
 const MAPPED = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i;
 
-/** `::ffff:1.2.3.4` → `1.2.3.4` (SPEC §4: mapped addresses are shown and stored as plain IPv4). */
+/** `::ffff:1.2.3.4` → `1.2.3.4` (docs/protocol.md#transport: mapped addresses are shown and stored as plain IPv4). */
 export function unmapHost(host: string): string {
   const m = MAPPED.exec(host);
   return m ? m[1]! : host;

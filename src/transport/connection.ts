@@ -54,7 +54,7 @@ function runDirty(): void {
  * One QUIC connection over some PacketSink. States: handshaking → established → (closing) →
  * closed. `established` resolves when TLS completes; `closed` resolves once, with why.
  * The transport knows nothing of Atlas frames; `verified` is set by the handshake layer so the
- * endpoint can count connections that are still unproven (SPEC §6 handshake limit).
+ * endpoint can count connections that are still unproven (docs/protocol.md#handshake handshake limit).
  */
 export class QuicConnection {
   readonly native: QuicheConnection;
@@ -93,7 +93,7 @@ export class QuicConnection {
   private resolveClosed!: (c: CloseInfo) => void;
   private sendBuf: Uint8Array;
   private gone = false;
-  /** Datagrams dropped by quiche because its send queue was full (SPEC §11). */
+  /** Datagrams dropped by quiche because its send queue was full (docs/protocol.md#relay). */
   dgramDrops = 0;
 
   constructor(
@@ -224,7 +224,7 @@ export class QuicConnection {
     return chain && chain.length > 0 ? chain[0]! : null;
   }
 
-  /** Ask for an ack-eliciting packet now (keeps NAT mappings alive, SPEC §4). */
+  /** Ask for an ack-eliciting packet now (keeps NAT mappings alive, docs/protocol.md#transport). */
   ping(): void {
     if (!this.isConnected) return;
     try {

@@ -21,7 +21,7 @@ const SOCKET_BUFFER = 4 * 1024 * 1024;
 const SEND_BUF_SIZE = 1500;
 const SEND_POOL_MAX = 2048;
 const noop = () => {};
-/** Packet size inside a relay pipe: 1200 + 4-byte session prefix fits any agent–relay DATAGRAM (SPEC §11). */
+/** Packet size inside a relay pipe: 1200 + 4-byte session prefix fits any agent–relay DATAGRAM (docs/protocol.md#relay). */
 export const VIRTUAL_PACKET_SIZE = 1200;
 /** Made-up path addresses of virtual connections: quiche wants some; nothing is sent to them. */
 export const VIRTUAL_LOCAL: HostPort = { host: "127.0.0.1", port: 1 };
@@ -31,13 +31,13 @@ export interface EndpointOptions extends TransportOptions {
   host: string;
   port: number;
   tls: TlsIdentity;
-  /** Confirm client addresses with a Retry before accepting (SPEC §6). Default true. */
+  /** Confirm client addresses with a Retry before accepting (docs/protocol.md#handshake). Default true. */
   retry?: boolean;
 }
 
 /**
  * One UDP socket per node, carrying the QUIC listener, every outgoing connection of the node and
- * STUN (SPEC §4): so the mapping a NAT makes for our STUN query is the one our peers see.
+ * STUN (docs/protocol.md#transport): so the mapping a NAT makes for our STUN query is the one our peers see.
  * Incoming datagrams are demultiplexed: STUN (first two bits 00 + magic cookie) goes to
  * `onStun`; QUIC packets are routed by destination connection ID; an unknown Initial may become a
  * new inbound connection after address validation and the admission limits.
@@ -66,7 +66,7 @@ export class QuicEndpoint implements PacketSink {
   private closing = false;
   /** Counters for `atlas status` and tests. */
   readonly stats = { refusedLimit: 0, refusedRate: 0, retries: 0, badTokens: 0, resets: 0 };
-  /** Bytes of frames still arriving, over all connections (SPEC §4 global cap). */
+  /** Bytes of frames still arriving, over all connections (docs/protocol.md#transport global cap). */
   readonly readPool: BufferPool;
 
   private constructor(socket: Socket, v6: boolean, opts: EndpointOptions) {
@@ -132,7 +132,7 @@ export class QuicEndpoint implements PacketSink {
     return this.live.size;
   }
 
-  /** Connections that have not finished the Atlas handshake (SPEC §6 handshake limit). */
+  /** Connections that have not finished the Atlas handshake (docs/protocol.md#handshake handshake limit). */
   get pendingCount(): number {
     let n = 0;
     for (const c of this.live) if (!c.verified) n++;
@@ -172,7 +172,7 @@ export class QuicEndpoint implements PacketSink {
   }
 
   /**
-   * A connection on a virtual path (a relay pipe, SPEC §11): its packets go to `sink` and come in
+   * A connection on a virtual path (a relay pipe, docs/protocol.md#relay): its packets go to `sink` and come in
    * through `receive(…, VIRTUAL_REMOTE, VIRTUAL_LOCAL)` from whoever owns the pipe — never through
    * this socket's connection-ID map. 1200-byte packets, no DATAGRAMs of its own, no Retry (the
    * relay already authenticated the dialler). `label` is what the connection reports as `remote`.
@@ -379,7 +379,7 @@ export class QuicEndpoint implements PacketSink {
     c.receive(buf, from, this.localHP);
   }
 
-  /** Sliding one-minute window of accepted handshakes per source IP (SPEC §6). */
+  /** Sliding one-minute window of accepted handshakes per source IP (docs/protocol.md#handshake). */
   private admitIp(ip: string): boolean {
     const now = Date.now();
     const cutoff = now - HANDSHAKE_IP_WINDOW_MS;

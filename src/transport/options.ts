@@ -17,7 +17,7 @@ export interface TransportOptions {
   maxConnections: number;
   handshakeLimit: number;
   handshakesPerIpPerMinute: number;
-  /** Enable QUIC DATAGRAM frames (relay pipes, SPEC §11). */
+  /** Enable QUIC DATAGRAM frames (relay pipes, docs/protocol.md#relay). */
   datagrams: boolean;
 }
 

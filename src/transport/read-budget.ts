@@ -1,5 +1,5 @@
 /**
- * How many bytes of frames still arriving the node may hold (SPEC §4: a global cap on bytes
+ * How many bytes of frames still arriving the node may hold (docs/protocol.md#transport: a global cap on bytes
  * buffered for unread streams). A frame's declared payload is reserved when its header arrives,
  * before any payload byte is kept, and released when the frame is complete or abandoned; a frame
  * that does not fit is refused at once (Error 4001, STOP_SENDING) instead of being read.

@@ -3,7 +3,7 @@ import type { TransportOptions } from "./options.ts";
 
 export const ALPN = "atlas/1";
 
-/** PEM key + self-signed certificate of this node (SPEC §4). */
+/** PEM key + self-signed certificate of this node (docs/protocol.md#transport). */
 export interface TlsIdentity {
   keyPem: string;
   certPem: string;

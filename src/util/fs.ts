@@ -3,7 +3,7 @@ import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
 
 /**
- * Write a file atomically: temp file in the same directory, fsync, rename (SPEC §2).
+ * Write a file atomically: temp file in the same directory, fsync, rename (docs/architecture.md#home-directory).
  * A crash leaves either the old or the new content, never a torn file.
  */
 export async function atomicWrite(path: string, data: string | Uint8Array, mode = 0o600): Promise<void> {

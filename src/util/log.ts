@@ -1,5 +1,5 @@
 /**
- * One line per event on stderr (SPEC §16): `2026-11-23T01:02:03.456Z info  session opened peer=atlas_… path=direct`
+ * One line per event on stderr (docs/architecture.md#daemon): `2026-11-23T01:02:03.456Z info  session opened peer=atlas_… path=direct`
  * or, with format "json", `{"ts":…,"level":"info","msg":"session opened","peer":"…"}`.
  */
 export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";

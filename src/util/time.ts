@@ -1,4 +1,4 @@
-/** Unix seconds (SPEC §5 timestamps). */
+/** Unix seconds (docs/protocol.md#messages timestamps). */
 export const unixNow = (): number => Math.floor(Date.now() / 1000);
 
 /** Resolve after `ms`; the timer does not outlive an abort. */

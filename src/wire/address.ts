@@ -1,5 +1,5 @@
 /**
- * Peer addresses as they travel (SPEC §5): `host:port` with IPv6 in brackets, a port in 1..65535
+ * Peer addresses as they travel (docs/protocol.md#messages): `host:port` with IPv6 in brackets, a port in 1..65535
  * and never a wildcard host, plus the `atlas_<id>@host:port` form of a `relays` entry. The parsers
  * are hand-written character scans with an exact grammar (no leading zeros, no zone IDs), cheap
  * enough for every address of every Hello and BootstrapPeers frame.

@@ -1,5 +1,5 @@
 /**
- * Frame envelope (SPEC §5): magic 0xAC 0x01 · version 0x01 · type · u32 BE length · MessagePack map.
+ * Frame envelope (docs/protocol.md#messages): magic 0xAC 0x01 · version 0x01 · type · u32 BE length · MessagePack map.
  *
  * Decoding is defensive: the header is checked before any payload byte is looked at, then the
  * payload is scanned once without allocating (structure, nesting, key types, element counts)

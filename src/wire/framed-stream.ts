@@ -17,7 +17,7 @@ export type HeaderCheck = (type: number, payloadLen: number) => HeaderRefusal | 
 
 /**
  * Atlas frames over one QUIC stream. Reads carry a deadline; an oversized or malformed frame
- * is answered with an Error frame (FIN) and the stream stops reading (SPEC §5).
+ * is answered with an Error frame (FIN) and the stream stops reading (docs/protocol.md#messages).
  *
  * Memory: a frame's declared payload is reserved from the connection's read budget
  * (transport/read-budget.ts) as soon as its header is in, for as long as a `read` is collecting
@@ -138,7 +138,7 @@ export class FramedStream {
     return this.stream.end(msg ? encodeFrame(msg) : undefined);
   }
 
-  /** Answer a refused frame with an Error frame + FIN, then STOP_SENDING (SPEC §5). */
+  /** Answer a refused frame with an Error frame + FIN, then STOP_SENDING (docs/protocol.md#messages). */
   private async refuse(code: number, message: string): Promise<void> {
     this.stream.stopReading(code);
     try {

@@ -1,5 +1,5 @@
 /**
- * The two identifier formats of the wire (SPEC §5): node IDs (`atlas_` + 64 lowercase hex digits,
+ * The two identifier formats of the wire (docs/protocol.md#messages): node IDs (`atlas_` + 64 lowercase hex digits,
  * the SHA-256 of the ed25519 public key) and message IDs (`msg_` + a lowercase UUID). Syntax only:
  * whether a node ID matches a key is the identity module's business.
  */

@@ -1,4 +1,4 @@
-/** Atlas wire protocol (SPEC §5): message types, validation, frame encoding and decoding. */
+/** Atlas wire protocol (docs/protocol.md#messages): message types, validation, frame encoding and decoding. */
 export * from "./messages.ts";
 export { type HostPort, isAddress, isRelayAddress, parseHostPort, parseIPv6 } from "./address.ts";
 export { type WireCodeName, WireError } from "./errors.ts";

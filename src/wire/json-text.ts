@@ -1,5 +1,5 @@
 /**
- * The JSON-text check for Message.body (SPEC §5): true exactly when `JSON.parse` would accept the
+ * The JSON-text check for Message.body (docs/protocol.md#messages): true exactly when `JSON.parse` would accept the
  * string, decided without building the value, so that checking a body up to 4 MiB costs one
  * linear scan and memory bounded by its nesting depth, not the object graph JSON.parse would make.
  */

@@ -1,5 +1,5 @@
 /**
- * Field limits of the wire format (SPEC §5 "Field types and limits"), in one place for everything
+ * Field limits of the wire format (docs/protocol.md#messages "Field types and limits"), in one place for everything
  * that must stay within them: the message schemas enforce them on every frame, and modules that
  * build what will travel (the profile, signed records, the CLI) check against the same numbers so
  * that anything they accept can be sent.

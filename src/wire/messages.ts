@@ -1,5 +1,5 @@
 /**
- * The wire message table (SPEC §5): envelope constants, the type byte of each message, and the
+ * The wire message table (docs/protocol.md#messages): envelope constants, the type byte of each message, and the
  * enumerations that travel in messages. The message types themselves are derived from their
  * schemas in schemas.ts and re-exported here, so that `import type { Hello } from "./messages.ts"`
  * keeps naming the one definition; the field limits live in limits.ts, also re-exported.
@@ -81,7 +81,7 @@ export function msgTypeName(code: number): MsgTypeName | undefined {
   return typeNames[code];
 }
 
-/** Disconnect reasons of SPEC §5 (Disconnect.reason accepts any short string). */
+/** Disconnect reasons of docs/protocol.md#messages (Disconnect.reason accepts any short string). */
 export const DISCONNECT_SHUTDOWN = "DISCONNECT_SHUTDOWN";
 export const DISCONNECT_IDLE = "DISCONNECT_IDLE";
 export const DISCONNECT_BANNED = "DISCONNECT_BANNED";
@@ -95,7 +95,7 @@ export const DisconnectReason = {
   REPLACED: DISCONNECT_REPLACED,
 } as const;
 
-/** RelayError codes (SPEC §5; 8 is an Atlas extension): their table is in relay-errors.ts. */
+/** RelayError codes (docs/protocol.md#messages; 8 is an Atlas extension): their table is in relay-errors.ts. */
 export { RelayErrorCode, type RelayErrorCodeName } from "./relay-errors.ts";
 
 export const TRUST_LEVELS = ["bootstrap", "unknown", "verified", "relay"] as const;

@@ -1,5 +1,5 @@
 /**
- * RelayError codes (SPEC §5; 8 is an Atlas extension of 1.2, docs/protocol.md "Relay"): each
+ * RelayError codes (docs/protocol.md#messages; 8 is an Atlas extension of 1.2, docs/protocol.md "Relay"): each
  * code's number, the short text the dialler shows, and when a relay (or the target) sends it.
  * docs/errors.md is generated from this table.
  */

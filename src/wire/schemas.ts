@@ -1,5 +1,5 @@
 /**
- * The payload of every wire message (SPEC §5), written once: each schema below is both the runtime
+ * The payload of every wire message (docs/protocol.md#messages), written once: each schema below is both the runtime
  * validator (fields in wire order, with their limits) and, through `Infer`, the TypeScript type of
  * the decoded message, `{ type: "<Name>", ...payload fields }` with snake_case field names as on
  * the wire. Optional fields are absent (never `undefined`/`null`) in decoded messages; when
@@ -43,7 +43,7 @@ const features = list(Limits.FEATURES, str(Limits.FEATURE_BYTES), false);
 const candidates = list(Limits.PUNCH_CANDIDATES, address, false);
 const nonce = bytes(Limits.NONCE_BYTES);
 
-/** Farcaster operator binding (SPEC §13). */
+/** Farcaster operator binding (docs/protocol.md#operator-binding). */
 export const OperatorInfoSchema = object("OperatorInfo", {
   fid: intRange(0, Number.MAX_SAFE_INTEGER, "a non-negative integer"),
   username: username(Limits.USERNAME_BYTES),
@@ -53,7 +53,7 @@ export const OperatorInfoSchema = object("OperatorInfo", {
 });
 export type OperatorInfo = Infer<typeof OperatorInfoSchema>;
 
-/** A node's signed peer record (SPEC §12): data = canonical MessagePack, signature = ed25519 (64 bytes). */
+/** A node's signed peer record (docs/protocol.md#bootstrap-and-discovery): data = canonical MessagePack, signature = ed25519 (64 bytes). */
 export const SignedRecordSchema = object("SignedRecord", {
   data: bytes(0, Limits.RECORD_BYTES),
   signature: bytes(Limits.SIGNATURE_BYTES),
@@ -107,7 +107,7 @@ export const HelloAckSchema = message("HelloAck", {
   observed_addr: optional(address),
   listen_addrs: optional(addrList),
   relays: optional(relayList),
-  /** software version (an addition to the SPEC table, symmetric with Hello.agent) */
+  /** software version (an addition to the original specification, symmetric with Hello.agent) */
   agent: optional(str(Limits.AGENT_BYTES)),
   features: optional(features),
 });

@@ -1,5 +1,5 @@
 /**
- * Field validation for every wire message (SPEC §5 "Field types and limits").
+ * Field validation for every wire message (docs/protocol.md#messages "Field types and limits").
  *
  * One schema per message type (schemas.ts) drives both directions: `normalizeMessage` checks a
  * message about to be encoded, and turns a decoded MessagePack map into a typed message. It returns

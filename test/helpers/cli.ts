@@ -68,7 +68,7 @@ export async function initHome(name: string, bin?: string): Promise<{ home: stri
   const home = await tmpHome();
   const r = await runAtlas(["id", "init", "--name", name, "--json"], { home, bin });
   if (r.code !== 0) throw new Error(`id init failed: ${r.stderr}`);
-  // Tests never ask the public STUN servers of the default config (SPEC §10): traffic stays local.
+  // Tests never ask the public STUN servers of the default config (docs/protocol.md#stun): traffic stays local.
   await writeFile(join(home, "state", "config.toml"), NO_STUN);
   return { home, nodeId: JSON.parse(r.stdout).node_id };
 }

@@ -1,5 +1,5 @@
 /**
- * Test helpers for the SPEC §6 handshake: a real responder (an AtlasNode with a temp-dir store,
+ * Test helpers for the docs/protocol.md#handshake handshake: a real responder (an AtlasNode with a temp-dir store,
  * or acceptHandshake on a bare endpoint) and a hand-driven, adversarial initiator that writes
  * its frames itself, so it can lie about anything (node_id, key, timestamp, protocol_v,
  * signatures, frame lengths, stream order).
@@ -40,6 +40,7 @@ import {
   type Verify,
   type WireMessage,
 } from "../../src/wire/messages.ts";
+import { waitFor } from "./wait.ts";
 
 export const LOCALHOST = "127.0.0.1";
 
@@ -228,17 +229,15 @@ export async function startBareResponder(
     addr: { host: LOCALHOST, port: endpoint.local.port },
     conns,
     outcome: async (n) => {
-      await bounded(waitFor(() => outcomes.length > n), 5000, `connection ${n} at the bare responder`);
+      await waitFor(`connection ${n} at the bare responder`, () => outcomes.length > n, {
+        timeoutMs: 5000,
+        intervalMs: 5,
+      });
       return outcomes[n]!;
     },
     control: (n) => controls[n] ?? null,
     close: () => endpoint.close(),
   };
-}
-
-/** Poll `cond` every `stepMs` (callers bound it with `bounded`). */
-export async function waitFor(cond: () => boolean, stepMs = 5): Promise<void> {
-  while (!cond()) await new Promise((r) => setTimeout(r, stepMs));
 }
 
 // ---------------------------------------------------------------------------------------------

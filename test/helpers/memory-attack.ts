@@ -15,6 +15,7 @@ import { AtlasNode } from "../../src/net/node.ts";
 import { openStore } from "../../src/store/index.ts";
 import type { SockAddr } from "../../src/transport/addr.ts";
 import { HEADER_LEN, MAX_PAYLOAD, MsgType } from "../../src/wire/messages.ts";
+import { pause } from "./wait.ts";
 
 /** Resident memory of a process in bytes (Linux /proc). */
 export function rssOf(pid: number): number {
@@ -96,7 +97,7 @@ export async function memoryAttack(o: AttackOptions): Promise<AttackReport> {
         writes.push(st.write(frame).then(() => void report.fullySent++, () => void report.refused++));
       }
     }
-    await new Promise((r) => setTimeout(r, o.holdMs));
+    await pause(o.holdMs); // the attack holds its streams open this long
     return report;
   } finally {
     leaving = true;

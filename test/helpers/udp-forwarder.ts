@@ -1,5 +1,5 @@
 /**
- * A small lossy UDP forwarder for transport tests (this kernel has no netem, NOTES.md).
+ * A small lossy UDP forwarder for transport tests (this kernel has no netem; docs/transport.md).
  *
  *   client ──▶ forwarder.port ──▶ server        (direction "up")
  *   client ◀── forwarder.port ◀── server        (direction "down")

@@ -4,10 +4,12 @@
  */
 
 export interface WaitOptions {
-  /** Give up after this long (default 10 s). */
+  /** Give up after this long (default 15 s: a failure deadline, never a delay for a passing test). */
   timeoutMs?: number;
   /** Poll this often (default 25 ms). */
   intervalMs?: number;
+  /** What was seen last, named in the timeout message (e.g. the last status). */
+  lastSeen?: () => unknown;
 }
 
 /**
@@ -20,7 +22,7 @@ export async function waitFor<T>(
   probe: () => T | null | undefined | false | Promise<T | null | undefined | false>,
   o: WaitOptions = {},
 ): Promise<T> {
-  const deadline = Date.now() + (o.timeoutMs ?? 10_000);
+  const deadline = Date.now() + (o.timeoutMs ?? 15_000);
   let lastError: unknown;
   for (;;) {
     try {
@@ -30,8 +32,9 @@ export async function waitFor<T>(
       lastError = e;
     }
     if (Date.now() > deadline) {
-      const why = lastError instanceof Error ? ` (last error: ${lastError.message})` : "";
-      throw new Error(`timed out waiting for ${what} within ${o.timeoutMs ?? 10_000} ms${why}`);
+      const seen = o.lastSeen ? `; last seen: ${JSON.stringify(o.lastSeen())}` : "";
+      const why = (lastError instanceof Error ? ` (last error: ${lastError.message})` : "") + seen;
+      throw new Error(`timed out waiting for ${what} within ${o.timeoutMs ?? 15_000} ms${why}`);
     }
     await pause(o.intervalMs ?? 25);
   }
@@ -43,4 +46,12 @@ export async function waitFor<T>(
  */
 export function pause(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/**
+ * Whether `cond` comes to hold within `timeoutMs` (polled every 10 ms): for retry loops over a
+ * lossy path (resend, then give the answer a moment) and for asserting with a custom message.
+ */
+export async function holdsWithin(cond: () => boolean, timeoutMs: number): Promise<boolean> {
+  return await waitFor("the condition", cond, { timeoutMs, intervalMs: 10 }).then(() => true, () => false);
 }

@@ -1,6 +1,6 @@
 /**
  * `atlas bootstrap [--host H] [--port P]` (the directory node), `atlas relay [--host H] [--port P]`
- * and `atlas net discover` (SPEC §11, §12, §14). Only commander types and small modules load here; the network code is imported lazily.
+ * and `atlas net discover` (docs/protocol.md#relay, docs/protocol.md#bootstrap-and-discovery, README.md#commands). Only commander types and small modules load here; the network code is imported lazily.
  */
 import type { NodeEnv } from "../../config/env.ts";
 import type { ServiceNodeOptions } from "../../daemon/roles.ts";

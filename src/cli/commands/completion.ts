@@ -1,7 +1,7 @@
 import { Argument } from "@commander-js/extra-typings";
 import type { AnyCommand } from "../options.ts";
 
-/** `atlas completion bash|zsh|fish` (SPEC §14): the script on stdout, generated from `program`. */
+/** `atlas completion bash|zsh|fish` (README.md#commands): the script on stdout, generated from `program`. */
 export function registerCompletion(program: AnyCommand): AnyCommand {
   return program
     .command("completion")

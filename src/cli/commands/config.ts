@@ -1,7 +1,7 @@
 import type { AnyCommand } from "../options.ts";
 import type { Ctx } from "../context.ts";
 
-/** `atlas config show | get | set` (SPEC §15). */
+/** `atlas config show | get | set` (src/config/defaults.ts). */
 export function registerConfig(program: AnyCommand, ctxOf: (cmd: AnyCommand) => Ctx): void {
   const c = program.command("config").description("show and edit state/config.toml");
   c.command("show")

@@ -33,7 +33,7 @@ export function addDaemonCommand(
     });
 }
 
-/** `atlas daemon [stop]` and `atlas status` (SPEC §14, §16). */
+/** `atlas daemon [stop]` and `atlas status` (README.md#commands, docs/architecture.md#daemon). */
 export function registerDaemon(program: AnyCommand, ctxOf: CtxOf, ctxOfDaemon: CtxOf): void {
   const daemon = addDaemonCommand(
     program,
@@ -146,7 +146,7 @@ function renderStatus(ctx: Ctx, r: StatusReport): void {
       }  rtt ${rtt}${s.pinned ? "  pinned" : ""}${op}`,
     );
   }
-  // SPEC §11a: a session that stays relayed says why.
+  // docs/protocol.md#hole-punching: a session that stays relayed says why.
   for (const p of r.hole_punch ?? []) {
     if (p.state === "direct") continue;
     const why = p.last_error ? ` (${p.last_error})` : "";

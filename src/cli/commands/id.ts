@@ -3,7 +3,7 @@ import type { Ctx } from "../context.ts";
 
 type MakeCtx = (cmd: AnyCommand) => Ctx;
 
-/** `atlas id …` (SPEC §3, §14): identity and agent card. */
+/** `atlas id …` (docs/protocol.md#nodes-and-identities, README.md#commands): identity and agent card. */
 export function registerId(program: AnyCommand, ctxOf: MakeCtx): void {
   const id = program.command("id").description("identity and agent card");
 

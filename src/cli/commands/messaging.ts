@@ -1,5 +1,5 @@
 /**
- * `atlas net send`, `net inbox`, `net outbox` (SPEC §14).
+ * `atlas net send`, `net inbox`, `net outbox` (README.md#commands).
  *
  * - send: with a daemon running, the message is committed to the outbox table (the daemon's
  *   outbox worker polls it) and the command prints `Queued`/`Target`; without one, the command
@@ -21,7 +21,7 @@ import { humanTimes, isoTime, pathText, relTime, shortId, table } from "../outpu
 import { type AnyCommand, intOption } from "../options.ts";
 
 type CtxOf = (cmd: AnyCommand) => Ctx;
-/** Labels of `net send` are padded to one column of this width (SPEC §14). */
+/** Labels of `net send` are padded to one column of this width (README.md#commands). */
 const SEND_LABEL_WIDTH = 8;
 
 /** Control characters (terminal escapes) in peer-chosen text shown to humans, made visible. */
@@ -71,7 +71,7 @@ function inboxHuman(r: InboxRow): string {
 
 // ---------------------------------------------------------------------------------------------
 
-/** `atlas net send|inbox|outbox` (SPEC §14), added to the `net` command. */
+/** `atlas net send|inbox|outbox` (README.md#commands), added to the `net` command. */
 export function registerMessaging(net: AnyCommand, ctxOf: CtxOf): void {
   net.command("send")
     .description("send a message: queued for the daemon when one runs, else delivered directly")

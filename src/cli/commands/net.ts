@@ -9,7 +9,7 @@ import { addDaemonCommand } from "./daemon.ts";
 
 type CtxOf = (cmd: AnyCommand) => Ctx;
 
-/** `--trust` values of `net peers` (SPEC §9), offered by shell completion. */
+/** `--trust` values of `net peers` (docs/protocol.md#trust-rate-limits-and-bans), offered by shell completion. */
 const TRUST_LEVELS = ["bootstrap", "unknown", "verified", "relay"] as const;
 
 function parseMs(name: string) {
@@ -55,12 +55,12 @@ export function parseDuration(v: string): number {
   return Number(m[1]) * ({ "": 1, s: 1, m: 60, h: 3600, d: 86400 } as Record<string, number>)[m[2]!]!;
 }
 
-/** Peer/Path, Ping/Pong of the first Pong, one RTT line per Ping, and the summary (SPEC §14). */
+/** Peer/Path, Ping/Pong of the first Pong, one RTT line per Ping, and the summary (README.md#commands). */
 function renderPing(ctx: Ctx, r: PingReport): void {
   if (ctx.json) ctx.out.data(r);
   else {
     ctx.out.fields([["Peer", shortId(r.node_id)], ["Path", pathText(r)]], 4);
-    // SPEC §14 shows the Ping/Pong times as full ISO-8601 (the JSON report has the epoch seconds).
+    // README.md#commands shows the Ping/Pong times as full ISO-8601 (the JSON report has the epoch seconds).
     const iso = (t: number | null) => (t === null ? "-" : new Date(t * 1000).toISOString());
     if (r.ping_ts !== null) ctx.out.fields([["Ping", iso(r.ping_ts)], ["Pong", iso(r.pong_ts)]], 4);
     r.rtt_ms.forEach((t, i) => {
@@ -78,7 +78,7 @@ function renderPing(ctx: Ctx, r: PingReport): void {
   if (r.error) throw new AtlasError(r.error.code as ErrorCodeName, r.error.message, { exit: r.error.exit });
 }
 
-/** `atlas net …` peer commands (SPEC §7, §14). */
+/** `atlas net …` peer commands (docs/protocol.md#dialing, README.md#commands). */
 export function registerNet(program: AnyCommand, ctxOf: CtxOf, ctxOfDaemon: CtxOf): AnyCommand {
   const net = program.command("net").description("peer commands");
 
@@ -177,7 +177,7 @@ export function registerNet(program: AnyCommand, ctxOf: CtxOf, ctxOfDaemon: CtxO
               shortId(r.node_id),
               r.name ?? "-",
               r.address ?? r.public_address ?? "-",
-              // SPEC §9: trust beside the path of the latest session, e.g. `relay via relay (atlas_…@…)`
+              // docs/protocol.md#trust-rate-limits-and-bans: trust beside the path of the latest session, e.g. `relay via relay (atlas_…@…)`
               paths.has(r.node_id) ? `${r.trust_level} via ${pathText(paths.get(r.node_id)!)}` : r.trust_level,
               r.operator_username ? `@${r.operator_username}${r.operator_fid ? ` (fid ${r.operator_fid})` : ""}` : "-",
               formatAge(r.last_seen, now),

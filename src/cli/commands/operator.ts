@@ -5,11 +5,11 @@ import { AtlasError } from "../../errors.ts";
 
 type MakeCtx = (cmd: AnyCommand) => Ctx;
 
-/** Labels of the operator output, padded to one column (SPEC §14 output shapes). */
+/** Labels of the operator output, padded to one column (README.md#commands output shapes). */
 const WIDTH = 8;
 
 /**
- * `atlas id auth-farcaster` · `id link-farcaster` · `id unlink-farcaster` (SPEC §13, §14): the
+ * `atlas id auth-farcaster` · `id link-farcaster` · `id unlink-farcaster` (docs/protocol.md#operator-binding, README.md#commands): the
  * operator binding. Registered on the existing `id` command. Everything heavy (the auth relay
  * client, viem, the QR code renderer) is imported inside the actions.
  *

@@ -1,5 +1,5 @@
 /**
- * Hole punching (SPEC §11a; docs/protocol.md, "Hole punching"): a daemon that holds a relayed
+ * Hole punching (docs/protocol.md#hole-punching; docs/protocol.md, "Hole punching"): a daemon that holds a relayed
  * session it dialled tries to replace it with a direct one.
  *
  *   dialler B (relayed session's initiator)          target A
