@@ -40,7 +40,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   bootstrap: NET_AND_BELOW,
   metrics: BASE,
   daemon: [...NET_AND_BELOW, "relay", "bootstrap", "metrics"],
-  cli: [...NET_AND_BELOW, "relay", "bootstrap", "daemon", "metrics"],
+  devnet: [...BASE, "identity", "daemon"],
+  cli: [...NET_AND_BELOW, "relay", "bootstrap", "daemon", "metrics", "devnet"],
 };
 
 /** Imports that break the order on purpose: `from` → `to`, both relative to src/. */

@@ -14,6 +14,7 @@ import { registerMessaging } from "./commands/messaging.ts";
 import { registerOperator } from "./commands/operator.ts";
 import { registerBootstrap, registerDiscover, registerRelay } from "./commands/bootstrap.ts";
 import { registerCompletion } from "./commands/completion.ts";
+import { registerDevnet } from "./commands/devnet.ts";
 import { exampleHelp } from "./examples.ts";
 
 /**
@@ -47,6 +48,7 @@ export function buildProgram(): Command {
   registerDaemon(program, ctxOf("warn"), ctxOf("info"));
   registerRelay(program, ctxOf("info"));
   registerBootstrap(program, ctxOf("warn"), ctxOf("info"));
+  registerDevnet(program, ctxOf("warn"));
   registerCompletion(program);
 
   program.addHelpText("after", exampleHelp(""));
