@@ -41,7 +41,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   metrics: BASE,
   daemon: [...NET_AND_BELOW, "relay", "bootstrap", "metrics"],
   devnet: [...BASE, "identity", "daemon"],
-  cli: [...NET_AND_BELOW, "relay", "bootstrap", "daemon", "metrics", "devnet"],
+  netcheck: NET_AND_BELOW,
+  cli: [...NET_AND_BELOW, "relay", "bootstrap", "daemon", "metrics", "devnet", "netcheck"],
 };
 
 /** Imports that break the order on purpose: `from` → `to`, both relative to src/. */

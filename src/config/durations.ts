@@ -182,3 +182,11 @@ export const DEVNET_STOP_MS = 6_000;
 
 /** How often devnet checks a log file, a registry or a pid while it waits. */
 export const DEVNET_POLL_MS = 50;
+
+// ---- netcheck (issue 14) ----
+
+/**
+ * Every probe of `atlas netcheck` (STUN, relay and bootstrap dials and Pings, all at once) ends
+ * within this; with start-up and shutdown the command stays under the 3 s the issue asks.
+ */
+export const NETCHECK_BUDGET_MS = 2_000;
