@@ -156,7 +156,8 @@ async function makeHome(home: string, name: string, config: string): Promise<voi
 /**
  * Start a devnet in `dir` (created; it must not hold a running devnet). Every daemon knows the
  * bootstrap node and the relay (network.bootstrap, network.relays, both pinned by node ID), and
- * asks the relay for its public address (STUN): nothing leaves 127.0.0.1.
+ * asks the relay and the bootstrap node for its public address (STUN; two servers, so `atlas
+ * netcheck` in a devnet home compares mappings): nothing leaves 127.0.0.1.
  */
 export async function devnetUp(o: { dir: string; nodes: number; metrics?: boolean }): Promise<DevnetUp> {
   if (!Number.isInteger(o.nodes) || o.nodes < 1 || o.nodes > MAX_DEVNET_NODES) {
@@ -199,7 +200,7 @@ export async function devnetUp(o: { dir: string; nodes: number; metrics?: boolea
         homePaths(join(dir, name)).configFile,
         `[network]\nbootstrap = ["${bootRef}"]\nrelays = ["${relayRef}"]\n\n[stun]\nservers = ["${
           relay!.node.address
-        }"]\n${metrics}`,
+        }", "${boot!.node.address}"]\n${metrics}`,
         { mode: 0o600 },
       )
     ));
