@@ -35,7 +35,7 @@ export const UNIT: readonly string[] = [
   "lanes",
 ];
 
-export const NAT: readonly string[] = ["nat", "nat-lab", "nat-punch"];
+export const NAT: readonly string[] = ["nat", "nat-lab", "nat-punch", "netcheck"];
 
 /** Every test file, by its name without `.test.ts`. */
 export function allTests(): string[] {

@@ -38,8 +38,11 @@ const ALLOWED: Record<string, readonly string[]> = {
   net: NET_AND_BELOW.filter((d) => d !== "net"),
   relay: NET_AND_BELOW,
   bootstrap: NET_AND_BELOW,
-  daemon: [...NET_AND_BELOW, "relay", "bootstrap"],
-  cli: [...NET_AND_BELOW, "relay", "bootstrap", "daemon"],
+  metrics: BASE,
+  daemon: [...NET_AND_BELOW, "relay", "bootstrap", "metrics"],
+  devnet: [...BASE, "identity", "daemon"],
+  netcheck: NET_AND_BELOW,
+  cli: [...NET_AND_BELOW, "relay", "bootstrap", "daemon", "metrics", "devnet", "netcheck"],
 };
 
 /** Imports that break the order on purpose: `from` → `to`, both relative to src/. */
@@ -55,6 +58,7 @@ const EXCEPTIONS: { from: string; to: string; why: string }[] = [
 const PACKAGE_HOME: Record<string, string> = {
   "@libsql/client": "store",
   "@matrixai/quic": "transport",
+  "prom-client": "metrics",
 };
 
 /** SQL statements (upper case, as src/store/ writes them; prose does not match). */

@@ -68,10 +68,12 @@ export function serveBootstrap(node: AtlasNode, o: Partial<RegistryOptions> = {}
         signed: !!e.record,
         registry: registry.size,
       };
+      node.metrics.inc("atlas_bootstrap_registrations_total", { result: known ? "renewed" : "new" });
       if (known) node.log.debug("registration renewed", fields);
       else node.log.info("peer registered", fields);
       return Promise.resolve({ type: "MessageAck", status: "registered" });
     } catch (e) {
+      node.metrics.inc("atlas_bootstrap_registrations_total", { result: "refused" });
       node.log.info("registration refused", { peer: shortNodeId(session.nodeId), error: (e as Error).message });
       return Promise.resolve(errorFrame(e));
     }
@@ -79,6 +81,7 @@ export function serveBootstrap(node: AtlasNode, o: Partial<RegistryOptions> = {}
   node.handle("BootstrapDiscover", (session, req) => {
     if (req.type !== "BootstrapDiscover") return Promise.resolve(null);
     const peers = fitPayload(registry.discover(req, session.nodeId));
+    node.metrics.inc("atlas_bootstrap_lookups_total");
     node.log.debug("discover answered", {
       peer: shortNodeId(session.nodeId),
       skill: req.skill,
@@ -87,6 +90,8 @@ export function serveBootstrap(node: AtlasNode, o: Partial<RegistryOptions> = {}
     });
     return Promise.resolve({ type: "BootstrapPeers", peers });
   });
+  node.metrics.observe("atlas_bootstrap_registered", () => [{ value: registry.size }]);
+  node.metrics.inc("atlas_bootstrap_lookups_total", {}, 0);
   return registry;
 }
 

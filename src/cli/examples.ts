@@ -37,6 +37,10 @@ export const EXAMPLES: Readonly<Record<string, string>> = {
   "relay": "atlas relay --host 0.0.0.0 --port 4433",
   "bootstrap": "atlas bootstrap --port 4433",
   "completion": "atlas completion bash > ~/.local/share/bash-completion/completions/atlas",
+  "netcheck": "atlas netcheck --stun stun.cloudflare.com:3478",
+  "devnet": "atlas devnet up --nodes 3",
+  "devnet up": "atlas devnet up --nodes 3 --dir ./.atlas-devnet",
+  "devnet down": "atlas devnet down --dir ./.atlas-devnet",
 };
 
 /** The help text added after a command's own: its example, if it has one. */

@@ -14,6 +14,8 @@ import { registerMessaging } from "./commands/messaging.ts";
 import { registerOperator } from "./commands/operator.ts";
 import { registerBootstrap, registerDiscover, registerRelay } from "./commands/bootstrap.ts";
 import { registerCompletion } from "./commands/completion.ts";
+import { registerDevnet } from "./commands/devnet.ts";
+import { registerNetcheck } from "./commands/netcheck.ts";
 import { exampleHelp } from "./examples.ts";
 
 /**
@@ -47,6 +49,8 @@ export function buildProgram(): Command {
   registerDaemon(program, ctxOf("warn"), ctxOf("info"));
   registerRelay(program, ctxOf("info"));
   registerBootstrap(program, ctxOf("warn"), ctxOf("info"));
+  registerNetcheck(program, ctxOf("warn"));
+  registerDevnet(program, ctxOf("warn"));
   registerCompletion(program);
 
   program.addHelpText("after", exampleHelp(""));

@@ -97,6 +97,13 @@ export const DEFAULTS = {
     stale_after: 3600, // s
     register_interval: 300, // s
   },
+  metrics: {
+    // Atlas extension: "host:port" of the Prometheus endpoint (GET /metrics); "" = off. Daemon,
+    // relay and bootstrap roles serve it (docs/operating.md, "Metrics").
+    listen: "",
+    // Atlas extension: allow a metrics.listen host that is not loopback (no authentication is offered).
+    allow_remote: false,
+  },
 };
 
 type Widen<T> = T extends string ? string : T extends number ? number : T extends boolean ? boolean

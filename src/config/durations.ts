@@ -171,3 +171,22 @@ export const OUTCOME_RETRY_MS = 200;
 
 /** After an Error 4001 the outbox waits at least this long (capped by outbox.backoff_max): retrying sooner would likely be refused again, and three refusals ban us. */
 export const RATE_LIMITED_RETRY_MIN_S = 60;
+
+// ---- Devnet (atlas devnet, issue 14) ----
+
+/** `devnet up` is ready within 10 s (issue 14): every node started and registered, or it fails and stops them. */
+export const DEVNET_READY_MS = 10_000;
+
+/** `devnet down` waits this long for its SIGTERMed nodes (each exits within 5 s, docs/architecture.md#daemon), then SIGKILLs. */
+export const DEVNET_STOP_MS = 6_000;
+
+/** How often devnet checks a log file, a registry or a pid while it waits. */
+export const DEVNET_POLL_MS = 50;
+
+// ---- netcheck (issue 14) ----
+
+/**
+ * Every probe of `atlas netcheck` (STUN, relay and bootstrap dials and Pings, all at once) ends
+ * within this; with start-up and shutdown the command stays under the 3 s the issue asks.
+ */
+export const NETCHECK_BUDGET_MS = 2_000;

@@ -11,6 +11,7 @@ import { Housekeeping, prunePeers } from "./housekeeping.ts";
 import { acquirePidFile } from "./pidfile.ts";
 import { startNode } from "./start-node.ts";
 import { onPipeClosed } from "../util/pipes.ts";
+import { VERSION } from "../version.ts";
 
 export type { ControlHandler, Service };
 
@@ -19,6 +20,8 @@ export interface DaemonOptions {
   port?: number;
   bootstrap: string[];
   relay: string[];
+  /** Which daemon this is, for the `atlas_info` metric (default "daemon"). */
+  role?: "daemon" | "relay" | "bootstrap";
   /** Called once the node listens and the control socket is up (the CLI prints its line here). */
   onListening?: (l: Listening) => void;
 }
@@ -54,25 +57,36 @@ export async function runDaemon(
   // Fail fast on a missing identity or bad config before taking the lock.
   const { loadIdentity } = await import("../identity/identity.ts");
   await loadIdentity(env.paths);
-  await env.config({ lists: { "network.bootstrap": o.bootstrap, "network.relays": o.relay } });
+  const config = await env.config({ lists: { "network.bootstrap": o.bootstrap, "network.relays": o.relay } });
+  const metricsAt = config.metrics.listen
+    ? (await import("../metrics/server.ts")).parseMetricsListen(config.metrics.listen, config.metrics.allow_remote)
+    : null;
   const release = await acquirePidFile(env.paths);
   let node: AtlasNode | null = null;
   let control: ControlServer | null = null;
+  let metricsServer: { address: string; close(): Promise<void> } | null = null;
   const services: Service[] = [];
   let stopRequested!: () => void;
   const stopped = new Promise<string>((resolve) => (stopRequested = () => resolve("control")));
   try {
+    const { PromMetrics } = metricsAt ? await import("../metrics/prom.ts") : { PromMetrics: null };
+    const metrics = PromMetrics ? new PromMetrics({ role: o.role ?? "daemon", version: VERSION }) : null;
     node = await startNode(env, {
       listen: true,
       host: o.host,
       port: o.port,
       overrides: { lists: { "network.bootstrap": o.bootstrap, "network.relays": o.relay } },
+      metrics: metrics ?? undefined,
     });
     const crashed = await node.store.sessions.closeAllOpen("crash", unixNow());
     if (crashed > 0) env.log.info("closed session rows left open by a crash", { count: crashed });
     const n = node;
+    observeNode(n);
     const handlers = new Map<string, ControlHandler>([
-      ["status", () => statusOp(n, startedAt)],
+      [
+        "status",
+        async () => ({ ...(await statusOp(n, startedAt)), metrics_address: metricsServer?.address ?? null }),
+      ],
       ["net.connect", (a) => connectOp(n, { target: String(a.target), keep: true })],
       [
         "net.ping",
@@ -90,6 +104,10 @@ export async function runDaemon(
     services.push(housekeeping);
     await extend?.(n, handlers, services, housekeeping);
     for (const s of services) s.start();
+    if (metrics && metricsAt) {
+      metricsServer = await (await import("../metrics/server.ts")).serveMetrics(metrics, metricsAt, env.log);
+      env.log.info("metrics endpoint listening", { address: `http://${metricsServer.address}/metrics` });
+    }
     control = await ControlServer.listen(env.paths.sockFile, handlers, env.log);
     const addr = formatAddr(n.endpoint.local);
     o.onListening?.({ node_id: n.nodeId, address: addr, listen_addrs: n.card.listenAddrs, pid: process.pid });
@@ -100,6 +118,7 @@ export async function runDaemon(
     const hard = setTimeout(() => process.exit(0), DAEMON_EXIT_DEADLINE_MS); // docs/architecture.md#daemon, whatever hangs
     hard.unref();
     await control?.close().catch(() => {});
+    await metricsServer?.close().catch(() => {});
     for (const s of services) await within(Promise.resolve(s.stop()), SERVICE_STOP_MS);
     if (node) {
       await node.close("DISCONNECT_SHUTDOWN", "node shutting down", "shutdown");
@@ -107,6 +126,21 @@ export async function runDaemon(
     }
     await release();
   }
+}
+
+/** Every role's scrape-time values: sessions by path and trust, bans in force. */
+function observeNode(n: AtlasNode): void {
+  n.metrics.observe("atlas_sessions", () => {
+    const counts = new Map<string, { path: string; trust: string; n: number }>();
+    for (const s of n.allSessions()) {
+      const k = `${s.path}/${s.trust}`;
+      const c = counts.get(k) ?? { path: s.path, trust: s.trust, n: 0 };
+      c.n++;
+      counts.set(k, c);
+    }
+    return [...counts.values()].map((c) => ({ labels: { path: c.path, trust: c.trust }, value: c.n }));
+  });
+  n.metrics.observe("atlas_bans_active", () => [{ value: n.activeBans() }]);
 }
 
 function signal(): Promise<string> {

@@ -164,6 +164,8 @@ export interface StatusReport {
     operator: OperatorInfoView | null;
   }[];
   outbox_depth: number;
+  /** `host:port` of the Prometheus endpoint (`metrics.listen`), or null when it is off. */
+  metrics_address?: string | null;
   farcaster: { verify: string; hub: { url: string; reachable: boolean | null; last_error?: string } | null };
   /** Presence at the configured relays (docs/protocol.md#relay), from the daemon's relay service. */
   relays?: {

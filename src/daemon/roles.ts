@@ -19,8 +19,16 @@ export async function runAgentDaemon(env: NodeEnv, o: DaemonOptions): Promise<vo
   const { runDaemon } = await import("./daemon.ts");
   const { serveInbox, pruneInbox, enqueueMessage } = await import("../net/messaging.ts");
   const { OutboxWorker } = await import("../net/outbox-worker.ts");
-  await runDaemon(env, o, async (node, handlers, services, housekeeping) => {
+  await runDaemon(env, { ...o, role: "daemon" }, async (node, handlers, services, housekeeping) => {
     serveInbox(node);
+    for (const name of ["atlas_messages_sent_total", "atlas_messages_received_total"] as const) {
+      node.metrics.inc(name, {}, 0);
+    }
+    node.metrics.observe("atlas_outbox_depth", async () => [{ value: await node.store.outbox.count() }]);
+    node.metrics.observe("atlas_outbox_oldest_age_seconds", async () => {
+      const t = await node.store.outbox.oldestCreatedAt();
+      return [{ value: t === null ? 0 : Math.max(0, Date.now() / 1000 - t) }];
+    });
     const outbox = new OutboxWorker(node, env.log);
     services.push(outbox);
     handlers.set("outbox.kick", () => (outbox.kick(), Promise.resolve({ ok: true })));
@@ -36,7 +44,9 @@ export async function runAgentDaemon(env: NodeEnv, o: DaemonOptions): Promise<vo
       startDelayMs: 250,
       log: env.log,
       onChange: () => void registration?.registerAll(),
+      onResult: (ok) => node.metrics.inc("atlas_stun_checks_total", { result: ok ? "ok" : "no_answer" }),
     });
+    node.metrics.observe("atlas_public_address_known", () => [{ value: stun.status().kind === "bind" ? 0 : 1 }]);
     services.push(stun);
     registration = addBootstrapClient(node, handlers, services, {
       log: env.log,
@@ -55,6 +65,7 @@ export async function runAgentDaemon(env: NodeEnv, o: DaemonOptions): Promise<vo
       ? new HolePunchService(node, { publicAddress: () => stun.publicAddress(), log: env.log })
       : null;
     if (holePunch) services.push(holePunch);
+    node.metrics.observe("atlas_relay_links_open", () => [{ value: relayLinks(node).stats().open }]);
     const baseStatus = handlers.get("status")!;
     handlers.set("status", async (a) => {
       const st = stun.status();
@@ -94,7 +105,7 @@ export async function runAgentDaemon(env: NodeEnv, o: DaemonOptions): Promise<vo
  */
 export async function runRelayNode(env: NodeEnv, o: ServiceNodeOptions): Promise<void> {
   const { runDaemon } = await import("./daemon.ts");
-  await runDaemon(env, { ...o, bootstrap: [], relay: [] }, async (node, handlers, services) => {
+  await runDaemon(env, { ...o, bootstrap: [], relay: [], role: "relay" }, async (node, handlers, services) => {
     node.config.transport.offer_relay = true; // `atlas relay` forces it on
     const { offerRelay } = await import("../relay/server.ts");
     await offerRelay(node, handlers, services);
@@ -115,7 +126,7 @@ export async function runRelayNode(env: NodeEnv, o: ServiceNodeOptions): Promise
  */
 export async function runBootstrapNode(env: NodeEnv, o: ServiceNodeOptions): Promise<void> {
   const { runDaemon } = await import("./daemon.ts");
-  await runDaemon(env, { ...o, bootstrap: [], relay: [] }, async (node, handlers) => {
+  await runDaemon(env, { ...o, bootstrap: [], relay: [], role: "bootstrap" }, async (node, handlers) => {
     const { offerBootstrap } = await import("../bootstrap/server.ts");
     await offerBootstrap(node, handlers);
   });

@@ -1,6 +1,7 @@
 import type { NodeEnv } from "../config/env.ts";
 import type { ConfigOverrides } from "../config/load.ts";
 import type { AtlasNode } from "../net/node.ts";
+import type { MetricsSink } from "../util/metrics.ts";
 
 /**
  * Load identity, profile, config and store from `env`'s home, and start a node: what the daemon
@@ -10,7 +11,7 @@ import type { AtlasNode } from "../net/node.ts";
  */
 export async function startNode(
   env: NodeEnv,
-  o: { listen: boolean; host?: string; port?: number; overrides?: ConfigOverrides },
+  o: { listen: boolean; host?: string; port?: number; overrides?: ConfigOverrides; metrics?: MetricsSink },
 ): Promise<AtlasNode> {
   const { loadIdentity } = await import("../identity/identity.ts");
   const { loadProfile } = await import("../identity/profile.ts");
@@ -30,6 +31,7 @@ export async function startNode(
       host: o.host,
       port: o.port,
       log: env.log,
+      metrics: o.metrics,
     });
   } catch (e) {
     await store.close();

@@ -165,6 +165,7 @@ export function serveInbox(node: AtlasNode, opts: { onMessage?: (m: InboxMessage
     // Fault injection for the crash tests: die between storing and acknowledging.
     if (process.env.ATLAS_FAULT_KILL_AFTER_STORE === "1") process.kill(process.pid, "SIGKILL");
     if (fresh) {
+      node.metrics.inc("atlas_messages_received_total");
       node.log.info("message received", {
         from: shortNodeId(req.from),
         msg: req.id,

@@ -17,6 +17,7 @@ import { QuicEndpoint } from "../transport/endpoint.ts";
 import { transportOptions } from "../transport/options.ts";
 import type { QuicStream } from "../transport/stream.ts";
 import { type Logger, silentLogger } from "../util/log.ts";
+import { type MetricsSink, noMetrics, reasonOf } from "../util/metrics.ts";
 import { AGENT } from "../version.ts";
 import { unixNow } from "../util/time.ts";
 import { FramedStream, type HeaderCheck } from "../wire/framed-stream.ts";
@@ -47,6 +48,8 @@ export interface NodeOptions {
   host?: string;
   port?: number;
   log?: Logger;
+  /** Where counters go (src/util/metrics.ts); default: nowhere. */
+  metrics?: MetricsSink;
 }
 
 /**
@@ -59,6 +62,8 @@ export class AtlasNode {
   readonly store: Store;
   readonly endpoint: QuicEndpoint;
   readonly log: Logger;
+  /** Counters and scrape-time values (docs/operating.md, "Metrics"); `noMetrics` unless the daemon serves them. */
+  readonly metrics: MetricsSink;
   readonly card: LocalCard;
   private sessions = new Map<string, Set<Session>>();
   private handlers = new Map<MsgTypeName, RequestHandler>();
@@ -76,6 +81,7 @@ export class AtlasNode {
     this.store = o.store;
     this.endpoint = endpoint;
     this.log = o.log ?? silentLogger;
+    this.metrics = o.metrics ?? noMetrics;
     this.limiter = new PeerRateLimiter(o.config);
     this.card = {
       identity: o.identity,
@@ -192,12 +198,19 @@ export class AtlasNode {
         clearTimeout(timer);
       }
       if (o.signal?.aborted) throw new AtlasError("ERR_CLOSED", "dial cancelled");
-      const hs = await initiateHandshake(conn, this.card, {
-        expectedNodeId: o.expectedNodeId,
-        timeoutMs: this.config.security.handshake_timeout * 1000,
-        maxDriftS: this.config.security.max_clock_drift_secs,
-        trustFor: (peer) => this.trustFor(peer, { dialled: o.dialled, path: o.path }),
-      });
+      let hs: HandshakeResult;
+      try {
+        hs = await initiateHandshake(conn, this.card, {
+          expectedNodeId: o.expectedNodeId,
+          timeoutMs: this.config.security.handshake_timeout * 1000,
+          maxDriftS: this.config.security.max_clock_drift_secs,
+          trustFor: (peer) => this.trustFor(peer, { dialled: o.dialled, path: o.path }),
+        });
+      } catch (e) {
+        this.metrics.inc("atlas_handshakes_total", { direction: "outbound", result: "failed", reason: reasonOf(e) });
+        throw e;
+      }
+      this.metrics.inc("atlas_handshakes_total", { direction: "outbound", result: "ok", reason: "none" });
       if (o.signal?.aborted) {
         conn.close(0, "dial cancelled");
         throw new AtlasError("ERR_CLOSED", "dial cancelled");
@@ -304,6 +317,7 @@ export class AtlasNode {
         observedAddr: relayed ? null : undefined,
       });
     } catch (e) {
+      this.metrics.inc("atlas_handshakes_total", { direction: "inbound", result: "failed", reason: reasonOf(e) });
       this.log.info("inbound handshake failed", {
         from: relayed ? `relay ${relayed.relay}` : formatAddr(conn.remote),
         error: (e as Error).message,
@@ -311,6 +325,7 @@ export class AtlasNode {
       for (const s of held.streams) s.abort(0);
       return;
     }
+    this.metrics.inc("atlas_handshakes_total", { direction: "inbound", result: "ok", reason: "none" });
     try {
       this.openSession(conn, hs, "inbound", { path, relay: relayed?.relay }, held);
     } catch (e) {
@@ -555,9 +570,10 @@ export class AtlasNode {
 
   /** A refused request is a violation; enough of them ban the peer. */
   private async penalize(session: Session, d: RateDecision): Promise<void> {
+    this.metrics.inc("atlas_rate_limited_total", { tier: session.trust });
     this.log.warn("rate limited", { peer: shortNodeId(session.nodeId), limit: d.limit, violations: d.violations });
     await this.store.peers.setViolations(session.nodeId, d.violations).catch(() => {});
-    if (d.banUntil !== undefined) await this.ban(session.nodeId, d.banUntil);
+    if (d.banUntil !== undefined) await this.ban(session.nodeId, d.banUntil, "rate_limit");
   }
 
   /**
@@ -577,11 +593,20 @@ export class AtlasNode {
   }
 
   /** Ban a peer until `until` (Unix s): stored, and every live session with it closed. */
-  async ban(nodeId: string, until: number): Promise<void> {
+  async ban(nodeId: string, until: number, reason: "rate_limit" | "manual" = "manual"): Promise<void> {
+    this.metrics.inc("atlas_bans_total", { reason });
     await this.store.peers.setBan(nodeId, until);
     (this.bans ??= await this.store.peers.bans()).set(nodeId, until);
     this.log.warn("peer banned", { peer: shortNodeId(nodeId), until });
     await Promise.all(this.sessionsWith(nodeId).map((s) => s.disconnect(DISCONNECT_BANNED, `banned until ${until}`)));
+  }
+
+  /** Peers banned right now (from the in-memory ban list; 0 before the first handshake loaded it). */
+  activeBans(): number {
+    const now = unixNow();
+    let n = 0;
+    for (const until of this.bans?.values() ?? []) if (until > now) n++;
+    return n;
   }
 
   async unban(nodeId: string): Promise<void> {

@@ -330,11 +330,13 @@ export class OutboxWorker {
       topic: row.topic ?? undefined,
       replyTo: row.reply_to ?? undefined,
     });
+    this.node.metrics.inc("atlas_messages_sent_total");
     await deliverOn(session, msg, this.node.config.transport.request_timeout * 1000);
     return session;
   }
 
   private async finish(row: OutboxRow, o: DeliveryOutcome): Promise<void> {
+    this.node.metrics.inc("atlas_messages_finished_total", { outcome: o.status });
     await this.write(row, () => this.node.store.outbox.complete(row.id, o));
   }
 

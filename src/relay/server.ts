@@ -437,9 +437,35 @@ export async function offerRelay(
 ): Promise<RelayServer> {
   const relay = new RelayServer(node);
   services.push(relay);
+  observeRelay(node, relay);
   (await import("../stun/server.ts")).serveStun(node.endpoint); // docs/protocol.md#stun: relay nodes answer STUN on their QUIC port
   handlers.set("relay.status", () => Promise.resolve(relay.status()));
   const base = handlers.get("status");
   if (base) handlers.set("status", async (a) => ({ ...((await base(a)) as object), relay_server: relay.status() }));
   return relay;
+}
+
+/** The relay's gauges and its own running totals, read when scraped (docs/operating.md, "Metrics"). */
+function observeRelay(node: AtlasNode, relay: RelayServer): void {
+  const m = node.metrics;
+  const one = (value: number) => [{ value }];
+  m.observe("atlas_relay_registered", () => one(relay.status().registered));
+  m.observe("atlas_relay_pipes", () => one(relay.status().pipes));
+  m.observe("atlas_relay_pipe_capacity", () => one(relay.status().capacity));
+  m.observe("atlas_relay_pipes_opened_total", () => one(relay.status().pipes_opened));
+  m.observe("atlas_relay_pipes_closed_unused_total", () => one(relay.status().pipes_closed_unused));
+  m.observe("atlas_relay_forwarded_packets_total", () => one(relay.status().forwarded_packets));
+  m.observe("atlas_relay_forwarded_bytes_total", () => one(relay.status().forwarded_bytes));
+  m.observe("atlas_relay_dropped_total", () => {
+    const s = relay.status();
+    return [
+      { labels: { reason: "rate_limit" }, value: s.dropped_rate_limit },
+      { labels: { reason: "queue_full" }, value: s.dropped_queue_full },
+      { labels: { reason: "unknown_session" }, value: s.dropped_unknown_session },
+    ];
+  });
+  m.observe(
+    "atlas_relay_pipes_refused_total",
+    () => Object.entries(relay.status().refused).map(([reason, value]) => ({ labels: { reason }, value: value ?? 0 })),
+  );
 }

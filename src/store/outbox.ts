@@ -97,6 +97,13 @@ export class OutboxStore {
     return num(rows[0]?.n);
   }
 
+  /** created_at (Unix s) of the oldest message still in the outbox, or null when it is empty. */
+  async oldestCreatedAt(): Promise<number | null> {
+    const rows = await this.#db.rows("SELECT min(created_at) AS t FROM outbox");
+    const t = rows[0]?.t;
+    return t === null || t === undefined ? null : num(t);
+  }
+
   /** Queued messages whose next attempt is due (expired ones included: the worker decides), soonest first. */
   async due(now: number, limit = 100): Promise<OutboxRow[]> {
     const rows = await this.#db.rows(

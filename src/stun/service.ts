@@ -38,6 +38,8 @@ export interface StunServiceOptions {
   startDelayMs?: number;
   /** Called when the public address changes (e.g. re-register with bootstrap nodes). */
   onChange?: (address: string | null) => void;
+  /** Told the outcome of every check that asked STUN servers (metrics). */
+  onResult?: (ok: boolean) => void;
 }
 
 /** Peers whose observed_addr reports we keep (most recent first out). */
@@ -94,6 +96,7 @@ export class StunService implements Service {
           const d = await discoverPublicAddress(this.endpoint, this.o.servers, this.o.timeoutMs);
           this.stun = { address: formatAddr(d.address), server: d.server };
           this.stunError = null;
+          this.o.onResult?.(true);
           this.o.log?.[this.stun.address === before ? "debug" : "info"]("STUN answered", {
             server: d.server,
             public_address: this.stun.address,
@@ -101,6 +104,7 @@ export class StunService implements Service {
         } catch (e) {
           this.stun = null;
           this.stunError = (e as Error).message;
+          this.o.onResult?.(false);
           this.o.log?.debug("STUN gave no answer", { error: this.stunError }); // `atlas status` says why
         }
       }
