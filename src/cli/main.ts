@@ -62,10 +62,15 @@ export function commandPath(c: AnyCommand): string {
   return names.join(" ");
 }
 
+/** Commands that act as this node and so need its identity (the daemon itself loads it). */
+const NEEDS_IDENTITY = /^(net (?!listen$)|status$|id show$)/;
+
 async function checkHomeOf(action: AnyCommand): Promise<void> {
   const { homePaths, resolveHome } = await import("../config/paths.ts");
-  const { checkHome } = await import("../config/home-check.ts");
-  await checkHome(homePaths(resolveHome((action.optsWithGlobals() as GlobalOpts).home)));
+  const { checkHome, requireIdentity } = await import("../config/home-check.ts");
+  const paths = homePaths(resolveHome((action.optsWithGlobals() as GlobalOpts).home));
+  await checkHome(paths);
+  if (NEEDS_IDENTITY.test(commandPath(action))) await requireIdentity(paths);
 }
 
 export function allSubcommands(c: AnyCommand): AnyCommand[] {
