@@ -5,7 +5,8 @@
  */
 import { AtlasError } from "../errors.ts";
 import { dialPeer } from "../net/dial.ts";
-import { resolvePeerId } from "../net/target.ts";
+import { parseTarget, resolvePeerId } from "../net/target.ts";
+import { resolveSockAddrs } from "../transport/resolve.ts";
 import type { AtlasNode } from "../net/node.ts";
 import type { Session } from "../net/session.ts";
 import { formatAddr } from "../transport/addr.ts";
@@ -130,15 +131,29 @@ export async function pingOp(
   return report;
 }
 
-/** `net disconnect`: Disconnect every live session with the peer, or dial one to say it. */
+/**
+ * `net disconnect`: Disconnect every live session with the peer. Without one there is nothing to
+ * say goodbye on, so nothing is dialled: `sessions` is 0 and `node_id` null when the target was
+ * an address no session uses.
+ */
 export async function disconnectOp(
   node: AtlasNode,
   a: { target: string },
-): Promise<{ node_id: string; sessions: number }> {
-  const { session } = await dialPeer(node, a.target);
-  const all = node.sessionsWith(session.nodeId);
+): Promise<{ node_id: string | null; sessions: number }> {
+  const all = await liveSessionsFor(node, a.target);
   await Promise.all(all.map((s) => s.disconnect(DISCONNECT_SHUTDOWN, "operator requested disconnect")));
-  return { node_id: session.nodeId, sessions: all.length };
+  const id = all[0]?.nodeId ??
+    (parseTarget(a.target).kind === "addr" ? null : await resolvePeerId(node.store, a.target));
+  return { node_id: id, sessions: all.length };
+}
+
+/** The live sessions a target names: by node ID, or by the remote address they use. */
+async function liveSessionsFor(node: AtlasNode, target: string): Promise<Session[]> {
+  const t = parseTarget(target);
+  if (t.kind !== "addr") return node.sessionsWith(await resolvePeerId(node.store, t.text));
+  const addrs = (await resolveSockAddrs(t.addr)).map(formatAddr);
+  const ids = new Set(node.allSessions().filter((s) => addrs.includes(s.remoteAddress)).map((s) => s.nodeId));
+  return [...ids].flatMap((id) => node.sessionsWith(id));
 }
 
 export interface StatusReport {

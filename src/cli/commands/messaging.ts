@@ -109,7 +109,11 @@ export function registerMessaging(net: AnyCommand, ctxOf: CtxOf): void {
         const msgId = newMessageId();
         let r: Awaited<ReturnType<typeof sendDirect>>;
         try {
-          r = await sendDirect(node, canonical, body, { topic: o.topic, replyTo, msgId });
+          const { withSpinner } = await import("../spinner.ts");
+          r = await withSpinner(
+            `waiting for ${target}…`,
+            () => sendDirect(node, canonical, body, { topic: o.topic, replyTo, msgId }),
+          );
         } catch (e) {
           const { isAtlasError } = await import("../../errors.ts");
           if (!isAtlasError(e, "ERR_USAGE")) {

@@ -112,14 +112,15 @@ export function registerNet(program: AnyCommand, ctxOf: CtxOf, ctxOfDaemon: CtxO
     });
 
   net.command("disconnect")
-    .description("send Disconnect (operator requested disconnect) to a peer")
+    .description("close the live sessions with a peer (Disconnect: operator requested); dials nothing")
     .argument("<target>")
     .action(async (target: string, _o, cmd) => {
       const ctx = ctxOf(cmd);
       const { disconnectOp } = await import("../../daemon/ops.ts");
       const r = await runPeerOp(ctx, "net.disconnect", { target }, (node) => disconnectOp(node, { target }));
-      if (ctx.json) ctx.out.data({ ...r, disconnected: true, reason: "DISCONNECT_SHUTDOWN" });
-      else ctx.out.line(`Disconnected from ${r.node_id}`);
+      if (ctx.json) ctx.out.data(r);
+      else if (r.sessions === 0) ctx.out.line(`No session with ${r.node_id ?? target}: nothing to disconnect`);
+      else ctx.out.line(`Disconnected from ${r.node_id} (${r.sessions} session${r.sessions === 1 ? "" : "s"})`);
     });
 
   net.command("ban")
