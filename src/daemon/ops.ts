@@ -12,32 +12,16 @@ import type { Session } from "../net/session.ts";
 import { formatAddr } from "../transport/addr.ts";
 import { DISCONNECT_SHUTDOWN } from "../wire/messages.ts";
 import { sleep } from "../util/time.ts";
+import type { BanView, DisconnectView, OperatorView, PingView, SessionView } from "./shapes.ts";
 
-export interface OperatorInfoView {
-  username: string;
-  fid: number | null;
-  /** "verified", or "unconfirmed" with the reason (SPEC §13: shown, never trusted). */
-  status: "verified" | "unconfirmed";
-  reason?: string;
-}
-
-export interface SessionInfo {
-  node_id: string;
-  name: string;
-  trust: string;
-  path: string;
-  relay: string | null;
-  /** A direct path that hole punching opened (SPEC §11a): shown as `direct (hole-punched)`. */
-  punched: boolean;
-  address: string;
-  operator: OperatorInfoView | null;
-}
+export type OperatorInfoView = OperatorView;
+export type SessionInfo = SessionView;
 
 export function operatorView(s: Session): OperatorInfoView | null {
   const op = s.peer.operator;
   if (!op) return null;
   const v = s.peer.verdict;
-  if (v?.status === "verified") return { username: v.username, fid: v.fid, status: "verified" };
+  if (v?.status === "verified") return { username: v.username, fid: v.fid, status: "verified", reason: null };
   return { username: op.username, fid: op.fid ?? null, status: "unconfirmed", reason: v?.reason ?? "not checked" };
 }
 
@@ -61,19 +45,7 @@ export async function connectOp(node: AtlasNode, a: { target: string; keep?: boo
   return sessionInfo(session);
 }
 
-export interface PingReport extends SessionInfo {
-  ping_ts: number | null;
-  pong_ts: number | null;
-  rtt_ms: (number | null)[];
-  sent: number;
-  received: number;
-  min_ms: number | null;
-  median_ms: number | null;
-  max_ms: number | null;
-  /** Each time the session in use changed path (hole punching, or a fall back to the relay). */
-  path_changes: { before_ping: number; path: string; relay: string | null; punched: boolean }[];
-  error?: { code: string; message: string; exit: number };
-}
+export type PingReport = PingView;
 
 /**
  * `net ping`: `count` Pings `interval` ms apart over a live or new session. Each Ping goes over the
@@ -123,6 +95,7 @@ export async function pingOp(
     median_ms: got.length ? got[Math.floor((got.length - 1) / 2)]! : null,
     max_ms: got.at(-1) ?? null,
     path_changes: changes,
+    error: null,
   };
   if (got.length === 0) {
     const e = lastErr instanceof AtlasError ? lastErr : new AtlasError("ERR_TIMEOUT", "no Pong received");
@@ -139,7 +112,7 @@ export async function pingOp(
 export async function disconnectOp(
   node: AtlasNode,
   a: { target: string },
-): Promise<{ node_id: string | null; sessions: number }> {
+): Promise<DisconnectView> {
   const all = await liveSessionsFor(node, a.target);
   await Promise.all(all.map((s) => s.disconnect(DISCONNECT_SHUTDOWN, "operator requested disconnect")));
   const id = all[0]?.nodeId ??
@@ -172,6 +145,7 @@ export interface StatusReport {
     path: string;
     relay: string | null;
     punched: boolean;
+    address: string;
     trust: string;
     age_s: number;
     rtt_ms: number | null;
@@ -179,7 +153,7 @@ export interface StatusReport {
     operator: OperatorInfoView | null;
   }[];
   outbox_depth: number;
-  farcaster: { verify: string; hub: { url: string; reachable: boolean | null; last_error?: string } | null };
+  farcaster: { verify: string; hub: { url: string; reachable: boolean | null; last_error: string | null } | null };
   /** Presence at the configured relays (SPEC §11), from the daemon's relay service. */
   relays?: {
     relay: string;
@@ -233,6 +207,7 @@ export async function statusOp(node: AtlasNode, startedAt: number): Promise<Stat
       path: s.path,
       relay: s.relay ?? null,
       punched: s.punched,
+      address: s.remoteAddress,
       trust: s.trust,
       age_s: Math.round((now - s.openedAt) / 1000),
       rtt_ms: s.lastRttMs,
@@ -244,11 +219,7 @@ export async function statusOp(node: AtlasNode, startedAt: number): Promise<Stat
   };
 }
 
-export interface BanResult {
-  node_id: string;
-  ban_until: number | null;
-  disconnected: number;
-}
+export type BanResult = BanView;
 
 /** Ban by hand (SPEC §9): stored, live sessions get Disconnect DISCONNECT_BANNED. */
 export async function banOp(node: AtlasNode, a: { target: string; seconds: number }): Promise<BanResult> {

@@ -78,7 +78,7 @@ export function registerDaemon(program: AnyCommand, ctxOf: CtxOf, ctxOfDaemon: C
       }
       const { callDaemon } = await import("../../daemon/control-client.ts");
       const r = await callDaemon<StatusReport>(ctx.paths, "status", {});
-      if (ctx.json) return ctx.out.data({ running: true, ...r });
+      if (ctx.json) return ctx.out.data({ running: true, home: ctx.paths.home, ...r });
       renderStatus(ctx, r);
     });
 }

@@ -158,17 +158,8 @@ export function registerNet(program: AnyCommand, ctxOf: CtxOf, ctxOfDaemon: CtxO
         const paths = await store.sessions.latestPaths();
         const now = Math.floor(Date.now() / 1000);
         if (ctx.json) {
-          ctx.out.data(
-            rows.map((r) => ({
-              ...r,
-              public_key: r.public_key ? Buffer.from(r.public_key).toString("hex") : null,
-              banned: r.ban_until !== null && r.ban_until > now,
-              last_path: paths.get(r.node_id)?.path ?? null,
-              last_relay: paths.get(r.node_id)?.relay ?? null,
-              last_punched: paths.get(r.node_id)?.punched ?? false,
-            })),
-          );
-          return;
+          const { peerView } = await import("../../daemon/views.ts");
+          return ctx.out.data(rows.map((r) => peerView(r, paths.get(r.node_id), now)));
         }
         if (rows.length === 0) return ctx.out.line("No known peers.");
         ctx.out.line(
