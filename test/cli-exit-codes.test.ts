@@ -72,6 +72,17 @@ test("exit 2: a dial to this node itself is refused with one line, by node ID or
   await d.stop();
 });
 
+test("exit 2: a dial to an address this node advertises (a wildcard bind's interface address) is refused", async (t) => {
+  const a = await initHome("alpha");
+  const d = await startListener(a.home, ["--host", "0.0.0.0"], { cmd: ["daemon"] });
+  const own = JSON.parse((await runAtlas(["--json", "status"], { home: a.home })).stdout).listen_addrs as string[];
+  if (own.length === 0) return t.skip("this host has no non-internal interface address");
+  const r = await runAtlas(["net", "ping", own[0]!], { home: a.home });
+  assert.equal(r.code, 2);
+  assert.equal(r.stderr, `error: ${own[0]} is this node's own address\n`);
+  await d.stop();
+});
+
 test("exit 3: no answer at all is ERR_UNREACHABLE", async () => {
   const b = await initHome("beta");
   const hole = await blackHole();

@@ -76,7 +76,8 @@ const LOOPBACK_OR_ANY = /^(127\.|0\.0\.0\.0$|::1?$|::ffff:127\.)/;
 function notSelf(node: AtlasNode, addrs: SockAddr[]): SockAddr[] {
   const own = node.endpoint.local;
   const isSelf = (a: SockAddr) =>
-    a.port === own.port && (a.host === own.host || (LOOPBACK_OR_ANY.test(a.host) && LOOPBACK_OR_ANY.test(own.host)));
+    node.card.listenAddrs.includes(formatAddr(a)) ||
+    (a.port === own.port && (a.host === own.host || (LOOPBACK_OR_ANY.test(a.host) && LOOPBACK_OR_ANY.test(own.host))));
   const self = addrs.find(isSelf);
   if (self && addrs.every(isSelf)) {
     throw new AtlasError("ERR_USAGE", `${formatAddr(self)} is this node's own address`);
@@ -217,6 +218,11 @@ function dialDirect(
         try {
           if (race.over) return;
           const s = await node.connectTo(addr, { expectedNodeId: nodeId, signal: race.signal });
+          // An address of this host that leads back here (a LAN IP of a wildcard bind).
+          if (s.nodeId === node.nodeId) {
+            s.close("self", "dialled itself");
+            throw new AtlasError("ERR_USAGE", `${formatAddr(addr)} is this node's own address`);
+          }
           if (race.offer(s)) return resolve(s);
         } catch (e) {
           race.fail(e);
