@@ -33,6 +33,7 @@ export const UNIT: readonly string[] = [
   "version",
   "layers",
   "lanes",
+  "spinner",
 ];
 
 export const NAT: readonly string[] = ["nat", "nat-lab", "nat-punch", "netcheck"];

@@ -22,6 +22,8 @@ export const Exit = {
 export interface CodeInfo {
   readonly exit: number;
   readonly meaning: string;
+  /** A local name for one case of a protocol code: what it is sent as on the wire. */
+  readonly wire?: ProtocolCodeName;
 }
 
 /** Protocol error codes, carried in Error frames and as QUIC application close codes (docs/protocol.md#messages). */
@@ -85,8 +87,14 @@ export const LOCAL_CODES = {
   ERR_USAGE: { exit: Exit.USAGE, meaning: "bad flags, a bad target, an unknown or ambiguous node ID" },
   ERR_UNREACHABLE: { exit: Exit.UNREACHABLE, meaning: "no candidate address (or relay) answered" },
   ERR_REJECTED: { exit: Exit.REJECTED, meaning: "the peer refused us (handshake rejected, connection closed on us)" },
+  ERR_BANNED: {
+    exit: Exit.REJECTED,
+    wire: "ERR_RATE_LIMITED",
+    meaning: "the peer has banned us (or we it); sent on the wire as `ERR_RATE_LIMITED` (4001), `banned until <time>`",
+  },
   ERR_TIMEOUT: { exit: Exit.TIMEOUT, meaning: "a started exchange timed out (Pong, MessageAck, a response frame)" },
   ERR_NO_IDENTITY: { exit: Exit.NO_IDENTITY, meaning: "the home has no identity yet (`atlas id init`)" },
+  ERR_NOT_RUNNING: { exit: Exit.ERROR, meaning: "no daemon runs for this home (`atlas daemon stop`)" },
   ERR_CONFIG: { exit: Exit.ERROR, meaning: "an invalid config file or value" },
   ERR_KEY_PERMISSIONS: { exit: Exit.ERROR, meaning: "the key file is readable by others" },
   ERR_HOME_INSECURE: {
@@ -121,7 +129,8 @@ export class AtlasError extends Error {
   }
   /** The numeric protocol code, when this error is one that travels on the wire. */
   get protocolCode(): number | undefined {
-    return (ProtocolCode as Record<string, number>)[this.code];
+    const wire = (LOCAL_CODES as Record<string, CodeInfo>)[this.code]?.wire ?? this.code;
+    return (ProtocolCode as Record<string, number>)[wire];
   }
 }
 
@@ -129,6 +138,15 @@ export class AtlasError extends Error {
 export function protocolCodeName(code: number): ProtocolCodeName {
   for (const [name, value] of Object.entries(ProtocolCode)) if (value === code) return name as ProtocolCodeName;
   return "ERR_INTERNAL";
+}
+
+/**
+ * The local name of a code a peer sent with its message: a ban travels as 4001 (docs/protocol.md#messages, docs/protocol.md#handshake) and
+ * reads as ERR_BANNED here, so that it is told apart from a rate limit (a ban is final: exit 4).
+ */
+export function remoteCodeName(code: number, message: string): ErrorCodeName {
+  const name = protocolCodeName(code);
+  return name === "ERR_RATE_LIMITED" && /\bbanned\b/i.test(message) ? "ERR_BANNED" : name;
 }
 
 export function isAtlasError(e: unknown, code?: ErrorCodeName): e is AtlasError {

@@ -52,7 +52,7 @@ interface Found {
   name: string;
   address: string;
   skills: string[];
-  operator_username: string | null;
+  operator: { username: string } | null;
   record: string;
 }
 
@@ -118,7 +118,7 @@ describe("bootstrap node and agent daemons (real processes)", () => {
       name: "summariser",
       address: ds.address,
       skills: ["summarise"],
-      operator_username: null,
+      operator: null,
       record: "verified",
       last_seen: undefined,
       bootstraps: undefined,
@@ -129,12 +129,12 @@ describe("bootstrap node and agent daemons (real processes)", () => {
     const peers = JSON.parse((await runAtlas(["net", "peers", "--json"], { home: seeker.home })).stdout) as {
       node_id: string;
       address: string;
-      trust_level: string;
+      trust: string;
       name: string;
       record_seq: number | null;
     }[];
     const row = peers.find((p) => p.node_id === sum.nodeId)!;
-    assert.deepEqual([row.address, row.trust_level, row.name], [ds.address, "unknown", "summariser"]);
+    assert.deepEqual([row.address, row.trust, row.name], [ds.address, "unknown", "summariser"]);
     assert.ok(row.record_seq! > 0);
 
     // The discovered address is enough to reach it by node ID prefix.
@@ -146,15 +146,15 @@ describe("bootstrap node and agent daemons (real processes)", () => {
     for (const op of ["alice", "@alice", "@Alice"]) {
       const r = await discoverJson(seeker.home, ["--operator", op]);
       assert.equal(r.code, 0, r.stderr);
-      assert.deepEqual(r.peers.map((p) => [p.node_id, p.operator_username]), [[tra.nodeId, "alice"]], op);
+      assert.deepEqual(r.peers.map((p) => [p.node_id, p.operator?.username]), [[tra.nodeId, "alice"]], op);
     }
     assert.deepEqual((await discoverJson(seeker.home, ["--operator", "bob"])).peers, []);
     // A discovered username is shown, not stored as this node's own verdict.
     const tRow = (JSON.parse((await runAtlas(["net", "peers", "--json"], { home: seeker.home })).stdout) as {
       node_id: string;
-      operator_username: string | null;
+      operator: unknown;
     }[]).find((p) => p.node_id === tra.nodeId)!;
-    assert.equal(tRow.operator_username, null);
+    assert.equal(tRow.operator, null);
 
     // Human output: the table of README.md#commands.
     const human = await runAtlas(["net", "discover", "--skill", "translate"], { home: seeker.home });

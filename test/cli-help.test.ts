@@ -10,7 +10,7 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { allSubcommands, buildProgram, commandPath } from "../src/cli/main.ts";
 import { EXAMPLES } from "../src/cli/examples.ts";
-import { cleanupHomes, runAtlas, tmpHome } from "./helpers/cli.ts";
+import { cleanupHomes, initHome, runAtlas, tmpHome } from "./helpers/cli.ts";
 
 /** Whether `shell` is installed (the zsh and fish syntax checks run only where it is). */
 const has = (shell: string) => spawnSync(shell, ["-c", "exit 0"]).status === 0;
@@ -43,14 +43,15 @@ describe("help", () => {
     assert.deepEqual(paths.filter((p) => EXAMPLES[p] === undefined), [], "commands without an example");
     assert.deepEqual(Object.keys(EXAMPLES).filter((p) => !paths.includes(p)), [], "examples of no command");
 
-    const home = await tmpHome();
+    // A home with an identity: the `net` commands refuse one without (exit 6) before their action.
+    const { home } = await initHome("help");
     for (const path of paths) {
       const fresh = buildProgram();
       let ran: string | null = null;
       for (const c of [fresh, ...allSubcommands(fresh)]) c.action(() => void (ran = commandPath(c)));
       const argv = words(EXAMPLES[path]!);
       assert.equal(argv[0], "atlas", EXAMPLES[path]);
-      // --home: the pre-action home check looks at a safe, empty home, not the user's.
+      // --home: the pre-action home check looks at a safe, fresh home, not the user's.
       await fresh.parseAsync(["--home", home, ...argv.slice(1)], { from: "user" });
       assert.ok(ran !== null && (ran === path || (ran as string).startsWith(`${path} `) || path === ""), path);
     }

@@ -75,7 +75,7 @@ describe("net send / inbox / outbox", () => {
     assert.equal(r.code, 0, r.stderr);
     const j = JSON.parse(r.stdout);
     assert.equal(j.queued, false);
-    assert.equal(j.to, a.nodeId);
+    assert.equal(j.node_id, a.nodeId);
     assert.equal(j.ack, "received");
     assert.equal(j.path, "direct");
     assert.match(j.msg_id, MSG_ID);
@@ -231,7 +231,17 @@ describe("net send / inbox / outbox", () => {
       // now known by node ID: a prefix is accepted and resolved when queueing
       const j = await runAtlas(["net", "send", a.nodeId.slice(0, 16), "[1,2]", "--json"], { home: c.home });
       assert.equal(j.code, 0, j.stderr);
-      assert.deepEqual(Object.keys(JSON.parse(j.stdout)), ["queued", "msg_id", "target"]);
+      assert.deepEqual(Object.keys(JSON.parse(j.stdout)), [
+        "msg_id",
+        "target",
+        "queued",
+        "node_id",
+        "name",
+        "trust",
+        "path",
+        "relay",
+        "ack",
+      ]);
       assert.equal(JSON.parse(j.stdout).target, a.nodeId);
       await waitFor(
         "the second delivery",

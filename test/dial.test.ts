@@ -91,7 +91,7 @@ test("a banned peer is rejected: exit 4, message names the ban, last_failure = r
   const iso = new Date(until * 1000).toISOString().replace(/\.000Z$/, "Z");
   assert.match(r.stderr, new RegExp(`^error: peer refused the handshake: banned until ${iso} \\(in (9|10)m\\)\n$`));
   const j = await runAtlas(["net", "ping", a.nodeId, "--json"], { home: b.home });
-  assert.equal(JSON.parse(j.stderr).error.code, "ERR_RATE_LIMITED");
+  assert.equal(JSON.parse(j.stderr).error.code, "ERR_BANNED");
   const s2 = await openStore(join(b.home, "state", "peers.db"));
   try {
     assert.equal((await s2.peers.get(a.nodeId))?.last_failure, "rejected");

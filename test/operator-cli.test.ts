@@ -9,6 +9,8 @@ import { readFile, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { parse } from "smol-toml";
+import { BINDING } from "../src/daemon/shapes.ts";
+import { validate } from "../src/daemon/schema.ts";
 import { cleanupHomes, initHome, ROOT, runAtlas, tmpHome } from "./helpers/cli.ts";
 import { DAY_MS, makeBinding, TEST_ADDRESS } from "./helpers/farcaster.ts";
 import { type FakeAuthRelay, startFakeAuthRelay } from "./helpers/fake-auth-relay.ts";
@@ -116,7 +118,7 @@ test("auth-farcaster --json: one object on stdout; the approval URL on stderr; f
   const out = res.stdout.trimEnd().split("\n");
   assert.equal(out.length, 1);
   const j = JSON.parse(out[0]!);
-  assert.deepEqual(Object.keys(j).sort(), ["approval_url", "custody_address", "expires_at", "fid", "username"]);
+  assert.deepEqual(validate(BINDING, j), [], "the operator_binding shape of docs/cli.md");
   assert.equal(j.fid, 77);
   assert.equal(j.username, "bob");
   assert.equal(j.custody_address, TEST_ADDRESS);
@@ -313,7 +315,9 @@ test("link-farcaster: a valid message file + signature stores the binding; unlin
     username: "alice",
     custody_address: TEST_ADDRESS,
     expires_at: Math.floor((now + 30 * DAY_MS) / 1000),
+    approval_url: null,
   });
+  assert.deepEqual(validate(BINDING, JSON.parse(again.stdout)), []);
 
   const un = await runAtlas(["id", "unlink-farcaster"], { home });
   assert.equal(un.code, 0, un.stderr);

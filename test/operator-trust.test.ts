@@ -89,12 +89,16 @@ test(
     // The responder's view: the good peer is verified, with the hub's username, in the peer row.
     const peers = JSON.parse((await runAtlas(["net", "peers", "--json"], { home: a.home })).stdout) as {
       node_id: string;
-      trust_level: string;
-      operator_username: string | null;
-      operator_fid: number | null;
+      trust: string;
+      operator: { username: string; fid: number | null; status: string } | null;
     }[];
     const g = peers.find((p) => p.node_id === good.nodeId)!;
-    assert.deepEqual([g.trust_level, g.operator_username, g.operator_fid], ["verified", "alice", 1234]);
+    assert.deepEqual([g.trust, g.operator], ["verified", {
+      username: "alice",
+      fid: 1234,
+      status: "verified",
+      reason: null,
+    }]);
     const table = (await runAtlas(["net", "peers", "--trust", "verified"], { home: a.home })).stdout;
     assert.match(table, /verified via direct\s+@alice \(fid 1234\)/);
 
@@ -114,8 +118,8 @@ test(
     const f = (JSON.parse((await runAtlas(["net", "peers", "--json"], { home: a.home })).stdout) as typeof peers).find((
       p,
     ) => p.node_id === forged.nodeId)!;
-    assert.equal(f.trust_level, "unknown");
-    assert.equal(f.operator_username, null);
+    assert.equal(f.trust, "unknown");
+    assert.equal(f.operator, null);
     assert.match(d.stderr(), /operator binding not confirmed .*binding is for another node/);
 
     // The dialler's view of a verified responder, and a hub that goes down (fail closed).

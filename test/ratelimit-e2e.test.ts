@@ -60,7 +60,7 @@ test("flooder limited then banned; a well-behaved peer keeps full service", asyn
     // New handshakes from the banned peer are refused.
     await assert.rejects(
       flooder.connectTo(addr),
-      (e: unknown) => isAtlasError(e, "ERR_RATE_LIMITED") && /banned until \d+/.test((e as Error).message),
+      (e: unknown) => isAtlasError(e, "ERR_BANNED") && /banned until \d+/.test((e as Error).message),
     );
     // Database: ban stored, inbox has the 5 served flood messages and the 4 good ones.
     const st = await runAtlas(["net", "peers", "--json"], { home: a.home });

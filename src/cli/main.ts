@@ -1,6 +1,6 @@
 import { Command, CommanderError, Option } from "@commander-js/extra-typings";
 import { AtlasError, Exit } from "../errors.ts";
-import { VERSION_LINE } from "../version.ts";
+import { COMMIT, VERSION, VERSION_LINE } from "../version.ts";
 import { guardPipes } from "../util/pipes.ts";
 import { LOG_LEVELS } from "../util/log.ts";
 import { type Ctx, type GlobalOpts, makeCtx } from "./context.ts";
@@ -22,10 +22,12 @@ import { exampleHelp } from "./examples.ts";
  * The `atlas` command line (README.md#commands). Only commander and small modules load at start-up;
  * every command imports what it needs (QUIC, libSQL) inside its action.
  */
-export function buildProgram(): Command {
+export function buildProgram(o: { json?: boolean } = {}): Command {
+  // With --json, --version prints its JSON document (docs/cli.md, `version`) instead of the line.
+  const version = o.json ? JSON.stringify({ version: VERSION, commit: COMMIT }) : VERSION_LINE;
   const program = new Command("atlas")
     .description("Atlas: peer-to-peer networking for AI agents")
-    .version(VERSION_LINE, "--version", "print the version and the commit it was built from")
+    .version(version, "--version", "print the version and the commit it was built from")
     .option("--home <dir>", "node home (default $ATLAS_HOME or ~/.atlas)")
     .option("--json", "machine-readable output")
     // Choices, so that shell completion offers them (makeCtx checks the values as well).
@@ -66,10 +68,15 @@ export function commandPath(c: AnyCommand): string {
   return names.join(" ");
 }
 
+/** Commands that act as this node and so need its identity (the daemon itself loads it). */
+const NEEDS_IDENTITY = /^(net (?!listen$)|status$|id show$)/;
+
 async function checkHomeOf(action: AnyCommand): Promise<void> {
   const { homePaths, resolveHome } = await import("../config/paths.ts");
-  const { checkHome } = await import("../config/home-check.ts");
-  await checkHome(homePaths(resolveHome((action.optsWithGlobals() as GlobalOpts).home)));
+  const { checkHome, requireIdentity } = await import("../config/home-check.ts");
+  const paths = homePaths(resolveHome((action.optsWithGlobals() as GlobalOpts).home));
+  await checkHome(paths);
+  if (NEEDS_IDENTITY.test(commandPath(action))) await requireIdentity(paths);
 }
 
 export function allSubcommands(c: AnyCommand): AnyCommand[] {
@@ -81,7 +88,7 @@ export async function main(argv: string[]): Promise<number> {
   guardPipes();
   const json = argv.includes("--json");
   try {
-    const program = buildProgram();
+    const program = buildProgram({ json });
     await program.parseAsync(argv, { from: "user" });
     return Exit.OK;
   } catch (e) {

@@ -24,13 +24,15 @@ export async function runPeerOp<T>(
   overrides?: ConfigOverrides,
 ): Promise<T> {
   const { isDaemonRunning } = await import("../daemon/detect.ts");
+  const { withSpinner } = await import("./spinner.ts");
+  const waiting = `waiting for ${String(args.target ?? "the peer")}…`;
   if (await isDaemonRunning(ctx.paths)) {
     const { callDaemon } = await import("../daemon/control-client.ts");
-    return callDaemon<T>(ctx.paths, op, args);
+    return withSpinner(waiting, () => callDaemon<T>(ctx.paths, op, args));
   }
   const node = await startNode(ctx, { listen: false, overrides });
   try {
-    return await standalone(node);
+    return await withSpinner(waiting, () => standalone(node));
   } finally {
     await closeCliNode(node);
   }

@@ -13,7 +13,7 @@
  *
  * A home that does not exist yet is judged by the directories above it: Atlas creates it 0700.
  */
-import { realpath, stat } from "node:fs/promises";
+import { access, constants, realpath, stat } from "node:fs/promises";
 import type { Stats } from "node:fs";
 import { userInfo } from "node:os";
 import { dirname } from "node:path";
@@ -29,11 +29,39 @@ function processUid(): number | undefined {
 export async function checkHome(paths: HomePaths, uid: number | undefined = processUid()): Promise<void> {
   if (uid === undefined) return;
   const judge = new Judge(paths.home, uid);
+  await checkReadable(paths.home, judge);
   for (const dir of await dirsAbove(paths.home)) await judge.check(dir, { stickyOk: true });
   for (const p of [paths.home, paths.keysDir, paths.stateDir, paths.configFile, paths.profileFile, paths.dbFile]) {
     await judge.check(p, { stickyOk: false });
   }
   await judge.check(paths.keyFile, { ownerOnly: true });
+}
+
+/**
+ * A home that exists but that this user may not enter: said so with its owner and mode (else the
+ * first symptom would be a baffling `cannot create directory … EACCES` for a directory that exists).
+ */
+async function checkReadable(home: string, judge: Judge): Promise<void> {
+  const st = await statOrNull(home);
+  if (!st) return;
+  try {
+    await access(home, constants.R_OK | constants.X_OK);
+  } catch {
+    const mode = (st.mode & 0o7777).toString(8).padStart(4, "0");
+    throw new AtlasError(
+      "ERR_IO",
+      `cannot use home ${home}: it belongs to ${judge.ownerName(st.uid)} with mode ${mode}, and you, ${
+        judge.ownerName(judge.uid)
+      }, may not read it: run as its owner, or pass --home <dir> (or set ATLAS_HOME) for a home of your own`,
+    );
+  }
+}
+
+/** Refuse (ERR_NO_IDENTITY, exit 6) a home without a key, before a command creates anything in it. */
+export async function requireIdentity(paths: HomePaths): Promise<void> {
+  if (!(await statOrNull(paths.keyFile))) {
+    throw new AtlasError("ERR_NO_IDENTITY", `no identity in ${paths.home}: run \`atlas id init\` first`);
+  }
 }
 
 class Judge {
@@ -52,6 +80,12 @@ class Judge {
 
   refuse(problem: string, fix: string): AtlasError {
     return new AtlasError("ERR_HOME_INSECURE", `home ${this.home} is not safe: ${problem}: run \`${fix}\``);
+  }
+
+  /** `uid 0 (root)`-style owner text: the name when the system knows it. */
+  ownerName(uid: number): string {
+    const name = uid === 0 ? "root" : uid === processUid() ? this.userName() : null;
+    return name ? `${name} (uid ${uid})` : `uid ${uid}`;
   }
 
   /** What to tell chown: the user's name when it is this process's user, else the uid. */

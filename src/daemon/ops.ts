@@ -5,38 +5,23 @@
  */
 import { AtlasError } from "../errors.ts";
 import { dialPeer } from "../net/dial.ts";
-import { resolvePeerId } from "../net/target.ts";
+import { parseTarget, resolvePeerId } from "../net/target.ts";
+import { resolveSockAddrs } from "../transport/resolve.ts";
 import type { AtlasNode } from "../net/node.ts";
 import type { Session } from "../net/session.ts";
 import { formatAddr } from "../transport/addr.ts";
 import { DISCONNECT_SHUTDOWN } from "../wire/messages.ts";
 import { sleep } from "../util/time.ts";
+import type { BanView, DisconnectView, OperatorView, PingView, SessionView } from "./shapes.ts";
 
-export interface OperatorInfoView {
-  username: string;
-  fid: number | null;
-  /** "verified", or "unconfirmed" with the reason (docs/protocol.md#operator-binding: shown, never trusted). */
-  status: "verified" | "unconfirmed";
-  reason?: string;
-}
-
-export interface SessionInfo {
-  node_id: string;
-  name: string;
-  trust: string;
-  path: string;
-  relay: string | null;
-  /** A direct path that hole punching opened (docs/protocol.md#hole-punching): shown as `direct (hole-punched)`. */
-  punched: boolean;
-  address: string;
-  operator: OperatorInfoView | null;
-}
+export type OperatorInfoView = OperatorView;
+export type SessionInfo = SessionView;
 
 export function operatorView(s: Session): OperatorInfoView | null {
   const op = s.peer.operator;
   if (!op) return null;
   const v = s.peer.verdict;
-  if (v?.status === "verified") return { username: v.username, fid: v.fid, status: "verified" };
+  if (v?.status === "verified") return { username: v.username, fid: v.fid, status: "verified", reason: null };
   return { username: op.username, fid: op.fid ?? null, status: "unconfirmed", reason: v?.reason ?? "not checked" };
 }
 
@@ -60,19 +45,7 @@ export async function connectOp(node: AtlasNode, a: { target: string; keep?: boo
   return sessionInfo(session);
 }
 
-export interface PingReport extends SessionInfo {
-  ping_ts: number | null;
-  pong_ts: number | null;
-  rtt_ms: (number | null)[];
-  sent: number;
-  received: number;
-  min_ms: number | null;
-  median_ms: number | null;
-  max_ms: number | null;
-  /** Each time the session in use changed path (hole punching, or a fall back to the relay). */
-  path_changes: { before_ping: number; path: string; relay: string | null; punched: boolean }[];
-  error?: { code: string; message: string; exit: number };
-}
+export type PingReport = PingView;
 
 /**
  * `net ping`: `count` Pings `interval` ms apart over a live or new session. Each Ping goes over the
@@ -122,6 +95,7 @@ export async function pingOp(
     median_ms: got.length ? got[Math.floor((got.length - 1) / 2)]! : null,
     max_ms: got.at(-1) ?? null,
     path_changes: changes,
+    error: null,
   };
   if (got.length === 0) {
     const e = lastErr instanceof AtlasError ? lastErr : new AtlasError("ERR_TIMEOUT", "no Pong received");
@@ -130,15 +104,29 @@ export async function pingOp(
   return report;
 }
 
-/** `net disconnect`: Disconnect every live session with the peer, or dial one to say it. */
+/**
+ * `net disconnect`: Disconnect every live session with the peer. Without one there is nothing to
+ * say goodbye on, so nothing is dialled: `sessions` is 0 and `node_id` null when the target was
+ * an address no session uses.
+ */
 export async function disconnectOp(
   node: AtlasNode,
   a: { target: string },
-): Promise<{ node_id: string; sessions: number }> {
-  const { session } = await dialPeer(node, a.target);
-  const all = node.sessionsWith(session.nodeId);
+): Promise<DisconnectView> {
+  const all = await liveSessionsFor(node, a.target);
   await Promise.all(all.map((s) => s.disconnect(DISCONNECT_SHUTDOWN, "operator requested disconnect")));
-  return { node_id: session.nodeId, sessions: all.length };
+  const id = all[0]?.nodeId ??
+    (parseTarget(a.target).kind === "addr" ? null : await resolvePeerId(node.store, a.target));
+  return { node_id: id, sessions: all.length };
+}
+
+/** The live sessions a target names: by node ID, or by the remote address they use. */
+async function liveSessionsFor(node: AtlasNode, target: string): Promise<Session[]> {
+  const t = parseTarget(target);
+  if (t.kind !== "addr") return node.sessionsWith(await resolvePeerId(node.store, t.text));
+  const addrs = (await resolveSockAddrs(t.addr)).map(formatAddr);
+  const ids = new Set(node.allSessions().filter((s) => addrs.includes(s.remoteAddress)).map((s) => s.nodeId));
+  return [...ids].flatMap((id) => node.sessionsWith(id));
 }
 
 export interface StatusReport {
@@ -157,6 +145,7 @@ export interface StatusReport {
     path: string;
     relay: string | null;
     punched: boolean;
+    address: string;
     trust: string;
     age_s: number;
     rtt_ms: number | null;
@@ -166,7 +155,7 @@ export interface StatusReport {
   outbox_depth: number;
   /** `host:port` of the Prometheus endpoint (`metrics.listen`), or null when it is off. */
   metrics_address?: string | null;
-  farcaster: { verify: string; hub: { url: string; reachable: boolean | null; last_error?: string } | null };
+  farcaster: { verify: string; hub: { url: string; reachable: boolean | null; last_error: string | null } | null };
   /** Presence at the configured relays (docs/protocol.md#relay), from the daemon's relay service. */
   relays?: {
     relay: string;
@@ -220,6 +209,7 @@ export async function statusOp(node: AtlasNode, startedAt: number): Promise<Stat
       path: s.path,
       relay: s.relay ?? null,
       punched: s.punched,
+      address: s.remoteAddress,
       trust: s.trust,
       age_s: Math.round((now - s.openedAt) / 1000),
       rtt_ms: s.lastRttMs,
@@ -231,11 +221,7 @@ export async function statusOp(node: AtlasNode, startedAt: number): Promise<Stat
   };
 }
 
-export interface BanResult {
-  node_id: string;
-  ban_until: number | null;
-  disconnected: number;
-}
+export type BanResult = BanView;
 
 /** Ban by hand (docs/protocol.md#trust-rate-limits-and-bans): stored, live sessions get Disconnect DISCONNECT_BANNED. */
 export async function banOp(node: AtlasNode, a: { target: string; seconds: number }): Promise<BanResult> {

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { CLOSE_REASON_WAIT_MS, REFUSAL_FLUSH_MS, REFUSAL_LINGER_MS, REFUSAL_WRITE_MS } from "../config/durations.ts";
 import { unixNow } from "../util/time.ts";
-import { AtlasError, ProtocolCode, type ProtocolCodeName, protocolCodeName } from "../errors.ts";
+import { AtlasError, type ErrorCodeName, ProtocolCode, protocolCodeName, remoteCodeName } from "../errors.ts";
 import type { Identity } from "../identity/identity.ts";
 import type { OperatorVerdict } from "../operator/verify.ts";
 import { verifyEd25519 } from "../identity/keys.ts";
@@ -88,7 +88,7 @@ export interface ResponderOptions extends HandshakeOptions {
   observedAddr?: string | null;
 }
 
-function fail(code: ProtocolCodeName, message: string): AtlasError {
+function fail(code: ErrorCodeName, message: string): AtlasError {
   return new AtlasError(code, message);
 }
 
@@ -153,7 +153,7 @@ function fromPeer(e: AtlasError): AtlasError {
 /** An Error frame from the peer as a typed error. */
 function remoteError(m: WireMessage, during: string): AtlasError {
   if (m.type === "Error") {
-    return fromPeer(new AtlasError(protocolCodeName(m.code), `peer refused the handshake: ${m.message}`));
+    return fromPeer(new AtlasError(remoteCodeName(m.code, m.message), `peer refused the handshake: ${m.message}`));
   }
   if (m.type === "VerifyAck") {
     return fromPeer(
@@ -205,7 +205,7 @@ async function connectionReason(conn: QuicConnection, e: unknown): Promise<unkno
     if (info && info.app && info.code >= 1000) {
       return fromPeer(
         new AtlasError(
-          protocolCodeName(info.code),
+          remoteCodeName(info.code, info.reason),
           `peer refused the handshake: ${info.reason || protocolCodeName(info.code)}`,
         ),
       );
@@ -258,7 +258,7 @@ export async function initiateHandshake(
       if (o.expectedNodeId && nodeIdFromPublicKey(tlsKey) !== o.expectedNodeId) {
         throw fail(
           "ERR_INVALID_IDENTITY",
-          `peer is ${nodeIdFromPublicKey(tlsKey).slice(0, 18)}…, not the expected ${o.expectedNodeId.slice(0, 18)}…`,
+          `peer is ${nodeIdFromPublicKey(tlsKey)}, not the expected ${o.expectedNodeId.slice(0, 18)}…`,
         );
       }
       control = new FramedStream(conn.openStream(), PRE_HANDSHAKE_MAX_PAYLOAD);
@@ -270,7 +270,7 @@ export async function initiateHandshake(
       if (o.expectedNodeId && peer.nodeId !== o.expectedNodeId) {
         throw fail(
           "ERR_INVALID_IDENTITY",
-          `peer is ${peer.nodeId.slice(0, 18)}…, not the expected ${o.expectedNodeId.slice(0, 18)}…`,
+          `peer is ${peer.nodeId}, not the expected ${o.expectedNodeId.slice(0, 18)}…`,
         );
       }
       const signed = handshakeSignedBytes(ROLE_RESPONDER, peer.nodeId, me.identity.nodeId, myChallenge);
@@ -328,7 +328,7 @@ export async function acceptHandshake(
         );
       }
       const banned = await o.bannedUntil(peer.nodeId);
-      if (banned !== null && banned > now()) throw fail("ERR_RATE_LIMITED", `banned until ${banned}`);
+      if (banned !== null && banned > now()) throw fail("ERR_BANNED", `banned until ${banned}`);
       const myChallenge = new Uint8Array(randomBytes(32));
       const sig = me.identity.sign(
         handshakeSignedBytes(ROLE_RESPONDER, me.identity.nodeId, peer.nodeId, hello.challenge),

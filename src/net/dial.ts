@@ -1,4 +1,4 @@
-import { AtlasError, isAtlasError } from "../errors.ts";
+import { AtlasError, Exit, isAtlasError } from "../errors.ts";
 import type { FailureKind } from "../store/index.ts";
 import { formatAddr, parseAddr, type SockAddr } from "../transport/addr.ts";
 import { resolveSockAddrs } from "../transport/resolve.ts";
@@ -32,6 +32,8 @@ export function failureKind(e: unknown): FailureKind {
 
 interface Candidates {
   nodeId?: string;
+  /** `atlas_<id>@addr`: only that address, no other session, no relay (docs/protocol.md#dialing). */
+  pinned: boolean;
   addrs: SockAddr[];
   /** Relays to try after the direct candidates (docs/protocol.md#dialing): the target's home relays, then ours. */
   relays: string[];
@@ -44,13 +46,15 @@ interface Candidates {
  */
 async function candidatesFor(node: AtlasNode, text: string): Promise<Candidates> {
   const t = parseTarget(text);
-  if (t.kind === "addr") return { addrs: await resolveSockAddrs(t.addr), relays: [] };
+  if (t.kind === "addr") return { pinned: false, addrs: notSelf(node, await resolveSockAddrs(t.addr)), relays: [] };
   const nodeId = t.kind === "pinned" ? t.nodeId : await resolvePeerId(node.store, t.text);
+  if (nodeId === node.nodeId) throw new AtlasError("ERR_USAGE", `${text} is this node itself`);
+  if (t.kind === "pinned") {
+    return { nodeId, pinned: true, addrs: notSelf(node, await resolveSockAddrs(t.addr)), relays: [] };
+  }
   const row = await node.store.peers.get(nodeId);
   const addrs: SockAddr[] = [];
-  const known = t.kind === "pinned"
-    ? await resolveSockAddrs(t.addr)
-    : [row?.address, row?.public_address].map((a) => (a ? parseAddr(a) : null));
+  const known = [row?.address, row?.public_address].map((a) => (a ? parseAddr(a) : null));
   for (const p of known) {
     if (p && !addrs.some((x) => formatAddr(x) === formatAddr(p))) addrs.push(p);
   }
@@ -63,7 +67,22 @@ async function candidatesFor(node: AtlasNode, text: string): Promise<Candidates>
       `no known address for ${nodeId.slice(0, 18)}…: connect to it by address first, or discover it`,
     );
   }
-  return { nodeId, addrs, relays };
+  return { nodeId, pinned: false, addrs, relays };
+}
+
+const LOOPBACK_OR_ANY = /^(127\.|0\.0\.0\.0$|::1?$|::ffff:127\.)/;
+
+/** Refuse a dial to this node's own listening socket (it would only time out on itself). */
+function notSelf(node: AtlasNode, addrs: SockAddr[]): SockAddr[] {
+  const own = node.endpoint.local;
+  const isSelf = (a: SockAddr) =>
+    node.card.listenAddrs.includes(formatAddr(a)) ||
+    (a.port === own.port && (a.host === own.host || (LOOPBACK_OR_ANY.test(a.host) && LOOPBACK_OR_ANY.test(own.host))));
+  const self = addrs.find(isSelf);
+  if (self && addrs.every(isSelf)) {
+    throw new AtlasError("ERR_USAGE", `${formatAddr(self)} is this node's own address`);
+  }
+  return addrs.filter((a) => !isSelf(a));
 }
 
 /** Home relays first, then configured ones; one entry per relay (by pinned node ID, else by text). */
@@ -103,7 +122,10 @@ export async function dialPeer(
   const addrs = o.relayOnly && relays.length > 0 ? [] : found.addrs;
   if (nodeId) {
     const live = node.liveSession(nodeId);
-    if (live) return { session: live, reused: true };
+    // A pinned target reuses a session only at the very address it names.
+    if (live && (!found.pinned || addrs.some((a) => formatAddr(a) === live.remoteAddress))) {
+      return { session: live, reused: true };
+    }
   }
   const errors: unknown[] = [];
   const race = new DialRace(errors);
@@ -114,7 +136,8 @@ export async function dialPeer(
     : Promise.resolve(null);
   const session = await race.first([direct, relayed]);
   if (session) return { session, reused: false };
-  const err = pickError(errors.filter((e) => e !== undefined), addrs, relays);
+  const tried = [...addrs.map(formatAddr), ...relays.map((r) => `relay ${r}`)];
+  const err = pickError(errors.filter((e) => e !== undefined), tried);
   if (nodeId) await node.store.peers.recordFailure(nodeId, failureKind(err), Math.floor(Date.now() / 1000));
   throw err;
 }
@@ -195,6 +218,11 @@ function dialDirect(
         try {
           if (race.over) return;
           const s = await node.connectTo(addr, { expectedNodeId: nodeId, signal: race.signal });
+          // An address of this host that leads back here (a LAN IP of a wildcard bind).
+          if (s.nodeId === node.nodeId) {
+            s.close("self", "dialled itself");
+            throw new AtlasError("ERR_USAGE", `${formatAddr(addr)} is this node's own address`);
+          }
           if (race.offer(s)) return resolve(s);
         } catch (e) {
           race.fail(e);
@@ -227,22 +255,19 @@ async function dialRelays(
   return null;
 }
 
-/** The most telling error: a refusal beats a timeout beats silence. */
-function pickError(errors: unknown[], addrs: SockAddr[], relays: string[]): AtlasError {
+/**
+ * The error of a dial that tried several paths (docs/decisions.md, "Exit-code precedence"): our
+ * own usage error first, then 4 if any path refused us, else 5 if any answered at the QUIC level
+ * and then timed out, else 3, no answer at all.
+ */
+export function pickError(errors: unknown[], tried: string[]): AtlasError {
   const typed = errors.filter((e): e is AtlasError => isAtlasError(e));
-  const rank = (
-    e: AtlasError,
-  ) => (failureKind(e) === "rejected" || failureKind(e) === "expired"
-    ? 0
-    : e.code === "ERR_HANDSHAKE_TIMEOUT"
-    ? 1
-    : e.code === "ERR_RESET"
-    ? 2
-    : 3);
-  typed.sort((a, b) => rank(a) - rank(b));
-  const best = typed[0];
-  if (best && rank(best) < 3) return best;
-  if (addrs.length + relays.length === 1 && best) return best;
-  const tried = [...addrs.map(formatAddr), ...relays.map((r) => `relay ${r}`)];
+  for (const exit of [Exit.USAGE, Exit.REJECTED, Exit.TIMEOUT]) {
+    const e = typed.find((x) => x.exit === exit);
+    if (e) return e;
+  }
+  const only = typed.length === 1 && tried.length === 1 ? typed[0]! : null;
+  if (only?.code === "ERR_UNREACHABLE") return only;
+  if (only) return new AtlasError("ERR_UNREACHABLE", `could not reach ${tried[0]}: ${only.message}`);
   return new AtlasError("ERR_UNREACHABLE", `no answer from ${tried.join(", ")}`);
 }

@@ -356,6 +356,7 @@ export function isPermanentRefusal(e: unknown): boolean {
     case "ERR_PROTOCOL_VERSION":
     case "ERR_REJECTED":
     case "ERR_USAGE":
+    case "ERR_BANNED":
       return true;
     case "ERR_RATE_LIMITED":
       return /\bbanned\b/i.test(e.message);

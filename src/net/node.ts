@@ -273,10 +273,10 @@ export class AtlasNode {
   }
 
   /** The hub client's reachability, for `atlas status` (null until a binding needed it). */
-  hubStatus(): { url: string; reachable: boolean | null; last_error?: string } | null {
+  hubStatus(): { url: string; reachable: boolean | null; last_error: string | null } | null {
     if (!this.hub) return null;
     const st = this.hub.status();
-    return { url: this.hub.baseUrl, reachable: st.reachable, last_error: st.lastError };
+    return { url: this.hub.baseUrl, reachable: st.reachable, last_error: st.lastError ?? null };
   }
 
   // ---- inbound ----

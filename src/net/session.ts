@@ -1,4 +1,4 @@
-import { AtlasError, isAtlasError, ProtocolCode, protocolCodeName } from "../errors.ts";
+import { AtlasError, isAtlasError, ProtocolCode, remoteCodeName } from "../errors.ts";
 import type { PeerCard } from "../handshake/handshake.ts";
 import type { QuicConnection } from "../transport/connection.ts";
 import type { QuicStream } from "../transport/stream.ts";
@@ -276,7 +276,10 @@ export class Session {
     this.lastHeardAt = Date.now();
     if (!res) throw new AtlasError("ERR_RESET", "peer closed the request stream without answering");
     if (res.type === "Error") {
-      throw new AtlasError(protocolCodeName(res.code), `peer answered with error ${res.code}: ${res.message}`);
+      throw new AtlasError(
+        remoteCodeName(res.code, res.message),
+        `peer answered with error ${res.code}: ${res.message}`,
+      );
     }
     return res;
   }

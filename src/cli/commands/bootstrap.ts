@@ -8,6 +8,7 @@ import type { Ctx } from "../context.ts";
 import { formatAge, printListening, shortId, table } from "../output.ts";
 import { type AnyCommand, bindHostOption, collect, intOption, parsePort } from "../options.ts";
 import type { DiscoverQuery, DiscoverReport } from "../../bootstrap/client.ts";
+import type { DiscoverView } from "../../daemon/shapes.ts";
 
 type CtxOf = (cmd: AnyCommand) => Ctx;
 
@@ -83,7 +84,7 @@ export async function runDiscover(ctx: Ctx, q: DiscoverQuery): Promise<DiscoverR
   }
 }
 
-function render(ctx: Ctx, r: DiscoverReport): void {
+function render(ctx: Ctx, r: DiscoverView): void {
   for (const b of r.bootstraps) {
     if (!b.ok) {
       process.stderr.write(`warning: bootstrap node ${b.bootstrap} did not answer: ${b.error?.message ?? "error"}\n`);
@@ -106,7 +107,7 @@ function render(ctx: Ctx, r: DiscoverReport): void {
         p.name || "-",
         p.address,
         p.skills.join(",") || "-",
-        p.operator_username ? `@${p.operator_username}` : "-",
+        p.operator ? `@${p.operator.username}` : "-",
         formatAge(p.last_seen, now),
       ]),
     ),
@@ -133,6 +134,7 @@ export function registerDiscover(net: AnyCommand, ctxOf: CtxOf): AnyCommand {
       if (o.skill !== undefined) q.skill = o.skill;
       if (o.operator !== undefined) q.operator = o.operator;
       if (o.limit !== undefined) q.limit = o.limit;
-      render(ctx, await runDiscover(ctx, q));
+      const { discoverView } = await import("../../daemon/views.ts");
+      render(ctx, discoverView(await runDiscover(ctx, q)));
     });
 }

@@ -49,7 +49,7 @@ export function registerDaemon(program: AnyCommand, ctxOf: CtxOf, ctxOfDaemon: C
       const ctx = ctxOf(cmd);
       const { isDaemonRunning } = await import("../../daemon/detect.ts");
       if (!(await isDaemonRunning(ctx.paths))) {
-        throw new AtlasError("ERR_USAGE", `no daemon is running for ${ctx.paths.home}`, { exit: 1 });
+        throw new AtlasError("ERR_NOT_RUNNING", `no daemon is running for ${ctx.paths.home}`);
       }
       const { callDaemon } = await import("../../daemon/control-client.ts");
       const { pid } = await callDaemon<{ pid: number }>(ctx.paths, "daemon.stop", {});
@@ -78,7 +78,7 @@ export function registerDaemon(program: AnyCommand, ctxOf: CtxOf, ctxOfDaemon: C
       }
       const { callDaemon } = await import("../../daemon/control-client.ts");
       const r = await callDaemon<StatusReport>(ctx.paths, "status", {});
-      if (ctx.json) return ctx.out.data({ running: true, ...r });
+      if (ctx.json) return ctx.out.data({ running: true, home: ctx.paths.home, ...r });
       renderStatus(ctx, r);
     });
 }

@@ -1,5 +1,6 @@
 import type { AnyCommand } from "../options.ts";
 import type { Ctx } from "../context.ts";
+import type { IdentityView } from "../../daemon/shapes.ts";
 
 type MakeCtx = (cmd: AnyCommand) => Ctx;
 
@@ -18,7 +19,7 @@ export function registerId(program: AnyCommand, ctxOf: MakeCtx): void {
       const ident = await initIdentity(ctx.paths, { force: o.force, name: o.name });
       const p = await loadProfile(ctx.paths);
       if (ctx.json) {
-        ctx.out.data({ node_id: ident.nodeId, name: p.name, key_file: ctx.paths.keyFile, home: ctx.paths.home });
+        ctx.out.data(identityView(ctx, ident, p));
       } else ctx.out.fields([["Node ID", ident.nodeId], ["Name", p.name], ["Key", ctx.paths.keyFile]]);
     });
 
@@ -31,15 +32,7 @@ export function registerId(program: AnyCommand, ctxOf: MakeCtx): void {
       const ident = await loadIdentity(ctx.paths);
       const p = await loadProfile(ctx.paths);
       if (ctx.json) {
-        ctx.out.data({
-          node_id: ident.nodeId,
-          public_key: Buffer.from(ident.publicKey).toString("hex"),
-          name: p.name,
-          bio: p.bio,
-          skills: p.skills,
-          operator: p.operator ? { fid: p.operator.fid, username: p.operator.username } : null,
-          key_file: ctx.paths.keyFile,
-        });
+        ctx.out.data(identityView(ctx, ident, p));
         return;
       }
       ctx.out.fields([
@@ -100,4 +93,22 @@ export function registerId(program: AnyCommand, ctxOf: MakeCtx): void {
     (p, v, m) => m.removeSkill(p, v),
     (p) => ["Skills", p.skills.join(", ") || "-"],
   );
+}
+
+/** `id init --json` and `id show --json`: one identity shape. */
+function identityView(
+  ctx: Ctx,
+  ident: import("../../identity/identity.ts").Identity,
+  p: import("../../identity/profile.ts").Profile,
+): IdentityView {
+  return {
+    node_id: ident.nodeId,
+    public_key: Buffer.from(ident.publicKey).toString("hex"),
+    name: p.name,
+    bio: p.bio,
+    skills: p.skills,
+    operator: p.operator ? { username: p.operator.username, fid: p.operator.fid } : null,
+    key_file: ctx.paths.keyFile,
+    home: ctx.paths.home,
+  };
 }

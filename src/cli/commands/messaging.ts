@@ -17,6 +17,7 @@ import { FOLLOW_POLL_MS } from "../../config/durations.ts";
 import type { InboxRow, Store } from "../../store/index.ts";
 import type { QueuedResult } from "../../net/messaging.ts";
 import type { Ctx } from "../context.ts";
+import type { DeliveryView } from "../../daemon/shapes.ts";
 import { humanTimes, isoTime, pathText, relTime, shortId, table } from "../output.ts";
 import { type AnyCommand, intOption } from "../options.ts";
 
@@ -71,6 +72,21 @@ function inboxHuman(r: InboxRow): string {
 
 // ---------------------------------------------------------------------------------------------
 
+/** `net send --json` with a daemon: the same shape as a delivered one, the delivery fields null. */
+function queuedView(msgId: string, target: string): DeliveryView {
+  return {
+    msg_id: msgId,
+    target,
+    queued: true,
+    node_id: null,
+    name: null,
+    trust: null,
+    path: null,
+    relay: null,
+    ack: null,
+  };
+}
+
 /** `atlas net send|inbox|outbox` (README.md#commands), added to the `net` command. */
 export function registerMessaging(net: AnyCommand, ctxOf: CtxOf): void {
   net.command("send")
@@ -98,7 +114,7 @@ export function registerMessaging(net: AnyCommand, ctxOf: CtxOf): void {
           topic: o.topic ?? null,
           reply_to: replyTo ?? null,
         });
-        if (ctx.json) ctx.out.data({ queued: true, msg_id: msgId, target: canonical });
+        if (ctx.json) ctx.out.data(queuedView(msgId, canonical));
         else ctx.out.fields([["Queued", msgId], ["Target", shortTarget(canonical)]], SEND_LABEL_WIDTH);
         return;
       }
@@ -109,7 +125,11 @@ export function registerMessaging(net: AnyCommand, ctxOf: CtxOf): void {
         const msgId = newMessageId();
         let r: Awaited<ReturnType<typeof sendDirect>>;
         try {
-          r = await sendDirect(node, canonical, body, { topic: o.topic, replyTo, msgId });
+          const { withSpinner } = await import("../spinner.ts");
+          r = await withSpinner(
+            `waiting for ${target}…`,
+            () => sendDirect(node, canonical, body, { topic: o.topic, replyTo, msgId }),
+          );
         } catch (e) {
           const { isAtlasError } = await import("../../errors.ts");
           if (!isAtlasError(e, "ERR_USAGE")) {
@@ -139,16 +159,18 @@ export function registerMessaging(net: AnyCommand, ctxOf: CtxOf): void {
           })
           .catch((e) => ctx.log.warn("could not record the delivery", { error: (e as Error).message }));
         if (ctx.json) {
-          ctx.out.data({
-            queued: false,
+          const view: DeliveryView = {
             msg_id: r.msgId,
-            to: s.nodeId,
+            target: canonical,
+            queued: false,
+            node_id: s.nodeId,
             name: s.peer.name,
             trust: s.trust,
             path: s.path,
             relay: s.relay ?? null,
             ack: r.ack.status,
-          });
+          };
+          ctx.out.data(view);
         } else {
           ctx.out.fields(
             [

@@ -112,14 +112,15 @@ export function registerNet(program: AnyCommand, ctxOf: CtxOf, ctxOfDaemon: CtxO
     });
 
   net.command("disconnect")
-    .description("send Disconnect (operator requested disconnect) to a peer")
+    .description("close the live sessions with a peer (Disconnect: operator requested); dials nothing")
     .argument("<target>")
     .action(async (target: string, _o, cmd) => {
       const ctx = ctxOf(cmd);
       const { disconnectOp } = await import("../../daemon/ops.ts");
       const r = await runPeerOp(ctx, "net.disconnect", { target }, (node) => disconnectOp(node, { target }));
-      if (ctx.json) ctx.out.data({ ...r, disconnected: true, reason: "DISCONNECT_SHUTDOWN" });
-      else ctx.out.line(`Disconnected from ${r.node_id}`);
+      if (ctx.json) ctx.out.data(r);
+      else if (r.sessions === 0) ctx.out.line(`No session with ${r.node_id ?? target}: nothing to disconnect`);
+      else ctx.out.line(`Disconnected from ${r.node_id} (${r.sessions} session${r.sessions === 1 ? "" : "s"})`);
     });
 
   net.command("ban")
@@ -157,17 +158,8 @@ export function registerNet(program: AnyCommand, ctxOf: CtxOf, ctxOfDaemon: CtxO
         const paths = await store.sessions.latestPaths();
         const now = Math.floor(Date.now() / 1000);
         if (ctx.json) {
-          ctx.out.data(
-            rows.map((r) => ({
-              ...r,
-              public_key: r.public_key ? Buffer.from(r.public_key).toString("hex") : null,
-              banned: r.ban_until !== null && r.ban_until > now,
-              last_path: paths.get(r.node_id)?.path ?? null,
-              last_relay: paths.get(r.node_id)?.relay ?? null,
-              last_punched: paths.get(r.node_id)?.punched ?? false,
-            })),
-          );
-          return;
+          const { peerView } = await import("../../daemon/views.ts");
+          return ctx.out.data(rows.map((r) => peerView(r, paths.get(r.node_id), now)));
         }
         if (rows.length === 0) return ctx.out.line("No known peers.");
         ctx.out.line(

@@ -111,6 +111,7 @@ export function registerOperator(idCommand: AnyCommand, ctxOf: MakeCtx): void {
           username: op.username,
           custody_address: op.custody_address,
           expires_at: r.expiresAt,
+          approval_url: null,
         });
       } else printBinding(ctx, op, r.expiresAt);
     });
