@@ -8,6 +8,8 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { cleanupHomes, runAtlas, tmpHome } from "./helpers/cli.ts";
+import { validate } from "../src/daemon/schema.ts";
+import { DEVNET_DOWN, DEVNET_UP } from "../src/daemon/shapes.ts";
 
 interface Node {
   name: string;
@@ -42,6 +44,7 @@ describe("a devnet of three daemons", { timeout: 60_000 }, () => {
     const r = await runAtlas(["devnet", "up", "--nodes", "3", "--dir", dir, "--json"]);
     assert.equal(r.code, 0, r.stderr);
     const up = JSON.parse(r.stdout);
+    assert.deepEqual(validate(DEVNET_UP, up), [], "the documented shape (src/daemon/shapes.ts)");
     nodes = up.nodes;
     started.push(...nodes.map((n) => n.pid));
     assert.deepEqual(nodes.map((n) => [n.name, n.role]), [
@@ -114,11 +117,14 @@ test("devnet up prints the nodes, the line to try and the line to stop", async (
   const down = await runAtlas(["devnet", "down", "--dir", dir, "--json"]);
   assert.equal(down.code, 0, down.stderr);
   assert.equal(JSON.parse(down.stdout).stopped, 3);
+  assert.deepEqual(validate(DEVNET_DOWN, JSON.parse(down.stdout)), []);
 });
 
-test("devnet down where no devnet runs exits 1 with one line", async () => {
+test("devnet down where no devnet runs exits 1 with one line (ERR_NOT_RUNNING)", async () => {
   const dir = await tmpHome("atlas-devnet-test-");
   const r = await runAtlas(["devnet", "down", "--dir", dir]);
   assert.equal(r.code, 1);
   assert.equal(r.stderr, `error: no devnet in ${dir} (no devnet.json)\n`);
+  const j = await runAtlas(["--json", "devnet", "down", "--dir", dir]);
+  assert.equal(JSON.parse(j.stderr).error.code, "ERR_NOT_RUNNING");
 });

@@ -21,6 +21,8 @@ import {
   runAtlasIn,
   startInNs,
 } from "./helpers/netns.ts";
+import { validate } from "../src/daemon/schema.ts";
+import { NETCHECK } from "../src/daemon/shapes.ts";
 
 after(cleanupAll);
 
@@ -67,6 +69,7 @@ describe("netcheck on loopback", { timeout: 60_000 }, () => {
     const wall = Date.now() - t0;
     assert.equal(r.code, 0, r.stderr);
     const j: Report = JSON.parse(r.stdout);
+    assert.deepEqual(validate(NETCHECK, j), [], "the documented shape (src/daemon/shapes.ts)");
     assert.equal(j.udp, true);
     assert.equal(j.reachable, true);
     assert.match(j.public_address!, /^127\.0\.0\.1:\d+$/);
@@ -129,6 +132,7 @@ describe("netcheck on loopback", { timeout: 60_000 }, () => {
     const r = await runAtlas(["netcheck", "--json"], { home: h });
     assert.equal(r.code, 3);
     assert.equal(JSON.parse(r.stdout).udp, null);
+    assert.deepEqual(validate(NETCHECK, JSON.parse(r.stdout)), []);
     assert.deepEqual(JSON.parse(r.stderr), {
       error: {
         code: "ERR_UNREACHABLE",

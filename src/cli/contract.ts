@@ -163,6 +163,40 @@ export const CONTRACT: readonly CommandContract[] = [
       `${ID}  gamma  127.0.0.1:47003  search  -         2s ago`,
     ].join("\n"),
   },
+  {
+    command: "netcheck",
+    kind: "document",
+    shape: S.NETCHECK,
+    human: [
+      "UDP       : yes (4 of 4 answered)",
+      "Public    : 203.0.113.7:41641 (behind a NAT)",
+      "Mapping   : endpoint-independent: 198.51.100.1:3478 and 198.51.100.2:3478 saw the same 203.0.113.7:41641: hole punching can work",
+      "STUN      : 198.51.100.1:3478 saw 203.0.113.7:41641 in 4.1 ms",
+      "          : 198.51.100.2:3478 saw 203.0.113.7:41641 in 4.3 ms",
+      `Relays    : ${ID}@198.51.100.1:4433 reachable: UDP round trip 3.2 ms (connect and handshake 8 ms); TCP not built`,
+      "Bootstrap : 198.51.100.2:4433 reachable: UDP round trip 3.5 ms (connect and handshake 8 ms); TCP not built",
+      "Took      : 14 ms",
+    ].join("\n"),
+  },
+  {
+    command: "devnet up",
+    kind: "document",
+    shape: S.DEVNET_UP,
+    human: [
+      "Devnet up in 1.0 s: 3 daemons, a relay and a bootstrap node on 127.0.0.1, every daemon registered with both",
+      "NAME       ROLE       NODE ID              ADDRESS          PID    HOME",
+      `bootstrap  bootstrap  ${ID}  127.0.0.1:40001  12001  /tmp/atlas-devnet-me/bootstrap`,
+      "…",
+      `Try  : atlas --home /tmp/atlas-devnet-me/node1 net ping ${FULL} --count 3`,
+      "Stop : atlas devnet down --dir /tmp/atlas-devnet-me",
+    ].join("\n"),
+  },
+  {
+    command: "devnet down",
+    kind: "document",
+    shape: S.DEVNET_DOWN,
+    human: "Devnet down: 5 processes stopped; /tmp/atlas-devnet-me removed",
+  },
 ];
 
 /** Errors of every command: one line on stderr, or this document with --json. */

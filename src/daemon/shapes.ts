@@ -329,3 +329,67 @@ export type DiscoveredView = Infer<typeof DISCOVERED>;
 export type StatusView = Infer<typeof STATUS>;
 export type OutboxView = Infer<typeof OUTBOX>;
 export type IdentityView = Infer<typeof IDENTITY>;
+
+const NODE_PROBE = s.object({
+  target: s.string("as configured: `host:port` or `atlas_<id>@host:port`"),
+  ok: s.boolean("it answered: QUIC, the handshake against the pinned ID, then a Ping"),
+  node_id: s.nullable(nodeId("the node that answered")),
+  udp_rtt_ms: s.nullable(s.number("round trip of an Atlas Ping over the QUIC session (UDP)")),
+  handshake_ms: s.nullable(s.number("QUIC connection plus the four-message handshake")),
+  tcp: s.oneOf(["not built"], "the TCP leg (not built yet)"),
+  error: s.nullable(s.string("why it did not answer")),
+}, "one relay or bootstrap node probed");
+
+export const NETCHECK = s.shape("netcheck", {
+  udp: s.nullable(s.boolean("something answered over UDP; false: all silent; null: nothing to ask")),
+  public_address: s.nullable(s.string("the public address the first STUN answer saw")),
+  behind_nat: s.nullable(s.boolean("false when the public address is one of this host's own")),
+  mapping: s.oneOf(
+    ["endpoint-independent", "endpoint-dependent", "unknown"],
+    "two STUN servers at different addresses saw the same public address (independent) or not",
+  ),
+  mapping_reason: s.string("why the mapping is what it is, in words"),
+  stun: s.array(
+    s.object({
+      server: s.string("STUN server `host:port`"),
+      ok: s.boolean("it answered"),
+      public_address: s.nullable(s.string("the address and port it saw us send from")),
+      rtt_ms: s.nullable(s.number("round trip")),
+      error: s.nullable(s.string("why it did not answer")),
+    }, "one STUN server asked"),
+    "every configured STUN server",
+  ),
+  relays: s.array(NODE_PROBE, "every configured relay"),
+  bootstrap: s.array(NODE_PROBE, "every configured bootstrap node"),
+  reachable: s.boolean("anything at all answered"),
+  duration_ms: s.number("how long the check took"),
+}, "`atlas netcheck`: what this host can reach, and what its NAT does");
+
+const DEVNET_NODE = s.object({
+  name: s.string("`bootstrap`, `relay` or `node<i>`"),
+  role: s.oneOf(["bootstrap", "relay", "daemon"], "what the process runs"),
+  home: s.string("its home directory"),
+  node_id: nodeId("its node ID"),
+  address: s.string("its QUIC address on 127.0.0.1"),
+  pid: s.integer("its process ID"),
+}, "one process of the devnet");
+
+export const DEVNET_UP = s.shape("devnet_up", {
+  dir: s.string("the devnet's directory (homes and devnet.json)"),
+  started_at: unixTime("when it was started"),
+  nodes: s.array(DEVNET_NODE, "the bootstrap node, the relay, then the daemons"),
+  ready_ms: s.number("from the first spawn to every daemon registered"),
+  try: s.string("a command to try: the first daemon pings the last by node ID"),
+}, "`atlas devnet up`");
+
+export const DEVNET_DOWN = s.shape("devnet_down", {
+  dir: s.string("the devnet's directory"),
+  stopped: s.integer("processes stopped"),
+  killed: s.integer("of those, killed after the grace period"),
+  pids: s.array(s.integer("process ID"), "the processes stopped"),
+  removed: s.boolean("the directory was removed (false with --keep)"),
+}, "`atlas devnet down`");
+
+export type NetcheckView = Infer<typeof NETCHECK>;
+export type DevnetUpView = Infer<typeof DEVNET_UP>;
+export type DevnetDownView = Infer<typeof DEVNET_DOWN>;

@@ -277,14 +277,14 @@ async function stopAll(nodes: DevnetNode[]): Promise<{ stopped: number; killed: 
 
 /**
  * Stop every process of the devnet in `dir` and remove the directory (`keep`: leave the homes,
- * logs and databases for a look). ERR_USAGE when `dir` holds no devnet.
+ * logs and databases for a look). ERR_NOT_RUNNING (exit 1) when `dir` holds no devnet.
  */
 export async function devnetDown(o: { dir: string; keep?: boolean }): Promise<
   { dir: string; stopped: number; killed: number; pids: number[]; removed: boolean }
 > {
   const dir = resolve(o.dir);
   const state = await readDevnet(dir);
-  if (!state) throw new AtlasError("ERR_USAGE", `no devnet in ${dir} (no devnet.json)`, { exit: 1 });
+  if (!state) throw new AtlasError("ERR_NOT_RUNNING", `no devnet in ${dir} (no devnet.json)`);
   // A pid is only ours while the home's pid file still names it (no signal to a reused pid).
   const { readPid } = await import("../daemon/pidfile.ts");
   const ours: DevnetNode[] = [];
