@@ -20,7 +20,7 @@ after(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-test("dist/atlas exists, is executable and standalone (copied away from node_modules)", async () => {
+test("dist/atlas runs on its own, copied away from node_modules", async () => {
   const st = await stat(built);
   assert.ok(st.mode & 0o100, "executable bit");
   assert.ok(st.size > 50_000_000, `size ${st.size}`);
@@ -38,7 +38,7 @@ test("--version without loading QUIC or libSQL (no native addon extracted)", asy
   await assert.rejects(stat(cache), { code: "ENOENT" });
 });
 
-test("two binaries: id init, listen, ping, exit codes", async () => {
+test("two copies of the binary make identities, listen, ping each other and exit with the documented codes", async () => {
   const env = { XDG_CACHE_HOME: join(dir, "cache") };
   const a = await initHome("alpha", bin);
   const b = await initHome("beta", bin);

@@ -78,7 +78,7 @@ async function waitListed(home: string, want: string[], timeoutMs = 20_000): Pro
 }
 
 describe("bootstrap node and agent daemons (real processes)", () => {
-  test("register, discover by skill and operator, upsert, ping by ID, survive a bootstrap restart", {
+  test("daemons register, are found by skill and operator, and stay findable across a bootstrap restart", {
     timeout: 120_000,
   }, async () => {
     const boot = await initHome("directory");
@@ -195,7 +195,7 @@ describe("bootstrap node and agent daemons (real processes)", () => {
     for (const l of [bl, ds, dt]) assert.equal(await l.stop(), 0);
   });
 
-  test("no bootstrap configured: exit 1 naming network.bootstrap and --bootstrap", async () => {
+  test("discover without a bootstrap node exits 1 naming network.bootstrap and --bootstrap", async () => {
     const h = await initHome("lonely");
     const r = await runAtlas(["net", "discover", "--skill", "x"], { home: h.home });
     assert.equal(r.code, 1);
@@ -279,7 +279,7 @@ describe("bootstrap protocol rules (in-process)", () => {
     assert.deepEqual(seen.peers.map((p) => [p.node_id, p.record]), [[z.nodeId, "verified"]]);
   });
 
-  test("registry: filters, newest first, limit cap, staleness on discover", () => {
+  test("the registry answers newest first, filtered, capped and without stale entries", () => {
     let now = 1000;
     const r = new Registry({ capacity: 10, staleAfter: 60, now: () => now });
     const ids = [0, 1, 2].map(() => identityFromSeed(generateSeed()));
@@ -320,7 +320,7 @@ describe("bootstrap protocol rules (in-process)", () => {
     assert.equal(r.size, 1);
   });
 
-  test("registry: a registration carrying an older signed record than the stored one only renews liveness", () => {
+  test("a registration carrying an older signed record than the stored one only renews liveness", () => {
     let now = 1000;
     const r = new Registry({ capacity: 10, staleAfter: 60, now: () => now });
     const id = identityFromSeed(generateSeed());

@@ -54,14 +54,14 @@ async function withTmp<T>(f: (dir: string) => T | Promise<T>): Promise<T> {
 }
 
 describe("makeSelfSignedCert", () => {
-  test("is deterministic per key and differs between keys", () => {
+  test("the certificate is the same for one key and differs between keys", () => {
     assert.deepEqual(makeSelfSignedCert(seed), der);
     const other = makeSelfSignedCert(generateSeed());
     assert.notDeepEqual(other, der);
     assert.equal(new X509Certificate(other).serialNumber === new X509Certificate(der).serialNumber, false);
   });
 
-  test("node:crypto parses it: ed25519 key, CN, self-signature verifies", () => {
+  test("node:crypto reads its ed25519 key and CN and verifies its self-signature", () => {
     const x = new X509Certificate(der);
     assert.equal(x.subject, `CN=${cnHex}`);
     assert.equal(x.issuer, `CN=${cnHex}`);
@@ -77,14 +77,14 @@ describe("makeSelfSignedCert", () => {
     assert.ok(!x.verify(new X509Certificate(makeSelfSignedCert(generateSeed())).publicKey));
   });
 
-  test("PEM form is what node:crypto and the identity expose", () => {
+  test("its PEM form is the one node:crypto and the identity expose", () => {
     const pem = derToPem(der, "CERTIFICATE");
     assert.match(pem, /^-----BEGIN CERTIFICATE-----\n([A-Za-z0-9+/=]{1,64}\n)+-----END CERTIFICATE-----\n$/);
     assert.equal(pem, id.certPem);
     assert.deepEqual(new Uint8Array(new X509Certificate(pem).raw), der);
   });
 
-  test("openssl parses it and verifies the self-signature", { skip: opensslSkip }, async () => {
+  test("openssl parses it and verifies its self-signature", { skip: opensslSkip }, async () => {
     await withTmp(async (dir) => {
       const file = join(dir, "cert.pem");
       await writeFile(file, id.certPem);
@@ -108,7 +108,7 @@ describe("makeSelfSignedCert", () => {
 });
 
 describe("peerKeyFromCertificate", () => {
-  test("round-trips our certificate", () => {
+  test("the peer key is read back from our own certificate", () => {
     assert.deepEqual(peerKeyFromCertificate(der), id.publicKey);
     // A Buffer in (as quiche hands out) still gives a plain, independent Uint8Array back.
     const buf = Buffer.from(der);
@@ -118,13 +118,13 @@ describe("peerKeyFromCertificate", () => {
     assert.deepEqual(peerKeyFromCertificate(buf), id.publicKey);
   });
 
-  test("rejects a tampered signature", () => {
+  test("a tampered signature is refused", () => {
     const bad = Uint8Array.from(der);
     bad[bad.length - 5]! ^= 0x40;
     rejects(bad, /self-signature does not verify/);
   });
 
-  test("rejects a tampered tbsCertificate (CN and key swapped)", () => {
+  test("a tampered tbsCertificate (CN and key swapped) is refused", () => {
     const cn = indexOf(der, new TextEncoder().encode(cnHex));
     assert.ok(cn > 0);
     const bad = Uint8Array.from(der);
@@ -138,7 +138,7 @@ describe("peerKeyFromCertificate", () => {
     rejects(swapped, /self-signature does not verify/);
   });
 
-  test("rejects non-ed25519 algorithms", () => {
+  test("a certificate with another algorithm than ed25519 is refused", () => {
     // Outer signatureAlgorithm -> Ed448 OID (1.3.101.113).
     const alg = Uint8Array.from([0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70]);
     const outer = Uint8Array.from(der);
@@ -155,7 +155,7 @@ describe("peerKeyFromCertificate", () => {
     rejects(spki, /does not carry an ed25519 public key/);
   });
 
-  test("rejects an ECDSA certificate made by openssl", { skip: opensslSkip }, async () => {
+  test("an ECDSA certificate made by openssl is refused", { skip: opensslSkip }, async () => {
     await withTmp((dir) => {
       const k = join(dir, "k.pem");
       const c = join(dir, "c.pem");
@@ -215,7 +215,7 @@ describe("peerKeyFromCertificate", () => {
     },
   );
 
-  test("rejects non-DER encodings, trailing bytes and truncations", () => {
+  test("an encoding that is not DER, has trailing bytes or is truncated is refused", () => {
     assert.equal(der[1], 0x82); // outer length in long form, 2 bytes
     const nonMinimal = new Uint8Array(der.length + 1);
     nonMinimal.set([0x30, 0x83, 0x00], 0);
@@ -226,7 +226,7 @@ describe("peerKeyFromCertificate", () => {
     for (let n = 0; n < der.length; n++) rejects(der.subarray(0, n));
   });
 
-  test("never throws anything but AtlasError on random and mutated input", () => {
+  test("random and mutated input gives only AtlasError", () => {
     const rnd = (n: number) => crypto.getRandomValues(new Uint8Array(n));
     const int = (n: number) => Math.floor(Math.random() * n);
     for (let i = 0; i < 600; i++) {

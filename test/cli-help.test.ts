@@ -72,7 +72,7 @@ describe("completion", () => {
   after(cleanupHomes);
   const top = buildProgram().commands.map((c) => c.name());
 
-  test("bash: valid syntax (bash -n), every top-level command offered", async () => {
+  test("the bash completion script is valid bash and offers every top-level command", async () => {
     const r = await runAtlas(["completion", "bash"]);
     assert.equal(r.code, 0, r.stderr);
     const check = await syntaxCheck("bash", r.stdout);
@@ -82,7 +82,7 @@ describe("completion", () => {
     assert.ok(top.includes("completion") && top.includes("net"));
   });
 
-  test("bash: completes a nested command path and an option's choices", async () => {
+  test("the bash completion completes a nested command path and an option's choices", async () => {
     const script = (await runAtlas(["completion", "bash"])).stdout;
     const complete = (...typed: string[]) => {
       const r = spawnSync("bash", [

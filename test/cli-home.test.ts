@@ -16,7 +16,7 @@ after(cleanupHomes);
 const asRoot = process.getuid?.() === 0;
 const NOBODY = 65534;
 
-test("a 0777 home is refused with one line naming the chmod; exit 1", async () => {
+test("a 0777 home is refused with one line naming the chmod, exit 1", async () => {
   const home = await tmpHome();
   assert.equal((await runAtlas(["id", "init"], { home })).code, 0);
   await chmod(home, 0o777);
@@ -65,7 +65,7 @@ test("a group-writable parent is refused, and nothing is created under it", asyn
   await assert.rejects(stat(home), { code: "ENOENT" });
 });
 
-test("a home under /tmp (root-owned, sticky, world-writable) is accepted", async () => {
+test("a home under the sticky, root-owned /tmp is accepted", async () => {
   const t = await stat(tmpdir());
   assert.equal(t.uid, 0, `${tmpdir()} is root-owned`);
   assert.equal(t.mode & 0o1777, 0o1777, `${tmpdir()} is sticky and world-writable`);

@@ -13,7 +13,7 @@ import { cleanupAll, type Listener, listenerPair, runAtlas } from "./helpers/cli
 /** `127.0.0.1` of `127.0.0.1:4433`, `::1` of `[::1]:4433`. */
 const hostOf = (addr: string) => addr.replace(/^\[(.*)\]:\d+$/, "$1").replace(/^([^:]*):\d+$/, "$1");
 
-test("interleave: the resolver's first family first, then alternating (RFC 8305)", () => {
+test("resolved addresses are tried first family first, then alternating (RFC 8305)", () => {
   assert.deepEqual(interleave(["::1", "fe80::1", "127.0.0.1"]), ["::1", "127.0.0.1", "fe80::1"]);
   assert.deepEqual(interleave(["10.0.0.1", "10.0.0.2", "::1"]), ["10.0.0.1", "::1", "10.0.0.2"]);
   assert.deepEqual(interleave([]), []);
@@ -34,7 +34,7 @@ describe("host names", () => {
     assert.ok(listener.stderr().includes(`--host localhost resolved to ${host}`), listener.stderr());
   });
 
-  test("`net ping localhost:<port>` reaches it; the stored peer address is the IP", async () => {
+  test("net ping localhost:<port> reaches the daemon and stores its IP, not the name", async () => {
     const r = await runAtlas(["net", "ping", `localhost:${listener.port}`], { home: b.home });
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout.split("\n")[0], `Peer : ${a.nodeId.slice(0, 18)}…`);
@@ -54,7 +54,7 @@ describe("host names", () => {
     assert.equal(JSON.parse(r.stdout).node_id, a.nodeId);
   });
 
-  test("a name that does not resolve: as a target exit 3, as --host exit 2", async () => {
+  test("a name that does not resolve exits 3 as a target and 2 as --host", async () => {
     const r = await runAtlas(["net", "ping", "no-such-host.invalid:4433"], { home: b.home });
     assert.equal(r.code, 3, r.stderr);
     assert.match(r.stderr, /^error: cannot resolve host 'no-such-host\.invalid'/);

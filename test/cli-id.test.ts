@@ -18,7 +18,7 @@ test("--version matches package.json and names the commit", async () => {
   assertVersionLine(r.stdout);
 });
 
-test("id init creates a 0600 PKCS#8 key in a 0700 dir; openssl reads it", async () => {
+test("id init writes a 0600 PKCS#8 key in a 0700 directory that openssl reads", async () => {
   const home = await tmpHome();
   const r = await runAtlas(["id", "init", "--name", "alpha"], { home });
   assert.equal(r.code, 0, r.stderr);
@@ -56,7 +56,7 @@ test("a key readable by group or others is refused with the chmod fix", async ()
   assert.equal(r.stderr, `error: key file ${key} is accessible by group or others: run \`chmod 600 ${key}\`\n`);
 });
 
-test("card editing: set-name, set-bio, add-skill, remove-skill, show (--json)", async () => {
+test("id set-name, set-bio, add-skill and remove-skill edit the card id show prints", async () => {
   const home = await tmpHome();
   await runAtlas(["id", "init", "--name", "alpha"], { home });
   assert.equal((await runAtlas(["id", "set-name", "Alpha Agent"], { home })).stdout, "Name : Alpha Agent\n");
@@ -80,7 +80,7 @@ test("card editing: set-name, set-bio, add-skill, remove-skill, show (--json)", 
   assert.equal(long.stderr.split("\n").length, 2);
 });
 
-test("ATLAS_HOME is used when --home is absent; --home wins", async () => {
+test("ATLAS_HOME is the home unless --home names another", async () => {
   const envHome = await tmpHome();
   const flagHome = await tmpHome();
   const a = JSON.parse((await runAtlas(["id", "init", "--json"], { env: { ATLAS_HOME: envHome } })).stdout);
@@ -91,7 +91,7 @@ test("ATLAS_HOME is used when --home is absent; --home wins", async () => {
   assert.equal(b.home, flagHome);
 });
 
-test("config set/get/show validate against the schema", async () => {
+test("config set, get and show validate against the schema", async () => {
   const home = await tmpHome();
   assert.equal((await runAtlas(["config", "get", "network.port"], { home })).stdout, "4433\n");
   const set = await runAtlas(["config", "set", "transport.dial_timeout", "2"], { home });

@@ -51,7 +51,7 @@ describe("net send / inbox / outbox", () => {
     await cleanupHomes();
   });
 
-  test("send without a daemon: Sent to / Msg ID / Ack, exit 0; stored verbatim", async () => {
+  test("send without a daemon delivers directly, prints the ack and stores the body verbatim", async () => {
     const body = '{"n":12345678901234567890}';
     const r = await runAtlas(["net", "send", da.address, body, "--topic", "task"], { home: b.home });
     assert.equal(r.code, 0, r.stderr);
@@ -70,7 +70,7 @@ describe("net send / inbox / outbox", () => {
     assert.equal(row.topic, "task");
   });
 
-  test("send --json, by node ID prefix, non-JSON body wrapped as a JSON string", async () => {
+  test("send --json to a node ID prefix wraps a body that is not JSON as a JSON string", async () => {
     const r = await runAtlas(["net", "send", a.nodeId.slice(0, 16), "hello world", "--json"], { home: b.home });
     assert.equal(r.code, 0, r.stderr);
     const j = JSON.parse(r.stdout);
@@ -83,7 +83,7 @@ describe("net send / inbox / outbox", () => {
     assert.equal(row?.body, '"hello world"');
   });
 
-  test("usage errors: bad --reply-to, unknown prefix → exit 2", async () => {
+  test("a bad --reply-to or an unknown prefix is a usage error, exit 2", async () => {
     const r = await runAtlas(["net", "send", da.address, "{}", "--reply-to", "nope"], { home: b.home });
     assert.equal(r.code, 2);
     assert.match(r.stderr, /^error: invalid message ID 'nope'/);
@@ -92,7 +92,7 @@ describe("net send / inbox / outbox", () => {
     assert.match(u.stderr, /^error: no known peer matches/);
   });
 
-  test("send to an unreachable address: exit 3, one line on stderr; --json error object", async () => {
+  test("send to an unreachable address exits 3 with one line, or an error object with --json", async () => {
     const port = await freePort();
     const r = await runAtlas(["net", "send", `127.0.0.1:${port}`, "{}"], { home: b.home });
     assert.equal(r.code, 3, r.stderr);
@@ -103,7 +103,7 @@ describe("net send / inbox / outbox", () => {
     assert.equal(JSON.parse(j.stderr).error.code, "ERR_UNREACHABLE");
   });
 
-  test("send to a peer that bans us: exit 4", async () => {
+  test("send to a peer that bans us exits 4", async () => {
     const d = await initHome("delta");
     // Through the running daemon (it keeps bans in memory).
     const ban = await runAtlas(["net", "ban", d.nodeId, "--for", "10m"], { home: a.home });
@@ -113,7 +113,7 @@ describe("net send / inbox / outbox", () => {
     assert.match(r.stderr, /^error: peer refused the handshake: banned until \d{4}-[\d-]+T[\d:]+Z \(in \d+m\)\n$/);
   });
 
-  test("inbox --json: one object per line, body spliced in verbatim (big integers intact)", async () => {
+  test("inbox --json prints one object per line with the body verbatim, big integers intact", async () => {
     const r = await runAtlas(["net", "inbox", "--json"], { home: a.home });
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.trimEnd().split("\n");
@@ -145,7 +145,7 @@ describe("net send / inbox / outbox", () => {
     assert.equal(from.stdout.trimEnd().split("\n").length, 2);
   });
 
-  test("inbox (human): time, short sender, topic, ID, then the body indented", async () => {
+  test("inbox prints time, short sender, topic and ID, then the body indented", async () => {
     const r = await runAtlas(["net", "inbox", "--limit", "1"], { home: a.home });
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.trimEnd().split("\n");
@@ -158,7 +158,7 @@ describe("net send / inbox / outbox", () => {
     assert.equal(none.stdout, "No messages.\n");
   });
 
-  test("inbox --follow --json prints a message that arrives after it started; SIGTERM → exit 0", async () => {
+  test("inbox --follow prints a message that arrives after it started and exits 0 on SIGTERM", async () => {
     const [cmd, pre] = atlasCommand();
     // --after the newest stored row: whatever is stored from now on is new, however soon the
     // follower's first read comes (no race with its start).
@@ -188,7 +188,7 @@ describe("net send / inbox / outbox", () => {
     }
   });
 
-  test("outbox without a daemon: empty queue, direct sends in the recent deliveries", async () => {
+  test("outbox without a daemon lists direct sends among the recent deliveries", async () => {
     const r = await runAtlas(["net", "outbox", "--json"], { home: b.home });
     assert.equal(r.code, 0, r.stderr);
     const j = JSON.parse(r.stdout);
@@ -207,7 +207,7 @@ describe("net send / inbox / outbox", () => {
     );
   });
 
-  test("with a daemon: Queued / Target; the daemon delivers it exactly once", async () => {
+  test("send with a daemon queues the message and the daemon delivers it exactly once", async () => {
     const c = await initHome("gamma");
     const dc = await startListener(c.home, [], { cmd: ["daemon"] });
     try {

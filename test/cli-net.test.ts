@@ -56,7 +56,7 @@ describe("net commands between two processes", () => {
     });
   });
 
-  test("ping by node ID prefix prints Peer/Path/Ping/Pong/RTT and a summary", async () => {
+  test("ping by node ID prefix prints each round trip and a summary", async () => {
     const prefix = a.nodeId.slice(6, 16);
     const r = await runAtlas(["net", "ping", prefix, "--count", "3", "--interval", "50"], { home: b.home });
     assert.equal(r.code, 0, r.stderr);
@@ -85,7 +85,7 @@ describe("net commands between two processes", () => {
     assert.equal(j.rtt_ms.length, 2);
   });
 
-  test("disconnect without a live session says so and dials nothing; both databases hold the rows", async () => {
+  test("disconnect without a live session says so and dials nothing", async () => {
     const before = (await listSessions(dbOf(b.home), a.nodeId)).length;
     const r = await runAtlas(["net", "disconnect", a.nodeId], { home: b.home });
     assert.equal(r.code, 0, r.stderr);
@@ -136,7 +136,7 @@ describe("net commands between two processes", () => {
     }
   });
 
-  test("peers lists the known peer; --json has the row fields", async () => {
+  test("peers lists a known peer with its stored fields", async () => {
     const r = await runAtlas(["net", "peers"], { home: b.home });
     assert.equal(r.code, 0, r.stderr);
     const [head, row] = r.stdout.trimEnd().split("\n");
@@ -183,7 +183,7 @@ describe("net command errors", () => {
     await cleanupHomes();
   });
 
-  test("unreachable address: exit 3, one line, last_failure recorded for a known peer", async () => {
+  test("an unreachable address exits 3 with one line and records last_failure for a known peer", async () => {
     const a = await initHome("alpha");
     const b = await initHome("beta");
     const l = await startListener(a.home);
@@ -207,7 +207,7 @@ describe("net command errors", () => {
     }
   });
 
-  test("unknown or ambiguous node ID prefix: exit 2", async () => {
+  test("an unknown or ambiguous node ID prefix exits 2", async () => {
     const b = await initHome("beta");
     const r = await runAtlas(["net", "ping", "deadbeefdeadbeef"], { home: b.home });
     assert.equal(r.code, 2);
@@ -228,7 +228,7 @@ describe("net command errors", () => {
     for (const id of ids) assert.ok(amb.stderr.includes(id.slice(0, 18)), amb.stderr);
   });
 
-  test("no identity: exit 6 naming atlas id init", async () => {
+  test("a home without an identity exits 6 naming atlas id init", async () => {
     const { tmpHome } = await import("./helpers/cli.ts");
     const h = await tmpHome();
     for (const args of [["net", "ping", "127.0.0.1:9"], ["net", "listen", "--port", "0"], ["id", "show"]]) {
@@ -238,7 +238,7 @@ describe("net command errors", () => {
     }
   });
 
-  test("port in use: one line, exit 1", async () => {
+  test("a port in use exits 1 with one line", async () => {
     const a = await initHome("alpha");
     const b = await initHome("beta");
     const l = await startListener(a.home);
@@ -248,7 +248,7 @@ describe("net command errors", () => {
     await l.stop();
   });
 
-  test("bad config value: one line naming key and file, exit 1", async () => {
+  test("a bad config value exits 1 with one line naming the key and the file", async () => {
     const a = await initHome("alpha");
     const { writeFile } = await import("node:fs/promises");
     await writeFile(join(a.home, "state", "config.toml"), '[transport]\ndial_timeout = "soon"\n');
@@ -261,7 +261,7 @@ describe("net command errors", () => {
     assert.match(u.stderr, /^error: .*config\.toml: unknown key 'transport\.turbo'\n$/);
   });
 
-  test("usage errors: unknown command and bad flag values exit 2", async () => {
+  test("an unknown command or a bad flag value exits 2", async () => {
     const a = await initHome("alpha");
     const u = await runAtlas(["net", "teleport"], { home: a.home });
     assert.equal(u.code, 2);

@@ -75,20 +75,20 @@ describe("closed output pipes", () => {
     await cleanupHomes();
   });
 
-  test("`atlas --json net inbox | head -1`: exit 0, no stack trace", async () => {
+  test("atlas --json net inbox into head -1 exits 0 without a stack trace", async () => {
     const r = await runWithClosingReader(["--json", "net", "inbox"], a.home);
     assert.equal(r.code, 0, r.stderr);
     assert.doesNotMatch(r.stderr, STACK);
     assert.equal(JSON.parse(r.first).id, "msg_0000");
   });
 
-  test("`atlas net inbox | head -1` (human output): exit 0, no stack trace", async () => {
+  test("atlas net inbox (human output) into head -1 exits 0 without a stack trace", async () => {
     const r = await runWithClosingReader(["net", "inbox"], a.home);
     assert.equal(r.code, 0, r.stderr);
     assert.doesNotMatch(r.stderr, STACK);
   });
 
-  test("`id show` and `status` into a pipe closed before they write: exit 0, nothing on stderr", async () => {
+  test("id show and status into a pipe closed before they write exit 0 with nothing on stderr", async () => {
     for (const args of [["id", "show"], ["status"]]) {
       const r = await runWithClosingReader(args, a.home, "start");
       assert.equal(r.code, 0, `${args.join(" ")}: ${r.stderr}`);

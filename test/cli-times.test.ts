@@ -9,7 +9,7 @@ import { cleanupAll, type Listener, listenerPair, runAtlas } from "./helpers/cli
 
 const ISO = String.raw`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z`;
 
-test("relTime: future, past, now", () => {
+test("relative times read in 9m, 9m ago and now", () => {
   assert.equal(relTime(1000 + 540, 1000), "in 9m");
   assert.equal(relTime(1000 - 180, 1000), "3m ago");
   assert.equal(relTime(1000, 1000), "now");
@@ -32,7 +32,7 @@ describe("times in command output", () => {
   before(async () => ({ a, b, listener } = await listenerPair()));
   after(cleanupAll);
 
-  test("ping: Ping/Pong in ISO-8601 for humans, epoch seconds in JSON", async () => {
+  test("ping shows Ping and Pong times in ISO-8601 for humans and epoch seconds in JSON", async () => {
     const r = await runAtlas(["net", "ping", listener.address], { home: b.home });
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.split("\n");
@@ -43,7 +43,7 @@ describe("times in command output", () => {
     assert.ok(Math.abs(j.ping_ts - Date.now() / 1000) < 60);
   });
 
-  test("ban: `until <ISO> (in 10m)` for humans, epoch in JSON; peers shows the ban's end in ISO", async () => {
+  test("a ban's end shows as ISO-8601 and relative time for humans and epoch seconds in JSON", async () => {
     const ban = await runAtlas(["net", "ban", b.nodeId, "--for", "10m"], { home: a.home });
     assert.equal(ban.code, 0, ban.stderr);
     assert.match(ban.stdout, new RegExp(`^Banned ${b.nodeId} until ${ISO} \\(in (9|10)m\\)\\n$`));

@@ -28,7 +28,7 @@ test("zero padding after an Initial is not a packet", () => {
   assert.deepEqual(splitCoalesced(d).map((p) => p.length), [init.length]);
 });
 
-test("short header, Retry, version negotiation and garbage stay whole", () => {
+test("short-header, Retry, version-negotiation and garbage datagrams are not split", () => {
   const short = Uint8Array.from([0x41, 1, 2, 3]);
   assert.equal(splitCoalesced(short).length, 1);
   const retry = longPacket(3, 20);

@@ -54,7 +54,7 @@ function throwsWith(fn: () => unknown, code: string, re: RegExp): void {
 
 // ---- schema ----
 
-test("schema is derived from DEFAULTS", () => {
+test("the schema is derived from DEFAULTS, key by key", () => {
   assert.ok(SECTIONS.includes("network"));
   assert.ok(SECTIONS.includes("rate_limit.unknown"));
   assert.ok(SECTIONS.includes("rate_limit.relay"));
@@ -78,13 +78,13 @@ test("schema is derived from DEFAULTS", () => {
 
 // ---- loading ----
 
-test("missing file gives the defaults", async () => {
+test("a missing config file gives the defaults", async () => {
   await withHome(async (paths) => {
     assert.deepEqual(await loadConfig(paths), defaultConfig());
   });
 });
 
-test("file overrides a few keys, the rest stay default", async () => {
+test("a file that sets a few keys leaves the rest at their defaults", async () => {
   await withHome(async (paths) => {
     await writeConfig(
       paths,
@@ -119,7 +119,7 @@ verify = "signature"
   });
 });
 
-test("empty file and comment-only file give the defaults", async () => {
+test("an empty or comment-only file gives the defaults", async () => {
   await withHome(async (paths) => {
     await writeConfig(paths, "");
     assert.deepEqual(await loadConfig(paths), defaultConfig());
@@ -128,7 +128,7 @@ test("empty file and comment-only file give the defaults", async () => {
   });
 });
 
-test("unknown key names the key and the file", async () => {
+test("an unknown key is refused naming the key and the file", async () => {
   await withHome(async (paths) => {
     await writeConfig(paths, "[transport]\nfoo = 1\n");
     const msg = await rejectsWith(loadConfig(paths), "ERR_CONFIG", /unknown key 'transport\.foo'/);
@@ -136,7 +136,7 @@ test("unknown key names the key and the file", async () => {
   });
 });
 
-test("unknown section and unknown rate-limit tier are refused", async () => {
+test("an unknown section or rate-limit tier is refused", async () => {
   await withHome(async (paths) => {
     await writeConfig(paths, "[nope]\nx = 1\n");
     await rejectsWith(loadConfig(paths), "ERR_CONFIG", /unknown key 'nope'/);
@@ -151,7 +151,7 @@ test("unknown section and unknown rate-limit tier are refused", async () => {
   });
 });
 
-test("wrong type names key, expected and actual type", async () => {
+test("a value of the wrong type is refused naming the key, the expected and the actual type", async () => {
   await withHome(async (paths) => {
     await writeConfig(paths, '[network]\nport = "4433"\n');
     const msg = await rejectsWith(loadConfig(paths), "ERR_CONFIG", /'network\.port' must be an integer, got string$/);
@@ -173,7 +173,7 @@ test("wrong type names key, expected and actual type", async () => {
   });
 });
 
-test("bad TOML is a one-line error with the line number", async () => {
+test("bad TOML is a one-line error with its line number", async () => {
   await withHome(async (paths) => {
     await writeConfig(paths, "[network]\nport = 1\nhost = = 2\n");
     const msg = await rejectsWith(loadConfig(paths), "ERR_CONFIG", /invalid TOML at line 3: /);
@@ -196,7 +196,7 @@ test("a float for an integer key is refused, even 5.0", async () => {
   });
 });
 
-test("range checks", async () => {
+test("values outside their range are refused naming the range", async () => {
   await withHome(async (paths) => {
     await writeConfig(paths, "[network]\nport = 70000\n");
     await rejectsWith(loadConfig(paths), "ERR_CONFIG", /'network\.port' must be between 0 and 65535, got 70000/);
@@ -217,7 +217,7 @@ test("range checks", async () => {
   });
 });
 
-test("inline tables and dotted keys are accepted", async () => {
+test("inline tables and dotted keys are read like sections", async () => {
   await withHome(async (paths) => {
     await writeConfig(paths, "network.port = 1234\nrate_limit.relay = { per_second = 9 }\n");
     const cfg = await loadConfig(paths);
@@ -229,7 +229,7 @@ test("inline tables and dotted keys are accepted", async () => {
 
 // ---- overrides ----
 
-test("overrides: scalar beats the file, list adds to the file's list", async () => {
+test("a command-line override beats the file for a scalar and adds to the file's list", async () => {
   await withHome(async (paths) => {
     await writeConfig(paths, '[network]\nport = 5000\nbootstrap = ["a:1", "b:2"]\nrelays = ["r:1"]\n');
     const cfg = await loadConfig(paths, {
@@ -244,7 +244,7 @@ test("overrides: scalar beats the file, list adds to the file's list", async () 
   });
 });
 
-test("overrides: strings are parsed by type; bad ones are usage errors", async () => {
+test("command-line overrides are parsed by the key's type and a bad one is a usage error", async () => {
   await withHome(async (paths) => {
     const cfg = await loadConfig(paths, { scalars: { "network.port": "6000", "transport.enable_relay": "false" } });
     assert.equal(cfg.network.port, 6000);
@@ -266,7 +266,7 @@ test("overrides: strings are parsed by type; bad ones are usage errors", async (
 
 // ---- parse / get / set ----
 
-test("parseConfigValue parses by type", () => {
+test("parseConfigValue parses a string by the key's type", () => {
   assert.equal(parseConfigValue("network.port", "4434"), 4434);
   assert.equal(parseConfigValue("network.port", "1_000"), 1000);
   assert.equal(parseConfigValue("transport.enable_relay", "false"), false);
@@ -321,7 +321,7 @@ test("parseConfigValue parses by type", () => {
   assert.equal(parseConfigValue("transport.relay_bandwidth_limit", "0"), 0, "0 = no relay bandwidth limit");
 });
 
-test("getConfigValue: key, section, group, sub-section; formatConfigValue", () => {
+test("config get reads a key, a section, a group or a sub-section, and formats it as TOML", () => {
   const cfg = defaultConfig();
   assert.equal(getConfigValue(cfg, "network.port"), 4433);
   assert.equal(getConfigValue(cfg, "rate_limit.unknown.per_second"), 5);
@@ -347,7 +347,7 @@ test("getConfigValue: key, section, group, sub-section; formatConfigValue", () =
   assert.deepEqual(JSON.parse(JSON.stringify(parseToml(rl))).rate_limit, DEFAULTS.rate_limit);
 });
 
-test("set then get round-trips int, bool, string, list, enum and sub-table keys", async () => {
+test("every kind of key reads back what config set wrote", async () => {
   await withHome(async (paths) => {
     const cases: [string, string, unknown][] = [
       ["network.port", "5001", 5001],
@@ -381,7 +381,7 @@ test("set then get round-trips int, bool, string, list, enum and sub-table keys"
   });
 });
 
-test("written file is mode 0600 and holds only the keys that were set", async () => {
+test("config set writes a 0600 file holding only the keys that were set", async () => {
   await withHome(async (paths) => {
     await setConfigValue(paths, "network.port", "5001");
     await setConfigValue(paths, "rate_limit.verified.per_minute", "400");
@@ -395,7 +395,7 @@ test("written file is mode 0600 and holds only the keys that were set", async ()
   });
 });
 
-test("set keeps the user's comments and other keys", async () => {
+test("config set keeps the user's comments and other keys", async () => {
   await withHome(async (paths) => {
     await writeConfig(
       paths,
@@ -417,7 +417,7 @@ test("set keeps the user's comments and other keys", async () => {
   });
 });
 
-test("set works on files in unusual layouts (falls back to a rewrite)", async () => {
+test("config set rewrites a file in an unusual layout rather than fail", async () => {
   await withHome(async (paths) => {
     await writeConfig(
       paths,
@@ -439,7 +439,7 @@ test("set works on files in unusual layouts (falls back to a rewrite)", async ()
   });
 });
 
-test("set of an unknown key or bad value is refused and the file is untouched", async () => {
+test("config set of an unknown key or a bad value is refused and leaves the file untouched", async () => {
   await withHome(async (paths) => {
     await rejectsWith(setConfigValue(paths, "network.nope", "1"), "ERR_USAGE", /unknown config key 'network\.nope'/);
     await assert.rejects(stat(paths.configFile), { code: "ENOENT" });
@@ -456,7 +456,7 @@ test("set of an unknown key or bad value is refused and the file is untouched", 
   });
 });
 
-test("set refuses to rewrite an invalid file", async () => {
+test("config set refuses to rewrite an invalid file", async () => {
   await withHome(async (paths) => {
     const bad = '[network]\nport = "x"\n';
     await writeConfig(paths, bad);
@@ -476,7 +476,7 @@ function reparse(text: string): Config {
   return JSON.parse(JSON.stringify(doc)) as Config;
 }
 
-test("renderConfig output parses back to the effective config", async () => {
+test("config show prints TOML that parses back to the effective config", async () => {
   assert.deepEqual(reparse(renderConfig(defaultConfig())), defaultConfig());
   await withHome(async (paths) => {
     await writeConfig(

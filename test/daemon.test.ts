@@ -1,10 +1,10 @@
 /** `atlas daemon` (docs/architecture.md#daemon) through real processes: lock, control socket, status, stop, signals, keepalive. */
-import { after, describe, test } from "node:test";
+import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { appendFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { openStore } from "../src/store/index.ts";
-import { cleanupHomes, initHome, killAll, runAtlas, startListener } from "./helpers/cli.ts";
+import { cleanupHomes, initHome, killAll, type Listener, runAtlas, startListener } from "./helpers/cli.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 const dbOf = (home: string) => join(home, "state", "peers.db");
@@ -25,42 +25,61 @@ after(async () => {
 });
 
 describe("daemon lifecycle", () => {
-  test("control socket is 0600; status --json; a second daemon refuses naming the PID", async () => {
-    const a = await initHome("alpha");
-    const d = await startListener(a.home, [], { cmd: ["daemon"] });
-    const sock = join(a.home, "state", "daemon.sock");
-    assert.equal((await stat(sock)).mode & 0o777, 0o600);
-    const st = await runAtlas(["status", "--json"], { home: a.home });
-    assert.equal(st.code, 0, st.stderr);
-    const j = JSON.parse(st.stdout);
-    assert.equal(j.running, true);
-    assert.equal(j.node_id, a.nodeId);
-    assert.equal(j.pid, d.proc.pid);
-    assert.equal(j.listen_address, d.address);
-    assert.deepEqual(j.sessions, []);
-    assert.equal(j.outbox_depth, 0);
-    const human = await runAtlas(["status"], { home: a.home });
-    assert.match(
-      human.stdout,
-      new RegExp(`^Node ID  : ${a.nodeId}\\nDaemon   : running \\(pid ${d.proc.pid}, up \\d+ s\\)\\n`),
-    );
-    const second = await runAtlas(["daemon", "--host", "127.0.0.1", "--port", "0"], { home: a.home });
-    assert.equal(second.code, 1);
-    assert.equal(
-      second.stderr,
-      `error: a daemon is already running for ${a.home} (pid ${d.proc.pid}); stop it with \`atlas daemon stop\`\n`,
-    );
-    const stop = await runAtlas(["daemon", "stop"], { home: a.home });
-    assert.equal(stop.code, 0, stop.stderr);
-    assert.equal(stop.stdout, `Stopped daemon (pid ${d.proc.pid})\n`);
-    assert.equal(await d.stop(), 0);
-    await assert.rejects(stat(sock), { code: "ENOENT" });
-    await assert.rejects(stat(join(a.home, "state", "daemon.pid")), { code: "ENOENT" });
-    const none = await runAtlas(["status", "--json"], { home: a.home });
-    assert.equal(JSON.parse(none.stdout).running, false);
+  describe("one daemon, from start to stop", () => {
+    let a: { home: string; nodeId: string };
+    let d: Listener;
+    const sock = () => join(a.home, "state", "daemon.sock");
+    before(async () => {
+      a = await initHome("alpha");
+      d = await startListener(a.home, [], { cmd: ["daemon"] });
+    });
+
+    test("its control socket is private to the user (0600)", async () => {
+      assert.equal((await stat(sock())).mode & 0o777, 0o600);
+    });
+
+    test("status --json names its node ID, PID and address, with no sessions and an empty outbox", async () => {
+      const st = await runAtlas(["status", "--json"], { home: a.home });
+      assert.equal(st.code, 0, st.stderr);
+      const j = JSON.parse(st.stdout);
+      assert.equal(j.running, true);
+      assert.equal(j.node_id, a.nodeId);
+      assert.equal(j.pid, d.proc.pid);
+      assert.equal(j.listen_address, d.address);
+      assert.deepEqual(j.sessions, []);
+      assert.equal(j.outbox_depth, 0);
+    });
+
+    test("status for humans starts with the node ID and the daemon's PID and uptime", async () => {
+      const human = await runAtlas(["status"], { home: a.home });
+      assert.match(
+        human.stdout,
+        new RegExp(`^Node ID  : ${a.nodeId}\\nDaemon   : running \\(pid ${d.proc.pid}, up \\d+ s\\)\\n`),
+      );
+    });
+
+    test("a second daemon for the home is refused naming the first one's PID", async () => {
+      const second = await runAtlas(["daemon", "--host", "127.0.0.1", "--port", "0"], { home: a.home });
+      assert.equal(second.code, 1);
+      assert.equal(
+        second.stderr,
+        `error: a daemon is already running for ${a.home} (pid ${d.proc.pid}); stop it with \`atlas daemon stop\`\n`,
+      );
+    });
+
+    test("daemon stop ends it with exit 0 and removes its socket and pid file", async () => {
+      const stop = await runAtlas(["daemon", "stop"], { home: a.home });
+      assert.equal(stop.code, 0, stop.stderr);
+      assert.equal(stop.stdout, `Stopped daemon (pid ${d.proc.pid})\n`);
+      assert.equal(await d.stop(), 0);
+      await assert.rejects(stat(sock()), { code: "ENOENT" });
+      await assert.rejects(stat(join(a.home, "state", "daemon.pid")), { code: "ENOENT" });
+      const none = await runAtlas(["status", "--json"], { home: a.home });
+      assert.equal(JSON.parse(none.stdout).running, false);
+    });
   });
 
-  test("after SIGKILL: stale pid/socket cleaned, crash-left session rows closed with 'crash'", async () => {
+  test("after a SIGKILL the next daemon cleans the stale pid and socket and closes the left session rows as crash", async () => {
     const a = await initHome("alpha");
     const b = await initHome("beta");
     const da = await startListener(a.home, [], { cmd: ["daemon"] });
@@ -92,7 +111,7 @@ describe("daemon lifecycle", () => {
     assert.equal(await db.stop(), 0);
   });
 
-  test("peer commands go through the daemon: connect keeps a session that ping reuses; SIGTERM disconnects peers", async () => {
+  test("peer commands go through the daemon, which keeps the session they open and disconnects it on SIGTERM", async () => {
     const a = await initHome("alpha");
     const b = await initHome("beta");
     const da = await startListener(a.home, [], { cmd: ["daemon"] });
@@ -135,7 +154,7 @@ describe("daemon lifecycle", () => {
     await da.stop();
   });
 
-  test("keepalive: a peer that stops answering is disconnected DISCONNECT_IDLE after max_missed Pings", async () => {
+  test("a peer that stops answering is disconnected DISCONNECT_IDLE after max_missed Pings", async () => {
     const a = await initHome("alpha");
     const b = await initHome("beta");
     await appendFile(join(b.home, "state", "config.toml"), "[keepalive]\ninterval = 1\nmax_missed = 2\n");
@@ -167,7 +186,7 @@ describe("daemon lifecycle", () => {
     await db.stop();
   });
 
-  test("--log-format json: every stderr line is a JSON event", async () => {
+  test("with --log-format json every stderr line is a JSON event", async () => {
     const a = await initHome("alpha");
     const d = await startListener(a.home, ["--log-format", "json"], { cmd: ["daemon"] });
     await runAtlas(["daemon", "stop"], { home: a.home });

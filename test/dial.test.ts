@@ -74,7 +74,7 @@ test("a dead address candidate falls through to public_address after the stagger
   await l.stop();
 });
 
-test("a banned peer is rejected: exit 4, message names the ban, last_failure = rejected", async () => {
+test("a dial refused by a ban exits 4 naming the ban and records last_failure rejected", async () => {
   const a = await initHome("alpha");
   const b = await initHome("beta");
   const until = Math.floor(Date.now() / 1000) + 600;

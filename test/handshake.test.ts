@@ -268,32 +268,36 @@ test(
 // ---------------------------------------------------------------------------------------------
 // 2–5. Responder-side identity and signature checks
 
-test("wrong signature in Verify → 1002 (garbage, bare challenge, wrong role byte, another key)", T, async () => {
-  await withNode(async (r, a) => {
-    const forgeries: [string, (ack: HelloAck) => Uint8Array][] = [
-      ["random bytes", () => new Uint8Array(randomBytes(64))],
-      ["signature over the bare challenge", (ack) => ME.sign(ack.challenge)],
-      [
-        "signature with the responder's role byte",
-        (ack) => ME.sign(handshakeSignedBytes(ROLE_RESPONDER, ME.nodeId, ack.node_id, ack.challenge)),
-      ],
-      [
-        "signature by another key",
-        (ack) => OTHER.sign(handshakeSignedBytes(ROLE_INITIATOR, ME.nodeId, ack.node_id, ack.challenge)),
-      ],
-    ];
-    for (const [what, forge] of forgeries) {
-      const c = await a.connect(r.addr);
-      await c.send(RawConn.hello(ME));
-      const ack = await c.readHelloAck();
-      await c.send({ type: "Verify", signature: forge(ack), challenge: ack.challenge });
-      await assert.doesNotReject(assertRefused(c, 1002, /signature is invalid/), what);
-    }
-    await assertNoSession(r);
-  });
-});
+test(
+  "a Verify signed wrongly (garbage, the bare challenge, the wrong role byte, another key) is refused with 1002",
+  T,
+  async () => {
+    await withNode(async (r, a) => {
+      const forgeries: [string, (ack: HelloAck) => Uint8Array][] = [
+        ["random bytes", () => new Uint8Array(randomBytes(64))],
+        ["signature over the bare challenge", (ack) => ME.sign(ack.challenge)],
+        [
+          "signature with the responder's role byte",
+          (ack) => ME.sign(handshakeSignedBytes(ROLE_RESPONDER, ME.nodeId, ack.node_id, ack.challenge)),
+        ],
+        [
+          "signature by another key",
+          (ack) => OTHER.sign(handshakeSignedBytes(ROLE_INITIATOR, ME.nodeId, ack.node_id, ack.challenge)),
+        ],
+      ];
+      for (const [what, forge] of forgeries) {
+        const c = await a.connect(r.addr);
+        await c.send(RawConn.hello(ME));
+        const ack = await c.readHelloAck();
+        await c.send({ type: "Verify", signature: forge(ack), challenge: ack.challenge });
+        await assert.doesNotReject(assertRefused(c, 1002, /signature is invalid/), what);
+      }
+      await assertNoSession(r);
+    });
+  },
+);
 
-test("replayed Verify from an earlier connection → 1002", T, async () => {
+test("a Verify replayed from an earlier connection is refused with 1002", T, async () => {
   await withNode(async (r, a) => {
     // Connection 1: an honest handshake; record its Verify.
     const c1 = await a.connect(r.addr);
@@ -324,7 +328,7 @@ test("replayed Verify from an earlier connection → 1002", T, async () => {
   });
 });
 
-test("Hello node_id not derived from public_key → 1004", T, async () => {
+test("a Hello whose node_id is not derived from its public_key is refused with 1004", T, async () => {
   await withNode(async (r, a) => {
     const c = await a.connect(r.addr);
     // public_key is ours (= the TLS key), node_id is someone else's.
@@ -335,7 +339,7 @@ test("Hello node_id not derived from public_key → 1004", T, async () => {
   });
 });
 
-test("TLS certificate key ≠ Hello public_key → 1002", T, async () => {
+test("a Hello whose public_key differs from the TLS certificate's is refused with 1002", T, async () => {
   // TLS presents ME's certificate; Hello claims OTHER, self-consistently (node_id matches key).
   await withNode(
     async (r, a) => {
@@ -388,7 +392,7 @@ test(
 // ---------------------------------------------------------------------------------------------
 // 7. Clock drift
 
-test("clock drift: Hello timestamp 1000 s off → 1002 'clock drift'", T, async () => {
+test("a Hello timestamp 1000 s off is refused with 1002 naming the clock drift", T, async () => {
   await withNode(async (r, a) => {
     for (const skew of [-1000, +1000]) {
       const c = await a.connect(r.addr);
@@ -434,7 +438,7 @@ test(
 // ---------------------------------------------------------------------------------------------
 // 8. Protocol version
 
-test("Hello protocol_v 2 → 1001", T, async () => {
+test("a Hello of protocol version 2 is refused with 1001", T, async () => {
   await withNode(async (r, a) => {
     const c = await a.connect(r.addr);
     await c.send(RawConn.hello(ME, { protocol_v: 2 }));
@@ -450,7 +454,7 @@ const shortTimeout = (c: Config) => {
   c.security.handshake_timeout = 1;
 };
 
-test("timeout: Hello but never Verify → acceptHandshake sends 1003 after timeoutMs", T, async () => {
+test("acceptHandshake sends 1003 when a Hello is never followed by a Verify within timeoutMs", T, async () => {
   const br = await startBareResponder(RESPONDER, { timeoutMs: 1000 });
   const a = await AdversarialInitiator.create(ME);
   try {
@@ -471,25 +475,29 @@ test("timeout: Hello but never Verify → acceptHandshake sends 1003 after timeo
   }
 });
 
-test("timeout: Hello but never Verify → AtlasNode sends Error 1003 after security.handshake_timeout", T, async () => {
-  await withNode(
-    async (r, a) => {
-      const c = await a.connect(r.addr);
-      const t0 = Date.now();
-      await c.send(RawConn.hello(ME));
-      await c.readHelloAck();
-      // …and say nothing more.
-      await assertRefused(c, 1003, /not finished within 1 s/);
-      const elapsed = Date.now() - t0;
-      assert.ok(elapsed >= 900, `refused after ${elapsed} ms, before the 1 s timeout`);
-      assert.ok(elapsed < 4000, `refused after ${elapsed} ms`);
-      await assertNoSession(r);
-    },
-    { configure: shortTimeout },
-  );
-});
+test(
+  "a node sends Error 1003 when a Hello is never followed by a Verify within security.handshake_timeout",
+  T,
+  async () => {
+    await withNode(
+      async (r, a) => {
+        const c = await a.connect(r.addr);
+        const t0 = Date.now();
+        await c.send(RawConn.hello(ME));
+        await c.readHelloAck();
+        // …and say nothing more.
+        await assertRefused(c, 1003, /not finished within 1 s/);
+        const elapsed = Date.now() - t0;
+        assert.ok(elapsed >= 900, `refused after ${elapsed} ms, before the 1 s timeout`);
+        assert.ok(elapsed < 4000, `refused after ${elapsed} ms`);
+        await assertNoSession(r);
+      },
+      { configure: shortTimeout },
+    );
+  },
+);
 
-test("timeout: QUIC connection that never opens a stream is closed after security.handshake_timeout", T, async () => {
+test("a QUIC connection that never opens a stream is closed after security.handshake_timeout", T, async () => {
   await withNode(
     async (r, a) => {
       const t0 = Date.now();
@@ -511,7 +519,7 @@ test("timeout: QUIC connection that never opens a stream is closed after securit
 // ---------------------------------------------------------------------------------------------
 // 10. Frames before the handshake
 
-test("Ping as the first control frame → 2001 (and Ping in place of Verify → 2001)", T, async () => {
+test("a Ping before the handshake is done is refused with 2001", T, async () => {
   await withNode(async (r, a) => {
     const c = await a.connect(r.addr);
     await c.send({ type: "Ping", ts: nowSecs(), id: 1 });
@@ -614,7 +622,7 @@ test(
 // ---------------------------------------------------------------------------------------------
 // 11. Ban
 
-test("banned peer → 4001 'banned until <ts>' instead of HelloAck", T, async () => {
+test("a banned peer gets 4001 'banned until <ts>' instead of HelloAck", T, async () => {
   await withNode(async (r, a) => {
     const until = nowSecs() + 600;
     await r.store.peers.setBan(ME.nodeId, until);
@@ -636,7 +644,7 @@ test("banned peer → 4001 'banned until <ts>' instead of HelloAck", T, async ()
 // ---------------------------------------------------------------------------------------------
 // 12. Oversized pre-handshake frame
 
-test("Hello header declaring 70 000 bytes → 2002, stream stopped, connection closed", T, async () => {
+test("a Hello header declaring 70 000 bytes gets 2002 and the connection is closed", T, async () => {
   await withNode(async (r, a) => {
     const c = await a.connect(r.addr);
     const declared = 70_000;

@@ -76,7 +76,7 @@ describe("hole punching between daemons (loopback)", { timeout: 120_000 }, () =>
     assert.match(human.stdout, /\[unknown via direct \(hole-punched\)\]/);
   });
 
-  test("transport.hole_punch = false on the dialler: it stays relayed and tries nothing", async () => {
+  test("a dialler with transport.hole_punch = false stays relayed and tries nothing", async () => {
     const a = await daemon("gamma", true);
     const b = await daemon("delta", false);
     const { st, session } = await pathAfter(b, a, 2500);
@@ -84,7 +84,7 @@ describe("hole punching between daemons (loopback)", { timeout: 120_000 }, () =>
     assert.deepEqual(st.hole_punch, []);
   });
 
-  test("transport.hole_punch = false on the target: it does not advertise punch/1 and is never asked", async () => {
+  test("a target with transport.hole_punch = false does not advertise punch/1 and is never asked", async () => {
     const a = await daemon("epsilon", false);
     const b = await daemon("zeta", true);
     const { st, session } = await pathAfter(b, a, 2500);

@@ -118,7 +118,7 @@ describe("hole punching", { timeout: 60_000 }, () => {
     assert.deepEqual(diallerPunch.status(), []);
   });
 
-  test("per-peer punching state is bounded: throwaway identities cannot grow it, the newest are kept", () => {
+  test("per-peer punching state is bounded and keeps the newest peers, whatever throwaway identities do", () => {
     const m = new Map<string, number>();
     for (let i = 0; i < 3 * MAX_TRACKED_PEERS; i++) remember(m, `peer-${i}`, i);
     assert.equal(m.size, MAX_TRACKED_PEERS);

@@ -51,13 +51,13 @@ async function verdict(p: ReturnType<typeof homePaths>, uid = ME): Promise<strin
 const writable = (h: string, p: string) =>
   `home ${h} is not safe: ${p} is writable by group or others: run \`chmod go-w ${p}\``;
 
-test("a 0700 home with 0700 keys/ and state/ under /tmp passes; so does one not created yet", async () => {
+test("a private home under /tmp passes, created or not yet", async () => {
   const p = await home({ layout: true });
   assert.equal(await verdict(p), "ok");
   assert.equal(await verdict(homePaths(join(p.home, "not", "yet"))), "ok");
 });
 
-test("the home, keys/, state/ or config.toml writable by group or others is refused", async () => {
+test("a home, keys/, state/ or config.toml writable by group or others is refused", async () => {
   const p = await home({ layout: true });
   for (
     const [path, mode, back] of [
@@ -102,7 +102,7 @@ test("a symlink to a home under a writable directory is refused (the real parent
   assert.equal(await verdict(homePaths(link)), writable(link, open));
 });
 
-test("ownership: the user or root; never another user, even for root", ROOT_ONLY, async () => {
+test("a home owned by another user than the caller or root is refused, even for root", ROOT_ONLY, async () => {
   const p = await home({ layout: true });
   await chown(p.stateDir, NOBODY, NOBODY);
   assert.equal(

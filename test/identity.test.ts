@@ -75,7 +75,7 @@ function independentNodeId(seed: Uint8Array): string {
 }
 
 describe("node ID", () => {
-  test("known-answer vector (RFC 8032 seed)", () => {
+  test("the RFC 8032 seed gives the known node ID", () => {
     const pk = publicKeyFromSeed(RFC_SEED);
     assert.equal(toHex(pk), RFC_PK);
     const id = nodeIdFromPublicKey(pk);
@@ -85,14 +85,14 @@ describe("node ID", () => {
     assert.ok(isNodeId(id));
   });
 
-  test("matches node:crypto for random seeds", () => {
+  test("node IDs match an independent derivation with node:crypto for random seeds", () => {
     for (let i = 0; i < 20; i++) {
       const seed = generateSeed();
       assert.equal(nodeIdFromPublicKey(publicKeyFromSeed(seed)), independentNodeId(seed));
     }
   });
 
-  test("isNodeId is exact", () => {
+  test("isNodeId accepts only atlas_ and 64 lowercase hex", () => {
     const id = "atlas_" + "ab".repeat(32);
     assert.ok(isNodeId(id));
     assert.ok(!isNodeId(id.toUpperCase()));
@@ -104,11 +104,11 @@ describe("node ID", () => {
     assert.ok(!isNodeId(id + "\n"));
   });
 
-  test("shortNodeId", () => {
+  test("shortNodeId keeps atlas_ and 12 hex digits and an ellipsis", () => {
     assert.equal(shortNodeId("atlas_" + "0123456789abcdef".repeat(4)), "atlas_0123456789ab…");
   });
 
-  test("parseIdPrefix", () => {
+  test("parseIdPrefix accepts 8 to 64 hex digits, with or without atlas_, in any case", () => {
     assert.equal(parseIdPrefix("atlas_abcd1234"), "abcd1234");
     assert.equal(parseIdPrefix("abcd1234"), "abcd1234");
     assert.equal(parseIdPrefix("ABCD1234EF"), "abcd1234ef");
@@ -128,7 +128,7 @@ describe("node ID", () => {
     const c = "atlas_ffff0000" + "2".repeat(56);
     const known = [a, b, c];
 
-    test("unique prefix, with and without atlas_, any case", () => {
+    test("a unique prefix resolves to its node ID, with or without atlas_, in any case", () => {
       assert.equal(resolveNodeIdPrefix("ffff0000", known), c);
       assert.equal(resolveNodeIdPrefix("atlas_ffff0000", known), c);
       assert.equal(resolveNodeIdPrefix("FFFF0000", known), c);
@@ -137,7 +137,7 @@ describe("node ID", () => {
       assert.equal(resolveNodeIdPrefix(b.toUpperCase(), new Set(known)), b);
     });
 
-    test("ambiguous prefix lists the matches", () => {
+    test("an ambiguous prefix is refused listing every match", () => {
       assert.throws(
         () => resolveNodeIdPrefix("abcd1234", known),
         (e: unknown) => {
@@ -149,7 +149,7 @@ describe("node ID", () => {
       );
     });
 
-    test("no match and too short", () => {
+    test("a prefix that matches nothing or is shorter than 8 hex digits is a usage error", () => {
       assert.throws(
         () => resolveNodeIdPrefix("00000000", known),
         isAtlas("ERR_USAGE", /^no known peer matches 00000000$/),
@@ -162,7 +162,7 @@ describe("node ID", () => {
 });
 
 describe("keys", () => {
-  test("PKCS#8 PEM round trip and node:crypto agrees on the public key", () => {
+  test("a key survives a PKCS#8 PEM round trip and node:crypto derives the same public key", () => {
     const seed = generateSeed();
     const pem = seedToPkcs8Pem(seed);
     assert.match(pem, /^-----BEGIN PRIVATE KEY-----\n[A-Za-z0-9+/=\n]+\n-----END PRIVATE KEY-----\n$/);
@@ -171,7 +171,7 @@ describe("keys", () => {
     assert.deepEqual(new Uint8Array(spki), spkiDer(publicKeyFromSeed(seed)));
   });
 
-  test("malformed PEM gives a clear AtlasError", () => {
+  test("a malformed PEM gives a clear AtlasError", () => {
     assert.throws(() => pkcs8PemToSeed(""), isAtlas("ERR_IO", /no PEM "PRIVATE KEY" block/));
     assert.throws(() => pkcs8PemToSeed("garbage"), isAtlas("ERR_IO"));
     assert.throws(
@@ -204,7 +204,7 @@ describe("keys", () => {
     );
   });
 
-  test("RFC 8032 signature and cross-verification with node:crypto", () => {
+  test("signatures match RFC 8032 and verify both ways with node:crypto", () => {
     const id = identityFromSeed(RFC_SEED);
     assert.equal(toHex(id.sign(new Uint8Array())), RFC_SIG_EMPTY);
     const msg = new TextEncoder().encode("atlas-handshake-v1 test");
@@ -217,7 +217,7 @@ describe("keys", () => {
     assert.ok(!verifyEd25519(id.publicKey, Uint8Array.from([...msg, 0]), sig));
   });
 
-  test("verifyEd25519 never throws on malformed input", () => {
+  test("verifyEd25519 answers false, never throws, on malformed input", () => {
     const pk = publicKeyFromSeed(generateSeed());
     assert.equal(verifyEd25519(new Uint8Array(31), new Uint8Array(1), new Uint8Array(64)), false);
     assert.equal(verifyEd25519(pk, new Uint8Array(1), new Uint8Array(63)), false);
@@ -253,7 +253,7 @@ describe("keys", () => {
 });
 
 describe("identity files", () => {
-  test("init creates key 0600 in keys dir 0700, profile with default name; load round-trips", async () => {
+  test("init writes a 0600 key in a 0700 keys directory and a profile with a default name, and loads back the same identity", async () => {
     const paths = await tempHome();
     try {
       const id = await initIdentity(paths);
@@ -279,7 +279,7 @@ describe("identity files", () => {
     }
   });
 
-  test("init with a name; refuses to overwrite without force; force replaces", async () => {
+  test("init refuses to overwrite an identity unless forced, and a forced init keeps the card but drops the operator binding", async () => {
     const paths = await tempHome();
     try {
       const first = await initIdentity(paths, { name: "alice" });
@@ -325,7 +325,7 @@ describe("identity files", () => {
     }
   });
 
-  test("load without identity names atlas id init", async () => {
+  test("loading a home without an identity names atlas id init", async () => {
     const paths = await tempHome();
     try {
       await assert.rejects(
@@ -376,7 +376,7 @@ describe("identity files", () => {
 });
 
 describe("profile", () => {
-  test("validateName / validateBio limits", () => {
+  test("names are 1 to 64 bytes without control characters and bios at most 256 bytes", () => {
     assert.equal(validateName("  alice  "), "alice");
     assert.equal(validateName("x".repeat(64)), "x".repeat(64));
     assert.throws(() => validateName("x".repeat(65)), isAtlas("ERR_USAGE", /64 bytes/));
@@ -388,7 +388,7 @@ describe("profile", () => {
     assert.throws(() => validateBio("b".repeat(257)), isAtlas("ERR_USAGE", /256 bytes/));
   });
 
-  test("normalizeSkill", () => {
+  test("skills are lowercased, at most 32 bytes, of letters, digits, dots, dashes and underscores", () => {
     assert.equal(normalizeSkill("  Rust "), "rust");
     assert.equal(normalizeSkill("web-3.0_x"), "web-3.0_x");
     assert.equal(normalizeSkill("a".repeat(32)), "a".repeat(32));
@@ -399,7 +399,7 @@ describe("profile", () => {
     assert.throws(() => normalizeSkill("café"), isAtlas("ERR_USAGE", /invalid skill/));
   });
 
-  test("addSkill / removeSkill", () => {
+  test("skills are added once each, up to 32, and removed case-insensitively without mutating the input", () => {
     let p: Profile = { name: "a", bio: "", skills: [] };
     p = addSkill(p, "Rust");
     p = addSkill(p, "rust");
@@ -416,7 +416,7 @@ describe("profile", () => {
     assert.equal(addSkill(p, "go").skills.length, 32, "re-adding an existing skill at the limit is fine");
   });
 
-  test("save/load round trip; missing file gives defaults", async () => {
+  test("a profile survives a save and load, and a missing file gives the defaults", async () => {
     const paths = await tempHome();
     try {
       assert.deepEqual(await loadProfile(paths), { name: "", bio: "", skills: [] });
@@ -440,7 +440,7 @@ describe("profile", () => {
     }
   });
 
-  test("bad profile files are ERR_CONFIG naming key and file", async () => {
+  test("a bad profile file is ERR_CONFIG naming the key and the file", async () => {
     const paths = await tempHome();
     try {
       const cases: [string, RegExp][] = [

@@ -34,7 +34,7 @@ const SERVER = seededIdentity(0x71);
 const IMPOSTOR = seededIdentity(0x72);
 const CLIENT = seededIdentity(0x73);
 
-test("reset tokens: one per connection ID, the same after a restart, unknown to another key", () => {
+test("a reset token is one per connection ID, the same after a restart and unknown to another key", () => {
   const cid = new Uint8Array(16).fill(7);
   const a = new StatelessResets(SERVER.keyPem);
   assert.deepEqual(new StatelessResets(SERVER.keyPem).token(cid), a.token(cid), "same key, same token");
@@ -43,7 +43,7 @@ test("reset tokens: one per connection ID, the same after a restart, unknown to 
   assert.equal(a.tokenValue(cid).toString(16).padStart(32, "0"), Buffer.from(a.token(cid)).toString("hex"));
 });
 
-test("resets: smaller than the packet, never for a packet too small to be ours, rate limited", () => {
+test("a stateless reset is smaller than the packet it answers, never sent for a packet too small to be ours, and rate limited", () => {
   const r = new StatelessResets(SERVER.keyPem);
   const cid = new Uint8Array(16).fill(1);
   const now = 1_000_000;

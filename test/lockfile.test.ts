@@ -34,7 +34,7 @@ test("a version-less placeholder entry is reported by its path", () => {
   assert.match(faults[0], /^node_modules\/a\/node_modules\/@x\/darwin-arm64 has no version/);
 });
 
-test("a dependency in package.json that the lock lacks, or ranged differently, is reported", () => {
+test("a dependency the lock lacks or ranges differently from package.json is reported", () => {
   const faults = lockfileFaults({ ...manifest, dependencies: { a: "^1.1.0", c: "^3.0.0" } }, soundLock());
   assert.deepEqual(faults, [
     "a is ^1.1.0 in package.json but ^1.0.0 in the lockfile",

@@ -115,7 +115,7 @@ describe("NAT lab: each router behaves as the NAT it claims to be (RFC 5780, cot
     }, { intervalMs: 100, lastSeen: () => ss });
   });
 
-  test("mapping and filtering behind natA (port-restricted), natB (symmetric), natC (full cone), natD (address-restricted)", async () => {
+  test("each lab router maps and filters as its NAT kind says: port-restricted, symmetric, full cone, address-restricted", async () => {
     // All four at once: the filtering tests wait for answers that must not come, so this saves time.
     const results = await Promise.all(ROUTERS.map(async (r) => {
       const { code, out } = await runIn(

@@ -243,7 +243,7 @@ describe("NAT in network namespaces", { skip: skip ?? false, timeout: 240_000 },
     }, { timeoutMs: 10_000, intervalMs: 200, lastSeen: () => last });
   }
 
-  test("relay: both NATed agents register with the relay on the public segment", { timeout: 60_000 }, async () => {
+  test("both NATed agents register with the relay on the public segment", { timeout: 60_000 }, async () => {
     assert.ok(agent.a.node && agent.b.node, "needs the STUN test");
     assert.equal(relay.address, `${PUB_RELAY}:${RELAY_PORT}`);
     const t0 = Date.now();
@@ -278,37 +278,41 @@ describe("NAT in network namespaces", { skip: skip ?? false, timeout: 240_000 },
     console.log(`# relay ${relayLabel()}: a and b registered (${Date.now() - t0} ms)`);
   });
 
-  test("relay: the agents learn each other from the bootstrap node, home relay included; direct dial still fails", {
-    timeout: 60_000,
-  }, async () => {
-    assert.ok(agent.a.node && agent.b.node, "needs the relay registration test");
-    for (const [k, other, wan] of [["a", "b", NAT_B_WAN], ["b", "a", NAT_A_WAN]] as const) {
-      let last: unknown;
-      const peer = await waitFor(`${k}'s net discover to return ${other} with its home relay`, async () => {
-        const r = await atlas(k, ["net", "discover", "--json"]);
-        assert.equal(r.code, 0, `${k} net discover: ${show(r)}`);
-        last = JSON.parse(r.stdout).peers as Discovered[];
-        const p = (last as Discovered[]).find((x) => x.node_id === id(other));
-        // Its current record: the NAT router's public address and the home relay.
-        return p?.relays.includes(relayLabel()) && p.public_address?.startsWith(`${wan}:`) ? p : undefined;
-      }, { timeoutMs: 15_000, intervalMs: 200, lastSeen: () => last });
-      assert.match(
-        peer.public_address!,
-        new RegExp(`^${esc(wan)}:\\d+$`),
-        `${other}'s public address: ${JSON.stringify(peer)}`,
-      );
-      // A direct dial at that address cannot cross the two NATs (an address target never falls back to a relay).
-      const d = await atlas(k, ["net", "ping", peer.public_address!]);
-      assert.equal(d.code, 3, `${k}→${other} direct at ${peer.public_address}: ${show(d)}`);
-      console.log(
-        `# ${k} discovered ${other}: address ${peer.address}, public ${peer.public_address}, relays ${
-          peer.relays.join(",")
-        }; direct ping exit 3 (${d.ms} ms)`,
-      );
-    }
-  });
+  test(
+    "the NATed agents learn each other and their home relays from the bootstrap node, and a direct dial still fails",
+    {
+      timeout: 60_000,
+    },
+    async () => {
+      assert.ok(agent.a.node && agent.b.node, "needs the relay registration test");
+      for (const [k, other, wan] of [["a", "b", NAT_B_WAN], ["b", "a", NAT_A_WAN]] as const) {
+        let last: unknown;
+        const peer = await waitFor(`${k}'s net discover to return ${other} with its home relay`, async () => {
+          const r = await atlas(k, ["net", "discover", "--json"]);
+          assert.equal(r.code, 0, `${k} net discover: ${show(r)}`);
+          last = JSON.parse(r.stdout).peers as Discovered[];
+          const p = (last as Discovered[]).find((x) => x.node_id === id(other));
+          // Its current record: the NAT router's public address and the home relay.
+          return p?.relays.includes(relayLabel()) && p.public_address?.startsWith(`${wan}:`) ? p : undefined;
+        }, { timeoutMs: 15_000, intervalMs: 200, lastSeen: () => last });
+        assert.match(
+          peer.public_address!,
+          new RegExp(`^${esc(wan)}:\\d+$`),
+          `${other}'s public address: ${JSON.stringify(peer)}`,
+        );
+        // A direct dial at that address cannot cross the two NATs (an address target never falls back to a relay).
+        const d = await atlas(k, ["net", "ping", peer.public_address!]);
+        assert.equal(d.code, 3, `${k}→${other} direct at ${peer.public_address}: ${show(d)}`);
+        console.log(
+          `# ${k} discovered ${other}: address ${peer.address}, public ${peer.public_address}, relays ${
+            peer.relays.join(",")
+          }; direct ping exit 3 (${d.ms} ms)`,
+        );
+      }
+    },
+  );
 
-  test("relay: A (masquerade) pings B (symmetric) by node ID through the relay, and B pings A back", {
+  test("an agent behind masquerade and one behind a symmetric NAT ping each other by node ID through the relay", {
     timeout: 60_000,
   }, async () => {
     assert.ok(agent.a.node && agent.b.node, "needs the discovery test");
@@ -351,7 +355,7 @@ describe("NAT in network namespaces", { skip: skip ?? false, timeout: 240_000 },
     );
   });
 
-  test("relay: a message A→B arrives intact through the relay, which never sees it in clear (packet capture)", {
+  test("a message arrives intact through the relay, which never sees it in clear", {
     timeout: 60_000,
   }, async () => {
     assert.ok(agent.a.node && agent.b.node, "needs the relay ping test");

@@ -47,7 +47,7 @@ async function closedPort(): Promise<number> {
 
 const fast = ["--poll-interval-ms", "50"];
 
-test("auth-farcaster: approval through the relay stores the binding; id show names the operator", async () => {
+test("auth-farcaster stores the binding approved through the relay and id show names the operator", async () => {
   const { home, nodeId } = await initHome("alpha");
   const r = await relay({ pendingPolls: 2 });
   const before = Date.now();
@@ -93,7 +93,7 @@ test("auth-farcaster: approval through the relay stores the binding; id show nam
   assert.deepEqual(showJson.operator, { fid: 1234, username: "alice" });
 });
 
-test("auth-farcaster --json: one object on stdout; the approval URL on stderr; flags reach the relay", async () => {
+test("auth-farcaster --json prints one object on stdout and the approval URL on stderr", async () => {
   const { home } = await initHome("beta");
   const r = await relay({ pendingPolls: 0, fid: 77, username: "bob" });
   const before = Date.now();
@@ -132,7 +132,7 @@ test("auth-farcaster --json: one object on stdout; the approval URL on stderr; f
   assert.match(op.message, /^agents\.example wants you to sign in/);
 });
 
-test("auth-farcaster: relay down → exit 3, one line", async () => {
+test("auth-farcaster with the relay down exits 3 with one line", async () => {
   const { home } = await initHome("gamma");
   const url = `http://127.0.0.1:${await closedPort()}`;
   const res = await runAtlas(["id", "auth-farcaster", "--auth-relay", url, ...fast], { home });
@@ -145,7 +145,7 @@ test("auth-farcaster: relay down → exit 3, one line", async () => {
   assert.equal((await profile(home)).operator, undefined);
 });
 
-test("auth-farcaster: a relay that refuses the channel → exit 4; one failing with 5xx → exit 3", async () => {
+test("auth-farcaster exits 4 when the relay refuses the channel and 3 when it fails with 5xx", async () => {
   const { home } = await initHome("lambda");
   const refusing = await relay({ createStatus: 400 });
   const res = await runAtlas(["id", "auth-farcaster", "--auth-relay", refusing.url, ...fast], { home });
@@ -165,7 +165,7 @@ test("auth-farcaster: a relay that refuses the channel → exit 4; one failing w
   assert.equal((await profile(home)).operator, undefined);
 });
 
-test("auth-farcaster: a relay that accepts but never answers → exit 3, and the process ends", async () => {
+test("auth-farcaster ends with exit 3 when the relay accepts but never answers", async () => {
   const { home } = await initHome("kappa");
   const sockets = new Set<import("node:net").Socket>();
   const silent = createServer((s) => sockets.add(s)); // accepts, never answers
@@ -186,7 +186,7 @@ test("auth-farcaster: a relay that accepts but never answers → exit 3, and the
   }
 });
 
-test("auth-farcaster: never approved within --timeout-secs → exit 5", async () => {
+test("auth-farcaster exits 5 when nobody approves within --timeout-secs", async () => {
   const { home } = await initHome("delta");
   const r = await relay({ pendingPolls: Infinity });
   const t0 = Date.now();
@@ -209,7 +209,7 @@ test("auth-farcaster: never approved within --timeout-secs → exit 5", async ()
   assert.equal((await profile(home)).operator, undefined);
 });
 
-test("auth-farcaster: a relay answering with a binding for another node, or a replayed nonce, is refused", async () => {
+test("auth-farcaster refuses a binding for another node or with a replayed nonce", async () => {
   const { home } = await initHome("epsilon");
   const other = "atlas_" + "cd".repeat(32);
   const r = await relay({ pendingPolls: 0, requestIdOverride: other });
@@ -230,7 +230,7 @@ test("auth-farcaster: a relay answering with a binding for another node, or a re
   assert.equal((await profile(home)).operator, undefined);
 });
 
-test("auth-farcaster: bad flags are usage errors; no identity → exit 6", async () => {
+test("auth-farcaster exits 2 for bad flags and 6 without an identity", async () => {
   const { home } = await initHome("zeta");
   const bad = await runAtlas(["id", "auth-farcaster", "--timeout-secs", "soon"], { home });
   assert.equal(bad.code, 2);
@@ -242,7 +242,7 @@ test("auth-farcaster: bad flags are usage errors; no identity → exit 6", async
   assert.equal(none.code, 6);
 });
 
-test("link-farcaster: a valid message file + signature stores the binding; unlink removes it", async () => {
+test("link-farcaster stores a valid signed binding and unlink-farcaster removes it", async () => {
   const { home, nodeId } = await initHome("eta");
   const now = Date.now();
   const op = makeBinding({
@@ -328,7 +328,7 @@ test("link-farcaster: a valid message file + signature stores the binding; unlin
   assert.deepEqual(JSON.parse(un2.stdout), { operator: null, removed: false });
 });
 
-test("link-farcaster: a tampered message, another node's message, or a bad signature → exit 2", async () => {
+test("link-farcaster refuses a tampered message, another node's message or a bad signature with exit 2", async () => {
   const { home, nodeId } = await initHome("theta");
   const now = Date.now();
   const good = makeBinding({

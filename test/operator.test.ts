@@ -77,7 +77,7 @@ after(async () => {
 });
 
 describe("EIP-191 recovery (eip191.ts)", () => {
-  test("known-answer vector: fixed message and signature recover the test address", async () => {
+  test("a fixed message and signature recover the known address", async () => {
     assert.equal(personalSign(HELLO), HELLO_SIG);
     assert.equal(recoverPersonalSignAddress(HELLO, HELLO_SIG), TEST_ADDRESS);
     // Independent oracle: viem signs and recovers the same.
@@ -86,7 +86,7 @@ describe("EIP-191 recovery (eip191.ts)", () => {
     assert.equal(await recoverMessageAddress({ message: HELLO, signature: HELLO_SIG }), TEST_ADDRESS);
   });
 
-  test("accepts v = 0/1 and a signature without 0x; unicode messages are hashed by byte length", async () => {
+  test("signatures with v 0 or 1 and without 0x verify, and unicode messages are hashed by byte length", async () => {
     const v01 = HELLO_SIG.slice(0, -2) + "00";
     assert.equal(recoverPersonalSignAddress(HELLO, v01), TEST_ADDRESS);
     assert.equal(recoverPersonalSignAddress(HELLO, HELLO_SIG.slice(2)), TEST_ADDRESS);
@@ -96,7 +96,7 @@ describe("EIP-191 recovery (eip191.ts)", () => {
     assert.equal(await recoverMessageAddress({ message: uni, signature: sig as `0x${string}` }), TEST_ADDRESS);
   });
 
-  test("a different message recovers a different address; another key recovers its own", () => {
+  test("another message or another key recovers another address", () => {
     assert.notEqual(recoverPersonalSignAddress("hello atlaS", HELLO_SIG), TEST_ADDRESS);
     assert.equal(recoverPersonalSignAddress(HELLO, personalSign(HELLO, OTHER_PRIVATE_KEY)), OTHER_ADDRESS);
   });
@@ -139,14 +139,14 @@ describe("EIP-191 recovery (eip191.ts)", () => {
 });
 
 describe("SIWE binding message (siwe.ts)", () => {
-  test("known-answer: the built message and its signature are fixed", () => {
+  test("the built binding message and its signature match the known answer", () => {
     const b = makeBinding({ nodeId: NODE, fid: FID });
     assert.equal(b.message, BINDING_TEXT);
     assert.equal(b.signature, BINDING_SIG);
     assert.equal(recoverPersonalSignAddress(BINDING_TEXT, BINDING_SIG), TEST_ADDRESS);
   });
 
-  test("buildBindingMessage follows SIWF: Farcaster Auth, chain 10, Request ID, fid resource", () => {
+  test("the binding message follows Sign In With Farcaster: chain 10, the node ID as Request ID, the fid as resource", () => {
     const text = buildBindingMessage({
       domain: "atlas.example",
       uri: "https://atlas.example/bind",
@@ -220,7 +220,7 @@ describe("SIWE binding message (siwe.ts)", () => {
     assert.equal(r.value.issuedAt.toISOString(), "2025-01-01T00:00:00.000Z");
   });
 
-  test("malformed messages: precise reasons, parseBinding throws ERR_USAGE", () => {
+  test("a malformed binding message is refused with ERR_USAGE giving the precise reason", () => {
     const cases: [string, RegExp][] = [
       ["", /empty/],
       ["hello", /wants you to sign in/],
@@ -319,7 +319,7 @@ describe("offline verification (verifyBindingOffline)", () => {
     );
   });
 
-  test("wrong fid: resources name another fid", () => {
+  test("a binding whose resources name another fid is refused", () => {
     const b = makeBinding({ nodeId: NODE, fid: FID, messageFid: 999 });
     assert.equal(reason(verifyBindingOffline(b, NODE, NOW)), `message does not name fid ${FID}`);
   });
@@ -331,7 +331,7 @@ describe("offline verification (verifyBindingOffline)", () => {
     assert.match(reason(verifyBindingOffline(b2, NODE, NOW)), /^malformed SIWE message: /);
   });
 
-  test("malformed signature, bad fid, username with '@', bad custody address", () => {
+  test("a binding with a malformed signature, fid, username or custody address is refused", () => {
     const b = makeBinding({ nodeId: NODE, fid: FID });
     assert.match(reason(verifyBindingOffline({ ...b, signature: "0x1234" }, NODE, NOW)), /^malformed signature/);
     assert.match(reason(verifyBindingOffline({ ...b, fid: 0 }, NODE, NOW)), /^fid must be a positive integer/);
@@ -396,7 +396,7 @@ describe("verifyOperator", () => {
     assert.deepEqual(v, { status: "verified", fid: FID, username: "" });
   });
 
-  test("hub disagreement: the fid's owner is another address → unconfirmed with reason", async () => {
+  test("a hub naming another custody address for the fid leaves the operator unconfirmed with the reason", async () => {
     const hub = await fakeHub([[FID, OTHER_ADDRESS]]);
     const v = await verifyOperator(binding(), NODE, cfg("hub"), new HttpHubClient(hub.url), NOW);
     assert.deepEqual(v, {
@@ -407,7 +407,7 @@ describe("verifyOperator", () => {
     });
   });
 
-  test("custody history: transferred away → unconfirmed; transferred in → verified (recovery changes ignored)", async () => {
+  test("custody transferred away leaves the operator unconfirmed and custody transferred in verifies", async () => {
     const away = await fakeHub([[FID, [TEST_ADDRESS, OTHER_ADDRESS]]]);
     const v1 = await verifyOperator(binding(), NODE, cfg("hub"), new HttpHubClient(away.url), NOW);
     assert.equal(v1.status, "unconfirmed");
@@ -417,7 +417,7 @@ describe("verifyOperator", () => {
     assert.deepEqual(v2, { status: "verified", fid: FID, username: "alice" });
   });
 
-  test("a fid unknown to the hub → unconfirmed", async () => {
+  test("a fid unknown to the hub leaves the operator unconfirmed", async () => {
     const hub = await fakeHub([], []);
     const v = await verifyOperator(binding(), NODE, cfg("hub"), new HttpHubClient(hub.url), NOW);
     assert.equal(v.status === "unconfirmed" && v.reason, `hub says fid ${FID} is not owned by ${TEST_ADDRESS}`);
@@ -457,7 +457,7 @@ describe("verifyOperator", () => {
     assert.equal(client.status().lastError, undefined);
   });
 
-  test("hub that never answers → unconfirmed after the timeout", async () => {
+  test("a hub that never answers leaves the operator unconfirmed after the timeout", async () => {
     const hub = await fakeHub();
     hub.down = "hang";
     const client = new HttpHubClient(hub.url, { timeoutMs: 200 });
@@ -470,7 +470,7 @@ describe("verifyOperator", () => {
     assert.ok(Date.now() - t0 < 3000);
   });
 
-  test("nothing listening at the hub URL → unconfirmed", async () => {
+  test("a hub URL where nothing listens leaves the operator unconfirmed", async () => {
     const port = await new Promise<number>((resolve) => {
       const s = createServer();
       s.listen(0, "127.0.0.1", () => {
@@ -491,7 +491,7 @@ describe("verifyOperator", () => {
     assert.match(v.status === "unconfirmed" ? v.reason : "", /^hub unreachable: HTTP 404 from .*: Not Found$/);
   });
 
-  test("an offline failure short-circuits: the hub is not asked", async () => {
+  test("a binding that fails offline is refused without asking the hub", async () => {
     const hub = await fakeHub();
     const v = await verifyOperator(
       makeBinding({ nodeId: OTHER_NODE, fid: FID }),
@@ -509,7 +509,7 @@ describe("verifyOperator", () => {
     assert.equal(hub.requests, 0);
   });
 
-  test("hub mode without a hub client → unconfirmed", async () => {
+  test("hub mode without a hub client leaves the operator unconfirmed", async () => {
     const v = await verifyOperator(binding(), NODE, cfg("hub"), null, NOW);
     assert.equal(v.status, "unconfirmed");
   });
@@ -535,7 +535,7 @@ describe("verifyOperator", () => {
     assert.equal(v2.status, "unconfirmed");
   });
 
-  test("cache: a second verification does not hit the hub; after cache_ttl it does", async () => {
+  test("a second verification within cache_ttl does not ask the hub again", async () => {
     const hub = await fakeHub();
     let clock = Date.parse("2025-06-01T00:00:00Z");
     const client = new HttpHubClient(hub.url, { cacheTtlSecs: 3600, now: () => clock });
@@ -663,7 +663,7 @@ describe("HttpHubClient", () => {
   });
 });
 
-test("bindings a year long by default (docs/protocol.md#operator-binding)", () => {
+test("bindings are a year long by default", () => {
   const b = makeBinding({ nodeId: NODE, fid: FID, issuedAt: new Date("2025-03-01T00:00:00Z") });
   const r = verifyBindingOffline(b, NODE, Date.parse("2025-03-02T00:00:00Z") / 1000);
   assert.ok(r.ok);

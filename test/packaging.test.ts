@@ -84,7 +84,7 @@ test("systemd-analyze verify accepts the units", async (t) => {
   assert.equal(r.stderr + r.stdout, "");
 });
 
-test("the unit's layout, run as an unprivileged user: identity made once, home check passes, daemon runs", async () => {
+test("the daemon unit's layout works as an unprivileged user: identity made once, home check passed, daemon running", async () => {
   // /var/lib/atlas (root 0755) / daemon (the service user, 0700), as StateDirectory= makes it.
   // As root, the service user is nobody; otherwise it is whoever runs the test.
   const asRoot = process.getuid?.() === 0;

@@ -56,7 +56,7 @@ const session = (s: Store, nodeId: string, at: number) =>
     connected_at: at,
   });
 
-test("an old unknown peer is pruned with its sessions; every kind of use keeps one", async () => {
+test("an old unknown peer is pruned with its sessions unless something still uses it", async () => {
   await withStore(async (s) => {
     const P = {
       old: id(1),

@@ -24,7 +24,7 @@ after(async () => {
 /** A peer in this process (to send a burst quickly); it does not listen. */
 const client = (name: string) => net.node({ name, listen: false });
 
-test("flooder limited then banned; a well-behaved peer keeps full service", async () => {
+test("a flooding peer is limited then banned while a well-behaved peer keeps full service", async () => {
   const a = await initHome("alpha");
   await appendFile(join(a.home, "state", "config.toml"), "[security]\nban_violations = 3\nban_duration_secs = 600\n");
   const d = await startListener(a.home, [], { cmd: ["daemon"] });

@@ -52,7 +52,7 @@ async function statusWhen(what: string, home: string, ok: (s: StatusJson) => boo
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
 describe("relay node and daemons as processes", { timeout: 120_000 }, () => {
-  test("ping, send and connect reach a daemon only through the relay; status on both sides; relay restart survived", async () => {
+  test("ping, send and connect reach a daemon that only the relay can reach, also after the relay restarts", async () => {
     const relayHome = await initHome("relay-node");
     let relay: Listener = await startListener(relayHome.home, [], { cmd: ["relay"] });
     const relayPort = relay.port;
@@ -149,7 +149,7 @@ describe("relay node and daemons as processes", { timeout: 120_000 }, () => {
     await relay.stop();
   });
 
-  test("no relay can pair: exit 3 with the relay's reason", async () => {
+  test("when no relay can pair the command exits 3 with the relay's reason", async () => {
     const relayHome = await initHome("relay-node");
     const relay = await startListener(relayHome.home, [], { cmd: ["relay"] });
     const b = await initHome("beta");

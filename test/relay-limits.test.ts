@@ -48,7 +48,7 @@ describe("relay pipe slots", () => {
     assert.equal(s.refusal(owner("a", "192.0.2.1", "T")), null);
   });
 
-  test("addresses: IPv4 as is (mapped ones unmapped), IPv6 by its /64", () => {
+  test("sources are counted by IPv4 address (mapped ones unmapped) and by IPv6 /64", () => {
     assert.equal(addressKey("192.0.2.1"), "192.0.2.1");
     assert.equal(addressKey("::ffff:192.0.2.1"), "192.0.2.1");
     assert.equal(addressKey("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");

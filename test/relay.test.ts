@@ -90,7 +90,7 @@ function relayErrorCode(e: unknown): number | null {
 }
 
 describe("relay pipes", { timeout: 120_000 }, () => {
-  test("a dialler reaches a registered target through the relay: end-to-end handshake, ping, request, path and relay named", async () => {
+  test("a dialler reaches a registered target through the relay with an end-to-end handshake, and the session names the relay", async () => {
     const r = await relayNode();
     const t = await target(r.addr);
     const b = await node("dialler");
@@ -185,7 +185,7 @@ describe("relay pipes", { timeout: 120_000 }, () => {
     await session.disconnect();
   });
 
-  test("RelayError 1: target not registered; 3: source or announce for another node", async () => {
+  test("a relay refuses an unregistered target (1) and a source or announce for another node (3)", async () => {
     const r = await relayNode();
     const b = await node("dialler");
     const stranger = generateSeed();
@@ -207,7 +207,7 @@ describe("relay pipes", { timeout: 120_000 }, () => {
     assert.equal(r.server.isRegistered(unknown), false);
   });
 
-  test("RelayError 2: relay at capacity; 7: per-source pipe limit; slots come back when pipes close", async () => {
+  test("a full relay refuses with 2, a source over its pipe limit with 7, and slots come back when pipes close", async () => {
     const r = await relayNode((c) => {
       c.transport.relay_capacity = 2;
       c.transport.relay_pipes_per_source = 1;
@@ -232,7 +232,7 @@ describe("relay pipes", { timeout: 120_000 }, () => {
     await waitFor("all pipes closed", () => r.server.status().pipes === 0);
   });
 
-  test("RelayError 4: the target never answers the pairing request", async () => {
+  test("a pairing the target never answers ends in RelayError 4", async () => {
     const r = await relayNode((c) => (c.transport.relay_pairing_timeout = 1));
     const t = await target(r.addr);
     t.node.handle("RelayConnect", () => new Promise(() => {})); // registered, but silent
@@ -243,7 +243,7 @@ describe("relay pipes", { timeout: 120_000 }, () => {
     assert.equal(r.server.status().pipes, 0);
   });
 
-  test("RelayError 5: the target refuses a banned source (exit 4)", async () => {
+  test("a target refuses a banned source with RelayError 5, exit 4", async () => {
     const r = await relayNode();
     const t = await target(r.addr);
     const b = await node("dialler");
@@ -257,7 +257,7 @@ describe("relay pipes", { timeout: 120_000 }, () => {
     assert.equal(relayErrorToAtlas("r", 5, "target refused: this node is not registered with you as a relay").exit, 3);
   });
 
-  test("RelayError 6: a connection whose DATAGRAMs cannot carry a 1200-byte inner packet", async () => {
+  test("a connection whose DATAGRAMs cannot carry a 1200-byte inner packet gets RelayError 6", async () => {
     // A dialler that can only send small datagrams refuses before asking the relay …
     const r = await relayNode();
     const t = await target(r.addr);
@@ -274,7 +274,7 @@ describe("relay pipes", { timeout: 120_000 }, () => {
     assert.equal(sr.server.status().pipes, 0);
   });
 
-  test("the target accepts only source_id inside the pipe (docs/protocol.md#relay: A checks the inner node ID)", async () => {
+  test("the target accepts only source_id inside the pipe", async () => {
     const r = await relayNode();
     const t = await target(r.addr);
     const b = await node("dialler");
@@ -387,7 +387,7 @@ describe("relay pipes", { timeout: 120_000 }, () => {
 });
 
 describe("relay pipe limits (per target, per source address, unused pipes)", { timeout: 120_000 }, () => {
-  test("100 identities on one address hold at most 8 of the 64 slots; a pairing from another address to the same target succeeds", async () => {
+  test("100 identities on one address hold at most 8 of the 64 slots, leaving room for other addresses", async () => {
     const r = await relayNode((c) => {
       // Let all 100 handshakes in (30 a minute per address would stop most): the pipe limits are under test.
       c.security.handshakes_per_ip_per_minute = 1000;
@@ -421,7 +421,7 @@ describe("relay pipe limits (per target, per source address, unused pipes)", { t
     await s.disconnect();
   });
 
-  test("RelayError 8: a target's ninth pipe is refused (target busy); one address gets half; the target stays registered", async () => {
+  test("a target's ninth pipe is refused as target busy (8), one address gets half of them, and the target stays registered", async () => {
     const r = await relayNode((c) => (c.transport.relay_pairing_timeout = 30));
     const t = await target(r.addr);
     const hold = async (host: string, n: number) => {
@@ -454,7 +454,7 @@ describe("relay pipe limits (per target, per source address, unused pipes)", { t
     await s.disconnect();
   });
 
-  test("RelayError 8, not 1, when the target's connection has no stream left for another pipe", async () => {
+  test("a target whose connection has no stream left for another pipe is busy (8), not unregistered (1)", async () => {
     const r = await relayNode();
     const t = await target(r.addr, (c) => (c.transport.max_streams_per_conn = 2));
     const b = await node("dialler");

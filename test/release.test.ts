@@ -33,7 +33,7 @@ function run(cmd: string, args: string[], cwd = ROOT) {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-test("release: the tarball holds the binary, units, README, LICENSE and docs; SHA256SUMS checks", async () => {
+test("npm run release writes a tarball with the binary, units, README, LICENSE and docs, and a SHA256SUMS that checks", async () => {
   await stat(built).catch(() => assert.fail(`${built} is missing: npm run build makes it (npm test does)`));
   dir = await mkdtemp(join(tmpdir(), "atlas-release-"));
   out = join(dir, "release");
@@ -77,7 +77,7 @@ test("release: the tarball holds the binary, units, README, LICENSE and docs; SH
   assert.equal(check.stdout, `${tgz}: OK\ninstall.sh: OK\n`);
 });
 
-test("install.sh installs into a PREFIX: the binary runs and names its version; units point at it", async () => {
+test("install.sh installs into a PREFIX a binary that runs and units that point at it", async () => {
   assert.ok(out, "needs the release of the test before");
   const prefix = join(dir, "prefix");
   const units = join(dir, "units");

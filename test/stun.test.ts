@@ -78,7 +78,7 @@ describe("STUN client and server on the QUIC socket", () => {
     assert.deepEqual(got, client.local);
   });
 
-  test("servers in order: a dead one then a live one answers within the 3 s total", async () => {
+  test("STUN servers are asked in order: after a dead one a live one answers within the 3 s total", async () => {
     const server = await endpoint();
     serveStun(server);
     const client = await endpoint();
@@ -154,7 +154,7 @@ describe("STUN client and server on the QUIC socket", () => {
 });
 
 describe("StunService", () => {
-  test("observed_addr: one peer is not enough, two agreeing peers are; STUN wins over both", async () => {
+  test("two peers agreeing on an observed address set the public address, one is not enough, and STUN wins over both", async () => {
     const ep = await endpoint();
     const s = new StunService(ep, { servers: [], timeoutMs: 1000, intervalMs: 0 });
     await s.check();
@@ -204,7 +204,7 @@ describe("daemon public address", () => {
     assert.equal(await boot.stop(), 0);
   });
 
-  test("all STUN servers dead → bind address, with the reason; none configured → says so", async () => {
+  test("without a STUN answer the public address is the bind address, and status says why", async () => {
     const a = await initHome("alpha");
     await setStunServers(a.home, [await deadServer(), await deadServer()]);
     const t0 = Date.now();

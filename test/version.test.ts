@@ -12,7 +12,7 @@ import { sourceCommit } from "../scripts/commit.mjs";
 const dirs: string[] = [];
 after(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
 
-test("this checkout: its HEAD, 12 hex digits, -dirty when tracked files changed", (t) => {
+test("a checkout names its HEAD in 12 hex digits, with -dirty when tracked files changed", (t) => {
   let head: string;
   try {
     head = execFileSync("git", ["-C", ROOT, "rev-parse", "HEAD"], { encoding: "utf8", stdio: "pipe" }).trim();
@@ -25,7 +25,7 @@ test("this checkout: its HEAD, 12 hex digits, -dirty when tracked files changed"
   assert.equal(sourceCommit(ROOT), head.slice(0, 12) + (dirty ? "-dirty" : ""));
 });
 
-test("not a checkout, or a directory inside someone else's: unknown", async () => {
+test("outside a checkout of Atlas the commit is unknown", async () => {
   const plain = await mkdtemp(join(tmpdir(), "atlas-commit-"));
   dirs.push(plain);
   assert.equal(sourceCommit(plain), "unknown");
@@ -34,7 +34,7 @@ test("not a checkout, or a directory inside someone else's: unknown", async () =
   assert.equal(sourceCommit(join(plain, "atlas-src")), "unknown");
 });
 
-test("$ATLAS_COMMIT wins (builds from a source archive)", () => {
+test("$ATLAS_COMMIT names the commit of a build from a source archive", () => {
   const saved = process.env.ATLAS_COMMIT;
   process.env.ATLAS_COMMIT = "0123456789ab";
   try {

@@ -214,7 +214,7 @@ describe("round trips (fast-check)", () => {
     });
   }
 
-  test("FrameReader: any sequence of frames, split anywhere", () => {
+  test("FrameReader returns any sequence of frames split anywhere", () => {
     fc.assert(
       fc.property(
         fc.array(anyMessage, { minLength: 1, maxLength: 6 }),
@@ -250,7 +250,7 @@ describe("robustness (fast-check)", () => {
     return f;
   };
 
-  test("random bytes: decodeFrame and FrameReader throw only WireError", () => {
+  test("random bytes make decodeFrame and FrameReader throw only WireError", () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 300 }), (b) => {
         onlyWireErrors(() => decodeFrame(b));
@@ -264,7 +264,7 @@ describe("robustness (fast-check)", () => {
     );
   });
 
-  test("valid header + random payload: only WireError", () => {
+  test("a valid header with a random payload gives only WireError", () => {
     fc.assert(
       fc.property(fc.constantFrom(...types), fc.uint8Array({ maxLength: 300 }), (t, p) => {
         onlyWireErrors(() => decodeFrame(withHeader(t, p)));
@@ -273,7 +273,7 @@ describe("robustness (fast-check)", () => {
     );
   });
 
-  test("random MessagePack maps as payloads: only WireError", () => {
+  test("random MessagePack maps as payloads give only WireError", () => {
     const value = fc.letrec((tie) => ({
       v: fc.oneof(
         { depthSize: "small", withCrossShrink: true },
@@ -379,7 +379,7 @@ describe("robustness (fast-check)", () => {
     return b;
   }
 
-  test("mutated valid frames: only WireError (decodeFrame and FrameReader)", () => {
+  test("mutated valid frames give only WireError in both decoders", () => {
     fc.assert(
       fc.property(anyMessage, fc.array(mutation, { minLength: 1, maxLength: 4 }), fc.nat(), (m, muts, split) => {
         const f = mutate(encodeFrame(m), muts);
@@ -467,7 +467,7 @@ describe("validators (fast-check)", () => {
     );
   });
 
-  test("generated addresses are valid; relay forms too", () => {
+  test("generated addresses, relay forms included, parse as valid", () => {
     fc.assert(
       fc.property(relayAddress, (a) => {
         assert.ok(isRelayAddress(a));

@@ -190,7 +190,7 @@ function payloadOf(m: WireMessage): Record<string, unknown> {
 }
 
 describe("constants", () => {
-  test("envelope constants", () => {
+  test("the envelope constants are those of the protocol", () => {
     assert.deepEqual([...FRAME_MAGIC], [0xac, 0x01]);
     assert.equal(WIRE_VERSION, 1);
     assert.equal(HEADER_LEN, 8);
@@ -199,14 +199,14 @@ describe("constants", () => {
     assert.equal(MsgType.Error, 0xe0);
     assert.equal(MsgType.Disconnect, 0xff);
   });
-  test("every type has a sample", () => {
+  test("every message type has a sample frame in the test", () => {
     const seen = new Set(samples.map((s) => s.type));
     for (const name of Object.keys(MsgType) as MsgTypeName[]) assert.ok(seen.has(name), name);
   });
 });
 
 describe("encode/decode", () => {
-  test("known answer: Ping", () => {
+  test("a Ping encodes to its known bytes", () => {
     const f = encodeFrame({ type: "Ping", ts: 1763856000, id: 7 });
     // header: magic, version 1, type 0xf0, length 13
     // payload: fixmap(2) "ts" uint32 0x69224e80, "id" 7
@@ -237,7 +237,7 @@ describe("encode/decode", () => {
     assert.deepEqual(decodeFrame(new Uint8Array(expected)), { type: "Ping", ts: 1763856000, id: 7 });
   });
 
-  test("known answer: field order and bin encoding of Verify", () => {
+  test("a Verify encodes its fields in order and its bytes as MessagePack bin", () => {
     const f = encodeFrame({ type: "Verify", signature: sig(0x11), challenge: key(0x22) });
     assert.equal(f[3], 0x03);
     const p = f.subarray(8);
@@ -270,14 +270,14 @@ describe("encode/decode", () => {
     assert.deepEqual(d.signature, sig(6));
   });
 
-  test("undefined optional fields are omitted when encoding; extra fields are not sent", () => {
+  test("encoding omits undefined optional fields and drops fields the schema does not name", () => {
     const m = { type: "MessageAck", status: "received", msg_id: undefined, extra: 5 } as unknown as WireMessage;
     const f = encodeFrame(m);
     assert.deepEqual(decodeFrame(f), { type: "MessageAck", status: "received" });
     assert.deepEqual([...f.subarray(8)], [...mpEncode({ status: "received" })]);
   });
 
-  test("int64 timestamps (bigint on decode) are accepted when safe", () => {
+  test("an int64 timestamp is accepted when it fits a safe integer", () => {
     // uint64 and int64 encodings of small and large values
     const p = new Uint8Array([
       0x82,
@@ -314,7 +314,7 @@ describe("encode/decode", () => {
     assert.deepEqual(decodeFrame(encodeFrame(m)), m);
   });
 
-  test("encodeFrame validates", () => {
+  test("encodeFrame refuses a message that does not match its schema", () => {
     const bad = [
       { type: "Ping", ts: 1.5, id: 1 },
       { type: "Ping", ts: 1, id: -1 },
@@ -356,23 +356,23 @@ describe("encode/decode", () => {
 describe("decode errors", () => {
   const ping = encodeFrame({ type: "Ping", ts: 1, id: 2 });
 
-  test("bad magic → 2003", () => {
+  test("a frame with bad magic is refused with 2003", () => {
     const f = ping.slice();
     f[0] = 0xab;
     assert.throws(() => decodeFrame(f), wireErr(2003, /magic/));
   });
-  test("version 2 → 1001", () => {
+  test("a frame of version 2 is refused with 1001", () => {
     const f = ping.slice();
     f[2] = 2;
     assert.throws(() => decodeFrame(f), wireErr(1001, /version/));
     assert.throws(() => decodeFrame(f), (e: unknown) => (e as WireError).code === "ERR_PROTOCOL_VERSION");
   });
-  test("unknown type 0x05 → 2003", () => {
+  test("an unknown frame type is refused with 2003", () => {
     const f = ping.slice();
     f[3] = 0x05;
     assert.throws(() => decodeFrame(f), wireErr(2003, /unknown message type 0x05/));
   });
-  test("truncated → 2003 (decodeFrame); FrameReader waits", () => {
+  test("a truncated frame is refused by decodeFrame and awaited by FrameReader", () => {
     for (let cut = 0; cut < ping.length; cut++) {
       assert.throws(() => decodeFrame(ping.subarray(0, cut)), wireErr(2003, /truncated/));
       const r = new FrameReader();
@@ -382,18 +382,18 @@ describe("decode errors", () => {
       assert.equal(r.buffered, cut);
     }
   });
-  test("trailing bytes → 2003", () => {
+  test("trailing bytes after a frame are refused with 2003", () => {
     const f = new Uint8Array(ping.length + 1);
     f.set(ping);
     assert.throws(() => decodeFrame(f), wireErr(2003, /trailing/));
   });
-  test("payload not a map → 2003", () => {
+  test("a payload that is not a map is refused with 2003", () => {
     for (const v of [[1, 2], "str", 5, null, new Uint8Array(3)]) {
       assert.throws(() => decodeFrame(frame(0xf0, mpEncode(v))), wireErr(2003, /not a MessagePack map/));
     }
     assert.throws(() => decodeFrame(frame(0xf0, new Uint8Array(0))), wireErr(2003, /empty/));
   });
-  test("malformed MessagePack inside → 2003", () => {
+  test("malformed MessagePack inside a frame is refused with 2003", () => {
     const cases = [
       [0x81, 0xa2, 0x74], // truncated key
       [0x82, 0xa2, 0x74, 0x73, 0x01], // missing second pair
@@ -410,7 +410,7 @@ describe("decode errors", () => {
       assert.throws(() => decodeFrame(frame(0xf0, new Uint8Array(c))), wireErr(2003), JSON.stringify(c));
     }
   });
-  test("deep nesting is refused", () => {
+  test("deeply nested payloads are refused", () => {
     // {"x": [[[[[[[[[]]]]]]]]]} nested beyond MAX_DEPTH
     const depth = 20;
     const p = new Uint8Array([0x82, 0xa2, 0x74, 0x73, 0x01, 0xa1, 0x78, ...new Array(depth).fill(0x91), 0x90]);
@@ -420,12 +420,12 @@ describe("decode errors", () => {
     deep.set([0x81, 0xa1, 0x78]);
     assert.throws(() => decodeFrame(frame(0xf0, deep)), wireErr(2003));
   });
-  test("missing required field → 2003", () => {
+  test("a missing required field is refused with 2003", () => {
     assert.throws(() => decodeFrame(frame(0xf0, mpEncode({ ts: 1 }))), wireErr(2003, /^Ping\.id is missing$/));
     const { public_key: _pk, ...hello } = payloadOf(samples[0]!);
     assert.throws(() => decodeFrame(frame(0x01, mpEncode(hello))), wireErr(2003, /Hello\.public_key is missing/));
   });
-  test("wrong type → 2003", () => {
+  test("a field of the wrong type is refused with 2003", () => {
     const cases: [number, Record<string, unknown>, RegExp][] = [
       [0xf0, { ts: "1", id: 1 }, /Ping\.ts must be an integer/],
       [0xf0, { ts: 1, id: 1.5 }, /Ping\.id must be an integer/],
@@ -518,14 +518,14 @@ describe("decode errors", () => {
     const h = frame(0x01, mpEncode({ ...payloadOf(samples[0]!), operator: null, relays: null, agent: null }));
     assert.deepStrictEqual(decodeFrame(h), samples[0]);
   });
-  test("nil required field is missing", () => {
+  test("a nil required field counts as missing", () => {
     assert.throws(() => decodeFrame(frame(0xf0, mpEncode({ ts: null, id: 1 }))), wireErr(2003, /Ping\.ts is missing/));
   });
-  test("oversized length → 2002", () => {
+  test("a declared length above the limit is refused with 2002", () => {
     const h = frame(0x10, new Uint8Array(0), 1, MAX_PAYLOAD + 1);
     assert.throws(() => decodeFrame(h), wireErr(2002));
   });
-  test("errors only ever WireError, with the frame type when known", () => {
+  test("decoding fails only with WireError, naming the frame type when known", () => {
     try {
       decodeFrame(frame(0x10, mpEncode({ id: 1 })));
       assert.fail("should throw");
@@ -552,7 +552,7 @@ describe("FrameReader", () => {
     for (let m = r.next(); m !== null; m = r.next()) out.push(m);
   };
 
-  test("several frames in one chunk", () => {
+  test("FrameReader splits several frames arriving in one chunk", () => {
     const r = new FrameReader();
     r.push(all);
     const out: WireMessage[] = [];
@@ -562,7 +562,7 @@ describe("FrameReader", () => {
     assert.equal(r.hasPartial, false);
   });
 
-  test("split at every byte boundary", () => {
+  test("FrameReader reassembles a frame split at any byte boundary", () => {
     for (let cut = 0; cut <= all.length; cut++) {
       const r = new FrameReader();
       const out: WireMessage[] = [];
@@ -584,7 +584,7 @@ describe("FrameReader", () => {
     }
   });
 
-  test("one byte at a time", () => {
+  test("FrameReader reassembles frames arriving one byte at a time", () => {
     const r = new FrameReader();
     const out: WireMessage[] = [];
     for (let i = 0; i < all.length; i++) {
@@ -595,7 +595,7 @@ describe("FrameReader", () => {
     assert.deepStrictEqual(out, samples);
   });
 
-  test("push copies: the caller may reuse its chunk", () => {
+  test("FrameReader copies what it is pushed, so the caller may reuse its chunk", () => {
     const r = new FrameReader();
     const chunk = all.slice(0, 50);
     r.push(chunk);
@@ -606,7 +606,7 @@ describe("FrameReader", () => {
     assert.deepStrictEqual(out, samples);
   });
 
-  test("oversized length detected after only the 8-byte header (2002)", () => {
+  test("an oversized length is refused with 2002 after only the 8-byte header", () => {
     const r = new FrameReader(PRE_HANDSHAKE_MAX_PAYLOAD);
     const header = frame(0x10, new Uint8Array(0), 1, PRE_HANDSHAKE_MAX_PAYLOAD + 1);
     r.push(header);
@@ -617,7 +617,7 @@ describe("FrameReader", () => {
     assert.throws(() => r.next(), wireErr(2002));
   });
 
-  test("oversized frame in a single big chunk is not buffered", () => {
+  test("an oversized frame arriving in one big chunk is not buffered", () => {
     const r = new FrameReader(PRE_HANDSHAKE_MAX_PAYLOAD);
     const big = frame(0x10, new Uint8Array(PRE_HANDSHAKE_MAX_PAYLOAD + 1));
     r.push(big);
@@ -646,7 +646,7 @@ describe("FrameReader", () => {
     assert.ok(capacity() <= 64 * 1024, "large buffer released once drained");
   });
 
-  test("header split across pushes, then oversized", () => {
+  test("an oversized length is detected when the header arrives split across pushes", () => {
     const r = new FrameReader(1000);
     const header = frame(0x10, new Uint8Array(0), 1, 1001);
     r.push(header.subarray(0, 5));
@@ -655,7 +655,7 @@ describe("FrameReader", () => {
     assert.throws(() => r.next(), wireErr(2002));
   });
 
-  test("pre-handshake limit 64 KiB, then raised to 4 MiB", () => {
+  test("the reader's limit is 64 KiB before the handshake and 4 MiB after", () => {
     const m = {
       ...(samples[6] as Extract<WireMessage, { type: "Message" }>),
       body: JSON.stringify("z".repeat(70_000)),
@@ -681,11 +681,11 @@ describe("FrameReader", () => {
     assert.equal(r3.hasPartial, true);
   });
 
-  test("default limit is MAX_PAYLOAD", () => {
+  test("the reader's default limit is MAX_PAYLOAD", () => {
     assert.equal(new FrameReader().maxPayload, MAX_PAYLOAD);
   });
 
-  test("bad header errors are sticky; payload errors consume the frame", () => {
+  test("a bad header stops the reader for good while a bad payload only costs its frame", () => {
     const r = new FrameReader();
     const badPayload = frame(0xf0, mpEncode({ ts: "x", id: 1 }));
     const good = encodeFrame({ type: "Ping", ts: 5, id: 6 });
@@ -703,7 +703,7 @@ describe("FrameReader", () => {
     assert.throws(() => r2.next(), wireErr(1001));
   });
 
-  test("truncation at FIN is visible through hasPartial", () => {
+  test("a frame cut short at FIN shows through hasPartial", () => {
     const r = new FrameReader();
     r.push(all.subarray(0, all.length - 3));
     const out: WireMessage[] = [];
@@ -732,7 +732,7 @@ describe("FrameReader", () => {
 });
 
 describe("field validators", () => {
-  test("node and message IDs", () => {
+  test("node and message IDs are checked for their exact form", () => {
     assert.ok(isNodeId(A));
     assert.ok(!isNodeId(A.slice(0, -1)));
     assert.ok(!isNodeId(A + "0"));
@@ -742,7 +742,7 @@ describe("field validators", () => {
     assert.ok(!isMsgId(MID.toUpperCase()));
     assert.ok(!isMsgId("msg_0190a1b2c3d47e5f8a9b0c1d2e3f4a5b"));
   });
-  test("addresses", () => {
+  test("addresses parse as IPv4 or bracketed IPv6 with a port", () => {
     const good = [
       "1.2.3.4:1",
       "255.255.255.255:65535",
@@ -796,7 +796,7 @@ describe("field validators", () => {
     assert.ok(!isRelayAddress(`atlas_123@1.2.3.4:1`));
     assert.ok(!isAddress(`${A}@1.2.3.4:1`));
   });
-  test("JSON text", () => {
+  test("JSON text is recognised as JSON.parse would", () => {
     const good = [
       '{"a":1}',
       "[]",
@@ -831,7 +831,7 @@ describe("field validators", () => {
     for (const s of good) assert.ok(isJsonText(s), s);
     for (const s of bad) assert.ok(!isJsonText(s), JSON.stringify(s));
   });
-  test("utf8Length", () => {
+  test("utf8Length counts UTF-8 bytes", () => {
     for (const s of ["", "abc", "é", "名前", "😀", "\ud800", "a\udc00b"]) {
       assert.equal(utf8Length(s), new TextEncoder().encode(s).length, s);
     }
@@ -839,7 +839,7 @@ describe("field validators", () => {
 });
 
 describe("decoding errors", () => {
-  test("are made without a stack trace (hostile input: capturing it was most of a refusal's cost)", () => {
+  test("wire errors are made without a stack trace, which was most of a refusal's cost", () => {
     const before = Error.stackTraceLimit;
     const bad = Uint8Array.of(0xab, 0x01, 0x01, MsgType.Ping, 0, 0, 0, 1, 0x80);
     const caught: unknown[] = [];
