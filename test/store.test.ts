@@ -72,7 +72,7 @@ function expectStoreError(message: string | RegExp) {
 }
 
 describe("open and migrations", () => {
-  test("fresh open creates the schema at SCHEMA_VERSION, WAL, foreign keys, private modes", async () => {
+  test("a fresh open creates the current schema in WAL mode with foreign keys and private file modes", async () => {
     const path = dbPath();
     const s = await openStore(path);
     assert.equal(s.path, path);
@@ -270,7 +270,7 @@ describe("peers", () => {
     });
   });
 
-  test("get of an unknown peer is null; list orders by last_seen and filters", async () => {
+  test("peers list newest seen first and filter by trust and skill", async () => {
     await withStore(async (s) => {
       assert.equal(await s.peers.get(A), null);
       await s.peers.upsert({ node_id: A, skills: ["search"], trust_level: "relay", last_seen: 10 });
@@ -283,7 +283,7 @@ describe("peers", () => {
     });
   });
 
-  test("recordFailure and clearFailure", async () => {
+  test("a failure is recorded on a known peer until cleared, and ignored for an unknown one", async () => {
     await withStore(async (s) => {
       await s.peers.recordFailure(A, "unreachable", 50); // unknown peer: no-op
       assert.equal(await s.peers.get(A), null);
@@ -302,28 +302,47 @@ describe("peers", () => {
     });
   });
 
-  test("ban, violations, unban", async () => {
+  test("a ban on an unknown peer creates a minimal row holding it", async () => {
     await withStore(async (s) => {
-      await s.peers.setBan(A, 5000); // creates a minimal row
-      let p = await s.peers.get(A);
+      await s.peers.setBan(A, 5000);
+      const p = await s.peers.get(A);
       assert.equal(p?.ban_until, 5000);
       assert.equal(p?.name, null);
+    });
+  });
+
+  test("an upsert keeps the ban and the violation count", async () => {
+    await withStore(async (s) => {
+      await s.peers.setBan(A, 5000);
       await s.peers.setViolations(A, 3);
       await s.peers.upsert({ node_id: A, name: "alpha" });
-      p = await s.peers.get(A);
+      const p = await s.peers.get(A);
       assert.equal(p?.violations, 3);
       assert.equal(p?.ban_until, 5000);
+    });
+  });
+
+  test("lifting a ban clears the violations and keeps the rest of the row", async () => {
+    await withStore(async (s) => {
+      await s.peers.upsert({ node_id: A, name: "alpha" });
+      await s.peers.setBan(A, 5000);
+      await s.peers.setViolations(A, 3);
       await s.peers.setBan(A, null);
-      p = await s.peers.get(A);
+      const p = await s.peers.get(A);
       assert.equal(p?.ban_until, null);
       assert.equal(p?.violations, 0);
       assert.equal(p?.name, "alpha");
-      await s.peers.setBan(B, null); // unknown peer: nothing to lift
+    });
+  });
+
+  test("lifting the ban of an unknown peer creates nothing", async () => {
+    await withStore(async (s) => {
+      await s.peers.setBan(B, null);
       assert.equal(await s.peers.get(B), null);
     });
   });
 
-  test("bad values surface as ERR_STORE", async () => {
+  test("a value the schema forbids surfaces as ERR_STORE", async () => {
     await withStore(async (s) => {
       await assert.rejects(
         s.peers.upsert({ node_id: A, trust_level: "bogus" as "unknown" }),
@@ -343,42 +362,61 @@ describe("sessions", () => {
     trust_level: "unknown",
   } as const;
 
-  test("open, pong, missed, close (idempotent), closeForPeer, closeAllOpen, list", async () => {
+  const relayed = { path: "relay", relay: "atlas_r@1.2.3.4:1" } as const;
+
+  test("opening sessions numbers them in order and creates a minimal peer row", async () => {
     await withStore(async (s) => {
       const s1 = await s.sessions.open({ ...base, node_id: A, connected_at: 100 });
-      const s2 = await s.sessions.open({
-        ...base,
-        node_id: B,
-        connected_at: 110,
-        path: "relay",
-        relay: "atlas_r@1.2.3.4:1",
-      });
+      const s2 = await s.sessions.open({ ...base, ...relayed, node_id: B, connected_at: 110 });
       const s3 = await s.sessions.open({ ...base, node_id: B, connected_at: 120, direction: "inbound" });
       assert.ok(s1 > 0 && s2 > s1 && s3 > s2);
       assert.ok(await s.peers.get(B), "a session creates a minimal peer row");
+      const row = (await s.sessions.list({ nodeId: B })).find((x) => x.id === s2);
+      assert.equal(row?.path, "relay");
+      assert.equal(row?.relay, "atlas_r@1.2.3.4:1");
+    });
+  });
 
-      await s.sessions.missed(s1, 2);
-      let r = (await s.sessions.list({ nodeId: A }))[0];
-      assert.equal(r?.missed_pongs, 2);
-      await s.sessions.pong(s1, 130);
-      r = (await s.sessions.list({ nodeId: A }))[0];
+  test("a Pong clears the missed count and records its time", async () => {
+    await withStore(async (s) => {
+      const id = await s.sessions.open({ ...base, node_id: A, connected_at: 100 });
+      await s.sessions.missed(id, 2);
+      assert.equal((await s.sessions.list({ nodeId: A }))[0]?.missed_pongs, 2);
+      await s.sessions.pong(id, 130);
+      const r = (await s.sessions.list({ nodeId: A }))[0];
       assert.equal(r?.missed_pongs, 0);
       assert.equal(r?.last_pong_at, 130);
       assert.equal(r?.closed_at, null);
+    });
+  });
 
-      await s.sessions.close(s1, "cli_exit", 140);
-      await s.sessions.close(s1, "other", 150);
-      r = (await s.sessions.list({ nodeId: A }))[0];
+  test("closing a session twice keeps the first close time and reason", async () => {
+    await withStore(async (s) => {
+      const id = await s.sessions.open({ ...base, node_id: A, connected_at: 100 });
+      await s.sessions.close(id, "cli_exit", 140);
+      await s.sessions.close(id, "other", 150);
+      const r = (await s.sessions.list({ nodeId: A }))[0];
       assert.equal(r?.closed_at, 140);
       assert.equal(r?.close_reason, "cli_exit");
+    });
+  });
 
+  test("list filters open and closed sessions, newest first", async () => {
+    await withStore(async (s) => {
+      const s1 = await s.sessions.open({ ...base, node_id: A, connected_at: 100 });
+      const s2 = await s.sessions.open({ ...base, ...relayed, node_id: B, connected_at: 110 });
+      const s3 = await s.sessions.open({ ...base, node_id: B, connected_at: 120, direction: "inbound" });
+      await s.sessions.close(s1, "cli_exit", 140);
       assert.deepEqual((await s.sessions.list({ open: true })).map((x) => x.id), [s3, s2]);
       assert.deepEqual((await s.sessions.list({ open: false })).map((x) => x.id), [s1]);
       assert.equal((await s.sessions.list()).length, 3);
-      const relayed = (await s.sessions.list({ nodeId: B })).find((x) => x.id === s2);
-      assert.equal(relayed?.path, "relay");
-      assert.equal(relayed?.relay, "atlas_r@1.2.3.4:1");
+    });
+  });
 
+  test("closeForPeer closes every open session of the peer once", async () => {
+    await withStore(async (s) => {
+      await s.sessions.open({ ...base, ...relayed, node_id: B, connected_at: 110 });
+      await s.sessions.open({ ...base, node_id: B, connected_at: 120, direction: "inbound" });
       assert.equal(await s.sessions.closeForPeer(B, "DISCONNECT_SHUTDOWN", 160), 2);
       assert.equal(await s.sessions.closeForPeer(B, "again", 170), 0);
       assert.equal((await s.sessions.list({ open: true })).length, 0);
@@ -430,7 +468,7 @@ describe("messages", () => {
     });
   });
 
-  test("outbox: enqueue, due, attempts, complete writes the delivery atomically", async () => {
+  test("an outbox row is due, counts its attempts and becomes a delivery in one transaction", async () => {
     await withStore(async (s) => {
       await s.outbox.enqueue({ id: "msg_a", target: A, body: "{}", created_at: 100, expires_at: 1000 });
       await s.outbox.enqueue({
@@ -507,7 +545,7 @@ describe("process lifetime", () => {
     return { child, exited, out: () => out, err: () => err };
   }
 
-  test("close() releases every handle: a child process exits by itself", async () => {
+  test("close() releases every handle, so a child process exits by itself", async () => {
     const path = dbPath();
     const c = runChild(
       `const { openStore } = await import(${JSON.stringify(STORE_URL)});
