@@ -75,7 +75,8 @@ export const PeerRecordSchema = object("PeerRecord", {
 });
 export type PeerRecord = Infer<typeof PeerRecordSchema>;
 
-export const HelloSchema = message("Hello", {
+/** What each side says of itself in Hello and HelloAck: its card, key, version, time and challenge. */
+const introduction = {
   node_id: nodeId,
   name,
   skills,
@@ -85,31 +86,25 @@ export const HelloSchema = message("Hello", {
   protocol_v: u32,
   timestamp: int,
   challenge,
+};
+
+/** How to reach it and what it runs, after the handshake-specific fields. */
+const reachability = {
   listen_addrs: optional(addrList),
   relays: optional(relayList),
-  /** software version */
+  /** software version (HelloAck's is an addition to the original specification, symmetric with Hello's) */
   agent: optional(str(Limits.AGENT_BYTES)),
   features: optional(features),
-});
+};
+
+export const HelloSchema = message("Hello", { ...introduction, ...reachability });
 export type Hello = Infer<typeof HelloSchema>;
 
 export const HelloAckSchema = message("HelloAck", {
-  node_id: nodeId,
-  name,
-  skills,
-  operator: optional(OperatorInfoSchema),
-  wallet: optional(str(Limits.WALLET_BYTES)),
-  public_key: publicKey,
-  protocol_v: u32,
-  timestamp: int,
-  challenge,
+  ...introduction,
   signature,
   observed_addr: optional(address),
-  listen_addrs: optional(addrList),
-  relays: optional(relayList),
-  /** software version (an addition to the original specification, symmetric with Hello.agent) */
-  agent: optional(str(Limits.AGENT_BYTES)),
-  features: optional(features),
+  ...reachability,
 });
 export type HelloAck = Infer<typeof HelloAckSchema>;
 
