@@ -7,9 +7,6 @@
  * Everything binds 127.0.0.1 port 0; every object has a close() that the tests call in finally.
  */
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { uuidv7 } from "uuidv7";
 import { type Config, defaultConfig } from "../../src/config/defaults.ts";
 import {
@@ -22,7 +19,7 @@ import { handshakeSignedBytes, ROLE_INITIATOR } from "../../src/handshake/signin
 import { type Identity, identityFromSeed } from "../../src/identity/identity.ts";
 import { AtlasNode } from "../../src/net/node.ts";
 import { trustLevelFor } from "../../src/net/trust.ts";
-import { openStore, type Store } from "../../src/store/index.ts";
+import type { Store } from "../../src/store/index.ts";
 import { formatAddr, type SockAddr } from "../../src/transport/addr.ts";
 import type { CloseInfo, QuicConnection } from "../../src/transport/connection.ts";
 import { QuicEndpoint } from "../../src/transport/endpoint.ts";
@@ -41,6 +38,7 @@ import {
   type WireMessage,
 } from "../../src/wire/messages.ts";
 import { waitFor } from "./wait.ts";
+import { createTestnet } from "./testnet.ts";
 
 export const LOCALHOST = "127.0.0.1";
 
@@ -113,23 +111,12 @@ export async function startNodeResponder(
   o: { identity?: Identity; configure?: (c: Config) => void; log?: Logger } = {},
 ): Promise<NodeResponder> {
   const identity = o.identity ?? seededIdentity(0x51);
-  const dir = await mkdtemp(join(tmpdir(), "atlas-hs-"));
-  const store = await openStore(join(dir, "state", "peers.db"));
+  const net = createTestnet({ prefix: "atlas-hs-" });
   let node: AtlasNode;
   try {
-    node = await AtlasNode.start({
-      config: testConfig(o.configure),
-      identity,
-      profile: { name: "responder", bio: "", skills: ["test"] },
-      store,
-      listen: true,
-      host: LOCALHOST,
-      port: 0,
-      log: o.log,
-    });
+    node = await net.node({ identity, name: "responder", skills: ["test"], configure: o.configure, log: o.log });
   } catch (e) {
-    await store.close();
-    await rm(dir, { recursive: true, force: true });
+    await net.destroy();
     throw e;
   }
   const handled: AtlasMessage[] = [];
@@ -140,15 +127,11 @@ export async function startNodeResponder(
   });
   return {
     node,
-    store,
+    store: node.store,
     identity,
     addr: { host: LOCALHOST, port: node.endpoint.local.port },
     handled,
-    async close() {
-      await node.close();
-      await store.close();
-      await rm(dir, { recursive: true, force: true });
-    },
+    close: () => net.destroy(),
   };
 }
 

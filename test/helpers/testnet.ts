@@ -22,7 +22,7 @@ import { RelayPresence } from "../../src/relay/presence.ts";
 import { RelayServer } from "../../src/relay/server.ts";
 import { openStore, type Store } from "../../src/store/index.ts";
 import { formatAddr } from "../../src/transport/addr.ts";
-import { silentLogger } from "../../src/util/log.ts";
+import { type Logger, silentLogger } from "../../src/util/log.ts";
 import { waitFor } from "./wait.ts";
 
 export interface NodeOptions {
@@ -39,6 +39,8 @@ export interface NodeOptions {
   skills?: string[];
   /** The whole card (name, bio, skills, operator binding); overrides `name` and `skills`. */
   profile?: Profile;
+  /** Where the node logs (default: silent). */
+  log?: Logger;
   /** Adjust the node's config; the base is the defaults with no STUN servers, on 127.0.0.1. */
   configure?: (c: Config) => void;
 }
@@ -108,6 +110,7 @@ export function createTestnet(net: TestnetOptions = {}): Testnet {
       listen: o.listen ?? true,
       host: o.host ?? config.network.host,
       port: o.port ?? 0,
+      log: o.log,
     });
     nodes.push(n);
     return n;
