@@ -9,6 +9,7 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { cleanupAll, freePort, initHome, type Listener, runAtlas, startListener } from "./helpers/cli.ts";
+import { type FakeHub, startFakeHub } from "./helpers/farcaster.ts";
 import {
   createNet,
   killAllInNs,
@@ -23,6 +24,7 @@ import {
 } from "./helpers/netns.ts";
 import { validate } from "../src/daemon/schema.ts";
 import { NETCHECK } from "../src/daemon/shapes.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 after(cleanupAll);
 
@@ -43,23 +45,30 @@ interface Report {
     error: string | null;
   }[];
   bootstrap: Report["relays"];
+  hub: { url: string; ok: boolean; http_status: number | null; rtt_ms: number | null; error: string | null } | null;
   reachable: boolean;
   duration_ms: number;
 }
+
+/** Only the hub a test starts is ever asked: signature-only verification otherwise. */
+const NO_HUB = '[farcaster]\nverify = "signature"\n';
 
 describe("netcheck on loopback", { timeout: 60_000 }, () => {
   let relay: Listener;
   let boot: Listener;
   let home: string;
+  let hub: FakeHub;
 
+  after(() => hub?.close());
   before(async () => {
+    hub = await startFakeHub({ owners: new Map(), usernames: new Map() });
     relay = await startListener((await initHome("relay-node")).home, [], { cmd: ["relay"] });
     boot = await startListener((await initHome("boot-node")).home, [], { cmd: ["bootstrap"] });
     home = (await initHome("checker")).home;
     // Relay and bootstrap nodes answer STUN on their QUIC port (docs/protocol.md#stun): two STUN servers.
     await writeFile(
       join(home, "state", "config.toml"),
-      `[stun]\nservers = ["${relay.address}", "${boot.address}"]\n[network]\nrelays = ["${relay.nodeId}@${relay.address}"]\nbootstrap = ["${boot.address}"]\n`,
+      `[stun]\nservers = ["${relay.address}", "${boot.address}"]\n[network]\nrelays = ["${relay.nodeId}@${relay.address}"]\nbootstrap = ["${boot.address}"]\n[farcaster]\nhub_url = "${hub.url}"\n`,
     );
   });
 
@@ -86,6 +95,8 @@ describe("netcheck on loopback", { timeout: 60_000 }, () => {
     );
     assert.ok(j.relays[0]!.udp_rtt_ms! > 0 && j.relays[0]!.handshake_ms! > 0);
     assert.deepEqual([j.bootstrap[0]!.ok, j.bootstrap[0]!.node_id], [true, boot.nodeId]);
+    assert.deepEqual([j.hub?.url, j.hub?.ok, j.hub?.error], [hub.url, true, null]);
+    assert.equal(typeof j.hub?.http_status, "number");
     assert.ok(wall < 3_000, `netcheck took ${wall} ms`);
   });
 
@@ -106,14 +117,41 @@ describe("netcheck on loopback", { timeout: 60_000 }, () => {
       /^Relays {4}: atlas_[0-9a-f]{64}@127\.0\.0\.1:\d+ reachable: UDP round trip \d+\.\d ms \(connect and handshake \d+ ms\); TCP not built$/,
     );
     assert.match(lines[6]!, /^Bootstrap : 127\.0\.0\.1:\d+ reachable: /);
-    assert.match(lines[7]!, /^Took {6}: \d+ ms$/);
-    assert.equal(lines.length, 8);
+    assert.match(lines[7]!, /^Hub {7}: http:\/\/127\.0\.0\.1:\d+ reachable: HTTP \d{3} in \d+\.\d ms$/);
+    assert.match(lines[8]!, /^Took {6}: \d+ ms$/);
+    assert.equal(lines.length, 9);
+  });
+
+  test("a hub that never answers is reported unreachable within the budget; the UDP verdict stands", async () => {
+    hub.down = "hang";
+    try {
+      const t0 = Date.now();
+      const r = await runAtlas(["netcheck", "--json"], { home });
+      assert.ok(Date.now() - t0 < 3_000, `took ${Date.now() - t0} ms`);
+      assert.equal(r.code, 0, r.stderr);
+      const j: Report = JSON.parse(r.stdout);
+      assert.deepEqual([j.hub?.ok, j.hub?.http_status], [false, null]);
+      assert.match(j.hub!.error!, /^no answer within \d+ ms$/);
+      assert.equal(j.reachable, true);
+    } finally {
+      hub.down = false;
+    }
+  });
+
+  test("with signature-only verification the hub is not asked", async () => {
+    const h = (await initHome("sig-only")).home;
+    await writeFile(join(h, "state", "config.toml"), `[stun]\nservers = ["${relay.address}"]\n${NO_HUB}`);
+    const before = hub.requests;
+    const r = await runAtlas(["netcheck"], { home: h });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /\nHub {7}: not used \(farcaster\.verify = "signature"\)\n/);
+    assert.equal(hub.requests, before);
   });
 
   test("nothing answering prints the report and exits 3 with one error line, within 3 s", async () => {
     const h = (await initHome("alone")).home;
     const dead = `127.0.0.1:${await freePort()}`;
-    await writeFile(join(h, "state", "config.toml"), `[stun]\nservers = ["${dead}"]\n`);
+    await writeFile(join(h, "state", "config.toml"), `[stun]\nservers = ["${dead}"]\n${NO_HUB}`);
     const t0 = Date.now();
     const r = await runAtlas(["netcheck"], { home: h });
     assert.ok(Date.now() - t0 < 3_000, `took ${Date.now() - t0} ms`);
@@ -129,6 +167,7 @@ describe("netcheck on loopback", { timeout: 60_000 }, () => {
 
   test("nothing configured exits 3 saying so", async () => {
     const h = (await initHome("empty")).home;
+    await writeFile(join(h, "state", "config.toml"), `[stun]\nservers = []\n${NO_HUB}`);
     const r = await runAtlas(["netcheck", "--json"], { home: h });
     assert.equal(r.code, 3);
     assert.equal(JSON.parse(r.stdout).udp, null);
@@ -194,18 +233,18 @@ describe("netcheck in the NAT lab", { skip: skip ?? false, timeout: 90_000 }, ()
     const relayHome = (await initHome("lab-relay")).home;
     const relay = await startInNs(net.ns.r, relayHome, PUB_RELAY, 4433, ["relay"]);
     const want = [PUB_BOOT1, PUB_BOOT2].map((a) => ` ${a}:${STUN_PORT} `);
-    const end = Date.now() + 10_000;
-    for (;;) {
-      const ss = spawnSync("ip", ["netns", "exec", net.ns.pub, "ss", "-Hnlu"], { encoding: "utf8" }).stdout ?? "";
-      if (want.every((w) => ss.includes(w))) break;
-      assert.ok(turn.exitCode === null && Date.now() < end, `turnserver did not listen:\n${ss}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    let ss = "";
+    const [server, pub] = [turn, net.ns.pub];
+    await waitFor("turnserver listening", () => {
+      if (server.exitCode !== null) throw new Error("turnserver exited");
+      ss = spawnSync("ip", ["netns", "exec", pub, "ss", "-Hnlu"], { encoding: "utf8" }).stdout ?? "";
+      return want.every((w) => ss.includes(w));
+    }, { intervalMs: 50, lastSeen: () => ss });
     for (const k of ["a", "b", "c", "p"]) {
       homes[k] = (await initHome(`lab-${k}`)).home;
       await writeFile(
         join(homes[k]!, "state", "config.toml"),
-        `[network]\nhost = "0.0.0.0"\nrelays = ["${relay.nodeId}@${PUB_RELAY}:4433"]\n\n[stun]\nservers = ["${PUB_BOOT1}:${STUN_PORT}", "${PUB_BOOT2}:${STUN_PORT}"]\n`,
+        `[network]\nhost = "0.0.0.0"\nrelays = ["${relay.nodeId}@${PUB_RELAY}:4433"]\n\n[stun]\nservers = ["${PUB_BOOT1}:${STUN_PORT}", "${PUB_BOOT2}:${STUN_PORT}"]\n${NO_HUB}`,
       );
     }
   });

@@ -175,6 +175,7 @@ export const CONTRACT: readonly CommandContract[] = [
       "          : 198.51.100.2:3478 saw 203.0.113.7:41641 in 4.3 ms",
       `Relays    : ${ID}@198.51.100.1:4433 reachable: UDP round trip 3.2 ms (connect and handshake 8 ms); TCP not built`,
       "Bootstrap : 198.51.100.2:4433 reachable: UDP round trip 3.5 ms (connect and handshake 8 ms); TCP not built",
+      "Hub       : https://snap.farcaster.xyz:3381 reachable: HTTP 200 in 84.2 ms",
       "Took      : 14 ms",
     ].join("\n"),
   },

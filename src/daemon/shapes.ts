@@ -361,7 +361,14 @@ export const NETCHECK = s.shape("netcheck", {
   ),
   relays: s.array(NODE_PROBE, "every configured relay"),
   bootstrap: s.array(NODE_PROBE, "every configured bootstrap node"),
-  reachable: s.boolean("anything at all answered"),
+  hub: s.nullable(s.object({
+    url: s.string("the Farcaster hub this node would ask (farcaster.hub_url or the default)"),
+    ok: s.boolean("it answered over HTTP(S), whatever the status"),
+    http_status: s.nullable(s.integer("the status of its answer to GET /v1/info")),
+    rtt_ms: s.nullable(s.number("round trip of that request")),
+    error: s.nullable(s.string("why it did not answer")),
+  }, 'the hub leg; null when farcaster.verify = "signature"')),
+  reachable: s.boolean("anything at all answered (STUN, relays, bootstrap nodes; not the hub)"),
   duration_ms: s.number("how long the check took"),
 }, "`atlas netcheck`: what this host can reach, and what its NAT does");
 

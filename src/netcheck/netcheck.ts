@@ -9,7 +9,9 @@
  *     destination (a symmetric NAT: only relays will do);
  *   - a QUIC connection and Atlas handshake to every configured relay and bootstrap node, then a
  *     Ping on it: reachability and the UDP round trip (TCP transport does not exist: "not built");
- *   - UDP works at all when anything above answered.
+ *   - UDP works at all when anything above answered;
+ *   - the Farcaster hub, when `farcaster.verify = "hub"`: reachable over HTTP(S), and how fast
+ *     (src/netcheck/hub.ts). It does not count towards `reachable`, which is about Atlas nodes.
  */
 import { networkInterfaces } from "node:os";
 import { NETCHECK_BUDGET_MS } from "../config/durations.ts";
@@ -18,6 +20,7 @@ import { resolveNodeRef } from "../net/target.ts";
 import { stunBinding } from "../stun/client.ts";
 import { formatAddr, resolveAddr, type SockAddr } from "../transport/addr.ts";
 import { DISCONNECT_SHUTDOWN } from "../wire/messages.ts";
+import { type HubProbe, probeHub } from "./hub.ts";
 
 export interface StunProbe {
   server: string;
@@ -57,7 +60,9 @@ export interface NetcheckReport {
   stun: StunProbe[];
   relays: NodeProbe[];
   bootstrap: NodeProbe[];
-  /** Anything at all answered. */
+  /** The Farcaster hub this node would ask; null when bindings are checked by signature only. */
+  hub: HubProbe | null;
+  /** Anything at all answered (STUN, relays, bootstrap nodes; not the hub). */
   reachable: boolean;
   duration_ms: number;
 }
@@ -66,6 +71,8 @@ export interface NetcheckTargets {
   stun: readonly string[];
   relays: readonly string[];
   bootstrap: readonly string[];
+  /** The hub URL to probe, or null (farcaster.verify = "signature"). */
+  hub: string | null;
 }
 
 const ms = (t0: number) => Math.round((performance.now() - t0) * 100) / 100;
@@ -147,10 +154,11 @@ function mappingOf(answers: (StunProbe & { addr?: SockAddr })[]): { mapping: Map
 export async function netcheck(node: AtlasNode, targets: NetcheckTargets): Promise<NetcheckReport> {
   const t0 = performance.now();
   const deadline = Date.now() + NETCHECK_BUDGET_MS;
-  const [stun, relays, bootstrap] = await Promise.all([
+  const [stun, relays, bootstrap, hub] = await Promise.all([
     Promise.all(targets.stun.map((s) => probeStun(node, s, deadline))),
     Promise.all(targets.relays.map((r) => probeNode(node, r, "relay", deadline))),
     Promise.all(targets.bootstrap.map((b) => probeNode(node, b, "bootstrap node", deadline))),
+    targets.hub === null ? null : probeHub(targets.hub, deadline),
   ]);
   const { mapping, reason } = mappingOf(stun);
   const asked = stun.length + relays.length + bootstrap.length;
@@ -166,6 +174,7 @@ export async function netcheck(node: AtlasNode, targets: NetcheckTargets): Promi
     stun: stun.map(({ addr: _addr, ...p }) => p),
     relays,
     bootstrap,
+    hub,
     reachable: answered > 0,
     duration_ms: Math.round(performance.now() - t0),
   };

@@ -26,6 +26,7 @@ export function registerNetcheck(program: AnyCommand, ctxOf: CtxOf): AnyCommand 
       ];
       const { startNode } = await import("../../daemon/start-node.ts");
       const { netcheck } = await import("../../netcheck/netcheck.ts");
+      const { hubUrlFor } = await import("../../operator/hub.ts");
       const node = await startNode(ctx, { listen: false });
       let r: NetcheckReport;
       try {
@@ -33,6 +34,7 @@ export function registerNetcheck(program: AnyCommand, ctxOf: CtxOf): AnyCommand 
           stun: merge(config.stun.servers, o.stun),
           relays: merge(config.network.relays, o.relay),
           bootstrap: merge(config.network.bootstrap, o.bootstrap),
+          hub: config.farcaster.verify === "hub" ? hubUrlFor(config.farcaster.hub_url) : null,
         });
       } finally {
         await node.close();
@@ -60,6 +62,14 @@ function nodeLines(list: NodeProbe[]): string[] {
       } ms); TCP not built`
       : `${p.target} unreachable over UDP (${p.error}); TCP not built`
   );
+}
+
+function hubLine(r: NetcheckReport): string {
+  const h = r.hub;
+  if (!h) return 'not used (farcaster.verify = "signature")';
+  return h.ok
+    ? `${h.url} reachable: HTTP ${h.http_status} in ${h.rtt_ms!.toFixed(1)} ms`
+    : `${h.url} unreachable (${h.error})`;
 }
 
 function render(ctx: Ctx, r: NetcheckReport): void {
@@ -95,6 +105,7 @@ function render(ctx: Ctx, r: NetcheckReport): void {
   );
   many("Relays", nodeLines(r.relays));
   many("Bootstrap", nodeLines(r.bootstrap));
+  rows.push(["Hub", hubLine(r)]);
   rows.push(["Took", `${r.duration_ms} ms`]);
   ctx.out.fields(rows);
 }
