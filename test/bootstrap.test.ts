@@ -4,7 +4,7 @@
  * bootstrap restart), and in-process checks of the protocol rules (node_id must be the session's
  * ID, capacity and staleness, signed records that are forged, altered, replayed or absent).
  */
-import { after, describe, test } from "node:test";
+import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { appendFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -26,6 +26,8 @@ import { cleanupHomes, initHome, killAll, type Listener, runAtlas, startListener
 import { addrOf, createTestnet } from "./helpers/testnet.ts";
 import { waitFor } from "./helpers/wait.ts";
 import { makeBinding } from "./helpers/farcaster.ts";
+import type { AtlasNode } from "../src/net/node.ts";
+import type { Session } from "../src/net/session.ts";
 
 after(async () => {
   killAll();
@@ -216,67 +218,85 @@ const rejectedWith = (code: string, num: number) => (e: unknown) =>
   isAtlasError(e) && e.code === code && e.message.includes(String(num));
 
 describe("bootstrap protocol rules (in-process)", () => {
-  test("node_id must be the session's ID (2003); capacity (4001) and stale eviction; bad records refused", {
-    timeout: 30_000,
-  }, async () => {
-    const boot = await net.node({
-      name: "boot",
-      configure: (c) => {
-        c.bootstrap.capacity = 2;
-        c.bootstrap.stale_after = 1;
-        // Rate limits are not this test's subject: x sends a dozen requests within a second.
-        for (const tier of Object.values(c.rate_limit)) tier.per_second = tier.per_minute = 1000;
-      },
-    });
+  describe("a bootstrap node of capacity 2 whose records go stale after 1 s", () => {
+    let boot: AtlasNode;
+    let registry: Registry;
+    let x: AtlasNode, y: AtlasNode, z: AtlasNode;
     let clock = Math.floor(Date.now() / 1000); // the registry's clock, moved on by hand below
-    const registry = serveBootstrap(boot, { now: () => clock });
-    const [x, y, z] = [
-      await net.node({ name: "x" }),
-      await net.node({ name: "y", skills: ["summarise"] }),
-      await net.node({ name: "z" }),
-    ];
-
-    const s = await x.connectTo(parseAddr(addrOf(boot))!);
-    const claim = {
+    let s: Session;
+    const claim = () => ({
       type: "BootstrapRegister" as const,
       node_id: y.nodeId,
       address: addrOf(x),
       timestamp: Math.floor(Date.now() / 1000),
-    };
-    await assert.rejects(s.request(claim, 5000), rejectedWith("ERR_MESSAGE_REJECTED", 2003));
-    assert.equal(registry.size, 0);
+    });
 
-    // A forged record (another node's key) and an altered one (bytes changed after signing).
-    const forged = makeRecord(y.identity, { address: "203.0.113.1:4433", relays: [], name: "x", skills: [] });
-    await assert.rejects(
-      s.request({ ...claim, node_id: x.nodeId, record: forged }, 5000),
-      rejectedWith("ERR_MESSAGE_REJECTED", 2003),
-    );
-    const good = makeRecord(x.identity, { address: addrOf(x), relays: [], name: "x", skills: [] });
-    const altered = { data: Uint8Array.from(good.data), signature: good.signature };
-    altered.data[altered.data.length - 1]! ^= 1;
-    await assert.rejects(
-      s.request({ ...claim, node_id: x.nodeId, record: altered }, 5000),
-      rejectedWith("ERR_MESSAGE_REJECTED", 2003),
-    );
-    assert.equal(registry.size, 0);
-    await s.disconnect();
+    before(async () => {
+      boot = await net.node({
+        name: "boot",
+        configure: (c) => {
+          c.bootstrap.capacity = 2;
+          c.bootstrap.stale_after = 1;
+          // Rate limits are not the subject here: x sends a dozen requests within a second.
+          for (const tier of Object.values(c.rate_limit)) tier.per_second = tier.per_minute = 1000;
+        },
+      });
+      registry = serveBootstrap(boot, { now: () => clock });
+      [x, y, z] = [
+        await net.node({ name: "x" }),
+        await net.node({ name: "y", skills: ["summarise"] }),
+        await net.node({ name: "z" }),
+      ];
+      s = await x.connectTo(parseAddr(addrOf(boot))!);
+    });
 
-    await registerWith(x, addrOf(boot));
-    await registerWith(y, addrOf(boot));
-    await registerWith(x, addrOf(boot)); // a known node may always renew
-    await assert.rejects(registerWith(z, addrOf(boot)), rejectedWith("ERR_RATE_LIMITED", 4001));
-    assert.equal(registry.size, 2);
-    const e = registry.get(y.nodeId)!;
-    assert.deepEqual([e.name, e.skills, e.address, e.observed_address], ["y", ["summarise"], addrOf(y), addrOf(y)]);
-    assert.ok(verifyRecord(y.nodeId, e.record!).seq > 0);
+    test("a registration for another node than the session's is refused with 2003", async () => {
+      await assert.rejects(s.request(claim(), 5000), rejectedWith("ERR_MESSAGE_REJECTED", 2003));
+      assert.equal(registry.size, 0);
+    });
 
-    // Once both records are older than stale_after, the registry makes room.
-    clock += 2;
-    await registerWith(z, addrOf(boot));
-    assert.equal(registry.size, 1);
-    const seen = await discover(x, { bootstrap: [addrOf(boot)] });
-    assert.deepEqual(seen.peers.map((p) => [p.node_id, p.record]), [[z.nodeId, "verified"]]);
+    test("a record signed with another node's key is refused with 2003", async () => {
+      const forged = makeRecord(y.identity, { address: "203.0.113.1:4433", relays: [], name: "x", skills: [] });
+      await assert.rejects(
+        s.request({ ...claim(), node_id: x.nodeId, record: forged }, 5000),
+        rejectedWith("ERR_MESSAGE_REJECTED", 2003),
+      );
+      assert.equal(registry.size, 0);
+    });
+
+    test("a record altered after signing is refused with 2003", async () => {
+      const good = makeRecord(x.identity, { address: addrOf(x), relays: [], name: "x", skills: [] });
+      const altered = { data: Uint8Array.from(good.data), signature: good.signature };
+      altered.data[altered.data.length - 1]! ^= 1;
+      await assert.rejects(
+        s.request({ ...claim(), node_id: x.nodeId, record: altered }, 5000),
+        rejectedWith("ERR_MESSAGE_REJECTED", 2003),
+      );
+      assert.equal(registry.size, 0);
+      await s.disconnect();
+    });
+
+    test("a registration stores the node's card, its observed address and its signed record", async () => {
+      await registerWith(x, addrOf(boot));
+      await registerWith(y, addrOf(boot));
+      const e = registry.get(y.nodeId)!;
+      assert.deepEqual([e.name, e.skills, e.address, e.observed_address], ["y", ["summarise"], addrOf(y), addrOf(y)]);
+      assert.ok(verifyRecord(y.nodeId, e.record!).seq > 0);
+    });
+
+    test("a full registry refuses a new node with 4001 but lets a known one renew", async () => {
+      await registerWith(x, addrOf(boot));
+      await assert.rejects(registerWith(z, addrOf(boot)), rejectedWith("ERR_RATE_LIMITED", 4001));
+      assert.equal(registry.size, 2);
+    });
+
+    test("stale records make room for a new registration and are no longer discovered", async () => {
+      clock += 2;
+      await registerWith(z, addrOf(boot));
+      assert.equal(registry.size, 1);
+      const seen = await discover(x, { bootstrap: [addrOf(boot)] });
+      assert.deepEqual(seen.peers.map((p) => [p.node_id, p.record]), [[z.nodeId, "verified"]]);
+    });
   });
 
   test("the registry answers newest first, filtered, capped and without stale entries", () => {

@@ -151,7 +151,7 @@ test("several paths tried: a refusal (4) beats a timeout after an answer (5), wh
   assert.equal(none.message, "no answer from a, b, relay c");
 });
 
-test("a ban travels as 4001 and reads back as ERR_BANNED; a plain rate limit stays ERR_RATE_LIMITED", () => {
+test("a 4001 that names a ban reads back as ERR_BANNED, a plain rate limit as ERR_RATE_LIMITED", () => {
   assert.equal(new AtlasError("ERR_BANNED", "banned until 5").protocolCode, 4001);
   assert.equal(remoteCodeName(4001, "banned until 5"), "ERR_BANNED");
   assert.equal(remoteCodeName(4001, "rate limit exceeded (messages)"), "ERR_RATE_LIMITED");

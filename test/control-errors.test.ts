@@ -70,7 +70,7 @@ const CASES: { name: string; bytes: Uint8Array; code: number }[] = [
   },
 ];
 
-test("malformed control frames after the handshake: Error with its code, then DISCONNECT_PROTOCOL_ERROR", {
+test("a malformed control frame after the handshake gets an Error with its code, then DISCONNECT_PROTOCOL_ERROR", {
   timeout: 60_000,
 }, async (t) => {
   const r = await startNodeResponder({ identity: RESPONDER });

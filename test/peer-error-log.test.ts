@@ -12,7 +12,7 @@ import { createLogger, LogBudget } from "../src/util/log.ts";
 import { encodeFrame } from "../src/wire/frame.ts";
 import { AdversarialInitiator, nowSecs, seededIdentity, startNodeResponder } from "./helpers/handshake-peer.ts";
 
-test("LogBudget: a burst per window, then the count of what was dropped goes with the next line", () => {
+test("the log budget lets a burst through per window and reports the count it dropped with the next line", () => {
   let t = 0;
   const b = new LogBudget(2, 1000, () => t);
   assert.deepEqual(b.take(), { suppressed: 0 });
