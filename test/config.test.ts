@@ -297,7 +297,7 @@ test("parseConfigValue parses a string by the key's type", () => {
   throwsWith(
     () => parseConfigValue("network.relays", "nonsense"),
     "ERR_USAGE",
-    /^'network\.relays' entries must be host:port or atlas_<node ID>@host:port, got 'nonsense'$/,
+    /^'network\.relays' entries must be host:port or atlas_<node ID>@host:port, optionally after tcp:\/\/, got 'nonsense'$/,
   );
   throwsWith(
     () => parseConfigValue("network.relays", "atlas_abc@1.2.3.4:4433"),

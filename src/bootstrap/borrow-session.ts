@@ -5,6 +5,7 @@
  * else opened is only borrowed and left as it was.
  */
 import { AtlasError } from "../errors.ts";
+import { serviceLegs } from "../net/legs.ts";
 import type { AtlasNode } from "../net/node.ts";
 import type { Session } from "../net/session.ts";
 import { resolveNodeRef } from "../net/target.ts";
@@ -18,10 +19,10 @@ const borrowed = new WeakMap<Session, { users: number; ours: boolean }>();
  */
 export async function withBootstrap<T>(node: AtlasNode, text: string, fn: (s: Session) => Promise<T>): Promise<T> {
   const t = await resolveNodeRef(text, "bootstrap node");
-  let s = node.liveSessionAt(t);
+  let s = node.liveSessionAt(t) ?? serviceLegs(node).liveFor(t);
   let use = s ? borrowed.get(s) : undefined;
   if (!s) {
-    s = await node.connectTo(t.addr, { expectedNodeId: t.nodeId });
+    s = await serviceLegs(node).connect(t); // QUIC, or the TCP leg where UDP is blocked (docs/protocol.md#the-tcp-leg)
     use = borrowed.get(s);
     if (!use) borrowed.set(s, use = { users: 0, ours: true });
   }

@@ -27,6 +27,17 @@ export const DEFAULTS = {
     relay_missed_announces: 5,
     relay_pairing_timeout: 10, // s
     relay_stagger_ms: 300, // relays raced this long after the first direct candidate (docs/protocol.md#dialing)
+    // docs/protocol.md#the-tcp-leg: how this agent reaches relays and bootstrap nodes — "auto" tries
+    // UDP and falls back to TLS on TCP when nothing answers within 3 s; "udp" or "tcp" only.
+    relay_transport: "auto" as "auto" | "udp" | "tcp",
+    // TCP port of the TCP leg that relays and bootstrap nodes listen on, and the port an agent
+    // dials when a relay entry names none (`tcp://host:port` does). 0 = the same number as the
+    // UDP port (network.port here; the entry's port for a relay). Deployments: 443.
+    relay_tcp_port: 0,
+    relay_tcp_connections: 512, // TCP-leg connections at once on a relay or bootstrap node
+    relay_tcp_connections_per_ip: 8, // … from one IP address
+    relay_tcp_handshake_timeout: 5, // s, from TCP accept to a finished TLS handshake
+    relay_tcp_idle_timeout: 60, // s, a TCP leg with no byte either way is closed
     hole_punch: true, // upgrade relayed sessions to a direct path where the NATs allow it (docs/protocol.md#hole-punching)
     dial_timeout: 5, // s, per direct candidate
     dial_stagger_ms: 250, // Happy Eyeballs start offset
@@ -106,12 +117,21 @@ export const DEFAULTS = {
   },
 };
 
+/**
+ * Prefix of a relay or bootstrap entry reached only over its TCP leg, at the port the entry names
+ * (docs/protocol.md#the-tcp-leg): `tcp://atlas_<id>@relay.example:443`.
+ */
+export const TCP_SCHEME = "tcp://";
+
 type Widen<T> = T extends string ? string : T extends number ? number : T extends boolean ? boolean
 : T extends readonly (infer U)[] ? Widen<U>[]
 : { [K in keyof T]: Widen<T[K]> };
 
 /** A fully resolved configuration: defaults overlaid with config.toml and command-line flags. */
-export type Config = Widen<typeof DEFAULTS> & { farcaster: { verify: "hub" | "signature" } };
+export type Config = Widen<typeof DEFAULTS> & {
+  farcaster: { verify: "hub" | "signature" };
+  transport: { relay_transport: "auto" | "udp" | "tcp" };
+};
 
 /** A deep copy of the defaults (so callers may mutate their own). */
 export function defaultConfig(): Config {

@@ -81,6 +81,17 @@ export const REGISTER_RETRY_FIRST_MS = 1_000;
 /** Relay presence retries back off to at most this (bootstrap ones to `bootstrap.register_interval`). */
 export const RELAY_RETRY_MAX_MS = 30_000;
 
+// ---- The TCP leg (docs/protocol.md#the-tcp-leg) ----
+
+/** With `transport.relay_transport = "auto"`: no UDP answer from a relay or bootstrap node within this → TLS on TCP. */
+export const UDP_ANSWER_WAIT_MS = 3_000;
+
+/** While a relay is reached over TCP, UDP is tried again this often; when it answers, presence moves back to QUIC. */
+export const UDP_PROBE_INTERVAL_MS = 30_000;
+
+/** A TLS connection to a TCP leg must be up within this (a TCP SYN retransmits after 1 s, then 3 s). */
+export const TCP_TLS_CONNECT_MS = 5_000;
+
 // ---- Hole punching (docs/protocol.md, "Hole punching") ----
 // Both ends must roughly agree on these, so they are not config keys (`transport.hole_punch` is).
 

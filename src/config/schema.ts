@@ -9,7 +9,7 @@
  */
 import { parse as parseToml } from "smol-toml";
 import { AtlasError } from "../errors.ts";
-import { type Config, DEFAULTS } from "./defaults.ts";
+import { type Config, DEFAULTS, TCP_SCHEME } from "./defaults.ts";
 
 export type KeyType = "integer" | "boolean" | "string" | "list" | "enum";
 
@@ -35,9 +35,14 @@ type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const _verifyMatchesConfig: Same<(typeof FARCASTER_VERIFY)[number], Config["farcaster"]["verify"]> = true;
 void _verifyMatchesConfig;
 
+const RELAY_TRANSPORT = ["auto", "udp", "tcp"] as const;
+const _transportMatchesConfig: Same<(typeof RELAY_TRANSPORT)[number], Config["transport"]["relay_transport"]> = true;
+void _transportMatchesConfig;
+
 /** Allowed values of string keys that are enums. */
 const ENUMS: Readonly<Record<string, readonly string[]>> = {
   "farcaster.verify": FARCASTER_VERIFY,
+  "transport.relay_transport": RELAY_TRANSPORT,
 };
 
 /**
@@ -50,6 +55,7 @@ const RANGES: Readonly<Record<string, { min: number; max?: number }>> = {
   "transport.max_datagram_size": { min: 1200, max: 65527 }, // QUIC minimum .. UDP maximum
   "farcaster.cache_ttl": { min: 0 }, // 0 = do not cache verifications
   "transport.relay_bandwidth_limit": { min: 0 }, // 0 = no limit
+  "transport.relay_tcp_port": { min: 0, max: 65535 }, // 0 = the UDP port's number
 };
 
 /**
@@ -58,6 +64,7 @@ const RANGES: Readonly<Record<string, { min: number; max?: number }>> = {
  */
 function isAddrItem(s: string, pinned: boolean): boolean {
   let t = s.trim();
+  if (pinned && t.startsWith(TCP_SCHEME)) t = t.slice(TCP_SCHEME.length); // docs/protocol.md#the-tcp-leg
   const at = t.indexOf("@");
   if (at >= 0) {
     if (!pinned || !/^atlas_[0-9a-f]{64}$/i.test(t.slice(0, at))) return false;
@@ -70,8 +77,14 @@ function isAddrItem(s: string, pinned: boolean): boolean {
 
 /** What each entry of an address list must look like. */
 const LIST_ITEMS: Readonly<Record<string, { ok: (s: string) => boolean; what: string }>> = {
-  "network.bootstrap": { ok: (s) => isAddrItem(s, true), what: "host:port or atlas_<node ID>@host:port" },
-  "network.relays": { ok: (s) => isAddrItem(s, true), what: "host:port or atlas_<node ID>@host:port" },
+  "network.bootstrap": {
+    ok: (s) => isAddrItem(s, true),
+    what: "host:port or atlas_<node ID>@host:port, optionally after tcp://",
+  },
+  "network.relays": {
+    ok: (s) => isAddrItem(s, true),
+    what: "host:port or atlas_<node ID>@host:port, optionally after tcp://",
+  },
   "stun.servers": { ok: (s) => isAddrItem(s, false), what: "host:port" },
 };
 

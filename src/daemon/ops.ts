@@ -3,6 +3,8 @@
  * for the CLI over the control socket; a CLI without a daemon runs the same functions on a node
  * of its own. Results are JSON-safe so both paths print the same thing.
  */
+import type { LegsStatus } from "../net/legs.ts";
+import type { TcpLegStats } from "../transport/tcp-listener.ts";
 import { AtlasError } from "../errors.ts";
 import { dialPeer } from "../net/dial.ts";
 import { parseTarget, resolvePeerId } from "../net/target.ts";
@@ -164,7 +166,13 @@ export interface StatusReport {
     last_ok: number | null;
     last_error: string | null;
     attempts: number;
+    /** QUIC over UDP or the TCP leg (docs/protocol.md#the-tcp-leg); null without a session. */
+    leg: "udp" | "tcp" | null;
   }[];
+  /** How this agent reaches relays and bootstrap nodes (docs/protocol.md#the-tcp-leg). */
+  relay_transport?: LegsStatus;
+  /** This relay's or bootstrap node's TCP leg listener. */
+  tcp_leg?: TcpLegStats;
   /** Pipes through relays that this node is an end of, and their DATAGRAM drops. */
   relay_pipes?: { open: number; datagram_drops: number; unknown_session: number };
   /** Hole punching per peer (docs/protocol.md#hole-punching): direct, trying, or failed with the last reason. */

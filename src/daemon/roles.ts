@@ -56,6 +56,7 @@ export async function runAgentDaemon(env: NodeEnv, o: DaemonOptions): Promise<vo
     // others when transport.offer_relay is on.
     const { RelayPresence } = await import("../relay/presence.ts");
     const { relayLinks } = await import("../relay/pipe.ts");
+    const { serviceLegs } = await import("../net/legs.ts");
     const presence = new RelayPresence(node, env.log);
     presence.onChange = () => void registration?.registerAll();
     services.push(presence);
@@ -75,6 +76,7 @@ export async function runAgentDaemon(env: NodeEnv, o: DaemonOptions): Promise<vo
         public_address_source: st.source,
         relays: presence.status(),
         relay_pipes: relayLinks(node).stats(),
+        relay_transport: serviceLegs(node).status(),
         hole_punch: holePunch?.status() ?? [],
       };
     });
@@ -126,8 +128,10 @@ export async function runRelayNode(env: NodeEnv, o: ServiceNodeOptions): Promise
  */
 export async function runBootstrapNode(env: NodeEnv, o: ServiceNodeOptions): Promise<void> {
   const { runDaemon } = await import("./daemon.ts");
-  await runDaemon(env, { ...o, bootstrap: [], relay: [], role: "bootstrap" }, async (node, handlers) => {
+  await runDaemon(env, { ...o, bootstrap: [], relay: [], role: "bootstrap" }, async (node, handlers, services) => {
     const { offerBootstrap } = await import("../bootstrap/server.ts");
     await offerBootstrap(node, handlers);
+    // docs/protocol.md#the-tcp-leg: agents whose networks drop UDP register and discover over TLS on TCP.
+    await (await import("../net/tcp-serve.ts")).offerTcpLeg(node, handlers, services);
   });
 }

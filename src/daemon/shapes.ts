@@ -226,6 +226,7 @@ export const STATUS = s.shape("status", {
       last_ok: s.nullable(unixTime("latest successful registration")),
       last_error: s.nullable(s.string("latest error")),
       attempts: s.integer("registration attempts"),
+      leg: s.nullable(s.oneOf(["udp", "tcp"], "QUIC over UDP, or the TCP leg (TLS on TCP); null without a session")),
     }, "presence at one relay"),
     "presence at the configured relays",
   )),
@@ -234,6 +235,13 @@ export const STATUS = s.shape("status", {
     datagram_drops: s.integer("DATAGRAMs dropped"),
     unknown_session: s.integer("DATAGRAMs for no known pipe"),
   }, "pipes through relays this node is an end of")),
+  relay_transport: whenRunning(s.object({
+    mode: s.oneOf(["auto", "udp", "tcp"], "transport.relay_transport"),
+    udp: s.oneOf(["unknown", "ok", "blocked"], "whether relays and bootstrap nodes answered over UDP lately"),
+    tcp_sessions: s.integer("sessions with relays and bootstrap nodes over the TCP leg"),
+    udp_probes: s.integer("UDP dials tried while on the TCP leg"),
+    last_probe: s.nullable(unixTime("latest of them")),
+  }, "how this agent reaches relays and bootstrap nodes")),
   hole_punch: whenRunning(s.array(
     s.object({
       node_id: nodeId("the peer"),
@@ -256,6 +264,16 @@ export const STATUS = s.shape("status", {
     refused: s.map(s.integer("count"), "refusals by RelayError code name"),
     pipes_closed_unused: s.integer("pipes closed unused"),
   }, "this node's own relay service"))),
+  tcp_leg: whenRunning(s.object({
+    port: s.integer("TCP port of the TLS listener"),
+    connections: s.integer("TCP connections open"),
+    accepted: s.integer("TLS handshakes completed"),
+    refused_limit: s.integer("connections refused: transport.relay_tcp_connections or max_connections"),
+    refused_per_ip: s.integer("connections refused: transport.relay_tcp_connections_per_ip"),
+    handshake_timeouts: s.integer("TLS handshakes not done within transport.relay_tcp_handshake_timeout"),
+    bad_frames: s.integer("legs closed for a frame of 0 or over 1500 bytes"),
+    idle_closed: s.integer("legs closed after transport.relay_tcp_idle_timeout without a byte"),
+  }, "this relay's or bootstrap node's TCP leg")),
 }, "`status`: this home's node; the fields after `home` are there only while a daemon runs");
 
 export const LISTENING = s.shape("listening", {

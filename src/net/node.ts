@@ -215,7 +215,7 @@ export class AtlasNode {
         conn.close(0, "dial cancelled");
         throw new AtlasError("ERR_CLOSED", "dial cancelled");
       }
-      if (hs.observedAddr && o.path === "direct") this.onObservedAddr?.(hs.observedAddr, hs.peer.nodeId);
+      if (hs.observedAddr && o.path === "direct" && !o.tcpLeg) this.onObservedAddr?.(hs.observedAddr, hs.peer.nodeId);
       const s = this.openSession(conn, hs, "outbound", { path: o.path, relay: o.relay }, held, o.dialled);
       if (o.punched) s.punched = true; // before its row is written, which waits for the next turn
       return s;
@@ -285,7 +285,11 @@ export class AtlasNode {
    * The responder's half of a new connection. `relayed` marks a relay pipe's inner connection:
    * only its `source_id` may complete the handshake, and it has no address of its own (docs/protocol.md#relay).
    */
-  acceptConnection(conn: QuicConnection, relayed?: { sourceId: string; relay: string }): void {
+  acceptConnection(
+    conn: QuicConnection,
+    relayed?: { sourceId: string; relay: string },
+    o: { tcpLeg?: boolean } = {},
+  ): void {
     // No control stream within the handshake deadline: close with ERR_HANDSHAKE_TIMEOUT (no stream
     // can carry an Error frame). Once stream 0 arrives, acceptHandshake's own deadline takes over.
     const t = setTimeout(() => {
@@ -294,7 +298,7 @@ export class AtlasNode {
     void conn.closed.then(() => clearTimeout(t));
     const held = this.holdStreams(conn, (s) => {
       clearTimeout(t);
-      void this.runAccept(conn, new FramedStream(s), held, relayed);
+      void this.runAccept(conn, new FramedStream(s), held, relayed, o.tcpLeg);
     });
   }
 
@@ -303,6 +307,7 @@ export class AtlasNode {
     control: FramedStream,
     held: HeldStreams,
     relayed?: { sourceId: string; relay: string },
+    tcpLeg = false,
   ): Promise<void> {
     const path: PathKind = relayed ? "relay" : "direct";
     let hs: HandshakeResult;
@@ -314,7 +319,8 @@ export class AtlasNode {
         trustFor: (peer) => this.trustFor(peer, { path }),
         bannedUntil: (id) => this.bannedUntil(id),
         expectedNodeId: relayed?.sourceId,
-        observedAddr: relayed ? null : undefined,
+        // A TCP leg's remote is a TCP address: no use to the peer's STUN (docs/protocol.md#the-tcp-leg).
+        observedAddr: relayed || tcpLeg ? null : undefined,
       });
     } catch (e) {
       this.metrics.inc("atlas_handshakes_total", { direction: "inbound", result: "failed", reason: reasonOf(e) });
@@ -661,6 +667,8 @@ export interface OutboundOptions {
   relay?: string;
   /** A direct connection through the NAT mappings hole punching opened (docs/protocol.md#hole-punching). */
   punched?: boolean;
+  /** The connection runs over the TCP leg: the peer's observed_addr is a TCP address, no STUN source. */
+  tcpLeg?: boolean;
 }
 
 export interface HeldStreams {

@@ -1,3 +1,4 @@
+import { TCP_SCHEME } from "../config/defaults.ts";
 import { AtlasError } from "../errors.ts";
 import { isNodeId, parseIdPrefix, resolveNodeIdPrefix } from "../identity/node-id.ts";
 import type { Store } from "../store/index.ts";
@@ -49,6 +50,8 @@ export interface ResolvedNodeRef {
   nodeId?: string;
   addr: SockAddr;
   text: string;
+  /** `tcp://…`: reached only over its TCP leg, at `addr` (docs/protocol.md#the-tcp-leg). */
+  tcpOnly?: boolean;
 }
 
 /**
@@ -56,7 +59,10 @@ export interface ResolvedNodeRef {
  * (DNS names resolved). `what` names the entry in errors: "bootstrap node", "relay".
  */
 export async function resolveNodeRef(text: string, what: string): Promise<ResolvedNodeRef> {
-  const t = text.trim();
+  const trimmed = text.trim();
+  const tcpOnly = trimmed.startsWith(TCP_SCHEME);
+  if (tcpOnly) return { ...(await resolveNodeRef(trimmed.slice(TCP_SCHEME.length), what)), text: trimmed, tcpOnly };
+  const t = trimmed;
   const at = t.indexOf("@");
   if (at > 0) {
     const nodeId = t.slice(0, at).toLowerCase();

@@ -1,4 +1,4 @@
-import type { Config } from "../config/defaults.ts";
+import { type Config, TCP_SCHEME } from "../config/defaults.ts";
 import type { PeerCard } from "../handshake/handshake.ts";
 import { parseAddr, sameAddr, type SockAddr } from "../transport/addr.ts";
 import type { TrustLevel } from "../wire/messages.ts";
@@ -11,7 +11,8 @@ export interface NodeRef {
   text: string;
 }
 
-export function parseNodeRef(text: string): NodeRef {
+export function parseNodeRef(full: string): NodeRef {
+  const text = full.startsWith(TCP_SCHEME) ? full.slice(TCP_SCHEME.length) : full; // docs/protocol.md#the-tcp-leg
   const at = text.indexOf("@");
   if (at > 0) return { nodeId: text.slice(0, at).toLowerCase(), addr: parseAddr(text.slice(at + 1)), text };
   return { addr: parseAddr(text), text };

@@ -10,6 +10,7 @@
 import { REGISTER_RETRY_FIRST_MS, RELAY_RETRY_MAX_MS } from "../config/durations.ts";
 import type { AtlasNode } from "../net/node.ts";
 import type { Session } from "../net/session.ts";
+import { isTcpLeg } from "../transport/tcp-leg.ts";
 import type { Logger } from "../util/log.ts";
 import { sleep, unixNow } from "../util/time.ts";
 import { acceptRelayedConnections } from "./accept.ts";
@@ -23,6 +24,8 @@ export interface RelayState {
   last_ok: number | null;
   last_error: string | null;
   attempts: number;
+  /** How the session with the relay runs: QUIC over UDP, or the TCP leg (docs/protocol.md#the-tcp-leg); null without one. */
+  leg: "udp" | "tcp" | null;
 }
 
 export class RelayPresence {
@@ -57,6 +60,7 @@ export class RelayPresence {
         last_ok: null,
         last_error: null,
         attempts: 0,
+        leg: null,
         session: null,
         label: null,
       });
@@ -71,7 +75,10 @@ export class RelayPresence {
   }
 
   status(): RelayState[] {
-    return [...this.states.values()].map(({ session: _s, label: _l, ...st }) => ({ ...st }));
+    return [...this.states.values()].map(({ session, label: _l, ...st }) => ({
+      ...st,
+      leg: session?.isOpen ? (isTcpLeg(session.conn) ? "tcp" : "udp") : null,
+    }));
   }
 
   /** The label of a relay session this node announces on, or null. */

@@ -439,6 +439,8 @@ export async function offerRelay(
   services.push(relay);
   observeRelay(node, relay);
   (await import("../stun/server.ts")).serveStun(node.endpoint); // docs/protocol.md#stun: relay nodes answer STUN on their QUIC port
+  // docs/protocol.md#the-tcp-leg: agents whose networks drop UDP reach the relay over TLS on TCP.
+  await (await import("../net/tcp-serve.ts")).offerTcpLeg(node, handlers, services);
   handlers.set("relay.status", () => Promise.resolve(relay.status()));
   const base = handlers.get("status");
   if (base) handlers.set("status", async (a) => ({ ...((await base(a)) as object), relay_server: relay.status() }));

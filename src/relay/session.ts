@@ -4,6 +4,7 @@
  * or a peer's advertised home relays).
  */
 import { AtlasError } from "../errors.ts";
+import { serviceLegs } from "../net/legs.ts";
 import type { AtlasNode } from "../net/node.ts";
 import type { Session } from "../net/session.ts";
 import { type ResolvedNodeRef, resolveNodeRef } from "../net/target.ts";
@@ -34,7 +35,7 @@ const connecting = new WeakMap<AtlasNode, Map<string, PendingConnect>>();
 
 /** A live session with the relay (by pinned ID, else by address), or a new one. */
 export function relaySession(node: AtlasNode, ref: RelayRef, signal?: AbortSignal): Promise<Session> {
-  const live = node.liveSessionAt(ref);
+  const live = node.liveSessionAt(ref) ?? serviceLegs(node).liveFor(ref);
   if (live) return Promise.resolve(live);
   let byRelay = connecting.get(node);
   if (!byRelay) connecting.set(node, byRelay = new Map());
@@ -42,7 +43,8 @@ export function relaySession(node: AtlasNode, ref: RelayRef, signal?: AbortSigna
   let p = byRelay.get(key);
   if (!p) {
     const ctrl = new AbortController();
-    const session = node.connectTo(ref.addr, { expectedNodeId: ref.nodeId, signal: ctrl.signal });
+    // Over QUIC, or over the relay's TCP leg where UDP gets no answer (docs/protocol.md#the-tcp-leg).
+    const session = serviceLegs(node).connect(ref, ctrl.signal);
     const entry: PendingConnect = {
       session,
       ctrl,

@@ -214,6 +214,46 @@ export class QuicEndpoint implements PacketSink {
     return c;
   }
 
+  private tunnelConfig: QuicheConfig | null = null;
+
+  /**
+   * A connection whose packets are tunnelled as frames over TLS on TCP (the TCP leg,
+   * src/transport/tcp-frames.ts): an ordinary node-to-node connection — full-size packets and
+   * DATAGRAMs, so relay pipes run on it — on a virtual path that never enters the UDP
+   * connection-ID map. No Retry: the TCP handshake already proved the address.
+   */
+  openTunnel(role: "client" | "server", sink: PacketSink, label: SockAddr): QuicConnection {
+    if (this.closing) throw new AtlasError("ERR_CLOSED", "endpoint is closing");
+    if (this.live.size >= this.opts.maxConnections) {
+      throw new AtlasError(
+        "ERR_IO",
+        `connection limit reached (transport.max_connections = ${this.opts.maxConnections})`,
+      );
+    }
+    if (!this.tunnelConfig) {
+      this.tunnelConfig = makeQuicheConfig(this.opts.tls, this.opts);
+      // Reno, as on relay pipes: the TCP leg drops frames at a bounded send buffer, a tail-drop
+      // queue much like a policer (docs/decisions.md, "The relay over TLS on TCP").
+      this.tunnelConfig.setCcAlgorithmName("reno");
+    }
+    const scid = new Uint8Array(randomBytes(CID_LEN));
+    const native = role === "client"
+      ? quiche.Connection.connect(null, scid, VIRTUAL_LOCAL, VIRTUAL_REMOTE, this.tunnelConfig)
+      : quiche.Connection.accept(scid, null, VIRTUAL_LOCAL, VIRTUAL_REMOTE, this.tunnelConfig);
+    const c = new QuicConnection(native, {
+      isClient: role === "client",
+      remote: label,
+      scid,
+      sink,
+      maxPacket: this.opts.maxDatagramSize,
+      budget: this.newBudget(),
+    });
+    this.live.add(c);
+    c.onGone = () => this.live.delete(c);
+    if (role === "client") c.markDirty();
+    return c;
+  }
+
   private newBudget(): ConnBudget {
     return new ConnBudget(this.readPool, this.opts.maxBufferedPerConn);
   }

@@ -93,6 +93,12 @@ export class UdpForwarder {
     });
   }
 
+  /** Change the drop fractions from now on (1 = a path that drops everything, 0 = a clean one). */
+  setDrop(up: number, down: number): void {
+    this.opts.dropUp = up;
+    this.opts.dropDown = down;
+  }
+
   /** The address a client should dial instead of the server's. */
   get address(): { host: string; port: number } {
     return { host: "127.0.0.1", port: this.port };

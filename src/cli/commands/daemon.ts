@@ -92,7 +92,9 @@ function relaysText(r: StatusReport): string {
   if (rs.length === 0) return `none${pipes}`;
   return rs.map((x) =>
     `${x.relay} ${
-      x.registered ? "registered" : `not registered${x.last_error ? ` (${humanTimes(x.last_error)})` : ""}`
+      x.registered
+        ? `registered${x.leg === "tcp" ? " over TCP" : ""}`
+        : `not registered${x.last_error ? ` (${humanTimes(x.last_error)})` : ""}`
     }`
   ).join("; ") + pipes;
 }
@@ -120,6 +122,14 @@ function renderStatus(ctx: Ctx, r: StatusReport): void {
           } target busy)`,
         ] as [string, string],
       ]
+      : []),
+    ...(r.tcp_leg
+      ? [[
+        "TCP leg",
+        `port ${r.tcp_leg.port}, ${r.tcp_leg.connections} connections, ${r.tcp_leg.accepted} accepted, ${
+          r.tcp_leg.refused_limit + r.tcp_leg.refused_per_ip
+        } refused`,
+      ] as [string, string]]
       : []),
     ["Outbox", `${r.outbox_depth} queued`],
     [
