@@ -12,6 +12,7 @@ import { BufferPool, ConnBudget } from "./read-budget.ts";
 import { StatelessResets } from "./stateless-reset.ts";
 import { makeQuicheConfig, type TlsIdentity } from "./tls.ts";
 import { isStunPacket } from "./demux.ts";
+import { MAX_TCP_FRAME } from "./tcp-frames.ts";
 import { within } from "../util/time.ts";
 
 /** Length of every connection ID we issue; short-header packets carry it without a length byte. */
@@ -231,7 +232,7 @@ export class QuicEndpoint implements PacketSink {
       );
     }
     if (!this.tunnelConfig) {
-      this.tunnelConfig = makeQuicheConfig(this.opts.tls, this.opts);
+      this.tunnelConfig = makeQuicheConfig(this.opts.tls, { ...this.opts, maxDatagramSize: this.tunnelPacket });
       // Reno, as on relay pipes: the TCP leg drops frames at a bounded send buffer, a tail-drop
       // queue much like a policer (docs/decisions.md, "The relay over TLS on TCP").
       this.tunnelConfig.setCcAlgorithmName("reno");
@@ -245,13 +246,18 @@ export class QuicEndpoint implements PacketSink {
       remote: label,
       scid,
       sink,
-      maxPacket: this.opts.maxDatagramSize,
+      maxPacket: this.tunnelPacket,
       budget: this.newBudget(),
     });
     this.live.add(c);
     c.onGone = () => this.live.delete(c);
     if (role === "client") c.markDirty();
     return c;
+  }
+
+  /** Packets on a TCP leg: as over UDP, but never above the largest frame a peer accepts. */
+  private get tunnelPacket(): number {
+    return Math.min(this.opts.maxDatagramSize, MAX_TCP_FRAME);
   }
 
   private newBudget(): ConnBudget {

@@ -65,9 +65,10 @@ export class TcpLegListener {
     });
     this.server.on("connection", (raw: Socket) => this.admit(raw));
     this.server.on("secureConnection", (s: TLSSocket) => this.open(s));
-    // A failed or timed-out TLS handshake: the socket is destroyed by tls itself.
-    this.server.on("tlsClientError", (e: Error & { code?: string }) => {
+    // A failed or timed-out TLS handshake. With a listener here, tls leaves the socket open: close it.
+    this.server.on("tlsClientError", (e: Error & { code?: string }, s: TLSSocket) => {
       if (e.code === "ERR_TLS_HANDSHAKE_TIMEOUT") this.counters.handshake_timeouts++;
+      s.destroy();
     });
     this.server.on("error", () => {});
   }
