@@ -36,7 +36,7 @@ export const UNIT: readonly string[] = [
   "spinner",
 ];
 
-export const NAT: readonly string[] = ["nat", "nat-lab", "nat-punch", "netcheck"];
+export const NAT: readonly string[] = ["nat", "nat-lab", "nat-punch", "netcheck", "tcp-lab"];
 
 /** Every test file, by its name without `.test.ts`. */
 export function allTests(): string[] {
