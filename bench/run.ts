@@ -22,7 +22,7 @@
  * Diagnostic scripts, not part of the run, are in bench/tools/.
  *
  * Environment:
- *   BENCH_ONLY=connect,idle,rtt,req,bulk,relay,daemon   run only these phases (profiling); RESULTS.md
+ *   BENCH_ONLY=connect,idle,rtt,req,bulk,relay,tcpleg,daemon   run only these phases (profiling); RESULTS.md
  *                                         untouched, except that a run including `relay` replaces
  *                                         the "relay: " rows and notes in its generated section
  *   BENCH_RELAY_PIN=d,r,a | none          CPUs of dialler (this process), relay, agent (default 0,1,1)
@@ -47,6 +47,7 @@ import { daemonPhase } from "./phases/daemon.ts";
 import { ms } from "./phases/format.ts";
 import { idlePhase } from "./phases/idle.ts";
 import { relayPhase } from "./phases/relay.ts";
+import { tcpLegPhase } from "./phases/tcp-leg.ts";
 import { reqPhase } from "./phases/req.ts";
 import { rttPhase } from "./phases/rtt.ts";
 import { addRow, failures, header, mergeRelayResults, notes, table, writeResults } from "./results.ts";
@@ -109,6 +110,7 @@ async function main(): Promise<void> {
   await rpc("stop", 15_000);
 
   if (phase("relay")) await relayPhase({ ...api, benchOnly: only !== null });
+  if (phase("tcpleg")) await tcpLegPhase(api); // docs/protocol.md#the-tcp-leg: the relayed figures over UDP and TLS/TCP
   if (phase("daemon")) await daemonPhase(api);
 }
 
