@@ -114,8 +114,8 @@ export const STUN_INITIAL_RTO_MS = 100;
 /** SQLite busy timeout: a CLI's write waits this long for the daemon's transaction (they are ms long). */
 export const BUSY_TIMEOUT_MS = 5_000;
 
-/** `net inbox --follow` polls the database this often: fast enough to feel live, idle otherwise. */
-export const FOLLOW_POLL_MS = 250;
+/** `net request` waits this long for the reply unless `--timeout` says otherwise. */
+export const REQUEST_TIMEOUT_MS = 30_000;
 
 /** The Farcaster sign-in spinner's frame time (a terminal animation, nothing waits on it). */
 export const SPINNER_FRAME_MS = 120;

@@ -20,7 +20,13 @@ export async function runAgentDaemon(env: NodeEnv, o: DaemonOptions): Promise<vo
   const { serveInbox, pruneInbox, enqueueMessage } = await import("../net/messaging.ts");
   const { OutboxWorker } = await import("../net/outbox-worker.ts");
   await runDaemon(env, { ...o, role: "daemon" }, async (node, handlers, services, housekeeping) => {
-    serveInbox(node);
+    // docs/protocol.md#control-socket-cli--daemon: `subscribe` pushes stored messages and session events.
+    const { Subscriptions } = await import("./subscribe.ts");
+    const { watchSessions } = await import("./session-events.ts");
+    const subs = new Subscriptions(node.store);
+    serveInbox(node, { onMessage: () => subs.messageStored() });
+    watchSessions(node, (e) => subs.event(e));
+    handlers.set("subscribe", subs.handler());
     for (const name of ["atlas_messages_sent_total", "atlas_messages_received_total"] as const) {
       node.metrics.inc(name, {}, 0);
     }
@@ -76,6 +82,7 @@ export async function runAgentDaemon(env: NodeEnv, o: DaemonOptions): Promise<vo
         relays: presence.status(),
         relay_pipes: relayLinks(node).stats(),
         hole_punch: holePunch?.status() ?? [],
+        subscribers: subs.count,
       };
     });
     if (node.config.stun.serve && !node.config.transport.offer_relay) {

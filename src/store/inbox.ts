@@ -92,6 +92,12 @@ export class InboxStore {
     return rs.rowsAffected;
   }
 
+  /** The seq of the newest stored message (0 when none): where "only new ones" starts. */
+  async latestSeq(): Promise<number> {
+    const rows = await this.#db.rows("SELECT MAX(seq) AS seq FROM inbox", []);
+    return rows[0]?.seq == null ? 0 : num(rows[0].seq);
+  }
+
   /** Messages in storage order (oldest first). */
   async list(filter: InboxFilter = {}): Promise<InboxRow[]> {
     const where: string[] = [];
