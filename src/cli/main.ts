@@ -11,6 +11,7 @@ import { registerConfig } from "./commands/config.ts";
 import { registerNet } from "./commands/net.ts";
 import { registerDaemon } from "./commands/daemon.ts";
 import { registerMessaging } from "./commands/messaging.ts";
+import { registerRequest } from "./commands/request.ts";
 import { registerOperator } from "./commands/operator.ts";
 import { registerBootstrap, registerDiscover, registerRelay } from "./commands/bootstrap.ts";
 import { registerCompletion } from "./commands/completion.ts";
@@ -44,7 +45,9 @@ export function buildProgram(o: { json?: boolean } = {}): Command {
     makeCtx(cmd.optsWithGlobals() as GlobalOpts, level);
   registerId(program, ctxOf("warn"));
   registerOperator(program.commands.find((c) => c.name() === "id")!, ctxOf("warn"));
-  registerMessaging(registerNet(program, ctxOf("warn"), ctxOf("info")), ctxOf("warn"));
+  const net = registerNet(program, ctxOf("warn"), ctxOf("info"));
+  registerMessaging(net, ctxOf("warn"));
+  registerRequest(net, ctxOf("warn"));
   registerDiscover(program.commands.find((c) => c.name() === "net")!, ctxOf("warn"));
   registerConfig(program, ctxOf("warn"));
 

@@ -92,6 +92,12 @@ export class InboxStore {
     return rs.rowsAffected;
   }
 
+  /** The newest stored message with this ID (IDs are unique per sender), or null. */
+  async byId(id: string): Promise<InboxRow | null> {
+    const rows = await this.#db.rows(`SELECT ${INBOX_COLUMNS} FROM inbox WHERE id = ? ORDER BY seq DESC LIMIT 1`, [id]);
+    return rows[0] ? inboxFromRow(rows[0]) : null;
+  }
+
   /** The seq of the newest stored message (0 when none): where "only new ones" starts. */
   async latestSeq(): Promise<number> {
     const rows = await this.#db.rows("SELECT MAX(seq) AS seq FROM inbox", []);

@@ -23,7 +23,7 @@ import { type AnyCommand, intOption } from "../options.ts";
 
 type CtxOf = (cmd: AnyCommand) => Ctx;
 /** Labels of `net send` are padded to one column of this width (README.md#commands). */
-const SEND_LABEL_WIDTH = 8;
+export const SEND_LABEL_WIDTH = 8;
 
 /** Control characters (terminal escapes) in peer-chosen text shown to humans, made visible. */
 function safeText(s: string): string {
@@ -102,7 +102,7 @@ function messageRow(json: string): InboxRow {
 // ---------------------------------------------------------------------------------------------
 
 /** `net send --json` with a daemon: the same shape as a delivered one, the delivery fields null. */
-function queuedView(msgId: string, target: string): DeliveryView {
+export function queuedView(msgId: string, target: string): DeliveryView {
   return {
     msg_id: msgId,
     target,
