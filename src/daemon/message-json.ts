@@ -21,3 +21,12 @@ export function messageJson(r: InboxRow): string {
   const body = isJsonText(r.body) ? compactJson(r.body) : JSON.stringify(r.body);
   return `${head.slice(0, -1)},"body":${body},"received_at":${r.received_at}}`;
 }
+
+/**
+ * The body of a MESSAGE line as its JSON text, cut out of the line (between its `"body":` and
+ * `,"received_at":` keys, which cannot occur unescaped inside the string fields before and after
+ * it): exact where JSON.parse would round big integers.
+ */
+export function bodyOfMessageJson(json: string): string {
+  return json.slice(json.indexOf(',"body":') + 8, json.lastIndexOf(',"received_at":'));
+}

@@ -27,6 +27,13 @@ export async function runAgentDaemon(env: NodeEnv, o: DaemonOptions): Promise<vo
     serveInbox(node, { onMessage: () => subs.messageStored() });
     watchSessions(node, (e) => subs.event(e));
     handlers.set("subscribe", subs.handler());
+    handlers.set("net.peers", async () => {
+      const { peerView } = await import("./views.ts");
+      const rows = await node.store.peers.list({});
+      const paths = await node.store.sessions.latestPaths();
+      const now = Math.floor(Date.now() / 1000);
+      return rows.map((r) => peerView(r, paths.get(r.node_id), now));
+    });
     for (const name of ["atlas_messages_sent_total", "atlas_messages_received_total"] as const) {
       node.metrics.inc(name, {}, 0);
     }

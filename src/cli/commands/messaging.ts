@@ -13,7 +13,7 @@
  * line): nothing is re-serialised, so big integers keep every digit. `seq` is the inbox row
  * number, a resume cursor for `--after`.
  */
-import { messageJson } from "../../daemon/message-json.ts";
+import { bodyOfMessageJson, messageJson } from "../../daemon/message-json.ts";
 import type { InboxRow, Store } from "../../store/index.ts";
 import type { QueuedResult } from "../../net/messaging.ts";
 import type { Ctx } from "../context.ts";
@@ -78,14 +78,9 @@ async function followInbox(ctx: Ctx, a: { after: number; from: string | null; to
   }
 }
 
-/**
- * A pushed MESSAGE line as the row the human form prints. The body is cut out of the line itself
- * (between its `"body":` and `,"received_at":` keys, which cannot occur unescaped in the string
- * fields before and after it), so it shows verbatim, big integers and all.
- */
+/** A pushed MESSAGE line as the row the human form prints, the body verbatim (big integers and all). */
 function messageRow(json: string): InboxRow {
   const m = JSON.parse(json) as MessageView;
-  const start = json.indexOf(',"body":') + 8;
   return {
     rowid: m.seq,
     id: m.id,
@@ -94,7 +89,7 @@ function messageRow(json: string): InboxRow {
     timestamp: m.timestamp,
     reply_to: m.reply_to,
     topic: m.topic,
-    body: json.slice(start, json.lastIndexOf(',"received_at":')),
+    body: bodyOfMessageJson(json),
     received_at: m.received_at,
   };
 }
