@@ -206,6 +206,23 @@ export class Atlas {
     return { seq: s.result.seq, after: s.result.after, close: () => s.close(), [Symbol.asyncIterator]: () => it };
   }
 
+  /** Stored messages after `after` (default 0: the oldest kept), at most `limit` (default 100, ≤ 1000), oldest first. */
+  async read(o: MessagesOptions & { limit?: number } = {}): Promise<Message[]> {
+    const { lines } = await this.#call<{ lines: string[] }>("net.inbox", {
+      after: o.after ?? 0,
+      limit: o.limit ?? 100,
+      from: o.from ?? null,
+      topic: o.topic ?? null,
+    });
+    return lines.map(toMessage);
+  }
+
+  /** The received message with this msg_id, or null. */
+  async message(id: string): Promise<Message | null> {
+    const { line } = await this.#call<{ line: string | null }>("net.message", { id });
+    return line === null ? null : toMessage(line);
+  }
+
   /** `inbox()` as one async generator (subscribed on its first `next()`). */
   async *messages(o: MessagesOptions = {}): AsyncGenerator<Message, void, undefined> {
     yield* await this.inbox(o);

@@ -25,6 +25,7 @@ export const EXAMPLES: Readonly<Record<string, string>> = {
   "net peers": "atlas net peers --trust verified",
   "net send": `atlas net send atlas_5f0c1d2e '{"task":"summarise"}' --topic jobs`,
   "net inbox": "atlas --json net inbox --follow",
+  "mcp": "atlas --home ~/.atlas mcp",
   "net request": `atlas --json net request atlas_5f0c1d2e '{"task":"summarise"}' --timeout 10s`,
   "net reply": "atlas net reply msg_0193a1b2-0000-7000-8000-000000000000 --body-file answer.json",
   "net outbox": "atlas net outbox",

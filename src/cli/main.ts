@@ -17,6 +17,7 @@ import { registerBootstrap, registerDiscover, registerRelay } from "./commands/b
 import { registerCompletion } from "./commands/completion.ts";
 import { registerDevnet } from "./commands/devnet.ts";
 import { registerNetcheck } from "./commands/netcheck.ts";
+import { registerMcp } from "./commands/mcp.ts";
 import { exampleHelp } from "./examples.ts";
 
 /**
@@ -56,6 +57,7 @@ export function buildProgram(o: { json?: boolean } = {}): Command {
   registerBootstrap(program, ctxOf("warn"), ctxOf("info"));
   registerNetcheck(program, ctxOf("warn"));
   registerDevnet(program, ctxOf("warn"));
+  registerMcp(program, ctxOf("warn"));
   registerCompletion(program);
 
   program.addHelpText("after", exampleHelp(""));

@@ -27,6 +27,22 @@ export async function runAgentDaemon(env: NodeEnv, o: DaemonOptions): Promise<vo
     serveInbox(node, { onMessage: () => subs.messageStored() });
     watchSessions(node, (e) => subs.event(e));
     handlers.set("subscribe", subs.handler());
+    // Stored messages after a seq, as MESSAGE lines (spliced by the client: bodies stay verbatim).
+    handlers.set("net.inbox", async (a) => {
+      const { messageJson } = await import("./message-json.ts");
+      const rows = await node.store.inbox.list({
+        from: typeof a.from === "string" ? a.from : undefined,
+        topic: typeof a.topic === "string" ? a.topic : undefined,
+        sinceRowid: Number.isSafeInteger(a.after) ? a.after as number : 0,
+        limit: Math.min(Number.isSafeInteger(a.limit) ? a.limit as number : 100, 1000),
+      });
+      return { lines: rows.map(messageJson) };
+    });
+    handlers.set("net.message", async (a) => {
+      const { messageJson } = await import("./message-json.ts");
+      const row = await node.store.inbox.byId(String(a.id).toLowerCase());
+      return { line: row ? messageJson(row) : null };
+    });
     handlers.set("net.peers", async () => {
       const { peerView } = await import("./views.ts");
       const rows = await node.store.peers.list({});
