@@ -71,6 +71,22 @@ describe("the library attached to running daemons", () => {
     agents.pop()!.kill("SIGTERM");
   });
 
+  test("send to a peer with a live session is delivered at once; queue: true goes through the outbox", async () => {
+    const now = await atlas.send(b.nodeId, { at: "once" });
+    assert.deepEqual([now.queued, now.node_id, now.ack], [false, b.nodeId, "received"]);
+    const queued = await atlas.send(b.nodeId, { at: "outbox" }, { queue: true });
+    assert.deepEqual([queued.queued, queued.ack], [true, null]);
+    const out = await runAtlas(["--json", "net", "outbox"], { home: a.home });
+    const d = await waitFor("both in the deliveries", async () => {
+      const j = JSON.parse((await runAtlas(["--json", "net", "outbox"], { home: a.home })).stdout);
+      const ids = j.deliveries.filter((x: { status: string }) => x.status === "delivered").map((
+        x: { msg_id: string },
+      ) => x.msg_id);
+      return ids.includes(now.msg_id) && ids.includes(queued.msg_id) && j;
+    });
+    assert.ok(out.code === 0 && d);
+  });
+
   test("request rejects with ERR_TIMEOUT when no reply comes", async () => {
     await assert.rejects(
       atlas.request(b.nodeId, { q: "nobody answers" }, { timeout: 500 }),

@@ -79,7 +79,7 @@ describe("atlas mcp with the SDK's client", () => {
     assert.deepEqual(m.body, { q: "six times seven" });
     assert.equal(m.from, a.nodeId);
     const sent = await ok(cb, "reply", { msg_id: m.id, body: { answer: 42 } });
-    assert.equal(sent.queued, true);
+    assert.deepEqual([sent.queued, sent.ack], [false, "received"], "delivered at once over the live session");
     const reply = await asked;
     assert.equal(reply.reply_to, m.id);
     assert.equal(reply.from, b.nodeId);

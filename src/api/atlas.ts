@@ -50,6 +50,12 @@ export interface SendOptions {
   replyTo?: string;
   /** `body` is a string of JSON text to send verbatim (e.g. with big integers), not a value. */
   rawJson?: boolean;
+  /**
+   * Always go through the outbox (`queued: true`). By default a message to a peer with a live
+   * session is delivered at once and the result carries its MessageAck (`queued: false`); without
+   * one, or when that fails, it is queued in the outbox with retries.
+   */
+  queue?: boolean;
 }
 
 export interface RequestOptions extends Omit<SendOptions, "replyTo"> {
@@ -64,6 +70,8 @@ export interface MessagesOptions {
   from?: string;
   topic?: string;
 }
+
+const QUEUED = { queued: true, node_id: null, name: null, trust: null, path: null, relay: null, ack: null } as const;
 
 export type Status = StatusReport & { subscribers?: number };
 
@@ -138,27 +146,19 @@ export class Atlas {
    * the daemon's outbox delivers it, with retries. `body` is any JSON value.
    */
   send(peer: string, body: unknown, o: SendOptions = {}): Promise<DeliveryView> {
-    return this.#send(peer, body, o).then((q) => ({
-      msg_id: q.msg_id,
-      target: q.target,
-      queued: true,
-      node_id: null,
-      name: null,
-      trust: null,
-      path: null,
-      relay: null,
-      ack: null,
-    }));
-  }
-
-  #send(peer: string, body: unknown, o: SendOptions): Promise<{ msg_id: string; target: string }> {
     const text = o.rawJson ? body : JSON.stringify(body);
     if (typeof text !== "string") {
       return Promise.reject(
         new AtlasError("ERR_USAGE", "message body must be a JSON value (or JSON text with rawJson)"),
       );
     }
-    return this.#call("net.send", { target: peer, body: text, topic: o.topic ?? null, reply_to: o.replyTo ?? null });
+    return this.#call<DeliveryView | { msg_id: string; target: string }>("net.send", {
+      target: peer,
+      body: text,
+      topic: o.topic ?? null,
+      reply_to: o.replyTo ?? null,
+      now: !o.queue,
+    }).then((r) => "queued" in r ? r : { ...QUEUED, msg_id: r.msg_id, target: r.target });
   }
 
   /** Answer `m`: to its sender, reply_to its id, in its topic. */
@@ -175,7 +175,7 @@ export class Atlas {
     });
     // Subscribed before sending: the reply cannot arrive unseen. Registered right after the
     // daemon answers with the msg_id; a reply takes a network round trip, the answer does not.
-    const q = await this.#send(peer, body, o);
+    const q = await this.send(peer, body, o);
     return replies.wait(q.msg_id, o.timeout ?? REQUEST_TIMEOUT_MS).reply;
   }
 

@@ -115,7 +115,17 @@ export async function runAgentDaemon(env: NodeEnv, o: DaemonOptions): Promise<vo
       await (await import("../relay/server.ts")).offerRelay(node, handlers, services);
     }
     node.onObservedAddr = (addr, peer) => stun.noteObserved(addr, peer); // HelloAck observed_addr, docs/protocol.md#stun
+    const { sendNow } = await import("./send-now.ts");
     handlers.set("net.send", async (a) => {
+      if (a.now === true) {
+        const args = {
+          target: String(a.target),
+          body: String(a.body),
+          topic: a.topic as string | null,
+          reply_to: a.reply_to as string | null,
+        };
+        return sendNow(node, args, () => outbox.kick());
+      }
       const r = await enqueueMessage(node.store, node.config, {
         target: String(a.target),
         body: String(a.body),

@@ -308,12 +308,12 @@ export interface QueuedResult {
 export async function enqueueMessage(
   store: Store,
   cfg: Config,
-  a: { target: string; body: string; topic?: string | null; reply_to?: string | null },
+  a: { target: string; body: string; topic?: string | null; reply_to?: string | null; msg_id?: string },
 ): Promise<QueuedResult> {
   const body = normalizeBody(a.body);
   checkOutgoing(body, { topic: a.topic ?? undefined, replyTo: a.reply_to ?? undefined });
   const target = await resolveSendTarget(store, a.target);
-  const id = newMessageId();
+  const id = a.msg_id ?? newMessageId();
   const now = unixNow();
   await store.outbox.enqueue({
     id,
