@@ -131,4 +131,6 @@ export const CONTROL_LIMITS = {
   PUSH_PAGE_ROWS: 16,
   /** Session events queued per subscriber while it is behind; beyond, they are counted and dropped. */
   PUSH_MAX_EVENTS: 256,
+  /** Delivery records of sends made at once, held before a batch commit is forced. */
+  DELIVERY_BATCH: 256,
 } as const;

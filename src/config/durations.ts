@@ -114,6 +114,12 @@ export const STUN_INITIAL_RTO_MS = 100;
 /** SQLite busy timeout: a CLI's write waits this long for the daemon's transaction (they are ms long). */
 export const BUSY_TIMEOUT_MS = 5_000;
 
+/**
+ * Deliveries sent at once over a live session (the library's sends) are recorded in batches this
+ * often: a commit (fsync) per message would stall the daemon between a send and the reply to it.
+ */
+export const DELIVERY_FLUSH_MS = 100;
+
 /** `net request` waits this long for the reply unless `--timeout` says otherwise. */
 export const REQUEST_TIMEOUT_MS = 30_000;
 

@@ -24,7 +24,7 @@ export async function runAgentDaemon(env: NodeEnv, o: DaemonOptions): Promise<vo
     const { Subscriptions } = await import("./subscribe.ts");
     const { watchSessions } = await import("./session-events.ts");
     const subs = new Subscriptions(node.store);
-    serveInbox(node, { onMessage: () => subs.messageStored() });
+    serveInbox(node, { onMessage: (row) => subs.messageStored(row) });
     watchSessions(node, (e) => subs.event(e));
     handlers.set("subscribe", subs.handler());
     // Stored messages after a seq, as MESSAGE lines (spliced by the client: bodies stay verbatim).
@@ -115,7 +115,9 @@ export async function runAgentDaemon(env: NodeEnv, o: DaemonOptions): Promise<vo
       await (await import("../relay/server.ts")).offerRelay(node, handlers, services);
     }
     node.onObservedAddr = (addr, peer) => stun.noteObserved(addr, peer); // HelloAck observed_addr, docs/protocol.md#stun
-    const { sendNow } = await import("./send-now.ts");
+    const { sendNow, DeliveryRecords } = await import("./send-now.ts");
+    const records = new DeliveryRecords(node);
+    services.push(records);
     handlers.set("net.send", async (a) => {
       if (a.now === true) {
         const args = {
@@ -124,7 +126,7 @@ export async function runAgentDaemon(env: NodeEnv, o: DaemonOptions): Promise<vo
           topic: a.topic as string | null,
           reply_to: a.reply_to as string | null,
         };
-        return sendNow(node, args, () => outbox.kick());
+        return sendNow(node, records, args, () => outbox.kick());
       }
       const r = await enqueueMessage(node.store, node.config, {
         target: String(a.target),

@@ -20,6 +20,10 @@ import {
   targetNodeId,
 } from "../net/messaging.ts";
 import { unixNow } from "../util/time.ts";
+import type { Service } from "../util/service.ts";
+import type { DeliveryRecord } from "../store/index.ts";
+import { CONTROL_LIMITS } from "../config/defaults.ts";
+import { DELIVERY_FLUSH_MS } from "../config/durations.ts";
 import type { DeliveryView } from "./shapes.ts";
 
 export interface SendArgs {
@@ -29,7 +33,47 @@ export interface SendArgs {
   reply_to: string | null;
 }
 
-export async function sendNow(node: AtlasNode, a: SendArgs, kick: () => void): Promise<DeliveryView> {
+/**
+ * The `deliveries` rows of sends made at once, committed in batches (every DELIVERY_FLUSH_MS, or
+ * at DELIVERY_BATCH rows, and at stop): `net outbox` shows them a moment later, and a send never
+ * waits for a commit. A service of the agent daemon.
+ */
+export class DeliveryRecords implements Service {
+  #pending: DeliveryRecord[] = [];
+  #timer: ReturnType<typeof setTimeout> | null = null;
+  readonly #node: AtlasNode;
+
+  constructor(node: AtlasNode) {
+    this.#node = node;
+  }
+
+  start(): void {}
+
+  stop(): Promise<void> {
+    return this.flush();
+  }
+
+  add(d: DeliveryRecord): void {
+    this.#pending.push(d);
+    if (this.#pending.length >= CONTROL_LIMITS.DELIVERY_BATCH) void this.flush();
+    else this.#timer ??= setTimeout(() => void this.flush(), DELIVERY_FLUSH_MS);
+  }
+
+  async flush(): Promise<void> {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    const batch = this.#pending.splice(0);
+    await this.#node.store.deliveries.recordMany(batch)
+      .catch((e) => this.#node.log.warn("could not record deliveries", { error: (e as Error).message }));
+  }
+}
+
+export async function sendNow(
+  node: AtlasNode,
+  records: DeliveryRecords,
+  a: SendArgs,
+  kick: () => void,
+): Promise<DeliveryView> {
   const body = normalizeBody(a.body);
   checkOutgoing(body, { topic: a.topic ?? undefined, replyTo: a.reply_to ?? undefined });
   const target = await resolveSendTarget(node.store, a.target);
@@ -45,18 +89,15 @@ export async function sendNow(node: AtlasNode, a: SendArgs, kick: () => void): P
       });
       node.metrics.inc("atlas_messages_sent_total");
       const ack = await deliverOn(live, msg, node.config.transport.request_timeout * 1000);
-      // Recorded after the answer: `net outbox` shows it, the caller does not wait for the commit.
-      void node.store.deliveries
-        .record({
-          msg_id: msgId,
-          target,
-          status: "delivered",
-          attempts: 1,
-          path: live.path,
-          finished_at: unixNow(),
-          detail: "sent at once over a live session",
-        })
-        .catch((e) => node.log.warn("could not record a delivery", { error: (e as Error).message }));
+      records.add({
+        msg_id: msgId,
+        target,
+        status: "delivered",
+        attempts: 1,
+        path: live.path,
+        finished_at: unixNow(),
+        detail: "sent at once over a live session",
+      });
       return {
         msg_id: msgId,
         target,

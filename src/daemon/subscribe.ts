@@ -12,7 +12,7 @@
  */
 import { CONTROL_LIMITS } from "../config/defaults.ts";
 import { AtlasError } from "../errors.ts";
-import type { Store } from "../store/index.ts";
+import type { InboxRow, Store } from "../store/index.ts";
 import type { ControlHandler, PushSink } from "../util/service.ts";
 import { messageJson } from "./message-json.ts";
 import { CONTROL_VERSION } from "./protocol.ts";
@@ -65,9 +65,12 @@ export class Subscriptions {
     this.#store = store;
   }
 
-  /** A message was stored: subscribers read on from their cursors. */
-  messageStored(): void {
-    for (const s of this.#subs) s.kick();
+  /**
+   * A message was stored: a subscriber that is caught up gets `row` at once (no store read on the
+   * push path); any other reads on from its cursor.
+   */
+  messageStored(row?: InboxRow): void {
+    for (const s of this.#subs) if (!row || !s.offer(row)) s.kick();
   }
 
   event(e: SessionEventView): void {
@@ -102,6 +105,8 @@ class Subscriber {
   #again = false;
   #events: string[] = [];
   #dropped = 0;
+  /** The last pump read found nothing more after the cursor, and nothing was stored since unsent. */
+  #caughtUp = false;
   readonly #store: Store;
   readonly #sink: PushSink;
   readonly #a: SubscribeArgs;
@@ -115,8 +120,25 @@ class Subscriber {
 
   /** Something new: run the pump, or tell the running one to look again. */
   kick(): void {
+    this.#caughtUp = false;
     if (this.#busy) this.#again = true;
     else void this.#run();
+  }
+
+  /**
+   * Push `row` directly when it is the very next one: idle, caught up, and `row.rowid` the seq
+   * right after the cursor (seqs are consecutive unless an insert failed; messages stored by two
+   * requests at once can be announced out of order — then this declines and the store is read).
+   */
+  offer(row: InboxRow): boolean {
+    if (this.#busy || !this.#caughtUp || row.rowid !== this.#cursor + 1 || !this.#a.messages) return false;
+    if (this.#sink.isClosed()) return true;
+    this.#cursor = row.rowid;
+    const wanted = (this.#a.from === null || this.#a.from === row.from_id) &&
+      (this.#a.topic === null || this.#a.topic === row.topic);
+    // A full socket keeps the line (it is already written) but ends the shortcut until the pump drains it.
+    if (wanted && !this.#sink.push(MESSAGE_PUSH_PREFIX + messageJson(row) + "}")) this.#caughtUp = false;
+    return true;
   }
 
   event(line: string): void {
@@ -133,6 +155,7 @@ class Subscriber {
         this.#again = false;
         if (!(await this.#flushEvents()) || !(await this.#pumpMessages())) return;
       } while (this.#again && !this.#sink.isClosed());
+      this.#caughtUp = this.#a.messages;
     } catch {
       // the store is closing with the daemon: the stream ends with it
     } finally {
@@ -159,6 +182,7 @@ class Subscriber {
 
   async #pumpMessages(): Promise<boolean> {
     if (!this.#a.messages) return true;
+    this.#caughtUp = false;
     const page = CONTROL_LIMITS.PUSH_PAGE_ROWS;
     for (;;) {
       if (this.#sink.isClosed()) return false;

@@ -64,12 +64,17 @@ export class InboxStore {
 
   /** Store a received message. False when (from_id, id) is already stored (a re-delivery). */
   async insert(m: InboxMessage): Promise<boolean> {
+    return (await this.insertSeq(m)) !== null;
+  }
+
+  /** Store a received message; its seq, or null when (from_id, id) is already stored (a re-delivery). */
+  async insertSeq(m: InboxMessage): Promise<number | null> {
     const rs = await this.#db.execute(
       `INSERT OR IGNORE INTO inbox (id, from_id, to_id, timestamp, reply_to, topic, body, received_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
       [m.id, m.from_id, m.to_id, secs(m.timestamp), m.reply_to ?? null, m.topic ?? null, m.body, secs(m.received_at)],
     );
-    return rs.rowsAffected > 0;
+    return rs.rowsAffected > 0 ? num(rs.lastInsertRowid) : null;
   }
 
   /** Delete messages received before `cutoff` (Unix s, docs/architecture.md#peer-store inbox.retention_days). Returns how many. */
