@@ -121,6 +121,16 @@ describe("subscribe on a running daemon", () => {
     resumed.s.destroy();
   });
 
+  test("a reading subscriber gets every message of a concurrent burst once, in seq order", async () => {
+    const sub = await RawSub.open(sock, {});
+    const ids = await sendMany(sender, target, 500, '"burst"', 16);
+    await waitFor("500 pushed messages", () => sub.messages().length >= 500);
+    const got = sub.messages();
+    assert.deepEqual(got.map((m) => m.id).sort(), ids.slice().sort());
+    assert.ok(got.every((m, i) => i === 0 || m.seq > got[i - 1]!.seq), "in seq order");
+    sub.s.destroy();
+  });
+
   test("session events: session_up when a peer's first session opens, session_down when its last closes", async () => {
     const sub = await RawSub.open(sock, { events: true, messages: false });
     const other = await net.node({ name: "gamma" });
