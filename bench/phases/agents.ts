@@ -8,8 +8,9 @@
  *    `Atlas.send` with AN.inFlight in flight. Through CLI processes: AN.cli `atlas net send`
  *    processes one after another (what an agent without the library does). Target: ≥ 10×.
  * 2. Request → reply round trip: A's `Atlas.request` to B, where a responder on B's library
- *    (inbox → reply) answers each; sequential, AN.req requests; p50 and p99. Both legs go through
- *    the daemons' outboxes and inboxes (store, MessageAck, push). Target: p50 ≤ 5 ms.
+ *    (inbox → reply) answers each; sequential, AN.req requests; p50 and p99. Each leg: a control
+ *    call, the daemon's at-once send over the live session (src/daemon/send-now.ts), the other
+ *    daemon's inbox commit (fsync) and MessageAck, and its push to the subscriber. Target: p50 ≤ 5 ms.
  */
 import { spawn } from "node:child_process";
 import { join } from "node:path";
@@ -103,7 +104,7 @@ export async function agentsPhase(api: PhaseApi): Promise<void> {
     await responder;
     const p50 = median(lat);
     api.addRow(
-      `request → reply round trip, library ↔ library via two daemons' outboxes and inboxes, sequential (${lat.length}), p50 / p99`,
+      `request → reply round trip, library ↔ library through two daemons (send at once, inbox commit, push), sequential (${lat.length}), p50 / p99`,
       `${ms(p50)} / ${ms(percentile(lat, 99))}`,
       "",
       "",
