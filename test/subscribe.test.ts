@@ -168,6 +168,28 @@ describe("subscribe on a running daemon", () => {
     sub.s.destroy();
   });
 
+  test("control connections beyond 64 are closed at accept, so local clients cannot pile up in the daemon", async () => {
+    const open: Socket[] = [];
+    try {
+      // Whatever other tests left open is gone (sockets destroyed); fill the slots with idle connections.
+      for (let i = 0; i < 64; i++) {
+        const s = connect(sock);
+        await new Promise((r) => s.once("connect", r));
+        open.push(s);
+      }
+      const r = await runAtlas(["status"], { home: alpha.home });
+      assert.equal(r.code, 1);
+      // Closed at accept: seen as a close before the answer, or as EPIPE on writing the request.
+      assert.match(r.stderr, /^error: (the daemon closed the control connection|cannot reach the daemon at )/);
+    } finally {
+      for (const s of open) s.destroy();
+    }
+    await waitFor("the daemon to answer again", async () => {
+      const r = await runAtlas(["--json", "status"], { home: alpha.home });
+      return JSON.parse(r.stdout).pid === daemon.proc.pid;
+    });
+  });
+
   test("net inbox --follow --json prints what the daemon pushes", async () => {
     const [cmd, pre] = atlasCommand();
     const p = spawn(cmd, [...pre, "--home", alpha.home, "--json", "net", "inbox", "--follow", "--limit", "0"], {

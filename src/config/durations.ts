@@ -23,6 +23,9 @@ export const DAEMON_PROBE_MS = 1_000;
 /** A control call may run a whole network operation (dials, a send with its timeouts): bounded well above those. */
 export const CONTROL_CALL_TIMEOUT_MS = 120_000;
 
+/** A control connection that has not sent its request line within this long is closed: it holds one of the 64 slots. */
+export const CONTROL_REQUEST_WAIT_MS = 10_000;
+
 /** `daemon stop` waits this long for the process to exit: twice the daemon's own 5 s deadline. */
 export const DAEMON_STOP_WAIT_MS = 10_000;
 

@@ -4,6 +4,7 @@ import { AtlasError, Exit } from "../errors.ts";
 import type { Logger } from "../util/log.ts";
 import type { ControlCall, ControlHandler, PushSink } from "../util/service.ts";
 import { CONTROL_LIMITS } from "../config/defaults.ts";
+import { CONTROL_REQUEST_WAIT_MS } from "../config/durations.ts";
 import { socketSink } from "./push-sink.ts";
 import {
   CONTROL_VERSION,
@@ -69,6 +70,7 @@ export class ControlServer {
     s.on("error", () => {});
     let buf = "";
     s.setEncoding("utf8");
+    s.setTimeout(CONTROL_REQUEST_WAIT_MS, () => s.destroy());
     const onData = (d: string) => {
       const from = buf.length;
       buf += d;
@@ -80,6 +82,7 @@ export class ControlServer {
       const line = buf.slice(0, nl);
       buf = "";
       s.off("data", onData);
+      s.setTimeout(0); // answering (or streaming) may take long: the operation bounds itself
       s.pause();
       void this.reply(s, line);
     };
