@@ -57,6 +57,14 @@ describe("examples/ answer requests", () => {
     return p;
   }
 
+  /** Stop an example (its whole process group) and wait until beta's daemon has no subscriber left. */
+  async function stop(p: ChildProcess): Promise<void> {
+    const exited = new Promise((r) => p.once("close", r));
+    process.kill(-p.pid!, "SIGTERM");
+    await exited;
+    await waitFor("the example's subscription to end", async () => (await subscribers(b.home)) === 0);
+  }
+
   const request = async (body: string) => {
     const r = await runAtlas(["--json", "net", "request", b.nodeId, body, "--timeout", "20s"], { home: a.home });
     assert.equal(r.code, 0, r.stderr);
@@ -68,7 +76,14 @@ describe("examples/ answer requests", () => {
     const j = await request('{"q":"what time is it"}');
     assert.deepEqual(j.reply.body.answer, "you asked: what time is it");
     assert.equal(j.reply.reply_to, j.request.msg_id);
-    process.kill(-p.pid!, "SIGTERM");
+    await stop(p);
+  });
+
+  test("examples/agent.ts runs under Deno too (deno run -A)", async () => {
+    const p = await run([join(ROOT, "node_modules", ".bin", "deno"), "run", "-A", join(ROOT, "examples", "agent.ts")]);
+    const j = await request('{"q":"from deno"}');
+    assert.deepEqual(j.reply.body.answer, "you asked: from deno");
+    await stop(p);
   });
 
   test("examples/reply-loop.sh (inbox --follow --json, send --reply-to) answers atlas net request", {
@@ -80,7 +95,7 @@ describe("examples/ answer requests", () => {
     assert.equal(j.reply.reply_to, j.request.msg_id);
     assert.equal(j.reply.body.by, "reply-loop.sh");
     assert.ok(JSON.stringify(j.reply.body.echo).length > 0);
-    process.kill(-p.pid!, "SIGTERM");
+    await stop(p);
   });
 });
 
