@@ -3,13 +3,13 @@
  * of messages. A reply is an ordinary message whose `reply_to` names the request's msg_id; the
  * daemon stores it, so `net request` needs the daemon and waits on its `subscribe` stream
  * (docs/protocol.md#subscribe-streaming) — subscribed before sending, so a quick reply is not missed.
+ * The request goes at once over a live session with the peer, else through the outbox.
  */
 import { REQUEST_TIMEOUT_MS } from "../../config/durations.ts";
-import type { QueuedResult } from "../../net/messaging.ts";
-import type { MessageView } from "../../daemon/shapes.ts";
+import type { DeliveryView, MessageView } from "../../daemon/shapes.ts";
 import type { Ctx } from "../context.ts";
 import type { AnyCommand } from "../options.ts";
-import { queuedView, SEND_LABEL_WIDTH, sendMessage } from "./messaging.ts";
+import { SEND_LABEL_WIDTH, sendMessage } from "./messaging.ts";
 import { parseDuration } from "./net.ts";
 import { shortId } from "../output.ts";
 
@@ -61,11 +61,13 @@ export function registerRequest(net: AnyCommand, ctxOf: CtxOf): void {
       const stream = await openStream(ctx.paths, "subscribe", { messages: true });
       try {
         const t0 = performance.now();
-        const q = await callDaemon<QueuedResult>(ctx.paths, "net.send", {
+        // At once over a live session (else queued): a request is worth its round trip.
+        const q = await callDaemon<DeliveryView>(ctx.paths, "net.send", {
           target,
           body,
           topic: o.topic ?? null,
           reply_to: null,
+          now: true,
         });
         const reply = await awaitReply(stream, q.msg_id, Date.now() + timeoutMs);
         if (reply === null) {
@@ -74,7 +76,7 @@ export function registerRequest(net: AnyCommand, ctxOf: CtxOf): void {
         const rtt = performance.now() - t0;
         if (ctx.json) {
           // Spliced, not re-serialised: the reply's body stays verbatim.
-          const request = JSON.stringify(queuedView(q.msg_id, q.target));
+          const request = JSON.stringify(q);
           ctx.out.line(`{"request":${request},"reply":${reply},"rtt_ms":${rtt.toFixed(3)}}`);
         } else {
           const m = JSON.parse(reply) as MessageView;
