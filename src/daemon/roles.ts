@@ -17,39 +17,14 @@ export type ServiceNodeOptions = Pick<DaemonOptions, "host" | "port" | "onListen
  */
 export async function runAgentDaemon(env: NodeEnv, o: DaemonOptions): Promise<void> {
   const { runDaemon } = await import("./daemon.ts");
-  const { serveInbox, pruneInbox, enqueueMessage } = await import("../net/messaging.ts");
+  const { serveInbox, pruneInbox } = await import("../net/messaging.ts");
   const { OutboxWorker } = await import("../net/outbox-worker.ts");
   await runDaemon(env, { ...o, role: "daemon" }, async (node, handlers, services, housekeeping) => {
-    // docs/protocol.md#control-socket-cli--daemon: `subscribe` pushes stored messages and session events.
-    const { Subscriptions } = await import("./subscribe.ts");
-    const { watchSessions } = await import("./session-events.ts");
-    const subs = new Subscriptions(node.store);
-    serveInbox(node, { onMessage: (row) => subs.messageStored(row) });
-    watchSessions(node, (e) => subs.event(e));
-    handlers.set("subscribe", subs.handler());
-    // Stored messages after a seq, as MESSAGE lines (spliced by the client: bodies stay verbatim).
-    handlers.set("net.inbox", async (a) => {
-      const { messageJson } = await import("./message-json.ts");
-      const rows = await node.store.inbox.list({
-        from: typeof a.from === "string" ? a.from : undefined,
-        topic: typeof a.topic === "string" ? a.topic : undefined,
-        sinceRowid: Number.isSafeInteger(a.after) ? a.after as number : 0,
-        limit: Math.min(Number.isSafeInteger(a.limit) ? a.limit as number : 100, 1000),
-      });
-      return { lines: rows.map(messageJson) };
-    });
-    handlers.set("net.message", async (a) => {
-      const { messageJson } = await import("./message-json.ts");
-      const row = await node.store.inbox.byId(String(a.id).toLowerCase());
-      return { line: row ? messageJson(row) : null };
-    });
-    handlers.set("net.peers", async () => {
-      const { peerView } = await import("./views.ts");
-      const rows = await node.store.peers.list({});
-      const paths = await node.store.sessions.latestPaths();
-      const now = Math.floor(Date.now() / 1000);
-      return rows.map((r) => peerView(r, paths.get(r.node_id), now));
-    });
+    // docs/protocol.md#control-socket-cli--daemon: the inbox served, and the local API over it
+    // (subscribe, net.inbox, net.message, net.peers) for the CLI, the library and `atlas mcp`.
+    const { addAgentApi } = await import("./agent-api.ts");
+    const api = addAgentApi(node, handlers);
+    serveInbox(node, { onMessage: (row) => api.messageStored(row) });
     for (const name of ["atlas_messages_sent_total", "atlas_messages_received_total"] as const) {
       node.metrics.inc(name, {}, 0);
     }
@@ -105,7 +80,6 @@ export async function runAgentDaemon(env: NodeEnv, o: DaemonOptions): Promise<vo
         relays: presence.status(),
         relay_pipes: relayLinks(node).stats(),
         hole_punch: holePunch?.status() ?? [],
-        subscribers: subs.count,
       };
     });
     if (node.config.stun.serve && !node.config.transport.offer_relay) {
@@ -115,28 +89,8 @@ export async function runAgentDaemon(env: NodeEnv, o: DaemonOptions): Promise<vo
       await (await import("../relay/server.ts")).offerRelay(node, handlers, services);
     }
     node.onObservedAddr = (addr, peer) => stun.noteObserved(addr, peer); // HelloAck observed_addr, docs/protocol.md#stun
-    const { sendNow, DeliveryRecords } = await import("./send-now.ts");
-    const records = new DeliveryRecords(node);
-    services.push(records);
-    handlers.set("net.send", async (a) => {
-      if (a.now === true) {
-        const args = {
-          target: String(a.target),
-          body: String(a.body),
-          topic: a.topic as string | null,
-          reply_to: a.reply_to as string | null,
-        };
-        return sendNow(node, records, args, () => outbox.kick());
-      }
-      const r = await enqueueMessage(node.store, node.config, {
-        target: String(a.target),
-        body: String(a.body),
-        topic: a.topic as string | null,
-        reply_to: a.reply_to as string | null,
-      });
-      outbox.kick();
-      return r;
-    });
+    const { addSendOp } = await import("./send-now.ts");
+    services.push(addSendOp(node, handlers, outbox));
     housekeeping.add("inbox pruning", () => pruneInbox(node.store, node.config));
   });
 }

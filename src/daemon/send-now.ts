@@ -20,7 +20,7 @@ import {
   targetNodeId,
 } from "../net/messaging.ts";
 import { unixNow } from "../util/time.ts";
-import type { Service } from "../util/service.ts";
+import type { ControlHandler, Service } from "../util/service.ts";
 import type { DeliveryRecord } from "../store/index.ts";
 import { CONTROL_LIMITS } from "../config/defaults.ts";
 import { DELIVERY_FLUSH_MS } from "../config/durations.ts";
@@ -130,4 +130,29 @@ export async function sendNow(
     relay: null,
     ack: null,
   };
+}
+
+/**
+ * The agent daemon's `net.send`: queued in the outbox (the CLI's `net send`), or with `now: true`
+ * sent at once when it can be (sendNow). Returns the delivery-record service to run.
+ */
+export function addSendOp(
+  node: AtlasNode,
+  handlers: Map<string, ControlHandler>,
+  outbox: { kick(): void },
+): Service {
+  const records = new DeliveryRecords(node);
+  handlers.set("net.send", async (a) => {
+    const args: SendArgs = {
+      target: String(a.target),
+      body: String(a.body),
+      topic: typeof a.topic === "string" ? a.topic : null,
+      reply_to: typeof a.reply_to === "string" ? a.reply_to : null,
+    };
+    if (a.now === true) return sendNow(node, records, args, () => outbox.kick());
+    const r = await enqueueMessage(node.store, node.config, args);
+    outbox.kick();
+    return r;
+  });
+  return records;
 }
