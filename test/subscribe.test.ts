@@ -53,6 +53,11 @@ class RawSub {
   }
 }
 
+async function subscribersOf(home: string): Promise<number> {
+  const r = await runAtlas(["--json", "status"], { home });
+  return JSON.parse(r.stdout).subscribers ?? 0;
+}
+
 async function rssKiB(pid: number): Promise<number> {
   const m = /VmRSS:\s+(\d+) kB/.exec(await readFile(`/proc/${pid}/status`, "utf8"));
   return Number(m![1]);
@@ -191,6 +196,7 @@ describe("subscribe on a running daemon", () => {
   });
 
   test("net inbox --follow --json prints what the daemon pushes", async () => {
+    const before = await subscribersOf(alpha.home);
     const [cmd, pre] = atlasCommand();
     const p = spawn(cmd, [...pre, "--home", alpha.home, "--json", "net", "inbox", "--follow", "--limit", "0"], {
       env: { ...process.env, NODE_OPTIONS: "" },
@@ -198,11 +204,8 @@ describe("subscribe on a running daemon", () => {
     });
     let out = "";
     p.stdout.on("data", (d) => (out += d));
-    // The stream is open once the daemon counts a subscriber; a message sent before would be "old".
-    await waitFor("the follower to subscribe", async () => {
-      const r = await runAtlas(["--json", "status"], { home: alpha.home });
-      return JSON.parse(r.stdout).subscribers === 1;
-    });
+    // The stream is open once the daemon counts one more subscriber; a message sent before would be "old".
+    await waitFor("the follower to subscribe", async () => (await subscribersOf(alpha.home)) > before);
     const { msgId } = await sendDirect(sender, target, '{"n": 1}');
     await waitFor("the followed message", () => out.includes("\n"));
     const m = JSON.parse(out.split("\n")[0]!);
@@ -211,6 +214,38 @@ describe("subscribe on a running daemon", () => {
     const code = new Promise((r) => p.on("close", r));
     p.kill("SIGTERM");
     assert.equal(await code, 0);
+  });
+
+  test("net inbox --follow (human form) prints a pushed message with its body verbatim", async () => {
+    const before = await subscribersOf(alpha.home);
+    const [cmd, pre] = atlasCommand();
+    const p = spawn(cmd, [...pre, "--home", alpha.home, "net", "inbox", "--follow", "--limit", "0"], {
+      env: { ...process.env, NODE_OPTIONS: "" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    p.stdout.on("data", (d) => (out += d));
+    await waitFor("the follower to subscribe", async () => (await subscribersOf(alpha.home)) > before);
+    const { msgId } = await sendDirect(sender, target, '{"n": 123456789012345678901234567890}', { topic: "demo" });
+    await waitFor("the followed message", () => out.split("\n").length >= 3);
+    const [head, body] = out.split("\n");
+    assert.match(
+      head!,
+      new RegExp(`^\\d{4}-\\d\\d-\\d\\dT[\\d:]+Z  from ${sender.nodeId.slice(0, 18)}…  topic demo  ${msgId}$`),
+    );
+    assert.equal(body, '  {"n":123456789012345678901234567890}');
+    const code = new Promise((r) => p.on("close", r));
+    p.kill("SIGTERM");
+    assert.equal(await code, 0);
+  });
+
+  test("a control connection that sends no request within 10 s is closed", { timeout: 30_000 }, async () => {
+    const s = connect(sock);
+    await new Promise((r) => s.once("connect", r));
+    const t0 = Date.now();
+    await new Promise((r) => s.once("close", r).resume());
+    const waited = Date.now() - t0;
+    assert.ok(waited >= 9_000 && waited < 15_000, `closed after ${waited} ms`);
   });
 
   test("a body at the wire limit goes through the control socket (net send -)", { timeout: 60_000 }, async () => {
