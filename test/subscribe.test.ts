@@ -136,6 +136,16 @@ describe("subscribe on a running daemon", () => {
     sub.s.destroy();
   });
 
+  test("replies: true pushes only messages that answer another", async () => {
+    const sub = await RawSub.open(sock, { replies: true });
+    await sendDirect(sender, target, '"not a reply"');
+    const replyTo = "msg_0193a1b2-0000-7000-8000-000000000001";
+    const { msgId } = await sendDirect(sender, target, '"a reply"', { replyTo });
+    await waitFor("the reply pushed", () => sub.messages().length >= 1);
+    assert.deepEqual(sub.messages().map((m) => m.id), [msgId]);
+    sub.s.destroy();
+  });
+
   test("session events: session_up when a peer's first session opens, session_down when its last closes", async () => {
     const sub = await RawSub.open(sock, { events: true, messages: false });
     const other = await net.node({ name: "gamma" });

@@ -26,7 +26,7 @@ export class ReplyWaiter {
   }
 
   static async open(paths: HomePaths): Promise<ReplyWaiter> {
-    return new ReplyWaiter(await openStream(paths, "subscribe", { messages: true }));
+    return new ReplyWaiter(await openStream(paths, "subscribe", { messages: true, replies: true }));
   }
 
   /** Resolve with the message whose reply_to is `msgId`, or reject after `timeoutMs`. */

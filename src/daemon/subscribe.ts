@@ -28,6 +28,8 @@ export interface SubscribeArgs {
   messages: boolean;
   /** Push session events (default false). */
   events: boolean;
+  /** Only messages that answer another (reply_to set): what a client waiting for replies needs. */
+  replies: boolean;
 }
 
 /** The reply line of `subscribe`, before the pushes. */
@@ -53,6 +55,7 @@ export function parseSubscribeArgs(a: Record<string, unknown>): SubscribeArgs {
     topic: text("topic"),
     messages: a.messages !== false,
     events: a.events === true,
+    replies: a.replies === true,
   };
 }
 
@@ -135,7 +138,7 @@ class Subscriber {
     if (this.#sink.isClosed()) return true;
     this.#cursor = row.rowid;
     const wanted = (this.#a.from === null || this.#a.from === row.from_id) &&
-      (this.#a.topic === null || this.#a.topic === row.topic);
+      (this.#a.topic === null || this.#a.topic === row.topic) && (!this.#a.replies || row.reply_to !== null);
     // A full socket keeps the line (it is already written) but ends the shortcut until the pump drains it.
     if (wanted && !this.#sink.push(MESSAGE_PUSH_PREFIX + messageJson(row) + "}")) this.#caughtUp = false;
     return true;
@@ -194,6 +197,7 @@ class Subscriber {
       });
       for (const r of rows) {
         this.#cursor = r.rowid;
+        if (this.#a.replies && r.reply_to === null) continue;
         if (!(await this.#push(MESSAGE_PUSH_PREFIX + messageJson(r) + "}"))) return false;
       }
       if (rows.length < page) return true;

@@ -58,7 +58,7 @@ export function registerRequest(net: AnyCommand, ctxOf: CtxOf): void {
       }
       const { openStream } = await import("../../daemon/control-stream.ts");
       const { callDaemon } = await import("../../daemon/control-client.ts");
-      const stream = await openStream(ctx.paths, "subscribe", { messages: true });
+      const stream = await openStream(ctx.paths, "subscribe", { messages: true, replies: true });
       try {
         const t0 = performance.now();
         // At once over a live session (else queued): a request is worth its round trip.
