@@ -8,7 +8,7 @@
 import { REQUEST_TIMEOUT_MS } from "../config/durations.ts";
 import { nodeEnv } from "../config/env.ts";
 import type { HomePaths } from "../config/paths.ts";
-import { callDaemon } from "../daemon/control-client.ts";
+import { ControlPool } from "../daemon/control-pool.ts";
 import { openStream, parsePush } from "../daemon/control-stream.ts";
 import type { Listening } from "../daemon/daemon.ts";
 import { isDaemonRunning } from "../daemon/detect.ts";
@@ -87,12 +87,15 @@ export interface Inbox extends AsyncIterable<Message> {
 export class Atlas {
   readonly #paths: HomePaths;
   readonly #stop: (() => Promise<void>) | null;
+  /** Control calls over kept-open connections. */
+  readonly #pool: ControlPool;
   #replies: Promise<ReplyWaiter> | null = null;
   /** Where the node listens, when this process started it. */
   readonly listening: Listening | null;
 
   private constructor(paths: HomePaths, stop: (() => Promise<void>) | null, listening: Listening | null) {
     this.#paths = paths;
+    this.#pool = new ControlPool(paths);
     this.#stop = stop;
     this.listening = listening;
   }
@@ -133,7 +136,7 @@ export class Atlas {
   }
 
   #call<T>(op: string, args: Record<string, unknown> = {}): Promise<T> {
-    return callDaemon<T>(this.#paths, op, args);
+    return this.#pool.call<T>(op, args);
   }
 
   /** The node's status (the `status` shape's daemon fields). */
@@ -267,6 +270,7 @@ export class Atlas {
     const r = this.#replies;
     this.#replies = null;
     if (r) (await r.catch(() => null))?.close();
+    this.#pool.close();
     await this.#stop?.();
   }
 }

@@ -26,6 +26,9 @@ export const CONTROL_CALL_TIMEOUT_MS = 120_000;
 /** A control connection that has not sent its request line within this long is closed: it holds one of the 64 slots. */
 export const CONTROL_REQUEST_WAIT_MS = 10_000;
 
+/** The library closes a control connection idle this long: well before the daemon's CONTROL_REQUEST_WAIT_MS. */
+export const CONTROL_POOL_IDLE_MS = 3_000;
+
 /** `daemon stop` waits this long for the process to exit: twice the daemon's own 5 s deadline. */
 export const DAEMON_STOP_WAIT_MS = 10_000;
 

@@ -17,8 +17,9 @@ import {
 export type { ControlHandler };
 
 /**
- * `state/daemon.sock` (mode 0600): answers one request per connection with one reply line; a
- * streaming operation then pushes lines until either side closes (docs/protocol.md#control-socket-cli--daemon).
+ * `state/daemon.sock` (mode 0600): answers each request line with one reply line, on a connection
+ * the client closes when done; a streaming operation then pushes lines until either side closes
+ * (docs/protocol.md#control-socket-cli--daemon).
  */
 export class ControlServer {
   private server: Server;
@@ -68,8 +69,17 @@ export class ControlServer {
     this.sockets.add(s);
     s.on("close", () => this.sockets.delete(s));
     s.on("error", () => {});
-    let buf = "";
     s.setEncoding("utf8");
+    s.once("end", () => s.destroy()); // the client is done
+    this.nextRequest(s, "");
+  }
+
+  /**
+   * Read one request line and answer it. A connection may carry several requests one after
+   * another (the library keeps a few open); each must come within CONTROL_REQUEST_WAIT_MS.
+   */
+  private nextRequest(s: Socket, rest: string): void {
+    let buf = "";
     s.setTimeout(CONTROL_REQUEST_WAIT_MS, () => s.destroy());
     const onData = (d: string) => {
       const from = buf.length;
@@ -79,28 +89,31 @@ export class ControlServer {
         if (buf.length > MAX_CONTROL_LINE) s.destroy();
         return;
       }
-      const line = buf.slice(0, nl);
-      buf = "";
       s.off("data", onData);
       s.setTimeout(0); // answering (or streaming) may take long: the operation bounds itself
       s.pause();
-      void this.reply(s, line);
+      void this.reply(s, buf.slice(0, nl), buf.slice(nl + 1));
     };
     s.on("data", onData);
+    if (rest) onData(rest);
+    else s.resume();
   }
 
   /** Answer one request; a streaming operation keeps the connection open for its pushes. */
-  private async reply(s: Socket, line: string): Promise<void> {
+  private async reply(s: Socket, line: string, rest: string): Promise<void> {
     let written!: () => void;
     const ready = new Promise<void>((r) => (written = r));
     let sink: PushSink | null = null;
     const call: ControlCall = { stream: () => (sink ??= socketSink(s, ready)) };
     const reply = await this.answer(line, call);
-    if (!sink || !reply.ok) return void s.end(JSON.stringify(reply) + "\n");
+    if (s.destroyed) return;
+    if (!sink || !reply.ok) {
+      s.write(JSON.stringify(reply) + "\n");
+      return this.nextRequest(s, rest);
+    }
     s.write(JSON.stringify(reply) + "\n");
     // The client sends nothing more; reading on lets its close be seen at once, not at the next push.
     s.on("data", () => {});
-    s.once("end", () => s.destroy());
     s.resume();
     written();
   }
