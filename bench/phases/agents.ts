@@ -7,12 +7,14 @@
  *    subscriber (Atlas.inbox) has seen the last message. Through the library: AN.lib messages,
  *    `Atlas.send` with AN.inFlight in flight. Through CLI processes: AN.cli `atlas net send`
  *    processes one after another (what an agent without the library does). Target: ≥ 10×.
+ * Placement: the daemons and this process are not pinned (this process is unpinned first).
  * 2. Request → reply round trip: A's `Atlas.request` to B, where a responder on B's library
  *    (inbox → reply) answers each; sequential, AN.req requests; p50 and p99. Each leg: a control
  *    call, the daemon's at-once send over the live session (src/daemon/send-now.ts), the other
  *    daemon's inbox commit (fsync) and MessageAck, and its push to the subscriber. Target: p50 ≤ 5 ms.
  */
 import { spawn } from "node:child_process";
+import { cpus, platform } from "node:os";
 import { join } from "node:path";
 import { Atlas } from "../../src/index.ts";
 import { median, percentile } from "../common.ts";
@@ -51,6 +53,10 @@ async function countArrivals(b: Atlas, n: number): Promise<{ done: Promise<numbe
 }
 
 export async function agentsPhase(api: PhaseApi): Promise<void> {
+  // run.ts pins this process to CPU 0 for the transport phases, and children inherit it: unpinned
+  // first, so the two daemons and this process are placed by the scheduler on every core.
+  const ncpu = cpus().length;
+  if (api.pinning && platform() === "linux" && ncpu >= 2) api.pin(process.pid, `0-${ncpu - 1}`);
   const prog: Prog = { label: "bundle", cmd: process.execPath, pre: [join(api.root, "dist", "atlas.mjs")] };
   const a = await startDaemon(prog, "A", await makeHome(api, prog, "A"));
   const b = await startDaemon(prog, "B", await makeHome(api, prog, "B"));
