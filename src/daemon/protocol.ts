@@ -1,7 +1,7 @@
 /**
  * The control-socket protocol between the CLI (or the library, src/api/) and its daemon
- * (docs/protocol.md#control-socket-cli--daemon): one JSON request line, one JSON reply line, then the
- * connection closes. Both carry `v`; a daemon answers a request of another version with an error
+ * (docs/protocol.md#control-socket-cli--daemon): one JSON request line, one JSON reply line; the
+ * client may send its next request on the same connection, and closes it when done. Both carry `v`; a daemon answers a request of another version with an error
  * that says so, so an old CLI and a new daemon never misread each other.
  *
  * A streaming operation (`subscribe`) answers the same way, then keeps the connection open and
