@@ -170,6 +170,27 @@ async function take<T>(it: AsyncIterable<T>, n: number): Promise<T[]> {
   return out;
 }
 
+test("discover() lists the agents a bootstrap node knows, in the discover_result shape", async () => {
+  const boot = await startListener((await initHome("boot")).home, [], { cmd: ["bootstrap"] });
+  const a = await initHome("seeker");
+  const b = await initHome("finder-me");
+  await runAtlas(["id", "add-skill", "summarise"], { home: b.home });
+  await startListener(a.home, ["--bootstrap", boot.address], { cmd: ["daemon"] });
+  await startListener(b.home, ["--bootstrap", boot.address], { cmd: ["daemon"] });
+  const atlas = await Atlas.attach({ home: a.home });
+  try {
+    const found = await waitFor("beta listed", async () => {
+      const r = await atlas.discover({ skill: "summarise" });
+      return r.peers.some((p) => p.node_id === b.nodeId) && r;
+    });
+    assert.deepEqual(validate(S.DISCOVER, found), []);
+    assert.deepEqual(found.peers.map((p) => p.name), ["finder-me"]);
+  } finally {
+    await atlas.close();
+    await cleanupAll();
+  }
+});
+
 describe("the library with a node in this process", () => {
   after(cleanupAll);
 

@@ -98,6 +98,12 @@ describe("atlas mcp with the SDK's client", () => {
     assert.match(r.content[0]!.text, /^ERR_TIMEOUT: no reply to msg_[0-9a-f-]+ within 1 s$/);
   });
 
+  test("discover without any bootstrap node configured is an error result that says so", async () => {
+    const r = await call(ca, "discover", { skill: "x" });
+    assert.equal(r.isError, true);
+    assert.match(r.content[0]!.text, /^ERR_[A-Z_]+: .*bootstrap/);
+  });
+
   test("bad arguments are an error result naming ERR_USAGE", async () => {
     const r = await call(ca, "send", { peer: b.nodeId });
     assert.equal(r.isError, true);
