@@ -19,10 +19,13 @@
  * through two daemons' outbox/inbox, `atlas net send` / `--version` wall time, daemon RSS idle and
  * with 500 sessions.
  *
+ * Agents phase (bench/phases/agents.ts, after it): the library (src/index.ts) against CLI processes —
+ * messages/s end to end, and the request → reply round trip between two daemons.
+ *
  * Diagnostic scripts, not part of the run, are in bench/tools/.
  *
  * Environment:
- *   BENCH_ONLY=connect,idle,rtt,req,bulk,relay,tcpleg,daemon   run only these phases (profiling); RESULTS.md
+ *   BENCH_ONLY=connect,idle,rtt,req,bulk,relay,tcpleg,daemon,agents   run only these phases (profiling); RESULTS.md
  *                                         untouched, except that a run including `relay` replaces
  *                                         the "relay: " rows and notes in its generated section
  *   BENCH_RELAY_PIN=d,r,a | none          CPUs of dialler (this process), relay, agent (default 0,1,1)
@@ -41,6 +44,7 @@ import { runInNewContext } from "node:vm";
 import type { Session } from "../src/net/session.ts";
 import { HOST, startNode } from "./common.ts";
 import type { PhaseApi, TransportApi } from "./phases/api.ts";
+import { agentsPhase } from "./phases/agents.ts";
 import { bulkPhase } from "./phases/bulk.ts";
 import { connectPhase } from "./phases/connect.ts";
 import { daemonPhase } from "./phases/daemon.ts";
@@ -112,6 +116,7 @@ async function main(): Promise<void> {
   if (phase("relay")) await relayPhase({ ...api, benchOnly: only !== null });
   if (phase("tcpleg")) await tcpLegPhase(api); // docs/protocol.md#the-tcp-leg: the relayed figures over UDP and TLS/TCP
   if (phase("daemon")) await daemonPhase(api);
+  if (phase("agents")) await agentsPhase(api);
 }
 
 /** The generated section of RESULTS.md: header, table, notes, and the whole run's time and load. */

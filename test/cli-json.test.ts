@@ -132,6 +132,18 @@ describe("every command's --json output has its one shape", () => {
     assert.equal(queued.queued, true);
     assert.equal((await runAtlas(["net", "connect", a.nodeId], { home: b.home })).code, 0);
     await json("status", ["status"], b.home);
+    // net request from beta, answered by alpha's `net reply`: both daemons receive.
+    const req = runAtlas(["--json", "net", "request", a.nodeId, '{"q":1}', "--timeout", "20s"], { home: b.home });
+    let asked = "";
+    await until(async () => {
+      const r = await runAtlas(["--json", "net", "inbox"], { home: a.home });
+      asked = r.stdout.trimEnd().split("\n").map((l) => JSON.parse(l)).find((m) => m.body?.q === 1)?.id ?? "";
+      return asked !== "";
+    }, "the request at alpha");
+    await json("net reply", ["net", "reply", asked, '{"a":1}'], a.home);
+    const r = await req;
+    assert.equal(r.code, 0, r.stderr);
+    conforms("net request", r.stdout);
     await json("daemon stop", ["daemon", "stop"], b.home);
   });
 

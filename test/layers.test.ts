@@ -20,7 +20,7 @@ const NET_AND_BELOW = [...BASE, "net", "handshake", "wire", "stun", "transport",
 
 /**
  * What each folder (or top-level file) of src/ may import besides itself. The stack, top to bottom:
- * cli → daemon → relay, bootstrap (services) → net → handshake → wire, stun → transport; identity,
+ * cli → mcp → api (the library; src/index.ts is its entry) → daemon → relay, bootstrap (services) → net → handshake → wire, stun → transport; identity,
  * operator and store are shared below net.
  */
 const ALLOWED: Record<string, readonly string[]> = {
@@ -42,7 +42,10 @@ const ALLOWED: Record<string, readonly string[]> = {
   daemon: [...NET_AND_BELOW, "relay", "bootstrap", "metrics"],
   devnet: [...BASE, "identity", "daemon"],
   netcheck: NET_AND_BELOW,
-  cli: [...NET_AND_BELOW, "relay", "bootstrap", "daemon", "metrics", "devnet", "netcheck"],
+  api: [...NET_AND_BELOW, "bootstrap", "daemon"],
+  "index.ts": ["api", "daemon", "errors.ts"],
+  mcp: [...BASE, "api", "daemon"],
+  cli: [...NET_AND_BELOW, "relay", "bootstrap", "daemon", "metrics", "devnet", "netcheck", "api", "mcp"],
 };
 
 /** Imports that break the order on purpose: `from` → `to`, both relative to src/. */

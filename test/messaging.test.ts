@@ -186,15 +186,15 @@ describe("direct delivery between two nodes", () => {
   test("a store failure is answered with Error 5001 (the receiver keeps running)", T, async () => {
     const b = await startNode();
     const a = await startNode({ listen: false, inbox: false });
-    const insert = b.store.inbox.insert;
-    b.store.inbox.insert = () => Promise.reject(new AtlasError("ERR_STORE", "disk full"));
+    const insert = b.store.inbox.insertSeq;
+    b.store.inbox.insertSeq = () => Promise.reject(new AtlasError("ERR_STORE", "disk full"));
     try {
       await assert.rejects(
         sendDirect(a.node, pinned(b), "{}"),
         (e) => isAtlasError(e, "ERR_INTERNAL") && /5001/.test(e.message),
       );
     } finally {
-      b.store.inbox.insert = insert;
+      b.store.inbox.insertSeq = insert;
     }
     const ok = await sendDirect(a.node, pinned(b), "{}");
     assert.equal(ok.ack.status, "received");

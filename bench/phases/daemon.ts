@@ -72,7 +72,7 @@ const BODY = (() => {
 // ---------------------------------------------------------------------------------------------
 // programs and environments
 
-interface Prog {
+export interface Prog {
   label: string;
   cmd: string;
   pre: string[];
@@ -175,7 +175,7 @@ function configToml(manyConns: boolean): string {
   ].join("\n");
 }
 
-async function makeHome(api: PhaseApi, prog: Prog, name: string, manyConns = false): Promise<HomePaths> {
+export async function makeHome(api: PhaseApi, prog: Prog, name: string, manyConns = false): Promise<HomePaths> {
   const home = await mkdtemp(join(api.benchRoot, `d${name}-`));
   const r = spawnSync(prog.cmd, [...prog.pre, "--home", home, "id", "init", "--name", name, "--json"], {
     env: childEnv(),
@@ -189,7 +189,7 @@ async function makeHome(api: PhaseApi, prog: Prog, name: string, manyConns = fal
   return p;
 }
 
-interface Daemon {
+export interface Daemon {
   name: string;
   paths: HomePaths;
   proc: ChildProcess;
@@ -210,7 +210,7 @@ process.on("exit", () => {
   for (const p of live) if (p.exitCode === null) p.kill("SIGKILL");
 });
 
-function startDaemon(prog: Prog, name: string, paths: HomePaths): Promise<Daemon> {
+export function startDaemon(prog: Prog, name: string, paths: HomePaths): Promise<Daemon> {
   const t0 = performance.now();
   const p = spawn(prog.cmd, [...prog.pre, "--home", paths.home, "daemon", "--host", HOST, "--port", "0", "--json"], {
     env: childEnv(),
@@ -258,7 +258,7 @@ function startDaemon(prog: Prog, name: string, paths: HomePaths): Promise<Daemon
 }
 
 /** SIGTERM; docs/architecture.md#daemon: exit 0 within 5 s. Returns a problem description, or null. */
-async function stopDaemon(d: Daemon): Promise<string | null> {
+export async function stopDaemon(d: Daemon): Promise<string | null> {
   if (d.proc.exitCode !== null) return `daemon ${d.name} had already exited with ${d.proc.exitCode}`;
   const t0 = performance.now();
   d.proc.kill("SIGTERM");

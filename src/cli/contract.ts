@@ -141,6 +141,25 @@ export const CONTRACT: readonly CommandContract[] = [
     ].join("\n"),
   },
   {
+    command: "net reply",
+    kind: "document",
+    shape: S.DELIVERY,
+    human: "Queued   : msg_0193a1b2-…\nTarget   : " + ID +
+      "\n(without a daemon: Sent to / Msg ID / Ack, as `net send`)",
+  },
+  {
+    command: "net request",
+    kind: "document",
+    shape: S.REQUEST,
+    human: [
+      "Request  : msg_0193a1b2-…",
+      "Reply    : msg_0193a1b3-…",
+      `From     : ${ID}`,
+      "RTT      : 2.1 ms",
+      '{"answer":42}',
+    ].join("\n"),
+  },
+  {
     command: "net inbox",
     kind: "stream",
     shape: S.MESSAGE,

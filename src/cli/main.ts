@@ -11,11 +11,13 @@ import { registerConfig } from "./commands/config.ts";
 import { registerNet } from "./commands/net.ts";
 import { registerDaemon } from "./commands/daemon.ts";
 import { registerMessaging } from "./commands/messaging.ts";
+import { registerRequest } from "./commands/request.ts";
 import { registerOperator } from "./commands/operator.ts";
 import { registerBootstrap, registerDiscover, registerRelay } from "./commands/bootstrap.ts";
 import { registerCompletion } from "./commands/completion.ts";
 import { registerDevnet } from "./commands/devnet.ts";
 import { registerNetcheck } from "./commands/netcheck.ts";
+import { registerMcp } from "./commands/mcp.ts";
 import { exampleHelp } from "./examples.ts";
 
 /**
@@ -44,7 +46,9 @@ export function buildProgram(o: { json?: boolean } = {}): Command {
     makeCtx(cmd.optsWithGlobals() as GlobalOpts, level);
   registerId(program, ctxOf("warn"));
   registerOperator(program.commands.find((c) => c.name() === "id")!, ctxOf("warn"));
-  registerMessaging(registerNet(program, ctxOf("warn"), ctxOf("info")), ctxOf("warn"));
+  const net = registerNet(program, ctxOf("warn"), ctxOf("info"));
+  registerMessaging(net, ctxOf("warn"));
+  registerRequest(net, ctxOf("warn"));
   registerDiscover(program.commands.find((c) => c.name() === "net")!, ctxOf("warn"));
   registerConfig(program, ctxOf("warn"));
 
@@ -53,6 +57,7 @@ export function buildProgram(o: { json?: boolean } = {}): Command {
   registerBootstrap(program, ctxOf("warn"), ctxOf("info"));
   registerNetcheck(program, ctxOf("warn"));
   registerDevnet(program, ctxOf("warn"));
+  registerMcp(program, ctxOf("warn"));
   registerCompletion(program);
 
   program.addHelpText("after", exampleHelp(""));

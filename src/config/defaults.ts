@@ -137,3 +137,20 @@ export type Config = Widen<typeof DEFAULTS> & {
 export function defaultConfig(): Config {
   return structuredClone(DEFAULTS) as Config;
 }
+
+/**
+ * Fixed limits of the control socket (docs/protocol.md#control-socket-cli--daemon), not config keys: they bound
+ * what a local client can make the daemon hold, whatever it does.
+ */
+export const CONTROL_LIMITS = {
+  /** Connections served at once (subscribers included); one more is closed at accept. */
+  MAX_CONNECTIONS: 64,
+  /** A subscriber whose unread output reaches this many bytes gets nothing more until it reads. */
+  PUSH_HIGH_WATER_BYTES: 1024 * 1024,
+  /** Inbox rows read per page by a subscriber's pump: what it holds in memory at most. */
+  PUSH_PAGE_ROWS: 16,
+  /** Session events queued per subscriber while it is behind; beyond, they are counted and dropped. */
+  PUSH_MAX_EVENTS: 256,
+  /** Delivery records of sends made at once, held before a batch commit is forced. */
+  DELIVERY_BATCH: 256,
+} as const;

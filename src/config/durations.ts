@@ -23,6 +23,12 @@ export const DAEMON_PROBE_MS = 1_000;
 /** A control call may run a whole network operation (dials, a send with its timeouts): bounded well above those. */
 export const CONTROL_CALL_TIMEOUT_MS = 120_000;
 
+/** A control connection that has not sent its request line within this long is closed: it holds one of the 64 slots. */
+export const CONTROL_REQUEST_WAIT_MS = 10_000;
+
+/** The library closes a control connection idle this long: well before the daemon's CONTROL_REQUEST_WAIT_MS. */
+export const CONTROL_POOL_IDLE_MS = 3_000;
+
 /** `daemon stop` waits this long for the process to exit: twice the daemon's own 5 s deadline. */
 export const DAEMON_STOP_WAIT_MS = 10_000;
 
@@ -125,8 +131,14 @@ export const STUN_INITIAL_RTO_MS = 100;
 /** SQLite busy timeout: a CLI's write waits this long for the daemon's transaction (they are ms long). */
 export const BUSY_TIMEOUT_MS = 5_000;
 
-/** `net inbox --follow` polls the database this often: fast enough to feel live, idle otherwise. */
-export const FOLLOW_POLL_MS = 250;
+/**
+ * Deliveries sent at once over a live session (the library's sends) are recorded in batches this
+ * often: a commit (fsync) per message would stall the daemon between a send and the reply to it.
+ */
+export const DELIVERY_FLUSH_MS = 100;
+
+/** `net request` waits this long for the reply unless `--timeout` says otherwise. */
+export const REQUEST_TIMEOUT_MS = 30_000;
 
 /** The Farcaster sign-in spinner's frame time (a terminal animation, nothing waits on it). */
 export const SPINNER_FRAME_MS = 120;

@@ -36,26 +36,13 @@ export function callDaemon<T = unknown>(
       }
       const nl = buf.indexOf("\n");
       if (nl < 0) return;
-      let reply: ControlReply;
+      let result: T;
       try {
-        reply = JSON.parse(buf.slice(0, nl));
-      } catch {
-        return finish(() => reject(new AtlasError("ERR_IO", "malformed reply from the daemon")));
+        result = decodeReply<T>(buf.slice(0, nl));
+      } catch (e) {
+        return finish(() => reject(e));
       }
-      if (reply.v !== CONTROL_VERSION) {
-        return finish(() =>
-          reject(
-            new AtlasError(
-              "ERR_IO",
-              `the daemon speaks control protocol ${reply.v}, this atlas ${CONTROL_VERSION}: restart the daemon`,
-            ),
-          )
-        );
-      }
-      if (reply.ok) finish(() => resolve(reply.result as T));
-      else {finish(() =>
-          reject(new AtlasError(reply.error.code as ErrorCodeName, reply.error.message, { exit: reply.error.exit }))
-        );}
+      finish(() => resolve(result));
     });
     s.on(
       "error",
@@ -68,4 +55,24 @@ export function callDaemon<T = unknown>(
         finish(() => reject(new AtlasError("ERR_IO", "the daemon closed the control connection without answering"))),
     );
   });
+}
+
+/** A reply line's result; its error rethrown as the AtlasError it was (same code and exit code). */
+export function decodeReply<T>(line: string): T {
+  let reply: ControlReply;
+  try {
+    reply = JSON.parse(line);
+  } catch {
+    throw new AtlasError("ERR_IO", "malformed reply from the daemon");
+  }
+  if (reply.v !== CONTROL_VERSION) {
+    throw new AtlasError(
+      "ERR_IO",
+      `the daemon speaks control protocol ${reply.v}, this atlas ${CONTROL_VERSION}: restart the daemon`,
+    );
+  }
+  if (!reply.ok) {
+    throw new AtlasError(reply.error.code as ErrorCodeName, reply.error.message, { exit: reply.error.exit });
+  }
+  return reply.result as T;
 }

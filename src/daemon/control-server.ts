@@ -2,7 +2,10 @@ import { createServer, type Server, type Socket } from "node:net";
 import { chmod, rm } from "node:fs/promises";
 import { AtlasError, Exit } from "../errors.ts";
 import type { Logger } from "../util/log.ts";
-import type { ControlHandler } from "../util/service.ts";
+import type { ControlCall, ControlHandler, PushSink } from "../util/service.ts";
+import { CONTROL_LIMITS } from "../config/defaults.ts";
+import { CONTROL_REQUEST_WAIT_MS } from "../config/durations.ts";
+import { socketSink } from "./push-sink.ts";
 import {
   CONTROL_VERSION,
   type ControlReply,
@@ -13,7 +16,11 @@ import {
 
 export type { ControlHandler };
 
-/** `state/daemon.sock` (mode 0600): answers one request per connection with one reply line. */
+/**
+ * `state/daemon.sock` (mode 0600): answers each request line with one reply line, on a connection
+ * the client closes when done; a streaming operation then pushes lines until either side closes
+ * (docs/protocol.md#control-socket-cli--daemon).
+ */
 export class ControlServer {
   private server: Server;
   private sockets = new Set<Socket>();
@@ -58,24 +65,60 @@ export class ControlServer {
   }
 
   private serve(s: Socket): void {
+    if (this.sockets.size >= CONTROL_LIMITS.MAX_CONNECTIONS) return void s.destroy(); // bounded, whatever clients do
     this.sockets.add(s);
     s.on("close", () => this.sockets.delete(s));
     s.on("error", () => {});
-    let buf = "";
     s.setEncoding("utf8");
-    s.on("data", (d: string) => {
-      buf += d;
-      if (buf.length > MAX_CONTROL_LINE) return void s.destroy();
-      const nl = buf.indexOf("\n");
-      if (nl < 0) return;
-      const line = buf.slice(0, nl);
-      buf = "";
-      s.pause();
-      void this.answer(line).then((reply) => s.end(JSON.stringify(reply) + "\n"));
-    });
+    s.once("end", () => s.destroy()); // the client is done
+    this.nextRequest(s, "");
   }
 
-  private async answer(line: string): Promise<ControlReply> {
+  /**
+   * Read one request line and answer it. A connection may carry several requests one after
+   * another (the library keeps a few open); each must come within CONTROL_REQUEST_WAIT_MS.
+   */
+  private nextRequest(s: Socket, rest: string): void {
+    let buf = "";
+    s.setTimeout(CONTROL_REQUEST_WAIT_MS, () => s.destroy());
+    const onData = (d: string) => {
+      const from = buf.length;
+      buf += d;
+      const nl = buf.indexOf("\n", from); // only the new part: an 8 MiB line arrives in many chunks
+      if (nl < 0) {
+        if (buf.length > MAX_CONTROL_LINE) s.destroy();
+        return;
+      }
+      s.off("data", onData);
+      s.setTimeout(0); // answering (or streaming) may take long: the operation bounds itself
+      s.pause();
+      void this.reply(s, buf.slice(0, nl), buf.slice(nl + 1));
+    };
+    s.on("data", onData);
+    if (rest) onData(rest);
+    else s.resume();
+  }
+
+  /** Answer one request; a streaming operation keeps the connection open for its pushes. */
+  private async reply(s: Socket, line: string, rest: string): Promise<void> {
+    let written!: () => void;
+    const ready = new Promise<void>((r) => (written = r));
+    let sink: PushSink | null = null;
+    const call: ControlCall = { stream: () => (sink ??= socketSink(s, ready)) };
+    const reply = await this.answer(line, call);
+    if (s.destroyed) return;
+    if (!sink || !reply.ok) {
+      s.write(JSON.stringify(reply) + "\n");
+      return this.nextRequest(s, rest);
+    }
+    s.write(JSON.stringify(reply) + "\n");
+    // The client sends nothing more; reading on lets its close be seen at once, not at the next push.
+    s.on("data", () => {});
+    s.resume();
+    written();
+  }
+
+  private async answer(line: string, call: ControlCall): Promise<ControlReply> {
     let req: ControlRequest;
     try {
       req = JSON.parse(line);
@@ -93,7 +136,7 @@ export class ControlServer {
     const h = this.handlers.get(req.op);
     if (!h) return fail(new AtlasError("ERR_USAGE", `unknown control operation '${req.op}'`));
     try {
-      return { v: CONTROL_VERSION, ok: true, result: await h(req.args ?? {}) };
+      return { v: CONTROL_VERSION, ok: true, result: await h(req.args ?? {}, call) };
     } catch (e) {
       if (!(e instanceof AtlasError)) {
         this.log.error("control operation failed", { op: req.op, error: (e as Error).message });

@@ -22,6 +22,12 @@ export interface DaemonOptions {
   relay: string[];
   /** Which daemon this is, for the `atlas_info` metric (default "daemon"). */
   role?: "daemon" | "relay" | "bootstrap";
+  /**
+   * Run inside another program (the library's `Atlas.start`, src/api/): stop when this resolves,
+   * with no signal handlers, no watch on stdout/stderr and no hard process exit — the process is
+   * the embedder's.
+   */
+  until?: Promise<unknown>;
   /** Called once the node listens and the control socket is up (the CLI prints its line here). */
   onListening?: (l: Listening) => void;
 }
@@ -53,7 +59,9 @@ export async function runDaemon(
   const startedAt = Date.now();
   // A closed stdout/stderr (`atlas daemon | head -1`) stops the daemon as SIGTERM would, even
   // when it happens while starting (the `listening` line is the first write).
-  const pipeClosed = new Promise<string>((resolve) => onPipeClosed(() => resolve("output pipe closed")));
+  const pipeClosed = o.until
+    ? o.until.then(() => "embedder asked")
+    : new Promise<string>((resolve) => onPipeClosed(() => resolve("output pipe closed")));
   // Fail fast on a missing identity or bad config before taking the lock.
   const { loadIdentity } = await import("../identity/identity.ts");
   await loadIdentity(env.paths);
@@ -112,11 +120,12 @@ export async function runDaemon(
     const addr = formatAddr(n.endpoint.local);
     o.onListening?.({ node_id: n.nodeId, address: addr, listen_addrs: n.card.listenAddrs, pid: process.pid });
     env.log.info("daemon started", { address: addr, node_id: n.nodeId, pid: process.pid, socket: env.paths.sockFile });
-    const why = await Promise.race([stopped, signal(), pipeClosed]);
+    const why = await Promise.race([stopped, o.until ? pipeClosed : signal(), pipeClosed]);
     env.log.info("shutting down", { reason: why });
   } finally {
-    const hard = setTimeout(() => process.exit(0), DAEMON_EXIT_DEADLINE_MS); // docs/architecture.md#daemon, whatever hangs
-    hard.unref();
+    // docs/architecture.md#daemon: gone within 5 s whatever hangs — unless embedded (not our process to end).
+    const hard = o.until ? null : setTimeout(() => process.exit(0), DAEMON_EXIT_DEADLINE_MS);
+    hard?.unref();
     await control?.close().catch(() => {});
     await metricsServer?.close().catch(() => {});
     for (const s of services) await within(Promise.resolve(s.stop()), SERVICE_STOP_MS);

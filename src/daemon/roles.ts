@@ -17,10 +17,14 @@ export type ServiceNodeOptions = Pick<DaemonOptions, "host" | "port" | "onListen
  */
 export async function runAgentDaemon(env: NodeEnv, o: DaemonOptions): Promise<void> {
   const { runDaemon } = await import("./daemon.ts");
-  const { serveInbox, pruneInbox, enqueueMessage } = await import("../net/messaging.ts");
+  const { serveInbox, pruneInbox } = await import("../net/messaging.ts");
   const { OutboxWorker } = await import("../net/outbox-worker.ts");
   await runDaemon(env, { ...o, role: "daemon" }, async (node, handlers, services, housekeeping) => {
-    serveInbox(node);
+    // docs/protocol.md#control-socket-cli--daemon: the inbox served, and the local API over it
+    // (subscribe, net.inbox, net.message, net.peers) for the CLI, the library and `atlas mcp`.
+    const { addAgentApi } = await import("./agent-api.ts");
+    const api = addAgentApi(node, handlers);
+    serveInbox(node, { onMessage: (row) => api.messageStored(row) });
     for (const name of ["atlas_messages_sent_total", "atlas_messages_received_total"] as const) {
       node.metrics.inc(name, {}, 0);
     }
@@ -87,16 +91,8 @@ export async function runAgentDaemon(env: NodeEnv, o: DaemonOptions): Promise<vo
       await (await import("../relay/server.ts")).offerRelay(node, handlers, services);
     }
     node.onObservedAddr = (addr, peer) => stun.noteObserved(addr, peer); // HelloAck observed_addr, docs/protocol.md#stun
-    handlers.set("net.send", async (a) => {
-      const r = await enqueueMessage(node.store, node.config, {
-        target: String(a.target),
-        body: String(a.body),
-        topic: a.topic as string | null,
-        reply_to: a.reply_to as string | null,
-      });
-      outbox.kick();
-      return r;
-    });
+    const { addSendOp } = await import("./send-now.ts");
+    services.push(addSendOp(node, handlers, outbox));
     housekeeping.add("inbox pruning", () => pruneInbox(node.store, node.config));
   });
 }

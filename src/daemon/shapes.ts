@@ -92,6 +92,23 @@ export const MESSAGE = s.shape("message", {
   received_at: unixTime("when this node stored it"),
 }, "a received message");
 
+export const SESSION_EVENT = s.shape("session_event", {
+  event: s.oneOf(
+    ["session_up", "session_down", "path_changed"],
+    "a peer's first session opened, its last one closed, or the path to it changed",
+  ),
+  node_id: nodeId("the peer"),
+  session: s.nullable(s.as(SESSION, "the live session after the event; null after session_down")),
+  reason: s.nullable(s.string("why the last session closed (session_down); else null")),
+  at: unixTime("when it happened"),
+}, "a session event pushed by the daemon's `subscribe` stream");
+
+export const REQUEST = s.shape("request_result", {
+  request: s.as(DELIVERY, "the request as queued"),
+  reply: s.as(MESSAGE, "the first received message whose reply_to is the request's msg_id"),
+  rtt_ms: s.number("from queueing the request to storing the reply"),
+}, "`net request`: the request sent and the reply it got");
+
 export const PEER = s.shape("peer", {
   node_id: nodeId("the peer"),
   public_key: s.nullable(s.string("ed25519 public key, hex")),
@@ -252,6 +269,7 @@ export const STATUS = s.shape("status", {
     }, "hole punching with one peer"),
     "hole punching per peer",
   )),
+  subscribers: whenRunning(s.integer("control-socket clients following the `subscribe` stream")),
   relay_server: whenRunning(s.nullable(s.object({
     registered: s.integer("agents registered"),
     pipes: s.integer("pipes open"),
@@ -347,6 +365,9 @@ export type DiscoveredView = Infer<typeof DISCOVERED>;
 export type StatusView = Infer<typeof STATUS>;
 export type OutboxView = Infer<typeof OUTBOX>;
 export type IdentityView = Infer<typeof IDENTITY>;
+export type MessageView = Infer<typeof MESSAGE>;
+export type SessionEventView = Infer<typeof SESSION_EVENT>;
+export type RequestView = Infer<typeof REQUEST>;
 
 const NODE_PROBE = s.object({
   target: s.string("as configured: `host:port` or `atlas_<id>@host:port`"),

@@ -15,7 +15,7 @@ import { uuidv7 } from "uuidv7";
 import type { Config } from "../config/defaults.ts";
 import { AtlasError, isAtlasError, ProtocolCode } from "../errors.ts";
 import { isNodeId, shortNodeId } from "../identity/node-id.ts";
-import type { InboxMessage, Store } from "../store/index.ts";
+import type { InboxMessage, InboxRow, Store } from "../store/index.ts";
 import { formatAddr } from "../transport/addr.ts";
 import { unixNow } from "../util/time.ts";
 import { type AtlasMessage, Limits, MAX_PAYLOAD, type MessageAck, type WireMessage } from "../wire/messages.ts";
@@ -119,7 +119,7 @@ function rejectMessage(req: AtlasMessage, message: string): WireMessage {
  * MessageAck `received`. `onMessage` is called once per newly stored message (not for
  * re-deliveries).
  */
-export function serveInbox(node: AtlasNode, opts: { onMessage?: (m: InboxMessage) => void } = {}): void {
+export function serveInbox(node: AtlasNode, opts: { onMessage?: (m: InboxRow) => void } = {}): void {
   node.handle("Message", async (session, req) => {
     if (req.type !== "Message") {
       return { type: "Error", code: ProtocolCode.ERR_MESSAGE_REJECTED, message: `expected Message, got ${req.type}` };
@@ -146,9 +146,9 @@ export function serveInbox(node: AtlasNode, opts: { onMessage?: (m: InboxMessage
       body: req.body,
       received_at: unixNow(),
     };
-    let fresh: boolean;
+    let seq: number | null;
     try {
-      fresh = await node.store.inbox.insert(m);
+      seq = await node.store.inbox.insertSeq(m);
     } catch (e) {
       node.log.error("could not store a received message", {
         from: shortNodeId(req.from),
@@ -164,7 +164,7 @@ export function serveInbox(node: AtlasNode, opts: { onMessage?: (m: InboxMessage
     }
     // Fault injection for the crash tests: die between storing and acknowledging.
     if (process.env.ATLAS_FAULT_KILL_AFTER_STORE === "1") process.kill(process.pid, "SIGKILL");
-    if (fresh) {
+    if (seq !== null) {
       node.metrics.inc("atlas_messages_received_total");
       node.log.info("message received", {
         from: shortNodeId(req.from),
@@ -186,7 +186,7 @@ export function serveInbox(node: AtlasNode, opts: { onMessage?: (m: InboxMessage
         node.log.warn("could not prune the inbox", { error: (e as Error).message });
       }
       try {
-        opts.onMessage?.(m);
+        opts.onMessage?.({ ...m, rowid: seq, reply_to: m.reply_to ?? null, topic: m.topic ?? null });
       } catch (e) {
         node.log.warn("onMessage hook failed", { error: (e as Error).message });
       }
@@ -308,12 +308,12 @@ export interface QueuedResult {
 export async function enqueueMessage(
   store: Store,
   cfg: Config,
-  a: { target: string; body: string; topic?: string | null; reply_to?: string | null },
+  a: { target: string; body: string; topic?: string | null; reply_to?: string | null; msg_id?: string },
 ): Promise<QueuedResult> {
   const body = normalizeBody(a.body);
   checkOutgoing(body, { topic: a.topic ?? undefined, replyTo: a.reply_to ?? undefined });
   const target = await resolveSendTarget(store, a.target);
-  const id = newMessageId();
+  const id = a.msg_id ?? newMessageId();
   const now = unixNow();
   await store.outbox.enqueue({
     id,

@@ -72,6 +72,24 @@ export class DeliveryStore {
     return num(rs.lastInsertRowid);
   }
 
+  /** Append several outcomes in one transaction (one commit instead of one each). */
+  async recordMany(ds: DeliveryRecord[]): Promise<void> {
+    if (ds.length === 0) return;
+    await this.#db.batch(ds.map((d) => ({
+      sql:
+        `INSERT INTO deliveries (msg_id, target, status, attempts, path, finished_at, detail) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      args: [
+        d.msg_id,
+        d.target,
+        d.status,
+        Math.trunc(d.attempts),
+        d.path ?? null,
+        secs(d.finished_at),
+        d.detail ?? null,
+      ],
+    })));
+  }
+
   /** Most recent first. */
   async list(filter: DeliveryFilter = {}): Promise<DeliveryRow[]> {
     const where: string[] = [];

@@ -64,12 +64,17 @@ export class InboxStore {
 
   /** Store a received message. False when (from_id, id) is already stored (a re-delivery). */
   async insert(m: InboxMessage): Promise<boolean> {
+    return (await this.insertSeq(m)) !== null;
+  }
+
+  /** Store a received message; its seq, or null when (from_id, id) is already stored (a re-delivery). */
+  async insertSeq(m: InboxMessage): Promise<number | null> {
     const rs = await this.#db.execute(
       `INSERT OR IGNORE INTO inbox (id, from_id, to_id, timestamp, reply_to, topic, body, received_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
       [m.id, m.from_id, m.to_id, secs(m.timestamp), m.reply_to ?? null, m.topic ?? null, m.body, secs(m.received_at)],
     );
-    return rs.rowsAffected > 0;
+    return rs.rowsAffected > 0 ? num(rs.lastInsertRowid) : null;
   }
 
   /** Delete messages received before `cutoff` (Unix s, docs/architecture.md#peer-store inbox.retention_days). Returns how many. */
@@ -90,6 +95,18 @@ export class InboxStore {
         [fromId, fromId, k],
       );
     return rs.rowsAffected;
+  }
+
+  /** The newest stored message with this ID (IDs are unique per sender), or null. */
+  async byId(id: string): Promise<InboxRow | null> {
+    const rows = await this.#db.rows(`SELECT ${INBOX_COLUMNS} FROM inbox WHERE id = ? ORDER BY seq DESC LIMIT 1`, [id]);
+    return rows[0] ? inboxFromRow(rows[0]) : null;
+  }
+
+  /** The seq of the newest stored message (0 when none): where "only new ones" starts. */
+  async latestSeq(): Promise<number> {
+    const rows = await this.#db.rows("SELECT MAX(seq) AS seq FROM inbox", []);
+    return rows[0]?.seq == null ? 0 : num(rows[0].seq);
   }
 
   /** Messages in storage order (oldest first). */

@@ -10,5 +10,27 @@ export interface Service {
   stop(): void | Promise<void>;
 }
 
-/** A control-socket operation: the request's `args` in, the reply's `result` out. */
-export type ControlHandler = (args: Record<string, unknown>) => Promise<unknown>;
+/**
+ * A control-socket operation: the request's `args` in, the reply's `result` out. A streaming
+ * operation also calls `call.stream()`: the connection then stays open after the reply line and
+ * the returned sink pushes lines on it.
+ */
+export type ControlHandler = (args: Record<string, unknown>, call?: ControlCall) => Promise<unknown>;
+
+export interface ControlCall {
+  /** Keep this connection open after the reply and push lines on it. */
+  stream(): PushSink;
+}
+
+/** Lines pushed to one client, with back-pressure: the daemon never queues more than the socket's high water. */
+export interface PushSink {
+  /** Resolves once the reply line is out: nothing is pushed before it. */
+  readonly ready: Promise<void>;
+  /** Write one line (without its newline). False: the client is behind, wait for `drained()`. */
+  push(line: string): boolean;
+  /** Resolves true once the client has read enough to take more, false when it went away. */
+  drained(): Promise<boolean>;
+  /** Resolves when the client is gone (or the daemon closes the stream). */
+  readonly closed: Promise<void>;
+  isClosed(): boolean;
+}

@@ -13,17 +13,17 @@
  * line): nothing is re-serialised, so big integers keep every digit. `seq` is the inbox row
  * number, a resume cursor for `--after`.
  */
-import { FOLLOW_POLL_MS } from "../../config/durations.ts";
+import { bodyOfMessageJson, messageJson } from "../../daemon/message-json.ts";
 import type { InboxRow, Store } from "../../store/index.ts";
 import type { QueuedResult } from "../../net/messaging.ts";
 import type { Ctx } from "../context.ts";
-import type { DeliveryView } from "../../daemon/shapes.ts";
+import type { DeliveryView, MessageView } from "../../daemon/shapes.ts";
 import { humanTimes, isoTime, pathText, relTime, shortId, table } from "../output.ts";
 import { type AnyCommand, intOption } from "../options.ts";
 
 type CtxOf = (cmd: AnyCommand) => Ctx;
 /** Labels of `net send` are padded to one column of this width (README.md#commands). */
-const SEND_LABEL_WIDTH = 8;
+export const SEND_LABEL_WIDTH = 8;
 
 /** Control characters (terminal escapes) in peer-chosen text shown to humans, made visible. */
 function safeText(s: string): string {
@@ -44,23 +44,6 @@ async function withStore<T>(ctx: Ctx, fn: (store: Store) => Promise<T>): Promise
 // ---------------------------------------------------------------------------------------------
 // inbox output
 
-/** One JSON line for an inbox row; `body` is the stored JSON text itself (lossless). */
-export async function inboxJsonLine(r: InboxRow): Promise<string> {
-  const { compactJson } = await import("../../net/messaging.ts");
-  const { isJsonText } = await import("../../wire/json-text.ts");
-  const head = JSON.stringify({
-    seq: r.rowid,
-    id: r.id,
-    from: r.from_id,
-    to: r.to_id,
-    timestamp: r.timestamp,
-    reply_to: r.reply_to,
-    topic: r.topic,
-  });
-  const body = isJsonText(r.body) ? compactJson(r.body) : JSON.stringify(r.body);
-  return `${head.slice(0, -1)},"body":${body},"received_at":${r.received_at}}`;
-}
-
 function inboxHuman(r: InboxRow): string {
   const parts = [isoTime(r.received_at), `from ${shortId(r.from_id)}`];
   if (r.topic !== null) parts.push(`topic ${safeText(r.topic)}`);
@@ -70,10 +53,51 @@ function inboxHuman(r: InboxRow): string {
   return parts.join("  ") + "\n" + body;
 }
 
+/**
+ * `net inbox --follow`: print what the daemon's `subscribe` stream pushes (docs/protocol.md#control-socket-cli--daemon),
+ * from `after` on, until SIGINT/SIGTERM, the reader goes away (EPIPE) or the daemon stops.
+ */
+async function followInbox(ctx: Ctx, a: { after: number; from: string | null; topic: string | null }): Promise<void> {
+  const { openStream, parsePush } = await import("../../daemon/control-stream.ts");
+  const stream = await openStream(ctx.paths, "subscribe", { ...a, messages: true, events: false });
+  const stop = () => stream.close();
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
+  process.stdout.on("error", stop); // `| head -1`: stop quietly
+  try {
+    for (let line = await stream.next(); line !== null; line = await stream.next()) {
+      const p = parsePush(line);
+      if (p.kind !== "message") continue;
+      if (ctx.json) ctx.out.line(p.json);
+      else ctx.out.line(inboxHuman(messageRow(p.json)));
+    }
+  } finally {
+    process.off("SIGINT", stop);
+    process.off("SIGTERM", stop);
+    process.stdout.off("error", stop);
+  }
+}
+
+/** A pushed MESSAGE line as the row the human form prints, the body verbatim (big integers and all). */
+function messageRow(json: string): InboxRow {
+  const m = JSON.parse(json) as MessageView;
+  return {
+    rowid: m.seq,
+    id: m.id,
+    from_id: m.from,
+    to_id: m.to,
+    timestamp: m.timestamp,
+    reply_to: m.reply_to,
+    topic: m.topic,
+    body: bodyOfMessageJson(json),
+    received_at: m.received_at,
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 
 /** `net send --json` with a daemon: the same shape as a delivered one, the delivery fields null. */
-function queuedView(msgId: string, target: string): DeliveryView {
+export function queuedView(msgId: string, target: string): DeliveryView {
   return {
     msg_id: msgId,
     target,
@@ -87,108 +111,127 @@ function queuedView(msgId: string, target: string): DeliveryView {
   };
 }
 
+/**
+ * Send `body` (JSON text) to `target` and print the outcome: with a daemon, committed to its outbox
+ * (`Queued`/`Target`); without one, dialled and delivered by this process (`Sent to`/`Msg ID`/`Ack`).
+ */
+export async function sendMessage(
+  ctx: Ctx,
+  target: string,
+  body: string,
+  o: { topic?: string; replyTo?: string },
+): Promise<DeliveryView> {
+  const { checkOutgoing, newMessageId, resolveSendTarget, shortTarget, sendDirect } = await import(
+    "../../net/messaging.ts"
+  );
+  const replyTo = o.replyTo;
+  checkOutgoing(body, { topic: o.topic, replyTo });
+  const { isDaemonRunning } = await import("../../daemon/detect.ts");
+  if (await isDaemonRunning(ctx.paths)) {
+    // The daemon commits the row to its outbox before it answers: that is the hand-over
+    // (and this process never loads libSQL, so `send` stays about as quick as `--version`).
+    const { callDaemon } = await import("../../daemon/control-client.ts");
+    const { msg_id: msgId, target: canonical } = await callDaemon<QueuedResult>(ctx.paths, "net.send", {
+      target,
+      body,
+      topic: o.topic ?? null,
+      reply_to: replyTo ?? null,
+    });
+    const view = queuedView(msgId, canonical);
+    if (ctx.json) ctx.out.data(view);
+    else ctx.out.fields([["Queued", msgId], ["Target", shortTarget(canonical)]], SEND_LABEL_WIDTH);
+    return view;
+  }
+  const { startNode, closeCliNode } = await import("../runtime.ts");
+  const node = await startNode(ctx, { listen: false });
+  try {
+    const canonical = await resolveSendTarget(node.store, target);
+    const msgId = newMessageId();
+    let r: Awaited<ReturnType<typeof sendDirect>>;
+    try {
+      const { withSpinner } = await import("../spinner.ts");
+      r = await withSpinner(
+        `waiting for ${target}…`,
+        () => sendDirect(node, canonical, body, { topic: o.topic, replyTo, msgId }),
+      );
+    } catch (e) {
+      const { isAtlasError } = await import("../../errors.ts");
+      if (!isAtlasError(e, "ERR_USAGE")) {
+        await node.store.deliveries
+          .record({
+            msg_id: msgId,
+            target: canonical,
+            status: "failed",
+            attempts: 1,
+            finished_at: Math.floor(Date.now() / 1000),
+            detail: `direct send: ${(e as Error).message}`,
+          })
+          .catch(() => {});
+      }
+      throw e;
+    }
+    const s = r.session;
+    await node.store.deliveries
+      .record({
+        msg_id: r.msgId,
+        target: s.nodeId,
+        status: "delivered",
+        attempts: 1,
+        path: s.path,
+        finished_at: Math.floor(Date.now() / 1000),
+        detail: "direct send",
+      })
+      .catch((e) => ctx.log.warn("could not record the delivery", { error: (e as Error).message }));
+    const view: DeliveryView = {
+      msg_id: r.msgId,
+      target: canonical,
+      queued: false,
+      node_id: s.nodeId,
+      name: s.peer.name,
+      trust: s.trust,
+      path: s.path,
+      relay: s.relay ?? null,
+      ack: r.ack.status,
+    };
+    if (ctx.json) ctx.out.data(view);
+    else {
+      ctx.out.fields(
+        [
+          ["Sent to", `${shortId(s.nodeId)} [${s.trust} via ${pathText(s)}]`],
+          ["Msg ID", r.msgId],
+          ["Ack", r.ack.status],
+        ],
+        SEND_LABEL_WIDTH,
+      );
+    }
+    return view;
+  } finally {
+    await closeCliNode(node);
+  }
+}
+
 /** `atlas net send|inbox|outbox` (README.md#commands), added to the `net` command. */
 export function registerMessaging(net: AnyCommand, ctxOf: CtxOf): void {
   net.command("send")
     .description("send a message: queued for the daemon when one runs, else delivered directly")
     .argument("<target>", "node ID (or unique prefix), atlas_<id>@host:port, or host:port")
-    .argument("<body>", "JSON text; anything else is sent as a JSON string (use -- before a body starting with '-')")
+    .argument(
+      "[body]",
+      "JSON text; anything else is sent as a JSON string; `-` reads stdin (use -- before a body starting with '-')",
+    )
+    .option("--body-file <file>", "read the body from this file")
+    .option("--text", "send the body as a JSON string even if it looks like JSON")
     .option("--topic <topic>", "topic (at most 128 bytes)")
     .option("--reply-to <msg_id>", "ID of the message this one answers")
-    .action(async (target: string, text: string, o, cmd) => {
+    .action(async (target: string, text: string | undefined, o, cmd) => {
       const ctx = ctxOf(cmd);
-      const { normalizeBody, checkOutgoing, newMessageId, resolveSendTarget, shortTarget, sendDirect } = await import(
-        "../../net/messaging.ts"
-      );
-      const body = normalizeBody(text);
-      const replyTo = o.replyTo?.toLowerCase();
-      checkOutgoing(body, { topic: o.topic, replyTo });
-      const { isDaemonRunning } = await import("../../daemon/detect.ts");
-      if (await isDaemonRunning(ctx.paths)) {
-        // The daemon commits the row to its outbox before it answers: that is the hand-over
-        // (and this process never loads libSQL, so `send` stays about as quick as `--version`).
-        const { callDaemon } = await import("../../daemon/control-client.ts");
-        const { msg_id: msgId, target: canonical } = await callDaemon<QueuedResult>(ctx.paths, "net.send", {
-          target,
-          body,
-          topic: o.topic ?? null,
-          reply_to: replyTo ?? null,
-        });
-        if (ctx.json) ctx.out.data(queuedView(msgId, canonical));
-        else ctx.out.fields([["Queued", msgId], ["Target", shortTarget(canonical)]], SEND_LABEL_WIDTH);
-        return;
-      }
-      const { startNode, closeCliNode } = await import("../runtime.ts");
-      const node = await startNode(ctx, { listen: false });
-      try {
-        const canonical = await resolveSendTarget(node.store, target);
-        const msgId = newMessageId();
-        let r: Awaited<ReturnType<typeof sendDirect>>;
-        try {
-          const { withSpinner } = await import("../spinner.ts");
-          r = await withSpinner(
-            `waiting for ${target}…`,
-            () => sendDirect(node, canonical, body, { topic: o.topic, replyTo, msgId }),
-          );
-        } catch (e) {
-          const { isAtlasError } = await import("../../errors.ts");
-          if (!isAtlasError(e, "ERR_USAGE")) {
-            await node.store.deliveries
-              .record({
-                msg_id: msgId,
-                target: canonical,
-                status: "failed",
-                attempts: 1,
-                finished_at: Math.floor(Date.now() / 1000),
-                detail: `direct send: ${(e as Error).message}`,
-              })
-              .catch(() => {});
-          }
-          throw e;
-        }
-        const s = r.session;
-        await node.store.deliveries
-          .record({
-            msg_id: r.msgId,
-            target: s.nodeId,
-            status: "delivered",
-            attempts: 1,
-            path: s.path,
-            finished_at: Math.floor(Date.now() / 1000),
-            detail: "direct send",
-          })
-          .catch((e) => ctx.log.warn("could not record the delivery", { error: (e as Error).message }));
-        if (ctx.json) {
-          const view: DeliveryView = {
-            msg_id: r.msgId,
-            target: canonical,
-            queued: false,
-            node_id: s.nodeId,
-            name: s.peer.name,
-            trust: s.trust,
-            path: s.path,
-            relay: s.relay ?? null,
-            ack: r.ack.status,
-          };
-          ctx.out.data(view);
-        } else {
-          ctx.out.fields(
-            [
-              ["Sent to", `${shortId(s.nodeId)} [${s.trust} via ${pathText(s)}]`],
-              ["Msg ID", r.msgId],
-              ["Ack", r.ack.status],
-            ],
-            SEND_LABEL_WIDTH,
-          );
-        }
-      } finally {
-        await closeCliNode(node);
-      }
+      const { readBody } = await import("../body.ts");
+      const body = await readBody(text, o);
+      await sendMessage(ctx, target, body, { topic: o.topic, replyTo: o.replyTo?.toLowerCase() });
     });
-
   net.command("inbox")
-    .description("received messages, oldest first (--follow: keep printing new ones)")
-    .option("--follow", "keep running and print messages as they arrive (until SIGINT/SIGTERM)")
+    .description("received messages, oldest first (--follow: keep printing new ones as the daemon stores them)")
+    .option("--follow", "keep running and print messages as the daemon pushes them (until SIGINT/SIGTERM)")
     .option("--from <node>", "only messages from this node ID (or unique prefix)")
     .option("--topic <topic>", "only messages with this topic")
     .option(
@@ -203,63 +246,42 @@ export function registerMessaging(net: AnyCommand, ctxOf: CtxOf): void {
     )
     .action(async (o, cmd) => {
       const ctx = ctxOf(cmd);
+      if (o.follow) {
+        // Only a running daemon receives messages: following without one would wait for nothing.
+        const { isDaemonRunning } = await import("../../daemon/detect.ts");
+        if (!(await isDaemonRunning(ctx.paths))) {
+          const { AtlasError } = await import("../../errors.ts");
+          throw new AtlasError(
+            "ERR_NOT_RUNNING",
+            `no daemon is running for ${ctx.paths.home}, so nothing can arrive: start one with \`atlas daemon\``,
+          );
+        }
+      }
       const { openStore } = await import("../../store/index.ts");
       const store = await openStore(ctx.paths.dbFile);
-      let stop: (() => void) | null = null;
-      const signals = (): Promise<void> =>
-        new Promise((resolve) => {
-          const onSig = () => {
-            process.off("SIGINT", onSig);
-            process.off("SIGTERM", onSig);
-            process.stdout.off("error", onSig);
-            resolve();
-          };
-          stop = onSig;
-          process.on("SIGINT", onSig);
-          process.on("SIGTERM", onSig);
-          process.stdout.on("error", onSig); // the reader went away (EPIPE, e.g. `| head -1`): stop quietly
-        });
-      // Install the handlers before the first read so that a signal never kills the process mid-write.
-      const stopped = o.follow ? signals() : null;
+      let cursor: number;
+      let filter: { from?: string; topic?: string };
       try {
         const { resolvePeerId } = await import("../../net/target.ts");
         const from = o.from !== undefined ? await resolvePeerId(store, o.from) : undefined;
-        const filter = { from, topic: o.topic };
-        const print = async (rows: InboxRow[]) => {
-          for (const r of rows) ctx.out.line(ctx.json ? await inboxJsonLine(r) : inboxHuman(r));
-        };
-        let cursor: number;
+        filter = { from, topic: o.topic };
         let first: InboxRow[];
         if (o.after !== undefined) {
           first = await store.inbox.list({ ...filter, sinceRowid: o.after, limit: o.limit ?? 1000 });
           cursor = first.at(-1)?.rowid ?? o.after;
         } else {
           // The newest row first: anything stored after it is "new" for --follow.
-          const latest = (await store.inbox.list({ limit: 1 })).at(-1)?.rowid ?? 0;
+          const latest = await store.inbox.latestSeq();
           const limit = o.limit ?? 100;
           first = limit > 0 ? await store.inbox.list({ ...filter, limit }) : [];
           cursor = Math.max(first.at(-1)?.rowid ?? 0, latest);
         }
-        await print(first);
-        if (!o.follow) {
-          if (first.length === 0 && !ctx.json) ctx.out.line("No messages.");
-          return;
-        }
-        let done = false;
-        void stopped!.then(() => (done = true));
-        while (!done) {
-          const rows = await store.inbox.list({ ...filter, sinceRowid: cursor, limit: 500 });
-          if (rows.length > 0) {
-            await print(rows);
-            cursor = rows.at(-1)!.rowid;
-            if (rows.length === 500) continue;
-          }
-          await Promise.race([stopped, new Promise((r) => setTimeout(r, FOLLOW_POLL_MS))]);
-        }
+        for (const r of first) ctx.out.line(ctx.json ? messageJson(r) : inboxHuman(r));
+        if (!o.follow && first.length === 0 && !ctx.json) ctx.out.line("No messages.");
       } finally {
-        if (stop) (stop as () => void)();
         await store.close();
       }
+      if (o.follow) await followInbox(ctx, { after: cursor, from: filter.from ?? null, topic: filter.topic ?? null });
     });
 
   net.command("outbox")
