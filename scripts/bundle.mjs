@@ -1,4 +1,5 @@
-// Bundles cli.ts into dist/atlas.mjs (+ dist/chunks/) for `npm start` and the process tests.
+// Bundles cli.ts into dist/atlas.mjs and the library (src/index.ts) into dist/index.mjs, sharing
+// dist/chunks/, for `npm start`, the process tests and programs that import "atlas" under plain Node.
 // npm packages stay external (resolved from node_modules, so native addons load as usual), and
 // code splitting keeps every `await import()` lazy: without it the single ESM file would hoist
 // the imports of QUIC, libSQL and viem to its top and `--version` would load them all.
@@ -10,7 +11,10 @@ import { sourceCommit } from "./commit.mjs";
 const dist = new URL("../dist/", import.meta.url).pathname;
 await rm(new URL("chunks/", `file://${dist}`).pathname, { recursive: true, force: true });
 await build({
-  entryPoints: { atlas: new URL("../cli.ts", import.meta.url).pathname },
+  entryPoints: {
+    atlas: new URL("../cli.ts", import.meta.url).pathname,
+    index: new URL("../src/index.ts", import.meta.url).pathname,
+  },
   outdir: dist,
   outExtension: { ".js": ".mjs" },
   chunkNames: "chunks/[name]-[hash]",

@@ -5,7 +5,7 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Atlas, AtlasError, type Message } from "../src/index.ts";
@@ -226,4 +226,16 @@ describe("the library with a node in this process", () => {
     assert.equal(JSON.parse(st.stdout).running, false);
     await remote.stop();
   });
+});
+
+test("plain Node imports the package's built entry (dist/index.mjs) without a TypeScript loader", () => {
+  const code = "const { Atlas, AtlasError } = await import('atlas'); " +
+    "console.log(typeof Atlas.attach, typeof Atlas.start, typeof AtlasError)";
+  const r = spawnSync(process.execPath, ["--input-type=module", "-e", code], {
+    cwd: ROOT,
+    env: { ...process.env, NODE_OPTIONS: "" },
+    encoding: "utf8",
+  });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, "function function function\n");
 });
