@@ -6,7 +6,7 @@
  * are re-exported here.
  */
 import type { AtlasNode } from "../net/node.ts";
-import type { ControlHandler, Service } from "../util/service.ts";
+import type { DaemonPart } from "../util/service.ts";
 import { discoverHandler } from "./discover.ts";
 import { BootstrapRegistration, type RegistrationOptions } from "./register.ts";
 
@@ -36,15 +36,18 @@ export { bootstrapTargets, noBootstrapError } from "./targets.ts";
  * Everything the agent daemon needs for docs/protocol.md#bootstrap-and-discovery, in one call from its `extend`: the
  * registration service and the `net.discover` op. Returns the service (for `atlas status`).
  */
-export function addBootstrapClient(
+export function bootstrapClient(
   node: AtlasNode,
-  handlers: Map<string, ControlHandler>,
-  services: Service[],
   o: RegistrationOptions = {},
-): BootstrapRegistration {
+): { part: DaemonPart; registration: BootstrapRegistration } {
   const reg = new BootstrapRegistration(node, o);
-  services.push(reg);
-  handlers.set("net.discover", discoverHandler(node));
-  handlers.set("bootstrap.registrations", () => Promise.resolve(reg.status()));
-  return reg;
+  const part: DaemonPart = {
+    name: "bootstrap registration",
+    services: [reg],
+    handlers: {
+      "net.discover": discoverHandler(node),
+      "bootstrap.registrations": () => Promise.resolve(reg.status()),
+    },
+  };
+  return { part, registration: reg };
 }

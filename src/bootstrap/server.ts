@@ -6,7 +6,7 @@
 import { isAtlasError, ProtocolCode } from "../errors.ts";
 import { shortNodeId } from "../identity/node-id.ts";
 import type { AtlasNode } from "../net/node.ts";
-import type { ControlHandler } from "../util/service.ts";
+import type { DaemonPart } from "../util/service.ts";
 import { MAX_PAYLOAD, type PeerRecord, type WireMessage } from "../wire/messages.ts";
 import { Registry, type RegistryOptions } from "./registry.ts";
 import { discoverArgs } from "./discover.ts";
@@ -128,14 +128,16 @@ function localDiscover(registry: Registry) {
  * request handlers, STUN on its QUIC port, and `net.discover` and `bootstrap.status` on the control
  * socket. Returns the registry.
  */
-export async function offerBootstrap(node: AtlasNode, handlers: Map<string, ControlHandler>): Promise<Registry> {
+export async function bootstrapPart(node: AtlasNode): Promise<DaemonPart> {
   const registry = serveBootstrap(node);
   (await import("../stun/server.ts")).serveStun(node.endpoint); // docs/protocol.md#stun: bootstrap nodes answer STUN on their QUIC port
   node.log.info("bootstrap registry ready", { capacity: registry.capacity, stale_after: registry.staleAfter });
-  handlers.set("net.discover", localDiscover(registry));
-  handlers.set(
-    "bootstrap.status",
-    () => Promise.resolve({ registered: registry.size, capacity: registry.capacity, stale_after: registry.staleAfter }),
-  );
-  return registry;
+  const status = { registered: registry.size, capacity: registry.capacity, stale_after: registry.staleAfter };
+  return {
+    name: "bootstrap registry",
+    handlers: {
+      "net.discover": localDiscover(registry),
+      "bootstrap.status": () => Promise.resolve({ ...status, registered: registry.size }),
+    },
+  };
 }

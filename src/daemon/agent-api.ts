@@ -6,7 +6,7 @@
  */
 import type { AtlasNode } from "../net/node.ts";
 import type { InboxRow } from "../store/index.ts";
-import type { ControlHandler } from "../util/service.ts";
+import type { DaemonPart } from "../util/service.ts";
 import { messageJson } from "./message-json.ts";
 import { watchSessions } from "./session-events.ts";
 import { Subscriptions } from "./subscribe.ts";
@@ -18,15 +18,14 @@ const INBOX_PAGE_MAX = 1000;
 const intArg = (v: unknown, dflt: number) => (Number.isSafeInteger(v) && (v as number) >= 0 ? v as number : dflt);
 const textArg = (v: unknown) => (typeof v === "string" ? v : undefined);
 
-/** Register the ops; the caller tells `messageStored` of each newly stored message (serveInbox's hook). */
-export function addAgentApi(
-  node: AtlasNode,
-  handlers: Map<string, ControlHandler>,
-): { messageStored(row: InboxRow): void } {
+/** The API as a daemon part; the caller tells `messageStored` of each newly stored message (serveInbox's hook). */
+export function agentApi(node: AtlasNode): { part: DaemonPart; messageStored(row: InboxRow): void } {
   const subs = new Subscriptions(node.store);
   watchSessions(node, (e) => subs.event(e));
-  handlers.set("subscribe", subs.handler());
-  handlers.set("net.inbox", async (a) => {
+  const part: DaemonPart = { name: "agent API", handlers: {}, status: () => ({ subscribers: subs.count }) };
+  const handlers = part.handlers!;
+  handlers["subscribe"] = subs.handler();
+  handlers["net.inbox"] = async (a) => {
     const rows = await node.store.inbox.list({
       from: textArg(a.from),
       topic: textArg(a.topic),
@@ -34,18 +33,16 @@ export function addAgentApi(
       limit: Math.min(intArg(a.limit, 100), INBOX_PAGE_MAX),
     });
     return { lines: rows.map(messageJson) };
-  });
-  handlers.set("net.message", async (a) => {
+  };
+  handlers["net.message"] = async (a) => {
     const row = await node.store.inbox.byId(String(a.id).toLowerCase());
     return { line: row ? messageJson(row) : null };
-  });
-  handlers.set("net.peers", async () => {
+  };
+  handlers["net.peers"] = async () => {
     const rows = await node.store.peers.list({});
     const paths = await node.store.sessions.latestPaths();
     const now = Math.floor(Date.now() / 1000);
     return rows.map((r) => peerView(r, paths.get(r.node_id), now));
-  });
-  const base = handlers.get("status")!;
-  handlers.set("status", async (a) => ({ ...((await base(a)) as object), subscribers: subs.count }));
-  return { messageStored: (row) => subs.messageStored(row) };
+  };
+  return { part, messageStored: (row) => subs.messageStored(row) };
 }

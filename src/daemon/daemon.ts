@@ -3,7 +3,7 @@ import type { NodeEnv } from "../config/env.ts";
 import type { AtlasNode } from "../net/node.ts";
 import { Keepalive } from "../net/keepalive.ts";
 import { formatAddr } from "../transport/addr.ts";
-import type { ControlHandler, Service } from "../util/service.ts";
+import type { ControlHandler, DaemonPart, Service } from "../util/service.ts";
 import { unixNow, within } from "../util/time.ts";
 import { ControlServer } from "./control-server.ts";
 import { banOp, connectOp, disconnectOp, pingOp, statusOp, unbanOp } from "./ops.ts";
@@ -13,7 +13,10 @@ import { startNode } from "./start-node.ts";
 import { onPipeClosed } from "../util/pipes.ts";
 import { VERSION } from "../version.ts";
 
-export type { ControlHandler, Service };
+export type { ControlHandler, DaemonPart, Service };
+
+/** Builds the parts of a daemon once its node is up: the explicit list of what it runs. */
+export type DaemonParts = (node: AtlasNode) => Promise<DaemonPart[]>;
 
 export interface DaemonOptions {
   host?: string;
@@ -42,19 +45,14 @@ export interface Listening {
 
 /**
  * `atlas daemon` (docs/architecture.md#daemon): take the home's lock, start the node, close session rows a crash
- * left open, start the services (keepalive, housekeeping, and those `extend` adds) and the control
- * socket; on SIGINT/SIGTERM or `daemon stop`,
+ * left open, start the services (keepalive, housekeeping, and those of the role's `parts`) and the
+ * control socket; on SIGINT/SIGTERM or `daemon stop`,
  * Disconnect every peer, close the rows, flush, exit 0 within 5 s.
  */
 export async function runDaemon(
   env: NodeEnv,
   o: DaemonOptions,
-  extend?: (
-    node: AtlasNode,
-    handlers: Map<string, ControlHandler>,
-    services: Service[],
-    housekeeping: Housekeeping,
-  ) => Promise<void>,
+  parts: DaemonParts = () => Promise.resolve([]),
 ): Promise<void> {
   const startedAt = Date.now();
   // A closed stdout/stderr (`atlas daemon | head -1`) stops the daemon as SIGTERM would, even
@@ -90,10 +88,15 @@ export async function runDaemon(
     if (crashed > 0) env.log.info("closed session rows left open by a crash", { count: crashed });
     const n = node;
     observeNode(n);
+    const list = await parts(n);
     const handlers = new Map<string, ControlHandler>([
       [
         "status",
-        async () => ({ ...(await statusOp(n, startedAt)), metrics_address: metricsServer?.address ?? null }),
+        async () => ({
+          ...(await statusOp(n, startedAt)),
+          metrics_address: metricsServer?.address ?? null,
+          ...(await partsStatus(list)),
+        }),
       ],
       ["net.connect", (a) => connectOp(n, { target: String(a.target), keep: true })],
       [
@@ -110,7 +113,7 @@ export async function runDaemon(
     const housekeeping = new Housekeeping(env.log);
     housekeeping.add("peer pruning", () => prunePeers(n.store, n.config, env.log));
     services.push(housekeeping);
-    await extend?.(n, handlers, services, housekeeping);
+    plugIn(list, handlers, services, housekeeping);
     for (const s of services) s.start();
     if (metrics && metricsAt) {
       metricsServer = await (await import("../metrics/server.ts")).serveMetrics(metrics, metricsAt, env.log);
@@ -135,6 +138,30 @@ export async function runDaemon(
     }
     await release();
   }
+}
+
+/** Each part's control operations, services and housekeeping jobs, in list order. */
+function plugIn(
+  parts: DaemonPart[],
+  handlers: Map<string, ControlHandler>,
+  services: Service[],
+  housekeeping: Housekeeping,
+): void {
+  for (const p of parts) {
+    for (const [op, h] of Object.entries(p.handlers ?? {})) {
+      if (handlers.has(op)) throw new Error(`daemon part ${p.name}: control operation ${op} is taken`);
+      handlers.set(op, h);
+    }
+    services.push(...(p.services ?? []));
+    for (const [job, run] of Object.entries(p.housekeeping ?? {})) housekeeping.add(job, run);
+  }
+}
+
+/** What the parts add to `atlas status`, merged in list order. */
+async function partsStatus(parts: DaemonPart[]): Promise<object> {
+  const out: Record<string, unknown> = {};
+  for (const p of parts) if (p.status) Object.assign(out, await p.status());
+  return out;
 }
 
 /** Every role's scrape-time values: sessions by path and trust, bans in force. */

@@ -20,7 +20,7 @@ import {
   targetNodeId,
 } from "../net/messaging.ts";
 import { unixNow } from "../util/time.ts";
-import type { ControlHandler, Service } from "../util/service.ts";
+import type { ControlHandler, DaemonPart, Service } from "../util/service.ts";
 import type { DeliveryRecord } from "../store/index.ts";
 import { CONTROL_LIMITS } from "../config/defaults.ts";
 import { DELIVERY_FLUSH_MS } from "../config/durations.ts";
@@ -136,13 +136,9 @@ export async function sendNow(
  * The agent daemon's `net.send`: queued in the outbox (the CLI's `net send`), or with `now: true`
  * sent at once when it can be (sendNow). Returns the delivery-record service to run.
  */
-export function addSendOp(
-  node: AtlasNode,
-  handlers: Map<string, ControlHandler>,
-  outbox: { kick(): void },
-): Service {
+export function sendPart(node: AtlasNode, outbox: { kick(): void }): DaemonPart {
   const records = new DeliveryRecords(node);
-  handlers.set("net.send", async (a) => {
+  const send: ControlHandler = async (a) => {
     const args: SendArgs = {
       target: String(a.target),
       body: String(a.body),
@@ -153,6 +149,6 @@ export function addSendOp(
     const r = await enqueueMessage(node.store, node.config, args);
     outbox.kick();
     return r;
-  });
-  return records;
+  };
+  return { name: "send", services: [records], handlers: { "net.send": send } };
 }

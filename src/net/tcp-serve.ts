@@ -6,23 +6,18 @@
  */
 import { isAtlasError } from "../errors.ts";
 import { TcpLegListener, type TcpLegStats } from "../transport/tcp-listener.ts";
-import type { ControlHandler, Service } from "../util/service.ts";
+import type { DaemonPart } from "../util/service.ts";
 import { TCP_FEATURE_PREFIX } from "./legs.ts";
 import type { AtlasNode } from "./node.ts";
 
-/** Start the node's TCP leg; it stops (closing every leg) with the daemon's services. */
-export async function offerTcpLeg(
-  node: AtlasNode,
-  handlers: Map<string, ControlHandler>,
-  services: Service[],
-): Promise<TcpLegListener> {
+/** Start the node's TCP leg, as a daemon part: it stops (closing every leg) with the daemon's services. */
+export async function tcpLegPart(node: AtlasNode): Promise<DaemonPart> {
   const listener = await startTcpLeg(node);
-  services.push({ start: () => {}, stop: () => listener.close() });
-  const base = handlers.get("status");
-  if (base) {
-    handlers.set("status", async (a) => ({ ...((await base(a)) as object), tcp_leg: listener.stats() }));
-  }
-  return listener;
+  return {
+    name: "TCP leg",
+    services: [{ start: () => {}, stop: () => listener.close() }],
+    status: () => ({ tcp_leg: listener.stats() }),
+  };
 }
 
 /**

@@ -15,7 +15,7 @@ import type { AtlasNode } from "../net/node.ts";
 import type { Session } from "../net/session.ts";
 import type { QuicConnection } from "../transport/connection.ts";
 import type { QuicStream } from "../transport/stream.ts";
-import type { ControlHandler, Service } from "../util/service.ts";
+import type { DaemonPart } from "../util/service.ts";
 import { FramedStream } from "../wire/framed-stream.ts";
 import { type RelayConnect, RelayErrorCode, type RelayErrorCodeName, type WireMessage } from "../wire/messages.ts";
 import { TokenBucket } from "./bucket.ts";
@@ -427,24 +427,21 @@ function relayError(code: number, reason: string): WireMessage {
 }
 
 /**
- * Offer relaying on `node` (docs/protocol.md#relay `transport.offer_relay`): the server, STUN, and the relay's
- * counters in `atlas status` (`relay_server`). Call after any other wrapper of "status".
+ * Offer relaying on `node` (docs/protocol.md#relay `transport.offer_relay`), as daemon parts: the
+ * server with its counters in `atlas status` (`relay_server`) and STUN on the QUIC port, then the
+ * TCP leg (docs/protocol.md#the-tcp-leg) for agents whose networks drop UDP.
  */
-export async function offerRelay(
-  node: AtlasNode,
-  handlers: Map<string, ControlHandler>,
-  services: Service[],
-): Promise<RelayServer> {
+export async function relayParts(node: AtlasNode): Promise<DaemonPart[]> {
   const relay = new RelayServer(node);
-  services.push(relay);
   observeRelay(node, relay);
   (await import("../stun/server.ts")).serveStun(node.endpoint); // docs/protocol.md#stun: relay nodes answer STUN on their QUIC port
-  // docs/protocol.md#the-tcp-leg: agents whose networks drop UDP reach the relay over TLS on TCP.
-  await (await import("../net/tcp-serve.ts")).offerTcpLeg(node, handlers, services);
-  handlers.set("relay.status", () => Promise.resolve(relay.status()));
-  const base = handlers.get("status");
-  if (base) handlers.set("status", async (a) => ({ ...((await base(a)) as object), relay_server: relay.status() }));
-  return relay;
+  const server: DaemonPart = {
+    name: "relay server",
+    services: [relay],
+    handlers: { "relay.status": () => Promise.resolve(relay.status()) },
+    status: () => ({ relay_server: relay.status() }),
+  };
+  return [server, await (await import("../net/tcp-serve.ts")).tcpLegPart(node)];
 }
 
 /** The relay's gauges and its own running totals, read when scraped (docs/operating.md, "Metrics"). */

@@ -4,6 +4,25 @@
  * implements it without importing daemon/ (docs/architecture.md, "Layers and imports").
  */
 
+/**
+ * One piece of a daemon (the inbox API, the outbox worker, STUN, presence, registration, a relay
+ * server, a TCP leg…): what it runs, which control operations it answers, what it adds to
+ * `atlas status` and which periodic jobs it needs. A daemon is its node plus a list of parts
+ * (`runDaemon(env, o, parts)`, src/daemon/daemon.ts); nothing wraps another part's handlers.
+ */
+export interface DaemonPart {
+  /** For errors and logs: which part this is. */
+  name: string;
+  /** Started after the node, in list order; stopped before it closes. */
+  services?: Service[];
+  /** Control operations; two parts may not answer the same one. */
+  handlers?: Record<string, ControlHandler>;
+  /** Fields added to the `status` reply (merged in list order). */
+  status?: () => object | Promise<object>;
+  /** Housekeeping jobs by name, run with the daemon's periodic housekeeping. */
+  housekeeping?: Record<string, () => Promise<unknown>>;
+}
+
 /** A service: started after the node, stopped (within 1 s) before the node closes. */
 export interface Service {
   start(): void;
