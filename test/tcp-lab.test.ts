@@ -1,7 +1,8 @@
 /**
  * The TCP leg in the network-namespace lab (docs/protocol.md#the-tcp-leg; test/helpers/netns.ts):
- * two hosts whose routers drop every UDP packet (TCP allowed) — agent a behind natA, agent e
- * behind natE — and two agents with working UDP behind a symmetric NAT (b) and a full cone (c).
+ * two hosts whose routers drop every UDP packet (TCP allowed) — agent a behind natA, agent h
+ * behind natH — and three agents with working UDP behind a symmetric NAT (b), a full cone (c) and a
+ * port-restricted cone (e).
  * Real daemons, a relay and a bootstrap node on the public segment. The UDP-blocked agents fall
  * back to TLS on TCP, register and discover over it, ping and message every other agent both ways
  * through the relay, and the relay's traffic never holds a message in clear. Root only.
@@ -18,6 +19,7 @@ import {
   AGENT_B,
   AGENT_C,
   AGENT_E,
+  AGENT_H,
   createNet,
   killAllInNs,
   type Net,
@@ -34,9 +36,11 @@ import { waitFor } from "./helpers/wait.ts";
 
 const skip = netnsUnavailable() ?? captureUnavailable();
 const PORT = 4433;
-type K = "a" | "e" | "b" | "c";
-const HOSTS: Record<K, string> = { a: AGENT_A, e: AGENT_E, b: AGENT_B, c: AGENT_C };
-const BLOCKED: K[] = ["a", "e"];
+type K = "a" | "h" | "b" | "c" | "e";
+const HOSTS: Record<K, string> = { a: AGENT_A, h: AGENT_H, b: AGENT_B, c: AGENT_C, e: AGENT_E };
+const BLOCKED: K[] = ["a", "h"];
+/** a, UDP-blocked, with each of the others: symmetric, full cone, port-restricted, UDP-blocked. */
+const OTHERS: K[] = ["b", "c", "e", "h"];
 
 /** Drop every UDP packet the router forwards, both ways: a network that allows only TCP. */
 const NO_UDP = "table ip atlnoudp {\n  chain noudp { type filter hook forward priority -10; policy accept; " +
@@ -54,6 +58,12 @@ after(async () => {
     await cleanupHomes();
   }
 });
+
+/** a→x for half the others and x→a for the rest, then the reverse: no pair dials both ways at once. */
+function batchesBothWays(): [K, K][][] {
+  const first = OTHERS.map((k, i): [K, K] => (i % 2 === 0 ? ["a", k] : [k, "a"]));
+  return [first, first.map(([x, y]): [K, K] => [y, x])];
+}
 
 const show = (r: RunResult) => `exit ${r.code} after ${r.ms} ms\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
 
@@ -74,7 +84,7 @@ describe("the relay over TLS on TCP in network namespaces", { skip: skip ?? fals
 
   before(async () => {
     net = createNet();
-    for (const router of [net.ns.natA, net.ns.natE]) {
+    for (const router of [net.ns.natA, net.ns.natH]) {
       const r = spawnSync("ip", ["netns", "exec", router, "nft", "-f", "-"], { input: NO_UDP, encoding: "utf8" });
       assert.equal(r.status, 0, `nft in ${router}: ${r.stderr}`);
     }
@@ -85,7 +95,7 @@ describe("the relay over TLS on TCP in network namespaces", { skip: skip ?? fals
     relayHome = (await initHome("relay")).home;
     relay = await startInNs(relayNs, relayHome, PUB_RELAY, PORT, ["relay"]);
     nodes.push(relay);
-    const ns: Record<K, string> = { a: net.ns.a, e: net.ns.e, b: net.ns.b, c: net.ns.c };
+    const ns: Record<K, string> = { a: net.ns.a, h: net.ns.h, b: net.ns.b, c: net.ns.c, e: net.ns.e };
     await Promise.all((Object.keys(HOSTS) as K[]).map(async (k) => {
       const { home } = await initHome(`agent-${k}`);
       await writeFile(
@@ -112,22 +122,22 @@ describe("the relay over TLS on TCP in network namespaces", { skip: skip ?? fals
     }
     const human = await atlas("a", ["status"]);
     assert.match(human.stdout, /^Relays\s*: .* registered over TCP/m, human.stdout);
-    console.log(`# all four registered (${Date.now() - t0} ms); a and e over TCP`);
+    console.log(`# all five registered (${Date.now() - t0} ms); a and h over TCP`);
   });
 
   test("a UDP-blocked agent registers and discovers through the bootstrap node's TCP leg", async () => {
     let last = "";
-    await waitFor("a discovers b, c and e", async () => {
+    await waitFor("a discovers b, c, e and h", async () => {
       const r = await atlas("a", ["net", "discover", "--json"]);
       last = r.stdout + r.stderr;
       const ids = r.code === 0 ? JSON.parse(r.stdout).peers.map((p: { node_id: string }) => p.node_id) : [];
-      return ["b", "c", "e"].every((k) => ids.includes(agent[k as K].id));
+      return OTHERS.every((k) => ids.includes(agent[k].id));
     }, { timeoutMs: 20_000, intervalMs: 500, lastSeen: () => last });
   });
 
-  test("net ping works both ways between a UDP-blocked agent and agents behind symmetric NAT, full cone and UDP-blocked", async () => {
+  test("net ping works both ways between a UDP-blocked agent and agents behind symmetric, full-cone and port-restricted NATs and another UDP-blocked host", async () => {
     // Two batches, so that no two agents dial each other at the same moment.
-    const batches: [K, K][][] = [[["a", "b"], ["c", "a"], ["e", "a"]], [["b", "a"], ["a", "c"], ["a", "e"]]];
+    const batches = batchesBothWays();
     for (const batch of batches) {
       await Promise.all(batch.map(async ([from, to]) => {
         const r = await atlas(from, ["net", "ping", agent[to].id, "--count", "2", "--interval", "200"]);
@@ -140,7 +150,7 @@ describe("the relay over TLS on TCP in network namespaces", { skip: skip ?? fals
   });
 
   test("net send works both ways and the relay's traffic never holds the message in clear", async () => {
-    const pairs: [K, K][] = [["a", "b"], ["b", "a"], ["e", "a"], ["a", "e"]];
+    const batches = batchesBothWays();
     const marker = `atlas-tcp-secret-${randomBytes(12).toString("hex")}`;
     const forwarded = async () => {
       const r = await runAtlasIn(relayNs, relayHome, ["status", "--json"], 10_000);
@@ -154,18 +164,20 @@ describe("the relay over TLS on TCP in network namespaces", { skip: skip ?? fals
     ]);
     let captured: Awaited<ReturnType<typeof cap.stop>>;
     try {
-      await Promise.all(pairs.map(async ([from, to]) => {
-        const body = JSON.stringify({ secret: marker, from, to });
-        const q = await atlas(from, ["net", "send", agent[to].id, body]);
-        assert.equal(q.code, 0, `${from} net send: ${show(q)}`);
-        const msgId = /^Queued\s*: (msg_\S+)$/m.exec(q.stdout)?.[1] ?? assert.fail(q.stdout);
-        let seen: string[] = [];
-        await waitFor(`${msgId} (${from}→${to}) in ${to}'s inbox`, async () => {
-          const r = await atlas(to, ["net", "inbox", "--json"]);
-          seen = r.stdout.split("\n").filter(Boolean);
-          return seen.some((l) => JSON.parse(l).id === msgId && l.includes(marker));
-        }, { timeoutMs: 30_000, intervalMs: 300, lastSeen: () => seen.length });
-      }));
+      for (const batch of batches) {
+        await Promise.all(batch.map(async ([from, to]) => {
+          const body = JSON.stringify({ secret: marker, from, to });
+          const q = await atlas(from, ["net", "send", agent[to].id, body]);
+          assert.equal(q.code, 0, `${from} net send: ${show(q)}`);
+          const msgId = /^Queued\s*: (msg_\S+)$/m.exec(q.stdout)?.[1] ?? assert.fail(q.stdout);
+          let seen: string[] = [];
+          await waitFor(`${msgId} (${from}→${to}) in ${to}'s inbox`, async () => {
+            const r = await atlas(to, ["net", "inbox", "--json"]);
+            seen = r.stdout.split("\n").filter(Boolean);
+            return seen.some((l) => JSON.parse(l).id === msgId && l.includes(marker));
+          }, { timeoutMs: 30_000, intervalMs: 300, lastSeen: () => seen.length });
+        }));
+      }
     } finally {
       captured = await cap.stop();
     }
@@ -173,6 +185,10 @@ describe("the relay over TLS on TCP in network namespaces", { skip: skip ?? fals
     assert.ok(bridged > 0, "the relay bridged the messages");
     assert.ok(captured.bytes.length > bridged, `the capture saw the relay's traffic: ${captured.summary}`);
     assert.equal(captured.bytes.includes(marker), false, "the relay saw the message in clear");
-    console.log(`# 4 messages both ways; relay bridged ${bridged} B, capture ${captured.bytes.length} B, no plaintext`);
+    console.log(
+      `# ${
+        2 * OTHERS.length
+      } messages both ways; relay bridged ${bridged} B, capture ${captured.bytes.length} B, no plaintext`,
+    );
   });
 });
