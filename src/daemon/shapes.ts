@@ -375,7 +375,12 @@ const NODE_PROBE = s.object({
   node_id: s.nullable(nodeId("the node that answered")),
   udp_rtt_ms: s.nullable(s.number("round trip of an Atlas Ping over the QUIC session (UDP)")),
   handshake_ms: s.nullable(s.number("QUIC connection plus the four-message handshake")),
-  tcp: s.oneOf(["not built"], "the TCP leg (not built yet)"),
+  tcp: s.object({
+    address: s.nullable(s.string("`host:port` of its TCP leg asked")),
+    ok: s.boolean("TLS 1.3 answered with the pinned node's certificate"),
+    tls_ms: s.nullable(s.number("TCP connect plus the TLS handshake")),
+    error: s.nullable(s.string("why not")),
+  }, "its TCP leg (TLS, no session)"),
   error: s.nullable(s.string("why it did not answer")),
 }, "one relay or bootstrap node probed");
 
@@ -407,7 +412,7 @@ export const NETCHECK = s.shape("netcheck", {
     rtt_ms: s.nullable(s.number("round trip of that request")),
     error: s.nullable(s.string("why it did not answer")),
   }, 'the hub leg; null when farcaster.verify = "signature"')),
-  reachable: s.boolean("anything at all answered (STUN, relays, bootstrap nodes; not the hub)"),
+  reachable: s.boolean("anything at all answered (STUN, relays or bootstrap nodes, over UDP or TCP; not the hub)"),
   duration_ms: s.number("how long the check took"),
 }, "`atlas netcheck`: what this host can reach, and what its NAT does");
 

@@ -117,7 +117,8 @@ export class ServiceLegs {
     return s;
   }
 
-  private tcpAddr(ref: ResolvedNodeRef): SockAddr {
+  /** Where the node's TCP leg is: the entry's port, else the advertised one, else the default rule. */
+  tcpAddr(ref: ResolvedNodeRef): SockAddr {
     if (ref.tcpOnly) return ref.addr;
     const port = (ref.nodeId && this.advertised.get(ref.nodeId)) ||
       this.node.config.transport.relay_tcp_port || ref.addr.port;

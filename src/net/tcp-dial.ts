@@ -41,6 +41,20 @@ export async function connectOverTcp(node: AtlasNode, to: SockAddr, o: TcpDialOp
   });
 }
 
+/**
+ * Whether the node at `to` answers on its TCP leg as the node we pin, without opening a session
+ * (`atlas netcheck`: a session here would replace the one its UDP probe opens): TLS 1.3, the
+ * certificate checked, then closed. The node ID it proved.
+ */
+export async function probeTcpLeg(to: SockAddr, expectedNodeId?: string, signal?: AbortSignal): Promise<string> {
+  const socket = await tlsConnect(to, signal);
+  try {
+    return checkPin(socket, to, expectedNodeId);
+  } finally {
+    socket.destroy();
+  }
+}
+
 /** TLS to `to` within TCP_TLS_CONNECT_MS (or until `signal`); the socket once the handshake is done. */
 function tlsConnect(to: SockAddr, signal?: AbortSignal): Promise<TLSSocket> {
   const where = `TCP ${formatAddr(to)}`;
@@ -78,7 +92,7 @@ function tlsConnect(to: SockAddr, signal?: AbortSignal): Promise<TLSSocket> {
 }
 
 /** The server's certificate key must be the node key we pin (as QUIC's handshake checks it). */
-function checkPin(socket: TLSSocket, to: SockAddr, expected?: string): void {
+function checkPin(socket: TLSSocket, to: SockAddr, expected?: string): string {
   if (socket.alpnProtocol !== TCP_LEG_ALPN) {
     throw new AtlasError("ERR_HANDSHAKE_FAILED", `TCP ${formatAddr(to)} does not speak ${TCP_LEG_ALPN}`);
   }
@@ -91,4 +105,5 @@ function checkPin(socket: TLSSocket, to: SockAddr, expected?: string): void {
       `TCP ${formatAddr(to)} is ${shortNodeId(id)}, not the pinned ${shortNodeId(expected)}`,
     );
   }
+  return id;
 }

@@ -8,7 +8,9 @@
  *     endpoint-independently (hole punching can work); different ones mean a mapping per
  *     destination (a symmetric NAT: only relays will do);
  *   - a QUIC connection and Atlas handshake to every configured relay and bootstrap node, then a
- *     Ping on it: reachability and the UDP round trip (TCP transport does not exist: "not built");
+ *     Ping on it: reachability and the UDP round trip; at the same time TLS to its TCP leg
+ *     (docs/protocol.md#the-tcp-leg), the certificate checked against the pinned node ID, without
+ *     a session (one would replace the UDP probe's): whether UDP-blocked networks can reach it;
  *   - UDP works at all when anything above answered;
  *   - the Farcaster hub, when `farcaster.verify = "hub"`: reachable over HTTP(S), and how fast
  *     (src/netcheck/hub.ts). It does not count towards `reachable`, which is about Atlas nodes.
@@ -16,7 +18,9 @@
 import { networkInterfaces } from "node:os";
 import { NETCHECK_BUDGET_MS } from "../config/durations.ts";
 import type { AtlasNode } from "../net/node.ts";
-import { resolveNodeRef } from "../net/target.ts";
+import { serviceLegs } from "../net/legs.ts";
+import { type ResolvedNodeRef, resolveNodeRef } from "../net/target.ts";
+import { probeTcpLeg } from "../net/tcp-dial.ts";
 import { stunBinding } from "../stun/client.ts";
 import { formatAddr, resolveAddr, type SockAddr } from "../transport/addr.ts";
 import { DISCONNECT_SHUTDOWN } from "../wire/messages.ts";
@@ -40,8 +44,17 @@ export interface NodeProbe {
   udp_rtt_ms: number | null;
   /** QUIC connection plus the four-message handshake. */
   handshake_ms: number | null;
-  /** The TCP transport is not built yet. */
-  tcp: "not built";
+  /** Its TCP leg: TLS to it, the certificate's node ID checked. */
+  tcp: TcpProbe;
+  error: string | null;
+}
+
+export interface TcpProbe {
+  /** `host:port` asked: the entry's (`tcp://`), else the advertised port, else the default rule. */
+  address: string | null;
+  ok: boolean;
+  /** TCP connect plus the TLS 1.3 handshake. */
+  tls_ms: number | null;
   error: string | null;
 }
 
@@ -62,7 +75,7 @@ export interface NetcheckReport {
   bootstrap: NodeProbe[];
   /** The Farcaster hub this node would ask; null when bindings are checked by signature only. */
   hub: HubProbe | null;
-  /** Anything at all answered (STUN, relays, bootstrap nodes; not the hub). */
+  /** Anything at all answered (STUN, relays or bootstrap nodes over UDP or TCP; not the hub). */
   reachable: boolean;
   duration_ms: number;
 }
@@ -92,10 +105,49 @@ async function probeStun(node: AtlasNode, server: string, deadline: number): Pro
 }
 
 async function probeNode(node: AtlasNode, target: string, what: string, deadline: number): Promise<NodeProbe> {
-  const base = { target, tcp: "not built" as const };
+  let ref: ResolvedNodeRef;
+  try {
+    ref = await resolveNodeRef(target, what);
+  } catch (e) {
+    const tcp = { address: null, ok: false, tls_ms: null, error: message(e) };
+    return { target, ok: false, node_id: null, udp_rtt_ms: null, handshake_ms: null, tcp, error: message(e) };
+  }
+  const [udp, tcp] = await Promise.all([
+    ref.tcpOnly ? Promise.resolve(null) : probeUdp(node, ref, deadline),
+    probeTcp(node, ref, deadline),
+  ]);
+  if (udp) return { target, ...udp, tcp };
+  return {
+    target,
+    ok: false,
+    node_id: null,
+    udp_rtt_ms: null,
+    handshake_ms: null,
+    tcp,
+    error: "tcp:// entry: UDP not asked",
+  };
+}
+
+async function probeTcp(node: AtlasNode, ref: ResolvedNodeRef, deadline: number): Promise<TcpProbe> {
+  const to = serviceLegs(node).tcpAddr(ref);
   const t0 = performance.now();
   try {
-    const ref = await resolveNodeRef(target, what);
+    await probeTcpLeg(to, ref.nodeId, AbortSignal.timeout(Math.max(1, deadline - Date.now())));
+    return { address: formatAddr(to), ok: true, tls_ms: ms(t0), error: null };
+  } catch (e) {
+    const late = Date.now() >= deadline;
+    const error = late ? `no TLS answer within ${NETCHECK_BUDGET_MS} ms` : message(e);
+    return { address: formatAddr(to), ok: false, tls_ms: null, error };
+  }
+}
+
+async function probeUdp(
+  node: AtlasNode,
+  ref: ResolvedNodeRef,
+  deadline: number,
+): Promise<Omit<NodeProbe, "target" | "tcp">> {
+  const t0 = performance.now();
+  try {
     const session = await node.connectTo(ref.addr, {
       expectedNodeId: ref.nodeId,
       dialTimeoutMs: Math.max(1, deadline - Date.now()),
@@ -104,7 +156,6 @@ async function probeNode(node: AtlasNode, target: string, what: string, deadline
     try {
       const pong = await session.ping(Math.max(1, deadline - Date.now()));
       return {
-        ...base,
         ok: true,
         node_id: session.nodeId,
         udp_rtt_ms: Math.round(pong.rttMs * 100) / 100,
@@ -115,7 +166,7 @@ async function probeNode(node: AtlasNode, target: string, what: string, deadline
       void session.disconnect(DISCONNECT_SHUTDOWN, "netcheck done");
     }
   } catch (e) {
-    return { ...base, ok: false, node_id: null, udp_rtt_ms: null, handshake_ms: null, error: message(e) };
+    return { ok: false, node_id: null, udp_rtt_ms: null, handshake_ms: null, error: message(e) };
   }
 }
 
@@ -163,6 +214,7 @@ export async function netcheck(node: AtlasNode, targets: NetcheckTargets): Promi
   const { mapping, reason } = mappingOf(stun);
   const asked = stun.length + relays.length + bootstrap.length;
   const answered = [...stun, ...relays, ...bootstrap].filter((p) => p.ok).length;
+  const overTcp = [...relays, ...bootstrap].some((p) => p.tcp.ok);
   const publicAddress = stun.find((s) => s.ok)?.public_address ?? null;
   const publicHost = publicAddress?.replace(/^\[?(.*?)\]?:\d+$/, "$1");
   return {
@@ -175,7 +227,7 @@ export async function netcheck(node: AtlasNode, targets: NetcheckTargets): Promi
     relays,
     bootstrap,
     hub,
-    reachable: answered > 0,
+    reachable: answered > 0 || overTcp,
     duration_ms: Math.round(performance.now() - t0),
   };
 }

@@ -9,7 +9,9 @@ type CtxOf = (cmd: AnyCommand) => Ctx;
 export function registerNetcheck(program: AnyCommand, ctxOf: CtxOf): AnyCommand {
   return program
     .command("netcheck")
-    .description("check UDP, the public address and NAT mapping (STUN), and relay and bootstrap reachability")
+    .description(
+      "check UDP, the public address and NAT mapping (STUN), relay and bootstrap reachability over UDP and TCP",
+    )
     .option("--stun <addr>", "STUN server to ask besides stun.servers (repeatable)", collect, [] as string[])
     .option("--relay <addr>", "relay to try besides network.relays (repeatable)", collect, [] as string[])
     .option(
@@ -47,7 +49,7 @@ export function registerNetcheck(program: AnyCommand, ctxOf: CtxOf): AnyCommand 
           "ERR_UNREACHABLE",
           r.udp === null
             ? "nothing to check: no STUN server, relay or bootstrap node is configured"
-            : "nothing answered: no STUN server, relay or bootstrap node is reachable over UDP",
+            : "nothing answered: no STUN server, relay or bootstrap node is reachable over UDP or TCP",
         );
       }
     });
@@ -55,13 +57,22 @@ export function registerNetcheck(program: AnyCommand, ctxOf: CtxOf): AnyCommand 
 
 function nodeLines(list: NodeProbe[]): string[] {
   if (list.length === 0) return ["none configured"];
-  return list.map((p) =>
-    p.ok
-      ? `${p.target} reachable: UDP round trip ${p.udp_rtt_ms!.toFixed(1)} ms (connect and handshake ${
-        p.handshake_ms!.toFixed(0)
-      } ms); TCP not built`
-      : `${p.target} unreachable over UDP (${p.error}); TCP not built`
-  );
+  return list.map((p) => `${p.target} ${udpText(p)}; ${tcpText(p)}`);
+}
+
+function udpText(p: NodeProbe): string {
+  return p.ok
+    ? `reachable: UDP round trip ${p.udp_rtt_ms!.toFixed(1)} ms (connect and handshake ${
+      p.handshake_ms!.toFixed(0)
+    } ms)`
+    : `unreachable over UDP (${p.error})`;
+}
+
+function tcpText(p: NodeProbe): string {
+  const t = p.tcp;
+  return t.ok
+    ? `TCP ${t.address} TLS in ${t.tls_ms!.toFixed(1)} ms`
+    : `TCP ${t.address ?? "-"} unreachable (${t.error})`;
 }
 
 function hubLine(r: NetcheckReport): string {
