@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { openStore } from "../src/store/index.ts";
-import { cleanupAll, initHome, type Listener, runAtlas, startListener } from "./helpers/cli.ts";
+import { cleanupAll, daemonPair, initHome, runAtlas } from "./helpers/cli.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 async function inboxOf(home: string) {
@@ -23,19 +23,9 @@ async function inboxOf(home: string) {
 describe("net send, request and reply for scripts", () => {
   let a: { home: string; nodeId: string }; // requester, daemon
   let b: { home: string; nodeId: string }; // responder, daemon
-  let da: Listener;
-  let db: Listener;
 
   before(async () => {
-    a = await initHome("alpha");
-    b = await initHome("beta");
-    da = await startListener(a.home, [], { cmd: ["daemon"] });
-    db = await startListener(b.home, [], { cmd: ["daemon"] });
-    // Each knows where the other is: a pinned send stores the peer's address.
-    for (const [from, to] of [[a, db], [b, da]] as const) {
-      const r = await runAtlas(["net", "connect", `${to.nodeId}@${to.address}`], { home: from.home });
-      assert.equal(r.code, 0, r.stderr);
-    }
+    ({ a, b } = await daemonPair());
   });
   after(cleanupAll);
 

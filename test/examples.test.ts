@@ -7,7 +7,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { join } from "node:path";
-import { atlasCommand, cleanupAll, initHome, type Listener, ROOT, runAtlas, startListener } from "./helpers/cli.ts";
+import { atlasCommand, cleanupAll, daemonPair, ROOT, runAtlas } from "./helpers/cli.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 const hasJq = spawnSync("jq", ["--version"]).status === 0;
@@ -15,19 +15,10 @@ const hasJq = spawnSync("jq", ["--version"]).status === 0;
 describe("examples/ answer requests", () => {
   let a: { home: string; nodeId: string }; // asks
   let b: { home: string; nodeId: string }; // runs the example
-  let da: Listener;
-  let db: Listener;
   const procs: ChildProcess[] = [];
 
   before(async () => {
-    a = await initHome("alpha");
-    b = await initHome("beta");
-    da = await startListener(a.home, [], { cmd: ["daemon"] });
-    db = await startListener(b.home, [], { cmd: ["daemon"] });
-    for (const [from, to] of [[a, db], [b, da]] as const) {
-      const r = await runAtlas(["net", "connect", `${to.nodeId}@${to.address}`], { home: from.home });
-      assert.equal(r.code, 0, r.stderr);
-    }
+    ({ a, b } = await daemonPair());
   });
   after(async () => {
     for (const p of procs) {

@@ -7,7 +7,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
-import { atlasCommand, cleanupAll, initHome, type Listener, runAtlas, startListener } from "./helpers/cli.ts";
+import { atlasCommand, cleanupAll, daemonPair, initHome, runAtlas } from "./helpers/cli.ts";
 
 /** An MCP client talking to `atlas --home <home> mcp` over its stdio. */
 async function mcpClient(home: string): Promise<Client> {
@@ -42,20 +42,11 @@ async function ok(c: Client, name: string, args: Record<string, unknown> = {}): 
 describe("atlas mcp with the SDK's client", () => {
   let a: { home: string; nodeId: string };
   let b: { home: string; nodeId: string };
-  let da: Listener;
-  let db: Listener;
   let ca: Client;
   let cb: Client;
 
   before(async () => {
-    a = await initHome("alpha");
-    b = await initHome("beta");
-    da = await startListener(a.home, [], { cmd: ["daemon"] });
-    db = await startListener(b.home, [], { cmd: ["daemon"] });
-    for (const [from, to] of [[a, db], [b, da]] as const) {
-      const r = await runAtlas(["net", "connect", `${to.nodeId}@${to.address}`], { home: from.home });
-      assert.equal(r.code, 0, r.stderr);
-    }
+    ({ a, b } = await daemonPair());
     [ca, cb] = await Promise.all([mcpClient(a.home), mcpClient(b.home)]);
   });
   after(async () => {

@@ -11,16 +11,23 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { waitFor } from "./helpers/wait.ts";
-import { createNet, type NatKind, type Net, netnsUnavailable, PUB_BOOT1, PUB_BOOT2, ROUTERS } from "./helpers/netns.ts";
+import {
+  createNet,
+  type NatKind,
+  type Net,
+  netnsUnavailable,
+  PUB_BOOT1,
+  PUB_BOOT2,
+  ROUTERS,
+  startStunServer,
+  STUN_PORT,
+} from "./helpers/netns.ts";
 
 const has = (cmd: string) => spawnSync("sh", ["-c", `command -v ${cmd}`]).status === 0;
 const skip = netnsUnavailable() ??
   (has("turnserver") && has("turnutils_natdiscovery")
     ? null
     : "turnserver / turnutils_natdiscovery (Debian package coturn) are not installed; .ci/run installs coturn when run as root");
-
-const STUN_PORT = 3478; // turnserver's alternate port is this plus one
 
 /** What RFC 5780 discovery must report behind each kind of router (turnutils_natdiscovery's words). */
 const EXPECTED: Record<NatKind, { mapping: string; filtering: string }> = {
@@ -82,37 +89,7 @@ describe("NAT lab: each router behaves as the NAT it claims to be (RFC 5780, cot
   before(async () => {
     net = createNet();
     dir = mkdtempSync(join(tmpdir(), "atlas-natlab-"));
-    turn = spawn("ip", [
-      "netns",
-      "exec",
-      net.ns.pub,
-      "turnserver",
-      "-n",
-      "--stun-only",
-      "-L",
-      PUB_BOOT1,
-      "-L",
-      PUB_BOOT2,
-      "-p",
-      String(STUN_PORT),
-      "--no-cli",
-      "--no-tls",
-      "--no-dtls",
-      "--log-file",
-      "stdout",
-      "--simple-log",
-      "--pidfile",
-      join(dir, "turnserver.pid"),
-    ], { stdio: "ignore" });
-    // Ready when all four UDP sockets (both addresses, port and alternate port) are bound.
-    const want = [PUB_BOOT1, PUB_BOOT2].flatMap((a) => [`${a}:${STUN_PORT}`, `${a}:${STUN_PORT + 1}`]);
-    let ss = "";
-    const [server, pub] = [turn, net.ns.pub];
-    await waitFor(`turnserver listening on ${want.join(", ")}`, () => {
-      if (server.exitCode !== null) throw new Error("turnserver exited");
-      ss = spawnSync("ip", ["netns", "exec", pub, "ss", "-Hnlu"], { encoding: "utf8" }).stdout ?? "";
-      return want.every((w) => ss.includes(` ${w} `));
-    }, { intervalMs: 100, lastSeen: () => ss });
+    turn = await startStunServer(net, { pidfile: join(dir, "turnserver.pid"), alternate: true });
   });
 
   test("each lab router maps and filters as its NAT kind says: port-restricted, symmetric, full cone, address-restricted", async () => {

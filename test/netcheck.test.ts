@@ -5,7 +5,7 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, spawnSync } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { cleanupAll, freePort, initHome, type Listener, runAtlas, startListener } from "./helpers/cli.ts";
@@ -21,10 +21,11 @@ import {
   PUB_RELAY,
   runAtlasIn,
   startInNs,
+  startStunServer,
+  STUN_PORT,
 } from "./helpers/netns.ts";
 import { validate } from "../src/daemon/schema.ts";
 import { NETCHECK } from "../src/daemon/shapes.ts";
-import { waitFor } from "./helpers/wait.ts";
 
 after(cleanupAll);
 
@@ -193,7 +194,6 @@ describe("netcheck on loopback", { timeout: 60_000 }, () => {
 const has = (cmd: string) => spawnSync("sh", ["-c", `command -v ${cmd}`]).status === 0;
 const skip = netnsUnavailable() ??
   (has("turnserver") ? null : "turnserver (Debian package coturn) is not installed; .ci/run installs it as root");
-const STUN_PORT = 3478;
 
 describe("netcheck in the NAT lab", { skip: skip ?? false, timeout: 90_000 }, () => {
   let net: Net | undefined;
@@ -218,35 +218,9 @@ describe("netcheck in the NAT lab", { skip: skip ?? false, timeout: 90_000 }, ()
       "udp",
       "drop",
     ]);
-    turn = spawn("ip", [
-      "netns",
-      "exec",
-      net.ns.pub,
-      "turnserver",
-      "-n",
-      "--stun-only",
-      "-L",
-      PUB_BOOT1,
-      "-L",
-      PUB_BOOT2,
-      "-p",
-      String(STUN_PORT),
-      "--no-cli",
-      "--no-tls",
-      "--no-dtls",
-      "--log-file",
-      "stdout",
-    ], { stdio: "ignore" });
+    turn = await startStunServer(net);
     const relayHome = (await initHome("lab-relay")).home;
     const relay = await startInNs(net.ns.r, relayHome, PUB_RELAY, 4433, ["relay"]);
-    const want = [PUB_BOOT1, PUB_BOOT2].map((a) => ` ${a}:${STUN_PORT} `);
-    let ss = "";
-    const [server, pub] = [turn, net.ns.pub];
-    await waitFor("turnserver listening", () => {
-      if (server.exitCode !== null) throw new Error("turnserver exited");
-      ss = spawnSync("ip", ["netns", "exec", pub, "ss", "-Hnlu"], { encoding: "utf8" }).stdout ?? "";
-      return want.every((w) => ss.includes(w));
-    }, { intervalMs: 50, lastSeen: () => ss });
     for (const k of ["a", "b", "c", "p"]) {
       homes[k] = (await initHome(`lab-${k}`)).home;
       await writeFile(

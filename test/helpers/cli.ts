@@ -173,6 +173,25 @@ export async function listenerPair(extra: string[] = []): Promise<{
   return { a, b, listener: await startListener(a.home, extra) };
 }
 
+/** Two fresh homes, alpha and beta, each with its daemon, each knowing where the other is. */
+export async function daemonPair(): Promise<{
+  a: { home: string; nodeId: string };
+  b: { home: string; nodeId: string };
+  da: Listener;
+  db: Listener;
+}> {
+  const a = await initHome("alpha");
+  const b = await initHome("beta");
+  const da = await startListener(a.home, [], { cmd: ["daemon"] });
+  const db = await startListener(b.home, [], { cmd: ["daemon"] });
+  // A pinned connect stores the peer's address, so later commands may name it by node ID.
+  for (const [from, to] of [[a, db], [b, da]] as const) {
+    const r = await runAtlas(["net", "connect", `${to.nodeId}@${to.address}`], { home: from.home });
+    if (r.code !== 0) throw new Error(`net connect ${to.nodeId}: ${r.stderr}`);
+  }
+  return { a, b, da, db };
+}
+
 /** Kill every process these helpers started and remove every temporary home. */
 export async function cleanupAll(): Promise<void> {
   killAll();

@@ -23,6 +23,7 @@
  */
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import { BUNDLE, type Listener, waitForListening } from "./cli.ts";
+import { waitFor } from "./wait.ts";
 
 export const PUB_BOOT1 = "198.18.0.1";
 export const PUB_BOOT2 = "198.18.0.2";
@@ -299,4 +300,32 @@ export function startInNs(
   ], { env: { ...process.env, NODE_OPTIONS: "" }, stdio: ["ignore", "pipe", "pipe"] });
   live.add(p);
   return waitForListening(p, () => live.delete(p), `[${ns}] ${cmd.join(" ")}`);
+}
+
+/** coturn's STUN port in the lab; its alternate port (RFC 5780) is this plus one. */
+export const STUN_PORT = 3478;
+
+/**
+ * coturn as a STUN-only server on the public segment at PUB_BOOT1 and PUB_BOOT2 (two addresses:
+ * mapping and filtering tests compare their answers). Resolves once every socket it binds is up:
+ * both addresses on STUN_PORT, and on the alternate port too when `alternate`.
+ */
+export async function startStunServer(
+  net: Net,
+  o: { pidfile?: string; alternate?: boolean } = {},
+): Promise<ChildProcess> {
+  const args = ["netns", "exec", net.ns.pub, "turnserver", "-n", "--stun-only"];
+  for (const a of [PUB_BOOT1, PUB_BOOT2]) args.push("-L", a);
+  args.push("-p", String(STUN_PORT), "--no-cli", "--no-tls", "--no-dtls", "--log-file", "stdout", "--simple-log");
+  if (o.pidfile) args.push("--pidfile", o.pidfile);
+  const turn = spawn("ip", args, { stdio: "ignore" });
+  const ports = o.alternate ? [STUN_PORT, STUN_PORT + 1] : [STUN_PORT];
+  const want = [PUB_BOOT1, PUB_BOOT2].flatMap((a) => ports.map((p) => ` ${a}:${p} `));
+  let ss = "";
+  await waitFor(`turnserver listening on ${want.join(",")}`, () => {
+    if (turn.exitCode !== null) throw new Error("turnserver exited");
+    ss = spawnSync("ip", ["netns", "exec", net.ns.pub, "ss", "-Hnlu"], { encoding: "utf8" }).stdout ?? "";
+    return want.every((w) => ss.includes(w));
+  }, { intervalMs: 50, lastSeen: () => ss });
+  return turn;
 }
