@@ -25,6 +25,7 @@ import type { DeliveryRecord } from "../store/index.ts";
 import { CONTROL_LIMITS } from "../config/defaults.ts";
 import { DELIVERY_FLUSH_MS } from "../config/durations.ts";
 import type { DeliveryView } from "./shapes.ts";
+import { queuedView } from "./views.ts";
 
 export interface SendArgs {
   target: string;
@@ -119,17 +120,7 @@ export async function sendNow(
   }
   const q = await enqueueMessage(node.store, node.config, { ...a, body, msg_id: msgId });
   kick();
-  return {
-    msg_id: q.msg_id,
-    target: q.target,
-    queued: true,
-    node_id: null,
-    name: null,
-    trust: null,
-    path: null,
-    relay: null,
-    ack: null,
-  };
+  return queuedView(q.msg_id, q.target);
 }
 
 /**

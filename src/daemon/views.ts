@@ -5,7 +5,7 @@
  */
 import type { DiscoverReport } from "../bootstrap/discover.ts";
 import type { PeerRow } from "../store/index.ts";
-import type { DiscoverView, OperatorView, PeerView } from "./shapes.ts";
+import type { DeliveryView, DiscoverView, OperatorView, PeerView } from "./shapes.ts";
 
 /** The latest session's path with a peer, as the store's `latestPaths` gives it. */
 export interface LatestPath {
@@ -59,5 +59,20 @@ export function discoverView(r: DiscoverReport): DiscoverView {
       rejected: b.rejected ?? null,
       error: b.error ?? null,
     })),
+  };
+}
+
+/** A message queued for the outbox: the shape of a delivered one, the delivery fields null. */
+export function queuedView(msgId: string, target: string): DeliveryView {
+  return {
+    msg_id: msgId,
+    target,
+    queued: true,
+    node_id: null,
+    name: null,
+    trust: null,
+    path: null,
+    relay: null,
+    ack: null,
   };
 }

@@ -18,6 +18,7 @@ import type { InboxRow, Store } from "../../store/index.ts";
 import type { QueuedResult } from "../../net/messaging.ts";
 import type { Ctx } from "../context.ts";
 import type { DeliveryView, MessageView } from "../../daemon/shapes.ts";
+import { queuedView } from "../../daemon/views.ts";
 import { humanTimes, isoTime, pathText, relTime, shortId, table } from "../output.ts";
 import { type AnyCommand, intOption } from "../options.ts";
 
@@ -95,21 +96,6 @@ function messageRow(json: string): InboxRow {
 }
 
 // ---------------------------------------------------------------------------------------------
-
-/** `net send --json` with a daemon: the same shape as a delivered one, the delivery fields null. */
-export function queuedView(msgId: string, target: string): DeliveryView {
-  return {
-    msg_id: msgId,
-    target,
-    queued: true,
-    node_id: null,
-    name: null,
-    trust: null,
-    path: null,
-    relay: null,
-    ack: null,
-  };
-}
 
 /**
  * Send `body` (JSON text) to `target` and print the outcome: with a daemon, committed to its outbox
