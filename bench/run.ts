@@ -29,6 +29,7 @@
  *   BENCH_RELAY_CPU_PROF=DIR BENCH_RELAY_CPU_PROF_ROLE=relay|agent   that relay-phase child under --cpu-prof
  *   BENCH_CPU_PROF=DIR                    run the server child under `node --cpu-prof` into DIR
  *   BENCH_NO_WRITE=1                      do not touch bench/RESULTS.md
+ *   BENCH_RETRY_ABOVE_HANDSHAKES=N        security.retry_above_handshakes of the bench nodes (0: a Retry for every connection)
  *   BENCH_NO_PIN=1                        leave CPU placement to the scheduler
  */
 import { mkdtempSync, rmSync } from "node:fs";

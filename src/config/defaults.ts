@@ -50,6 +50,7 @@ export const DEFAULTS = {
     ban_violations: 3,
     ban_window_secs: 300,
     handshake_limit: 50,
+    retry_above_handshakes: 8, // Atlas extension: inbound handshakes in flight from which new connections get a QUIC Retry
     handshakes_per_ip_per_minute: 30,
     handshake_timeout: 10, // s
     max_clock_drift_secs: 300,
