@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { openStore, SCHEMA_VERSION, type Store } from "../src/store/index.ts";
-import { openDatabase } from "../src/store/db.ts";
+import { openDatabase, openSideConnection } from "../src/store/db.ts";
 import { MIGRATIONS } from "../src/store/migrations.ts";
 import { PeerStore } from "../src/store/peers.ts";
 import { isAtlasError } from "../src/errors.ts";
@@ -382,6 +382,72 @@ describe("sessions", () => {
       assert.equal(await s.sessions.closeForPeer(B, "DISCONNECT_SHUTDOWN", 160), 2);
       assert.equal(await s.sessions.closeForPeer(B, "again", 170), 0);
       assert.equal((await s.sessions.list({ open: true })).length, 0);
+    });
+  });
+
+  test("session bookkeeping is written behind: one batch per turn, all of it there after close", async () => {
+    const path = dbPath();
+    const peers = Array.from({ length: 20 }, (_, i) => id(0x100 + i));
+    await withStore(async (s) => {
+      const before = s.sessionBatches;
+      // Twenty sessions opened in one turn: one commit.
+      const ids = await Promise.all(peers.map((p, i) =>
+        s.recordSessionOpen(
+          { node_id: p, name: `p${i}`, trust_level: "unknown", last_seen: 100 },
+          { ...base, node_id: p, connected_at: 100 },
+          100,
+        )
+      ));
+      assert.equal(s.sessionBatches, before + 1, "one batch for the twenty opens");
+      assert.equal(new Set(ids).size, 20, "distinct session IDs");
+      assert.equal((await s.sessions.list({ open: true })).length, 20, "the rows are visible to the main connection");
+      // Closes queued and not awaited: close() commits them before it returns.
+      for (const [i, sid] of ids.entries()) void s.recordSessionClose(sid, peers[i]!, "shutdown", 200);
+    }, path);
+    await withStore(async (s) => {
+      const rows = await s.sessions.list();
+      assert.equal(rows.length, 20);
+      for (const r of rows) {
+        assert.equal(r.closed_at, 200, `session ${r.id} closed`);
+        assert.equal(r.close_reason, "shutdown");
+      }
+      assert.equal((await s.peers.get(peers[0]!))?.last_seen, 200, "the close's peer update landed too");
+    }, path);
+  });
+
+  test("session rows go through a second connection without fsync; the main one stays FULL", async () => {
+    const path = dbPath();
+    await withStore(async () => {}, path);
+    const main = await openDatabase(path);
+    const side = await openSideConnection(path);
+    try {
+      assert.equal(Number((await main.rows("PRAGMA synchronous"))[0]?.[0]), 2, "main: FULL");
+      assert.equal(Number((await side.rows("PRAGMA synchronous"))[0]?.[0]), 1, "session writer: NORMAL");
+      assert.equal(Number((await side.rows("PRAGMA foreign_keys"))[0]?.[0]), 1, "foreign keys on");
+    } finally {
+      await side.close({ checkpoint: false });
+      await main.close();
+    }
+  });
+
+  test("a failing session write fails alone, the rest of its batch commits", async () => {
+    await withStore(async (s) => {
+      const good = s.recordSessionOpen(
+        { node_id: A, trust_level: "unknown", last_seen: 100 },
+        { ...base, node_id: A, connected_at: 100 },
+        100,
+      );
+      const bad = s.recordSessionOpen(
+        { node_id: B, trust_level: "unknown", last_seen: 100 },
+        // direction violates the table's CHECK constraint
+        { ...base, node_id: B, connected_at: 100, direction: "sideways" as "inbound" },
+        100,
+      );
+      const [g, b] = await Promise.allSettled([good, bad]);
+      assert.equal(g.status, "fulfilled");
+      assert.equal(b.status, "rejected");
+      assert.ok(b.status === "rejected" && isAtlasError(b.reason, "ERR_STORE"), "ERR_STORE");
+      assert.equal((await s.sessions.list()).length, 1);
     });
   });
 

@@ -167,13 +167,15 @@ export class Db {
    * libsql finalises the native connection only once its statements are garbage-collected, so the
    * checkpoint is what makes the database file complete at close rather than at some later GC.
    */
-  close(opts: { checkpoint?: boolean } = {}): Promise<void> {
+  close(opts: { checkpoint?: boolean; after?: Promise<void> } = {}): Promise<void> {
     if (this.#closing) return this.#closing;
     this.#closed = true;
     const client = this.#client;
+    // `after`: writes still finishing on another connection (session-writer.ts), checkpointed too.
+    const before = opts.after?.catch(() => {}) ?? Promise.resolve();
     const checkpoint = opts.checkpoint === false
-      ? Promise.resolve()
-      : client.execute("PRAGMA wal_checkpoint(PASSIVE)").then(() => undefined, () => undefined);
+      ? before
+      : before.then(() => client.execute("PRAGMA wal_checkpoint(PASSIVE)")).then(() => undefined, () => undefined);
     this.#closing = checkpoint.then(() => {
       try {
         client.close();
@@ -236,6 +238,31 @@ export async function openDatabase(path: string, opts: OpenOptions = {}): Promis
     return db;
   } catch (e) {
     await db.close({ checkpoint: false }); // write nothing to a database we refuse
+    throw storeError(path, e);
+  }
+}
+
+/**
+ * A second connection to a database `openDatabase` has already prepared, with
+ * `synchronous = NORMAL`: for bookkeeping that may lose its last commits on a power cut
+ * (session-writer.ts). No checks or migrations: the first connection did them.
+ */
+export async function openSideConnection(path: string): Promise<Db> {
+  const abs = resolve(path);
+  let client: Client;
+  try {
+    const { createClient } = await import("@libsql/client");
+    client = createClient({ url: pathToFileURL(abs).href, concurrency: 1, intMode: "number" });
+  } catch (e) {
+    throw storeError(path, e);
+  }
+  const db = new Db(client, path);
+  try {
+    await db.execute(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    await client.executeMultiple("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;");
+    return db;
+  } catch (e) {
+    await db.close({ checkpoint: false });
     throw storeError(path, e);
   }
 }
