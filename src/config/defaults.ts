@@ -77,6 +77,7 @@ export const DEFAULTS = {
     ttl: 86400, // s
     backoff_initial: 1, // s
     backoff_max: 300, // s
+    window: 32, // Atlas extension: messages in flight per target at once (over a live session)
   },
   inbox: {
     retention_days: 30,

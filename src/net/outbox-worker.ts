@@ -4,8 +4,14 @@
  * `deliveries`.
  *
  * - Every `outbox.poll_interval_ms` (and at once on kick()), due rows are claimed
- *   (`delivering`) and delivered over dialPeer (a live session is reused), at most one attempt
- *   in flight per target and `concurrency` overall.
+ *   (`delivering`, one transaction per poll) and delivered over dialPeer (a live session is
+ *   reused): up to `outbox.window` messages in flight per target once a session with it is live
+ *   (one while it is being dialled, so a backlog does not start a dial per message), and
+ *   `concurrency` overall. Outcomes are group-committed (one transaction per event-loop turn).
+ * - Order per target: messages are claimed and sent in queue order (next_attempt_at,
+ *   created_at, id), each on its own stream; the receiver stores them in the order their streams
+ *   arrive. So the inbox keeps the queue order while every attempt succeeds; a message whose
+ *   attempt fails is retried after the others already sent, and then lands after them.
  * - MessageAck → `delivered`. A permanent refusal (handshake rejected, banned, invalid identity,
  *   message rejected) → `failed`. Anything else → retried after `outbox.backoff_initial` seconds,
  *   doubling up to `outbox.backoff_max`, until `expires_at` (created_at + `outbox.ttl`) →
@@ -86,7 +92,7 @@ export class Pacer {
 const MESSAGE_OVERHEAD = 320;
 
 export interface OutboxWorkerOptions {
-  /** Attempts in flight at once, all targets together (default 8). */
+  /** Attempts in flight at once, all targets together (default 64). */
   concurrency?: number;
   /** Rows read per poll (default 64: every finished attempt polls again, so a large batch made draining a long queue quadratic). */
   batch?: number;
@@ -104,8 +110,8 @@ export class OutboxWorker {
   private again = false;
   /** msg id → its attempt. */
   private inflight = new Map<string, Promise<void>>();
-  /** Target keys with an attempt in flight. */
-  private busy = new Set<string>();
+  /** Target key → attempts in flight to it. */
+  private busy = new Map<string, number>();
   /** Target key → Date.now() before which its messages wait (after a retryable failure). */
   private blocked = new Map<string, number>();
   /** Bare address target → the node ID that answered there (so its live session is reused). */
@@ -116,7 +122,7 @@ export class OutboxWorker {
   constructor(node: AtlasNode, log: Logger = node.log, opts: OutboxWorkerOptions = {}) {
     this.node = node;
     this.log = log;
-    this.concurrency = Math.max(1, opts.concurrency ?? 8);
+    this.concurrency = Math.max(1, opts.concurrency ?? 64);
     this.batch = Math.max(1, opts.batch ?? 64);
   }
 
@@ -194,6 +200,8 @@ export class OutboxWorker {
     const now = unixNow();
     for (const [k, p] of this.pacers) if (!this.busy.has(k) && p.idle()) this.pacers.delete(k);
     const rows = await outbox.due(now, this.batch);
+    const picked: { row: OutboxRow; key: string }[] = [];
+    const planned = new Map<string, number>(); // key → attempts in flight, counting those picked now
     for (const row of rows) {
       if (this.stopped) return;
       if (this.inflight.has(row.id)) continue;
@@ -205,9 +213,12 @@ export class OutboxWorker {
         });
         continue;
       }
-      if (this.inflight.size >= this.concurrency) continue; // still expire the rest
+      if (this.inflight.size + picked.length >= this.concurrency) continue; // still expire the rest
       const key = this.keyOf(row.target);
-      if (this.busy.has(key)) continue;
+      const n = planned.get(key) ?? this.busy.get(key) ?? 0;
+      // A window only over a live session: while it is being dialled, one attempt (one dial).
+      const window = this.node.liveSession(key) ? Math.max(1, this.node.config.outbox.window) : 1;
+      if (n >= window) continue;
       const until = this.blocked.get(key);
       if (until !== undefined) {
         if (until > Date.now()) continue;
@@ -216,16 +227,24 @@ export class OutboxWorker {
       const bytes = utf8Length(row.body) + (row.topic?.length ?? 0) + MESSAGE_OVERHEAD;
       let pacer = this.pacers.get(key);
       if (pacer && !pacer.ready(bytes)) continue;
-      if (!(await outbox.markDelivering(row.id))) continue;
       if (!pacer) this.pacers.set(key, pacer = new Pacer(this.node.config.rate_limit.unknown));
       pacer.take(bytes);
-      this.busy.add(key);
+      planned.set(key, n + 1);
+      picked.push({ row, key });
+    }
+    if (picked.length === 0 || this.stopped) return;
+    const claimed = await outbox.claim(picked.map((p) => p.row.id));
+    for (const { row, key } of picked) {
+      if (!claimed.has(row.id) || this.stopped) continue;
+      this.busy.set(key, (this.busy.get(key) ?? 0) + 1);
       const p = this.attempt(row, key)
         .catch((e) =>
           this.log.error("outbox: attempt failed unexpectedly", { msg: row.id, error: (e as Error).message })
         )
         .finally(() => {
-          this.busy.delete(key);
+          const left = (this.busy.get(key) ?? 1) - 1;
+          if (left > 0) this.busy.set(key, left);
+          else this.busy.delete(key);
           this.inflight.delete(row.id);
           if (!this.stopped) this.schedule(0); // the target's next message, without waiting a poll interval
         });

@@ -111,6 +111,7 @@ export class Db {
   #client: Client;
   #closed = false;
   #closing: Promise<void> | undefined;
+  #released = false;
 
   constructor(client: Client, path: string) {
     this.#client = client;
@@ -134,9 +135,15 @@ export class Db {
     return (await this.execute(sql, args)).rows;
   }
 
-  /** Several statements in one write transaction (BEGIN IMMEDIATE … COMMIT). */
-  async batch(stmts: InStatement[]): Promise<ResultSet[]> {
-    if (this.#closed) throw new AtlasError("ERR_STORE", `database ${this.path} is closed`);
+  /**
+   * Several statements in one write transaction (BEGIN IMMEDIATE … COMMIT). `draining`: a
+   * write-behind batch queued before `close()` (batch-writer.ts), still let through while close
+   * waits for it.
+   */
+  async batch(stmts: InStatement[], opts: { draining?: boolean } = {}): Promise<ResultSet[]> {
+    if (this.#closed && !(opts.draining && !this.#released)) {
+      throw new AtlasError("ERR_STORE", `database ${this.path} is closed`);
+    }
     try {
       return await this.#client.batch(stmts, "write");
     } catch (e) {
@@ -171,12 +178,13 @@ export class Db {
     if (this.#closing) return this.#closing;
     this.#closed = true;
     const client = this.#client;
-    // `after`: writes still finishing on another connection (session-writer.ts), checkpointed too.
+    // `after`: writes still finishing on another connection (batch-writer.ts), checkpointed too.
     const before = opts.after?.catch(() => {}) ?? Promise.resolve();
     const checkpoint = opts.checkpoint === false
       ? before
       : before.then(() => client.execute("PRAGMA wal_checkpoint(PASSIVE)")).then(() => undefined, () => undefined);
     this.#closing = checkpoint.then(() => {
+      this.#released = true;
       try {
         client.close();
       } catch {
@@ -245,7 +253,7 @@ export async function openDatabase(path: string, opts: OpenOptions = {}): Promis
 /**
  * A second connection to a database `openDatabase` has already prepared, with
  * `synchronous = NORMAL`: for bookkeeping that may lose its last commits on a power cut
- * (session-writer.ts). No checks or migrations: the first connection did them.
+ * (batch-writer.ts). No checks or migrations: the first connection did them.
  */
 export async function openSideConnection(path: string): Promise<Db> {
   const abs = resolve(path);

@@ -4,6 +4,7 @@
  * pruned by age and per-sender count.
  */
 import type { InValue, Row } from "@libsql/client";
+import type { BatchWriter } from "./batch-writer.ts";
 import { type Db, num, secs, str, strOrNull } from "./db.ts";
 
 export interface InboxMessage {
@@ -57,19 +58,34 @@ function inboxFromRow(r: Row): InboxRow {
 
 export class InboxStore {
   readonly #db: Db;
+  readonly #writer: BatchWriter;
 
-  constructor(db: Db) {
+  constructor(db: Db, writer: BatchWriter) {
     this.#db = db;
+    this.#writer = writer;
   }
 
-  /** Store a received message. False when (from_id, id) is already stored (a re-delivery). */
+  /**
+   * Store a received message; resolves once committed (group commit: messages stored in the same
+   * event-loop turn share one transaction, in call order). False when (from_id, id) is already
+   * stored (a re-delivery).
+   */
   async insert(m: InboxMessage): Promise<boolean> {
-    const rs = await this.#db.execute(
-      `INSERT OR IGNORE INTO inbox (id, from_id, to_id, timestamp, reply_to, topic, body, received_at)
+    const [rs] = await this.#writer.write([{
+      sql: `INSERT OR IGNORE INTO inbox (id, from_id, to_id, timestamp, reply_to, topic, body, received_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-      [m.id, m.from_id, m.to_id, secs(m.timestamp), m.reply_to ?? null, m.topic ?? null, m.body, secs(m.received_at)],
-    );
-    return rs.rowsAffected > 0;
+      args: [
+        m.id,
+        m.from_id,
+        m.to_id,
+        secs(m.timestamp),
+        m.reply_to ?? null,
+        m.topic ?? null,
+        m.body,
+        secs(m.received_at),
+      ],
+    }]);
+    return (rs?.rowsAffected ?? 0) > 0;
   }
 
   /** Delete messages received before `cutoff` (Unix s, docs/architecture.md#peer-store inbox.retention_days). Returns how many. */

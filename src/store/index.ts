@@ -4,7 +4,7 @@
  * Errors are `AtlasError("ERR_STORE")` with a one-line message.
  */
 import { openDatabase, openSideConnection } from "./db.ts";
-import { SessionWriter } from "./session-writer.ts";
+import { BatchWriter } from "./batch-writer.ts";
 import { clearFailureStatement, PeerStore, type PeerUpdate, upsertStatement } from "./peers.ts";
 import { closeStatement, openStatements, type SessionOpen, SessionStore } from "./sessions.ts";
 import { num } from "./db.ts";
@@ -33,7 +33,7 @@ export interface Store {
   deliveries: DeliveryStore;
   /**
    * A session began: merge the peer, clear its last failure, open the session row — one
-   * transaction, written behind (session-writer.ts: batched per turn, on a second connection
+   * transaction, written behind (batch-writer.ts: batched per turn, on a second connection
    * without fsync). Resolves with the session ID once committed.
    */
   recordSessionOpen(peer: PeerUpdate, session: SessionOpen, now: number): Promise<number>;
@@ -53,12 +53,13 @@ export interface Store {
 /** Open (creating the parent directory 0700 and the file 0600 if needed) and migrate. */
 export async function openStore(path: string): Promise<Store> {
   const db = await openDatabase(path);
-  const writer = new SessionWriter(() => openSideConnection(path));
+  const writer = new BatchWriter(() => openSideConnection(path), { ownsDb: true });
+  const messages = new BatchWriter(() => Promise.resolve(db), { ownsDb: false });
   return {
     peers: new PeerStore(db),
     sessions: new SessionStore(db),
-    outbox: new OutboxStore(db),
-    inbox: new InboxStore(db),
+    outbox: new OutboxStore(db, messages),
+    inbox: new InboxStore(db, messages),
     deliveries: new DeliveryStore(db),
     async recordSessionOpen(peer, session, now) {
       if (db.closed) throw new AtlasError("ERR_STORE", `database ${path} is closed`);
@@ -77,7 +78,7 @@ export async function openStore(path: string): Promise<Store> {
       return writer.batches;
     },
     // Session rows queued behind first, then the main connection checkpoints the shared WAL.
-    close: () => db.close({ after: writer.close() }),
+    close: () => db.close({ after: Promise.all([writer.close(), messages.close()]).then(() => {}) }),
     path,
   };
 }

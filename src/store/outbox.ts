@@ -8,6 +8,7 @@
  * 'delivering': requeueDelivering() puts them back at start-up.
  */
 import type { InValue, Row } from "@libsql/client";
+import type { BatchWriter } from "./batch-writer.ts";
 import { type Db, num, secs, str, strOrNull } from "./db.ts";
 import type { DeliveryOutcome } from "./deliveries.ts";
 
@@ -57,9 +58,11 @@ function outboxFromRow(r: Row): OutboxRow {
 
 export class OutboxStore {
   readonly #db: Db;
+  readonly #writer: BatchWriter;
 
-  constructor(db: Db) {
+  constructor(db: Db, writer: BatchWriter) {
     this.#db = db;
+    this.#writer = writer;
   }
 
   /** Queue a message. A duplicate id is an ERR_STORE error. */
@@ -122,16 +125,29 @@ export class OutboxStore {
     return rs.rowsAffected > 0;
   }
 
-  /** A retryable attempt failed: count it and schedule the next one. */
-  async markAttempt(id: string, nextAttemptAt: number): Promise<void> {
-    await this.#db.execute(
-      "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, status = 'queued' WHERE id = ?",
-      [secs(nextAttemptAt), id],
+  /** Claim several queued messages in one transaction; returns the IDs claimed (the others were gone or taken). */
+  async claim(ids: string[]): Promise<Set<string>> {
+    if (ids.length === 0) return new Set();
+    const rs = await this.#db.execute(
+      `UPDATE outbox SET status = 'delivering' WHERE status = 'queued' AND id IN (${
+        ids.map(() => "?").join(", ")
+      }) RETURNING id`,
+      ids,
     );
+    return new Set(rs.rows.map((r) => str(r.id)));
+  }
+
+  /** A retryable attempt failed: count it and schedule the next one (group-committed). */
+  async markAttempt(id: string, nextAttemptAt: number): Promise<void> {
+    await this.#writer.write([{
+      sql: "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, status = 'queued' WHERE id = ?",
+      args: [secs(nextAttemptAt), id],
+    }]);
   }
 
   /**
-   * Final outcome: remove the message and append its `deliveries` entry atomically.
+   * Final outcome: remove the message and append its `deliveries` entry atomically (group
+   * commit: outcomes finished in the same event-loop turn share one transaction).
    * Returns false (and records nothing) when the message is not in the outbox.
    */
   async complete(id: string, o: DeliveryOutcome): Promise<boolean> {
@@ -139,7 +155,7 @@ export class OutboxStore {
     const args: InValue[] = [o.status];
     if (o.attempts !== undefined) args.push(Math.trunc(o.attempts));
     args.push(o.path ?? null, secs(o.finished_at), o.detail ?? null, id);
-    const [ins] = await this.#db.batch([
+    const [ins] = await this.#writer.write([
       {
         sql: `INSERT INTO deliveries (msg_id, target, status, attempts, path, finished_at, detail)
               SELECT id, target, ?, ${attempts}, ?, ?, ? FROM outbox WHERE id = ?`,

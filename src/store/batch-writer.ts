@@ -1,16 +1,19 @@
 /**
- * Write-behind for session bookkeeping (docs/architecture.md#peer-store): the peer merge and the
- * session row written when a session opens or closes. They are off the handshake path in two ways:
+ * Group commit (docs/architecture.md#peer-store): writes queued during one event-loop turn are
+ * committed as one transaction at the next `setImmediate`, so a burst costs one commit (one
+ * fsync under `synchronous = FULL`) instead of one each. Each caller's promise settles once its
+ * statements are committed, so "stored before acknowledged" holds as before.
  *
- * - **One batch per event-loop turn**: calls queue their statements; a `setImmediate` commits
- *   everything queued so far as one transaction, so a burst of sessions costs one commit.
- * - **A second connection with `synchronous = NORMAL`**: SQLite's `synchronous` is per
- *   connection, so these commits skip the WAL fsync (the 1.3–1.6 ms that blocked the loop) while
- *   the main connection — inbox, outbox, deliveries — stays FULL. A crash of the process loses
- *   nothing committed; a power cut may lose the last session rows, never an acknowledged message.
+ * Two writers per store (index.ts):
+ * - **session bookkeeping** (peer merge + session row at open/close) on a **second connection
+ *   with `synchronous = NORMAL`**: `synchronous` is per connection, so these commits skip the WAL
+ *   fsync (the 1.3–1.6 ms that blocked the loop after each handshake) while the main connection
+ *   stays FULL. A crash loses nothing committed; a power cut may lose the last session rows.
+ * - **messages** (inbox inserts, outbox outcomes) on the main FULL connection: durable as before,
+ *   one fsync per batch.
  *
- * Batches run one after another (one writer). A batch that fails is retried item by item, so one
- * bad item fails alone. `close()` commits everything queued before it returns.
+ * Batches run one after another (one writer per connection). A batch that fails is retried item
+ * by item, so one bad item fails alone. `close()` commits everything queued before it returns.
  */
 import type { InStatement, ResultSet } from "@libsql/client";
 import { AtlasError } from "../errors.ts";
@@ -22,8 +25,9 @@ interface Item {
   reject: (e: unknown) => void;
 }
 
-export class SessionWriter {
+export class BatchWriter {
   readonly #connect: () => Promise<Db>;
+  readonly #ownsDb: boolean;
   #db: Promise<Db> | null = null;
   #queue: Item[] = [];
   #scheduled = false;
@@ -32,8 +36,10 @@ export class SessionWriter {
   /** Batches committed (tests, diagnostics). */
   batches = 0;
 
-  constructor(connect: () => Promise<Db>) {
+  /** `ownsDb`: the connection is this writer's own (opened lazily by `connect`, closed by `close`). */
+  constructor(connect: () => Promise<Db>, opts: { ownsDb: boolean }) {
     this.#connect = connect;
+    this.#ownsDb = opts.ownsDb;
   }
 
   /** Queue statements for the next batch; resolves with their results once committed. */
@@ -63,7 +69,7 @@ export class SessionWriter {
     }
     this.batches++;
     try {
-      const rs = await db.batch(items.flatMap((it) => it.stmts));
+      const rs = await db.batch(items.flatMap((it) => it.stmts), { draining: true });
       let at = 0;
       for (const it of items) {
         it.resolve(rs.slice(at, at + it.stmts.length));
@@ -73,7 +79,7 @@ export class SessionWriter {
       if (items.length === 1) return items[0]!.reject(e);
       for (const it of items) {
         try {
-          it.resolve(await db.batch(it.stmts));
+          it.resolve(await db.batch(it.stmts, { draining: true }));
         } catch (e2) {
           it.reject(e2);
         }
@@ -81,7 +87,7 @@ export class SessionWriter {
     }
   }
 
-  /** Commit what is queued, then release the connection. Idempotent; never rejects. */
+  /** Commit what is queued, then release the connection if it is ours. Idempotent; never rejects. */
   async close(): Promise<void> {
     if (this.#closed) return await this.#chain;
     this.#closed = true;
@@ -89,6 +95,6 @@ export class SessionWriter {
     await this.#chain;
     const db = this.#db;
     this.#db = null;
-    if (db) await db.then((d) => d.close({ checkpoint: false }), () => {});
+    if (db && this.#ownsDb) await db.then((d) => d.close({ checkpoint: false }), () => {});
   }
 }
