@@ -31,6 +31,8 @@
  *   BENCH_NO_WRITE=1                      do not touch bench/RESULTS.md
  *   BENCH_RETRY_ABOVE_HANDSHAKES=N        security.retry_above_handshakes of the bench nodes (0: a Retry for every connection)
  *   BENCH_NO_PIN=1                        leave CPU placement to the scheduler
+ *   BENCH_DAEMON_MESSAGING_ONLY=1         daemon phase: stop after the messaging figures
+ *   BENCH_DAEMON_CPU_PROF=DIR             daemon phase: daemons run from the bundle under `node --cpu-prof` into DIR
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { rm } from "node:fs/promises";

@@ -471,6 +471,27 @@ describe("sessions", () => {
 });
 
 describe("messages", () => {
+  test("inbox inserts of one turn are one commit, in stream order per session, trimmed once per sender", async () => {
+    await withStore(async (s) => {
+      const session = {};
+      const msg = (n: number) => ({
+        id: `msg_${n}`,
+        from_id: A,
+        to_id: B,
+        timestamp: 10,
+        body: String(n),
+        received_at: 11,
+      });
+      // queued in the order 3, 1, 2 with stream IDs 12, 4, 8: stored as 1, 2, 3; keep 2 per sender
+      const results = await Promise.all(
+        [3, 1, 2].map((n) => s.inbox.insertAndTrim(msg(n), 2, { group: session, n: n * 4 })),
+      );
+      assert.ok(results.every((r) => r.fresh));
+      assert.deepEqual(results.map((r) => r.pruned), [1, 1, 1], "one trim for the batch, its result shared");
+      assert.deepEqual((await s.inbox.list()).map((r) => r.id), ["msg_2", "msg_3"]);
+    });
+  });
+
   test("inbox stores a message once, lists with filters and a cursor", async () => {
     await withStore(async (s) => {
       const m = { id: "msg_1", from_id: A, to_id: B, timestamp: 10, body: '{"a":1}', received_at: 11 };

@@ -26,7 +26,7 @@
 import { OUTCOME_RETRY_MS, RATE_LIMITED_RETRY_MIN_S, RATE_WINDOW_MS, SERVICE_STOP_MS } from "../config/durations.ts";
 import { isAtlasError } from "../errors.ts";
 import { shortNodeId } from "../identity/node-id.ts";
-import type { DeliveryOutcome, OutboxRow } from "../store/index.ts";
+import type { DeliveryOutcome, OutboxHead, OutboxRow } from "../store/index.ts";
 import type { Logger } from "../util/log.ts";
 import { sleep, unixNow, within } from "../util/time.ts";
 import { utf8Length } from "../wire/utf8.ts";
@@ -81,6 +81,12 @@ export class Pacer {
     this.sent.push({ at: now, bytes });
   }
 
+  /** Add `bytes` to the latest request's size (its body, known only after the claim). */
+  charge(bytes: number): void {
+    const last = this.sent[this.sent.length - 1];
+    if (last) last.bytes += bytes;
+  }
+
   /** Nothing sent within the last minute: the pacer can be dropped. */
   idle(now = Date.now()): boolean {
     this.refill(now);
@@ -92,7 +98,7 @@ export class Pacer {
 const MESSAGE_OVERHEAD = 320;
 
 export interface OutboxWorkerOptions {
-  /** Attempts in flight at once, all targets together (default 64). */
+  /** Attempts in flight at once (sending, or writing their outcome), all targets together (default 128). */
   concurrency?: number;
   /** Rows read per poll (default 64: every finished attempt polls again, so a large batch made draining a long queue quadratic). */
   batch?: number;
@@ -122,7 +128,7 @@ export class OutboxWorker {
   constructor(node: AtlasNode, log: Logger = node.log, opts: OutboxWorkerOptions = {}) {
     this.node = node;
     this.log = log;
-    this.concurrency = Math.max(1, opts.concurrency ?? 64);
+    this.concurrency = Math.max(1, opts.concurrency ?? 128);
     this.batch = Math.max(1, opts.batch ?? 64);
   }
 
@@ -199,8 +205,8 @@ export class OutboxWorker {
     const outbox = this.node.store.outbox;
     const now = unixNow();
     for (const [k, p] of this.pacers) if (!this.busy.has(k) && p.idle()) this.pacers.delete(k);
-    const rows = await outbox.due(now, this.batch);
-    const picked: { row: OutboxRow; key: string }[] = [];
+    const rows = await outbox.dueHeads(now, this.batch);
+    const picked: { row: OutboxHead; key: string; pacer: Pacer }[] = [];
     const planned = new Map<string, number>(); // key → attempts in flight, counting those picked now
     for (const row of rows) {
       if (this.stopped) return;
@@ -224,29 +230,41 @@ export class OutboxWorker {
         if (until > Date.now()) continue;
         this.blocked.delete(key);
       }
-      const bytes = utf8Length(row.body) + (row.topic?.length ?? 0) + MESSAGE_OVERHEAD;
+      // The body is read only once claimed: pace on the envelope now, charge the body after.
+      const bytes = (row.topic?.length ?? 0) + MESSAGE_OVERHEAD;
       let pacer = this.pacers.get(key);
       if (pacer && !pacer.ready(bytes)) continue;
       if (!pacer) this.pacers.set(key, pacer = new Pacer(this.node.config.rate_limit.unknown));
       pacer.take(bytes);
       planned.set(key, n + 1);
-      picked.push({ row, key });
+      picked.push({ row, key, pacer });
     }
     if (picked.length === 0 || this.stopped) return;
     const claimed = await outbox.claim(picked.map((p) => p.row.id));
-    for (const { row, key } of picked) {
-      if (!claimed.has(row.id) || this.stopped) continue;
+    for (const { row: head, key, pacer } of picked) {
+      const row = claimed.get(head.id);
+      if (!row || this.stopped) continue;
+      pacer.charge(utf8Length(row.body));
       this.busy.set(key, (this.busy.get(key) ?? 0) + 1);
-      const p = this.attempt(row, key)
+      // The target's window slot is free once the MessageAck is in: the outcome's commit (group
+      // commit, an fsync) overlaps the next sends instead of delaying them.
+      let released = false;
+      const release = () => {
+        if (released) return;
+        released = true;
+        const left = (this.busy.get(key) ?? 1) - 1;
+        if (left > 0) this.busy.set(key, left);
+        else this.busy.delete(key);
+        if (!this.stopped) this.schedule(0); // the target's next message, without waiting a poll interval
+      };
+      const p = this.attempt(row, key, release)
         .catch((e) =>
           this.log.error("outbox: attempt failed unexpectedly", { msg: row.id, error: (e as Error).message })
         )
         .finally(() => {
-          const left = (this.busy.get(key) ?? 1) - 1;
-          if (left > 0) this.busy.set(key, left);
-          else this.busy.delete(key);
           this.inflight.delete(row.id);
-          if (!this.stopped) this.schedule(0); // the target's next message, without waiting a poll interval
+          release();
+          if (!this.stopped) this.schedule(0);
         });
       this.inflight.set(row.id, p);
     }
@@ -256,13 +274,15 @@ export class OutboxWorker {
     return targetNodeId(target) ?? this.learnt.get(target) ?? target;
   }
 
-  private async attempt(row: OutboxRow, key: string): Promise<void> {
+  /** `acked`: called once the message is acknowledged, before its outcome is written. */
+  private async attempt(row: OutboxRow, key: string, acked: () => void): Promise<void> {
     const cfg = this.node.config;
     const learnt = this.learnt.get(row.target);
     const dialTarget = learnt ? `${learnt}@${row.target}` : row.target;
     try {
       const { session, sends } = await this.deliver(row, dialTarget);
       this.blocked.delete(key);
+      acked();
       const detail = [
         session.path === "relay" && session.relay ? `via ${session.relay}` : null,
         targetNodeId(row.target) ? null : `to ${session.nodeId}`,
@@ -354,13 +374,13 @@ export class OutboxWorker {
     return session;
   }
 
-  private async finish(row: OutboxRow, o: DeliveryOutcome): Promise<void> {
+  private async finish(row: Pick<OutboxRow, "id">, o: DeliveryOutcome): Promise<void> {
     this.node.metrics.inc("atlas_messages_finished_total", { outcome: o.status });
     await this.write(row, () => this.node.store.outbox.complete(row.id, o));
   }
 
   /** A store write, tried twice; on failure the row stays as it is (re-queued at next start). */
-  private async write(row: OutboxRow, fn: () => Promise<unknown>): Promise<void> {
+  private async write(row: Pick<OutboxRow, "id">, fn: () => Promise<unknown>): Promise<void> {
     for (let i = 0;; i++) {
       try {
         await fn();

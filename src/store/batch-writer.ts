@@ -23,6 +23,17 @@ interface Item {
   stmts: InStatement[];
   resolve: (rs: ResultSet[]) => void;
   reject: (e: unknown) => void;
+  order?: WriteOrder;
+}
+
+/**
+ * Where a write belongs among the batch's writes of the same `group`: those are committed in
+ * ascending `n`, whatever order they were queued in (inbox inserts: the stream order of one
+ * session, which a few microtask hops of frame reading can otherwise swap).
+ */
+export interface WriteOrder {
+  group: object;
+  n: number;
 }
 
 export class BatchWriter {
@@ -43,21 +54,49 @@ export class BatchWriter {
   }
 
   /** Queue statements for the next batch; resolves with their results once committed. */
-  write(stmts: InStatement[]): Promise<ResultSet[]> {
+  write(stmts: InStatement[], order?: WriteOrder): Promise<ResultSet[]> {
     if (this.#closed) return Promise.reject(new AtlasError("ERR_STORE", "database is closed"));
     return new Promise((resolve, reject) => {
-      this.#queue.push({ stmts, resolve, reject });
-      if (this.#scheduled) return;
-      this.#scheduled = true;
-      setImmediate(() => {
-        this.#scheduled = false;
-        this.#chain = this.#chain.then(() => this.#flush());
+      this.#queue.push({ stmts, resolve, reject, order });
+      this.#schedule();
+    });
+  }
+
+  /**
+   * Queue a statement that needs to run once per batch however often it is asked for (a
+   * clean-up after the batch's inserts): it runs after the batch's other statements, once per
+   * `key`, and every caller gets its result.
+   */
+  writeOnce(key: string, stmt: InStatement): Promise<ResultSet> {
+    if (this.#closed) return Promise.reject(new AtlasError("ERR_STORE", "database is closed"));
+    let t = this.#tails.get(key);
+    if (!t) {
+      const waiters: Item[] = [];
+      const done = new Promise<ResultSet>((resolve, reject) => {
+        waiters.push({ stmts: [stmt], resolve: (rs) => resolve(rs[0]!), reject });
       });
+      t = { item: waiters[0]!, done };
+      this.#tails.set(key, t);
+      this.#schedule();
+    }
+    return t.done;
+  }
+
+  #tails = new Map<string, { item: Item; done: Promise<ResultSet> }>();
+
+  #schedule(): void {
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    setImmediate(() => {
+      this.#scheduled = false;
+      this.#chain = this.#chain.then(() => this.#flush());
     });
   }
 
   async #flush(): Promise<void> {
-    const items = this.#queue.splice(0);
+    const items = sortGroups(this.#queue.splice(0));
+    for (const t of this.#tails.values()) items.push(t.item);
+    this.#tails.clear();
     if (items.length === 0) return;
     let db: Db;
     try {
@@ -97,4 +136,21 @@ export class BatchWriter {
     this.#db = null;
     if (db && this.#ownsDb) await db.then((d) => d.close({ checkpoint: false }), () => {});
   }
+}
+
+/** Within each order group, put its items in ascending `n`, in the slots the group occupies. */
+function sortGroups(items: Item[]): Item[] {
+  const groups = new Map<object, number[]>();
+  items.forEach((it, i) => {
+    if (!it.order) return;
+    const slots = groups.get(it.order.group);
+    if (slots) slots.push(i);
+    else groups.set(it.order.group, [i]);
+  });
+  for (const slots of groups.values()) {
+    if (slots.length < 2) continue;
+    const sorted = slots.map((i) => items[i]!).sort((a, b) => a.order!.n - b.order!.n);
+    slots.forEach((slot, k) => (items[slot] = sorted[k]!));
+  }
+  return items;
 }

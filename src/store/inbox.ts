@@ -4,7 +4,7 @@
  * pruned by age and per-sender count.
  */
 import type { InValue, Row } from "@libsql/client";
-import type { BatchWriter } from "./batch-writer.ts";
+import type { BatchWriter, WriteOrder } from "./batch-writer.ts";
 import { type Db, num, secs, str, strOrNull } from "./db.ts";
 
 export interface InboxMessage {
@@ -70,7 +70,7 @@ export class InboxStore {
    * event-loop turn share one transaction, in call order). False when (from_id, id) is already
    * stored (a re-delivery).
    */
-  async insert(m: InboxMessage): Promise<boolean> {
+  async insert(m: InboxMessage, order?: WriteOrder): Promise<boolean> {
     const [rs] = await this.#writer.write([{
       sql: `INSERT OR IGNORE INTO inbox (id, from_id, to_id, timestamp, reply_to, topic, body, received_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -84,8 +84,30 @@ export class InboxStore {
         m.body,
         secs(m.received_at),
       ],
-    }]);
+    }], order);
     return (rs?.rowsAffected ?? 0) > 0;
+  }
+
+  /**
+   * Store a received message and keep its sender's newest `keep` messages, committed together
+   * (group commit: the trim runs once per batch and sender, after the batch's inserts).
+   * `pruned`: rows the batch's trim deleted for this sender. `order`: see WriteOrder.
+   */
+  async insertAndTrim(
+    m: InboxMessage,
+    keep: number,
+    order?: WriteOrder,
+  ): Promise<{ fresh: boolean; pruned: number }> {
+    const k = Math.max(0, Math.trunc(keep));
+    const [fresh, trim] = await Promise.all([
+      this.insert(m, order),
+      this.#writer.writeOnce(`trim ${m.from_id}`, {
+        sql:
+          `DELETE FROM inbox WHERE from_id = ? AND seq <= (SELECT seq FROM inbox WHERE from_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)`,
+        args: [m.from_id, m.from_id, k],
+      }).catch(() => null), // the message is stored either way; the next one trims again
+    ]);
+    return { fresh, pruned: trim?.rowsAffected ?? 0 };
   }
 
   /** Delete messages received before `cutoff` (Unix s, docs/architecture.md#peer-store inbox.retention_days). Returns how many. */

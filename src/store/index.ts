@@ -23,7 +23,7 @@ export type { DeliveryFilter, DeliveryOutcome, DeliveryRecord, DeliveryRow, Deli
 export { InboxStore } from "./inbox.ts";
 export type { InboxFilter, InboxMessage, InboxRow } from "./inbox.ts";
 export { OutboxStore } from "./outbox.ts";
-export type { OutboxEnqueue, OutboxRow, OutboxStatus } from "./outbox.ts";
+export type { OutboxEnqueue, OutboxHead, OutboxRow, OutboxStatus } from "./outbox.ts";
 
 export interface Store {
   peers: PeerStore;
@@ -58,7 +58,7 @@ export async function openStore(path: string): Promise<Store> {
   return {
     peers: new PeerStore(db),
     sessions: new SessionStore(db),
-    outbox: new OutboxStore(db, messages),
+    outbox: new OutboxStore(db, messages, writer),
     inbox: new InboxStore(db, messages),
     deliveries: new DeliveryStore(db),
     async recordSessionOpen(peer, session, now) {
