@@ -7,7 +7,7 @@
  */
 import { fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { HOST, startNode } from "../common.ts";
+import { HOST, median as med, startNode } from "../common.ts";
 import { newMessageId, serveInbox } from "../../src/net/messaging.ts";
 import { OutboxWorker } from "../../src/net/outbox-worker.ts";
 
@@ -42,8 +42,11 @@ if (process.argv[2] === "receiver") {
   const t0 = performance.now();
   w.start();
   const inFlight: number[] = [];
+  const path: { rtt: number; cwnd: number }[] = [];
   while ((await tx.store.outbox.count()) > 0 && performance.now() - t0 < 120_000) {
     inFlight.push(w.inFlight);
+    const ps = tx.node.allSessions()[0]?.conn.native.pathStats()[0];
+    if (ps) path.push({ rtt: Number(ps.rtt), cwnd: Number(ps.cwnd) });
     await new Promise((r) => setTimeout(r, 5));
   }
   const avgInFlight = inFlight.reduce((a, b) => a + b, 0) / Math.max(1, inFlight.length);
@@ -58,7 +61,10 @@ if (process.argv[2] === "receiver") {
       rate.toFixed(0)
     } msg/s; inbox ${res.rows} rows, in queue order: ${res.ordered}; ` +
       `attempts in flight, mean of 5 ms samples: ${avgInFlight.toFixed(1)}; ` +
-      `messages that needed a second attempt: ${retried}; packets the sender's QUIC declared lost: ${lost}`,
+      `messages that needed a second attempt: ${retried}; packets the sender's QUIC declared lost: ${lost}; ` +
+      `sender's path, median of the samples: RTT ${med(path.map((p) => p.rtt))} ms, cwnd ${
+        (med(path.map((p) => p.cwnd)) / 1024).toFixed(0)
+      } KiB`,
   );
   await tx.node.close();
   await tx.store.close();

@@ -162,6 +162,8 @@ export class OutboxWorker {
     this.stopped = true;
     clearTimeout(this.timer);
     this.timer = undefined;
+    if (this.immediate) clearImmediate(this.immediate);
+    this.immediate = undefined;
     await within(Promise.allSettled([this.polling ?? Promise.resolve(), ...this.inflight.values()]), timeoutMs);
   }
 
@@ -172,8 +174,20 @@ export class OutboxWorker {
 
   private schedule(ms: number): void {
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => void this.poll(), ms);
+    this.timer = undefined;
+    if (ms > 0) {
+      this.timer = setTimeout(() => void this.poll(), ms);
+      return;
+    }
+    // At once: the next turn, not a 1 ms timer (a freed window slot is refilled without delay).
+    if (this.immediate) return;
+    this.immediate = setImmediate(() => {
+      this.immediate = undefined;
+      void this.poll();
+    });
   }
+
+  private immediate: ReturnType<typeof setImmediate> | undefined;
 
   private async poll(): Promise<void> {
     if (this.stopped) return;

@@ -183,7 +183,10 @@ export class QuicConnection {
     const id = this.nextStreamId;
     this.nextStreamId += 4;
     // Creates the stream inside quiche now, so reads and capacity checks work before any write.
-    this.native.streamPriority(id, 127, true);
+    // Not incremental: quiche sends streams of one urgency in stream-ID order instead of
+    // round-robin, so requests sent in order also complete in order at the peer (the outbox's
+    // per-target order; docs/transport.md, "Stream order").
+    this.native.streamPriority(id, 127, false);
     const s = new QuicStream(this, id);
     this.streams.set(id, s);
     return s;
