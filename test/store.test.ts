@@ -7,7 +7,8 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { openStore, SCHEMA_VERSION, type Store } from "../src/store/index.ts";
-import { openDatabase, openSideConnection } from "../src/store/db.ts";
+import { openDatabase } from "../src/store/db.ts";
+import { SideDb } from "../src/store/side-db.ts";
 import { MIGRATIONS } from "../src/store/migrations.ts";
 import { PeerStore } from "../src/store/peers.ts";
 import { isAtlasError } from "../src/errors.ts";
@@ -419,13 +420,14 @@ describe("sessions", () => {
     const path = dbPath();
     await withStore(async () => {}, path);
     const main = await openDatabase(path);
-    const side = await openSideConnection(path);
+    const side = await SideDb.open(path);
     try {
       assert.equal(Number((await main.rows("PRAGMA synchronous"))[0]?.[0]), 2, "main: FULL");
-      assert.equal(Number((await side.rows("PRAGMA synchronous"))[0]?.[0]), 1, "session writer: NORMAL");
-      assert.equal(Number((await side.rows("PRAGMA foreign_keys"))[0]?.[0]), 1, "foreign keys on");
+      assert.equal(Number(side.pragma("synchronous")), 1, "session writer: NORMAL");
+      assert.equal(Number(side.pragma("foreign_keys")), 1, "foreign keys on");
+      assert.equal(Number(side.pragma("busy_timeout")), 5000, "busy timeout");
     } finally {
-      await side.close({ checkpoint: false });
+      await side.close();
       await main.close();
     }
   });

@@ -17,7 +17,11 @@
  */
 import type { InStatement, ResultSet } from "@libsql/client";
 import { AtlasError } from "../errors.ts";
-import type { Db } from "./db.ts";
+/** What a writer commits through: the main connection (db.ts) or the bookkeeping one (side-db.ts). */
+export interface BatchTarget {
+  batch(stmts: InStatement[], opts?: { draining?: boolean }): Promise<ResultSet[]>;
+  close(opts?: { checkpoint?: boolean }): Promise<void>;
+}
 
 interface Item {
   stmts: InStatement[];
@@ -37,9 +41,9 @@ export interface WriteOrder {
 }
 
 export class BatchWriter {
-  readonly #connect: () => Promise<Db>;
+  readonly #connect: () => Promise<BatchTarget>;
   readonly #ownsDb: boolean;
-  #db: Promise<Db> | null = null;
+  #db: Promise<BatchTarget> | null = null;
   #queue: Item[] = [];
   #scheduled = false;
   #chain: Promise<void> = Promise.resolve();
@@ -48,7 +52,7 @@ export class BatchWriter {
   batches = 0;
 
   /** `ownsDb`: the connection is this writer's own (opened lazily by `connect`, closed by `close`). */
-  constructor(connect: () => Promise<Db>, opts: { ownsDb: boolean }) {
+  constructor(connect: () => Promise<BatchTarget>, opts: { ownsDb: boolean }) {
     this.#connect = connect;
     this.#ownsDb = opts.ownsDb;
   }
@@ -98,7 +102,7 @@ export class BatchWriter {
     for (const t of this.#tails.values()) items.push(t.item);
     this.#tails.clear();
     if (items.length === 0) return;
-    let db: Db;
+    let db: BatchTarget;
     try {
       db = await (this.#db ??= this.#connect());
     } catch (e) {

@@ -250,31 +250,6 @@ export async function openDatabase(path: string, opts: OpenOptions = {}): Promis
   }
 }
 
-/**
- * A second connection to a database `openDatabase` has already prepared, with
- * `synchronous = NORMAL`: for bookkeeping that may lose its last commits on a power cut
- * (batch-writer.ts). No checks or migrations: the first connection did them.
- */
-export async function openSideConnection(path: string): Promise<Db> {
-  const abs = resolve(path);
-  let client: Client;
-  try {
-    const { createClient } = await import("@libsql/client");
-    client = createClient({ url: pathToFileURL(abs).href, concurrency: 1, intMode: "number" });
-  } catch (e) {
-    throw storeError(path, e);
-  }
-  const db = new Db(client, path);
-  try {
-    await db.execute(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
-    await client.executeMultiple("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;");
-    return db;
-  } catch (e) {
-    await db.close({ checkpoint: false });
-    throw storeError(path, e);
-  }
-}
-
 const SQLITE_MAGIC = "SQLite format 3\0";
 const HEADER_SIZE = 100;
 

@@ -3,7 +3,8 @@
  * src/store/ sees SQL. `openStore` creates, checks and migrates; `close()` releases every handle.
  * Errors are `AtlasError("ERR_STORE")` with a one-line message.
  */
-import { openDatabase, openSideConnection } from "./db.ts";
+import { openDatabase } from "./db.ts";
+import { SideDb } from "./side-db.ts";
 import { BatchWriter } from "./batch-writer.ts";
 import { clearFailureStatement, PeerStore, type PeerUpdate, upsertStatement } from "./peers.ts";
 import { closeStatement, openStatements, type SessionOpen, SessionStore } from "./sessions.ts";
@@ -53,7 +54,7 @@ export interface Store {
 /** Open (creating the parent directory 0700 and the file 0600 if needed) and migrate. */
 export async function openStore(path: string): Promise<Store> {
   const db = await openDatabase(path);
-  const writer = new BatchWriter(() => openSideConnection(path), { ownsDb: true });
+  const writer = new BatchWriter(() => SideDb.open(path), { ownsDb: true });
   const messages = new BatchWriter(() => Promise.resolve(db), { ownsDb: false });
   return {
     peers: new PeerStore(db),
