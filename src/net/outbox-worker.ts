@@ -389,8 +389,10 @@ export class OutboxWorker {
   }
 
   private async finish(row: Pick<OutboxRow, "id">, o: DeliveryOutcome): Promise<void> {
-    this.node.metrics.inc("atlas_messages_finished_total", { outcome: o.status });
     await this.write(row, () => this.node.store.outbox.complete(row.id, o));
+    // Counted once recorded (the outcome is group-committed a turn later): a scrape that sees
+    // the count also sees the row gone from the outbox.
+    this.node.metrics.inc("atlas_messages_finished_total", { outcome: o.status });
   }
 
   /** A store write, tried twice; on failure the row stays as it is (re-queued at next start). */
