@@ -761,7 +761,9 @@ describe("admission", () => {
         await within(Promise.all(conns.map((c) => c.established)), 20_000, () => new Error("flood did not establish"));
         const st = server.ep.stats;
         assert.equal(st.acceptedWithoutRetry, threshold, `stats: ${JSON.stringify(st)}`);
-        assert.equal(st.retries, flood - threshold, `stats: ${JSON.stringify(st)}`);
+        // At least one Retry per connection beyond the threshold (a client that retransmits its
+        // first Initial before the Retry reached it gets a second one).
+        assert.ok(st.retries >= flood - threshold, `stats: ${JSON.stringify(st)}`);
         assert.equal(st.badTokens, 0);
         assert.equal((await echoOnce(conns[flood - 1]!, Buffer.from("ok"))).toString(), "ok");
       } finally {
