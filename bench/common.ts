@@ -56,6 +56,9 @@ export function benchConfig(): Config {
   c.transport.max_connections = 2000;
   c.security.handshake_limit = 1000;
   c.security.handshakes_per_ip_per_minute = 100_000;
+  // A/B of the Retry lever on one build: BENCH_RETRY_ABOVE_HANDSHAKES=0 makes every connection pay it.
+  const retryAbove = process.env.BENCH_RETRY_ABOVE_HANDSHAKES;
+  if (retryAbove) c.security.retry_above_handshakes = Number(retryAbove);
   // One address plays every relay source (the aggregate's 32 diallers to one agent): lift the
   // relay's per-address and per-target pipe limits to its capacity.
   c.transport.relay_pairings_per_ip = c.transport.relay_capacity;

@@ -16,9 +16,27 @@ interface Row {
   atlas: string;
   tcp: string;
   tls: string;
+  /** The js-libp2p QUIC figure for the same measurement, when bench/peers is installed. */
+  peer: string;
   ratio: string;
   target: string;
   verdict: string;
+}
+
+/** js-libp2p figures (bench/phases/libp2p.ts), each for the Atlas row whose figure starts with `prefix`. */
+const peerFigures: { prefix: string; value: number; text: string }[] = [];
+
+/** Register a js-libp2p figure; rows added later whose figure starts with `prefix` show it. */
+export function addPeerFigure(prefix: string, value: number, text: string): void {
+  peerFigures.push({ prefix, value, text });
+}
+
+/** "2.51 ms (Atlas ÷ libp2p 1.77×)": the ratio from the leading number of the Atlas cell. */
+function peerCell(figure: string, atlas: string): string {
+  const p = peerFigures.find((f) => figure.startsWith(f.prefix));
+  if (!p) return "";
+  const a = parseFloat(atlas.replace(/,/g, ""));
+  return Number.isFinite(a) && p.value > 0 ? `${p.text} (Atlas ÷ libp2p ${fmtRatio(a / p.value)}×)` : p.text;
 }
 export const rows: Row[] = [];
 export const notes: string[] = [];
@@ -48,6 +66,7 @@ export const addRow: AddRow = (figure, atlas, tcp, tls, ratio, ratioVs, target) 
     atlas,
     tcp,
     tls,
+    peer: peerCell(figure, atlas),
     ratio: ratio === undefined ? "—" : `${fmtRatio(ratio)}× ${ratioVs ?? ""}`.trim(),
     target: targetS,
     verdict,
@@ -55,11 +74,20 @@ export const addRow: AddRow = (figure, atlas, tcp, tls, ratio, ratioVs, target) 
 };
 
 const TABLE_HEAD = ["figure", "Atlas", "TCP", "TLS 1.3", "ratio", "target", "verdict"];
+/** The head with the js-libp2p column, used when a run measured it (bench/peers installed). */
+const PEER_HEAD = ["figure", "Atlas", "TCP", "TLS 1.3", "js-libp2p QUIC", "ratio", "target", "verdict"];
 const tableLine = (cells: string[]) => `| ${cells.join(" | ")} |`;
-const rowLine = (r: Row) => tableLine([r.figure, r.atlas, r.tcp, r.tls, r.ratio, r.target, r.verdict]);
+const rowLine = (r: Row, withPeer = false) =>
+  tableLine(
+    withPeer
+      ? [r.figure, r.atlas, r.tcp, r.tls, r.peer, r.ratio, r.target, r.verdict]
+      : [r.figure, r.atlas, r.tcp, r.tls, r.ratio, r.target, r.verdict],
+  );
 
 export function table(): string {
-  return [tableLine(TABLE_HEAD), tableLine(TABLE_HEAD.map(() => "---")), ...rows.map(rowLine)].join("\n");
+  const withPeer = rows.some((r) => r.peer !== "");
+  const head = withPeer ? PEER_HEAD : TABLE_HEAD;
+  return [tableLine(head), tableLine(head.map(() => "---")), ...rows.map((r) => rowLine(r, withPeer))].join("\n");
 }
 
 /** The run's circumstances; `pinning` (the placement line) is left out before the server starts. */
@@ -95,7 +123,7 @@ async function readResults(): Promise<string> {
  * "- whole run:" — and leave every other figure of the last full run as it was.
  */
 export async function mergeRelayResults(): Promise<void> {
-  const rRows = rows.filter((r) => r.figure.startsWith("relay: ")).map(rowLine);
+  const rRows = rows.filter((r) => r.figure.startsWith("relay: ")).map((r) => rowLine(r));
   const rNotes = notes.filter((n) => n.startsWith("relay: ")).map((n) => `- ${n}`);
   if (rRows.length === 0) return;
   const doc = await readResults();

@@ -11,6 +11,11 @@
  * Placement: on Linux with 2+ cores the client is pinned to CPU 0 and the server to CPU 1; the
  * round-trip and request phases then run again with both on CPU 0 (rows tagged [2 cores]/[1 core]).
  *
+ * js-libp2p phase (bench/phases/libp2p.ts, first): when bench/peers/ has js-libp2p installed
+ * (`npm install --prefix bench/peers`: its own package.json and lockfile, not the root package,
+ * not CI), the connect, round-trip and request figures are measured with js-libp2p over QUIC too
+ * and printed in a "js-libp2p QUIC" column beside Atlas's; without it the column is left out.
+ *
  * Relay phase (bench/phases/relay.ts, after the transport phases): a relay child and a target-agent
  * child (bench/phases/relay-child.ts), diallers in this process — relayed setup, bulk with the cap
  * on and off, 32 pipes through one relay. Its rows and notes start with "relay: ".
@@ -25,14 +30,17 @@
  * Diagnostic scripts, not part of the run, are in bench/tools/.
  *
  * Environment:
- *   BENCH_ONLY=connect,idle,rtt,req,bulk,relay,tcpleg,daemon,agents   run only these phases (profiling); RESULTS.md
+ *   BENCH_ONLY=libp2p,connect,idle,rtt,req,bulk,relay,tcpleg,daemon,agents   run only these phases; RESULTS.md
  *                                         untouched, except that a run including `relay` replaces
  *                                         the "relay: " rows and notes in its generated section
  *   BENCH_RELAY_PIN=d,r,a | none          CPUs of dialler (this process), relay, agent (default 0,1,1)
  *   BENCH_RELAY_CPU_PROF=DIR BENCH_RELAY_CPU_PROF_ROLE=relay|agent   that relay-phase child under --cpu-prof
  *   BENCH_CPU_PROF=DIR                    run the server child under `node --cpu-prof` into DIR
  *   BENCH_NO_WRITE=1                      do not touch bench/RESULTS.md
+ *   BENCH_RETRY_ABOVE_HANDSHAKES=N        security.retry_above_handshakes of the bench nodes (0: a Retry for every connection)
  *   BENCH_NO_PIN=1                        leave CPU placement to the scheduler
+ *   BENCH_DAEMON_MESSAGING_ONLY=1         daemon phase: stop after the messaging figures
+ *   BENCH_DAEMON_CPU_PROF=DIR             daemon phase: daemons run from the bundle under `node --cpu-prof` into DIR
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { rm } from "node:fs/promises";
@@ -50,6 +58,7 @@ import { connectPhase } from "./phases/connect.ts";
 import { daemonPhase } from "./phases/daemon.ts";
 import { ms } from "./phases/format.ts";
 import { idlePhase } from "./phases/idle.ts";
+import { libp2pPhase } from "./phases/libp2p.ts";
 import { relayPhase } from "./phases/relay.ts";
 import { tcpLegPhase } from "./phases/tcp-leg.ts";
 import { reqPhase } from "./phases/req.ts";
@@ -91,6 +100,8 @@ async function main(): Promise<void> {
   const t: TransportApi = { ...api, ready, creds, client, rpc };
   const tag = pinned ? " [2 cores]" : "";
 
+  // js-libp2p first (when bench/peers is installed), so the rows below get its column.
+  if (phase("libp2p")) await libp2pPhase(api, tag);
   if (phase("connect")) await connectPhase(t);
   if (phase("idle")) await idlePhase(t);
   let session: Session | null = null;

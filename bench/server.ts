@@ -122,6 +122,8 @@ process.on("message", async (m: ClientCmd) => {
         sessions: node.allSessions().length,
         quic: node.endpoint.connectionCount,
         tcp: tcpSockets.size,
+        retries: node.endpoint.stats.retries,
+        withoutRetry: node.endpoint.stats.acceptedWithoutRetry ?? 0,
       });
       return;
     case "bulkBytes":

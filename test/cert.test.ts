@@ -118,6 +118,13 @@ describe("peerKeyFromCertificate", () => {
     assert.deepEqual(peerKeyFromCertificate(buf), id.publicKey);
   });
 
+  test("a certificate checked before is accepted from the cache; a tampered copy is refused every time", () => {
+    for (let i = 0; i < 3; i++) assert.deepEqual(peerKeyFromCertificate(Uint8Array.from(der)), id.publicKey);
+    const bad = Uint8Array.from(der);
+    bad[bad.length - 7]! ^= 0x01;
+    for (let i = 0; i < 2; i++) rejects(bad, /self-signature does not verify/);
+  });
+
   test("a tampered signature is refused", () => {
     const bad = Uint8Array.from(der);
     bad[bad.length - 5]! ^= 0x40;

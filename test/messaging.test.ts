@@ -339,6 +339,53 @@ describe("outbox worker", () => {
     assert.match(ds.find((d) => d.target === c.addr)!.detail ?? "", new RegExp(`to ${c.identity.nodeId}`));
   });
 
+  test(
+    "a backlog to one target goes several at a time, beyond the receiver's stream credit, and is stored in queue order",
+    T,
+    async () => {
+      const unlimited = (c: Config) => {
+        for (const tier of Object.values(c.rate_limit)) {
+          tier.per_second = 1e6;
+          tier.per_minute = 1e8;
+          tier.bytes_per_minute = 1e12;
+        }
+      };
+      // The receiver grants 4 streams at a time, the sender's window is 32: requests must wait
+      // for credit in order rather than fail and be retried out of order.
+      const b = await startNode({
+        configure: (c) => {
+          unlimited(c);
+          c.transport.max_streams_per_conn = 4;
+        },
+      });
+      const a = await startNode({
+        listen: false,
+        inbox: false,
+        configure: (c) => {
+          fast(c);
+          unlimited(c);
+        },
+      });
+      const N = 200;
+      const sent: string[] = [];
+      for (let i = 0; i < N; i++) sent.push(await queue(a.store, pinned(b), String(i)));
+      const w = new OutboxWorker(a.node);
+      w.start();
+      cleanups.push(() => w.stop());
+      let peak = 0;
+      await waitFor("the backlog delivered", async () => {
+        peak = Math.max(peak, w.inFlight);
+        return (await a.store.outbox.count()) === 0;
+      }, { timeoutMs: 20_000, intervalMs: 5 });
+      await w.stop();
+      assert.ok(peak > 1, `several messages in flight at once (peak ${peak})`);
+      const ds = await a.store.deliveries.list({ limit: N + 10 });
+      assert.equal(ds.length, N);
+      assert.ok(ds.every((d) => d.status === "delivered" && d.attempts === 1), "each delivered at the first attempt");
+      assert.deepEqual((await b.store.inbox.list({ limit: N + 10 })).map((r) => r.id), sent, "inbox in queue order");
+    },
+  );
+
   test("a peer that bans the sender: 'failed' once, no more retries", T, async () => {
     const b = await startNode();
     const a = await startNode({ listen: false, inbox: false, configure: fast });

@@ -8,6 +8,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { openStore, SCHEMA_VERSION, type Store } from "../src/store/index.ts";
 import { openDatabase } from "../src/store/db.ts";
+import { SideDb } from "../src/store/side-db.ts";
 import { MIGRATIONS } from "../src/store/migrations.ts";
 import { PeerStore } from "../src/store/peers.ts";
 import { isAtlasError } from "../src/errors.ts";
@@ -423,6 +424,73 @@ describe("sessions", () => {
     });
   });
 
+  test("session bookkeeping is written behind: one batch per turn, all of it there after close", async () => {
+    const path = dbPath();
+    const peers = Array.from({ length: 20 }, (_, i) => id(0x100 + i));
+    await withStore(async (s) => {
+      const before = s.sessionBatches;
+      // Twenty sessions opened in one turn: one commit.
+      const ids = await Promise.all(peers.map((p, i) =>
+        s.recordSessionOpen(
+          { node_id: p, name: `p${i}`, trust_level: "unknown", last_seen: 100 },
+          { ...base, node_id: p, connected_at: 100 },
+          100,
+        )
+      ));
+      assert.equal(s.sessionBatches, before + 1, "one batch for the twenty opens");
+      assert.equal(new Set(ids).size, 20, "distinct session IDs");
+      assert.equal((await s.sessions.list({ open: true })).length, 20, "the rows are visible to the main connection");
+      // Closes queued and not awaited: close() commits them before it returns.
+      for (const [i, sid] of ids.entries()) void s.recordSessionClose(sid, peers[i]!, "shutdown", 200);
+    }, path);
+    await withStore(async (s) => {
+      const rows = await s.sessions.list();
+      assert.equal(rows.length, 20);
+      for (const r of rows) {
+        assert.equal(r.closed_at, 200, `session ${r.id} closed`);
+        assert.equal(r.close_reason, "shutdown");
+      }
+      assert.equal((await s.peers.get(peers[0]!))?.last_seen, 200, "the close's peer update landed too");
+    }, path);
+  });
+
+  test("session rows go through a second connection without fsync; the main one stays FULL", async () => {
+    const path = dbPath();
+    await withStore(async () => {}, path);
+    const main = await openDatabase(path);
+    const side = await SideDb.open(path);
+    try {
+      assert.equal(Number((await main.rows("PRAGMA synchronous"))[0]?.[0]), 2, "main: FULL");
+      assert.equal(Number(side.pragma("synchronous")), 1, "session writer: NORMAL");
+      assert.equal(Number(side.pragma("foreign_keys")), 1, "foreign keys on");
+      assert.equal(Number(side.pragma("busy_timeout")), 5000, "busy timeout");
+    } finally {
+      await side.close();
+      await main.close();
+    }
+  });
+
+  test("a failing session write fails alone, the rest of its batch commits", async () => {
+    await withStore(async (s) => {
+      const good = s.recordSessionOpen(
+        { node_id: A, trust_level: "unknown", last_seen: 100 },
+        { ...base, node_id: A, connected_at: 100 },
+        100,
+      );
+      const bad = s.recordSessionOpen(
+        { node_id: B, trust_level: "unknown", last_seen: 100 },
+        // direction violates the table's CHECK constraint
+        { ...base, node_id: B, connected_at: 100, direction: "sideways" as "inbound" },
+        100,
+      );
+      const [g, b] = await Promise.allSettled([good, bad]);
+      assert.equal(g.status, "fulfilled");
+      assert.equal(b.status, "rejected");
+      assert.ok(b.status === "rejected" && isAtlasError(b.reason, "ERR_STORE"), "ERR_STORE");
+      assert.equal((await s.sessions.list()).length, 1);
+    });
+  });
+
   test("crash recovery closes sessions left open", async () => {
     const path = dbPath();
     const ids = await withStore(async (s) => [
@@ -443,6 +511,32 @@ describe("sessions", () => {
 });
 
 describe("messages", () => {
+  test("inbox inserts of one turn are one commit, in stream order per session, trimmed once per sender", async () => {
+    await withStore(async (s) => {
+      const session = {};
+      const msg = (n: number) => ({
+        id: `msg_${n}`,
+        from_id: A,
+        to_id: B,
+        timestamp: 10,
+        body: String(n),
+        received_at: 11,
+      });
+      // queued in the order 3, 1, 2 with stream IDs 12, 4, 8: stored as 1, 2, 3; keep 2 per sender
+      const results = await Promise.all(
+        [3, 1, 2].map((n) => s.inbox.insertAndTrim(msg(n), 2, { group: session, n: n * 4 })),
+      );
+      assert.ok(results.every((r) => r.seq !== null));
+      assert.deepEqual(
+        results.map((r) => r.seq! - Math.min(...results.map((x) => x.seq!))),
+        [2, 0, 1],
+        "seq in stream order",
+      );
+      assert.deepEqual(results.map((r) => r.pruned), [1, 1, 1], "one trim for the batch, its result shared");
+      assert.deepEqual((await s.inbox.list()).map((r) => r.id), ["msg_2", "msg_3"]);
+    });
+  });
+
   test("inbox stores a message once, lists with filters and a cursor", async () => {
     await withStore(async (s) => {
       const m = { id: "msg_1", from_id: A, to_id: B, timestamp: 10, body: '{"a":1}', received_at: 11 };

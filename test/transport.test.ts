@@ -19,7 +19,7 @@ import type { QuicStream } from "../src/transport/stream.ts";
 import { transportOptions } from "../src/transport/options.ts";
 import { within } from "../src/util/time.ts";
 import { mulberry32, UdpForwarder } from "./helpers/udp-forwarder.ts";
-import { holdsWithin, pause } from "./helpers/wait.ts";
+import { holdsWithin, pause, waitFor } from "./helpers/wait.ts";
 
 // ---------------------------------------------------------------------------------------------
 // helpers
@@ -722,24 +722,79 @@ describe("demultiplexing and hostile input", () => {
 });
 
 describe("admission", () => {
-  test("Retry: every new inbound connection is address-validated first", { timeout: 15_000 }, async () => {
-    const server = await node({}, echo);
-    const client = await node();
-    try {
-      assert.equal(server.ep.stats.retries, 0);
-      const c1 = client.ep.connect(server.ep.local);
-      await within(c1.established, 5000, () => new Error("c1 did not establish"));
-      assert.equal(server.ep.stats.retries, 1);
-      const c2 = client.ep.connect(server.ep.local);
-      await within(c2.established, 5000, () => new Error("c2 did not establish"));
-      assert.equal(server.ep.stats.retries, 2);
-      assert.equal(server.ep.stats.badTokens, 0);
-      assert.equal((await echoOnce(c2, Buffer.from("ok"))).toString(), "ok");
-    } finally {
-      await client.close();
-      await server.close();
-    }
-  });
+  test(
+    "a normal connect gets no Retry: the server answers the client's first Initial",
+    { timeout: 15_000 },
+    async () => {
+      const server = await node({}, echo);
+      const client = await node();
+      try {
+        for (let i = 0; i < 3; i++) {
+          const c = client.ep.connect(server.ep.local);
+          await within(c.established, 5000, () => new Error(`connection ${i + 1} did not establish`));
+          assert.equal((await echoOnce(c, Buffer.from("ok"))).toString(), "ok");
+          c.close(0, "done");
+          await c.closed;
+          // the server side is gone too before the next one, so nothing is in flight
+          await waitFor("the server side of the connection closed", () => server.ep.inboundPendingCount === 0);
+        }
+        assert.equal(server.ep.stats.retries, 0, `stats: ${JSON.stringify(server.ep.stats)}`);
+        assert.equal(server.ep.stats.acceptedWithoutRetry, 3);
+      } finally {
+        await client.close();
+        await server.close();
+      }
+    },
+  );
+
+  test(
+    "a flood of new connections gets Retry once the handshakes in flight reach the threshold, and all complete",
+    { timeout: 30_000 },
+    async () => {
+      const threshold = defaultConfig().security.retry_above_handshakes;
+      const flood = threshold * 4;
+      const server = await node({ handshakesPerIpPerMinute: 1000 }, echo);
+      const client = await node();
+      try {
+        // Nothing here finishes an Atlas handshake, so every inbound connection stays in flight.
+        const conns = Array.from({ length: flood }, () => client.ep.connect(server.ep.local));
+        await within(Promise.all(conns.map((c) => c.established)), 20_000, () => new Error("flood did not establish"));
+        const st = server.ep.stats;
+        assert.equal(st.acceptedWithoutRetry, threshold, `stats: ${JSON.stringify(st)}`);
+        // At least one Retry per connection beyond the threshold (a client that retransmits its
+        // first Initial before the Retry reached it gets a second one).
+        assert.ok(st.retries >= flood - threshold, `stats: ${JSON.stringify(st)}`);
+        assert.equal(st.badTokens, 0);
+        assert.equal((await echoOnce(conns[flood - 1]!, Buffer.from("ok"))).toString(), "ok");
+      } finally {
+        await client.close();
+        await server.close();
+      }
+    },
+  );
+
+  test(
+    "with retry 'always', every new inbound connection is address-validated first",
+    { timeout: 15_000 },
+    async () => {
+      const server = await node({ retry: "always" }, echo);
+      const client = await node();
+      try {
+        assert.equal(server.ep.stats.retries, 0);
+        const c1 = client.ep.connect(server.ep.local);
+        await within(c1.established, 5000, () => new Error("c1 did not establish"));
+        assert.equal(server.ep.stats.retries, 1);
+        const c2 = client.ep.connect(server.ep.local);
+        await within(c2.established, 5000, () => new Error("c2 did not establish"));
+        assert.equal(server.ep.stats.retries, 2);
+        assert.equal(server.ep.stats.badTokens, 0);
+        assert.equal((await echoOnce(c2, Buffer.from("ok"))).toString(), "ok");
+      } finally {
+        await client.close();
+        await server.close();
+      }
+    },
+  );
 
   test("without Retry, connections establish and no Retry is sent", { timeout: 15_000 }, async () => {
     const server = await node({ retry: false }, echo);

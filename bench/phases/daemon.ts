@@ -394,9 +394,13 @@ export async function daemonPhase(api: PhaseApi): Promise<void> {
   if (!existsSync(bundle.pre[0]!)) {
     throw new Error("dist/atlas.mjs is missing: run node scripts/bundle.mjs (npm run bench does)");
   }
-  const built = ensureBinary(api);
+  // BENCH_DAEMON_CPU_PROF=DIR: the daemons run from the bundle under `node --cpu-prof` into DIR.
+  const profDir = process.env.BENCH_DAEMON_CPU_PROF;
+  const built = profDir ? null : ensureBinary(api);
   const binary: Prog | null = built ? { label: "binary", cmd: built.path, pre: [] } : null;
-  const prog = binary ?? bundle;
+  const prog = profDir
+    ? { ...bundle, label: "bundle under --cpu-prof", pre: ["--cpu-prof", `--cpu-prof-dir=${profDir}`, ...bundle.pre] }
+    : binary ?? bundle;
 
   // Placement: this process was pinned to CPU 0 by run.ts; children inherit that, so unpin it
   // first; then sender → CPU 0, receiver → CPU 1 (as client/server in the other phases).
@@ -563,6 +567,9 @@ export async function daemonPhase(api: PhaseApi): Promise<void> {
           ms(median(dPar.lat))
         } p99 ${ms(percentile(dPar.lat, 99))}`,
     );
+
+    // BENCH_DAEMON_MESSAGING_ONLY=1: stop after the messaging figures (A/B runs of the outbox).
+    if (process.env.BENCH_DAEMON_MESSAGING_ONLY) return;
 
     // ---- 2. CLI wall time ---------------------------------------------------------------------
     await cliPhase(api, a, b, binary, bundle);

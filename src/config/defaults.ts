@@ -61,6 +61,7 @@ export const DEFAULTS = {
     ban_violations: 3,
     ban_window_secs: 300,
     handshake_limit: 50,
+    retry_above_handshakes: 8, // Atlas extension: inbound handshakes in flight from which new connections get a QUIC Retry
     handshakes_per_ip_per_minute: 30,
     handshake_timeout: 10, // s
     max_clock_drift_secs: 300,
@@ -87,6 +88,7 @@ export const DEFAULTS = {
     ttl: 86400, // s
     backoff_initial: 1, // s
     backoff_max: 300, // s
+    window: 32, // Atlas extension: messages in flight per target at once (over a live session)
   },
   inbox: {
     retention_days: 30,

@@ -135,10 +135,24 @@ function equalAt(buf: Uint8Array, t: Tlv, want: Uint8Array): boolean {
   return true;
 }
 
+/**
+ * Certificates already checked, by their exact DER bytes → key: a peer presents the same
+ * certificate on every connection, and the check (parse + an ed25519 verification) is a pure
+ * function of those bytes. Failures are not cached.
+ */
+const checked = new Map<string, Uint8Array>();
+const CHECKED_MAX = 256;
+
 /** Extract and authenticate the ed25519 key of a peer's self-signed certificate (DER). */
 export function peerKeyFromCertificate(der: Uint8Array): Uint8Array {
+  const k = Buffer.from(der.buffer, der.byteOffset, der.byteLength).toString("latin1");
+  const hit = checked.get(k);
+  if (hit) return Uint8Array.from(hit);
   try {
-    return parseCert(der);
+    const pk = parseCert(der);
+    if (checked.size >= CHECKED_MAX) checked.delete(checked.keys().next().value!);
+    checked.set(k, Uint8Array.from(pk));
+    return pk;
   } catch (e) {
     if (e instanceof AtlasError) throw e;
     // Belt and braces: a parser bug must surface as a handshake failure, not a crash.

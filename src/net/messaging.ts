@@ -120,7 +120,7 @@ function rejectMessage(req: AtlasMessage, message: string): WireMessage {
  * re-deliveries).
  */
 export function serveInbox(node: AtlasNode, opts: { onMessage?: (m: InboxRow) => void } = {}): void {
-  node.handle("Message", async (session, req) => {
+  node.handle("Message", async (session, req, stream) => {
     if (req.type !== "Message") {
       return { type: "Error", code: ProtocolCode.ERR_MESSAGE_REJECTED, message: `expected Message, got ${req.type}` };
     }
@@ -147,8 +147,14 @@ export function serveInbox(node: AtlasNode, opts: { onMessage?: (m: InboxRow) =>
       received_at: unixNow(),
     };
     let seq: number | null;
+    let pruned = 0;
     try {
-      seq = await node.store.inbox.insertSeq(m);
+      // Messages of one session stored in the same batch go in the order their streams were
+      // opened, i.e. the order the sender sent them (docs/contributing.md, outbox order).
+      ({ seq, pruned } = await node.store.inbox.insertAndTrim(m, node.config.inbox.max_per_peer, {
+        group: session,
+        n: stream.id,
+      }));
     } catch (e) {
       node.log.error("could not store a received message", {
         from: shortNodeId(req.from),
@@ -172,18 +178,12 @@ export function serveInbox(node: AtlasNode, opts: { onMessage?: (m: InboxRow) =>
         topic: req.topic,
         bytes: utf8Length(req.body),
       });
-      try {
-        const n = await node.store.inbox.pruneExcess(node.config.inbox.max_per_peer, req.from);
-        if (n > 0) {
-          node.log.info("inbox full for sender: oldest messages pruned", {
-            from: shortNodeId(req.from),
-            pruned: n,
-            max_per_peer: node.config.inbox.max_per_peer,
-          });
-        }
-      } catch (e) {
-        // the message itself is stored: acknowledge it anyway
-        node.log.warn("could not prune the inbox", { error: (e as Error).message });
+      if (pruned > 0) {
+        node.log.info("inbox full for sender: oldest messages pruned", {
+          from: shortNodeId(req.from),
+          pruned,
+          max_per_peer: node.config.inbox.max_per_peer,
+        });
       }
       try {
         opts.onMessage?.({ ...m, rowid: seq, reply_to: m.reply_to ?? null, topic: m.topic ?? null });

@@ -4,8 +4,14 @@
  * `deliveries`.
  *
  * - Every `outbox.poll_interval_ms` (and at once on kick()), due rows are claimed
- *   (`delivering`) and delivered over dialPeer (a live session is reused), at most one attempt
- *   in flight per target and `concurrency` overall.
+ *   (`delivering`, one transaction per poll) and delivered over dialPeer (a live session is
+ *   reused): up to `outbox.window` messages in flight per target once a session with it is live
+ *   (one while it is being dialled, so a backlog does not start a dial per message), and
+ *   `concurrency` overall. Outcomes are group-committed (one transaction per event-loop turn).
+ * - Order per target: messages are claimed and sent in queue order (next_attempt_at,
+ *   created_at, id), each on its own stream; the receiver stores them in the order their streams
+ *   arrive. So the inbox keeps the queue order while every attempt succeeds; a message whose
+ *   attempt fails is retried after the others already sent, and then lands after them.
  * - MessageAck → `delivered`. A permanent refusal (handshake rejected, banned, invalid identity,
  *   message rejected) → `failed`. Anything else → retried after `outbox.backoff_initial` seconds,
  *   doubling up to `outbox.backoff_max`, until `expires_at` (created_at + `outbox.ttl`) →
@@ -20,7 +26,7 @@
 import { OUTCOME_RETRY_MS, RATE_LIMITED_RETRY_MIN_S, RATE_WINDOW_MS, SERVICE_STOP_MS } from "../config/durations.ts";
 import { isAtlasError } from "../errors.ts";
 import { shortNodeId } from "../identity/node-id.ts";
-import type { DeliveryOutcome, OutboxRow } from "../store/index.ts";
+import type { DeliveryOutcome, OutboxHead, OutboxRow } from "../store/index.ts";
 import type { Logger } from "../util/log.ts";
 import { sleep, unixNow, within } from "../util/time.ts";
 import { utf8Length } from "../wire/utf8.ts";
@@ -75,6 +81,12 @@ export class Pacer {
     this.sent.push({ at: now, bytes });
   }
 
+  /** Add `bytes` to the latest request's size (its body, known only after the claim). */
+  charge(bytes: number): void {
+    const last = this.sent[this.sent.length - 1];
+    if (last) last.bytes += bytes;
+  }
+
   /** Nothing sent within the last minute: the pacer can be dropped. */
   idle(now = Date.now()): boolean {
     this.refill(now);
@@ -86,7 +98,7 @@ export class Pacer {
 const MESSAGE_OVERHEAD = 320;
 
 export interface OutboxWorkerOptions {
-  /** Attempts in flight at once, all targets together (default 8). */
+  /** Attempts in flight at once (sending, or writing their outcome), all targets together (default 128). */
   concurrency?: number;
   /** Rows read per poll (default 64: every finished attempt polls again, so a large batch made draining a long queue quadratic). */
   batch?: number;
@@ -104,8 +116,8 @@ export class OutboxWorker {
   private again = false;
   /** msg id → its attempt. */
   private inflight = new Map<string, Promise<void>>();
-  /** Target keys with an attempt in flight. */
-  private busy = new Set<string>();
+  /** Target key → attempts in flight to it. */
+  private busy = new Map<string, number>();
   /** Target key → Date.now() before which its messages wait (after a retryable failure). */
   private blocked = new Map<string, number>();
   /** Bare address target → the node ID that answered there (so its live session is reused). */
@@ -116,7 +128,7 @@ export class OutboxWorker {
   constructor(node: AtlasNode, log: Logger = node.log, opts: OutboxWorkerOptions = {}) {
     this.node = node;
     this.log = log;
-    this.concurrency = Math.max(1, opts.concurrency ?? 8);
+    this.concurrency = Math.max(1, opts.concurrency ?? 128);
     this.batch = Math.max(1, opts.batch ?? 64);
   }
 
@@ -150,6 +162,8 @@ export class OutboxWorker {
     this.stopped = true;
     clearTimeout(this.timer);
     this.timer = undefined;
+    if (this.immediate) clearImmediate(this.immediate);
+    this.immediate = undefined;
     await within(Promise.allSettled([this.polling ?? Promise.resolve(), ...this.inflight.values()]), timeoutMs);
   }
 
@@ -160,8 +174,20 @@ export class OutboxWorker {
 
   private schedule(ms: number): void {
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => void this.poll(), ms);
+    this.timer = undefined;
+    if (ms > 0) {
+      this.timer = setTimeout(() => void this.poll(), ms);
+      return;
+    }
+    // At once: the next turn, not a 1 ms timer (a freed window slot is refilled without delay).
+    if (this.immediate) return;
+    this.immediate = setImmediate(() => {
+      this.immediate = undefined;
+      void this.poll();
+    });
   }
+
+  private immediate: ReturnType<typeof setImmediate> | undefined;
 
   private async poll(): Promise<void> {
     if (this.stopped) return;
@@ -193,7 +219,9 @@ export class OutboxWorker {
     const outbox = this.node.store.outbox;
     const now = unixNow();
     for (const [k, p] of this.pacers) if (!this.busy.has(k) && p.idle()) this.pacers.delete(k);
-    const rows = await outbox.due(now, this.batch);
+    const rows = await outbox.dueHeads(now, this.batch);
+    const picked: { row: OutboxHead; key: string; pacer: Pacer }[] = [];
+    const planned = new Map<string, number>(); // key → attempts in flight, counting those picked now
     for (const row of rows) {
       if (this.stopped) return;
       if (this.inflight.has(row.id)) continue;
@@ -205,29 +233,52 @@ export class OutboxWorker {
         });
         continue;
       }
-      if (this.inflight.size >= this.concurrency) continue; // still expire the rest
+      if (this.inflight.size + picked.length >= this.concurrency) continue; // still expire the rest
       const key = this.keyOf(row.target);
-      if (this.busy.has(key)) continue;
+      const n = planned.get(key) ?? this.busy.get(key) ?? 0;
+      // A window only over a live session: while it is being dialled, one attempt (one dial).
+      const window = this.node.liveSession(key) ? Math.max(1, this.node.config.outbox.window) : 1;
+      if (n >= window) continue;
       const until = this.blocked.get(key);
       if (until !== undefined) {
         if (until > Date.now()) continue;
         this.blocked.delete(key);
       }
-      const bytes = utf8Length(row.body) + (row.topic?.length ?? 0) + MESSAGE_OVERHEAD;
+      // The body is read only once claimed: pace on the envelope now, charge the body after.
+      const bytes = (row.topic?.length ?? 0) + MESSAGE_OVERHEAD;
       let pacer = this.pacers.get(key);
       if (pacer && !pacer.ready(bytes)) continue;
-      if (!(await outbox.markDelivering(row.id))) continue;
       if (!pacer) this.pacers.set(key, pacer = new Pacer(this.node.config.rate_limit.unknown));
       pacer.take(bytes);
-      this.busy.add(key);
-      const p = this.attempt(row, key)
+      planned.set(key, n + 1);
+      picked.push({ row, key, pacer });
+    }
+    if (picked.length === 0 || this.stopped) return;
+    const claimed = await outbox.claim(picked.map((p) => p.row.id));
+    for (const { row: head, key, pacer } of picked) {
+      const row = claimed.get(head.id);
+      if (!row || this.stopped) continue;
+      pacer.charge(utf8Length(row.body));
+      this.busy.set(key, (this.busy.get(key) ?? 0) + 1);
+      // The target's window slot is free once the MessageAck is in: the outcome's commit (group
+      // commit, an fsync) overlaps the next sends instead of delaying them.
+      let released = false;
+      const release = () => {
+        if (released) return;
+        released = true;
+        const left = (this.busy.get(key) ?? 1) - 1;
+        if (left > 0) this.busy.set(key, left);
+        else this.busy.delete(key);
+        if (!this.stopped) this.schedule(0); // the target's next message, without waiting a poll interval
+      };
+      const p = this.attempt(row, key, release)
         .catch((e) =>
           this.log.error("outbox: attempt failed unexpectedly", { msg: row.id, error: (e as Error).message })
         )
         .finally(() => {
-          this.busy.delete(key);
           this.inflight.delete(row.id);
-          if (!this.stopped) this.schedule(0); // the target's next message, without waiting a poll interval
+          release();
+          if (!this.stopped) this.schedule(0);
         });
       this.inflight.set(row.id, p);
     }
@@ -237,13 +288,15 @@ export class OutboxWorker {
     return targetNodeId(target) ?? this.learnt.get(target) ?? target;
   }
 
-  private async attempt(row: OutboxRow, key: string): Promise<void> {
+  /** `acked`: called once the message is acknowledged, before its outcome is written. */
+  private async attempt(row: OutboxRow, key: string, acked: () => void): Promise<void> {
     const cfg = this.node.config;
     const learnt = this.learnt.get(row.target);
     const dialTarget = learnt ? `${learnt}@${row.target}` : row.target;
     try {
       const { session, sends } = await this.deliver(row, dialTarget);
       this.blocked.delete(key);
+      acked();
       const detail = [
         session.path === "relay" && session.relay ? `via ${session.relay}` : null,
         targetNodeId(row.target) ? null : `to ${session.nodeId}`,
@@ -335,13 +388,15 @@ export class OutboxWorker {
     return session;
   }
 
-  private async finish(row: OutboxRow, o: DeliveryOutcome): Promise<void> {
-    this.node.metrics.inc("atlas_messages_finished_total", { outcome: o.status });
+  private async finish(row: Pick<OutboxRow, "id">, o: DeliveryOutcome): Promise<void> {
     await this.write(row, () => this.node.store.outbox.complete(row.id, o));
+    // Counted once recorded (the outcome is group-committed a turn later): a scrape that sees
+    // the count also sees the row gone from the outbox.
+    this.node.metrics.inc("atlas_messages_finished_total", { outcome: o.status });
   }
 
   /** A store write, tried twice; on failure the row stays as it is (re-queued at next start). */
-  private async write(row: OutboxRow, fn: () => Promise<unknown>): Promise<void> {
+  private async write(row: Pick<OutboxRow, "id">, fn: () => Promise<unknown>): Promise<void> {
     for (let i = 0;; i++) {
       try {
         await fn();

@@ -253,7 +253,8 @@ export class Session {
   /** One request/response exchange on a new stream. */
   async request(req: WireMessage, timeoutMs: number): Promise<WireMessage> {
     if (!this.isOpen) throw new AtlasError("ERR_CLOSED", "session is closed");
-    const fs = new FramedStream(this.conn.openStream());
+    // Beyond the peer's stream credit, wait for it (in order) rather than fail.
+    const fs = new FramedStream(await this.conn.openStreamWhenAllowed(timeoutMs));
     this.lastActivity = Date.now();
     await fs.end(req).catch((e) => {
       // A peer that refuses a frame at its header (too large, over a limit) answers with an

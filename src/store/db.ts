@@ -111,6 +111,7 @@ export class Db {
   #client: Client;
   #closed = false;
   #closing: Promise<void> | undefined;
+  #released = false;
 
   constructor(client: Client, path: string) {
     this.#client = client;
@@ -134,9 +135,15 @@ export class Db {
     return (await this.execute(sql, args)).rows;
   }
 
-  /** Several statements in one write transaction (BEGIN IMMEDIATE … COMMIT). */
-  async batch(stmts: InStatement[]): Promise<ResultSet[]> {
-    if (this.#closed) throw new AtlasError("ERR_STORE", `database ${this.path} is closed`);
+  /**
+   * Several statements in one write transaction (BEGIN IMMEDIATE … COMMIT). `draining`: a
+   * write-behind batch queued before `close()` (batch-writer.ts), still let through while close
+   * waits for it.
+   */
+  async batch(stmts: InStatement[], opts: { draining?: boolean } = {}): Promise<ResultSet[]> {
+    if (this.#closed && !(opts.draining && !this.#released)) {
+      throw new AtlasError("ERR_STORE", `database ${this.path} is closed`);
+    }
     try {
       return await this.#client.batch(stmts, "write");
     } catch (e) {
@@ -167,14 +174,17 @@ export class Db {
    * libsql finalises the native connection only once its statements are garbage-collected, so the
    * checkpoint is what makes the database file complete at close rather than at some later GC.
    */
-  close(opts: { checkpoint?: boolean } = {}): Promise<void> {
+  close(opts: { checkpoint?: boolean; after?: Promise<void> } = {}): Promise<void> {
     if (this.#closing) return this.#closing;
     this.#closed = true;
     const client = this.#client;
+    // `after`: writes still finishing on another connection (batch-writer.ts), checkpointed too.
+    const before = opts.after?.catch(() => {}) ?? Promise.resolve();
     const checkpoint = opts.checkpoint === false
-      ? Promise.resolve()
-      : client.execute("PRAGMA wal_checkpoint(PASSIVE)").then(() => undefined, () => undefined);
+      ? before
+      : before.then(() => client.execute("PRAGMA wal_checkpoint(PASSIVE)")).then(() => undefined, () => undefined);
     this.#closing = checkpoint.then(() => {
+      this.#released = true;
       try {
         client.close();
       } catch {

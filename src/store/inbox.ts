@@ -4,6 +4,7 @@
  * pruned by age and per-sender count.
  */
 import type { InValue, Row } from "@libsql/client";
+import type { BatchWriter, WriteOrder } from "./batch-writer.ts";
 import { type Db, num, secs, str, strOrNull } from "./db.ts";
 
 export interface InboxMessage {
@@ -57,24 +58,62 @@ function inboxFromRow(r: Row): InboxRow {
 
 export class InboxStore {
   readonly #db: Db;
+  readonly #writer: BatchWriter;
 
-  constructor(db: Db) {
+  constructor(db: Db, writer: BatchWriter) {
     this.#db = db;
+    this.#writer = writer;
   }
 
-  /** Store a received message. False when (from_id, id) is already stored (a re-delivery). */
-  async insert(m: InboxMessage): Promise<boolean> {
-    return (await this.insertSeq(m)) !== null;
+  /**
+   * Store a received message; resolves once committed (group commit: messages stored in the same
+   * event-loop turn share one transaction, in call order). False when (from_id, id) is already
+   * stored (a re-delivery).
+   */
+  async insert(m: InboxMessage, order?: WriteOrder): Promise<boolean> {
+    return (await this.insertSeq(m, order)) !== null;
   }
 
-  /** Store a received message; its seq, or null when (from_id, id) is already stored (a re-delivery). */
-  async insertSeq(m: InboxMessage): Promise<number | null> {
-    const rs = await this.#db.execute(
-      `INSERT OR IGNORE INTO inbox (id, from_id, to_id, timestamp, reply_to, topic, body, received_at)
+  /** As `insert`; the new row's seq, or null for a re-delivery. */
+  async insertSeq(m: InboxMessage, order?: WriteOrder): Promise<number | null> {
+    const [rs] = await this.#writer.write([{
+      sql: `INSERT OR IGNORE INTO inbox (id, from_id, to_id, timestamp, reply_to, topic, body, received_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-      [m.id, m.from_id, m.to_id, secs(m.timestamp), m.reply_to ?? null, m.topic ?? null, m.body, secs(m.received_at)],
-    );
-    return rs.rowsAffected > 0 ? num(rs.lastInsertRowid) : null;
+      args: [
+        m.id,
+        m.from_id,
+        m.to_id,
+        secs(m.timestamp),
+        m.reply_to ?? null,
+        m.topic ?? null,
+        m.body,
+        secs(m.received_at),
+      ],
+    }], order);
+    return rs && rs.rowsAffected > 0 ? num(rs.lastInsertRowid) : null;
+  }
+
+  /**
+   * Store a received message and keep its sender's newest `keep` messages, committed together
+   * (group commit: the trim runs once per batch and sender, after the batch's inserts).
+   * `seq`: the new row's, or null for a re-delivery; `pruned`: rows the batch's trim deleted for
+   * this sender. `order`: see WriteOrder.
+   */
+  async insertAndTrim(
+    m: InboxMessage,
+    keep: number,
+    order?: WriteOrder,
+  ): Promise<{ seq: number | null; pruned: number }> {
+    const k = Math.max(0, Math.trunc(keep));
+    const [seq, trim] = await Promise.all([
+      this.insertSeq(m, order),
+      this.#writer.writeOnce(`trim ${m.from_id}`, {
+        sql:
+          `DELETE FROM inbox WHERE from_id = ? AND seq <= (SELECT seq FROM inbox WHERE from_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)`,
+        args: [m.from_id, m.from_id, k],
+      }).catch(() => null), // the message is stored either way; the next one trims again
+    ]);
+    return { seq, pruned: trim?.rowsAffected ?? 0 };
   }
 
   /** Delete messages received before `cutoff` (Unix s, docs/architecture.md#peer-store inbox.retention_days). Returns how many. */

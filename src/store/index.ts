@@ -4,9 +4,12 @@
  * Errors are `AtlasError("ERR_STORE")` with a one-line message.
  */
 import { openDatabase } from "./db.ts";
+import { SideDb } from "./side-db.ts";
+import { BatchWriter } from "./batch-writer.ts";
 import { clearFailureStatement, PeerStore, type PeerUpdate, upsertStatement } from "./peers.ts";
 import { closeStatement, openStatements, type SessionOpen, SessionStore } from "./sessions.ts";
 import { num } from "./db.ts";
+import { AtlasError } from "../errors.ts";
 import { DeliveryStore } from "./deliveries.ts";
 import { InboxStore } from "./inbox.ts";
 import { OutboxStore } from "./outbox.ts";
@@ -21,7 +24,7 @@ export type { DeliveryFilter, DeliveryOutcome, DeliveryRecord, DeliveryRow, Deli
 export { InboxStore } from "./inbox.ts";
 export type { InboxFilter, InboxMessage, InboxRow } from "./inbox.ts";
 export { OutboxStore } from "./outbox.ts";
-export type { OutboxEnqueue, OutboxRow, OutboxStatus } from "./outbox.ts";
+export type { OutboxEnqueue, OutboxHead, OutboxRow, OutboxStatus } from "./outbox.ts";
 
 export interface Store {
   peers: PeerStore;
@@ -31,11 +34,14 @@ export interface Store {
   deliveries: DeliveryStore;
   /**
    * A session began: merge the peer, clear its last failure, open the session row — one
-   * transaction, so one fsync on the handshake path instead of three. Returns the session ID.
+   * transaction, written behind (batch-writer.ts: batched per turn, on a second connection
+   * without fsync). Resolves with the session ID once committed.
    */
   recordSessionOpen(peer: PeerUpdate, session: SessionOpen, now: number): Promise<number>;
-  /** A session ended: close its row and note when the peer was last seen, in one transaction. */
+  /** A session ended: close its row and note when the peer was last seen, in one transaction, written behind. */
   recordSessionClose(id: number, nodeId: string, reason: string, now: number): Promise<void>;
+  /** Batches the session writer has committed (tests, diagnostics). */
+  readonly sessionBatches: number;
   /**
    * Every later call fails with ERR_STORE at once; the returned promise settles (never rejects)
    * once the WAL is checkpointed and the connection released. Idempotent. Callers that cannot
@@ -48,14 +54,17 @@ export interface Store {
 /** Open (creating the parent directory 0700 and the file 0600 if needed) and migrate. */
 export async function openStore(path: string): Promise<Store> {
   const db = await openDatabase(path);
+  const writer = new BatchWriter(() => SideDb.open(path), { ownsDb: true });
+  const messages = new BatchWriter(() => Promise.resolve(db), { ownsDb: false });
   return {
     peers: new PeerStore(db),
     sessions: new SessionStore(db),
-    outbox: new OutboxStore(db),
-    inbox: new InboxStore(db),
+    outbox: new OutboxStore(db, messages, writer),
+    inbox: new InboxStore(db, messages),
     deliveries: new DeliveryStore(db),
     async recordSessionOpen(peer, session, now) {
-      const rs = await db.batch([
+      if (db.closed) throw new AtlasError("ERR_STORE", `database ${path} is closed`);
+      const rs = await writer.write([
         upsertStatement(peer, now),
         clearFailureStatement(peer.node_id),
         ...openStatements(session),
@@ -63,9 +72,14 @@ export async function openStore(path: string): Promise<Store> {
       return num(rs.at(-1)?.lastInsertRowid);
     },
     async recordSessionClose(id, nodeId, reason, now) {
-      await db.batch([closeStatement(id, reason, now), upsertStatement({ node_id: nodeId, last_seen: now }, now)]);
+      if (db.closed) throw new AtlasError("ERR_STORE", `database ${path} is closed`);
+      await writer.write([closeStatement(id, reason, now), upsertStatement({ node_id: nodeId, last_seen: now }, now)]);
     },
-    close: () => db.close(),
+    get sessionBatches() {
+      return writer.batches;
+    },
+    // Session rows queued behind first, then the main connection checkpoints the shared WAL.
+    close: () => db.close({ after: Promise.all([writer.close(), messages.close()]).then(() => {}) }),
     path,
   };
 }

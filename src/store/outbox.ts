@@ -8,6 +8,7 @@
  * 'delivering': requeueDelivering() puts them back at start-up.
  */
 import type { InValue, Row } from "@libsql/client";
+import type { BatchWriter } from "./batch-writer.ts";
 import { type Db, num, secs, str, strOrNull } from "./db.ts";
 import type { DeliveryOutcome } from "./deliveries.ts";
 
@@ -25,6 +26,9 @@ export interface OutboxRow {
   expires_at: number;
   status: OutboxStatus;
 }
+
+/** A due row without its body (OutboxStore.dueHeads). */
+export type OutboxHead = Pick<OutboxRow, "id" | "target" | "topic" | "created_at" | "expires_at" | "attempts">;
 
 export interface OutboxEnqueue {
   id: string;
@@ -57,9 +61,17 @@ function outboxFromRow(r: Row): OutboxRow {
 
 export class OutboxStore {
   readonly #db: Db;
+  readonly #writer: BatchWriter;
+  readonly #bookkeeping: BatchWriter;
 
-  constructor(db: Db) {
+  /**
+   * `writer`: group commit on the main (FULL) connection, for outcomes; `bookkeeping`: the
+   * no-fsync connection (batch-writer.ts), for claims, whose durability does not matter.
+   */
+  constructor(db: Db, writer: BatchWriter, bookkeeping: BatchWriter) {
     this.#db = db;
+    this.#writer = writer;
+    this.#bookkeeping = bookkeeping;
   }
 
   /** Queue a message. A duplicate id is an ERR_STORE error. */
@@ -114,6 +126,27 @@ export class OutboxStore {
     return rows.map(outboxFromRow);
   }
 
+  /**
+   * Like due(), without the bodies: what the worker needs to choose what to send; claim() then
+   * returns the full rows of those it took.
+   */
+  async dueHeads(now: number, limit = 100): Promise<OutboxHead[]> {
+    const rows = await this.#db.rows(
+      `SELECT id, target, topic, created_at, expires_at, attempts
+       FROM outbox WHERE status = 'queued' AND next_attempt_at <= ?
+       ORDER BY next_attempt_at, created_at, id LIMIT ?`,
+      [secs(now), Math.max(0, Math.trunc(limit))],
+    );
+    return rows.map((r) => ({
+      id: str(r.id),
+      target: str(r.target),
+      topic: strOrNull(r.topic),
+      created_at: num(r.created_at),
+      expires_at: num(r.expires_at),
+      attempts: num(r.attempts),
+    }));
+  }
+
   /** Claim a queued message for an attempt. False when it is gone or already claimed. */
   async markDelivering(id: string): Promise<boolean> {
     const rs = await this.#db.execute("UPDATE outbox SET status = 'delivering' WHERE id = ? AND status = 'queued'", [
@@ -122,16 +155,34 @@ export class OutboxStore {
     return rs.rowsAffected > 0;
   }
 
-  /** A retryable attempt failed: count it and schedule the next one. */
+  /**
+   * Claim several queued messages in one transaction; returns the IDs claimed (the others were
+   * gone or taken). Written without fsync: a claim lost to a power cut leaves the row `queued`,
+   * and one that survives a crash is re-queued at start — either way the message is sent again
+   * and the receiver de-duplicates it.
+   */
+  async claim(ids: string[]): Promise<Map<string, OutboxRow>> {
+    if (ids.length === 0) return new Map();
+    const [rs] = await this.#bookkeeping.write([{
+      sql: `UPDATE outbox SET status = 'delivering' WHERE status = 'queued' AND id IN (${
+        ids.map(() => "?").join(", ")
+      }) RETURNING ${OUTBOX_COLUMNS}`,
+      args: ids,
+    }]);
+    return new Map((rs?.rows ?? []).map((r) => [str(r.id), outboxFromRow(r)]));
+  }
+
+  /** A retryable attempt failed: count it and schedule the next one (group-committed). */
   async markAttempt(id: string, nextAttemptAt: number): Promise<void> {
-    await this.#db.execute(
-      "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, status = 'queued' WHERE id = ?",
-      [secs(nextAttemptAt), id],
-    );
+    await this.#writer.write([{
+      sql: "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, status = 'queued' WHERE id = ?",
+      args: [secs(nextAttemptAt), id],
+    }]);
   }
 
   /**
-   * Final outcome: remove the message and append its `deliveries` entry atomically.
+   * Final outcome: remove the message and append its `deliveries` entry atomically (group
+   * commit: outcomes finished in the same event-loop turn share one transaction).
    * Returns false (and records nothing) when the message is not in the outbox.
    */
   async complete(id: string, o: DeliveryOutcome): Promise<boolean> {
@@ -139,7 +190,7 @@ export class OutboxStore {
     const args: InValue[] = [o.status];
     if (o.attempts !== undefined) args.push(Math.trunc(o.attempts));
     args.push(o.path ?? null, secs(o.finished_at), o.detail ?? null, id);
-    const [ins] = await this.#db.batch([
+    const [ins] = await this.#writer.write([
       {
         sql: `INSERT INTO deliveries (msg_id, target, status, attempts, path, finished_at, detail)
               SELECT id, target, ?, ${attempts}, ?, ?, ? FROM outbox WHERE id = ?`,

@@ -183,10 +183,52 @@ export class QuicConnection {
     const id = this.nextStreamId;
     this.nextStreamId += 4;
     // Creates the stream inside quiche now, so reads and capacity checks work before any write.
-    this.native.streamPriority(id, 127, true);
+    // Not incremental: quiche sends streams of one urgency in stream-ID order instead of
+    // round-robin, so requests sent in order also complete in order at the peer (the outbox's
+    // per-target order; docs/transport.md, "Stream order").
+    this.native.streamPriority(id, 127, false);
     const s = new QuicStream(this, id);
     this.streams.set(id, s);
     return s;
+  }
+
+  /**
+   * Open a new bidirectional stream, waiting (first come, first served) while the peer's
+   * MAX_STREAMS credit is used up instead of failing: a caller with many requests in flight gets
+   * its streams in the order it asked. Rejects when the connection closes first, or with
+   * ERR_TIMEOUT after `timeoutMs` without credit.
+   */
+  openStreamWhenAllowed(timeoutMs: number): Promise<QuicStream> {
+    if (this.streamWaiters.length === 0 || !this.isConnected) {
+      if (!this.isConnected || this.native.peerStreamsLeftBidi() > 0) {
+        try {
+          return Promise.resolve(this.openStream());
+        } catch (e) {
+          return Promise.reject(e);
+        }
+      }
+    }
+    return new Promise((resolve, reject) => {
+      const w = {
+        resolve: (s: QuicStream) => (clearTimeout(timer), resolve(s)),
+        reject: (e: Error) => (clearTimeout(timer), reject(e)),
+      };
+      const timer = setTimeout(() => {
+        const i = this.streamWaiters.indexOf(w);
+        if (i >= 0) this.streamWaiters.splice(i, 1);
+        reject(new AtlasError("ERR_TIMEOUT", `no stream credit from the peer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.streamWaiters.push(w);
+    });
+  }
+
+  private streamWaiters: { resolve: (s: QuicStream) => void; reject: (e: Error) => void }[] = [];
+
+  /** Hand newly granted stream credit to the callers waiting for it, in order. */
+  private grantStreams(): void {
+    while (this.streamWaiters.length > 0 && this.isConnected && this.native.peerStreamsLeftBidi() > 0) {
+      this.streamWaiters.shift()!.resolve(this.openStream());
+    }
   }
 
   /** Number of streams currently tracked (open in at least one direction). */
@@ -275,6 +317,7 @@ export class QuicConnection {
       if (this.isEstablished) {
         handedOff = this.dispatchReadable();
         this.dispatchDatagrams();
+        if (this.streamWaiters.length > 0) this.grantStreams();
       }
       for (const s of this.writers) if (!s.flushWrites()) this.writers.delete(s);
     }
@@ -309,19 +352,28 @@ export class QuicConnection {
   /** @returns true when data went to a reader or a new stream's handler. */
   private dispatchReadable(): boolean {
     let handedOff = false;
+    let fresh: number[] | null = null;
     for (const id of this.native.readable()) {
-      let s = this.streams.get(id);
+      const s = this.streams.get(id);
       if (!s) {
         const peerInitiated = (id & 1) === (this.isClient ? 1 : 0);
         if (!peerInitiated || (id & 2) !== 0) continue; // our own, already forgotten; or uni
-        s = new QuicStream(this, id);
+        (fresh ??= []).push(id);
+        continue;
+      }
+      if (s.onReadable()) handedOff = true;
+    }
+    if (fresh) {
+      // quiche lists readable streams in no particular order: new ones go to the handler in the
+      // order the peer opened them (docs/transport.md, "Stream order").
+      if (fresh.length > 1) fresh.sort((a, b) => a - b);
+      for (const id of fresh) {
+        const s = new QuicStream(this, id);
         this.streams.set(id, s);
         if (this.onStream) this.onStream(s);
         else s.abort(0);
-        handedOff = true;
-        continue; // the handler reads when it wants
       }
-      if (s.onReadable()) handedOff = true;
+      handedOff = true; // the handler reads when it wants
     }
     return handedOff;
   }
@@ -399,6 +451,7 @@ export class QuicConnection {
     );
     if (!this.isEstablished) this.rejectEstablished(why);
     for (const s of this.streams.values()) s.fail(why);
+    for (const w of this.streamWaiters.splice(0)) w.reject(why);
     this.streams.clear();
     this.writers.clear();
     this.resolveClosed(info);

@@ -32,8 +32,12 @@ export interface EndpointOptions extends TransportOptions {
   host: string;
   port: number;
   tls: TlsIdentity;
-  /** Confirm client addresses with a Retry before accepting (docs/protocol.md#handshake). Default true. */
-  retry?: boolean;
+  /**
+   * When a new inbound connection must first pass a QUIC Retry (address validation,
+   * docs/protocol.md#transport): `"load"` (default) only while `retryAboveHandshakes` inbound
+   * handshakes are in flight; `"always"`; `false` never (tests).
+   */
+  retry?: "load" | "always" | false;
 }
 
 /**
@@ -66,7 +70,7 @@ export class QuicEndpoint implements PacketSink {
   private opts: EndpointOptions;
   private closing = false;
   /** Counters for `atlas status` and tests. */
-  readonly stats = { refusedLimit: 0, refusedRate: 0, retries: 0, badTokens: 0, resets: 0 };
+  readonly stats = { refusedLimit: 0, refusedRate: 0, retries: 0, badTokens: 0, resets: 0, acceptedWithoutRetry: 0 };
   /** Bytes of frames still arriving, over all connections (docs/protocol.md#transport global cap). */
   readonly readPool: BufferPool;
 
@@ -137,6 +141,13 @@ export class QuicEndpoint implements PacketSink {
   get pendingCount(): number {
     let n = 0;
     for (const c of this.live) if (!c.verified) n++;
+    return n;
+  }
+
+  /** Inbound connections that have not finished the Atlas handshake: the load that turns Retry on. */
+  get inboundPendingCount(): number {
+    let n = 0;
+    for (const c of this.live) if (!c.isClient && !c.verified) n++;
     return n;
   }
 
@@ -377,38 +388,45 @@ export class QuicEndpoint implements PacketSink {
       return;
     }
     const addrKey = `${from.host}|${from.port}`;
+    const ip = unmapHost(from.host);
     let odcid: Uint8Array | null = null;
-    if (this.opts.retry !== false) {
-      if (!hdr.token || hdr.token.length === 0) {
-        const newScid = new Uint8Array(randomBytes(CID_LEN));
-        const token = this.retryTokens.mint(hdr.dcid, addrKey);
-        const out = new Uint8Array(1200);
-        try {
-          const n = quiche.retry(hdr.scid, hdr.dcid, newScid, token, hdr.version, out);
-          this.stats.retries++;
-          this.sendPacket(out.subarray(0, n), from);
-        } catch {
-          // malformed: ignore
-        }
-        return;
-      }
+    const mode = this.opts.retry ?? "load";
+    if (mode !== false && hdr.token && hdr.token.length > 0) {
+      // We issue no NEW_TOKEN, so a token is one of our Retry tokens: valid, or dropped.
       odcid = this.retryTokens.verify(hdr.token, addrKey);
       if (!odcid || hdr.dcid.length !== CID_LEN) {
         this.stats.badTokens++;
         return;
       }
+    } else if (mode === "always" || (mode === "load" && this.inboundPendingCount >= this.opts.retryAboveHandshakes)) {
+      const newScid = new Uint8Array(randomBytes(CID_LEN));
+      const token = this.retryTokens.mint(hdr.dcid, addrKey);
+      const out = new Uint8Array(1200);
+      try {
+        const n = quiche.retry(hdr.scid, hdr.dcid, newScid, token, hdr.version, out);
+        this.stats.retries++;
+        this.sendPacket(out.subarray(0, n), from);
+      } catch {
+        // malformed: ignore
+      }
+      return;
     }
-    if (!this.admitIp(unmapHost(from.host))) {
+    // The per-IP window counts every admitted connection. One admitted without a Retry has an
+    // unproven source address: its count is refunded if its TLS handshake never completes, so a
+    // spoofer can hold at most `retryAboveHandshakes` of a real client's allowance at a time.
+    const counted = this.admitIp(ip);
+    if (counted === null) {
       this.stats.refusedRate++;
       return;
     }
-    const scid = this.opts.retry !== false ? new Uint8Array(hdr.dcid) : new Uint8Array(randomBytes(CID_LEN));
+    const scid = odcid ? new Uint8Array(hdr.dcid) : new Uint8Array(randomBytes(CID_LEN));
     let native;
     try {
       // Each connection's own token, set just before accept() copies the config's parameters.
       this.serverConfig.setStatelessResetToken(this.resets.tokenValue(scid));
       native = quiche.Connection.accept(scid, odcid, this.localHP, from, this.serverConfig);
     } catch {
+      this.refundIp(ip, counted);
       return;
     }
     const c = new QuicConnection(native, {
@@ -420,13 +438,21 @@ export class QuicEndpoint implements PacketSink {
       budget: this.newBudget(),
     });
     this.track(c);
-    if (this.opts.retry === false) this.conns.set(Buffer.from(hdr.dcid).toString("latin1"), c);
+    if (!odcid) {
+      // The client still addresses its Initials to the DCID it chose until it hears from us.
+      this.conns.set(Buffer.from(hdr.dcid).toString("latin1"), c);
+      this.stats.acceptedWithoutRetry++;
+      c.established.catch(() => this.refundIp(ip, counted));
+    }
     this.onConnection(c);
     c.receive(buf, from, this.localHP);
   }
 
-  /** Sliding one-minute window of accepted handshakes per source IP (docs/protocol.md#handshake). */
-  private admitIp(ip: string): boolean {
+  /**
+   * Sliding one-minute window of accepted handshakes per source IP (docs/protocol.md#handshake):
+   * null when `ip` is over it, else the time this handshake was counted at.
+   */
+  private admitIp(ip: string): number | null {
     const now = Date.now();
     const cutoff = now - HANDSHAKE_IP_WINDOW_MS;
     let times = this.perIp.get(ip);
@@ -438,9 +464,16 @@ export class QuicEndpoint implements PacketSink {
       this.perIp.set(ip, times);
     }
     while (times.length > 0 && times[0]! < cutoff) times.shift();
-    if (times.length >= this.opts.handshakesPerIpPerMinute) return false;
+    if (times.length >= this.opts.handshakesPerIpPerMinute) return null;
     times.push(now);
-    return true;
+    return now;
+  }
+
+  /** Take back a handshake counted at `at` (its address never proved itself). */
+  private refundIp(ip: string, at: number): void {
+    const times = this.perIp.get(ip);
+    const i = times ? times.indexOf(at) : -1;
+    if (i >= 0) times!.splice(i, 1);
   }
 
   private track(c: QuicConnection): void {

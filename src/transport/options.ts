@@ -17,6 +17,11 @@ export interface TransportOptions {
   maxConnections: number;
   handshakeLimit: number;
   handshakesPerIpPerMinute: number;
+  /**
+   * Under load — at least this many inbound connections not yet through the Atlas handshake — a
+   * new connection must first pass a QUIC Retry (address validation); below it, none is sent.
+   */
+  retryAboveHandshakes: number;
   /** Enable QUIC DATAGRAM frames (relay pipes, docs/protocol.md#relay). */
   datagrams: boolean;
 }
@@ -37,6 +42,7 @@ export function transportOptions(cfg: Config): TransportOptions {
     maxConnections: t.max_connections,
     handshakeLimit: cfg.security.handshake_limit,
     handshakesPerIpPerMinute: cfg.security.handshakes_per_ip_per_minute,
+    retryAboveHandshakes: cfg.security.retry_above_handshakes,
     datagrams: true,
   };
 }

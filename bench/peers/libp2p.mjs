@@ -1,0 +1,192 @@
+/**
+ * The js-libp2p side of the bench's comparison column (bench/phases/libp2p.ts): js-libp2p with
+ * `@chainsafe/libp2p-quic` (QUIC v1 + TLS 1.3 with libp2p's certificate extension), installed
+ * only here: `npm install --prefix bench/peers` (its own package.json and lockfile; never the
+ * root package, never CI). Plain JavaScript so that the root type check does not need it.
+ *
+ *   node bench/peers/libp2p.mjs server                 prints {"addr": "<multiaddr>"}, serves until stdin closes
+ *   node bench/peers/libp2p.mjs client <addr> <json>   runs the loops, prints one JSON line of results
+ *
+ * The same figures as Atlas's phases, same sizes: dial until the authenticated connection is
+ * open (a new connection each time, closed outside the timing); a 32-byte echo round trip on one
+ * reused stream; 1 KiB requests ([u32 BE length][payload]) answered with 64 bytes, sequential on
+ * one stream and N in flight on one reused stream per worker.
+ */
+// js-libp2p wants Node ≥ 22; Promise.withResolvers is the one thing Node 20 lacks.
+if (typeof Promise.withResolvers !== "function") {
+  Promise.withResolvers = function () {
+    let resolve, reject;
+    const promise = new this((a, b) => {
+      resolve = a;
+      reject = b;
+    });
+    return { promise, resolve, reject };
+  };
+}
+
+// A closed QUIC connection can reject a promise nobody awaits inside the transport ("closed by
+// peer: 0" after close()); that is not a failure of the figure being measured.
+let stray = 0;
+let stage = "start";
+process.on("unhandledRejection", () => void stray++);
+
+const { createLibp2p } = await import("libp2p");
+const { quic } = await import("@chainsafe/libp2p-quic");
+const { multiaddr } = await import("@multiformats/multiaddr");
+
+const ECHO = "/atlas-bench/echo/1.0.0";
+const REQ = "/atlas-bench/req/1.0.0";
+const ACK_BYTES = 64;
+
+const bytesOf = (chunk) => (chunk instanceof Uint8Array ? chunk : chunk.subarray());
+
+/** Reads exact-length messages off a stream's 'message' events. */
+function reader(stream) {
+  let buf = new Uint8Array(0);
+  let want = null;
+  stream.addEventListener("message", (evt) => {
+    const b = bytesOf(evt.data);
+    const next = new Uint8Array(buf.length + b.length);
+    next.set(buf);
+    next.set(b, buf.length);
+    buf = next;
+    if (want && buf.length >= want.n) {
+      const w = want;
+      want = null;
+      const out = buf.subarray(0, w.n);
+      buf = buf.subarray(w.n);
+      w.resolve(out);
+    }
+  });
+  return (n) =>
+    new Promise((resolve) => {
+      if (buf.length >= n) {
+        const out = buf.subarray(0, n);
+        buf = buf.subarray(n);
+        resolve(out);
+      } else want = { n, resolve };
+    });
+}
+
+async function node(listen) {
+  return await createLibp2p({
+    addresses: { listen: listen ? ["/ip4/127.0.0.1/udp/0/quic-v1"] : [] },
+    transports: [quic()],
+    connectionManager: { maxConnections: 10_000 },
+  });
+}
+
+async function server() {
+  const n = await node(true);
+  await n.handle(ECHO, async (stream) => {
+    stream.addEventListener("message", (evt) => stream.send(evt.data));
+    await new Promise((r) => stream.addEventListener("close", r));
+  });
+  const ack = new Uint8Array(4 + ACK_BYTES);
+  new DataView(ack.buffer).setUint32(0, ACK_BYTES);
+  await n.handle(REQ, async (stream) => {
+    const read = reader(stream);
+    for (;;) {
+      const head = await read(4);
+      const len = new DataView(head.buffer, head.byteOffset, 4).getUint32(0);
+      await read(len);
+      stream.send(ack);
+    }
+  });
+  const addr = n.getMultiaddrs().find((a) => a.toString().includes("/quic-v1"));
+  process.stdout.write(JSON.stringify({ addr: addr.toString() }) + "\n");
+  process.stdin.resume();
+  process.stdin.on("end", async () => {
+    await n.stop();
+    process.exit(0);
+  });
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.floor((s.length - 1) / 2)] : NaN;
+};
+
+async function client(addrText, params) {
+  const p = {
+    connect: 50,
+    connectWarmup: 5,
+    ping: 2000,
+    pingWarmup: 200,
+    reqSeq: 2000,
+    reqPar: 4000,
+    inFlight: 8,
+    ...params,
+  };
+  const ma = multiaddr(addrText);
+  const n = await node(false);
+  const out = {};
+  stage = "dial";
+  // dial: a new authenticated QUIC connection each time
+  const dial = [];
+  for (let i = 0; i < p.connectWarmup + p.connect; i++) {
+    const t0 = performance.now();
+    const c = await n.dial(ma);
+    const t = performance.now() - t0;
+    await c.close();
+    if (i >= p.connectWarmup) dial.push(t);
+  }
+  out.connect = { median: median(dial), n: dial.length };
+  stage = "round trip";
+  // The server tears down the closed connections to our peer ID a while after: a connection
+  // dialled before that can be closed with them ("closed by peer: 0"). Let it settle.
+  await new Promise((r) => setTimeout(r, 1500));
+  // round trip: 32-byte echo on one stream
+  const conn = await n.dial(ma);
+  const echo = await conn.newStream(ECHO);
+  const readEcho = reader(echo);
+  const ping = new Uint8Array(32);
+  const rtt = [];
+  for (let i = 0; i < p.pingWarmup + p.ping; i++) {
+    const t0 = performance.now();
+    echo.send(ping);
+    await readEcho(32);
+    if (i >= p.pingWarmup) rtt.push(performance.now() - t0);
+  }
+  out.rtt = { median: median(rtt), n: rtt.length };
+  stage = "requests";
+  // requests: 1 KiB → 64 bytes, one reused stream per worker
+  const req = new Uint8Array(4 + 1024);
+  new DataView(req.buffer).setUint32(0, 1024);
+  const worker = async () => {
+    const s = await conn.newStream(REQ);
+    const read = reader(s);
+    return async () => {
+      s.send(req);
+      await read(4 + ACK_BYTES);
+    };
+  };
+  const run = async (total, inFlight) => {
+    const ws = await Promise.all(Array.from({ length: inFlight }, worker));
+    for (const w of ws) for (let i = 0; i < 20; i++) await w(); // warm-up
+    let left = total;
+    const t0 = performance.now();
+    await Promise.all(ws.map(async (w) => {
+      while (left-- > 0) await w();
+    }));
+    return total / ((performance.now() - t0) / 1000);
+  };
+  out.reqSeq = { perSecond: await run(p.reqSeq, 1), n: p.reqSeq };
+  out.reqPar = { perSecond: await run(p.reqPar, p.inFlight), n: p.reqPar, inFlight: p.inFlight };
+  await n.stop();
+  out.strayRejections = stray;
+  process.stdout.write(JSON.stringify(out) + "\n");
+  process.exit(0);
+}
+
+const [mode, addr, params] = process.argv.slice(2);
+if (mode === "server") await server();
+else if (mode === "client") {
+  await client(addr, JSON.parse(params ?? "{}")).catch((e) => {
+    process.stderr.write(`libp2p client failed (${stage}): ${e?.stack ?? e}\n`);
+    process.exit(1);
+  });
+} else {
+  process.stderr.write("usage: libp2p.mjs server | client <multiaddr> [json params]\n");
+  process.exit(2);
+}
