@@ -162,7 +162,7 @@ describe("direct delivery between two nodes", () => {
     },
   );
 
-  test("from/to mismatch → Error 2003 with ref_msg_id; nothing stored", T, async () => {
+  test("a Message whose from or to does not match the session is refused with 2003 and not stored", T, async () => {
     const b = await startNode();
     const a = await startNode({ listen: false, inbox: false });
     const { session } = await sendDirect(a.node, pinned(b), "1");
@@ -200,7 +200,7 @@ describe("direct delivery between two nodes", () => {
     assert.equal(ok.ack.status, "received");
   });
 
-  test("a peer that does not serve messages: ERR_MESSAGE_REJECTED (exit 4)", T, async () => {
+  test("a peer that does not serve messages refuses with ERR_MESSAGE_REJECTED, exit 4", T, async () => {
     const b = await startNode({ inbox: false });
     const a = await startNode({ listen: false, inbox: false });
     await assert.rejects(
@@ -209,7 +209,7 @@ describe("direct delivery between two nodes", () => {
     );
   });
 
-  test("no MessageAck within transport.request_timeout → ERR_TIMEOUT (exit 5)", T, async () => {
+  test("no MessageAck within transport.request_timeout is ERR_TIMEOUT, exit 5", T, async () => {
     const b = await startNode({ inbox: false });
     b.node.handle("Message", () => new Promise(() => {})); // never answers
     const a = await startNode({ listen: false, inbox: false, configure: (c) => (c.transport.request_timeout = 0.5) });
@@ -219,7 +219,7 @@ describe("direct delivery between two nodes", () => {
     );
   });
 
-  test("an unreachable target → ERR_UNREACHABLE (exit 3)", T, async () => {
+  test("an unreachable target is ERR_UNREACHABLE, exit 3", T, async () => {
     const a = await startNode({ listen: false, inbox: false, configure: (c) => (c.transport.dial_timeout = 0.5) });
     await assert.rejects(
       sendDirect(a.node, `127.0.0.1:${await freePort()}`, "{}"),
@@ -227,7 +227,7 @@ describe("direct delivery between two nodes", () => {
     );
   });
 
-  test("inbox.max_per_peer: the sender's oldest messages are pruned; other senders untouched", T, async () => {
+  test("past inbox.max_per_peer a sender's oldest messages are pruned and other senders' kept", T, async () => {
     const b = await startNode({ configure: (c) => (c.inbox.max_per_peer = 3) });
     const a = await startNode({ listen: false, inbox: false });
     const c = await startNode({ listen: false, inbox: false });
@@ -239,7 +239,7 @@ describe("direct delivery between two nodes", () => {
     assert.equal((await b.store.inbox.list({ from: c.identity.nodeId })).length, 1);
   });
 
-  test("pruneInbox: retention_days and max_per_peer", T, async () => {
+  test("pruneInbox removes messages older than retention_days and beyond max_per_peer", T, async () => {
     const store = await newStore();
     const cfg = testConfig((c) => {
       c.inbox.retention_days = 30;
@@ -285,7 +285,7 @@ describe("outbox worker", () => {
     return id;
   }
 
-  test("queued while the target is down: delivered exactly once after it starts (attempts > 1)", T, async () => {
+  test("a message queued while the target is down is delivered exactly once after it starts", T, async () => {
     const port = await freePort();
     const bId = identityFromSeed(generateSeed());
     const a = await startNode({ listen: false, inbox: false, configure: fast });
@@ -314,7 +314,7 @@ describe("outbox worker", () => {
     ]);
   });
 
-  test("many messages to a few targets: each delivered exactly once, in order per target", T, async () => {
+  test("many messages to a few targets are each delivered exactly once, in order per target", T, async () => {
     const b = await startNode();
     const c = await startNode();
     const a = await startNode({ listen: false, inbox: false, configure: fast });
@@ -386,7 +386,7 @@ describe("outbox worker", () => {
     },
   );
 
-  test("a peer that bans the sender: 'failed' once, no more retries", T, async () => {
+  test("a message to a peer that bans the sender fails once and is not retried", T, async () => {
     const b = await startNode();
     const a = await startNode({ listen: false, inbox: false, configure: fast });
     await b.store.peers.setBan(a.identity.nodeId, now() + 600);
@@ -405,7 +405,7 @@ describe("outbox worker", () => {
     assert.equal((await b.store.inbox.list()).length, 0);
   });
 
-  test("ttl: a message that cannot be delivered in time ends 'expired'", T, async () => {
+  test("a message that cannot be delivered within its ttl ends expired", T, async () => {
     const a = await startNode({ listen: false, inbox: false, configure: fast });
     const dead = `${identityFromSeed(generateSeed()).nodeId}@127.0.0.1:${await freePort()}`;
     const id = await queue(a.store, dead, "{}", 2);
@@ -432,7 +432,7 @@ describe("outbox worker", () => {
     assert.equal(await a.store.outbox.count(), 0);
   });
 
-  test("crash recovery: a row left 'delivering' is re-queued at start and delivered", T, async () => {
+  test("a row left delivering by a crash is queued again at start and delivered", T, async () => {
     const b = await startNode();
     const a = await startNode({ listen: false, inbox: false, configure: fast });
     const id = await queue(a.store, pinned(b), "[]");

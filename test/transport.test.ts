@@ -215,7 +215,7 @@ function assertAtlasError(e: unknown, code: AtlasError["code"]): void {
 // ---------------------------------------------------------------------------------------------
 
 describe("connections and streams", () => {
-  test("connect: mutual TLS, each side sees the other's certificate", { timeout: 15_000 }, async () => {
+  test("a connection is mutual TLS: each side sees the other's certificate", { timeout: 15_000 }, async () => {
     const p = await pair();
     try {
       assert.ok(p.cconn.isConnected && p.sconn.isConnected);
@@ -278,38 +278,42 @@ describe("connections and streams", () => {
     }
   });
 
-  test("read deadline: a silent stream rejects with ERR_TIMEOUT, and stays usable", { timeout: 15_000 }, async () => {
-    const accepted = deferred<{ stream: QuicStream; first: Promise<Uint8Array | null> }>();
-    const p = await pair({}, {}, (stream) => accepted.resolve({ stream, first: stream.read(5000) }));
-    try {
-      const s = p.cconn.openStream();
-      await s.write(Buffer.from("x"));
-      const got = await within(accepted.promise, 5000);
-      assert.ok(got, "server saw the stream");
-      const serverStream = got.stream;
-      assert.equal(Buffer.from((await got.first) ?? []).toString(), "x");
+  test(
+    "a read from a silent stream times out with ERR_TIMEOUT and the stream stays usable",
+    { timeout: 15_000 },
+    async () => {
+      const accepted = deferred<{ stream: QuicStream; first: Promise<Uint8Array | null> }>();
+      const p = await pair({}, {}, (stream) => accepted.resolve({ stream, first: stream.read(5000) }));
+      try {
+        const s = p.cconn.openStream();
+        await s.write(Buffer.from("x"));
+        const got = await within(accepted.promise, 5000);
+        assert.ok(got, "server saw the stream");
+        const serverStream = got.stream;
+        assert.equal(Buffer.from((await got.first) ?? []).toString(), "x");
 
-      // client side: the server never answers
-      let t0 = performance.now();
-      await assert.rejects(s.read(100), (e) => (assertAtlasError(e, "ERR_TIMEOUT"), true));
-      let ms = performance.now() - t0;
-      assert.ok(ms >= 95 && ms < 500, `client read deadline fired after ${ms.toFixed(0)} ms`);
+        // client side: the server never answers
+        let t0 = performance.now();
+        await assert.rejects(s.read(100), (e) => (assertAtlasError(e, "ERR_TIMEOUT"), true));
+        let ms = performance.now() - t0;
+        assert.ok(ms >= 95 && ms < 500, `client read deadline fired after ${ms.toFixed(0)} ms`);
 
-      // server side: the client sends nothing more
-      t0 = performance.now();
-      await assert.rejects(serverStream.read(100), (e) => (assertAtlasError(e, "ERR_TIMEOUT"), true));
-      ms = performance.now() - t0;
-      assert.ok(ms >= 95 && ms < 500, `server read deadline fired after ${ms.toFixed(0)} ms`);
+        // server side: the client sends nothing more
+        t0 = performance.now();
+        await assert.rejects(serverStream.read(100), (e) => (assertAtlasError(e, "ERR_TIMEOUT"), true));
+        ms = performance.now() - t0;
+        assert.ok(ms >= 95 && ms < 500, `server read deadline fired after ${ms.toFixed(0)} ms`);
 
-      // a timed-out read does not break the stream
-      const late = s.read(2000);
-      await serverStream.end(Buffer.from("late"));
-      assert.equal(Buffer.from((await late) ?? []).toString(), "late");
-      assert.equal(await s.read(2000), null);
-    } finally {
-      await p.close();
-    }
-  });
+        // a timed-out read does not break the stream
+        const late = s.read(2000);
+        await serverStream.end(Buffer.from("late"));
+        assert.equal(Buffer.from((await late) ?? []).toString(), "late");
+        assert.equal(await s.read(2000), null);
+      } finally {
+        await p.close();
+      }
+    },
+  );
 
   test(
     "read deadline on a stream we opened but have not written to yet",
@@ -328,7 +332,7 @@ describe("connections and streams", () => {
     },
   );
 
-  test("write backpressure: 8 MiB to a peer that does not read stays pending, resolves once it reads", {
+  test("an 8 MiB write to a peer that does not read stays pending and resolves once it reads", {
     timeout: 30_000,
   }, async () => {
     const opts = transportOptions(defaultConfig());
@@ -578,7 +582,7 @@ describe("connections and streams", () => {
 });
 
 describe("timers", () => {
-  test("idle timeout: an idle connection closes with timedOut", { timeout: 15_000 }, async () => {
+  test("an idle connection closes with timedOut", { timeout: 15_000 }, async () => {
     const o = { idleTimeoutMs: 1000, keepAliveIntervalMs: 60_000 };
     const p = await pair(o, o);
     try {
@@ -918,7 +922,7 @@ describe("admission", () => {
     }
   });
 
-  test("handshake limit: unverified connections beyond handshake_limit are refused", { timeout: 20_000 }, async () => {
+  test("unverified connections beyond handshake_limit are refused", { timeout: 20_000 }, async () => {
     const server = await node({ handshakeLimit: 1 }, echo);
     const client = await node();
     try {
@@ -942,7 +946,7 @@ describe("admission", () => {
 });
 
 describe("datagrams", () => {
-  test("QUIC DATAGRAM frames both ways; max size with 1350-byte packets", { timeout: 15_000 }, async (t) => {
+  test("QUIC DATAGRAM frames go both ways, up to the size 1350-byte packets allow", { timeout: 15_000 }, async (t) => {
     const p = await pair();
     try {
       const atServer: Buffer[] = [];
