@@ -15,7 +15,7 @@ import { AtlasNode } from "../src/net/node.ts";
 import { dialViaRelay } from "../src/relay/dial.ts";
 import { relayLinks } from "../src/relay/pipe.ts";
 import { silentLogger } from "../src/util/log.ts";
-import { addrOf, createTestnet } from "./helpers/testnet.ts";
+import { addrOf, answerMessages, createTestnet } from "./helpers/testnet.ts";
 import { pause, waitFor } from "./helpers/wait.ts";
 
 const net = createTestnet({ prefix: "atlas-punch-", configure: (c) => (c.transport.dial_timeout = 2) });
@@ -37,11 +37,7 @@ async function relayWithTarget(punching: boolean) {
     configure: (c) => Object.values(c.rate_limit).forEach((tier) => (tier.per_second = tier.per_minute = 1000)),
   });
   const targetPunch = punching ? holePunch(target) : null;
-  target.handle(
-    "Message",
-    (_s, req) =>
-      Promise.resolve(req.type === "Message" ? { type: "MessageAck", msg_id: req.id, status: "received" } : null),
-  );
+  answerMessages(target);
   return { relay, server, relayAddr, target, targetPunch };
 }
 

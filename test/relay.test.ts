@@ -17,7 +17,7 @@ import type { Session } from "../src/net/session.ts";
 import { dialViaRelay, relayErrorToAtlas } from "../src/relay/dial.ts";
 import { relayLinks, RelayPipe } from "../src/relay/pipe.ts";
 import { relaySession, resolveRelay } from "../src/relay/session.ts";
-import { createTestnet } from "./helpers/testnet.ts";
+import { answerMessages, createTestnet } from "./helpers/testnet.ts";
 import { waitFor } from "./helpers/wait.ts";
 import { VIRTUAL_REMOTE } from "../src/transport/endpoint.ts";
 import type { QuicStream } from "../src/transport/stream.ts";
@@ -34,11 +34,7 @@ const relayNode = (configure?: (c: Config) => void) => net.relay({ configure });
 /** A target registered with the relay (presence running), answering Messages with MessageAck. */
 async function target(relayAddr: string, configure?: (c: Config) => void) {
   const t = await net.relayed(relayAddr, { configure });
-  t.node.handle(
-    "Message",
-    (_s, req) =>
-      Promise.resolve(req.type === "Message" ? { type: "MessageAck", msg_id: req.id, status: "received" } : null),
-  );
+  answerMessages(t.node);
   return t;
 }
 

@@ -16,7 +16,7 @@ import { dialViaRelay } from "../src/relay/dial.ts";
 import { isTcpLeg } from "../src/transport/tcp-leg.ts";
 import { RelayPresence } from "../src/relay/presence.ts";
 import { silentLogger } from "../src/util/log.ts";
-import { createTestnet } from "./helpers/testnet.ts";
+import { answerMessages, createTestnet } from "./helpers/testnet.ts";
 import { UdpForwarder } from "./helpers/udp-forwarder.ts";
 import { waitFor } from "./helpers/wait.ts";
 
@@ -34,11 +34,7 @@ async function relayWithTcp(configure?: (c: Config) => void) {
 /** A target answering Messages, registered with `relay` (its presence running). */
 async function target(relay: string, configure?: (c: Config) => void) {
   const t = await net.relayed(relay, { configure });
-  t.node.handle(
-    "Message",
-    (_s, req) =>
-      Promise.resolve(req.type === "Message" ? { type: "MessageAck", msg_id: req.id, status: "received" } : null),
-  );
+  answerMessages(t.node);
   return t;
 }
 

@@ -190,13 +190,6 @@ export class QuicEndpoint implements PacketSink {
    * relay already authenticated the dialler). `label` is what the connection reports as `remote`.
    */
   openVirtual(role: "client" | "server", sink: PacketSink, label: SockAddr): QuicConnection {
-    if (this.closing) throw new AtlasError("ERR_CLOSED", "endpoint is closing");
-    if (this.live.size >= this.opts.maxConnections) {
-      throw new AtlasError(
-        "ERR_IO",
-        `connection limit reached (transport.max_connections = ${this.opts.maxConnections})`,
-      );
-    }
     if (!this.pipeConfig) {
       this.pipeConfig = makeQuicheConfig(this.opts.tls, {
         ...this.opts,
@@ -208,22 +201,7 @@ export class QuicEndpoint implements PacketSink {
       // stalls); Reno stayed at 0.94–0.96 of the cap in every run (bench/RESULTS.md, relay phase).
       this.pipeConfig.setCcAlgorithmName("reno");
     }
-    const scid = new Uint8Array(randomBytes(CID_LEN));
-    const native = role === "client"
-      ? quiche.Connection.connect(null, scid, VIRTUAL_LOCAL, VIRTUAL_REMOTE, this.pipeConfig)
-      : quiche.Connection.accept(scid, null, VIRTUAL_LOCAL, VIRTUAL_REMOTE, this.pipeConfig);
-    const c = new QuicConnection(native, {
-      isClient: role === "client",
-      remote: label,
-      scid,
-      sink,
-      maxPacket: VIRTUAL_PACKET_SIZE,
-      budget: this.newBudget(),
-    });
-    this.live.add(c);
-    c.onGone = () => this.live.delete(c);
-    if (role === "client") c.markDirty();
-    return c;
+    return this.openOffSocket(role, this.pipeConfig, sink, label, VIRTUAL_PACKET_SIZE);
   }
 
   private tunnelConfig: QuicheConfig | null = null;
@@ -235,6 +213,27 @@ export class QuicEndpoint implements PacketSink {
    * connection-ID map. No Retry: the TCP handshake already proved the address.
    */
   openTunnel(role: "client" | "server", sink: PacketSink, label: SockAddr): QuicConnection {
+    if (!this.tunnelConfig) {
+      this.tunnelConfig = makeQuicheConfig(this.opts.tls, { ...this.opts, maxDatagramSize: this.tunnelPacket });
+      // Reno, as on relay pipes: the TCP leg drops frames at a bounded send buffer, a tail-drop
+      // queue much like a policer (docs/decisions.md, "The relay over TLS on TCP").
+      this.tunnelConfig.setCcAlgorithmName("reno");
+    }
+    return this.openOffSocket(role, this.tunnelConfig, sink, label, this.tunnelPacket);
+  }
+
+  /**
+   * A connection whose packets go to `sink` instead of this socket (relay pipes, TCP legs): it
+   * counts against transport.max_connections and the read budget like any other, and stays out
+   * of the connection-ID map. The client side sends its first flight at once.
+   */
+  private openOffSocket(
+    role: "client" | "server",
+    config: QuicheConfig,
+    sink: PacketSink,
+    label: SockAddr,
+    maxPacket: number,
+  ): QuicConnection {
     if (this.closing) throw new AtlasError("ERR_CLOSED", "endpoint is closing");
     if (this.live.size >= this.opts.maxConnections) {
       throw new AtlasError(
@@ -242,22 +241,16 @@ export class QuicEndpoint implements PacketSink {
         `connection limit reached (transport.max_connections = ${this.opts.maxConnections})`,
       );
     }
-    if (!this.tunnelConfig) {
-      this.tunnelConfig = makeQuicheConfig(this.opts.tls, { ...this.opts, maxDatagramSize: this.tunnelPacket });
-      // Reno, as on relay pipes: the TCP leg drops frames at a bounded send buffer, a tail-drop
-      // queue much like a policer (docs/decisions.md, "The relay over TLS on TCP").
-      this.tunnelConfig.setCcAlgorithmName("reno");
-    }
     const scid = new Uint8Array(randomBytes(CID_LEN));
     const native = role === "client"
-      ? quiche.Connection.connect(null, scid, VIRTUAL_LOCAL, VIRTUAL_REMOTE, this.tunnelConfig)
-      : quiche.Connection.accept(scid, null, VIRTUAL_LOCAL, VIRTUAL_REMOTE, this.tunnelConfig);
+      ? quiche.Connection.connect(null, scid, VIRTUAL_LOCAL, VIRTUAL_REMOTE, config)
+      : quiche.Connection.accept(scid, null, VIRTUAL_LOCAL, VIRTUAL_REMOTE, config);
     const c = new QuicConnection(native, {
       isClient: role === "client",
       remote: label,
       scid,
       sink,
-      maxPacket: this.tunnelPacket,
+      maxPacket,
       budget: this.newBudget(),
     });
     this.live.add(c);
