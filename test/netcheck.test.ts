@@ -173,6 +173,16 @@ describe("netcheck on loopback", { timeout: 60_000 }, () => {
     assert.match(r.stdout, /\nRelays {4}: none configured\nBootstrap : none configured\n/);
   });
 
+  test("a malformed --relay is a usage error: one line, exit 2, nothing probed", async () => {
+    const r = await runAtlas(["netcheck", "--relay", "garbage"], { home });
+    assert.equal(r.code, 2);
+    assert.equal(r.stdout, "");
+    assert.equal(
+      r.stderr,
+      "error: 'network.relays' entries must be host:port or atlas_<node ID>@host:port, optionally after tcp://, got 'garbage'\n",
+    );
+  });
+
   test("nothing configured exits 3 saying so", async () => {
     const h = (await initHome("empty")).home;
     await writeFile(join(h, "state", "config.toml"), `[stun]\nservers = []\n${NO_HUB}`);

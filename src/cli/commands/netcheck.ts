@@ -22,10 +22,11 @@ export function registerNetcheck(program: AnyCommand, ctxOf: CtxOf): AnyCommand 
     )
     .action(async (o, cmd) => {
       const ctx = ctxOf(cmd);
-      const config = await ctx.config();
-      const merge = (a: readonly string[], b: readonly string[]) => [
-        ...new Set([...a, ...b].map((s) => s.trim()).filter((s) => s !== "")),
-      ];
+      // The flags add to the config's lists through the loader, which checks each entry as it
+      // checks the file's (one line, exit 2 for a malformed one), as `atlas daemon --relay` does.
+      const config = await ctx.config({
+        lists: { "stun.servers": o.stun, "network.relays": o.relay, "network.bootstrap": o.bootstrap },
+      });
       const { startNode } = await import("../../daemon/start-node.ts");
       const { netcheck } = await import("../../netcheck/netcheck.ts");
       const { hubUrlFor } = await import("../../operator/hub.ts");
@@ -33,9 +34,9 @@ export function registerNetcheck(program: AnyCommand, ctxOf: CtxOf): AnyCommand 
       let r: NetcheckReport;
       try {
         r = await netcheck(node, {
-          stun: merge(config.stun.servers, o.stun),
-          relays: merge(config.network.relays, o.relay),
-          bootstrap: merge(config.network.bootstrap, o.bootstrap),
+          stun: config.stun.servers,
+          relays: config.network.relays,
+          bootstrap: config.network.bootstrap,
           hub: config.farcaster.verify === "hub" ? hubUrlFor(config.farcaster.hub_url) : null,
         });
       } finally {
