@@ -15,6 +15,7 @@ import { tmpdir, userInfo } from "node:os";
 import { join, resolve } from "node:path";
 import { DEVNET_POLL_MS, DEVNET_READY_MS, DEVNET_STOP_MS } from "../config/durations.ts";
 import { homePaths } from "../config/paths.ts";
+import { isProcessAlive } from "../daemon/pidfile.ts";
 import { AtlasError } from "../errors.ts";
 import { sleep } from "../util/time.ts";
 
@@ -74,15 +75,6 @@ export async function readDevnet(dir: string): Promise<DevnetState | null> {
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
 /** Wait for `probe` to give a value (not undefined), polling; ERR_TIMEOUT after `deadline` (ms since epoch). */
 async function until<T>(
   what: string | (() => string),
@@ -135,7 +127,7 @@ async function startNode(
       const text = await readFile(log, "utf8");
       const line = text.split("\n").find((l) => l.startsWith('{"event":"listening"'));
       if (line) return JSON.parse(line) as { address: string; node_id: string };
-      if (!alive(pid)) {
+      if (!isProcessAlive(pid)) {
         const last = text.trim().split("\n").at(-1) ?? "";
         throw new AtlasError("ERR_IO", `devnet: ${name} exited while starting: ${last}`);
       }
@@ -165,7 +157,7 @@ export async function devnetUp(o: { dir: string; nodes: number; metrics?: boolea
   }
   const dir = resolve(o.dir);
   const old = await readDevnet(dir);
-  if (old && old.nodes.some((n) => alive(n.pid))) {
+  if (old && old.nodes.some((n) => isProcessAlive(n.pid))) {
     throw new AtlasError(
       "ERR_USAGE",
       `a devnet is already running in ${dir}: stop it with \`atlas devnet down --dir ${dir}\``,
@@ -257,16 +249,16 @@ async function waitRegistered(state: DevnetState, deadline: number): Promise<voi
 
 /** SIGTERM every node still running, wait for them to exit; SIGKILL whoever outlives DEVNET_STOP_MS. */
 async function stopAll(nodes: DevnetNode[]): Promise<{ stopped: number; killed: number }> {
-  const running = nodes.filter((n) => alive(n.pid));
+  const running = nodes.filter((n) => isProcessAlive(n.pid));
   for (const n of running) {
     try {
       process.kill(n.pid, "SIGTERM");
     } catch { /* gone already */ }
   }
   const deadline = Date.now() + DEVNET_STOP_MS;
-  while (running.some((n) => alive(n.pid)) && Date.now() < deadline) await sleep(DEVNET_POLL_MS);
+  while (running.some((n) => isProcessAlive(n.pid)) && Date.now() < deadline) await sleep(DEVNET_POLL_MS);
   let killed = 0;
-  for (const n of running.filter((x) => alive(x.pid))) {
+  for (const n of running.filter((x) => isProcessAlive(x.pid))) {
     try {
       process.kill(n.pid, "SIGKILL");
       killed++;
