@@ -349,11 +349,27 @@ export class QuicConnection {
     }
   }
 
-  /** @returns true when data went to a reader or a new stream's handler. */
+  /**
+   * Hands what arrived to the streams' readers and new streams to `onStream`.
+   * quiche's `readable()` iterator costs ~10 µs per call through the binding (a napi generator;
+   * `isReadable()` and `streamReadable(id)` cost ~0.1 µs, bench/RESULTS.md "Issue 17 levers"), so
+   * the known streams are asked one by one first, and the full list is only walked when quiche
+   * still has readable streams after that: new streams, resets, or data nobody is waiting for.
+   * @returns true when data went to a reader or a new stream's handler.
+   */
   private dispatchReadable(): boolean {
+    const n = this.native;
+    if (!n.isReadable()) return false;
     let handedOff = false;
+    const turn = ++this.readTurn;
+    for (const s of this.streams.values()) {
+      if (!n.streamReadable(s.id)) continue;
+      s.readTurn = turn;
+      if (s.onReadable()) handedOff = true;
+    }
+    if (!n.isReadable()) return handedOff;
     let fresh: number[] | null = null;
-    for (const id of this.native.readable()) {
+    for (const id of n.readable()) {
       const s = this.streams.get(id);
       if (!s) {
         const peerInitiated = (id & 1) === (this.isClient ? 1 : 0);
@@ -361,7 +377,7 @@ export class QuicConnection {
         (fresh ??= []).push(id);
         continue;
       }
-      if (s.onReadable()) handedOff = true;
+      if (s.readTurn !== turn && s.onReadable()) handedOff = true;
     }
     if (fresh) {
       // quiche lists readable streams in no particular order: new ones go to the handler in the
@@ -377,6 +393,9 @@ export class QuicConnection {
     }
     return handedOff;
   }
+
+  /** Counts dispatch turns, so a stream offered its data in the fast pass is not offered twice. */
+  private readTurn = 0;
 
   /**
    * Hands each received DATAGRAM to `onDatagram`, or drops it when nobody listens: left in quiche's

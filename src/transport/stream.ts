@@ -23,6 +23,8 @@ interface PendingWrite {
 export class QuicStream {
   readonly id: number;
   readonly conn: QuicConnection;
+  /** @internal the connection's dispatch turn in which this stream was last offered its data. */
+  readTurn = 0;
   private waiter: {
     resolve: (v: Uint8Array | null) => void;
     reject: (e: Error) => void;
