@@ -114,6 +114,7 @@ export class QuicConnection {
     this.sink = opts.sink;
     this.budget = opts.budget ?? ConnBudget.unlimited();
     this.nextStreamId = opts.isClient ? 0 : 1;
+    this.nextPeerStream = opts.isClient ? 1 : 0;
     this.sendBuf = new Uint8Array(Math.max(opts.maxPacket, 1500));
     this.established = new Promise((res, rej) => {
       this.resolveEstablished = res;
@@ -353,8 +354,10 @@ export class QuicConnection {
    * Hands what arrived to the streams' readers and new streams to `onStream`.
    * quiche's `readable()` iterator costs ~10 µs per call through the binding (a napi generator;
    * `isReadable()` and `streamReadable(id)` cost ~0.1 µs, bench/RESULTS.md "Issue 17 levers"), so
-   * the known streams are asked one by one first, and the full list is only walked when quiche
-   * still has readable streams after that: new streams, resets, or data nobody is waiting for.
+   * the known streams are asked one by one, then the peer's next stream IDs in order (a peer
+   * opens its streams in ID order, so a new request is almost always the next one), and the full
+   * list is only walked when quiche may still hold a readable stream we do not know. (For a known
+   * stream `streamReadable` and the list agree, resets included: both are quiche's is_readable.)
    * @returns true when data went to a reader or a new stream's handler.
    */
   private dispatchReadable(): boolean {
@@ -362,12 +365,22 @@ export class QuicConnection {
     if (!n.isReadable()) return false;
     let handedOff = false;
     const turn = ++this.readTurn;
+    let unread = 0;
     for (const s of this.streams.values()) {
       if (!n.streamReadable(s.id)) continue;
       s.readTurn = turn;
       if (s.onReadable()) handedOff = true;
+      else unread++;
     }
-    if (!n.isReadable()) return handedOff;
+    while (n.streamReadable(this.nextPeerStream)) {
+      this.acceptStream(this.nextPeerStream);
+      handedOff = true; // the handler reads when it wants
+    }
+    // Still readable: streams whose readers are busy (left unread above), or a stream we do not
+    // know (opened out of order, or past an ID the peer skipped). Walk when nothing was left
+    // unread, else every 16th turn: a stream opened out of order is found by the loop above as
+    // soon as its predecessor's retransmission arrives, so the walk is only the backstop.
+    if (!n.isReadable() || (unread > 0 && turn % 16 !== 0)) return handedOff;
     let fresh: number[] | null = null;
     for (const id of n.readable()) {
       const s = this.streams.get(id);
@@ -383,16 +396,23 @@ export class QuicConnection {
       // quiche lists readable streams in no particular order: new ones go to the handler in the
       // order the peer opened them (docs/transport.md, "Stream order").
       if (fresh.length > 1) fresh.sort((a, b) => a - b);
-      for (const id of fresh) {
-        const s = new QuicStream(this, id);
-        this.streams.set(id, s);
-        if (this.onStream) this.onStream(s);
-        else s.abort(0);
-      }
-      handedOff = true; // the handler reads when it wants
+      for (const id of fresh) this.acceptStream(id);
+      handedOff = true;
     }
     return handedOff;
   }
+
+  /** A stream the peer opened: tracked, then handed to `onStream` (refused when nobody listens). */
+  private acceptStream(id: number): void {
+    if (id >= this.nextPeerStream) this.nextPeerStream = id + 4;
+    const s = new QuicStream(this, id);
+    this.streams.set(id, s);
+    if (this.onStream) this.onStream(s);
+    else s.abort(0);
+  }
+
+  /** The lowest bidirectional stream ID the peer has not opened yet (client 0, 4, …; server 1, 5, …). */
+  private nextPeerStream: number;
 
   /** Counts dispatch turns, so a stream offered its data in the fast pass is not offered twice. */
   private readTurn = 0;
