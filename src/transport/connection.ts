@@ -500,7 +500,8 @@ export class QuicConnection {
 
 /**
  * The QUIC packets of one datagram (RFC 9000 §12.2): long-header packets carry a Length field;
- * a short-header packet, a Retry or anything unparsable runs to the end of the datagram.
+ * a short-header packet, a Retry or anything unparsable runs to the end of the datagram, and so
+ * does trailing padding (it stays with the packet before it). Every byte is in exactly one part.
  */
 export function splitCoalesced(d: Uint8Array): Uint8Array[] {
   if ((d[0]! & 0x80) === 0) return [d];
@@ -513,10 +514,18 @@ export function splitCoalesced(d: Uint8Array): Uint8Array[] {
       break;
     }
     out.push(d.subarray(off, end));
+    const start = off;
     off = end;
     if (off >= d.length) break;
     const next = d[off]!;
-    if ((next & 0x40) === 0) break; // no fixed bit: padding after an Initial, not a packet
+    if ((next & 0x40) === 0) {
+      // No fixed bit: padding after the last packet (a client pads its Initial datagrams to 1200
+      // bytes). It stays with that packet: quiche counts the bytes it is given towards the 3×
+      // anti-amplification allowance, and a server counting 270 of a 1200-byte Initial had to stop
+      // its first flight at 810 bytes and wait a round trip for the client's next datagram.
+      out[out.length - 1] = d.subarray(start, d.length);
+      break;
+    }
     if ((next & 0x80) === 0) {
       out.push(d.subarray(off));
       break;
