@@ -424,7 +424,7 @@ describe("sessions", () => {
     });
   });
 
-  test("session bookkeeping is written behind: one batch per turn, all of it there after close", async () => {
+  test("session bookkeeping is written behind: writes within the linger are one batch, all of it there after close", async () => {
     const path = dbPath();
     const peers = Array.from({ length: 20 }, (_, i) => id(0x100 + i));
     await withStore(async (s) => {
@@ -452,6 +452,18 @@ describe("sessions", () => {
       }
       assert.equal((await s.peers.get(peers[0]!))?.last_seen, 200, "the close's peer update landed too");
     }, path);
+  });
+
+  test("session opens a few turns apart, within the linger, are committed as one batch", async () => {
+    await withStore(async (s) => {
+      const before = s.sessionBatches;
+      const open = (n: number) =>
+        s.recordSessionOpen({ node_id: id(n), last_seen: 100 }, { ...base, node_id: id(n), connected_at: 100 }, 100);
+      const first = open(0x200);
+      for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
+      await Promise.all([first, open(0x201)]);
+      assert.equal(s.sessionBatches, before + 1);
+    });
   });
 
   test("session rows go through a second connection without fsync; the main one stays FULL", async () => {

@@ -132,6 +132,14 @@ export const STUN_INITIAL_RTO_MS = 100;
 export const BUSY_TIMEOUT_MS = 5_000;
 
 /**
+ * How long session bookkeeping rows (peer merge + session open/close) wait to be committed
+ * together (src/store/batch-writer.ts). libSQL runs statements synchronously on the event loop:
+ * committed at once, each handshake's rows held the loop ~0.5 ms while the next handshake's
+ * packets waited; gathered for 25 ms, a burst of handshakes pays for one commit, after them.
+ */
+export const SESSION_ROWS_LINGER_MS = 25;
+
+/**
  * Deliveries sent at once over a live session (the library's sends) are recorded in batches this
  * often: a commit (fsync) per message would stall the daemon between a send and the reply to it.
  */

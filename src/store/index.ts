@@ -10,6 +10,7 @@ import { clearFailureStatement, PeerStore, type PeerUpdate, upsertStatement } fr
 import { closeStatement, openStatements, type SessionOpen, SessionStore } from "./sessions.ts";
 import { num } from "./db.ts";
 import { AtlasError } from "../errors.ts";
+import { SESSION_ROWS_LINGER_MS } from "../config/durations.ts";
 import { DeliveryStore } from "./deliveries.ts";
 import { InboxStore } from "./inbox.ts";
 import { OutboxStore } from "./outbox.ts";
@@ -54,7 +55,7 @@ export interface Store {
 /** Open (creating the parent directory 0700 and the file 0600 if needed) and migrate. */
 export async function openStore(path: string): Promise<Store> {
   const db = await openDatabase(path);
-  const writer = new BatchWriter(() => SideDb.open(path), { ownsDb: true });
+  const writer = new BatchWriter(() => SideDb.open(path), { ownsDb: true, lingerMs: SESSION_ROWS_LINGER_MS });
   const messages = new BatchWriter(() => Promise.resolve(db), { ownsDb: false });
   return {
     peers: new PeerStore(db),
