@@ -1,5 +1,6 @@
 import { createSocket, type Socket } from "node:dgram";
 import { isIP } from "node:net";
+import { lookup as dnsLookup, type LookupOneOptions } from "node:dns";
 import { randomBytes } from "node:crypto";
 import { ENDPOINT_CLOSE_GRACE_MS, HANDSHAKE_IP_WINDOW_MS } from "../config/durations.ts";
 import { AtlasError } from "../errors.ts";
@@ -22,6 +23,21 @@ const SOCKET_BUFFER = 4 * 1024 * 1024;
 const SEND_BUF_SIZE = 1500;
 const SEND_POOL_MAX = 2048;
 const noop = () => {};
+
+/**
+ * dgram resolves every destination before sending, through dns.lookup and a process.nextTick even
+ * for an IP literal; every address we send to is one, so answer at once (half of dgram's per-send
+ * JS cost, ~1.5–3 µs; bench/RESULTS.md "Issue 17 levers"). A name still goes to dns.lookup.
+ */
+function literalLookup(
+  host: string,
+  family: number | LookupOneOptions,
+  cb: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
+): void {
+  const fam = isIP(host);
+  if (fam !== 0) return cb(null, host, fam);
+  dnsLookup(host, typeof family === "number" ? { family } : family, cb);
+}
 /** Packet size inside a relay pipe: 1200 + 4-byte session prefix fits any agent–relay DATAGRAM (docs/protocol.md#relay). */
 export const VIRTUAL_PACKET_SIZE = 1200;
 /** Made-up path addresses of virtual connections: quiche wants some; nothing is sent to them. */
@@ -100,7 +116,13 @@ export class QuicEndpoint implements PacketSink {
     if (fam === 0) throw new AtlasError("ERR_CONFIG", `network.host must be an IP address, got '${host}'`);
     const tryBind = (type: "udp4" | "udp6", h: string) =>
       new Promise<Socket>((resolve, reject) => {
-        const s = createSocket({ type, ipv6Only: false, recvBufferSize: SOCKET_BUFFER, sendBufferSize: SOCKET_BUFFER });
+        const s = createSocket({
+          type,
+          ipv6Only: false,
+          recvBufferSize: SOCKET_BUFFER,
+          sendBufferSize: SOCKET_BUFFER,
+          lookup: literalLookup,
+        });
         s.once("error", (e) => {
           s.close();
           reject(e);
