@@ -375,6 +375,7 @@ export class QuicConnection {
     while (n.streamReadable(this.nextPeerStream)) {
       this.acceptStream(this.nextPeerStream);
       handedOff = true; // the handler reads when it wants
+      unread++; // and until it has, the stream stays readable
     }
     // Still readable: streams whose readers are busy (left unread above), or a stream we do not
     // know (opened out of order, or past an ID the peer skipped). Walk when nothing was left
