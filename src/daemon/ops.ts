@@ -118,14 +118,14 @@ export async function disconnectOp(
   const all = await liveSessionsFor(node, a.target);
   await Promise.all(all.map((s) => s.disconnect(DISCONNECT_SHUTDOWN, "operator requested disconnect")));
   const id = all[0]?.nodeId ??
-    (parseTarget(a.target).kind === "addr" ? null : await resolvePeerId(node.store, a.target));
+    (parseTarget(a.target).kind === "addr" ? null : await resolvePeerId(node.store, a.target, node.liveNodeIds()));
   return { node_id: id, sessions: all.length };
 }
 
 /** The live sessions a target names: by node ID, or by the remote address they use. */
 async function liveSessionsFor(node: AtlasNode, target: string): Promise<Session[]> {
   const t = parseTarget(target);
-  if (t.kind !== "addr") return node.sessionsWith(await resolvePeerId(node.store, t.text));
+  if (t.kind !== "addr") return node.sessionsWith(await resolvePeerId(node.store, t.text, node.liveNodeIds()));
   const addrs = (await resolveSockAddrs(t.addr)).map(formatAddr);
   const ids = new Set(node.allSessions().filter((s) => addrs.includes(s.remoteAddress)).map((s) => s.nodeId));
   return [...ids].flatMap((id) => node.sessionsWith(id));
@@ -233,7 +233,7 @@ export type BanResult = BanView;
 
 /** Ban by hand (docs/protocol.md#trust-rate-limits-and-bans): stored, live sessions get Disconnect DISCONNECT_BANNED. */
 export async function banOp(node: AtlasNode, a: { target: string; seconds: number }): Promise<BanResult> {
-  const id = await resolvePeerId(node.store, a.target);
+  const id = await resolvePeerId(node.store, a.target, node.liveNodeIds());
   const until = Math.floor(Date.now() / 1000) + a.seconds;
   const live = node.sessionsWith(id).length;
   await node.ban(id, until);
@@ -241,7 +241,7 @@ export async function banOp(node: AtlasNode, a: { target: string; seconds: numbe
 }
 
 export async function unbanOp(node: AtlasNode, a: { target: string }): Promise<BanResult> {
-  const id = await resolvePeerId(node.store, a.target);
+  const id = await resolvePeerId(node.store, a.target, node.liveNodeIds());
   await node.unban(id);
   return { node_id: id, ban_until: null, disconnected: 0 };
 }

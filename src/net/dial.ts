@@ -47,7 +47,7 @@ interface Candidates {
 async function candidatesFor(node: AtlasNode, text: string): Promise<Candidates> {
   const t = parseTarget(text);
   if (t.kind === "addr") return { pinned: false, addrs: notSelf(node, await resolveSockAddrs(t.addr)), relays: [] };
-  const nodeId = t.kind === "pinned" ? t.nodeId : await resolvePeerId(node.store, t.text);
+  const nodeId = t.kind === "pinned" ? t.nodeId : await resolvePeerId(node.store, t.text, node.liveNodeIds());
   if (nodeId === node.nodeId) throw new AtlasError("ERR_USAGE", `${text} is this node itself`);
   if (t.kind === "pinned") {
     return { nodeId, pinned: true, addrs: notSelf(node, await resolveSockAddrs(t.addr)), relays: [] };
@@ -61,7 +61,8 @@ async function candidatesFor(node: AtlasNode, text: string): Promise<Candidates>
   const relays = node.config.transport.enable_relay
     ? relayCandidates(row?.relays ?? [], node.config.network.relays)
     : [];
-  if (addrs.length === 0 && relays.length === 0) {
+  // A live session needs no address (its peer row may not even be committed yet).
+  if (addrs.length === 0 && relays.length === 0 && !node.liveSession(nodeId)) {
     throw new AtlasError(
       "ERR_UNREACHABLE",
       `no known address for ${nodeId.slice(0, 18)}…: connect to it by address first, or discover it`,

@@ -152,6 +152,11 @@ export class AtlasNode {
     return [...(this.sessions.get(nodeId) ?? [])].filter((s) => s.isOpen);
   }
 
+  /** The node IDs of the peers with an open session (their rows may not be committed yet). */
+  liveNodeIds(): IterableIterator<string> {
+    return this.sessions.keys();
+  }
+
   allSessions(): Session[] {
     return [...this.sessions.values()].flatMap((set) => [...set]).filter((s) => s.isOpen);
   }

@@ -37,12 +37,18 @@ export function parseTarget(text: string): DialTarget {
 
 /**
  * The node ID `text` names (docs/protocol.md#nodes-and-identities): a full ID, known or not, or a unique prefix (≥ 8 hex,
- * `atlas_` optional) of a known peer. Unknown, ambiguous or malformed → ERR_USAGE.
+ * `atlas_` optional) of a known peer. Unknown, ambiguous or malformed → ERR_USAGE. `live`: the IDs
+ * of the node's open sessions, known before their peer rows are committed (they linger,
+ * SESSION_ROWS_LINGER_MS).
  */
-export async function resolvePeerId(store: Pick<Store, "peers">, text: string): Promise<string> {
+export async function resolvePeerId(
+  store: Pick<Store, "peers">,
+  text: string,
+  live: Iterable<string> = [],
+): Promise<string> {
   const hex = parseIdPrefix(text);
   if (hex && isNodeId("atlas_" + hex)) return "atlas_" + hex;
-  return resolveNodeIdPrefix(text, await store.peers.allIds());
+  return resolveNodeIdPrefix(text, [...await store.peers.allIds(), ...live]);
 }
 
 /** A configured bootstrap node or relay, resolved: the node ID it pins (if any) and its address. */
