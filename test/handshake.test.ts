@@ -435,6 +435,37 @@ test(
   },
 );
 
+test(
+  "a responder's HelloAck signed wrongly: the initiator (Verify already sent) refuses with 1002 and starts no session",
+  T,
+  async () => {
+    // The responder's key is right (TLS proves it) but its HelloAck signature is garbage.
+    const broken = seededIdentity(0x5b);
+    broken.sign = () => new Uint8Array(64).fill(7);
+    const br = await startBareResponder(broken);
+    const a = await AdversarialInitiator.create(ME);
+    let conn: QuicConnection | undefined;
+    try {
+      conn = a.endpoint.connect(br.addr);
+      await assert.rejects(initiateHandshake(conn, localCard(ME), initiatorOptions()), (e: unknown) => {
+        assert.ok(isAtlasError(e, "ERR_HANDSHAKE_FAILED"), `got ${String(e)}`);
+        assert.match((e as Error).message, /responder's handshake signature is invalid/);
+        return true;
+      });
+      const out = await bounded(br.outcome(0), 5000, "responder outcome");
+      // Verify left before the check (it runs while Verify travels); then the initiator closed the
+      // connection with 1002, whatever the (broken) responder made of the Verify.
+      assert.deepEqual(out.control!.seen.slice(0, 2).map((m) => m.type), ["Hello", "Verify"]);
+      const info = await bounded(out.conn.closed, 5000, "connection close at the responder");
+      assert.deepEqual({ local: info.local, code: info.code }, { local: false, code: 1002 });
+    } finally {
+      conn?.close(0, "test done");
+      await a.close();
+      await br.close();
+    }
+  },
+);
+
 // ---------------------------------------------------------------------------------------------
 // 8. Protocol version
 
