@@ -55,7 +55,17 @@ export interface Store {
 /** Open (creating the parent directory 0700 and the file 0600 if needed) and migrate. */
 export async function openStore(path: string): Promise<Store> {
   const db = await openDatabase(path);
-  const writer = new BatchWriter(() => SideDb.open(path), { ownsDb: true, lingerMs: SESSION_ROWS_LINGER_MS });
+  // The bookkeeping connection (no fsync) carries two writers: outbox claims, committed at the
+  // next turn, and session rows, which linger (SESSION_ROWS_LINGER_MS). Its batches are
+  // synchronous transactions, so the two writers never interleave inside one.
+  let side: Promise<SideDb> | null = null;
+  const openSide = () => (side ??= SideDb.open(path));
+  const writer = new BatchWriter(openSide, { ownsDb: false });
+  const sessionRows = new BatchWriter(openSide, { ownsDb: false, lingerMs: SESSION_ROWS_LINGER_MS });
+  const closeSide = async () => {
+    await Promise.all([sessionRows.close(), writer.close()]);
+    await side?.then((d) => d.close({ checkpoint: false }), () => {});
+  };
   const messages = new BatchWriter(() => Promise.resolve(db), { ownsDb: false });
   return {
     peers: new PeerStore(db),
@@ -65,7 +75,7 @@ export async function openStore(path: string): Promise<Store> {
     deliveries: new DeliveryStore(db),
     async recordSessionOpen(peer, session, now) {
       if (db.closed) throw new AtlasError("ERR_STORE", `database ${path} is closed`);
-      const rs = await writer.write([
+      const rs = await sessionRows.write([
         upsertStatement(peer, now),
         clearFailureStatement(peer.node_id),
         ...openStatements(session),
@@ -74,13 +84,16 @@ export async function openStore(path: string): Promise<Store> {
     },
     async recordSessionClose(id, nodeId, reason, now) {
       if (db.closed) throw new AtlasError("ERR_STORE", `database ${path} is closed`);
-      await writer.write([closeStatement(id, reason, now), upsertStatement({ node_id: nodeId, last_seen: now }, now)]);
+      await sessionRows.write([
+        closeStatement(id, reason, now),
+        upsertStatement({ node_id: nodeId, last_seen: now }, now),
+      ]);
     },
     get sessionBatches() {
-      return writer.batches;
+      return sessionRows.batches;
     },
     // Session rows queued behind first, then the main connection checkpoints the shared WAL.
-    close: () => db.close({ after: Promise.all([writer.close(), messages.close()]).then(() => {}) }),
+    close: () => db.close({ after: Promise.all([closeSide(), messages.close()]).then(() => {}) }),
     path,
   };
 }
