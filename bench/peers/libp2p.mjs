@@ -4,13 +4,19 @@
  * only here: `npm install --prefix bench/peers` (its own package.json and lockfile; never the
  * root package, never CI). Plain JavaScript so that the root type check does not need it.
  *
- *   node bench/peers/libp2p.mjs server                 prints {"addr": "<multiaddr>"}, serves until stdin closes
- *   node bench/peers/libp2p.mjs client <addr> <json>   runs the loops, prints one JSON line of results
+ *   node bench/peers/libp2p.mjs server                 prints {"addr": "<multiaddr>"}, serves until stdin
+ *                                                      closes; a stdin line "mem" is answered with {"rss": bytes}
+ *                                                      (after a forced GC when run with --expose-gc)
+ *   node bench/peers/libp2p.mjs client <addr> <json>   runs the loops, prints one JSON line of results;
+ *                                                      around the idle connections it prints {"idle": "before"}
+ *                                                      and {"idle": "open", "n": N} and waits for a stdin line each
  *
  * The same figures as Atlas's phases, same sizes: dial until the authenticated connection is
  * open (a new connection each time, closed outside the timing); a 32-byte echo round trip on one
  * reused stream; 1 KiB requests ([u32 BE length][payload]) answered with 64 bytes, sequential on
- * one stream and N in flight on one reused stream per worker.
+ * one stream and N in flight on one reused stream per worker; bulk: N bytes on one stream, the
+ * server answering the count (u64 BE) once the client has closed its side; idle: N connections,
+ * one per client node (a peer keeps one connection), while the phase reads the server's RSS.
  */
 // js-libp2p wants Node ≥ 22; Promise.withResolvers is the one thing Node 20 lacks.
 if (typeof Promise.withResolvers !== "function") {
@@ -36,6 +42,7 @@ const { multiaddr } = await import("@multiformats/multiaddr");
 
 const ECHO = "/atlas-bench/echo/1.0.0";
 const REQ = "/atlas-bench/req/1.0.0";
+const BULK = "/atlas-bench/bulk/1.0.0";
 const ACK_BYTES = 64;
 
 const bytesOf = (chunk) => (chunk instanceof Uint8Array ? chunk : chunk.subarray());
@@ -93,10 +100,25 @@ async function server() {
       stream.send(ack);
     }
   });
+  await n.handle(BULK, async (stream) => {
+    let count = 0;
+    stream.addEventListener("message", (evt) => void (count += bytesOf(evt.data).length));
+    await new Promise((r) => stream.addEventListener("remoteCloseWrite", r));
+    const out = new Uint8Array(8);
+    new DataView(out.buffer).setBigUint64(0, BigInt(count));
+    stream.send(out);
+    await stream.close();
+  });
   const addr = n.getMultiaddrs().find((a) => a.toString().includes("/quic-v1"));
   process.stdout.write(JSON.stringify({ addr: addr.toString() }) + "\n");
-  process.stdin.resume();
-  process.stdin.on("end", async () => {
+  const lines = (await import("node:readline")).createInterface({ input: process.stdin });
+  lines.on("line", async (l) => {
+    if (l.trim() !== "mem") return;
+    if (typeof globalThis.gc === "function") { for (let i = 0; i < 3; i++) globalThis.gc(); }
+    await new Promise((r) => setTimeout(r, 200));
+    process.stdout.write(JSON.stringify({ rss: process.memoryUsage().rss }) + "\n");
+  });
+  lines.on("close", async () => {
     await n.stop();
     process.exit(0);
   });
@@ -116,6 +138,11 @@ async function client(addrText, params) {
     reqSeq: 2000,
     reqPar: 4000,
     inFlight: 8,
+    bulkBytes: 200_000_000,
+    bulkRounds: 3,
+    bulkChunk: 256 * 1024,
+    idleConns: 500,
+    idleConcurrency: 16,
     ...params,
   };
   const ma = multiaddr(addrText);
@@ -132,6 +159,27 @@ async function client(addrText, params) {
     if (i >= p.connectWarmup) dial.push(t);
   }
   out.connect = { median: median(dial), n: dial.length };
+  stage = "idle";
+  // idle (in Atlas's order: after connect, before the transfers): one connection per client
+  // node; the phase reads the server's RSS before and after
+  const stdin = (await import("node:readline")).createInterface({ input: process.stdin });
+  const nextLine = () => new Promise((r) => stdin.once("line", r));
+  const idleNodes = [];
+  for (let i = 0; i < p.idleConns; i++) idleNodes.push(await node(false));
+  process.stdout.write(JSON.stringify({ idle: "before" }) + "\n");
+  await nextLine();
+  const t0 = performance.now();
+  let next = 0;
+  const idleConns = [];
+  await Promise.all(Array.from({ length: p.idleConcurrency }, async () => {
+    while (next < idleNodes.length) idleConns.push(await idleNodes[next++].dial(ma));
+  }));
+  const openMs = performance.now() - t0;
+  process.stdout.write(JSON.stringify({ idle: "open", n: idleConns.length }) + "\n");
+  await nextLine();
+  out.idle = { n: idleConns.length, openMs };
+  stdin.close();
+  await Promise.all(idleNodes.map((x) => x.stop()));
   stage = "round trip";
   // The server tears down the closed connections to our peer ID a while after: a connection
   // dialled before that can be closed with them ("closed by peer: 0"). Let it settle.
@@ -173,6 +221,28 @@ async function client(addrText, params) {
   };
   out.reqSeq = { perSecond: await run(p.reqSeq, 1), n: p.reqSeq };
   out.reqPar = { perSecond: await run(p.reqPar, p.inFlight), n: p.reqPar, inFlight: p.inFlight };
+  stage = "bulk";
+  // bulk: one stream, the same bytes as Atlas's bulk phase, the server's count ends the timing
+  const chunk = new Uint8Array(p.bulkChunk).fill(0x7a);
+  const bulk = [];
+  for (let round = 0; round < p.bulkRounds; round++) {
+    const s = await conn.newStream(BULK);
+    const read = reader(s);
+    const t0 = performance.now();
+    let sent = 0;
+    while (sent < p.bulkBytes) {
+      const part = Math.min(chunk.length, p.bulkBytes - sent);
+      if (!s.send(part === chunk.length ? chunk : chunk.subarray(0, part))) await s.onDrain();
+      sent += part;
+    }
+    const counted = read(8);
+    await s.close();
+    const c = await counted;
+    const got = Number(new DataView(c.buffer, c.byteOffset, 8).getBigUint64(0));
+    if (got !== sent) throw new Error(`bulk: server counted ${got} of ${sent} bytes`);
+    bulk.push(sent / 1e6 / ((performance.now() - t0) / 1000));
+  }
+  out.bulk = { median: median(bulk), rounds: bulk, bytes: p.bulkBytes };
   await n.stop();
   out.strayRejections = stray;
   process.stdout.write(JSON.stringify(out) + "\n");
