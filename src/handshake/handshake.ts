@@ -281,6 +281,7 @@ export async function initiateHandshake(
       // given away: TLS already proved the responder holds this key (checkCard), and our
       // signature names that responder and its fresh challenge.
       await control.write({ type: "Verify", signature: sig, challenge: ack.challenge });
+      conn.flush(); // out now, not after the check below
       const signed = handshakeSignedBytes(ROLE_RESPONDER, peer.nodeId, me.identity.nodeId, myChallenge);
       if (!verifyEd25519(peer.publicKey, signed, ack.signature)) {
         throw fail("ERR_HANDSHAKE_FAILED", "responder's handshake signature is invalid");
@@ -357,6 +358,7 @@ export async function acceptHandshake(
       }
       const trust = await o.trustFor(peer);
       await control.write({ type: "VerifyAck", status: "ok", trust_level: trust });
+      conn.flush(); // out now, not after the session is set up
       control.maxPayload = MAX_PAYLOAD;
       conn.verified = true;
       return { peer, trust, control };

@@ -336,6 +336,14 @@ export class QuicConnection {
     else this.armTimer();
   }
 
+  /**
+   * Send what quiche has queued now instead of at the end of this turn: for a caller about to
+   * spend a while on the CPU (the handshake's signature check) after a write the peer waits for.
+   */
+  flush(): void {
+    if (!this.gone) this.process();
+  }
+
   /** @internal a stream has queued writes that quiche could not take yet. */
   wantsWritable(s: QuicStream): void {
     this.writers.add(s);
