@@ -12,8 +12,10 @@
  *   stays FULL. A crash loses nothing committed; a power cut may lose the last session rows.
  *   They linger SESSION_ROWS_LINGER_MS (25 ms) first, so a burst of handshakes is not
  *   interleaved with synchronous statements: a crash (not a clean close) may lose the last 25 ms.
- * - **messages** (inbox inserts, outbox outcomes) on the main FULL connection: durable as before,
- *   one fsync per batch.
+ * - **outbox claims and final outcomes** on that same no-fsync connection (outbox.ts says why
+ *   losing either to a power cut only means the message is sent again, and de-duplicated).
+ * - **messages** (inbox inserts, outbox retry schedules) on the main FULL connection: durable as
+ *   before, one fsync per batch.
  *
  * Batches run one after another (one writer per connection). A batch that fails is retried item
  * by item, so one bad item fails alone. `close()` commits everything queued before it returns.

@@ -65,8 +65,11 @@ export class OutboxStore {
   readonly #bookkeeping: BatchWriter;
 
   /**
-   * `writer`: group commit on the main (FULL) connection, for outcomes; `bookkeeping`: the
-   * no-fsync connection (batch-writer.ts), for claims, whose durability does not matter.
+   * `writer`: group commit on the main (FULL) connection, for retry schedules; `bookkeeping`: the
+   * no-fsync connection (batch-writer.ts), for claims and final outcomes, whose durability does
+   * not matter: either lost to a power cut leaves the row queued (or `delivering`, re-queued at
+   * start), so the message is sent again and the receiver de-duplicates it. A process crash loses
+   * neither (WAL, synchronous = NORMAL).
    */
   constructor(db: Db, writer: BatchWriter, bookkeeping: BatchWriter) {
     this.#db = db;
@@ -182,7 +185,9 @@ export class OutboxStore {
 
   /**
    * Final outcome: remove the message and append its `deliveries` entry atomically (group
-   * commit: outcomes finished in the same event-loop turn share one transaction).
+   * commit: outcomes finished in the same event-loop turn share one transaction), without fsync
+   * (see the constructor): the sender's fsync per batch of outcomes held its loop ~1.5 ms while
+   * acknowledged window slots waited to be refilled (drain 1,780–1,860 → 2,110–2,470/s).
    * Returns false (and records nothing) when the message is not in the outbox.
    */
   async complete(id: string, o: DeliveryOutcome): Promise<boolean> {
@@ -190,7 +195,7 @@ export class OutboxStore {
     const args: InValue[] = [o.status];
     if (o.attempts !== undefined) args.push(Math.trunc(o.attempts));
     args.push(o.path ?? null, secs(o.finished_at), o.detail ?? null, id);
-    const [ins] = await this.#writer.write([
+    const [ins] = await this.#bookkeeping.write([
       {
         sql: `INSERT INTO deliveries (msg_id, target, status, attempts, path, finished_at, detail)
               SELECT id, target, ?, ${attempts}, ?, ?, ? FROM outbox WHERE id = ?`,
