@@ -1,0 +1,76 @@
+/**
+ * Diagnostic (not part of `npm run bench`): the server-side memory of a bare QUIC connection
+ * (quiche + our QuicConnection, no Atlas handshake, no session), to set beside the idle phase's
+ * Atlas session figure. The server is a child (run with --expose-gc, GC forced before each
+ * reading); 500 client endpoints in this process connect to it, 16 at a time.
+ *   node --import tsx bench/tools/mem-bare-quic.ts
+ */
+import { fork } from "node:child_process";
+import { defaultConfig } from "../../src/config/defaults.ts";
+import { identityFromSeed } from "../../src/identity/identity.ts";
+import { generateSeed } from "../../src/identity/keys.ts";
+import { QuicEndpoint } from "../../src/transport/endpoint.ts";
+import { transportOptions } from "../../src/transport/options.ts";
+const bind = async () => {
+  const id = identityFromSeed(generateSeed());
+  const c = defaultConfig();
+  c.transport.max_connections = 2000;
+  c.security.handshake_limit = 1000;
+  c.security.handshakes_per_ip_per_minute = 100000;
+  return QuicEndpoint.bind({
+    ...transportOptions(c),
+    host: "127.0.0.1",
+    port: 0,
+    tls: { keyPem: id.keyPem, certPem: id.certPem },
+  });
+};
+if (process.argv[2] === "server") {
+  const ep = await bind();
+  let n = 0;
+  ep.onConnection = (c) => {
+    n++;
+    c.onStream = () => {};
+  };
+  process.on("message", async (m: any) => {
+    if (m === "mem") {
+      for (let i = 0; i < 3; i++) (globalThis as any).gc?.();
+      await new Promise((r) => setTimeout(r, 300));
+      process.send!({
+        rss: process.memoryUsage().rss,
+        n,
+        heap: process.memoryUsage().heapUsed + process.memoryUsage().external,
+      });
+    }
+  });
+  process.send!({ port: ep.local.port });
+} else {
+  const child = fork(new URL(import.meta.url).pathname, ["server"], { execArgv: ["--import", "tsx", "--expose-gc"] });
+  const next = () => new Promise<any>((r) => child.once("message", r));
+  const { port } = await next();
+  const N = 500;
+  const eps = await Promise.all(Array.from({ length: N }, bind));
+  child.send("mem");
+  const m0 = await next();
+  const conns = [];
+  for (let i = 0; i < N; i += 16) {
+    conns.push(
+      ...await Promise.all(
+        eps.slice(i, i + 16).map(async (e) => {
+          const c = e.connect({ host: "127.0.0.1", port });
+          await c.established;
+          return c;
+        }),
+      ),
+    );
+  }
+  await new Promise((r) => setTimeout(r, 500));
+  child.send("mem");
+  const m1 = await next();
+  console.log(
+    `bare QUIC: ${m1.n - m0.n} conns, server RSS Δ/conn ${
+      ((m1.rss - m0.rss) / (m1.n - m0.n) / 1024).toFixed(1)
+    } KiB, JS heap+external Δ/conn ${((m1.heap - m0.heap) / (m1.n - m0.n) / 1024).toFixed(1)} KiB`,
+  );
+  child.kill();
+  process.exit(0);
+}

@@ -1,0 +1,72 @@
+/**
+ * Diagnostic (not part of `npm run bench`): Ping round trips or 1 KiB requests between two
+ * processes, quicker than the bench's transport phases for an A/B of one change. The server is a
+ * child pinned to CPU 1 (taskset); run the client pinned to CPU 0:
+ *   taskset -c 0 node --import tsx bench/tools/probe-2proc.ts ping [pings=3000]
+ *   taskset -c 0 node --import tsx bench/tools/probe-2proc.ts req [requests=4000]
+ * ping: median and p90 of Session.ping; req: Message → MessageAck sequential and 8 in flight,
+ * two rounds, with UDP packets per request each way and packets declared lost.
+ */
+import { spawn } from "node:child_process";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { HOST, loop, median, percentile, startNode } from "../common.ts";
+import { message } from "../phases/transport.ts";
+
+const [mode = "ping", arg] = process.argv.slice(2);
+
+if (mode === "server") {
+  const srv = await startNode("probe-2proc-server", true);
+  srv.node.handle(
+    "Message",
+    (_s, req) =>
+      Promise.resolve({ type: "MessageAck", msg_id: req.type === "Message" ? req.id : undefined, status: "received" }),
+  );
+  process.stdout.write(`${srv.node.endpoint.local.port}\n`);
+  process.stdin.resume();
+  process.stdin.on("end", () => process.exit(0));
+} else {
+  const child = spawn("taskset", [
+    "-c",
+    "1",
+    process.execPath,
+    "--import",
+    "tsx",
+    fileURLToPath(import.meta.url),
+    "server",
+  ], {
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  const port = Number(await new Promise<string>((r) => createInterface({ input: child.stdout! }).once("line", r)));
+  const cli = await startNode("probe-2proc-client", false);
+  const s = await cli.node.connectTo({ host: HOST, port });
+  if (mode === "ping") {
+    const n = Number(arg ?? 3000);
+    for (let i = 0; i < 300; i++) await s.ping(5000);
+    const r = await loop(n, 1, 60_000, async () => void (await s.ping(5000)));
+    console.log(`ping: median ${median(r.lat).toFixed(4)} ms, p90 ${percentile(r.lat, 90).toFixed(4)} ms (${r.n})`);
+  } else {
+    const n = Number(arg ?? 4000);
+    const one = async () => {
+      const res = await s.request(message(cli, s.nodeId), 10_000);
+      if (res.type !== "MessageAck") throw new Error(`unexpected ${res.type}`);
+    };
+    await loop(300, 1, 10_000, one);
+    for (let round = 0; round < 2; round++) {
+      const q0 = s.conn.native.stats();
+      const a = await loop(n / 2, 1, 30_000, one);
+      const q1 = s.conn.native.stats();
+      const b = await loop(n, 8, 30_000, one);
+      const q2 = s.conn.native.stats();
+      const per = (x: number, k: number) => (x / k).toFixed(2);
+      console.log(
+        `req: sequential ${(a.n / (a.ms / 1000)).toFixed(0)}/s (p50 ${median(a.lat).toFixed(3)} ms, ` +
+          `${per(q1.sent - q0.sent, a.n)}/${per(q1.recv - q0.recv, a.n)} packets), ` +
+          `8 in flight ${(b.n / (b.ms / 1000)).toFixed(0)}/s (p50 ${median(b.lat).toFixed(3)} ms, ` +
+          `${per(q2.sent - q1.sent, b.n)}/${per(q2.recv - q1.recv, b.n)} packets), lost ${q2.lost - q0.lost}`,
+      );
+    }
+  }
+  child.stdin!.end();
+  process.exit(0);
+}
