@@ -11,7 +11,7 @@ import { identityFromSeed } from "../../src/identity/identity.ts";
 import { generateSeed } from "../../src/identity/keys.ts";
 import { QuicEndpoint } from "../../src/transport/endpoint.ts";
 import { transportOptions } from "../../src/transport/options.ts";
-const bind = async () => {
+const bind = () => {
   const id = identityFromSeed(generateSeed());
   const c = defaultConfig();
   c.transport.max_connections = 2000;
