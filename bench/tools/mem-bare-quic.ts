@@ -31,9 +31,10 @@ if (process.argv[2] === "server") {
     n++;
     c.onStream = () => {};
   };
-  process.on("message", async (m: any) => {
+  process.on("message", async (m: unknown) => {
     if (m === "mem") {
-      for (let i = 0; i < 3; i++) (globalThis as any).gc?.();
+      const gc = (globalThis as { gc?: () => void }).gc;
+      for (let i = 0; i < 3; i++) gc?.();
       await new Promise((r) => setTimeout(r, 300));
       process.send!({
         rss: process.memoryUsage().rss,
@@ -45,7 +46,8 @@ if (process.argv[2] === "server") {
   process.send!({ port: ep.local.port });
 } else {
   const child = fork(new URL(import.meta.url).pathname, ["server"], { execArgv: ["--import", "tsx", "--expose-gc"] });
-  const next = () => new Promise<any>((r) => child.once("message", r));
+  type Reply = { port: number; rss: number; n: number; heap: number };
+  const next = () => new Promise<Reply>((r) => child.once("message", (m) => r(m as Reply)));
   const { port } = await next();
   const N = 500;
   const eps = await Promise.all(Array.from({ length: N }, bind));
