@@ -452,6 +452,29 @@ describe("connections and streams", () => {
     },
   );
 
+  test(
+    "a stream opened past a stream ID the peer skipped reaches the handler, also while another stream sits unread",
+    { timeout: 15_000 },
+    async () => {
+      // New peer streams are found by probing the next ID; one past a gap only by the walk of
+      // quiche's readable list, which waits while other streams are unread: then its timer.
+      const seen: number[] = [];
+      const p = await pair({}, {}, (s) => void seen.push(s.id)); // the handler never reads
+      try {
+        const first = p.cconn.openStream(); // id 0: handed over, then left unread
+        await first.write(Buffer.from("unread"));
+        await waitFor("stream 0 at the handler", () => seen.includes(0), { timeoutMs: 5000 });
+        // id 8, skipping 4, written straight through quiche (openStream never skips an ID)
+        p.cconn.native.streamSend(8, Buffer.from("past the gap"), true);
+        p.cconn.markDirty();
+        await waitFor("stream 8 at the handler", () => seen.includes(8), { timeoutMs: 2000 });
+        assert.deepEqual(seen, [0, 8]);
+      } finally {
+        await p.close();
+      }
+    },
+  );
+
   test("stream reset by the peer surfaces as ERR_RESET on read", { timeout: 15_000 }, async () => {
     let resolveOutcome!: (v: unknown) => void;
     const outcome = new Promise<unknown>((r) => (resolveOutcome = r));

@@ -65,6 +65,14 @@ export const CLOSE_REASON_WAIT_MS = 200;
 /** Closing the endpoint: its CONNECTION_CLOSE packets get this long to leave before the socket closes. */
 export const ENDPOINT_CLOSE_GRACE_MS = 300;
 
+/**
+ * A connection finds new peer streams by probing the next stream ID, and walks quiche's full
+ * readable list (~10 µs) only when nothing else is pending; a stream it cannot find that way (the
+ * peer skipped an ID, or opened it out of order) while other streams sit unread is found at the
+ * latest this long after (src/transport/connection.ts, dispatchReadable).
+ */
+export const WALK_BACKSTOP_MS = 20;
+
 /** docs/protocol.md#handshake: `security.handshakes_per_ip_per_minute` counts over a sliding window of one minute. */
 export const HANDSHAKE_IP_WINDOW_MS = 60_000;
 

@@ -1,5 +1,6 @@
 import { setImmediate } from "node:timers";
 import { AtlasError } from "../errors.ts";
+import { WALK_BACKSTOP_MS } from "../config/durations.ts";
 import type { SockAddr } from "./addr.ts";
 import { type HostPort, quiche, type QuicheConnection } from "./native.ts";
 import { ConnBudget } from "./read-budget.ts";
@@ -387,9 +388,15 @@ export class QuicConnection {
     }
     // Still readable: streams whose readers are busy (left unread above), or a stream we do not
     // know (opened out of order, or past an ID the peer skipped). Walk when nothing was left
-    // unread, else every 16th turn: a stream opened out of order is found by the loop above as
-    // soon as its predecessor's retransmission arrives, so the walk is only the backstop.
-    if (!n.isReadable() || (unread > 0 && turn % 16 !== 0)) return handedOff;
+    // unread; else every 16th turn, and at the latest WALK_BACKSTOP_MS later (a timer makes that
+    // turn happen on a quiet connection). A stream opened out of order is usually found by the
+    // probe above as soon as its predecessor's retransmission arrives.
+    if (!n.isReadable()) return handedOff;
+    if (unread > 0 && turn % 16 !== 0 && !this.walkDue) {
+      this.walkSoon();
+      return handedOff;
+    }
+    this.walkDue = false;
     let fresh: number[] | null = null;
     for (const id of n.readable()) {
       const s = this.streams.get(id);
@@ -425,6 +432,20 @@ export class QuicConnection {
 
   /** Counts dispatch turns, so a stream offered its data in the fast pass is not offered twice. */
   private readTurn = 0;
+  /** The backstop walk of `dispatchReadable` is owed (its timer fired). */
+  private walkDue = false;
+  private walkTimer: ReturnType<typeof setTimeout> | null = null;
+
+  /** Make sure a walk of quiche's readable list happens within WALK_BACKSTOP_MS. */
+  private walkSoon(): void {
+    if (this.walkTimer) return;
+    this.walkTimer = setTimeout(() => {
+      this.walkTimer = null;
+      this.walkDue = true;
+      this.gotPackets = true; // a dispatch turn even if no packet arrives
+      schedule(this);
+    }, WALK_BACKSTOP_MS);
+  }
 
   /**
    * Hands each received DATAGRAM to `onDatagram`, or drops it when nobody listens: left in quiche's
@@ -482,6 +503,8 @@ export class QuicConnection {
     this.gone = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    if (this.walkTimer) clearTimeout(this.walkTimer);
+    this.walkTimer = null;
     dirty.delete(this);
     const n = this.native;
     const err = this.localClose ? n.localError() : (n.peerError() ?? n.localError());
