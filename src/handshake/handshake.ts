@@ -264,6 +264,7 @@ export async function initiateHandshake(
       control = new FramedStream(conn.openStream(), PRE_HANDSHAKE_MAX_PAYLOAD);
       const myChallenge = new Uint8Array(randomBytes(32));
       await control.write({ type: "Hello", ...cardFields(me), timestamp: now(), challenge: myChallenge });
+      conn.flush(); // each handshake message leaves at once, not at the end of the turn
       const ack = await readFrame(control, conn, left, "the handshake");
       if (ack.type !== "HelloAck") throw remoteError(ack, "the handshake");
       const peer = checkCard(ack, tlsKey, now(), o.maxDriftS);
@@ -346,6 +347,7 @@ export async function acceptHandshake(
         signature: sig,
         observed_addr: o.observedAddr === undefined ? formatAddr(conn.remote) : (o.observedAddr ?? undefined),
       });
+      conn.flush();
       const v = await readFrame(control, conn, left, "the handshake");
       if (v.type === "Error") throw remoteError(v, "the handshake");
       if (v.type !== "Verify") throw fail("ERR_NOT_VERIFIED", `${v.type} before the handshake completed`);
