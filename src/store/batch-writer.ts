@@ -2,10 +2,10 @@
  * Group commit (docs/architecture.md#peer-store): writes queued during one event-loop turn are
  * committed as one transaction at the next `setImmediate` (or, with `lingerMs`, those queued
  * within that time), so a burst costs one commit (one fsync under `synchronous = FULL`) instead
- * of one each. Each caller's promise settles once its
- * statements are committed, so "stored before acknowledged" holds as before.
+ * of one each. Each caller's promise settles once its statements are committed, so "stored
+ * before acknowledged" holds as before.
  *
- * Two writers per store (index.ts):
+ * Three writers per store, over two connections (index.ts opens and closes them):
  * - **session bookkeeping** (peer merge + session row at open/close) on a **second connection
  *   with `synchronous = NORMAL`**: `synchronous` is per connection, so these commits skip the WAL
  *   fsync (the 1.3–1.6 ms that blocked the loop after each handshake) while the main connection
@@ -17,7 +17,8 @@
  * - **messages** (inbox inserts, outbox retry schedules) on the main FULL connection: durable as
  *   before, one fsync per batch.
  *
- * Batches run one after another (one writer per connection). A batch that fails is retried item
+ * A writer's batches run one after another; two writers on one connection never interleave inside
+ * a transaction (side-db.ts runs each batch synchronously). A batch that fails is retried item
  * by item, so one bad item fails alone. `close()` commits everything queued before it returns.
  */
 import type { InStatement, ResultSet } from "@libsql/client";
@@ -25,7 +26,6 @@ import { AtlasError } from "../errors.ts";
 /** What a writer commits through: the main connection (db.ts) or the bookkeeping one (side-db.ts). */
 export interface BatchTarget {
   batch(stmts: InStatement[], opts?: { draining?: boolean }): Promise<ResultSet[]>;
-  close(opts?: { checkpoint?: boolean }): Promise<void>;
 }
 
 interface Item {
@@ -47,7 +47,6 @@ export interface WriteOrder {
 
 export class BatchWriter {
   readonly #connect: () => Promise<BatchTarget>;
-  readonly #ownsDb: boolean;
   #db: Promise<BatchTarget> | null = null;
   #queue: Item[] = [];
   #scheduled = false;
@@ -58,12 +57,11 @@ export class BatchWriter {
   batches = 0;
 
   /**
-   * `ownsDb`: the connection is this writer's own (opened lazily by `connect`, closed by `close`).
+   * `connect`: the connection, opened lazily at the first batch (its owner closes it).
    * `lingerMs`: gather writes this long before committing them (0: at the next `setImmediate`).
    */
-  constructor(connect: () => Promise<BatchTarget>, opts: { ownsDb: boolean; lingerMs?: number }) {
+  constructor(connect: () => Promise<BatchTarget>, opts: { lingerMs?: number } = {}) {
     this.#connect = connect;
-    this.#ownsDb = opts.ownsDb;
     this.#lingerMs = opts.lingerMs ?? 0;
   }
 
@@ -144,16 +142,14 @@ export class BatchWriter {
     }
   }
 
-  /** Commit what is queued, then release the connection if it is ours. Idempotent; never rejects. */
+  /** Commit what is queued. Idempotent; never rejects. */
   async close(): Promise<void> {
     if (this.#closed) return await this.#chain;
     this.#closed = true;
     if (this.#linger) clearTimeout(this.#linger); // committed now, below
     this.#chain = this.#chain.then(() => this.#flush());
     await this.#chain;
-    const db = this.#db;
     this.#db = null;
-    if (db && this.#ownsDb) await db.then((d) => d.close({ checkpoint: false }), () => {});
   }
 }
 

@@ -60,13 +60,13 @@ export async function openStore(path: string): Promise<Store> {
   // synchronous transactions, so the two writers never interleave inside one.
   let side: Promise<SideDb> | null = null;
   const openSide = () => (side ??= SideDb.open(path));
-  const writer = new BatchWriter(openSide, { ownsDb: false });
-  const sessionRows = new BatchWriter(openSide, { ownsDb: false, lingerMs: SESSION_ROWS_LINGER_MS });
+  const writer = new BatchWriter(openSide);
+  const sessionRows = new BatchWriter(openSide, { lingerMs: SESSION_ROWS_LINGER_MS });
   const closeSide = async () => {
     await Promise.all([sessionRows.close(), writer.close()]);
     await side?.then((d) => d.close({ checkpoint: false }), () => {});
   };
-  const messages = new BatchWriter(() => Promise.resolve(db), { ownsDb: false });
+  const messages = new BatchWriter(() => Promise.resolve(db));
   return {
     peers: new PeerStore(db),
     sessions: new SessionStore(db),

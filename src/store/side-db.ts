@@ -3,7 +3,7 @@
  * `synchronous = NORMAL`, driven through `libsql` (the driver under `@libsql/client`) directly so
  * that each statement is prepared once and reused — `@libsql/client`'s file driver prepares every
  * statement on every call, which was the largest store item left on the connect path
- * (bench/RESULTS.md, lever 2). Only what BatchWriter needs: `batch` and `close`.
+ * (bench/RESULTS.md, lever 2). Only what is needed: `batch` for the BatchWriters on it, `close` for the store.
  */
 import type { InStatement, InValue, ResultSet, Row } from "@libsql/client";
 import { resolve } from "node:path";
