@@ -21,6 +21,8 @@ import type { Config } from "../src/config/defaults.ts";
 import type { HelloAck, Verify, WireMessage } from "../src/wire/messages.ts";
 import {
   AdversarialInitiator,
+  type BareOutcome,
+  type BareResponder,
   bounded,
   localCard,
   messageFrame,
@@ -403,22 +405,39 @@ test("a Hello timestamp 1000 s off is refused with 1002 naming the clock drift",
   });
 });
 
+/**
+ * Dial `br` as ME and run the initiator's side, which must fail with ERR_HANDSHAKE_FAILED matching
+ * `why`; then `check` what the responder saw.
+ */
+async function initiatorRefuses(
+  br: BareResponder,
+  why: RegExp,
+  check: (out: BareOutcome) => Promise<void>,
+): Promise<void> {
+  const a = await AdversarialInitiator.create(ME);
+  let conn: QuicConnection | undefined;
+  try {
+    conn = a.endpoint.connect(br.addr);
+    await assert.rejects(initiateHandshake(conn, localCard(ME), initiatorOptions()), (e: unknown) => {
+      assert.ok(isAtlasError(e, "ERR_HANDSHAKE_FAILED"), `got ${String(e)}`);
+      assert.match((e as Error).message, why);
+      return true;
+    });
+    await check(await bounded(br.outcome(0), 5000, "responder outcome"));
+  } finally {
+    conn?.close(0, "test done");
+    await a.close();
+    await br.close();
+  }
+}
+
 test(
   "clock drift: responder's HelloAck timestamp skewed → initiator throws ERR_HANDSHAKE_FAILED, sends no Verify",
   T,
   async () => {
     // The responder tolerates any drift itself (so it answers) but stamps HelloAck 1000 s ahead.
     const br = await startBareResponder(RESPONDER, { now: () => nowSecs() + 1000, maxDriftS: 1_000_000 });
-    const a = await AdversarialInitiator.create(ME);
-    let conn: QuicConnection | undefined;
-    try {
-      conn = a.endpoint.connect(br.addr);
-      await assert.rejects(initiateHandshake(conn, localCard(ME), initiatorOptions()), (e: unknown) => {
-        assert.ok(isAtlasError(e, "ERR_HANDSHAKE_FAILED"), `got ${String(e)}`);
-        assert.match((e as Error).message, /clock drift/);
-        return true;
-      });
-      const out = await bounded(br.outcome(0), 5000, "responder outcome");
+    await initiatorRefuses(br, /clock drift/, async (out) => {
       assert.equal(out.result, undefined);
       // What reached the responder: Hello, then the initiator's own refusal — never a Verify.
       const seen = out.control!.seen;
@@ -427,11 +446,7 @@ test(
       assert.equal(told.code, 1002);
       assert.match(told.message, /clock drift/);
       await bounded(out.conn.closed, 5000, "connection close");
-    } finally {
-      conn?.close(0, "test done");
-      await a.close();
-      await br.close();
-    }
+    });
   },
 );
 
@@ -443,26 +458,13 @@ test(
     const broken = seededIdentity(0x5b);
     broken.sign = () => new Uint8Array(64).fill(7);
     const br = await startBareResponder(broken);
-    const a = await AdversarialInitiator.create(ME);
-    let conn: QuicConnection | undefined;
-    try {
-      conn = a.endpoint.connect(br.addr);
-      await assert.rejects(initiateHandshake(conn, localCard(ME), initiatorOptions()), (e: unknown) => {
-        assert.ok(isAtlasError(e, "ERR_HANDSHAKE_FAILED"), `got ${String(e)}`);
-        assert.match((e as Error).message, /responder's handshake signature is invalid/);
-        return true;
-      });
-      const out = await bounded(br.outcome(0), 5000, "responder outcome");
-      // Verify left before the check (it runs while Verify travels); then the initiator closed the
-      // connection with 1002, whatever the (broken) responder made of the Verify.
+    await initiatorRefuses(br, /responder's handshake signature is invalid/, async (out) => {
+      // Verify left before the check (it runs while Verify travels); then the initiator closed
+      // the connection with 1002, whatever the (broken) responder made of the Verify.
       assert.deepEqual(out.control!.seen.slice(0, 2).map((m) => m.type), ["Hello", "Verify"]);
       const info = await bounded(out.conn.closed, 5000, "connection close at the responder");
       assert.deepEqual({ local: info.local, code: info.code }, { local: false, code: 1002 });
-    } finally {
-      conn?.close(0, "test done");
-      await a.close();
-      await br.close();
-    }
+    });
   },
 );
 
