@@ -393,6 +393,9 @@ export class RelayServer {
     const now = performance.now();
     end.pipe.lastPacket = now;
     if (!end.bucket.take(d.length, now)) return void this.counters.dropped_rate_limit++;
+    // The other end's connection is closing (its agent left; the pipe is being torn down): its
+    // session is gone, which is not a full queue.
+    if (!end.to.isConnected || end.to.isClosing) return void this.counters.dropped_unknown_session++;
     setPipeSession(d, end.toSession);
     if (!end.to.sendDatagram(d)) return void this.counters.dropped_queue_full++;
     this.counters.forwarded_packets++;

@@ -138,6 +138,11 @@ export class QuicConnection {
     return this.isEstablished && this.closeInfo === null;
   }
 
+  /** Closing or closed, by either side (draining included): nothing more will leave on it. */
+  get isClosing(): boolean {
+    return this.gone || this.localClose || this.native.isDraining() || this.native.isClosed();
+  }
+
   private lastFrom: HostPort | null = null;
   /** The recv info object quiche wants, reused while the path is the same (no allocation per packet). */
   private recvInfo: { from: HostPort; to: HostPort } | null = null;
