@@ -67,13 +67,17 @@ test(
     };
 
     let starts = 2;
+    const senderLogs: string[] = []; // each killed process's stderr
+    const receiverLogs: string[] = [];
     const ROUNDS = Number(process.env.CRASH_ROUNDS ?? 50);
     for (let round = 0; round < ROUNDS; round++) {
       await enqueue(3);
       await pause(20 + Math.floor(rand() * 300)); // the crash comes at a random moment
       await da.stop("SIGKILL");
+      receiverLogs.push(da.stderr());
       if (round % 10 === 9) {
         await db.stop("SIGKILL");
+        senderLogs.push(db.stderr());
         db = await startListener(b.home, [], { cmd: ["daemon"] });
         starts++;
       }
@@ -100,6 +104,16 @@ test(
     try {
       const inbox = await sa.inbox.list({ from: b.nodeId, limit: 100_000 });
       const ids = inbox.map((m) => m.id);
+      // On a loss, say what the sender recorded for the missing messages and what both logged.
+      const missing = sent.filter((x) => !ids.includes(x));
+      if (missing.length > 0) {
+        const outcomes = (await sb.deliveries.list({ limit: 100_000 })).filter((d) => missing.includes(d.msg_id));
+        const about = (logs: string[]) =>
+          logs.join("\n").split("\n").filter((l) => missing.some((m) => l.includes(m))).join("\n");
+        t.diagnostic(`missing: ${JSON.stringify(outcomes)}`);
+        t.diagnostic(`sender log: ${about([...senderLogs, db.stderr()])}`);
+        t.diagnostic(`receiver log: ${about([...receiverLogs, da.stderr()])}`);
+      }
       assert.equal(new Set(ids).size, ids.length, "no message stored twice");
       assert.deepEqual([...ids].sort(), [...sent].sort(), "every message stored");
       const deliveries = await sb.deliveries.list({ limit: 100_000 });

@@ -11,6 +11,7 @@ import { AtlasError, isAtlasError } from "../src/errors.ts";
 import { type Identity, identityFromSeed } from "../src/identity/identity.ts";
 import { generateSeed } from "../src/identity/keys.ts";
 import {
+  buildMessage,
   compactJson,
   isPermanentRefusal,
   newMessageId,
@@ -268,6 +269,24 @@ describe("direct delivery between two nodes", () => {
     const left = await store.inbox.list();
     assert.deepEqual(left.map((x) => [x.from_id, x.received_at]), [[A, t - 10], [A, t], [B, t]]);
   });
+});
+
+test("a Message that arrives while a starting node has no handler yet waits for it instead of being refused", async () => {
+  // A daemon listens before its parts plug in their handlers: a sender's queued Message could come
+  // in between, and "unsupported request" (2003) is final for an outbox: the message was lost.
+  const receiver = await net.node({ holdRequests: true });
+  const sender = await net.node();
+  const session = await sender.connectTo(receiver.endpoint.local);
+  const msg = buildMessage(sender, receiver.nodeId, normalizeBody('{"early":true}'));
+  let answer: string | null = null;
+  const reply = session.request(msg, 10_000).then((r) => (answer = r.type));
+  await pause(300); // the request is at the receiver, which has no Message handler yet
+  assert.equal(answer, null, "no answer while requests are held");
+  serveInbox(receiver);
+  receiver.openRequests();
+  await bounded(reply, 5000, "the MessageAck");
+  assert.equal(answer, "MessageAck");
+  assert.equal((await receiver.store.inbox.list()).length, 1);
 });
 
 describe("outbox worker", () => {

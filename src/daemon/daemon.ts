@@ -83,6 +83,7 @@ export async function runDaemon(
       port: o.port,
       overrides: { lists: { "network.bootstrap": o.bootstrap, "network.relays": o.relay } },
       metrics: metrics ?? undefined,
+      holdRequests: true, // until the parts' handlers are plugged in (below)
     });
     const crashed = await node.store.sessions.closeAllOpen("crash", unixNow());
     if (crashed > 0) env.log.info("closed session rows left open by a crash", { count: crashed });
@@ -114,6 +115,7 @@ export async function runDaemon(
     housekeeping.add("peer pruning", () => prunePeers(n.store, n.config, env.log));
     services.push(housekeeping);
     plugIn(list, handlers, services, housekeeping);
+    n.openRequests();
     for (const s of services) s.start();
     if (metrics && metricsAt) {
       metricsServer = await (await import("../metrics/server.ts")).serveMetrics(metrics, metricsAt, env.log);

@@ -11,7 +11,14 @@ import type { MetricsSink } from "../util/metrics.ts";
  */
 export async function startNode(
   env: NodeEnv,
-  o: { listen: boolean; host?: string; port?: number; overrides?: ConfigOverrides; metrics?: MetricsSink },
+  o: {
+    listen: boolean;
+    host?: string;
+    port?: number;
+    overrides?: ConfigOverrides;
+    metrics?: MetricsSink;
+    holdRequests?: boolean;
+  },
 ): Promise<AtlasNode> {
   const { loadIdentity } = await import("../identity/identity.ts");
   const { loadProfile } = await import("../identity/profile.ts");
@@ -32,6 +39,7 @@ export async function startNode(
       port: o.port,
       log: env.log,
       metrics: o.metrics,
+      holdRequests: o.holdRequests,
     });
   } catch (e) {
     await store.close();

@@ -50,6 +50,12 @@ export interface NodeOptions {
   log?: Logger;
   /** Where counters go (src/util/metrics.ts); default: nowhere. */
   metrics?: MetricsSink;
+  /**
+   * Requests from peers wait until `openRequests()` (a daemon plugs its handlers in after the
+   * node listens): without it, a Message arriving in between got "unsupported request" (2003),
+   * which a sender takes as final, and was lost.
+   */
+  holdRequests?: boolean;
 }
 
 /**
@@ -76,6 +82,7 @@ export class AtlasNode {
   private openListeners = new Set<(s: Session) => void>();
 
   private constructor(o: NodeOptions, endpoint: QuicEndpoint) {
+    if (o.holdRequests) this.requestsOpen = new Promise((r) => (this.releaseRequests = r));
     this.config = o.config;
     this.identity = o.identity;
     this.store = o.store;
@@ -115,6 +122,15 @@ export class AtlasNode {
   handle(type: MsgTypeName, h: RequestHandler): void {
     this.handlers.set(type, h);
   }
+
+  /** Requests held since start (`holdRequests`) are served from now on. Idempotent. */
+  openRequests(): void {
+    this.releaseRequests();
+  }
+
+  private releaseRequests: () => void = () => {};
+  /** Settles once requests may be served (at once unless `holdRequests`). */
+  private requestsOpen: Promise<void> = Promise.resolve();
 
   /** Run `fn` for every session that opens from now on; returns the removal function. */
   onSessionOpen(fn: (s: Session) => void): () => void {
@@ -636,6 +652,7 @@ export class AtlasNode {
       session.lastActivity = Date.now();
       const chargedAtHeader = fs.lastFrameBytes > HEADER_LEN + PRE_HANDSHAKE_MAX_PAYLOAD;
       if (!chargedAtHeader && !(await this.admit(session, req, fs.lastFrameBytes, fs))) return;
+      await this.requestsOpen;
       const h = this.handlers.get(req.type);
       if (!h) {
         await fs.end({

@@ -43,6 +43,8 @@ export interface NodeOptions {
   log?: Logger;
   /** Adjust the node's config; the base is the defaults with no STUN servers, on 127.0.0.1. */
   configure?: (c: Config) => void;
+  /** Peers' requests wait for `openRequests()` (as in a daemon that is still starting). */
+  holdRequests?: boolean;
 }
 
 export interface Testnet {
@@ -120,6 +122,7 @@ export function createTestnet(net: TestnetOptions = {}): Testnet {
       host: o.host ?? config.network.host,
       port: o.port ?? 0,
       log: o.log,
+      holdRequests: o.holdRequests,
     });
     nodes.push(n);
     return n;
