@@ -25,7 +25,7 @@ import { OutboxWorker } from "../src/net/outbox-worker.ts";
 import type { Store } from "../src/store/index.ts";
 import { FramedStream } from "../src/wire/framed-stream.ts";
 import { addrOf, createTestnet } from "./helpers/testnet.ts";
-import { pause, waitFor } from "./helpers/wait.ts";
+import { holdsWithin, pause, waitFor } from "./helpers/wait.ts";
 import { bounded, testConfig } from "./helpers/handshake-peer.ts";
 
 const T = { timeout: 30_000 };
@@ -280,8 +280,8 @@ test("a Message that arrives while a starting node has no handler yet waits for 
   const msg = buildMessage(sender, receiver.nodeId, normalizeBody('{"early":true}'));
   let answer: string | null = null;
   const reply = session.request(msg, 10_000).then((r) => (answer = r.type));
-  await pause(300); // the request is at the receiver, which has no Message handler yet
-  assert.equal(answer, null, "no answer while requests are held");
+  // the request reaches the receiver, which has no Message handler yet: no answer meanwhile
+  assert.equal(await holdsWithin(() => answer !== null, 300), false, "no answer while requests are held");
   serveInbox(receiver);
   receiver.openRequests();
   await bounded(reply, 5000, "the MessageAck");
