@@ -6,20 +6,17 @@
  *   node --import tsx bench/tools/mem-bare-quic.ts
  */
 import { fork } from "node:child_process";
-import { defaultConfig } from "../../src/config/defaults.ts";
 import { identityFromSeed } from "../../src/identity/identity.ts";
 import { generateSeed } from "../../src/identity/keys.ts";
 import { QuicEndpoint } from "../../src/transport/endpoint.ts";
 import { transportOptions } from "../../src/transport/options.ts";
+import { benchConfig, HOST } from "../common.ts";
+// The bench's raised limits: 500 connections from one address would trip the defaults.
 const bind = () => {
   const id = identityFromSeed(generateSeed());
-  const c = defaultConfig();
-  c.transport.max_connections = 2000;
-  c.security.handshake_limit = 1000;
-  c.security.handshakes_per_ip_per_minute = 100000;
   return QuicEndpoint.bind({
-    ...transportOptions(c),
-    host: "127.0.0.1",
+    ...transportOptions(benchConfig()),
+    host: HOST,
     port: 0,
     tls: { keyPem: id.keyPem, certPem: id.certPem },
   });
@@ -58,7 +55,7 @@ if (process.argv[2] === "server") {
     conns.push(
       ...await Promise.all(
         eps.slice(i, i + 16).map(async (e) => {
-          const c = e.connect({ host: "127.0.0.1", port });
+          const c = e.connect({ host: HOST, port });
           await c.established;
           return c;
         }),
