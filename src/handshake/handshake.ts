@@ -181,6 +181,15 @@ async function withDeadline<T>(ms: number, fn: (left: () => number) => Promise<T
   }
 }
 
+/**
+ * Write a handshake message and send it at once (QuicConnection.flush), not at the end of the
+ * turn: whatever follows it in this turn (a signature check, the session's set-up) would hold it.
+ */
+async function sendNow(control: FramedStream, m: WireMessage): Promise<void> {
+  await control.write(m);
+  control.stream.conn.flush();
+}
+
 /** Read one frame or explain why the connection ended instead. */
 async function readFrame(
   control: FramedStream,
@@ -263,8 +272,7 @@ export async function initiateHandshake(
       }
       control = new FramedStream(conn.openStream(), PRE_HANDSHAKE_MAX_PAYLOAD);
       const myChallenge = new Uint8Array(randomBytes(32));
-      await control.write({ type: "Hello", ...cardFields(me), timestamp: now(), challenge: myChallenge });
-      conn.flush(); // each handshake message leaves at once, not at the end of the turn
+      await sendNow(control, { type: "Hello", ...cardFields(me), timestamp: now(), challenge: myChallenge });
       const ack = await readFrame(control, conn, left, "the handshake");
       if (ack.type !== "HelloAck") throw remoteError(ack, "the handshake");
       const peer = checkCard(ack, tlsKey, now(), o.maxDriftS);
@@ -281,8 +289,7 @@ export async function initiateHandshake(
       // runs while Verify is on its way: the session still starts only if it is valid. Nothing is
       // given away: TLS already proved the responder holds this key (checkCard), and our
       // signature names that responder and its fresh challenge.
-      await control.write({ type: "Verify", signature: sig, challenge: ack.challenge });
-      conn.flush(); // out now, not after the check below
+      await sendNow(control, { type: "Verify", signature: sig, challenge: ack.challenge }); // before the check below
       const signed = handshakeSignedBytes(ROLE_RESPONDER, peer.nodeId, me.identity.nodeId, myChallenge);
       if (!verifyEd25519(peer.publicKey, signed, ack.signature)) {
         throw fail("ERR_HANDSHAKE_FAILED", "responder's handshake signature is invalid");
@@ -339,7 +346,7 @@ export async function acceptHandshake(
       const sig = me.identity.sign(
         handshakeSignedBytes(ROLE_RESPONDER, me.identity.nodeId, peer.nodeId, hello.challenge),
       );
-      await control.write({
+      await sendNow(control, {
         type: "HelloAck",
         ...cardFields(me),
         timestamp: now(),
@@ -347,7 +354,6 @@ export async function acceptHandshake(
         signature: sig,
         observed_addr: o.observedAddr === undefined ? formatAddr(conn.remote) : (o.observedAddr ?? undefined),
       });
-      conn.flush();
       const v = await readFrame(control, conn, left, "the handshake");
       if (v.type === "Error") throw remoteError(v, "the handshake");
       if (v.type !== "Verify") throw fail("ERR_NOT_VERIFIED", `${v.type} before the handshake completed`);
@@ -359,8 +365,7 @@ export async function acceptHandshake(
         throw fail("ERR_HANDSHAKE_FAILED", "initiator's handshake signature is invalid");
       }
       const trust = await o.trustFor(peer);
-      await control.write({ type: "VerifyAck", status: "ok", trust_level: trust });
-      conn.flush(); // out now, not after the session is set up
+      await sendNow(control, { type: "VerifyAck", status: "ok", trust_level: trust }); // before the session set-up
       control.maxPayload = MAX_PAYLOAD;
       conn.verified = true;
       return { peer, trust, control };
