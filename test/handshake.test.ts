@@ -487,18 +487,22 @@ const shortTimeout = (c: Config) => {
   c.security.handshake_timeout = 1;
 };
 
+/** Send Hello, read the HelloAck, say nothing more: refused with 1003 after the 1 s timeout. */
+async function helloThenSilence(c: RawConn): Promise<void> {
+  const t0 = Date.now();
+  await c.send(RawConn.hello(ME));
+  await c.readHelloAck();
+  await assertRefused(c, 1003, /not finished within 1 s/);
+  const elapsed = Date.now() - t0;
+  assert.ok(elapsed >= 900, `refused after ${elapsed} ms, before the 1 s timeout`);
+  assert.ok(elapsed < 4000, `refused after ${elapsed} ms`);
+}
+
 test("acceptHandshake sends 1003 when a Hello is never followed by a Verify within timeoutMs", T, async () => {
   const br = await startBareResponder(RESPONDER, { timeoutMs: 1000 });
   const a = await AdversarialInitiator.create(ME);
   try {
-    const c = await a.connect(br.addr);
-    const t0 = Date.now();
-    await c.send(RawConn.hello(ME));
-    await c.readHelloAck();
-    await assertRefused(c, 1003, /not finished within 1 s/);
-    const elapsed = Date.now() - t0;
-    assert.ok(elapsed >= 900, `refused after ${elapsed} ms, before the 1 s timeout`);
-    assert.ok(elapsed < 4000, `refused after ${elapsed} ms`);
+    await helloThenSilence(await a.connect(br.addr));
     const out = await bounded(br.outcome(0), 5000, "responder outcome");
     assert.ok(isAtlasError(out.error, "ERR_HANDSHAKE_TIMEOUT"), `got ${String(out.error)}`);
     assert.deepEqual(out.control!.seen.map((m) => m.type), ["Hello"]);
@@ -514,15 +518,7 @@ test(
   async () => {
     await withNode(
       async (r, a) => {
-        const c = await a.connect(r.addr);
-        const t0 = Date.now();
-        await c.send(RawConn.hello(ME));
-        await c.readHelloAck();
-        // …and say nothing more.
-        await assertRefused(c, 1003, /not finished within 1 s/);
-        const elapsed = Date.now() - t0;
-        assert.ok(elapsed >= 900, `refused after ${elapsed} ms, before the 1 s timeout`);
-        assert.ok(elapsed < 4000, `refused after ${elapsed} ms`);
+        await helloThenSilence(await a.connect(r.addr));
         await assertNoSession(r);
       },
       { configure: shortTimeout },
