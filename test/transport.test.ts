@@ -10,6 +10,7 @@ import { createHash } from "node:crypto";
 import { spawn } from "node:child_process";
 import { performance } from "node:perf_hooks";
 import { defaultConfig } from "../src/config/defaults.ts";
+import { BURST_SLICE_MS } from "../src/config/durations.ts";
 import { AtlasError, isAtlasError } from "../src/errors.ts";
 import { type Identity, identityFromSeed } from "../src/identity/identity.ts";
 import { generateSeed } from "../src/identity/keys.ts";
@@ -255,6 +256,40 @@ describe("connections and streams", () => {
       await p.close();
     }
   });
+
+  test(
+    "a turn busy for longer than BURST_SLICE_MS sends what it wrote before the turn ends",
+    { timeout: 15_000 },
+    async () => {
+      const p = await pair();
+      try {
+        const sent: number[] = [];
+        const ep = p.client.ep;
+        const send = ep.sendPacket.bind(ep);
+        ep.sendPacket = (packet, to) => {
+          sent.push(packet.length);
+          send(packet, to);
+        };
+        const a = p.cconn.openStream();
+        const b = p.cconn.openStream();
+        // One synchronous burst: a write, CPU work well past the slice, another write. Without
+        // the slice both would wait for the end of the turn (the next setImmediate).
+        void a.write(Buffer.from("first"));
+        const t0 = performance.now();
+        while (performance.now() - t0 < BURST_SLICE_MS * 20) { /* the burst's work */ }
+        void b.write(Buffer.from("second"));
+        const sentInBurst = sent.length;
+        assert.ok(sentInBurst >= 1, "nothing was sent while the turn was still running");
+        // and both streams' bytes arrive
+        await a.end();
+        await b.end();
+        assert.equal((await readAll(a)).toString(), "first");
+        assert.equal((await readAll(b)).toString(), "second");
+      } finally {
+        await p.close();
+      }
+    },
+  );
 
   test("40 streams in parallel, each echoing 100 KiB, all complete", { timeout: 30_000 }, async (t) => {
     const p = await pair();

@@ -52,7 +52,7 @@ if (mode === "server") {
       if (res.type !== "MessageAck") throw new Error(`unexpected ${res.type}`);
     };
     await loop(300, 1, 10_000, one);
-    for (let round = 0; round < 2; round++) {
+    for (let round = 0; round < Number(process.env.ROUNDS ?? 2); round++) {
       const q0 = s.conn.native.stats();
       const a = await loop(n / 2, 1, 30_000, one);
       const q1 = s.conn.native.stats();

@@ -73,6 +73,14 @@ export const ENDPOINT_CLOSE_GRACE_MS = 300;
  */
 export const WALK_BACKSTOP_MS = 20;
 
+/**
+ * Writes made during one turn normally leave together at its end; a turn that has been busy
+ * longer than this (answering a batch of requests) sends what it has written so far at once, so
+ * the peer works on the first answers while the rest are made (src/transport/connection.ts,
+ * markWritten). 25 µs measured best of 0.01–0.1 ms (bench/RESULTS.md, "Issue 17 levers", item 8).
+ */
+export const BURST_SLICE_MS = 0.025;
+
 /** docs/protocol.md#handshake: `security.handshakes_per_ip_per_minute` counts over a sliding window of one minute. */
 export const HANDSHAKE_IP_WINDOW_MS = 60_000;
 

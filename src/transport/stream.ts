@@ -73,7 +73,7 @@ export class QuicStream {
     return new Promise((resolve, reject) => {
       this.writes.push({ data, fin, resolve, reject });
       if (this.flushWrites()) this.conn.wantsWritable(this);
-      this.conn.markDirty();
+      this.conn.markWritten();
     });
   }
 
