@@ -6,6 +6,8 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { createSocket } from "node:dgram";
 import { isAtlasError } from "../src/errors.ts";
 import type { Identity } from "../src/identity/identity.ts";
 import { LIVENESS_PROBE_MS, LIVENESS_QUIET_MS } from "../src/config/durations.ts";
@@ -28,7 +30,7 @@ import {
   testConfig,
 } from "./helpers/handshake-peer.ts";
 import { UdpForwarder } from "./helpers/udp-forwarder.ts";
-import { pause, waitFor } from "./helpers/wait.ts";
+import { holdsWithin, pause, waitFor } from "./helpers/wait.ts";
 
 const SERVER = seededIdentity(0x71);
 const IMPOSTOR = seededIdentity(0x72);
@@ -119,6 +121,45 @@ test("a reset with another node's token is ignored (the client keeps its connect
   } finally {
     await other.close();
     await client.close();
+  }
+});
+
+test("a connection closed by CONNECTION_CLOSE gets no stateless reset for late packets; an unknown one does", async () => {
+  const server = await serverAt(SERVER, 0);
+  const client = await QuicEndpoint.bind({
+    ...transportOptions(testConfig()),
+    host: LOCALHOST,
+    port: 0,
+    tls: { keyPem: CLIENT.keyPem, certPem: CLIENT.certPem },
+  });
+  const raw = createSocket("udp4");
+  try {
+    const conn = client.connect({ host: LOCALHOST, port: server.local.port });
+    await bounded(conn.established, 5000, "QUIC handshake");
+    const sconn = await waitFor("the server's connection", () => [...server.connections()][0]);
+    await bounded(sconn.established, 5000, "the server's side");
+    conn.close(0, "bye");
+    await bounded(conn.closed, 5000, "the client's close");
+    await bounded(sconn.closed, 5000, "the server's close");
+    await new Promise<void>((r) => raw.bind(0, LOCALHOST, r));
+    const replies: Buffer[] = [];
+    raw.on("message", (m) => replies.push(m));
+    // A short-header packet, as the closing peer's last ones were (RFC 9000 §17.3).
+    const packetFor = (dcid: Uint8Array) => Buffer.concat([Buffer.from([0x40]), dcid, randomBytes(40)]);
+    raw.send(packetFor(sconn.scid), server.local.port, LOCALHOST);
+    assert.equal(
+      await holdsWithin(() => replies.length > 0, 300),
+      false,
+      "a reset answered a closed connection's packet",
+    );
+    assert.equal(server.stats.resets, 0);
+    raw.send(packetFor(randomBytes(16)), server.local.port, LOCALHOST);
+    await waitFor("the reset for a connection the server never had", () => replies.length === 1, { timeoutMs: 2000 });
+    assert.equal(server.stats.resets, 1);
+  } finally {
+    raw.close();
+    await client.close();
+    await server.close();
   }
 });
 

@@ -81,6 +81,16 @@ export const WALK_BACKSTOP_MS = 20;
  */
 export const BURST_SLICE_MS = 0.025;
 
+/**
+ * A connection closed by a CONNECTION_CLOSE (ours or the peer's) keeps its connection IDs this
+ * long, and packets for them are dropped without a stateless reset (src/transport/endpoint.ts):
+ * both ends had just dropped such a connection, and each answered the other's last packet — then
+ * each other's resets — with a reset one byte shorter, seven packets a close, during the next
+ * connect. Longer than the closing period (3 PTO) of any path we keep; a peer that did not hear
+ * the close still gets its reset after it.
+ */
+export const RETIRED_CID_MS = 5_000;
+
 /** docs/protocol.md#handshake: `security.handshakes_per_ip_per_minute` counts over a sliding window of one minute. */
 export const HANDSHAKE_IP_WINDOW_MS = 60_000;
 

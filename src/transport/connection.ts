@@ -139,6 +139,14 @@ export class QuicConnection {
     this.closed = new Promise((res) => (this.resolveClosed = res));
   }
 
+  /** How it ended, once it has (set just before `onGone`). */
+  get closedWith(): CloseInfo | null {
+    return this.closeInfo;
+  }
+
+  /** Ended by `abandon`: no CONNECTION_CLOSE left, the peer may not know. */
+  abandoned = false;
+
   get isOpen(): boolean {
     return this.closeInfo === null;
   }
@@ -332,6 +340,7 @@ export class QuicConnection {
    */
   abandon(reason: string): void {
     if (this.gone) return;
+    this.abandoned = true;
     this.close(0, reason);
     this.finish();
   }

@@ -2,7 +2,7 @@ import { createSocket, type Socket } from "node:dgram";
 import { isIP } from "node:net";
 import { lookup as dnsLookup, type LookupOneOptions } from "node:dns";
 import { randomBytes } from "node:crypto";
-import { ENDPOINT_CLOSE_GRACE_MS, HANDSHAKE_IP_WINDOW_MS } from "../config/durations.ts";
+import { ENDPOINT_CLOSE_GRACE_MS, HANDSHAKE_IP_WINDOW_MS, RETIRED_CID_MS } from "../config/durations.ts";
 import { AtlasError } from "../errors.ts";
 import { isWildcardHost, type SockAddr, unmapHost } from "./addr.ts";
 import { type PacketSink, QuicConnection } from "./connection.ts";
@@ -22,6 +22,8 @@ const SOCKET_BUFFER = 4 * 1024 * 1024;
 /** Outgoing packet buffers: large enough for any datagram we send, kept for reuse. */
 const SEND_BUF_SIZE = 1500;
 const SEND_POOL_MAX = 2048;
+/** Closed connections' IDs remembered at once (`retire`): 32 bytes each, ~40 closes a second for RETIRED_CID_MS. */
+const RETIRED_CIDS_MAX = 4096;
 const noop = () => {};
 
 /**
@@ -74,6 +76,8 @@ export class QuicEndpoint implements PacketSink {
   private localHP: HostPort;
   /** Routing: connection ID → connection (a connection may have two IDs without Retry). */
   private conns = new Map<string, QuicConnection>();
+  /** Connection IDs of connections closed moments ago → until when (see `retire`). */
+  private retired = new Map<string, number>();
   /** Each live connection once: counting, keep-alive, shutdown. */
   private live = new Set<QuicConnection>();
   private serverConfig: QuicheConfig;
@@ -352,7 +356,7 @@ export class QuicEndpoint implements PacketSink {
       c.receive(buf, c.peerHostPort(host, port), this.localHP);
       return;
     }
-    if ((b0 & 0x80) === 0) this.onUnknownShort(buf, host, port);
+    if ((b0 & 0x80) === 0 && !this.isRetired(key)) this.onUnknownShort(buf, host, port);
     else if (((b0 & 0x30) >> 4) === 0) this.onInitial(buf, { host, port });
   }
 
@@ -497,8 +501,30 @@ export class QuicEndpoint implements PacketSink {
     this.live.add(c);
     c.onGone = () => {
       this.live.delete(c);
-      for (const [k, v] of this.conns) if (v === c) this.conns.delete(k);
+      const retire = c.closedWith !== null && !c.closedWith.timedOut && !c.abandoned; // by CONNECTION_CLOSE
+      for (const [k, v] of this.conns) {
+        if (v !== c) continue;
+        this.conns.delete(k);
+        if (retire) this.retire(k);
+      }
     };
+  }
+
+  /** Remember a closed connection's ID for RETIRED_CID_MS (config/durations.ts), at most RETIRED_CIDS_MAX. */
+  private retire(key: string): void {
+    this.retired.delete(key);
+    this.retired.set(key, Date.now() + RETIRED_CID_MS);
+    if (this.retired.size > RETIRED_CIDS_MAX) this.retired.delete(this.retired.keys().next().value!);
+  }
+
+  /** A packet for a connection closed moments ago: its peer knows, and needs no stateless reset. */
+  private isRetired(key: string): boolean {
+    const now = Date.now();
+    for (const [k, until] of this.retired) { // oldest first: drop the expired ones
+      if (until > now) break;
+      this.retired.delete(k);
+    }
+    return this.retired.has(key);
   }
 
   /** The address form the socket sends to: IPv4 goes out of a dual-stack socket as ::ffff:a.b.c.d. */
