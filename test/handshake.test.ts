@@ -14,7 +14,9 @@ import { handshakeSignedBytes, ROLE_INITIATOR, ROLE_RESPONDER } from "../src/han
 import type { Identity } from "../src/identity/identity.ts";
 import { verifyEd25519 } from "../src/identity/keys.ts";
 import { trustLevelFor } from "../src/net/trust.ts";
+import { EARLY_REQUESTS } from "../src/net/session.ts";
 import type { QuicConnection } from "../src/transport/connection.ts";
+import type { QuicStream } from "../src/transport/stream.ts";
 import { FRAME_MAGIC, HEADER_LEN, MsgType, PRE_HANDSHAKE_MAX_PAYLOAD, WIRE_VERSION } from "../src/wire/messages.ts";
 import type { FramedStream } from "../src/wire/framed-stream.ts";
 import type { Config } from "../src/config/defaults.ts";
@@ -34,7 +36,8 @@ import {
   startNodeResponder,
   testConfig,
 } from "./helpers/handshake-peer.ts";
-import { waitFor } from "./helpers/wait.ts";
+import { holdsWithin, waitFor } from "./helpers/wait.ts";
+import { createTestnet } from "./helpers/testnet.ts";
 
 const T = { timeout: 15_000 };
 
@@ -147,7 +150,7 @@ test(
       assert.deepEqual(mine.peer.publicKey, RESPONDER.publicKey);
       assert.equal(mine.peer.name, "bare-responder");
       assert.equal(mine.trust, "unknown");
-      assert.equal(mine.remoteTrust, "unknown", "VerifyAck carries the responder's trust level");
+      assert.equal(await mine.verifyAck, "unknown", "VerifyAck carries the responder's trust level");
       assert.equal(mine.observedAddr, a.localAddr, "observed_addr is the initiator's source address");
       assert.match(mine.observedAddr!, /^127\.0\.0\.1:\d+$/);
       // Responder's result.
@@ -561,6 +564,66 @@ test("a Ping before the handshake is done is refused with 2001", T, async () => 
     await assertRefused(c2, 2001, /Ping before the handshake/);
     await assertNoSession(r);
   });
+});
+
+test(
+  "an initiator's session opens once Verify is sent; VerifyAck sets remoteTrust later, and requests past EARLY_REQUESTS wait for it",
+  T,
+  async () => {
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    const streams: QuicStream[] = [];
+    const br = await startBareResponder(RESPONDER, {
+      trustFor: async () => {
+        await gate; // the responder holds VerifyAck until the test opens the gate
+        return "unknown" as const;
+      },
+    }, (s) => void streams.push(s));
+    const net = createTestnet({ prefix: "atlas-hs-" });
+    try {
+      const node = await net.node({ identity: ME, name: "initiator" });
+      const s = await node.connectTo(br.addr);
+      assert.equal(s.remoteTrust, null, "no VerifyAck yet");
+      assert.deepEqual(br.control(0)!.sent.map((m) => m.type), ["HelloAck"]);
+      const pending = Array.from(
+        { length: EARLY_REQUESTS + 2 },
+        () => s.request(messageFrame(ME.nodeId, RESPONDER.nodeId), 10_000).catch((e: unknown) => e),
+      );
+      await waitFor("the early request streams at the responder", () => streams.length === EARLY_REQUESTS);
+      assert.equal(
+        await holdsWithin(() => streams.length > EARLY_REQUESTS, 300),
+        false,
+        "a request past EARLY_REQUESTS opened its stream before VerifyAck",
+      );
+      open();
+      await waitFor("VerifyAck at the initiator", () => s.remoteTrust === "unknown");
+      await waitFor("the waiting requests' streams", () => streams.length === EARLY_REQUESTS + 2);
+      for (const st of streams) st.abort(0);
+      await Promise.all(pending);
+    } finally {
+      open();
+      await net.destroy();
+      await br.close();
+    }
+  },
+);
+
+test("a responder that refuses after Verify ends the initiator's open session with its reason", T, async () => {
+  const br = await startBareResponder(RESPONDER, {
+    trustFor: () => Promise.reject(new AtlasError("ERR_HANDSHAKE_FAILED", "trust store unavailable")),
+  });
+  const net = createTestnet({ prefix: "atlas-hs-" });
+  try {
+    const node = await net.node({ identity: ME, name: "initiator" });
+    const s = await node.connectTo(br.addr);
+    const reason = await bounded(s.done, 5000, "the session's end");
+    assert.match(reason, /trust store unavailable/);
+    await assert.rejects(s.request(messageFrame(ME.nodeId, RESPONDER.nodeId), 5000), (e: unknown) => isAtlasError(e));
+    assert.equal(s.remoteTrust, null);
+  } finally {
+    await net.destroy();
+    await br.close();
+  }
 });
 
 test("a request stream opened before the handshake is held, unanswered until VerifyAck", T, async () => {

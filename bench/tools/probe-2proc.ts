@@ -4,6 +4,8 @@
  * child pinned to CPU 1 (taskset); run the client pinned to CPU 0:
  *   taskset -c 0 node --import tsx bench/tools/probe-2proc.ts ping [pings=3000]
  *   taskset -c 0 node --import tsx bench/tools/probe-2proc.ts req [requests=4000]
+ *   taskset -c 0 node --import tsx bench/tools/probe-2proc.ts connect [connects=200]
+ * ROUNDS=n repeats the measured rounds (default 2); PROBE_CPU_PROF=DIR runs the server under --cpu-prof.
  * ping: median and p90 of Session.ping; req: Message → MessageAck sequential and 8 in flight,
  * two rounds, with UDP packets per request each way and packets declared lost.
  */
@@ -30,6 +32,7 @@ if (mode === "server") {
     "-c",
     "1",
     process.execPath,
+    ...(process.env.PROBE_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.PROBE_CPU_PROF}`] : []),
     "--import",
     "tsx",
     fileURLToPath(import.meta.url),
@@ -40,7 +43,26 @@ if (mode === "server") {
   const port = Number(await new Promise<string>((r) => createInterface({ input: child.stdout! }).once("line", r)));
   const cli = await startNode("probe-2proc-client", false);
   const s = await cli.node.connectTo({ host: HOST, port });
-  if (mode === "ping") {
+  if (mode === "connect") {
+    // connect + handshake, then connect + handshake + the first request answered, alternately
+    const n = Number(arg ?? 200);
+    const conn: number[] = [];
+    const first: number[] = [];
+    for (let i = 0; i < n + 10; i++) {
+      const t0 = performance.now();
+      const c = await cli.node.connectTo({ host: HOST, port });
+      const t1 = performance.now();
+      if (i % 2) await c.request(message(cli, c.nodeId), 10_000);
+      const t2 = performance.now();
+      if (i >= 10) (i % 2 ? first : conn).push(i % 2 ? t2 - t0 : t1 - t0);
+      c.close("probe");
+      await c.done;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    console.log(
+      `connect: median ${median(conn).toFixed(3)} ms; connect + first answer: median ${median(first).toFixed(3)} ms`,
+    );
+  } else if (mode === "ping") {
     const n = Number(arg ?? 3000);
     for (let i = 0; i < 300; i++) await s.ping(5000);
     const r = await loop(n, 1, 60_000, async () => void (await s.ping(5000)));

@@ -60,8 +60,13 @@ export interface HandshakeResult {
   peer: PeerCard;
   /** The trust level this side assigned to the peer. */
   trust: TrustLevel;
-  /** Initiator only: the trust level the responder assigned to us. */
-  remoteTrust?: TrustLevel;
+  /**
+   * Initiator only: settles with VerifyAck — the trust level the responder assigned to us — or
+   * rejects with why the responder refused (docs/protocol.md#handshake step 4). The initiator's
+   * part ends when Verify is sent, so the session opens without waiting for it; whoever reads the
+   * control stream next must wait for this first.
+   */
+  verifyAck?: Promise<TrustLevel>;
   /** Initiator only: our address as the responder saw it. */
   observedAddr?: string;
   control: FramedStream;
@@ -294,12 +299,35 @@ export async function initiateHandshake(
       if (!verifyEd25519(peer.publicKey, signed, ack.signature)) {
         throw fail("ERR_HANDSHAKE_FAILED", "responder's handshake signature is invalid");
       }
-      const va = await readFrame(control, conn, left, "the handshake");
-      if (va.type !== "VerifyAck" || va.status !== "ok") throw remoteError(va, "the handshake");
       control.maxPayload = MAX_PAYLOAD;
       conn.verified = true;
       const trust = await o.trustFor(peer);
-      return { peer, trust, remoteTrust: va.trust_level, observedAddr: ack.observed_addr, control };
+      const verifyAck = readVerifyAck(conn, control, left());
+      verifyAck.catch(() => {}); // a caller that gave up before taking it leaves no unhandled rejection
+      return { peer, trust, verifyAck, observedAddr: ack.observed_addr, control };
+    });
+  } catch (e) {
+    const err = e instanceof AtlasError
+      ? e
+      : new AtlasError("ERR_INTERNAL", `handshake failed: ${(e as Error).message}`);
+    if (conn.isOpen) await refuse(conn, toldByPeer(err) ? null : control, err);
+    throw err;
+  }
+}
+
+/**
+ * The initiator's last step, after its session has opened (docs/protocol.md#handshake step 4):
+ * like a TLS 1.3 client after its Finished, it has proved itself and checked the responder, and
+ * an Atlas responder refuses a valid Verify only when something broke on its side. So it does not
+ * wait for VerifyAck before using the session; VerifyAck still comes, within the handshake's
+ * deadline, or the connection is closed (a refusal arrives as Error, then CONNECTION_CLOSE).
+ */
+async function readVerifyAck(conn: QuicConnection, control: FramedStream, ms: number): Promise<TrustLevel> {
+  try {
+    return await withDeadline(ms, async (left) => {
+      const va = await readFrame(control, conn, left, "the handshake");
+      if (va.type !== "VerifyAck" || va.status !== "ok") throw remoteError(va, "the handshake");
+      return va.trust_level ?? "unknown";
     });
   } catch (e) {
     const err = e instanceof AtlasError

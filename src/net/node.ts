@@ -397,6 +397,7 @@ export class AtlasNode {
       relay,
       remoteAddress: formatAddr(conn.remote),
       log: this.log,
+      verifyAck: hs.verifyAck,
     });
     // libSQL runs statements synchronously: write the rows after this turn, so VerifyAck (and the
     // caller's first request) leave first instead of waiting for fsyncs.

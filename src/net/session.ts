@@ -37,6 +37,13 @@ export interface PingResult {
 }
 
 /** Handles one request frame on a request stream and returns the response frame (docs/protocol.md#messages Streams). */
+/**
+ * Requests an initiator sends before VerifyAck (docs/protocol.md#handshake step 4); more wait for
+ * it. Half of what a responder holds unread before its own VerifyAck (`security.max_pending_streams`,
+ * 8 by default), so a responder with a lowered limit still takes them.
+ */
+export const EARLY_REQUESTS = 4;
+
 export type RequestHandler = (session: Session, req: WireMessage, stream: QuicStream) => Promise<WireMessage | null>;
 
 /**
@@ -72,6 +79,11 @@ export class Session {
   remoteDisconnect = false;
   /** The last control frame was an Error (a FIN right after it: the peer refused our frame). */
   private peerRefused = false;
+  /** Outbound: the trust level the peer gave us, once its VerifyAck has come. */
+  remoteTrust: TrustLevel | null = null;
+  /** Outbound, until VerifyAck: settles with it (HandshakeResult.verifyAck). */
+  private accepted: Promise<TrustLevel> | null;
+  private earlyLeft = EARLY_REQUESTS;
   /** Consecutive keepalive Pings without a Pong. */
   missedPongs = 0;
   /** Why this session ended, once it has: a Disconnect reason, or a local label. */
@@ -105,6 +117,8 @@ export class Session {
       relay?: string;
       remoteAddress: string;
       log: Logger;
+      /** Outbound: VerifyAck, still on its way when the session opens. */
+      verifyAck?: Promise<TrustLevel>;
     },
   ) {
     this.conn = o.conn;
@@ -116,6 +130,11 @@ export class Session {
     this.relay = o.relay;
     this.remoteAddress = o.remoteAddress;
     this.log = o.log;
+    this.accepted = o.verifyAck ?? null;
+    this.accepted?.then((t) => {
+      this.remoteTrust = t;
+      this.accepted = null;
+    }, () => {});
     this.done = new Promise((r) => (this.resolveDone = r));
     void this.conn.closed.then((info) => {
       const reason = this.closeReason ??
@@ -140,6 +159,13 @@ export class Session {
 
   /** Read the control stream for the life of the session. */
   async runControl(): Promise<void> {
+    if (this.accepted) {
+      try {
+        await this.accepted; // its reader has the control stream until then
+      } catch {
+        return; // refused or timed out: the connection is closed with the reason
+      }
+    }
     for (;;) {
       let m: WireMessage | null;
       try {
@@ -253,6 +279,7 @@ export class Session {
   /** One request/response exchange on a new stream. */
   async request(req: WireMessage, timeoutMs: number): Promise<WireMessage> {
     if (!this.isOpen) throw new AtlasError("ERR_CLOSED", "session is closed");
+    if (this.accepted && this.earlyLeft-- <= 0) await this.untilAccepted(timeoutMs);
     // Beyond the peer's stream credit, wait for it (in order) rather than fail.
     const fs = new FramedStream(await this.conn.openStreamWhenAllowed(timeoutMs));
     this.lastActivity = Date.now();
@@ -283,6 +310,13 @@ export class Session {
       );
     }
     return res;
+  }
+
+  /** Past EARLY_REQUESTS, a request waits for VerifyAck: a responder resets early streams beyond its hold. */
+  private async untilAccepted(timeoutMs: number): Promise<void> {
+    const accepted = this.accepted;
+    if (!accepted) return;
+    await within(accepted, timeoutMs, () => new AtlasError("ERR_TIMEOUT", `no VerifyAck within ${timeoutMs / 1000} s`));
   }
 
   /**

@@ -22,6 +22,7 @@ import { trustLevelFor } from "../../src/net/trust.ts";
 import type { Store } from "../../src/store/index.ts";
 import { formatAddr, type SockAddr } from "../../src/transport/addr.ts";
 import type { CloseInfo, QuicConnection } from "../../src/transport/connection.ts";
+import type { QuicStream } from "../../src/transport/stream.ts";
 import { QuicEndpoint } from "../../src/transport/endpoint.ts";
 import { transportOptions } from "../../src/transport/options.ts";
 import type { Logger } from "../../src/util/log.ts";
@@ -159,6 +160,8 @@ export interface BareResponder {
 export async function startBareResponder(
   identity: Identity,
   opts: Partial<ResponderOptions> = {},
+  /** Given each request stream (not the control stream) instead of resetting it. */
+  onRequestStream?: (s: QuicStream) => void,
 ): Promise<BareResponder> {
   const cfg = testConfig();
   const endpoint = await QuicEndpoint.bind({
@@ -178,7 +181,7 @@ export async function startBareResponder(
     outcomes.push(
       new Promise<BareOutcome>((resolve) => {
         conn.onStream = (s) => {
-          if (s.id !== 0) return s.abort(0);
+          if (s.id !== 0) return onRequestStream ? onRequestStream(s) : s.abort(0);
           const control = new RecordingFramedStream(s);
           controls[i] = control;
           void (async () => {
