@@ -371,6 +371,11 @@ export class Session {
     localReason = reason,
   ): Promise<void> {
     if (!this.isOpen) return;
+    // A session opened at Verify: let the responder finish its side first (it settles within the
+    // handshake's deadline), so it records the session it is told to close — a one-shot command
+    // can be done before VerifyAck is back.
+    if (this.accepted) await this.accepted.catch(() => {});
+    if (!this.isOpen) return;
     this.closeReason = localReason;
     try {
       await within(this.control.end({ type: "Disconnect", reason, message }), DISCONNECT_WRITE_MS);
