@@ -50,5 +50,5 @@ test("a relayed session upgraded to a hole-punched one is path_changed; the last
   dialler.liveSession(target.nodeId)!.close("test done");
   await waitFor("session_down", () => events.at(-1)?.event === "session_down");
   assert.deepEqual(events.at(-1)!.session, null);
-  assert.equal(events.length, 3);
+  assert.equal(events.length, 3, JSON.stringify(events.map((e) => [e.event, e.session?.path ?? null])));
 });

@@ -15,26 +15,28 @@ const pathOf = (s: Session) => `${s.path}|${s.relay ?? ""}`;
 
 /** Call `emit` for every session event from now on; returns the removal function. */
 export function watchSessions(node: AtlasNode, emit: (e: SessionEventView) => void): () => void {
-  // The path last told per peer with a live session: bounded by the live sessions.
-  const told = new Map<string, string>();
+  // Per peer with a live session, the session last told and its path: bounded by the live sessions.
+  const told = new Map<string, { session: Session; path: string }>();
   const tell = (event: SessionEventView["event"], id: string, s: Session | null, reason: string | null) =>
     emit({ event, node_id: id, session: s ? sessionInfo(s) : null, reason, at: unixNow() });
   const opened = (s: Session) => {
     const id = s.nodeId;
-    const before = told.get(id);
-    told.set(id, pathOf(s));
+    const before = told.get(id)?.path;
+    told.set(id, { session: s, path: pathOf(s) });
     if (before === undefined) tell("session_up", id, s, null);
     else if (before !== pathOf(s)) tell("path_changed", id, s, null);
     void s.done.then((reason) => {
       const now = node.liveSession(id);
-      if (!now || now === s) {
-        told.delete(id);
-        return tell("session_down", id, null, reason);
+      if (now && now !== s) {
+        if (told.get(id)?.path !== pathOf(now)) tell("path_changed", id, now, null);
+        told.set(id, { session: now, path: pathOf(now) });
+        return;
       }
-      if (told.get(id) !== pathOf(now)) {
-        told.set(id, pathOf(now));
-        tell("path_changed", id, now, null);
-      }
+      // The last session told about says session_down, with its own reason: a retired relayed
+      // session that finishes closing after it (or after the peer is already down) says nothing.
+      if (told.get(id)?.session !== s) return;
+      told.delete(id);
+      tell("session_down", id, null, reason);
     });
   };
   // Told on the next turn: the dialler marks a hole-punched session as such just after it opens.
