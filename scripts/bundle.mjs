@@ -7,6 +7,7 @@
 import { build } from "esbuild";
 import { rm } from "node:fs/promises";
 import { sourceCommit } from "./commit.mjs";
+import { buildUdpAddon } from "./build-udp.mjs";
 
 const dist = new URL("../dist/", import.meta.url).pathname;
 await rm(new URL("chunks/", `file://${dist}`).pathname, { recursive: true, force: true });
@@ -29,3 +30,4 @@ await build({
   logLevel: "warning",
   define: { __ATLAS_COMMIT__: JSON.stringify(sourceCommit(new URL("..", import.meta.url).pathname)) },
 });
+buildUdpAddon();

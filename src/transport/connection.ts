@@ -11,7 +11,10 @@ import { QuicStream } from "./stream.ts";
  * `packet` is a view of the connection's scratch buffer, valid only during the call: copy it.
  */
 export interface PacketSink {
+  /** Send (or queue) one packet; `packet` is only valid during the call. */
   sendPacket(packet: Uint8Array, to: HostPort): void;
+  /** Send what `sendPacket` queued, now: called after each burst of a connection's packets. */
+  flush?(): void;
 }
 
 export interface CloseInfo {
@@ -385,6 +388,11 @@ export class QuicConnection {
     if (!this.gone) this.process();
   }
 
+  /** @internal send what quiche has queued, now (a bare FIN: stream.ts flushWrites). */
+  sendNow(): void {
+    if (!this.gone && this.isEstablished) this.flushPackets();
+  }
+
   /** @internal a stream has queued writes that quiche could not take yet. */
   wantsWritable(s: QuicStream): void {
     this.writers.add(s);
@@ -506,12 +514,13 @@ export class QuicConnection {
       try {
         r = n.send(this.sendBuf);
       } catch {
-        return;
+        break;
       }
-      if (r === null) return;
+      if (r === null) break;
       this.sink.sendPacket(this.sendBuf.subarray(0, r[0]), r[1].to);
+      if (i === MAX_PACKETS_PER_TURN - 1) schedule(this); // more to send: continue next turn without starving others
     }
-    schedule(this); // more to send: continue next turn without starving others
+    this.sink.flush?.();
   }
 
   private armTimer(): void {

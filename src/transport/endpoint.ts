@@ -1,6 +1,4 @@
-import { createSocket, type Socket } from "node:dgram";
 import { isIP } from "node:net";
-import { lookup as dnsLookup, type LookupOneOptions } from "node:dns";
 import { randomBytes } from "node:crypto";
 import { ENDPOINT_CLOSE_GRACE_MS, HANDSHAKE_IP_WINDOW_MS, RETIRED_CID_MS } from "../config/durations.ts";
 import { AtlasError } from "../errors.ts";
@@ -15,31 +13,15 @@ import { makeQuicheConfig, type TlsIdentity } from "./tls.ts";
 import { isStunPacket } from "./demux.ts";
 import { MAX_TCP_FRAME } from "./tcp-frames.ts";
 import { within } from "../util/time.ts";
+import { bindUdp } from "./udp/bind.ts";
+import type { UdpSocket } from "./udp/socket.ts";
 
 /** Length of every connection ID we issue; short-header packets carry it without a length byte. */
 export const CID_LEN = 16;
 const SOCKET_BUFFER = 4 * 1024 * 1024;
-/** Outgoing packet buffers: large enough for any datagram we send, kept for reuse. */
-const SEND_BUF_SIZE = 1500;
-const SEND_POOL_MAX = 2048;
 /** Closed connections' IDs remembered at once (`retire`): 32 bytes each, ~40 closes a second for RETIRED_CID_MS. */
 const RETIRED_CIDS_MAX = 4096;
-const noop = () => {};
 
-/**
- * dgram resolves every destination before sending, through dns.lookup and a process.nextTick even
- * for an IP literal; every address we send to is one, so answer at once (half of dgram's per-send
- * JS cost, ~1.5–3 µs; bench/RESULTS.md "Issue 17 levers"). A name still goes to dns.lookup.
- */
-function literalLookup(
-  host: string,
-  family: number | LookupOneOptions,
-  cb: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
-): void {
-  const fam = isIP(host);
-  if (fam !== 0) return cb(null, host, fam);
-  dnsLookup(host, typeof family === "number" ? { family } : family, cb);
-}
 /** Packet size inside a relay pipe: 1200 + 4-byte session prefix fits any agent–relay DATAGRAM (docs/protocol.md#relay). */
 export const VIRTUAL_PACKET_SIZE = 1200;
 /** Made-up path addresses of virtual connections: quiche wants some; nothing is sent to them. */
@@ -71,7 +53,7 @@ export class QuicEndpoint implements PacketSink {
   onConnection: ((c: QuicConnection) => void) | null = null;
   onStun: ((packet: Uint8Array, from: SockAddr) => void) | null = null;
 
-  private socket: Socket;
+  private socket: UdpSocket;
   private v6: boolean;
   private localHP: HostPort;
   /** Routing: connection ID → connection (a connection may have two IDs without Retry). */
@@ -94,19 +76,18 @@ export class QuicEndpoint implements PacketSink {
   /** Bytes of frames still arriving, over all connections (docs/protocol.md#transport global cap). */
   readonly readPool: BufferPool;
 
-  private constructor(socket: Socket, v6: boolean, opts: EndpointOptions) {
+  private constructor(socket: UdpSocket, v6: boolean, opts: EndpointOptions) {
     this.socket = socket;
     this.v6 = v6;
     this.opts = opts;
     this.readPool = new BufferPool(opts.maxBufferedBytes);
-    const a = socket.address();
+    const a = socket.address;
     this.local = { host: unmapHost(a.address), port: a.port };
     this.localHP = { host: a.address, port: a.port };
     this.serverConfig = makeQuicheConfig(opts.tls, opts);
     this.clientConfig = makeQuicheConfig(opts.tls, opts);
     this.resets = new StatelessResets(opts.tls.keyPem);
-    socket.on("message", (msg, rinfo) => this.onPacket(msg, rinfo.address, rinfo.port));
-    socket.on("error", noop); // per-send errors (unreachable hosts) are not fatal to the node
+    socket.onMessage = (data, host, port) => this.onPacket(data, host, port);
     this.keepAlive = setInterval(() => {
       for (const c of this.live) c.ping();
     }, opts.keepAliveIntervalMs);
@@ -119,23 +100,7 @@ export class QuicEndpoint implements PacketSink {
     const fam = isIP(host);
     if (fam === 0) throw new AtlasError("ERR_CONFIG", `network.host must be an IP address, got '${host}'`);
     const tryBind = (type: "udp4" | "udp6", h: string) =>
-      new Promise<Socket>((resolve, reject) => {
-        const s = createSocket({
-          type,
-          ipv6Only: false,
-          recvBufferSize: SOCKET_BUFFER,
-          sendBufferSize: SOCKET_BUFFER,
-          lookup: literalLookup,
-        });
-        s.once("error", (e) => {
-          s.close();
-          reject(e);
-        });
-        s.bind({ address: h, port: opts.port, exclusive: true }, () => {
-          s.removeAllListeners("error");
-          resolve(s);
-        });
-      });
+      bindUdp({ type, host: h, port: opts.port, bufferBytes: SOCKET_BUFFER });
     try {
       if (fam === 4) return new QuicEndpoint(await tryBind("udp4", host), false, opts);
       try {
@@ -298,27 +263,18 @@ export class QuicEndpoint implements PacketSink {
   sendRaw(packet: Uint8Array, to: SockAddr): void {
     if (this.closing) return;
     const hp = this.wireHost(to);
-    if (hp) this.socket.send(packet, hp.port, hp.host, noop);
+    if (hp) this.socket.send(packet, hp.host, hp.port);
   }
 
-  /**
-   * Send one packet. `packet` is only valid during the call (the connection's scratch), so it is
-   * copied into a pooled buffer that comes back when the send completes: dgram keeps a reference
-   * until then, and libuv completes sends in order.
-   */
+  /** Send one packet (copied by the socket: `packet` may be the connection's scratch). */
   sendPacket(packet: Uint8Array, to: HostPort): void {
-    const buf = this.pool.pop() ?? Buffer.allocUnsafeSlow(SEND_BUF_SIZE);
-    buf.set(packet);
-    this.inflight.push(buf);
-    this.socket.send(buf, 0, packet.length, to.port, to.host, this.onSent);
+    this.socket.send(packet, to.host, to.port);
   }
 
-  private pool: Buffer[] = [];
-  private inflight: Buffer[] = [];
-  private onSent = (): void => {
-    const b = this.inflight.shift();
-    if (b && this.pool.length < SEND_POOL_MAX) this.pool.push(b);
-  };
+  /** The packets of this turn go out now, in as few system calls as the socket can. */
+  flush(): void {
+    this.socket.flush();
+  }
 
   /** Close every connection (code 0 with `reason`), let the close packets out, close the socket. */
   async close(reason = "shutdown", graceMs = ENDPOINT_CLOSE_GRACE_MS): Promise<void> {
@@ -328,7 +284,7 @@ export class QuicEndpoint implements PacketSink {
     const all = [...this.live];
     for (const c of all) c.close(0, reason);
     await within(Promise.all(all.map((c) => c.closed)), graceMs);
-    await new Promise<void>((r) => this.socket.close(() => r()));
+    await this.socket.close();
   }
 
   // ---- receive path ----
@@ -337,7 +293,8 @@ export class QuicEndpoint implements PacketSink {
     if (buf.length === 0) return;
     const b0 = buf[0]!;
     if (isStunPacket(buf)) {
-      this.onStun?.(buf, { host: unmapHost(host), port });
+      // Copied: the socket's buffer is only valid during this call, and STUN clients keep theirs.
+      this.onStun?.(Buffer.from(buf), { host: unmapHost(host), port });
       return;
     }
     if ((b0 & 0x40) === 0) return; // QUIC fixed bit unset: not for us

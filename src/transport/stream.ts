@@ -133,7 +133,14 @@ export class QuicStream {
       let written: number | null;
       try {
         if (w.data.length === 0) {
-          written = n.streamSend(this.id, w.data, w.fin); // a bare FIN needs no capacity
+          // A bare FIN (docs/transport.md, "Bare FINs"): quiche 0.18 counts a stream complete, and
+          // forgets it, once the data before its FIN is acknowledged, whether the FIN was sent or
+          // not; the peer then waits for the end forever. So a FIN at the peer's flow-control
+          // limit (which quiche takes but cannot send) waits here for credit, and any other
+          // leaves at once, before an ACK processed later in this turn can complete the stream.
+          if (w.fin && n.streamCapacity(this.id) <= 0) return true;
+          written = n.streamSend(this.id, w.data, w.fin);
+          if (w.fin) this.conn.sendNow();
         } else {
           const cap = n.streamCapacity(this.id);
           if (cap <= 0) return true;
