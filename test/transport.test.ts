@@ -488,6 +488,38 @@ describe("connections and streams", () => {
   );
 
   test(
+    "streams stopped while the peer's data sits unread give their connection credit back",
+    { timeout: 30_000 },
+    async () => {
+      // Each stream fills its 256 KiB window at the server, which then stops reading it: six of
+      // them discard more than the connection's 1 MiB window. quiche 0.18 dropped such data at
+      // the shutdown without returning its MAX_DATA credit, and then no stream could send.
+      const held: QuicStream[] = [];
+      const p = await pair({}, {}, (s) => void held.push(s));
+      try {
+        for (let i = 0; i < 6; i++) {
+          const s = p.cconn.openStream();
+          const w = s.write(payload(1_000_000, i));
+          w.catch(() => {});
+          await waitFor(`stream ${i} blocked by the server's window`, () => p.cconn.native.streamCapacity(s.id) === 0);
+          await waitFor(`stream ${i} at the server`, () => held.some((h) => h.id === s.id));
+          held.find((h) => h.id === s.id)!.stopReading(7);
+          assert.equal((await settleWithin(w, 3000)).state, "rejected", `stream ${i}: write not stopped`);
+        }
+        const data = payload(200_000, 99);
+        const fresh = p.cconn.openStream();
+        const sent = fresh.end(data);
+        await waitFor("the fresh stream at the server", () => held.some((h) => h.id === fresh.id), { timeoutMs: 3000 });
+        const got = await readAll(held.find((h) => h.id === fresh.id)!, 3000);
+        await sent;
+        assert.equal(sha(got), sha(data));
+      } finally {
+        await p.close();
+      }
+    },
+  );
+
+  test(
     "a stream opened past a stream ID the peer skipped reaches the handler, also while another stream sits unread",
     { timeout: 15_000 },
     async () => {

@@ -94,6 +94,7 @@ export class QuicStream {
   /** Tell the peer we will read no more (STOP_SENDING); used after an oversized frame header. */
   stopReading(code = 0): void {
     if (this.readDone) return;
+    this.discardBuffered();
     this.tryShutdown(quiche.Shutdown.Read, code);
     this.readDone = true;
     this.settleRead(null);
@@ -228,6 +229,21 @@ export class QuicStream {
     const ws = this.writes;
     this.writes = [];
     for (const w of ws) w.reject(e);
+  }
+
+  /**
+   * Read out and drop what quiche holds for this stream before it is shut for reading: quiche 0.18
+   * discards it at the shutdown without returning its connection-level credit (MAX_DATA), so a
+   * few large streams stopped mid-way left the connection unable to send anything on any stream
+   * (docs/transport.md, "Traps in the quiche binding").
+   */
+  private discardBuffered(): void {
+    const n = this.conn.native;
+    try {
+      for (let r = n.streamRecv(this.id, scratch); r !== null && !r[1]; r = n.streamRecv(this.id, scratch));
+    } catch {
+      // reset or unknown: nothing buffered to return
+    }
   }
 
   private tryShutdown(dir: number, code: number): void {
