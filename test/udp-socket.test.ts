@@ -43,6 +43,17 @@ async function dgramSink(): Promise<{ socket: Socket; got: Buffer[] }> {
   return { socket, got };
 }
 
+/** A QUIC endpoint on 127.0.0.1:`port` with a fresh identity. */
+function endpoint(port: number): Promise<QuicEndpoint> {
+  const id = identityFromSeed(generateSeed());
+  return QuicEndpoint.bind({
+    ...transportOptions(defaultConfig()),
+    host: "127.0.0.1",
+    port,
+    tls: { keyPem: id.keyPem, certPem: id.certPem },
+  });
+}
+
 const datagram = (i: number, size: number) => Buffer.alloc(size, i & 0xff).fill(i >> 8, 0, 1);
 
 test("a turn's datagrams to one address leave in one system call, intact and in order", { skip }, async () => {
@@ -114,27 +125,15 @@ test("a port in use is refused with EADDRINUSE, and the endpoint says which port
     bindUdp({ type: "udp4", host: "127.0.0.1", port: s.address.port, bufferBytes: 1 << 20 }),
     (e) => (e as NodeJS.ErrnoException).code === "EADDRINUSE",
   );
-  const id = identityFromSeed(generateSeed());
   await assert.rejects(
-    QuicEndpoint.bind({
-      ...transportOptions(defaultConfig()),
-      host: "127.0.0.1",
-      port: s.address.port,
-      tls: { keyPem: id.keyPem, certPem: id.certPem },
-    }),
+    endpoint(s.address.port),
     (e) => isAtlasError(e, "ERR_ADDR_IN_USE") && /UDP port \d+ is already in use/.test((e as Error).message),
   );
 });
 
 test("4 MB echoed over QUIC between two endpoints on the addon's sockets", { skip, timeout: 30_000 }, async () => {
   const ep = async () => {
-    const id = identityFromSeed(generateSeed());
-    const e = await QuicEndpoint.bind({
-      ...transportOptions(defaultConfig()),
-      host: "127.0.0.1",
-      port: 0,
-      tls: { keyPem: id.keyPem, certPem: id.certPem },
-    });
+    const e = await endpoint(0);
     cleanup.push(() => e.close());
     return e;
   };
