@@ -1,6 +1,6 @@
 /**
  * The TCP leg's limits (docs/protocol.md#the-tcp-leg), with real TCP and TLS sockets on
- * 127.0.0.0/8: connections per relay and per IP, the TLS handshake deadline, frames of at most
+ * 127.0.0.0/8: connections per relay and per IP, new connections per IP a minute, the TLS handshake deadline, frames of at most
  * 1500 bytes, the idle timeout, and the bounded send queue (packets dropped, not queued, when the
  * peer does not read).
  */
@@ -56,6 +56,24 @@ describe("TCP leg limits", { timeout: 30_000 }, () => {
     await closed(third);
     await raw(leg.port, "127.0.0.2");
     await waitFor("counts", () => leg.stats().refused_per_ip === 1 && leg.stats().connections === 3);
+  });
+
+  test("a source IP over handshakes_per_ip_per_minute new connections is refused; other addresses still get in", async () => {
+    const leg = await legNode((c) => (c.security.handshakes_per_ip_per_minute = 2));
+    await closed((await raw(leg.port, "127.0.0.6")).destroy());
+    await closed((await raw(leg.port, "127.0.0.6")).destroy());
+    await closed(await raw(leg.port, "127.0.0.6")); // the third in a minute: closed by the relay
+    await raw(leg.port, "127.0.0.7");
+    await waitFor("counts", () => leg.stats().refused_rate === 1 && leg.stats().connections === 1);
+    assert.equal(leg.stats().refused_per_ip, 0);
+  });
+
+  test("a leg that would start a QUIC handshake over handshake_limit in flight is closed after TLS", async () => {
+    const leg = await legNode((c) => (c.security.handshake_limit = 1));
+    await tls(leg.port); // TLS done, its QUIC handshake never starts: in flight until its deadline
+    await closed(await tls(leg.port));
+    assert.equal(leg.stats().refused_limit, 1);
+    assert.equal(leg.stats().accepted, 1);
   });
 
   test("a relay over relay_tcp_connections refuses the next connection from any address", async () => {

@@ -286,8 +286,11 @@ export const STATUS = s.shape("status", {
     port: s.integer("TCP port of the TLS listener"),
     connections: s.integer("TCP connections open"),
     accepted: s.integer("TLS handshakes completed"),
-    refused_limit: s.integer("connections refused: transport.relay_tcp_connections or max_connections"),
+    refused_limit: s.integer(
+      "connections refused: transport.relay_tcp_connections, max_connections or security.handshake_limit",
+    ),
     refused_per_ip: s.integer("connections refused: transport.relay_tcp_connections_per_ip"),
+    refused_rate: s.integer("connections refused: security.handshakes_per_ip_per_minute"),
     handshake_timeouts: s.integer("TLS handshakes not done within transport.relay_tcp_handshake_timeout"),
     bad_frames: s.integer("legs closed for a frame of 0 or over 1500 bytes"),
     idle_closed: s.integer("legs closed after transport.relay_tcp_idle_timeout without a byte"),

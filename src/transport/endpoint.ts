@@ -204,6 +204,11 @@ export class QuicEndpoint implements PacketSink {
    * connection-ID map. No Retry: the TCP handshake already proved the address.
    */
   openTunnel(role: "client" | "server", sink: PacketSink, label: SockAddr): QuicConnection {
+    // An inbound leg starts a QUIC handshake like an Initial over UDP: the same in-flight cap.
+    if (role === "server" && this.pendingCount >= this.opts.handshakeLimit) {
+      this.stats.refusedLimit++;
+      throw new AtlasError("ERR_IO", `${this.opts.handshakeLimit} handshakes in flight (security.handshake_limit)`);
+    }
     if (!this.tunnelConfig) {
       this.tunnelConfig = makeQuicheConfig(this.opts.tls, { ...this.opts, maxDatagramSize: this.tunnelPacket });
       // Reno, as on relay pipes: the TCP leg drops frames at a bounded send buffer, a tail-drop
@@ -428,6 +433,17 @@ export class QuicEndpoint implements PacketSink {
    * Sliding one-minute window of accepted handshakes per source IP (docs/protocol.md#handshake):
    * null when `ip` is over it, else the time this handshake was counted at.
    */
+  /**
+   * Charge one new inbound handshake from `host` (a TCP leg's, before its TLS) to the per-IP
+   * window UDP connections count against (security.handshakes_per_ip_per_minute); false: over it.
+   * TCP proved the address, so there is nothing to refund.
+   */
+  chargeHandshake(host: string): boolean {
+    if (this.admitIp(unmapHost(host)) !== null) return true;
+    this.stats.refusedRate++;
+    return false;
+  }
+
   private admitIp(ip: string): number | null {
     const now = Date.now();
     const cutoff = now - HANDSHAKE_IP_WINDOW_MS;

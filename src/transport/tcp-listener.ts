@@ -4,7 +4,9 @@
  * connection to this node (tcp-leg.ts), handed to `onConnection` like one arriving over UDP.
  *
  * Limits, checked before any TLS work: connections in all and per source IP (the address as the
- * UDP endpoint counts it, unmapped), then a TLS handshake deadline; after it, frames of at most
+ * UDP endpoint counts it, unmapped), and new connections per source IP a minute, charged to the
+ * same window as UDP handshakes (security.handshakes_per_ip_per_minute); then a TLS handshake
+ * deadline, and security.handshake_limit when the QUIC connection inside starts; after it, frames of at most
  * the largest datagram (tcp-frames.ts) and an idle timeout — a leg with no byte in either
  * direction for that long is closed (agents send a QUIC PING every 15 s and announce every 2 s).
  */
@@ -34,6 +36,7 @@ export interface TcpLegStats {
   accepted: number;
   refused_limit: number;
   refused_per_ip: number;
+  refused_rate: number;
   handshake_timeouts: number;
   bad_frames: number;
   idle_closed: number;
@@ -49,6 +52,7 @@ export class TcpLegListener {
     accepted: 0,
     refused_limit: 0,
     refused_per_ip: 0,
+    refused_rate: 0,
     handshake_timeouts: 0,
     bad_frames: 0,
     idle_closed: 0,
@@ -114,6 +118,10 @@ export class TcpLegListener {
       this.counters.refused_per_ip++;
       return void raw.destroy();
     }
+    if (!this.endpoint.chargeHandshake(ip)) {
+      this.counters.refused_rate++;
+      return void raw.destroy();
+    }
     this.perIp.set(ip, n + 1);
     this.sockets.add(raw);
     raw.setNoDelay(true); // frames are packets: Nagle plus delayed ACKs cost 40 ms a round trip
@@ -138,7 +146,7 @@ export class TcpLegListener {
     try {
       conn = bindLeg(s, (sink) => this.endpoint.openTunnel("server", sink, label), () => this.counters.bad_frames++);
     } catch {
-      this.counters.refused_limit++; // the endpoint is at transport.max_connections, or closing
+      this.counters.refused_limit++; // the endpoint is at max_connections or handshake_limit, or closing
       return void s.destroy();
     }
     this.counters.accepted++;

@@ -127,7 +127,7 @@ function renderStatus(ctx: Ctx, r: StatusReport): void {
       ? [[
         "TCP leg",
         `port ${r.tcp_leg.port}, ${r.tcp_leg.connections} connections, ${r.tcp_leg.accepted} accepted, ${
-          r.tcp_leg.refused_limit + r.tcp_leg.refused_per_ip
+          r.tcp_leg.refused_limit + r.tcp_leg.refused_per_ip + r.tcp_leg.refused_rate
         } refused`,
       ] as [string, string]]
       : []),
