@@ -98,9 +98,11 @@ static napi_value throw_errno(napi_env env, int err, const char *what) {
   return NULL;
 }
 
-static int get_handle(napi_env env, napi_value v, udp_t **out) {
+/* The call's arguments (up to `argc`), the first of which must be a socket handle. */
+static int handle_args(napi_env env, napi_callback_info info, size_t argc, napi_value *argv, udp_t **out) {
   void *p = NULL;
-  if (napi_get_value_external(env, v, &p) != napi_ok || !p) {
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
+      napi_get_value_external(env, argv[0], &p) != napi_ok || !p) {
     napi_throw_type_error(env, NULL, "atlas_udp: not a socket handle");
     return 0;
   }
@@ -291,8 +293,7 @@ static napi_value js_local_port(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], r;
   udp_t *u;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (!get_handle(env, argv[0], &u)) return NULL;
+  if (!handle_args(env, info, argc, argv, &u)) return NULL;
   struct sockaddr_storage ss;
   socklen_t sl = sizeof ss;
   if (getsockname(u->fd, (struct sockaddr *)&ss, &sl) < 0) return throw_errno(env, errno, "getsockname");
@@ -354,8 +355,7 @@ static napi_value js_send_batch(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4], r;
   udp_t *u;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (!get_handle(env, argv[0], &u)) return NULL;
+  if (!handle_args(env, info, argc, argv, &u)) return NULL;
   void *data, *metav;
   size_t dl, ml;
   uint32_t count;
@@ -435,8 +435,7 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], arr, v;
   udp_t *u;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (!get_handle(env, argv[0], &u)) return NULL;
+  if (!handle_args(env, info, argc, argv, &u)) return NULL;
   double vals[5] = {u->send_calls, u->gso_runs, u->dropped, u->recv_calls, u->recv_datagrams};
   CHECK(napi_create_array_with_length(env, 5, &arr));
   for (uint32_t k = 0; k < 5; k++) {
@@ -472,8 +471,7 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   udp_t *u;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (!get_handle(env, argv[0], &u)) return NULL;
+  if (!handle_args(env, info, argc, argv, &u)) return NULL;
   if (u->closed) return NULL;
   u->closed = 1;
   uv_poll_stop(&u->poll);

@@ -430,10 +430,6 @@ export class QuicEndpoint implements PacketSink {
   }
 
   /**
-   * Sliding one-minute window of accepted handshakes per source IP (docs/protocol.md#handshake):
-   * null when `ip` is over it, else the time this handshake was counted at.
-   */
-  /**
    * Charge one new inbound handshake from `host` (a TCP leg's, before its TLS) to the per-IP
    * window UDP connections count against (security.handshakes_per_ip_per_minute); false: over it.
    * TCP proved the address, so there is nothing to refund.
@@ -444,6 +440,10 @@ export class QuicEndpoint implements PacketSink {
     return false;
   }
 
+  /**
+   * Sliding one-minute window of accepted handshakes per source IP (docs/protocol.md#handshake):
+   * null when `ip` is over it, else the time this handshake was counted at.
+   */
   private admitIp(ip: string): number | null {
     const now = Date.now();
     const cutoff = now - HANDSHAKE_IP_WINDOW_MS;

@@ -28,7 +28,7 @@ export interface UdpAddon {
 }
 
 let cached: UdpAddon | null | undefined;
-/** Why the addon is not used, when it is not (for `atlas status` and logs). */
+/** Why the addon is not used, when it is not (tests name it when they skip). */
 export let udpAddonAbsence = "";
 
 export function loadUdpAddon(): UdpAddon | null {

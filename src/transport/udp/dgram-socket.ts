@@ -1,7 +1,7 @@
 /**
  * UdpSocket over node:dgram: one `send` per datagram (each through a SendWrap and a callback) and
- * one 'message' event per datagram received. Used where the atlas_udp addon is absent (non-Linux,
- * Deno, a build without a C compiler) or turned off with ATLAS_UDP=dgram.
+ * one 'message' event per datagram received. The default; also where ATLAS_UDP=native asks for the
+ * atlas_udp addon but it is absent (non-Linux, Deno, a build without a C compiler).
  */
 import { createSocket, type Socket } from "node:dgram";
 import { lookup as dnsLookup, type LookupOneOptions } from "node:dns";
@@ -65,7 +65,7 @@ export class DgramUdpSocket implements UdpSocket {
 
   /**
    * The packet is copied into a pooled buffer that comes back when the send completes: dgram
-   * keeps a reference until then.
+   * keeps a reference until then, and libuv completes sends in order (so `inflight` is FIFO).
    */
   send(packet: Uint8Array, host: string, port: number): void {
     const buf = this.pool.pop() ?? Buffer.allocUnsafeSlow(Math.max(SEND_BUF_SIZE, packet.length));
