@@ -314,6 +314,51 @@ describe("connections and streams", () => {
   });
 
   test(
+    "after the peer's FIN, a write's last byte waits for the end of the turn, and an end() in that turn sends it with the FIN",
+    { timeout: 15_000 },
+    async () => {
+      const held = deferred<{ heldAfterWrite: boolean; heldAfterEnd: boolean }>();
+      const p = await pair({}, {}, (s) =>
+        void (async () => {
+          while ((await s.read(5000)) !== null) { /* the request, up to its FIN */ }
+          await s.write(Buffer.alloc(1000, 1));
+          const heldAfterWrite = s.hasPendingWrites; // the last byte, kept for a FIN
+          await s.end();
+          held.resolve({ heldAfterWrite, heldAfterEnd: s.hasPendingWrites });
+        })());
+      try {
+        const s = p.cconn.openStream();
+        const [, got] = await Promise.all([s.end(Buffer.from("request")), readAll(s, 5000)]);
+        assert.equal(got.length, 1000);
+        assert.deepEqual(await held.promise, { heldAfterWrite: true, heldAfterEnd: false });
+      } finally {
+        await p.close();
+      }
+    },
+  );
+
+  test(
+    "a last byte held for a FIN that does not come goes out at the end of the turn",
+    { timeout: 15_000 },
+    async () => {
+      const p = await pair({}, {}, (s) =>
+        void (async () => {
+          while ((await s.read(5000)) !== null) { /* the request, up to its FIN */ }
+          await s.write(Buffer.alloc(1000, 1)); // and no end(): the stream stays open
+        })());
+      try {
+        const s = p.cconn.openStream();
+        await s.end(Buffer.from("request"));
+        let n = 0;
+        while (n < 1000) n += (await s.read(5000))!.length;
+        assert.equal(n, 1000);
+      } finally {
+        await p.close();
+      }
+    },
+  );
+
+  test(
     "a read from a silent stream times out with ERR_TIMEOUT and the stream stays usable",
     { timeout: 15_000 },
     async () => {

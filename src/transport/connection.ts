@@ -97,6 +97,8 @@ export class QuicConnection {
   private sink: PacketSink;
   private streams = new Map<number, QuicStream>();
   private writers = new Set<QuicStream>();
+  /** Streams keeping their last written byte until the end of the turn (QuicStream.holdTail). */
+  private heldTails = new Set<QuicStream>();
   private nextStreamId: number;
   private timer: ReturnType<typeof setTimeout> | null = null;
   private timerAt = 0;
@@ -392,6 +394,24 @@ export class QuicConnection {
   sendNow(): void {
     if (!this.gone && this.isEstablished) this.flushPackets();
   }
+
+  /**
+   * @internal a stream keeps its last written byte back so that an `end()` in this turn carries
+   * the FIN with data; it is handed over once this turn's callbacks and their promises are done
+   * (setImmediate runs after them), and sent with the next flush.
+   */
+  holdTail(s: QuicStream): void {
+    if (this.heldTails.size === 0) setImmediate(this.releaseTails);
+    this.heldTails.add(s);
+  }
+
+  private releaseTails = (): void => {
+    const held = [...this.heldTails];
+    this.heldTails.clear();
+    if (this.gone) return;
+    for (const s of held) if (s.flushWrites(true)) this.writers.add(s);
+    schedule(this);
+  };
 
   /** @internal a stream has queued writes that quiche could not take yet. */
   wantsWritable(s: QuicStream): void {

@@ -126,15 +126,19 @@ export class QuicStream {
    * Only as many bytes as `streamCapacity` allows are offered: offering more makes quiche 0.18
    * queue a DATA_BLOCKED frame on every call, and with a retry per incoming ACK the two nodes
    * ping-pong thousands of packets a second while a write waits for the peer to read.
+   * Once the peer's side is done, the last byte written is held back (`release` false) so that
+   * an `end()` later in this turn sends the FIN with data (docs/transport.md, "Bare FINs").
    */
-  flushWrites(): boolean {
+  flushWrites(release = false): boolean {
     const n = this.conn.native;
     while (this.writes.length > 0) {
       const w = this.writes[0]!;
+      // A bare FIN right behind this write goes with its last byte instead of on its own.
+      const finNext = !w.fin && this.writes[1]?.fin === true && this.writes[1].data.length === 0;
       let written: number | null;
       try {
         if (w.data.length === 0) {
-          // A bare FIN (docs/transport.md, "Bare FINs"): quiche 0.18 counts a stream complete, and
+          // A bare FIN whose data went out earlier: quiche 0.18 counts a stream complete, and
           // forgets it, once the data before its FIN is acknowledged, whether the FIN was sent or
           // not; the peer then waits for the end forever. So a FIN at the peer's flow-control
           // limit (which quiche takes but cannot send) waits here for credit, and any other
@@ -143,10 +147,14 @@ export class QuicStream {
           written = n.streamSend(this.id, w.data, w.fin);
           if (w.fin) this.conn.sendNow();
         } else {
+          const hold = !release && !w.fin && !finNext && this.readDone && this.writes.length === 1;
+          const want = hold ? w.data.length - 1 : w.data.length;
+          if (want === 0) return this.holdTail(w);
           const cap = n.streamCapacity(this.id);
           if (cap <= 0) return true;
-          const chunk = cap < w.data.length ? w.data.subarray(0, cap) : w.data;
-          written = n.streamSend(this.id, chunk, w.fin && chunk.length === w.data.length);
+          const whole = cap >= want;
+          const chunk = whole && want === w.data.length ? w.data : w.data.subarray(0, Math.min(cap, want));
+          written = n.streamSend(this.id, chunk, whole && want === w.data.length && (w.fin || finNext));
         }
       } catch (e) {
         this.writeError = streamError(e, "write");
@@ -162,8 +170,20 @@ export class QuicStream {
       }
       this.writes.shift();
       w.resolve();
+      if (finNext) this.writes.shift()!.resolve();
     }
     this.conn.streamMaybeDone(this);
+    return false;
+  }
+
+  /**
+   * Keep a write's last byte until the end of the turn: its promise resolves now (the rest is
+   * in quiche), and the connection hands the byte over then unless an `end()` took it first.
+   */
+  private holdTail(w: PendingWrite): false {
+    w.resolve();
+    w.resolve = () => {};
+    this.conn.holdTail(this);
     return false;
   }
 
