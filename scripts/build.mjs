@@ -33,6 +33,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { buildUdpAddon } from "./build-udp.mjs";
 import { sourceCommit } from "./commit.mjs";
 import { seaPlugin } from "./sea/plugin.mjs";
 import { BuildError, checkNodeBinary, hostTarget, SEA_FUSE, TARGETS } from "./sea/targets.mjs";
@@ -276,6 +277,7 @@ async function main() {
     }
   }
 
+  if (opts.isHost) buildUdpAddon(); // embedded when built (it is built for this machine only)
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "atlas-build-"));
   try {
     const bundlePath = path.join(tmp, "atlas.cjs");

@@ -4,7 +4,7 @@
  */
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { copyFile, mkdtemp, rm, stat } from "node:fs/promises";
+import { copyFile, mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cleanupHomes, initHome, killAll, ROOT, runAtlas, startListener } from "./helpers/cli.ts";
@@ -52,3 +52,17 @@ test("two copies of the binary make identities, listen, ping each other and exit
   assert.equal(missing.code, 6);
   assert.equal(await l.stop(), 0);
 });
+
+test(
+  "the binary's daemon moves its datagrams through the embedded atlas_udp addon, and node:dgram with ATLAS_UDP=dgram",
+  { skip: process.platform === "linux" ? false : "the addon is Linux only" },
+  async () => {
+    const a = await initHome("udp-io", bin);
+    for (const [env, loaded] of [[{}, true], [{ ATLAS_UDP: "dgram" }, false]] as const) {
+      const l = await startListener(a.home, [], { bin, env: { XDG_CACHE_HOME: join(dir, "cache"), ...env } });
+      const maps = await readFile(`/proc/${l.proc.pid}/maps`, "utf8");
+      assert.equal(/atlas_udp-[0-9a-f]+\.node/.test(maps), loaded, JSON.stringify(env));
+      assert.equal(await l.stop(), 0);
+    }
+  },
+);

@@ -10,6 +10,9 @@
 //    - libsql (used by @libsql/client's `file:` driver): in `index.js` and `promise.js`, the
 //      dynamic `require(`@libsql/${target}`)` at the end of requireNative(). If a libsql update
 //      changes that line, the build fails rather than ship a binary that cannot open a database.
+//    - atlas_udp (our datagram I/O, src/transport/udp/): the whole of `addon-file.ts`, which
+//      otherwise looks for build/atlas_udp.node beside the checkout. It is embedded when built for
+//      the host target; for another target (or without a C compiler) the binary uses node:dgram.
 //    The loader code is only reached when those packages are first imported (lazily, by the CLI).
 // 2. Turns `await import("<built-in>")` into a lazy require() (keeps V8 code cache usable).
 // 3. Stubs optional requires (ws's `bufferutil` / `utf-8-validate`, debug's `supports-color`) with modules that throw
@@ -26,6 +29,7 @@ import { BuildError, locateAddon } from "./targets.mjs";
 const QUICHE_JS = /[\\/]node_modules[\\/]@matrixai[\\/]quic[\\/]dist[\\/]native[\\/]quiche\.js$/;
 const LIBSQL_JS = /[\\/]node_modules[\\/]libsql[\\/](index|promise)\.js$/;
 const LIBSQL_REQUIRE = /require\(`@libsql\/\$\{target\}`\)/g;
+const UDP_ADDON_FILE = /[\\/]src[\\/]transport[\\/]udp[\\/]addon-file\.ts$/;
 const NS = "atlas-sea-native";
 
 /**
@@ -38,6 +42,13 @@ export function seaPlugin({ root, target, loaderPath, used, missing }) {
     setup(build) {
       build.onLoad({ filter: QUICHE_JS }, () => ({
         contents: `// Replaced by scripts/sea/plugin.mjs\nexport { default } from "${NS}:quic";\n`,
+        loader: "js",
+      }));
+
+      build.onLoad({ filter: UDP_ADDON_FILE }, () => ({
+        // An ES module (its importer is one): require() keeps the load lazy, at the first bind.
+        contents: `// Replaced by scripts/sea/plugin.mjs\n` +
+          `export function openAddonFile() { return require("${NS}:udp"); }\n`,
         loader: "js",
       }));
 
@@ -70,6 +81,8 @@ export function seaPlugin({ root, target, loaderPath, used, missing }) {
           spec = locateAddon(root, args.path, target);
         } catch (err) {
           if (!(err instanceof BuildError)) throw err;
+          // Optional: without it the node uses node:dgram (src/transport/udp/addon.ts).
+          if (args.path === "udp") return { contents: "module.exports = null;\n", loader: "js" };
           missing.push(err.message);
           return { contents: `throw new Error(${JSON.stringify(err.message)});`, loader: "js" };
         }

@@ -43,6 +43,7 @@ function readJson(file) {
  * @param {"quic"|"libsql"} addon
  */
 export function locateAddon(root, addon, target) {
+  if (addon === "udp") return locateUdpAddon(root, target);
   const t = TARGETS[target];
   const nm = path.join(root, "node_modules");
   const owner = addon === "quic" ? "@matrixai/quic" : "libsql";
@@ -99,6 +100,23 @@ export function locateAddon(root, addon, target) {
   throw new BuildError(
     `no ${name} in node_modules (the ${owner} addon for ${target}); get it with: npm install --no-save --force ${name}@${ownerPkg.version}`,
   );
+}
+
+/** Our own addon, built from native/udp/atlas_udp.c by scripts/build-udp.mjs for this machine only. */
+function locateUdpAddon(root, target) {
+  const file = path.join(root, "build", "atlas_udp.node");
+  if (target !== hostTarget) throw new BuildError(`atlas_udp is built for ${hostTarget} only`);
+  if (!fs.existsSync(file)) throw new BuildError("build/atlas_udp.node is not built");
+  const bytes = fs.readFileSync(file);
+  const sha256 = createHash("sha256").update(bytes).digest("hex");
+  return {
+    name: "atlas_udp",
+    path: file,
+    asset: "native/atlas_udp/atlas_udp.node",
+    file: `atlas_udp-${sha256.slice(0, 32)}.node`,
+    size: bytes.length,
+    sha256,
+  };
 }
 
 const addonPrefix = (owner) => (owner === "libsql" ? "@libsql/" : `${owner}-`);
