@@ -54,7 +54,7 @@ test("two copies of the binary make identities, listen, ping each other and exit
 });
 
 test(
-  "the binary's daemon moves its datagrams through the embedded atlas_udp addon, and node:dgram with ATLAS_UDP=dgram",
+  "the binary's daemon moves its datagrams through the embedded atlas_udp addon, and node:dgram with ATLAS_UDP=dgram; status says which",
   { skip: process.platform === "linux" ? false : "the addon is Linux only" },
   async () => {
     const a = await initHome("udp-io", bin);
@@ -62,6 +62,8 @@ test(
       const l = await startListener(a.home, [], { bin, env: { XDG_CACHE_HOME: join(dir, "cache"), ...env } });
       const maps = await readFile(`/proc/${l.proc.pid}/maps`, "utf8");
       assert.equal(/atlas_udp-[0-9a-f]+\.node/.test(maps), loaded, JSON.stringify(env));
+      const st = await runAtlas(["--json", "status"], { home: a.home, bin, env });
+      assert.equal(JSON.parse(st.stdout).datagram_io, loaded ? "batched" : "dgram", st.stderr);
       assert.equal(await l.stop(), 0);
     }
   },

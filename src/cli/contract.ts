@@ -76,7 +76,7 @@ export const CONTRACT: readonly CommandContract[] = [
     human: [
       `Node ID  : ${FULL}`,
       "Daemon   : running (pid 4242, up 63 s)",
-      "Listen   : 0.0.0.0:4433 (advertised: 192.168.1.5:4433)",
+      "Listen   : 0.0.0.0:4433 (advertised: 192.168.1.5:4433), batched UDP I/O",
       "Public   : unknown: none (this process runs no STUN check; peers see the listen address)",
       "Sessions : 1",
       "Relays   : none",

@@ -138,6 +138,8 @@ export interface StatusReport {
   uptime_s: number;
   listen_address: string;
   listen_addrs: string[];
+  /** How the UDP socket moves datagrams (docs/transport.md#datagram-io-udp). */
+  datagram_io?: "batched" | "dgram";
   public_address: string | null;
   public_address_source: string;
   sessions: {
@@ -208,6 +210,7 @@ export async function statusOp(node: AtlasNode, startedAt: number): Promise<Stat
     uptime_s: Math.round((now - startedAt) / 1000),
     listen_address: formatAddr(node.endpoint.local),
     listen_addrs: node.card.listenAddrs,
+    datagram_io: node.endpoint.datagramIo,
     public_address: null,
     public_address_source: "none (this process runs no STUN check; peers see the listen address)",
     sessions: node.allSessions().map((s) => ({

@@ -211,6 +211,10 @@ export const STATUS = s.shape("status", {
   uptime_s: whenRunning(s.integer("seconds since it started")),
   listen_address: whenRunning(s.string("bound address")),
   listen_addrs: whenRunning(s.array(s.string("address"), "addresses advertised")),
+  datagram_io: whenRunning(s.oneOf(
+    ["batched", "dgram"],
+    "how the UDP socket moves datagrams: `batched` (the atlas_udp addon, Linux) or `dgram` (node:dgram: ATLAS_UDP=dgram, or no addon)",
+  )),
   public_address: whenRunning(s.nullable(s.string("public address found by STUN"))),
   public_address_source: whenRunning(s.string("where public_address came from, or why unknown")),
   sessions: whenRunning(s.array(

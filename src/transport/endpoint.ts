@@ -49,6 +49,10 @@ export interface EndpointOptions extends TransportOptions {
  */
 export class QuicEndpoint implements PacketSink {
   readonly local: SockAddr;
+  /** How the socket moves datagrams: `batched` (the atlas_udp addon) or `dgram` (node:dgram). */
+  get datagramIo(): "batched" | "dgram" {
+    return this.socket.kind === "native" ? "batched" : "dgram";
+  }
   /** A new inbound connection, before TLS completes: set handlers now, await `established`. */
   onConnection: ((c: QuicConnection) => void) | null = null;
   onStun: ((packet: Uint8Array, from: SockAddr) => void) | null = null;

@@ -104,7 +104,12 @@ function renderStatus(ctx: Ctx, r: StatusReport): void {
   ctx.out.fields([
     ["Node ID", r.node_id],
     ["Daemon", `running (pid ${r.pid}, up ${r.uptime_s} s)`],
-    ["Listen", `${r.listen_address} (advertised: ${r.listen_addrs.join(", ") || "-"})`],
+    [
+      "Listen",
+      `${r.listen_address} (advertised: ${r.listen_addrs.join(", ") || "-"})${
+        r.datagram_io ? `, ${r.datagram_io} UDP I/O` : ""
+      }`,
+    ],
     [
       "Public",
       r.public_address ? `${r.public_address} (${r.public_address_source})` : `unknown: ${r.public_address_source}`,
