@@ -63,18 +63,7 @@ export function locateAddon(root, addon, target) {
     if (!file.endsWith(".node") || !fs.existsSync(file)) {
       throw new BuildError(`${name} in node_modules has no .node file at ${path.relative(root, file)}`);
     }
-    const bytes = fs.readFileSync(file);
-    const sha256 = createHash("sha256").update(bytes).digest("hex");
-    const base = name.replace(/^@/, "").replace(/[^A-Za-z0-9._-]+/g, "-");
-    return {
-      name,
-      path: file,
-      // SEA asset key, and the cache file name the runtime loader writes (hash in the name).
-      asset: `native/${name}/${path.basename(file)}`,
-      file: `${base}-${sha256.slice(0, 32)}.node`,
-      size: bytes.length,
-      sha256,
-    };
+    return describeAddon(name, file);
   }
 
   // Not installed: say whether the registry has one at all, and how to get it.
@@ -107,13 +96,20 @@ function locateUdpAddon(root, target) {
   const file = path.join(root, "build", "atlas_udp.node");
   if (target !== hostTarget) throw new BuildError(`atlas_udp is built for ${hostTarget} only`);
   if (!fs.existsSync(file)) throw new BuildError("build/atlas_udp.node is not built");
+  return describeAddon("atlas_udp", file);
+}
+
+/** What the runtime loader needs to know of one `.node` file (scripts/sea/native-loader.mjs). */
+function describeAddon(name, file) {
   const bytes = fs.readFileSync(file);
   const sha256 = createHash("sha256").update(bytes).digest("hex");
+  const base = name.replace(/^@/, "").replace(/[^A-Za-z0-9._-]+/g, "-");
   return {
-    name: "atlas_udp",
+    name,
     path: file,
-    asset: "native/atlas_udp/atlas_udp.node",
-    file: `atlas_udp-${sha256.slice(0, 32)}.node`,
+    // SEA asset key, and the cache file name the runtime loader writes (hash in the name).
+    asset: `native/${name}/${path.basename(file)}`,
+    file: `${base}-${sha256.slice(0, 32)}.node`,
     size: bytes.length,
     sha256,
   };

@@ -152,9 +152,9 @@ export class QuicStream {
           if (want === 0) return this.holdTail(w);
           const cap = n.streamCapacity(this.id);
           if (cap <= 0) return true;
-          const whole = cap >= want;
-          const chunk = whole && want === w.data.length ? w.data : w.data.subarray(0, Math.min(cap, want));
-          written = n.streamSend(this.id, chunk, whole && want === w.data.length && (w.fin || finNext));
+          const all = cap >= want && want === w.data.length; // the whole write goes now
+          const chunk = all ? w.data : w.data.subarray(0, Math.min(cap, want));
+          written = n.streamSend(this.id, chunk, all && (w.fin || finNext));
         }
       } catch (e) {
         this.writeError = streamError(e, "write");
