@@ -8,6 +8,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { openStore, SCHEMA_VERSION, type Store } from "../src/store/index.ts";
 import { openDatabase } from "../src/store/db.ts";
+import { dueSql } from "../src/store/outbox.ts";
 import { SideDb } from "../src/store/side-db.ts";
 import { MIGRATIONS } from "../src/store/migrations.ts";
 import { PeerStore } from "../src/store/peers.ts";
@@ -466,17 +467,22 @@ describe("sessions", () => {
     });
   });
 
-  test("session rows go through a second connection without fsync; the main one stays FULL", async () => {
+  test("session rows go through a connection without fsync, messages through one with FULL; the main one stays FULL", async () => {
     const path = dbPath();
     await withStore(async () => {}, path);
     const main = await openDatabase(path);
     const side = await SideDb.open(path);
+    const durable = await SideDb.open(path, { synchronous: "FULL" });
     try {
       assert.equal(Number((await main.rows("PRAGMA synchronous"))[0]?.[0]), 2, "main: FULL");
       assert.equal(Number(side.pragma("synchronous")), 1, "session writer: NORMAL");
-      assert.equal(Number(side.pragma("foreign_keys")), 1, "foreign keys on");
-      assert.equal(Number(side.pragma("busy_timeout")), 5000, "busy timeout");
+      assert.equal(Number(durable.pragma("synchronous")), 2, "messages writer: FULL");
+      for (const c of [side, durable]) {
+        assert.equal(Number(c.pragma("foreign_keys")), 1, "foreign keys on");
+        assert.equal(Number(c.pragma("busy_timeout")), 5000, "busy timeout");
+      }
     } finally {
+      await durable.close();
       await side.close();
       await main.close();
     }
@@ -630,6 +636,30 @@ describe("messages", () => {
       assert.equal((await s.deliveries.list({ limit: 1 }))[0]?.msg_id, "msg_c");
       assert.equal(await s.outbox.remove("nope"), false);
     });
+  });
+  test("due rows come in queue order off the outbox_due index, without sorting the backlog", async () => {
+    const path = dbPath();
+    await withStore(async (s) => {
+      for (const id of ["msg_c", "msg_a", "msg_d", "msg_b"]) {
+        await s.outbox.enqueue({ id, target: A, body: "{}", created_at: 100, expires_at: 1000 });
+      }
+      await s.outbox.enqueue({ id: "msg_0", target: A, body: "{}", created_at: 101, expires_at: 1000 });
+      assert.deepEqual((await s.outbox.dueHeads(150, 10)).map((m) => m.id), [
+        "msg_a",
+        "msg_b",
+        "msg_c",
+        "msg_d",
+        "msg_0",
+      ]);
+      const db = await openDatabase(path);
+      try {
+        const plan = (await db.rows(`EXPLAIN QUERY PLAN ${dueSql("id")}`, [150, 10])).map((r) => String(r.detail));
+        assert.ok(plan.some((d) => /USING (COVERING )?INDEX outbox_due/.test(d)), plan.join("; "));
+        assert.ok(!plan.some((d) => d.includes("TEMP B-TREE")), `a sort per poll: ${plan.join("; ")}`);
+      } finally {
+        await db.close();
+      }
+    }, path);
   });
 });
 

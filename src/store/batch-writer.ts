@@ -5,7 +5,8 @@
  * of one each. Each caller's promise settles once its statements are committed, so "stored
  * before acknowledged" holds as before.
  *
- * Three writers per store, over two connections (index.ts opens and closes them):
+ * Three writers per store, over two connections besides the main one (index.ts opens and closes
+ * them), both running their statements prepared once (side-db.ts):
  * - **session bookkeeping** (peer merge + session row at open/close) on a **second connection
  *   with `synchronous = NORMAL`**: `synchronous` is per connection, so these commits skip the WAL
  *   fsync (the 1.3–1.6 ms that blocked the loop after each handshake) while the main connection
@@ -14,8 +15,8 @@
  *   interleaved with synchronous statements: a crash (not a clean close) may lose the last 25 ms.
  * - **outbox claims and final outcomes** on that same no-fsync connection (outbox.ts says why
  *   losing either to a power cut only means the message is sent again, and de-duplicated).
- * - **messages** (inbox inserts, outbox retry schedules) on the main FULL connection: durable as
- *   before, one fsync per batch.
+ * - **messages** (inbox inserts, outbox retry schedules) on a connection of their own with
+ *   `synchronous = FULL`, like the main one: durable, one fsync per batch.
  *
  * A writer's batches run one after another; two writers on one connection never interleave inside
  * a transaction (side-db.ts runs each batch synchronously). A batch that fails is retried item

@@ -123,6 +123,18 @@ export const MIGRATIONS: readonly Migration[] = [
       `ALTER TABLE sessions ADD COLUMN punched INTEGER NOT NULL DEFAULT 0`,
     ],
   },
+  {
+    version: 4,
+    name: "outbox due index in queue order",
+    tables: [],
+    statements: [
+      // The worker reads due rows in queue order (next_attempt_at, created_at, id). With only
+      // (status, next_attempt_at) indexed, a backlog queued within one second was sorted whole on
+      // every poll: 3.9 ms for 3,000 rows, holding the sender's loop. This index is that order.
+      `DROP INDEX outbox_due`,
+      `CREATE INDEX outbox_due ON outbox (status, next_attempt_at, created_at, id)`,
+    ],
+  },
 ];
 
 /** The schema version this build of Atlas reads and writes. */

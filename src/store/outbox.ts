@@ -43,6 +43,16 @@ export interface OutboxEnqueue {
 }
 
 const OUTBOX_COLUMNS = "id, target, topic, reply_to, body, created_at, next_attempt_at, attempts, expires_at, status";
+const HEAD_COLUMNS = "id, target, topic, created_at, expires_at, attempts";
+
+/**
+ * Queued rows due by `?` (Unix s), in queue order, at most `?`. The order is the `outbox_due`
+ * index's (migration 4), so a poll reads its rows off the index instead of sorting the backlog.
+ */
+export function dueSql(columns: string): string {
+  return `SELECT ${columns} FROM outbox WHERE status = 'queued' AND next_attempt_at <= ?
+       ORDER BY next_attempt_at, created_at, id LIMIT ?`;
+}
 
 function outboxFromRow(r: Row): OutboxRow {
   return {
@@ -65,7 +75,7 @@ export class OutboxStore {
   readonly #bookkeeping: BatchWriter;
 
   /**
-   * `writer`: group commit on the main (FULL) connection, for retry schedules; `bookkeeping`: the
+   * `writer`: group commit on the durable (FULL) messages connection, for retry schedules; `bookkeeping`: the
    * no-fsync connection (batch-writer.ts), for claims and final outcomes, whose durability does
    * not matter: either lost to a power cut leaves the row queued (or `delivering`, re-queued at
    * start), so the message is sent again and the receiver de-duplicates it. A process crash loses
@@ -121,11 +131,7 @@ export class OutboxStore {
 
   /** Queued messages whose next attempt is due (expired ones included: the worker decides), soonest first. */
   async due(now: number, limit = 100): Promise<OutboxRow[]> {
-    const rows = await this.#db.rows(
-      `SELECT ${OUTBOX_COLUMNS} FROM outbox WHERE status = 'queued' AND next_attempt_at <= ?
-       ORDER BY next_attempt_at, created_at, id LIMIT ?`,
-      [secs(now), Math.max(0, Math.trunc(limit))],
-    );
+    const rows = await this.#db.rows(dueSql(OUTBOX_COLUMNS), [secs(now), Math.max(0, Math.trunc(limit))]);
     return rows.map(outboxFromRow);
   }
 
@@ -134,12 +140,7 @@ export class OutboxStore {
    * returns the full rows of those it took.
    */
   async dueHeads(now: number, limit = 100): Promise<OutboxHead[]> {
-    const rows = await this.#db.rows(
-      `SELECT id, target, topic, created_at, expires_at, attempts
-       FROM outbox WHERE status = 'queued' AND next_attempt_at <= ?
-       ORDER BY next_attempt_at, created_at, id LIMIT ?`,
-      [secs(now), Math.max(0, Math.trunc(limit))],
-    );
+    const rows = await this.#db.rows(dueSql(HEAD_COLUMNS), [secs(now), Math.max(0, Math.trunc(limit))]);
     return rows.map((r) => ({
       id: str(r.id),
       target: str(r.target),

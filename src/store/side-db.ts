@@ -1,9 +1,11 @@
 /**
- * The bookkeeping connection of batch-writer.ts: a second connection to the node's database with
- * `synchronous = NORMAL`, driven through `libsql` (the driver under `@libsql/client`) directly so
- * that each statement is prepared once and reused — `@libsql/client`'s file driver prepares every
- * statement on every call, which was the largest store item left on the connect path
- * (bench/RESULTS.md, lever 2). Only what is needed: `batch` for the BatchWriters on it, `close` for the store.
+ * The write-behind connections of batch-writer.ts: extra connections to the node's database,
+ * driven through `libsql` (the driver under `@libsql/client`) directly so that each statement is
+ * prepared once and reused — `@libsql/client`'s file driver prepares every statement on every
+ * call, which was the largest store item left on the connect path (bench/RESULTS.md, lever 2)
+ * and half of an inbox batch's commit (item 11). The bookkeeping connection runs with
+ * `synchronous = NORMAL`, the messages connection with FULL. Only what is needed: `batch` for
+ * the BatchWriters on it, `close` for the store.
  */
 import type { InStatement, InValue, ResultSet, Row } from "@libsql/client";
 import { resolve } from "node:path";
@@ -28,12 +30,16 @@ export class SideDb {
     this.path = path;
   }
 
-  /** Open a database `openDatabase` has already prepared (checked, migrated). */
-  static async open(path: string): Promise<SideDb> {
+  /**
+   * Open a database `openDatabase` has already prepared (checked, migrated). `synchronous`:
+   * NORMAL (no fsync per commit; a power cut may lose the last commits) or FULL (durable).
+   */
+  static async open(path: string, opts: { synchronous?: "NORMAL" | "FULL" } = {}): Promise<SideDb> {
     try {
       const { default: Database } = await import("libsql");
       const db = new Database(resolve(path));
-      db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;`);
+      const sync = opts.synchronous ?? "NORMAL";
+      db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}; PRAGMA synchronous = ${sync}; PRAGMA foreign_keys = ON;`);
       return new SideDb(db, path);
     } catch (e) {
       throw storeError(path, e);
