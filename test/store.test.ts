@@ -95,6 +95,9 @@ describe("open and migrations", () => {
     const s = await openStore(dbPath());
     void s.close(); // refused at once, before the close settles
     await assert.rejects(s.peers.get(A), expectStoreError(/is closed$/));
+    // the outbox worker's polls run on the bookkeeping connection: refused too, none opened
+    await assert.rejects(s.outbox.dueHeads(1, 1), expectStoreError(/is closed$/));
+    await assert.rejects(s.outbox.claim(["msg_a"]), expectStoreError(/is closed$/));
   });
 
   test("migrating a v1 database to the current version keeps its data", async () => {

@@ -78,7 +78,7 @@ export async function openStore(path: string): Promise<Store> {
   return {
     peers: new PeerStore(db),
     sessions: new SessionStore(db),
-    outbox: new OutboxStore(db, messages, writer),
+    outbox: new OutboxStore(db, messages, writer, openSide),
     inbox: new InboxStore(db, messages),
     deliveries: new DeliveryStore(db),
     async recordSessionOpen(peer, session, now) {

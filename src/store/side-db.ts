@@ -5,7 +5,7 @@
  * call, which was the largest store item left on the connect path (bench/RESULTS.md, lever 2)
  * and half of an inbox batch's commit (item 11). The bookkeeping connection runs with
  * `synchronous = NORMAL`, the messages connection with FULL. Only what is needed: `batch` for
- * the BatchWriters on it, `close` for the store.
+ * the BatchWriters on it, `read` for the outbox worker's polls, `close` for the store.
  */
 import type { InStatement, InValue, ResultSet, Row } from "@libsql/client";
 import { resolve } from "node:path";
@@ -68,6 +68,16 @@ export class SideDb {
       }
     } catch (e) {
       return Promise.reject(storeError(this.path, e));
+    }
+  }
+
+  /** One SELECT outside any transaction, through its prepared statement. */
+  read(sql: string, args: InValue[]): Row[] {
+    if (this.#closed) throw new AtlasError("ERR_STORE", `database ${this.path} is closed`);
+    try {
+      return this.#statement(sql).all(args) as Row[];
+    } catch (e) {
+      throw storeError(this.path, e);
     }
   }
 
