@@ -17,6 +17,23 @@
  * one stream and N in flight on one reused stream per worker; bulk: N bytes on one stream, the
  * server answering the count (u64 BE) once the client has closed its side; idle: N connections,
  * one per client node (a peer keeps one connection), while the phase reads the server's RSS.
+ *
+ * Relayed bulk (Atlas's relay phase, cap off), three processes driven over stdin/stdout, one JSON
+ * line answering each stdin line; each serves until its stdin closes:
+ *   node bench/peers/libp2p.mjs relay                  a circuit-relay-v2 server with no reservation
+ *                                                      limits; prints {"addr": "<multiaddr>/p2p/<id>"};
+ *                                                      "cpu" → {"cpuMs"}
+ *   node bench/peers/libp2p.mjs listener <relay addr>  reserves a slot on the relay (circuitRelayTransport)
+ *                                                      and listens on QUIC; prints {"relayed": "<…/p2p-circuit/p2p/<id>>",
+ *                                                      "direct": "<multiaddr>"}; counts every byte read on
+ *                                                      /atlas-bench/stream streams: "count" → {"bytes", "cpuMs"}
+ *   node bench/peers/libp2p.mjs dialer                 "bulk <addr> <chunk bytes>": a fresh node dials <addr>,
+ *                                                      opens one stream and writes until "stop" → {"started",
+ *                                                      "limited", "encryption", "muxer"}; "stop" → {"sent"}
+ *                                                      (the node is stopped); "cpu" → {"cpuMs"}
+ * A relayed connection is upgraded like any libp2p connection over a non-secure transport:
+ * Noise + Yamux (libp2p's standard stack), end to end between dialer and listener, inside the
+ * relay's two QUIC streams (hop and stop).
  */
 // js-libp2p wants Node ≥ 22; Promise.withResolvers is the one thing Node 20 lacks.
 if (typeof Promise.withResolvers !== "function") {
@@ -43,6 +60,7 @@ const { multiaddr } = await import("@multiformats/multiaddr");
 const ECHO = "/atlas-bench/echo/1.0.0";
 const REQ = "/atlas-bench/req/1.0.0";
 const BULK = "/atlas-bench/bulk/1.0.0";
+const STREAM = "/atlas-bench/stream/1.0.0";
 const ACK_BYTES = 64;
 
 const bytesOf = (chunk) => (chunk instanceof Uint8Array ? chunk : chunk.subarray());
@@ -249,6 +267,159 @@ async function client(addrText, params) {
   process.exit(0);
 }
 
+// ---- relayed bulk ----
+
+const cpuMs = () => {
+  const c = process.cpuUsage();
+  return (c.user + c.system) / 1000;
+};
+
+/** Answers each stdin line `cmd args…` with one JSON line from handlers[cmd]; onClose at EOF. */
+async function serveLines(handlers, onClose) {
+  const lines = (await import("node:readline")).createInterface({ input: process.stdin });
+  lines.on("line", async (l) => {
+    const [cmd, ...args] = l.trim().split(/\s+/);
+    const h = handlers[cmd];
+    if (!h) return;
+    const out = await Promise.resolve(h(...args)).catch((e) => ({ error: String(e?.stack ?? e) }));
+    process.stdout.write(JSON.stringify(out) + "\n");
+  });
+  lines.on("close", async () => {
+    await onClose().catch(() => {});
+    process.exit(0);
+  });
+}
+
+/** The relayed stack (imported here only, so the direct modes do not need these packages). */
+async function relayedStack() {
+  const [{ noise }, { yamux }, { identify }, relay] = await Promise.all([
+    import("@chainsafe/libp2p-noise"),
+    import("@chainsafe/libp2p-yamux"),
+    import("@libp2p/identify"),
+    import("@libp2p/circuit-relay-v2"),
+  ]);
+  return { noise, yamux, identify, ...relay };
+}
+
+async function relayServer() {
+  const { identify, circuitRelayServer } = await relayedStack();
+  const n = await createLibp2p({
+    addresses: { listen: ["/ip4/127.0.0.1/udp/0/quic-v1"] },
+    transports: [quic()],
+    connectionManager: { maxConnections: 10_000 },
+    services: {
+      identify: identify(),
+      // Atlas's cap-off row: no relay limits. Without applyDefaultLimit: false every relayed
+      // connection would be limited (128 KiB of data, 2 min), i.e. closed a few ms into the run.
+      relay: circuitRelayServer({ reservations: { applyDefaultLimit: false } }),
+    },
+  });
+  const addr = n.getMultiaddrs().find((a) => a.toString().includes("/quic-v1"));
+  process.stdout.write(JSON.stringify({ addr: addr.toString() }) + "\n");
+  await serveLines({ cpu: () => ({ cpuMs: cpuMs() }) }, () => n.stop());
+}
+
+/** Resolves with the first of `n`'s addresses that `pick` accepts (the reservation's arrive late). */
+async function addrOf(n, pick, ms) {
+  const end = performance.now() + ms;
+  for (;;) {
+    const a = n.getMultiaddrs().find((x) => pick(x.toString()));
+    if (a) return a.toString();
+    if (performance.now() > end) throw new Error(`no such address among ${n.getMultiaddrs().join(" ")}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function relayedNode(listen) {
+  const { noise, yamux, identify, circuitRelayTransport } = await relayedStack();
+  return await createLibp2p({
+    addresses: { listen },
+    transports: [quic(), circuitRelayTransport()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionManager: { maxConnections: 10_000 },
+    services: { identify: identify() },
+  });
+}
+
+async function listener(relayAddr) {
+  const n = await relayedNode(["/ip4/127.0.0.1/udp/0/quic-v1", `${relayAddr}/p2p-circuit`]);
+  let bytes = 0;
+  await n.handle(STREAM, (stream) => {
+    stream.addEventListener("message", (evt) => void (bytes += bytesOf(evt.data).length));
+  }, { runOnLimitedConnection: true });
+  const relayed = await addrOf(n, (a) => a.includes("/p2p-circuit/"), 20_000);
+  const direct = await addrOf(n, (a) => a.includes("/quic-v1") && !a.includes("/p2p-circuit"), 1000);
+  process.stdout.write(JSON.stringify({ relayed, direct }) + "\n");
+  await serveLines({ count: () => ({ bytes, cpuMs: cpuMs() }) }, () => n.stop());
+}
+
+/**
+ * Resolves at the stream's next 'drain' (or 'close'). Not stream.onDrain() in a loop: in
+ * @libp2p/utils 7.4.x it keeps its first promise once resolved, so every later call returns at
+ * once and the writer fills the write buffer until the heap gives out.
+ */
+function drained(s) {
+  return new Promise((resolve) => {
+    const done = () => {
+      s.removeEventListener("drain", done);
+      s.removeEventListener("close", done);
+      resolve();
+    };
+    s.addEventListener("drain", done);
+    s.addEventListener("close", done);
+  });
+}
+
+/** One bulk run: a fresh node (as Atlas's relayed runs have a fresh dialler node each). */
+async function startBulk(addr, chunkBytes) {
+  const n = await relayedNode([]);
+  const conn = await n.dial(multiaddr(addr));
+  // no limits are applied by the relay; set anyway so that a limited connection would still run
+  const s = await conn.newStream(STREAM, { runOnLimitedConnection: true });
+  const chunk = new Uint8Array(chunkBytes).fill(0x7a);
+  let stopped = false;
+  let sent = 0;
+  const writer = (async () => {
+    while (!stopped) {
+      if (!s.send(chunk)) await drained(s);
+      sent += chunk.length;
+    }
+  })();
+  writer.catch(() => {});
+  const info = { started: true, limited: conn.limits != null, encryption: conn.encryption, muxer: conn.multiplexer };
+  const stop = async () => {
+    stopped = true;
+    await writer.catch((e) => {
+      throw new Error(`bulk writer failed after ${sent} bytes: ${e?.message ?? e}`);
+    });
+    s.abort(new Error("bench: run over"));
+    await Promise.race([n.stop(), new Promise((r) => setTimeout(r, 5000))]);
+    return { sent };
+  };
+  return { info, stop };
+}
+
+async function dialer() {
+  let run = null;
+  await serveLines({
+    bulk: async (addr, chunk) => {
+      if (run) throw new Error("bulk: a run is already going");
+      run = await startBulk(addr, Number(chunk));
+      return run.info;
+    },
+    stop: async () => {
+      const r = run;
+      run = null;
+      return r ? await r.stop() : { sent: 0 };
+    },
+    cpu: () => ({ cpuMs: cpuMs() }),
+  }, async () => {
+    if (run) await run.stop();
+  });
+  process.stdout.write(JSON.stringify({ ready: true }) + "\n");
+}
+
 const [mode, addr, params] = process.argv.slice(2);
 if (mode === "server") await server();
 else if (mode === "client") {
@@ -256,7 +427,12 @@ else if (mode === "client") {
     process.stderr.write(`libp2p client failed (${stage}): ${e?.stack ?? e}\n`);
     process.exit(1);
   });
-} else {
-  process.stderr.write("usage: libp2p.mjs server | client <multiaddr> [json params]\n");
+} else if (mode === "relay") await relayServer();
+else if (mode === "listener") await listener(addr);
+else if (mode === "dialer") await dialer();
+else {
+  process.stderr.write(
+    "usage: libp2p.mjs server | client <multiaddr> [json params] | relay | listener <relay multiaddr> | dialer\n",
+  );
   process.exit(2);
 }

@@ -75,8 +75,14 @@ export const RN = {
 const RCAP = { setup: 20_000, dial: 15_000, childStart: 30_000, rtt: 10_000 } as const;
 const DEFAULT_CAP = 1_048_576;
 
+/** CPUs of the dialler, relay and agent (BENCH_RELAY_PIN, "none" = unpinned); the js-libp2p phase's relayed trio too. */
+export const relayLayout = (): string => process.env.BENCH_RELAY_PIN ?? "0,1,1";
+/** The relay rows' placement tag when pinned: part of their text, so js-libp2p's figure can match it. */
+export const relayTag = (d: string, r: string, a: string): string =>
+  r === a ? ` [diallers CPU ${d}, relay + agent CPU ${r}]` : ` [diallers CPU ${d}, relay CPU ${r}, agent CPU ${a}]`;
+
 const sleep = (t: number) => new Promise((r) => setTimeout(r, t));
-const mbs = (x: number) => `${x < 10 ? x.toFixed(2) : x.toFixed(1)} MB/s`;
+export const mbs = (x: number) => `${x < 10 ? x.toFixed(2) : x.toFixed(1)} MB/s`;
 
 // ---- children ----
 
@@ -346,16 +352,14 @@ export async function relayPhase(api: PhaseApi & { benchOnly: boolean }): Promis
     let placement = "not pinned (3 processes, 2 cores: the scheduler places them)";
     let tag = " [unpinned]";
     const ncpu = cpus().length;
-    const layout = process.env.BENCH_RELAY_PIN ?? "0,1,1"; // dialler, relay, agent
+    const layout = relayLayout();
     if (api.pinning && platform() === "linux" && ncpu >= 2 && layout === "none") api.pin(process.pid, `0-${ncpu - 1}`);
     else if (api.pinning && platform() === "linux" && ncpu >= 2) {
       const [d, r, a] = layout.split(",");
       if (api.pin(process.pid, d!) && api.pin(relay.proc.pid!, r!) && api.pin(agent.proc.pid!, a!)) {
         placement =
           `diallers (this process) on CPU ${d}, relay on CPU ${r}, agent on CPU ${a} (taskset; 3 processes on ${ncpu} cores)`;
-        tag = r === a
-          ? ` [diallers CPU ${d}, relay + agent CPU ${r}]`
-          : ` [diallers CPU ${d}, relay CPU ${r}, agent CPU ${a}]`;
+        tag = relayTag(d!, r!, a!);
       }
     }
     api.log(`relay: relay udp/${relay.ready.port}, agent udp/${agent.ready.port} registered; ${placement}`);
