@@ -12,6 +12,8 @@ import { dueSql } from "../src/store/outbox.ts";
 import { SideDb } from "../src/store/side-db.ts";
 import { MIGRATIONS } from "../src/store/migrations.ts";
 import { PeerStore } from "../src/store/peers.ts";
+import { InboxStore } from "../src/store/inbox.ts";
+import { BatchWriter } from "../src/store/batch-writer.ts";
 import { isAtlasError } from "../src/errors.ts";
 import { pause, waitFor } from "./helpers/wait.ts";
 
@@ -640,6 +642,40 @@ describe("messages", () => {
       assert.equal(await s.outbox.remove("nope"), false);
     });
   });
+  test("the inbox trim keeps exactly the newest per sender, counting rows a migration found and rows deleted elsewhere", async () => {
+    const path = dbPath();
+    const msg = (from: string, n: number) => ({
+      id: `msg_${n}`,
+      from_id: from,
+      to_id: B,
+      timestamp: 10,
+      body: String(n),
+      received_at: 11,
+    });
+    // a v4 database (before inbox_counts) already holding 4 messages from A and 1 from B
+    const v4 = await openDatabase(path, { migrations: MIGRATIONS.slice(0, 4) });
+    const old = new InboxStore(v4, new BatchWriter(() => Promise.resolve(v4)));
+    for (const n of [1, 2, 3, 4]) await old.insert(msg(A, n));
+    await old.insert(msg(B, 1));
+    await v4.close();
+    await withStore(async (s) => {
+      const ids = async (from: string) => (await s.inbox.list({ from })).map((r) => r.id).sort();
+      assert.equal((await s.inbox.insertAndTrim(msg(A, 5), 5)).pruned, 0, "5 of 5: nothing to trim");
+      assert.equal((await s.inbox.insertAndTrim(msg(A, 6), 5)).pruned, 1, "the oldest goes");
+      assert.deepEqual(await ids(A), ["msg_2", "msg_3", "msg_4", "msg_5", "msg_6"]);
+      // another process (or the retention sweep) deletes two of A's: the count follows
+      const other = await openDatabase(path);
+      await other.execute("DELETE FROM inbox WHERE from_id = ? AND id IN ('msg_2', 'msg_3')", [A]);
+      await other.close();
+      assert.equal((await s.inbox.insertAndTrim(msg(A, 7), 5)).pruned, 0, "4 of 5 after the deletion");
+      assert.deepEqual(await ids(A), ["msg_4", "msg_5", "msg_6", "msg_7"]);
+      assert.equal((await s.inbox.insertAndTrim(msg(A, 7), 5)).pruned, 0, "a re-delivery is not counted");
+      assert.equal(await s.inbox.pruneExcess(1, A), 3);
+      assert.deepEqual(await ids(A), ["msg_7"]);
+      assert.deepEqual(await ids(B), ["msg_1"], "other senders untouched");
+    }, path);
+  });
+
   test("due rows come in queue order off the outbox_due index, without sorting the backlog", async () => {
     const path = dbPath();
     await withStore(async (s) => {

@@ -40,6 +40,14 @@ export interface InboxFilter {
   limit?: number;
 }
 
+/**
+ * Keep sender ?1's newest ?2 messages: delete its oldest beyond that, counted by `inbox_counts`
+ * (migration 5, kept by triggers), so the cost is the rows deleted, not the rows kept.
+ */
+const TRIM_SENDER = `DELETE FROM inbox WHERE seq IN (
+  SELECT seq FROM inbox WHERE from_id = ?1 ORDER BY seq
+  LIMIT max(0, coalesce((SELECT n FROM inbox_counts WHERE from_id = ?1), 0) - ?2))`;
+
 const INBOX_COLUMNS = "seq, id, from_id, to_id, timestamp, reply_to, topic, body, received_at";
 
 function inboxFromRow(r: Row): InboxRow {
@@ -108,9 +116,8 @@ export class InboxStore {
     const [seq, trim] = await Promise.all([
       this.insertSeq(m, order),
       this.#writer.writeOnce(`trim ${m.from_id}`, {
-        sql:
-          `DELETE FROM inbox WHERE from_id = ? AND seq <= (SELECT seq FROM inbox WHERE from_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)`,
-        args: [m.from_id, m.from_id, k],
+        sql: TRIM_SENDER,
+        args: [m.from_id, k],
       }).catch(() => null), // the message is stored either way; the next one trims again
     ]);
     return { seq, pruned: trim?.rowsAffected ?? 0 };
@@ -129,10 +136,7 @@ export class InboxStore {
         `DELETE FROM inbox WHERE seq IN (SELECT seq FROM (SELECT seq, row_number() OVER (PARTITION BY from_id ORDER BY seq DESC) AS rn FROM inbox) WHERE rn > ?)`,
         [k],
       )
-      : await this.#db.execute(
-        `DELETE FROM inbox WHERE from_id = ? AND seq <= (SELECT seq FROM inbox WHERE from_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)`,
-        [fromId, fromId, k],
-      );
+      : await this.#db.execute(TRIM_SENDER, [fromId, k]);
     return rs.rowsAffected;
   }
 

@@ -135,6 +135,30 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE INDEX outbox_due ON outbox (status, next_attempt_at, created_at, id)`,
     ],
   },
+  {
+    version: 5,
+    name: "inbox counts per sender",
+    tables: ["inbox_counts"],
+    statements: [
+      // Messages stored per sender, kept by triggers whoever inserts or deletes: the inbox's trim
+      // to inbox.max_per_peer deletes the excess oldest rows directly instead of walking the
+      // sender's newest max_per_peer index entries to find the boundary (0.5–0.8 ms per commit
+      // with a full inbox of 10,000, as much as the commit itself).
+      `CREATE TABLE inbox_counts (
+        from_id TEXT PRIMARY KEY NOT NULL,
+        n       INTEGER NOT NULL
+      ) WITHOUT ROWID`,
+      `INSERT INTO inbox_counts (from_id, n) SELECT from_id, count(*) FROM inbox GROUP BY from_id`,
+      `CREATE TRIGGER inbox_counted AFTER INSERT ON inbox BEGIN
+        INSERT INTO inbox_counts (from_id, n) VALUES (NEW.from_id, 1)
+          ON CONFLICT (from_id) DO UPDATE SET n = n + 1;
+      END`,
+      `CREATE TRIGGER inbox_uncounted AFTER DELETE ON inbox BEGIN
+        UPDATE inbox_counts SET n = n - 1 WHERE from_id = OLD.from_id;
+        DELETE FROM inbox_counts WHERE from_id = OLD.from_id AND n <= 0;
+      END`,
+    ],
+  },
 ];
 
 /** The schema version this build of Atlas reads and writes. */
