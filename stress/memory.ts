@@ -2,8 +2,11 @@
  * Issue 16 defect 1, as a phase: three waves of 8 authenticated connections × 48 streams of
  * unfinished 4 MiB frames against a daemon whose rate limits are lifted (the read budget alone
  * must hold), a good peer sending throughout. Bounds: peak ≤ idle + 160 MiB, and the third wave's
- * peak ≤ the second's + 10 MiB once V8's own heap growth between them is taken off: memory that a
- * wave leaves behind would show as growth from wave to wave. The first wave pays one-time costs
+ * peak ≤ the second's + 30 MiB once V8's own heap growth between them is taken off: memory that a
+ * wave leaves behind (its buffered frames: the peak's ~90–110 MiB above idle) would show as growth
+ * from wave to wave. 30, not 10: each wave reads 16 frames in full, 4 MiB each, garbage until
+ * V8 collects them, so a peak varies by a few frames — third minus second measured −19 to
+ * +20 MiB over nine runs of the code before and after 2026-12-03's store changes. The first wave pays one-time costs
  * (heap growth, code compiled on first use) that made "second ≤ first + 10 MiB" fail by a few MiB
  * with no leak; and V8 grows its reserved heap in steps of 16 MiB during the first five or six
  * waves (29 → 33 → 49 MiB here), which is not a leak either: CI once saw the third wave exactly
@@ -17,6 +20,8 @@ import { startGoodPeer } from "./good-peer.ts";
 import { NO_RATE_LIMITS, startVictim, statusOf } from "./victim.ts";
 
 const MiB = 1024 * 1024;
+/** How far a wave's peak may exceed the previous one's without a leak (header comment). */
+const WAVE_NOISE = 30 * MiB;
 
 /** The victim's V8 heap, read from its Prometheus endpoint (prom-client's default metrics). */
 async function v8Heap(metricsAddr: string): Promise<{ total: number; used: number }> {
@@ -65,8 +70,10 @@ export const memoryPhase: Phase = {
       const growth = peaks[2]! - peaks[1]! - Math.max(0, heapGrowth);
       expect(
         row,
-        growth <= 10 * MiB,
-        `third wave ≤ second + 10 MiB besides V8's reserved heap growth (${mib(growth)}; heap ${mib(heapGrowth)})`,
+        growth <= WAVE_NOISE,
+        `third wave ≤ second + ${mib(WAVE_NOISE)} besides V8's reserved heap growth (${mib(growth)}; heap ${
+          mib(heapGrowth)
+        })`,
       );
       const usedGrowth = heaps[2]!.used - heaps[0]!.used;
       expect(row, usedGrowth <= 10 * MiB, `V8 heap used after the third wave ≤ first + 10 MiB (${mib(usedGrowth)})`);
