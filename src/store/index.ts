@@ -52,33 +52,47 @@ export interface Store {
   readonly path: string;
 }
 
+/** A connection opened at its first use (and again after a failed open); `close` closes it if open. */
+function lazyConnection(open: () => Promise<SideDb>): { get: () => Promise<SideDb>; close: () => Promise<void> } {
+  let conn: Promise<SideDb> | null = null;
+  return {
+    get: () =>
+      conn ??= open().catch((e) => {
+        conn = null;
+        throw e;
+      }),
+    close: async () => {
+      await conn?.then((d) => d.close({ checkpoint: false }), () => {});
+    },
+  };
+}
+
 /** Open (creating the parent directory 0700 and the file 0600 if needed) and migrate. */
 export async function openStore(path: string): Promise<Store> {
   const db = await openDatabase(path);
-  // The bookkeeping connection (no fsync) carries two writers: outbox claims, committed at the
-  // next turn, and session rows, which linger (SESSION_ROWS_LINGER_MS). Its batches are
-  // synchronous transactions, so the two writers never interleave inside one.
-  let side: Promise<SideDb> | null = null;
-  const openSide = () => (side ??= SideDb.open(path));
-  const writer = new BatchWriter(openSide);
-  const sessionRows = new BatchWriter(openSide, { lingerMs: SESSION_ROWS_LINGER_MS });
+  // The bookkeeping connection (no fsync) carries two writers: outbox outcomes, committed at the
+  // next turn, and session rows, which linger (SESSION_ROWS_LINGER_MS); the outbox worker's reads
+  // and claims run on it directly. Its batches are synchronous transactions, so none interleave.
+  const side = lazyConnection(() => SideDb.open(path));
+  const writer = new BatchWriter(side.get);
+  const sessionRows = new BatchWriter(side.get, { lingerMs: SESSION_ROWS_LINGER_MS });
   const closeSide = async () => {
     await Promise.all([sessionRows.close(), writer.close()]);
-    await side?.then((d) => d.close({ checkpoint: false }), () => {});
+    await side.close();
   };
   // Messages (inbox inserts, outbox retry schedules) on a third connection, durable (FULL) like
   // the main one, with its statements prepared once: an inbox batch commits in about half the
   // time it took through @libsql/client (bench/RESULTS.md, item 11).
-  let durable: Promise<SideDb> | null = null;
-  const messages = new BatchWriter(() => (durable ??= SideDb.open(path, { synchronous: "FULL" })));
+  const durable = lazyConnection(() => SideDb.open(path, { synchronous: "FULL" }));
+  const messages = new BatchWriter(durable.get);
   const closeMessages = async () => {
     await messages.close();
-    await durable?.then((d) => d.close({ checkpoint: false }), () => {});
+    await durable.close();
   };
   return {
     peers: new PeerStore(db),
     sessions: new SessionStore(db),
-    outbox: new OutboxStore(db, messages, writer, openSide),
+    outbox: new OutboxStore(db, messages, writer, side.get),
     inbox: new InboxStore(db, messages),
     deliveries: new DeliveryStore(db),
     async recordSessionOpen(peer, session, now) {
