@@ -78,12 +78,13 @@ export class OutboxStore {
   readonly #side: () => Promise<SideDb>;
 
   /**
-   * `writer`: group commit on the durable (FULL) messages connection, for retry schedules; `bookkeeping`: the
-   * no-fsync connection (batch-writer.ts), for claims and final outcomes, whose durability does
-   * not matter: either lost to a power cut leaves the row queued (or `delivering`, re-queued at
+   * `writer`: group commit on the durable (FULL) messages connection, for retry schedules;
+   * `bookkeeping`: group commit on the no-fsync connection (batch-writer.ts), for final outcomes;
+   * `side`: that connection itself, for the worker's polls (dueHeads, claim), run through its
+   * prepared statements at once instead of a turn later. Neither claims nor outcomes need to be
+   * durable: either lost to a power cut leaves the row queued (or `delivering`, re-queued at
    * start), so the message is sent again and the receiver de-duplicates it. A process crash loses
-   * neither (WAL, synchronous = NORMAL). `side`: that connection itself, for the worker's polls
-   * (dueHeads, claim), which run through its prepared statements at once instead of a turn later.
+   * neither (WAL, synchronous = NORMAL).
    */
   constructor(db: Db, writer: BatchWriter, bookkeeping: BatchWriter, side: () => Promise<SideDb>) {
     this.#db = db;
