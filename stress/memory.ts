@@ -8,9 +8,10 @@
  * V8 collects them, so a peak varies by a few frames — third minus second measured −19 to
  * +20 MiB over nine runs of the code before and after 2026-12-03's store changes. The first wave
  * pays one-time costs (heap growth, code compiled on first use) that made "second ≤ first +
- * 10 MiB" fail by a few MiB with no leak; and V8 grows its reserved heap in steps of 16 MiB during the first five or six
- * waves (29 → 33 → 49 MiB here), which is not a leak either: CI once saw the third wave exactly
- * 16 MiB above the second. Sixteen waves in a row plateau at about idle + 120 MiB
+ * 10 MiB" fail by a few MiB with no leak; and V8 grows its reserved heap in steps of 16 MiB
+ * during the first five or six waves (29 → 33 → 49 MiB here), which is not a leak either: CI once
+ * saw the third wave exactly 16 MiB above the second. Sixteen waves in a row plateau at about
+ * idle + 120 MiB
  * (docs/decisions.md, 2026-12-03). A JS leak would show in the heap's used size, which is bounded
  * separately.
  */
