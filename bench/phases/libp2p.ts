@@ -162,13 +162,7 @@ export async function libp2pPhase(api: PhaseApi, tag: string): Promise<void> {
     api.note(`js-libp2p column skipped: ${(e as Error).message.split("\n")[0]}`);
     api.log(`libp2p: failed (${(e as Error).message.split("\n")[0]}): column skipped`);
   } finally {
-    server.stdin!.end();
-    if (server.exitCode === null) {
-      const gone = new Promise((r) => server.once("exit", r));
-      const t = setTimeout(() => server.kill(), 5000);
-      await gone;
-      clearTimeout(t);
-    }
+    await stopChild(server, "SIGTERM");
   }
   await relayedBulk(api, script);
 }
@@ -209,14 +203,17 @@ function startPeer(script: string, args: string[]): Peer {
 
 /** Closing stdin stops a peer; 5 s later it is killed. */
 async function stopPeers(peers: Peer[]): Promise<void> {
-  await Promise.all(peers.map(async ({ proc }) => {
-    proc.stdin!.end();
-    if (proc.exitCode !== null || proc.signalCode !== null) return;
-    const gone = new Promise((r) => proc.once("exit", r));
-    const t = setTimeout(() => proc.kill("SIGKILL"), 5000);
-    await gone;
-    clearTimeout(t);
-  }));
+  await Promise.all(peers.map(({ proc }) => stopChild(proc, "SIGKILL")));
+}
+
+/** Close a peer process's stdin (its signal to stop); `signal` it if it has not exited 5 s later. */
+async function stopChild(proc: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  proc.stdin!.end();
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  const gone = new Promise((r) => proc.once("exit", r));
+  const t = setTimeout(() => proc.kill(signal), 5000);
+  await gone;
+  clearTimeout(t);
 }
 
 interface Trio {

@@ -13,8 +13,9 @@
  *   stays FULL. A crash loses nothing committed; a power cut may lose the last session rows.
  *   They linger SESSION_ROWS_LINGER_MS (25 ms) first, so a burst of handshakes is not
  *   interleaved with synchronous statements: a crash (not a clean close) may lose the last 25 ms.
- * - **outbox claims and final outcomes** on that same no-fsync connection (outbox.ts says why
- *   losing either to a power cut only means the message is sent again, and de-duplicated).
+ * - **outbox final outcomes** on that same no-fsync connection, where the worker's claims run
+ *   directly, not batched (outbox.ts says why losing either to a power cut only means the
+ *   message is sent again, and de-duplicated).
  * - **messages** (inbox inserts, outbox retry schedules) on a connection of their own with
  *   `synchronous = FULL`, like the main one: durable, one fsync per batch.
  *
