@@ -59,6 +59,9 @@ export function benchConfig(): Config {
   // A/B of the Retry lever on one build: BENCH_RETRY_ABOVE_HANDSHAKES=0 makes every connection pay it.
   const retryAbove = process.env.BENCH_RETRY_ABOVE_HANDSHAKES;
   if (retryAbove) c.security.retry_above_handshakes = Number(retryAbove);
+  // A/B of busy polling on one build: BENCH_BUSY_POLL_US=0 turns it off.
+  const busyPoll = process.env.BENCH_BUSY_POLL_US;
+  if (busyPoll) c.transport.busy_poll_us = Number(busyPoll);
   // One address plays every relay source (the aggregate's 32 diallers to one agent): lift the
   // relay's per-address and per-target pipe limits to its capacity.
   c.transport.relay_pairings_per_ip = c.transport.relay_capacity;

@@ -212,6 +212,14 @@ test("values outside their range are refused naming the range", async () => {
     assert.equal((await loadConfig(paths)).transport.dial_stagger_ms, 0);
     await writeConfig(paths, "[transport]\ndial_stagger_ms = -1\n");
     await rejectsWith(loadConfig(paths), "ERR_CONFIG", /must be non-negative, got -1/);
+    await writeConfig(paths, "[transport]\nbusy_poll_us = 0\n");
+    assert.equal((await loadConfig(paths)).transport.busy_poll_us, 0);
+    await writeConfig(paths, "[transport]\nbusy_poll_us = 10001\n");
+    await rejectsWith(
+      loadConfig(paths),
+      "ERR_CONFIG",
+      /'transport\.busy_poll_us' must be between 0 and 10000, got 10001/,
+    );
     await writeConfig(paths, "[outbox]\nttl = 9223372036854775807\n");
     await rejectsWith(loadConfig(paths), "ERR_CONFIG", /'outbox\.ttl' is too large/);
   });

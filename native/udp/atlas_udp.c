@@ -20,6 +20,9 @@
  *   encodeAddr(family 4|6, host, port, out: Buffer(SA_LEN)) -> sockaddr length (0: not an address)
  *   sendBatch(handle, data: Buffer, meta: Buffer, count) -> packets handed to the kernel
  *   stats(handle) -> [sendCalls, gsoRuns, dropped, recvCalls, recvDatagrams]
+ *   expectReply(us)                            busy-poll every socket for up to `us` µs the next time
+ *                                              the loop would sleep (armed until then)
+ *   spinStats() -> [busy polls, busy polls that saw a datagram arrive]
  *   close(handle)
  * Record layouts are fixed below (SEND_REC, RECV_REC) and mirrored in src/transport/udp/native.ts.
  */
@@ -29,6 +32,9 @@
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <node_api.h>
+#include <sched.h>
+#include <sys/epoll.h>
+#include <time.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -178,10 +184,99 @@ static void fill_recv_record(uint8_t *rec, uint32_t off, uint32_t len, uint32_t 
   memcpy(rec + RECV_TEXT, text, tl);
 }
 
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * The wait for a reply (expectReply): one for the process, over every open socket. An epoll set
+ * of its own holds them all, so a check costs the same for 1 socket or 500.
+ */
+static struct {
+  uv_prepare_t prep;
+  int epfd;      /* -1 until the first socket opens */
+  uint32_t us;   /* the armed budget, 0 when not armed */
+  double waits, hits;
+} spin = {.epfd = -1};
+
+static void spin_disarm(void) {
+  spin.us = 0;
+  uv_prepare_stop(&spin.prep);
+}
+
+/*
+ * Runs just before the loop polls for I/O. When the loop is about to sleep (nothing else due)
+ * and a reply is expected, check the sockets without blocking for up to `us` (never past the next
+ * timer): an idle CPU sleeps, and on a virtual machine a halted vCPU takes longer to wake than a
+ * nearby peer takes to answer (docs/transport.md, "Busy polling"). Each check yields the CPU
+ * first, so a peer sharing the core runs meanwhile. Either way the loop then polls as usual — at
+ * once when something came.
+ */
+static void on_spin(uv_prepare_t *h) {
+  int due_ms = uv_backend_timeout(h->loop); /* 0: work is due (spin once idle); -1: no timer */
+  if (!spin.us || due_ms == 0) return;
+  uint64_t us = spin.us;
+  if (due_ms > 0 && (uint64_t)due_ms * 1000u < us) us = (uint64_t)due_ms * 1000u; /* never past a timer */
+  uint64_t end = now_ns() + us * 1000u;
+  spin_disarm();
+  spin.waits++;
+  struct epoll_event ev;
+  do {
+    sched_yield();
+    if (epoll_wait(spin.epfd, &ev, 1, 0) > 0) {
+      spin.hits++;
+      return;
+    }
+  } while (now_ns() < end);
+}
+
+static int spin_add(uv_loop_t *loop, int fd) {
+  if (spin.epfd < 0) {
+    spin.epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (spin.epfd < 0) return -1;
+    uv_prepare_init(loop, &spin.prep);
+    uv_unref((uv_handle_t *)&spin.prep);
+  }
+  struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+  return epoll_ctl(spin.epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+static void spin_remove(int fd) {
+  if (spin.epfd >= 0) epoll_ctl(spin.epfd, EPOLL_CTL_DEL, fd, NULL);
+}
+
+/* expectReply(us): check the sockets for up to `us` microseconds the next time the loop idles. */
+static napi_value js_expect_reply(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  uint32_t us;
+  CHECK(napi_get_value_uint32(env, argv[0], &us));
+  if (spin.epfd < 0 || us == 0) return NULL;
+  if (!spin.us) uv_prepare_start(&spin.prep, on_spin);
+  if (us > spin.us) spin.us = us;
+  return NULL;
+}
+
+/* spinStats() -> [waits, waits that saw a datagram arrive] */
+static napi_value js_spin_stats(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value arr, v;
+  CHECK(napi_create_array_with_length(env, 2, &arr));
+  CHECK(napi_create_double(env, spin.waits, &v));
+  CHECK(napi_set_element(env, arr, 0, v));
+  CHECK(napi_create_double(env, spin.hits, &v));
+  CHECK(napi_set_element(env, arr, 1, v));
+  return arr;
+}
+
 static void on_readable(uv_poll_t *poll, int status, int events) {
   udp_t *u = poll->data;
   if (u->closed || !arena || status < 0 || !(events & UV_READABLE)) return;
   napi_env env = u->env;
+  if (spin.us) spin_disarm();
   struct mmsghdr msgs[BATCH];
   struct iovec iov[BATCH];
   struct sockaddr_storage from[BATCH];
@@ -286,6 +381,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   uv_poll_init(loop, &u->poll, fd);
   u->poll.data = u;
   uv_poll_start(&u->poll, UV_READABLE, on_readable);
+  spin_add(loop, fd); /* best effort: without it the socket is only not watched while spinning */
   return handle;
 }
 
@@ -453,6 +549,7 @@ static void on_poll_closed(uv_handle_t *h) {
   release(h->data);
 }
 
+
 static void on_handle_gc(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
@@ -460,6 +557,7 @@ static void on_handle_gc(napi_env env, void *data, void *hint) {
   if (!u->closed) { /* only at environment teardown: the socket holds its handle until close() */
     u->closed = 1;
     uv_poll_stop(&u->poll);
+    spin_remove(u->fd);
     close(u->fd);
     free(u);
     return;
@@ -475,6 +573,7 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   if (u->closed) return NULL;
   u->closed = 1;
   uv_poll_stop(&u->poll);
+  spin_remove(u->fd);
   close(u->fd);
   napi_async_destroy(env, u->ctx);
   napi_delete_reference(env, u->on_recv);
@@ -492,6 +591,8 @@ NAPI_MODULE_INIT() {
       {"localPort", NULL, js_local_port, NULL, NULL, NULL, napi_default_jsproperty, NULL},
       {"encodeAddr", NULL, js_encode_addr, NULL, NULL, NULL, napi_default_jsproperty, NULL},
       {"sendBatch", NULL, js_send_batch, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+      {"expectReply", NULL, js_expect_reply, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+      {"spinStats", NULL, js_spin_stats, NULL, NULL, NULL, napi_default_jsproperty, NULL},
       {"stats", NULL, js_stats, NULL, NULL, NULL, napi_default_jsproperty, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_default_jsproperty, NULL},
   };

@@ -55,6 +55,9 @@ export const DEFAULTS = {
     max_buffered_per_conn: 16777216, // Atlas extension: 16 MiB, the same cap for one connection
     read_timeout: 30, // Atlas extension: s, deadline of a single read on a request stream
     request_timeout: 10, // Atlas extension: s, wait for a Pong / MessageAck / any response frame
+    // Atlas extension: µs a node stays awake, after sending to a peer that answers within 1 ms, for
+    // the answer before its event loop sleeps (docs/transport.md#busy-polling). 0 = never.
+    busy_poll_us: 200,
   },
   security: {
     ban_duration_secs: 600,

@@ -82,6 +82,15 @@ export const WALK_BACKSTOP_MS = 20;
 export const BURST_SLICE_MS = 0.025;
 
 /**
+ * Busy polling (`transport.busy_poll_us`, docs/transport.md "Busy polling"): a connection whose
+ * replies have been coming within this long — a peer on the same host or network — asks its
+ * socket to stay awake for the next one after each send. Farther peers never cost a spin.
+ */
+export const BUSY_POLL_NEAR_MS = 1;
+/** Weight of the newest sample in a connection's reply-time average (1/4: a few exchanges adapt it). */
+export const REPLY_TIME_WEIGHT = 0.25;
+
+/**
  * A connection closed by a CONNECTION_CLOSE (ours or the peer's) keeps its connection IDs this
  * long, and packets for them are dropped without a stateless reset (src/transport/endpoint.ts):
  * both ends had just dropped such a connection, and each answered the other's last packet — then

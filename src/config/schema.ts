@@ -56,6 +56,7 @@ const RANGES: Readonly<Record<string, { min: number; max?: number }>> = {
   "farcaster.cache_ttl": { min: 0 }, // 0 = do not cache verifications
   "transport.relay_bandwidth_limit": { min: 0 }, // 0 = no limit
   "transport.relay_tcp_port": { min: 0, max: 65535 }, // 0 = the UDP port's number
+  "transport.busy_poll_us": { min: 0, max: 10000 }, // 0 = off; a spin of more than 10 ms is no longer "a reply is near"
 };
 
 /**

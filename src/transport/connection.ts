@@ -1,6 +1,6 @@
 import { setImmediate } from "node:timers";
 import { AtlasError } from "../errors.ts";
-import { BURST_SLICE_MS, WALK_BACKSTOP_MS } from "../config/durations.ts";
+import { BURST_SLICE_MS, REPLY_TIME_WEIGHT, WALK_BACKSTOP_MS } from "../config/durations.ts";
 import type { SockAddr } from "./addr.ts";
 import { type HostPort, quiche, type QuicheConnection } from "./native.ts";
 import { ConnBudget } from "./read-budget.ts";
@@ -15,6 +15,11 @@ export interface PacketSink {
   sendPacket(packet: Uint8Array, to: HostPort): void;
   /** Send what `sendPacket` queued, now: called after each burst of a connection's packets. */
   flush?(): void;
+  /**
+   * Packets just left on a connection whose peer has been answering within `replyMs` (average):
+   * the sink may stay awake for the answer (busy polling, docs/transport.md).
+   */
+  expectReply?(replyMs: number): void;
 }
 
 export interface CloseInfo {
@@ -115,6 +120,15 @@ export class QuicConnection {
   private gone = false;
   /** Datagrams dropped by quiche because its send queue was full (docs/protocol.md#relay). */
   dgramDrops = 0;
+  /**
+   * How soon the peer answers: the average time from a send of our streams' data (the first
+   * since the last packet came in) to the next packet in, ms; Infinity until measured. Gates
+   * busy polling (docs/transport.md).
+   */
+  replyMs = Infinity;
+  private sentAt = 0;
+  /** A stream wrote since the last flush: the next packets say something the peer will answer. */
+  private wrote = false;
 
   constructor(
     native: QuicheConnection,
@@ -178,6 +192,7 @@ export class QuicConnection {
   /** Feed one received packet. */
   receive(datagram: Uint8Array, from: HostPort, to: HostPort): void {
     if (this.gone) return;
+    if (this.sentAt) this.sampleReply();
     let info = this.recvInfo;
     if (!info || info.from !== from || info.to !== to) info = this.recvInfo = { from, to };
     if ((datagram[0]! & 0xc0) === 0x40) {
@@ -209,6 +224,7 @@ export class QuicConnection {
   /** @internal a stream handed quiche data to send: at the end of the turn, or now in a long burst. */
   markWritten(): void {
     if (this.gone) return;
+    this.wrote = true;
     schedule(this);
     if (!this.isEstablished) return;
     const now = performance.now();
@@ -529,7 +545,8 @@ export class QuicConnection {
 
   private flushPackets(): void {
     const n = this.native;
-    for (let i = 0; i < MAX_PACKETS_PER_TURN; i++) {
+    let sent = 0;
+    for (; sent < MAX_PACKETS_PER_TURN; sent++) {
       let r: ReturnType<QuicheConnection["send"]>;
       try {
         r = n.send(this.sendBuf);
@@ -538,9 +555,23 @@ export class QuicConnection {
       }
       if (r === null) break;
       this.sink.sendPacket(this.sendBuf.subarray(0, r[0]), r[1].to);
-      if (i === MAX_PACKETS_PER_TURN - 1) schedule(this); // more to send: continue next turn without starving others
+    }
+    if (sent === MAX_PACKETS_PER_TURN) schedule(this); // more to send: continue next turn without starving others
+    // Only packets that carry our writes expect an answer: a bulk receiver's ACKs or a relay's
+    // forwarded DATAGRAMs neither measure the peer nor keep the node awake.
+    if (sent > 0 && this.wrote) {
+      this.wrote = false;
+      if (!this.sentAt) this.sentAt = performance.now();
+      this.sink.expectReply?.(this.replyMs);
     }
     this.sink.flush?.();
+  }
+
+  /** A packet came in after a send: one more sample of how soon the peer answers. */
+  private sampleReply(): void {
+    const ms = performance.now() - this.sentAt;
+    this.sentAt = 0;
+    this.replyMs = this.replyMs === Infinity ? ms : this.replyMs + REPLY_TIME_WEIGHT * (ms - this.replyMs);
   }
 
   private armTimer(): void {

@@ -1,6 +1,11 @@
 import { isIP } from "node:net";
 import { randomBytes } from "node:crypto";
-import { ENDPOINT_CLOSE_GRACE_MS, HANDSHAKE_IP_WINDOW_MS, RETIRED_CID_MS } from "../config/durations.ts";
+import {
+  BUSY_POLL_NEAR_MS,
+  ENDPOINT_CLOSE_GRACE_MS,
+  HANDSHAKE_IP_WINDOW_MS,
+  RETIRED_CID_MS,
+} from "../config/durations.ts";
 import { AtlasError } from "../errors.ts";
 import { isWildcardHost, type SockAddr, unmapHost } from "./addr.ts";
 import { type PacketSink, QuicConnection } from "./connection.ts";
@@ -283,6 +288,11 @@ export class QuicEndpoint implements PacketSink {
   /** The packets of this turn go out now, in as few system calls as the socket can. */
   flush(): void {
     this.socket.flush();
+  }
+
+  /** Busy polling: stay awake for the answer of a peer that answers within BUSY_POLL_NEAR_MS. */
+  expectReply(replyMs: number): void {
+    if (replyMs <= BUSY_POLL_NEAR_MS && this.opts.busyPollUs > 0) this.socket.expectReply?.(this.opts.busyPollUs);
   }
 
   /** Close every connection (code 0 with `reason`), let the close packets out, close the socket. */

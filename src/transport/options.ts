@@ -24,6 +24,8 @@ export interface TransportOptions {
   retryAboveHandshakes: number;
   /** Enable QUIC DATAGRAM frames (relay pipes, docs/protocol.md#relay). */
   datagrams: boolean;
+  /** µs to stay awake for a nearby peer's reply before the event loop sleeps; 0 = never (docs/transport.md). */
+  busyPollUs: number;
 }
 
 export function transportOptions(cfg: Config): TransportOptions {
@@ -44,5 +46,6 @@ export function transportOptions(cfg: Config): TransportOptions {
     handshakesPerIpPerMinute: cfg.security.handshakes_per_ip_per_minute,
     retryAboveHandshakes: cfg.security.retry_above_handshakes,
     datagrams: true,
+    busyPollUs: t.busy_poll_us,
   };
 }

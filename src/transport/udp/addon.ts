@@ -21,6 +21,10 @@ export interface UdpAddon {
   localPort(handle: unknown): number;
   encodeAddr(family: 4 | 6, host: string, port: number, out: Buffer): number;
   sendBatch(handle: unknown, data: Buffer, meta: Buffer, count: number): number;
+  /** Busy-poll every socket of the process for up to `us` µs the next time the loop would sleep. */
+  expectReply(us: number): void;
+  /** [busy polls, busy polls that saw a datagram arrive], since the process started. */
+  spinStats(): number[];
   stats(handle: unknown): number[];
   close(handle: unknown): void;
 }

@@ -133,6 +133,10 @@ export class NativeUdpSocket implements UdpSocket {
     this.addon.sendBatch(this.handle, this.data, this.meta, n);
   }
 
+  expectReply(us: number): void {
+    if (!this.closed) this.addon.expectReply(us);
+  }
+
   /** [sendmmsg calls, GSO runs, datagrams dropped, recvmmsg calls, datagrams received]. */
   stats(): number[] {
     return this.addon.stats(this.handle);

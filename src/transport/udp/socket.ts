@@ -22,6 +22,12 @@ export interface UdpSocket {
   send(packet: Uint8Array, host: string, port: number): void;
   /** Send what is queued now. */
   flush(): void;
+  /**
+   * A reply to what was just sent is expected within `us` microseconds: the next time the event
+   * loop would go to sleep, watch the node's sockets for that long first (busy polling,
+   * docs/transport.md). Absent where it cannot be done (node:dgram).
+   */
+  expectReply?(us: number): void;
   close(): Promise<void>;
 }
 
