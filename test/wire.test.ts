@@ -1,6 +1,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { encode as mpEncode } from "@msgpack/msgpack";
+import { encode as mpEncode, Encoder } from "@msgpack/msgpack";
+import { withFastStrings } from "../src/wire/msgpack-strings.ts";
 import {
   decodeFrame,
   DISCONNECT_SHUTDOWN,
@@ -206,6 +207,56 @@ describe("constants", () => {
 });
 
 describe("encode/decode", () => {
+  test("strings encode to the library's own bytes on the fast path, short and long, in every script", () => {
+    const alphabet = [
+      "a",
+      "Z",
+      "0",
+      "~",
+      " ",
+      "é",
+      "ß",
+      "Ж",
+      "名",
+      "한",
+      "\u0800",
+      "\uffff",
+      "😀",
+      "𝄞",
+      "\u007f",
+      "\u0080",
+    ];
+    let seed = 17;
+    const rnd = (n: number) => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n;
+    const text = (len: number, chars: number) => Array.from({ length: len }, () => alphabet[rnd(chars)]).join("");
+    const fast = withFastStrings(new Encoder());
+    assert.notEqual(fast.encode, undefined);
+    assert.notEqual(
+      (fast as unknown as { encodeString: unknown }).encodeString,
+      (new Encoder() as unknown as { encodeString: unknown }).encodeString,
+      "the fast path is installed (a library update that renamed its members would leave it out)",
+    );
+    const cases: string[] = ["", "a", "x".repeat(31), "x".repeat(32), "x".repeat(63), "x".repeat(64), "x".repeat(255)];
+    for (const len of [1, 5, 31, 32, 50, 51, 63, 64, 200, 255, 256, 1000, 65535, 65536, 100_000]) {
+      cases.push(text(len, 4), text(len, alphabet.length)); // ASCII only, then mixed
+    }
+    for (const s of cases) {
+      const obj = { k: s, body: s, n: 7 };
+      assert.deepEqual(fast.encode(obj), mpEncode(obj), `a string of ${s.length} units differs`);
+    }
+    // and through the frame encoder, which holds one
+    const m: WireMessage = {
+      type: "Message",
+      id: MID,
+      from: A,
+      to: B,
+      timestamp: 1,
+      body: JSON.stringify({ t: text(3000, 16) }),
+    };
+    const f = encodeFrame(m);
+    assert.deepEqual(f.subarray(HEADER_LEN), mpEncode({ id: MID, from: A, to: B, timestamp: 1, body: m.body }));
+  });
+
   test("a Ping encodes to its known bytes", () => {
     const f = encodeFrame({ type: "Ping", ts: 1763856000, id: 7 });
     // header: magic, version 1, type 0xf0, length 13

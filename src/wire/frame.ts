@@ -11,6 +11,7 @@ import * as nodeBuffer from "node:buffer";
 import { HEADER_LEN, MAX_PAYLOAD, msgTypeName, WIRE_VERSION, type WireMessage } from "./messages.ts";
 import { rejected, WireError } from "./errors.ts";
 import { normalizeMessage, payloadOf } from "./validate.ts";
+import { withFastStrings } from "./msgpack-strings.ts";
 
 export { WireError } from "./errors.ts";
 // the envelope constants and types, for callers that import everything from here
@@ -45,7 +46,8 @@ const decoder = new Decoder({
   maxExtLength: 0,
 });
 const ENCODER_OPTIONS = { initialBufferSize: 4096 } as const;
-let encoder = new Encoder(ENCODER_OPTIONS);
+const newEncoder = () => withFastStrings(new Encoder(ENCODER_OPTIONS));
+let encoder = newEncoder();
 /** After encoding a payload bigger than this, drop the encoder so its buffer does not linger. */
 const ENCODER_KEEP_BYTES = 256 * 1024;
 
@@ -61,7 +63,7 @@ export function encodeFrame(msg: WireMessage, maxPayload: number = MAX_PAYLOAD):
   const payload = encoder.encodeSharedRef(map);
   const len = payload.length;
   if (len > maxPayload) {
-    if (len > ENCODER_KEEP_BYTES) encoder = new Encoder(ENCODER_OPTIONS);
+    if (len > ENCODER_KEEP_BYTES) encoder = newEncoder();
     throw new WireError(
       "ERR_PAYLOAD_TOO_LARGE",
       `${msg.type} payload is ${len} bytes, above the ${maxPayload}-byte limit`,
@@ -80,7 +82,7 @@ export function encodeFrame(msg: WireMessage, maxPayload: number = MAX_PAYLOAD):
   frame[6] = (len >>> 8) & 0xff;
   frame[7] = len & 0xff;
   frame.set(payload, HEADER_LEN);
-  if (len > ENCODER_KEEP_BYTES) encoder = new Encoder(ENCODER_OPTIONS);
+  if (len > ENCODER_KEEP_BYTES) encoder = newEncoder();
   return frame;
 }
 
