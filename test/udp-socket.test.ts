@@ -7,6 +7,7 @@ import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { createSocket, type Socket } from "node:dgram";
 import { spawnSync } from "node:child_process";
+import { once } from "node:events";
 import { defaultConfig } from "../src/config/defaults.ts";
 import { identityFromSeed } from "../src/identity/identity.ts";
 import { generateSeed } from "../src/identity/keys.ts";
@@ -209,3 +210,15 @@ for (const [env, kind] of [["", "native"], ["dgram", "dgram"]] as const) {
     assert.equal(r.stdout.trim(), kind, r.stderr);
   });
 }
+
+test(
+  "in a worker thread the node's socket is dgram: the addon's state belongs to the main thread",
+  { skip },
+  async () => {
+    const { Worker } = await import("node:worker_threads");
+    const w = new Worker(new URL("helpers/udp-kind-worker.mjs", import.meta.url));
+    const [kind] = await once(w, "message");
+    await w.terminate();
+    assert.equal(kind, "dgram");
+  },
+);

@@ -2,9 +2,10 @@
  * Loading the atlas_udp addon (native/udp/atlas_udp.c), the node's datagram I/O by default on
  * Linux. It is built into `build/atlas_udp.node` by scripts/build-udp.mjs (run by `npm run
  * bundle`, hence by the README's commands) and embedded in the standalone binary. With
- * ATLAS_UDP=dgram in the environment, or absent, unloadable, not Linux, or under Deno, the node
- * uses node:dgram (docs/transport.md, "Datagram I/O").
+ * ATLAS_UDP=dgram in the environment, or absent, unloadable, not Linux, under Deno or in a worker
+ * thread, the node uses node:dgram (docs/transport.md, "Datagram I/O").
  */
+import { isMainThread } from "node:worker_threads";
 import { openAddonFile } from "./addon-file.ts";
 
 export interface UdpAddon {
@@ -39,6 +40,8 @@ export function loadUdpAddon(): UdpAddon | null {
   if (process.env.ATLAS_UDP === "dgram") return void (udpAddonAbsence = "ATLAS_UDP=dgram"), null;
   if (process.platform !== "linux") return void (udpAddonAbsence = `not built for ${process.platform}`), null;
   if ("Deno" in globalThis) return void (udpAddonAbsence = "Deno"), null;
+  // The addon's receive arena and busy-poll state are the process's: one thread may use it.
+  if (!isMainThread) return void (udpAddonAbsence = "not the main thread"), null;
   try {
     cached = openAddonFile();
     if (!cached) udpAddonAbsence = "build/atlas_udp.node not found";
