@@ -2,7 +2,9 @@
  * Shared pieces of the benchmark (bench/run.ts = client, bench/server.ts = server child):
  * the benchmark configuration, the Atlas node factory, the TCP/TLS wire protocol and statistics.
  */
+import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp } from "node:fs/promises";
+import { createInterface } from "node:readline";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Config, defaultConfig } from "../src/config/defaults.ts";
@@ -97,6 +99,43 @@ export async function startNode(
   const dir = await mkdtemp(join(root, `atlas-bench-${name}-`));
   const store = await openStore(join(dir, "peers.db"));
   return { ...(await startNodeWith(name, listen, store)), store, dir };
+}
+
+/** A listening node that answers every Message with a MessageAck at once: the two-process probes' server. */
+export async function startAckServer(name: string): Promise<BenchNode> {
+  const srv = await startNode(name, true);
+  srv.node.handle(
+    "Message",
+    (_s, req) =>
+      Promise.resolve({ type: "MessageAck", msg_id: req.type === "Message" ? req.id : undefined, status: "received" }),
+  );
+  return srv;
+}
+
+/**
+ * Run `script server …args` (a probe's own file) in a child pinned to CPU 1, stdin and stdout
+ * piped: its first line is the port its ack server listens on.
+ */
+export async function spawnProbeServer(
+  script: string,
+  args: string[] = [],
+  nodeArgs: string[] = [],
+): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn("taskset", [
+    "-c",
+    "1",
+    process.execPath,
+    ...nodeArgs,
+    "--import",
+    "tsx",
+    script,
+    "server",
+    ...args,
+  ], {
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  const line = await new Promise<string>((r) => createInterface({ input: child.stdout! }).once("line", r));
+  return { child, port: Number(line) };
 }
 
 /** A node with a fresh identity on an existing store (many client nodes can share one). */

@@ -9,38 +9,20 @@
  * ping: median and p90 of Session.ping; req: Message → MessageAck sequential and 8 in flight,
  * two rounds, with UDP packets per request each way and packets declared lost.
  */
-import { spawn } from "node:child_process";
-import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { HOST, loop, median, percentile, startNode } from "../common.ts";
+import { HOST, loop, median, percentile, spawnProbeServer, startAckServer, startNode } from "../common.ts";
 import { message } from "../phases/transport.ts";
 
 const [mode = "ping", arg] = process.argv.slice(2);
 
 if (mode === "server") {
-  const srv = await startNode("probe-2proc-server", true);
-  srv.node.handle(
-    "Message",
-    (_s, req) =>
-      Promise.resolve({ type: "MessageAck", msg_id: req.type === "Message" ? req.id : undefined, status: "received" }),
-  );
+  const srv = await startAckServer("probe-2proc-server");
   process.stdout.write(`${srv.node.endpoint.local.port}\n`);
   process.stdin.resume();
   process.stdin.on("end", () => process.exit(0));
 } else {
-  const child = spawn("taskset", [
-    "-c",
-    "1",
-    process.execPath,
-    ...(process.env.PROBE_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.PROBE_CPU_PROF}`] : []),
-    "--import",
-    "tsx",
-    fileURLToPath(import.meta.url),
-    "server",
-  ], {
-    stdio: ["pipe", "pipe", "inherit"],
-  });
-  const port = Number(await new Promise<string>((r) => createInterface({ input: child.stdout! }).once("line", r)));
+  const prof = process.env.PROBE_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.PROBE_CPU_PROF}`] : [];
+  const { child, port } = await spawnProbeServer(fileURLToPath(import.meta.url), [], prof);
   const cli = await startNode("probe-2proc-client", false);
   const s = await cli.node.connectTo({ host: HOST, port });
   if (mode === "connect") {

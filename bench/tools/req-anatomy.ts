@@ -8,12 +8,11 @@
  * request completed for more than 0.8 ms. BINDING=1 also times every quiche binding call per
  * request on each side (adds ~0.1 µs per call).
  */
-import { spawn } from "node:child_process";
 import { PerformanceObserver } from "node:perf_hooks";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { QuicConnection } from "../../src/transport/connection.ts";
-import { HOST, median, percentile, startNode } from "../common.ts";
+import { HOST, median, percentile, spawnProbeServer, startAckServer, startNode } from "../common.ts";
 import { message } from "../phases/transport.ts";
 
 const gcPauses: number[] = [];
@@ -63,12 +62,7 @@ const gcLine = (side: string) =>
 const n = Number(process.argv[3] ?? process.argv[2] ?? 4000);
 
 if (process.argv[2] === "server") {
-  const srv = await startNode("req-anatomy-server", true);
-  srv.node.handle(
-    "Message",
-    (_s, req) =>
-      Promise.resolve({ type: "MessageAck", msg_id: req.type === "Message" ? req.id : undefined, status: "received" }),
-  );
+  const srv = await startAckServer("req-anatomy-server");
   process.stdout.write(`${srv.node.endpoint.local.port}\n`);
   let cpu = process.cpuUsage();
   // commands on stdin: "start" a round, "stop" it (report on stderr)
@@ -90,17 +84,7 @@ if (process.argv[2] === "server") {
   });
   process.stdin.on("end", () => process.exit(0));
 } else {
-  const child = spawn("taskset", [
-    "-c",
-    "1",
-    process.execPath,
-    "--import",
-    "tsx",
-    fileURLToPath(import.meta.url),
-    "server",
-    String(n),
-  ], { stdio: ["pipe", "pipe", "inherit"], env: process.env });
-  const port = Number(await new Promise<string>((r) => createInterface({ input: child.stdout! }).once("line", r)));
+  const { child, port } = await spawnProbeServer(fileURLToPath(import.meta.url), [String(n)]);
   const cli = await startNode("req-anatomy-client", false);
   const s = await cli.node.connectTo({ host: HOST, port });
   const one = async () => void (await s.request(message(cli, s.nodeId), 10_000));

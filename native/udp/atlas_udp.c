@@ -549,7 +549,6 @@ static void on_poll_closed(uv_handle_t *h) {
   release(h->data);
 }
 
-
 static void on_handle_gc(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
