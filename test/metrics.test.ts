@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { cleanupAll, initHome, type Listener, runAtlas, startListener } from "./helpers/cli.ts";
 import { PromMetrics } from "../src/metrics/prom.ts";
 import { METRICS } from "../src/util/metrics.ts";
+import { loadUdpAddon } from "../src/transport/udp/addon.ts";
 
 after(cleanupAll);
 
@@ -138,6 +139,13 @@ describe("two daemons scraped while they talk", { timeout: 60_000 }, () => {
       "a daemon without offer_relay lists no relay-server metrics",
     );
     assert.ok(s.some((x) => x.name === "process_resident_memory_bytes"), "process metrics are served");
+    // busy polls are counted by the atlas_udp addon: listed when the daemon uses it, absent with node:dgram
+    const r = await runAtlas(["status", "--json"], { home: a.home });
+    const batched = JSON.parse(r.stdout).datagram_io === "batched";
+    assert.equal(batched, loadUdpAddon() !== null, "the daemon uses the addon exactly when it loads here");
+    for (const ended of ["datagram", "timeout"]) {
+      assert.equal(typeof value(s, "atlas_busy_polls_total", { ended }), batched ? "number" : "undefined", ended);
+    }
   });
 
   test("a ping from the other daemon counts one handshake each side and one direct session by trust", async () => {

@@ -166,7 +166,7 @@ async function partsStatus(parts: DaemonPart[]): Promise<object> {
   return out;
 }
 
-/** Every role's scrape-time values: sessions by path and trust, bans in force. */
+/** Every role's scrape-time values: sessions by path and trust, bans in force, busy polls. */
 function observeNode(n: AtlasNode): void {
   n.metrics.observe("atlas_sessions", () => {
     const counts = new Map<string, { path: string; trust: string; n: number }>();
@@ -179,6 +179,14 @@ function observeNode(n: AtlasNode): void {
     return [...counts.values()].map((c) => ({ labels: { path: c.path, trust: c.trust }, value: c.n }));
   });
   n.metrics.observe("atlas_bans_active", () => [{ value: n.activeBans() }]);
+  n.metrics.observe("atlas_busy_polls_total", () => {
+    const b = n.endpoint.busyPolls();
+    if (!b) return [];
+    return [{ labels: { ended: "datagram" }, value: b.hits }, {
+      labels: { ended: "timeout" },
+      value: b.waits - b.hits,
+    }];
+  });
 }
 
 function signal(): Promise<string> {

@@ -290,6 +290,11 @@ export class QuicEndpoint implements PacketSink {
     this.socket.flush();
   }
 
+  /** Busy polls of this process so far (docs/transport.md); null where the socket cannot busy-poll. */
+  busyPolls(): { waits: number; hits: number } | null {
+    return this.socket.busyPolls?.() ?? null;
+  }
+
   /** Busy polling: stay awake for the answer of a peer that answers within BUSY_POLL_NEAR_MS. */
   expectReply(replyMs: number): void {
     if (replyMs <= BUSY_POLL_NEAR_MS && this.opts.busyPollUs > 0) this.socket.expectReply?.(this.opts.busyPollUs);

@@ -34,6 +34,10 @@ export const METRICS = {
   atlas_rate_limited_total: counter("Requests refused with Error 4001 (rate limit), by the peer's trust tier", "tier"),
   atlas_bans_total: counter("Peers banned, by reason (rate_limit, manual)", "reason"),
   atlas_bans_active: gauge("Peers banned right now"),
+  atlas_busy_polls_total: counter(
+    "Waits for a nearby peer's answer before the event loop slept (busy polling), by how they ended (datagram, timeout)",
+    "ended",
+  ),
   // messages (daemon)
   atlas_messages_sent_total: counter("Messages put on the wire by the outbox (each attempt that reached a session)"),
   atlas_messages_finished_total: counter(

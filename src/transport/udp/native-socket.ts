@@ -137,6 +137,11 @@ export class NativeUdpSocket implements UdpSocket {
     if (!this.closed) this.addon.expectReply(us);
   }
 
+  busyPolls(): { waits: number; hits: number } {
+    const [waits = 0, hits = 0] = this.addon.spinStats();
+    return { waits, hits };
+  }
+
   /** [sendmmsg calls, GSO runs, datagrams dropped, recvmmsg calls, datagrams received]. */
   stats(): number[] {
     return this.addon.stats(this.handle);
