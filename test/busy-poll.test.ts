@@ -1,13 +1,15 @@
 /**
  * Busy polling (docs/transport.md, "Busy polling"): after sending to a peer that answers within
  * BUSY_POLL_NEAR_MS, a node watches its sockets for up to `transport.busy_poll_us` before its
- * event loop sleeps — and ends the wait as soon as a datagram arrives, never while other work is
+ * event loop sleeps — and ends the wait as soon as anything the loop would wake for is ready (a
+ * datagram, a thread-pool completion), never while other work is
  * due, never past a timer. Real sockets on 127.0.0.1, real QUIC, and a second process for the
  * datagram that ends a wait.
  */
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { pbkdf2 } from "node:crypto";
 import { once } from "node:events";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
@@ -29,7 +31,7 @@ after(async () => {
   for (const c of cleanup.reverse()) await c();
 });
 
-/** [busy polls, busy polls a datagram ended] since the last call. */
+/** [busy polls, busy polls an event ended] since the last call. */
 function spinDelta(): () => { waits: number; hits: number } {
   const [w0, h0] = addon!.spinStats();
   return () => {
@@ -98,6 +100,21 @@ test("a busy poll ends as soon as a datagram from another process arrives", { sk
   assert.deepEqual(delta(), { waits: 1, hits: 1 });
 });
 
+test("a busy poll ends on anything the loop would wake for: a thread-pool completion", { skip }, async () => {
+  const s = await bindUdp({ type: "udp4", host: "127.0.0.1", port: 0, bufferBytes: 1 << 20 });
+  cleanup.push(() => s.close());
+  const delta = spinDelta();
+  const t0 = performance.now();
+  // pbkdf2 runs on libuv's thread pool (~20 ms here); its completion wakes the loop, not a socket
+  const hashed = new Promise<number>((resolve, reject) =>
+    pbkdf2("secret", "salt", 200_000, 32, "sha256", (e) => (e ? reject(e) : resolve(performance.now())))
+  );
+  s.expectReply!(3_000_000); // a wait that sat it out would block 3 s
+  const at = await hashed;
+  assert.ok(at - t0 < 2000, `the completion was handled ${Math.round(at - t0)} ms after arming, not at once`);
+  assert.deepEqual(delta(), { waits: 1, hits: 1 });
+});
+
 test(
   "no busy poll while work is due: it waits until the loop would sleep, and not past a timer",
   { skip },
@@ -131,7 +148,7 @@ test("a peer in another process answering within 1 ms is busy-polled for; with t
   await echo(near, 50);
   assert.ok(near.replyMs < 1, `replies on loopback average ${near.replyMs} ms`);
   const { waits, hits } = delta();
-  assert.ok(waits > 0 && hits > 0, `busy polls ${waits}, ended by a datagram ${hits}`);
+  assert.ok(waits > 0 && hits > 0, `busy polls ${waits}, ended by an event ${hits}`);
 
   // (within one process a spin never starts: the peer's datagram is always waiting already)
   const off = await toEchoProcess(0);

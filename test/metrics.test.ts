@@ -143,7 +143,7 @@ describe("two daemons scraped while they talk", { timeout: 60_000 }, () => {
     const r = await runAtlas(["status", "--json"], { home: a.home });
     const batched = JSON.parse(r.stdout).datagram_io === "batched";
     assert.equal(batched, loadUdpAddon() !== null, "the daemon uses the addon exactly when it loads here");
-    for (const ended of ["datagram", "timeout"]) {
+    for (const ended of ["io", "timeout"]) {
       assert.equal(typeof value(s, "atlas_busy_polls_total", { ended }), batched ? "number" : "undefined", ended);
     }
   });

@@ -140,7 +140,7 @@ if (process.argv[2] === "server") {
         `  client sendmmsg ${((u1[0]! - u0[0]!) / n).toFixed(2)}, recvmmsg ${((u1[3]! - u0[3]!) / n).toFixed(2)}, ` +
           `datagrams in ${((u1[4]! - u0[4]!) / n).toFixed(2)} per request; busy polls ${w1[0]! - w0[0]!} (${
             w1[1]! - w0[1]!
-          } ended by a datagram)`,
+          } ended by an event)`,
       );
     }
     if (binding.size) console.log(bindingReport("client", n));

@@ -20,9 +20,9 @@
  *   encodeAddr(family 4|6, host, port, out: Buffer(SA_LEN)) -> sockaddr length (0: not an address)
  *   sendBatch(handle, data: Buffer, meta: Buffer, count) -> packets handed to the kernel
  *   stats(handle) -> [sendCalls, gsoRuns, dropped, recvCalls, recvDatagrams]
- *   expectReply(us)                            busy-poll every socket for up to `us` µs the next time
- *                                              the loop would sleep (armed until then)
- *   spinStats() -> [busy polls, busy polls that saw a datagram arrive]
+ *   expectReply(us)                            busy-poll for up to `us` µs the next time the loop
+ *                                              would sleep, until any event is ready (armed until then)
+ *   spinStats() -> [busy polls, busy polls an event ended]
  *   close(handle)
  * Record layouts are fixed below (SEND_REC, RECV_REC) and mirrored in src/transport/udp/native.ts.
  */
@@ -191,8 +191,11 @@ static uint64_t now_ns(void) {
 }
 
 /*
- * The wait for a reply (expectReply): one for the process, over every open socket. An epoll set
- * of its own holds them all, so a check costs the same for 1 socket or 500.
+ * The wait for a reply (expectReply): one for the process. It watches the event loop's own epoll
+ * descriptor (nested in an epoll set of its own: an epoll descriptor is readable while its
+ * interest list has events ready), so anything the loop would wake for ends it — a datagram on
+ * any socket, a thread-pool completion (libSQL's commits), a control connection — not only the
+ * datagram it waits for.
  */
 static struct {
   uv_prepare_t prep;
@@ -208,11 +211,11 @@ static void spin_disarm(void) {
 
 /*
  * Runs just before the loop polls for I/O. When the loop is about to sleep (nothing else due)
- * and a reply is expected, check the sockets without blocking for up to `us` (never past the next
- * timer): an idle CPU sleeps, and on a virtual machine a halted vCPU takes longer to wake than a
- * nearby peer takes to answer (docs/transport.md, "Busy polling"). Each check yields the CPU
- * first, so a peer sharing the core runs meanwhile. Either way the loop then polls as usual — at
- * once when something came.
+ * and a reply is expected, check for ready events without blocking for up to `us` (never past
+ * the next timer): an idle CPU sleeps, and on a virtual machine a halted vCPU takes longer to
+ * wake than a nearby peer takes to answer (docs/transport.md, "Busy polling"). Each check yields
+ * the CPU first, so a peer sharing the core runs meanwhile. Either way the loop then polls as
+ * usual — at once when something came.
  */
 static void on_spin(uv_prepare_t *h) {
   int due_ms = uv_backend_timeout(h->loop); /* 0: work is due (spin once idle); -1: no timer */
@@ -232,22 +235,22 @@ static void on_spin(uv_prepare_t *h) {
   } while (now_ns() < end);
 }
 
-static int spin_add(uv_loop_t *loop, int fd) {
-  if (spin.epfd < 0) {
-    spin.epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (spin.epfd < 0) return -1;
-    uv_prepare_init(loop, &spin.prep);
-    uv_unref((uv_handle_t *)&spin.prep);
+/* Set up the wait on `loop` (the first socket's; the addon serves the main thread only). */
+static void spin_init(uv_loop_t *loop) {
+  if (spin.epfd >= 0) return;
+  int epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (epfd < 0) return;
+  struct epoll_event ev = {.events = EPOLLIN, .data.fd = uv_backend_fd(loop)};
+  if (ev.data.fd < 0 || epoll_ctl(epfd, EPOLL_CTL_ADD, ev.data.fd, &ev) < 0) {
+    close(epfd); /* no busy polling: expectReply does nothing */
+    return;
   }
-  struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
-  return epoll_ctl(spin.epfd, EPOLL_CTL_ADD, fd, &ev);
+  spin.epfd = epfd;
+  uv_prepare_init(loop, &spin.prep);
+  uv_unref((uv_handle_t *)&spin.prep);
 }
 
-static void spin_remove(int fd) {
-  if (spin.epfd >= 0) epoll_ctl(spin.epfd, EPOLL_CTL_DEL, fd, NULL);
-}
-
-/* expectReply(us): check the sockets for up to `us` microseconds the next time the loop idles. */
+/* expectReply(us): wait for up to `us` microseconds for an event the next time the loop would sleep. */
 static napi_value js_expect_reply(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -260,7 +263,7 @@ static napi_value js_expect_reply(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* spinStats() -> [waits, waits that saw a datagram arrive] */
+/* spinStats() -> [waits, waits an event ended] */
 static napi_value js_spin_stats(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value arr, v;
@@ -381,7 +384,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   uv_poll_init(loop, &u->poll, fd);
   u->poll.data = u;
   uv_poll_start(&u->poll, UV_READABLE, on_readable);
-  spin_add(loop, fd); /* best effort: without it the socket is only not watched while spinning */
+  spin_init(loop);
   return handle;
 }
 
@@ -556,7 +559,6 @@ static void on_handle_gc(napi_env env, void *data, void *hint) {
   if (!u->closed) { /* only at environment teardown: the socket holds its handle until close() */
     u->closed = 1;
     uv_poll_stop(&u->poll);
-    spin_remove(u->fd);
     close(u->fd);
     free(u);
     return;
@@ -572,7 +574,6 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   if (u->closed) return NULL;
   u->closed = 1;
   uv_poll_stop(&u->poll);
-  spin_remove(u->fd);
   close(u->fd);
   napi_async_destroy(env, u->ctx);
   napi_delete_reference(env, u->on_recv);

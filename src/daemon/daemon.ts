@@ -182,7 +182,7 @@ function observeNode(n: AtlasNode): void {
   n.metrics.observe("atlas_busy_polls_total", () => {
     const b = n.endpoint.busyPolls();
     if (!b) return [];
-    return [{ labels: { ended: "datagram" }, value: b.hits }, {
+    return [{ labels: { ended: "io" }, value: b.hits }, {
       labels: { ended: "timeout" },
       value: b.waits - b.hits,
     }];

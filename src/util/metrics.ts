@@ -35,7 +35,7 @@ export const METRICS = {
   atlas_bans_total: counter("Peers banned, by reason (rate_limit, manual)", "reason"),
   atlas_bans_active: gauge("Peers banned right now"),
   atlas_busy_polls_total: counter(
-    "Waits for a nearby peer's answer before the event loop slept (busy polling), by how they ended (datagram, timeout)",
+    "Waits for a nearby peer's answer before the event loop slept (busy polling), by how they ended (io: an event such as the answer came; timeout)",
     "ended",
   ),
   // messages (daemon)

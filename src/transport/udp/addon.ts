@@ -24,7 +24,7 @@ export interface UdpAddon {
   sendBatch(handle: unknown, data: Buffer, meta: Buffer, count: number): number;
   /** Busy-poll every socket of the process for up to `us` µs the next time the loop would sleep. */
   expectReply(us: number): void;
-  /** [busy polls, busy polls that saw a datagram arrive], since the process started. */
+  /** [busy polls, busy polls an event ended (a datagram, a thread-pool completion…)], since the process started. */
   spinStats(): number[];
   stats(handle: unknown): number[];
   close(handle: unknown): void;

@@ -28,7 +28,7 @@ export interface UdpSocket {
    * docs/transport.md). Absent where it cannot be done (node:dgram).
    */
   expectReply?(us: number): void;
-  /** Busy polls so far in this process, and how many a datagram ended (absent with expectReply). */
+  /** Busy polls so far in this process, and how many an event ended (absent with expectReply). */
   busyPolls?(): { waits: number; hits: number };
   close(): Promise<void>;
 }
