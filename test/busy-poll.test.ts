@@ -13,15 +13,12 @@ import { pbkdf2 } from "node:crypto";
 import { once } from "node:events";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { defaultConfig } from "../src/config/defaults.ts";
-import { identityFromSeed } from "../src/identity/identity.ts";
-import { generateSeed } from "../src/identity/keys.ts";
 import type { PacketSink, QuicConnection } from "../src/transport/connection.ts";
 import { QuicEndpoint, VIRTUAL_LOCAL, VIRTUAL_REMOTE } from "../src/transport/endpoint.ts";
 import type { HostPort } from "../src/transport/native.ts";
-import { transportOptions } from "../src/transport/options.ts";
 import { loadUdpAddon, udpAddonAbsence } from "../src/transport/udp/addon.ts";
 import { bindUdp } from "../src/transport/udp/bind.ts";
+import { bindTestEndpoint } from "./helpers/endpoint.ts";
 
 delete process.env.ATLAS_UDP; // busy polling is the addon's
 const addon = loadUdpAddon();
@@ -41,15 +38,7 @@ function spinDelta(): () => { waits: number; hits: number } {
 }
 
 async function endpoint(busyPollUs?: number): Promise<QuicEndpoint> {
-  const id = identityFromSeed(generateSeed());
-  const opts = transportOptions(defaultConfig());
-  const e = await QuicEndpoint.bind({
-    ...opts,
-    busyPollUs: busyPollUs ?? opts.busyPollUs,
-    host: "127.0.0.1",
-    port: 0,
-    tls: { keyPem: id.keyPem, certPem: id.certPem },
-  });
+  const e = await bindTestEndpoint(busyPollUs === undefined ? {} : { busyPollUs });
   cleanup.push(() => e.close());
   return e;
 }

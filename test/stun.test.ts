@@ -5,11 +5,7 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { createSocket, type Socket } from "node:dgram";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { defaultConfig } from "../src/config/defaults.ts";
-import { identityFromSeed } from "../src/identity/identity.ts";
-import { generateSeed } from "../src/identity/keys.ts";
 import { QuicEndpoint } from "../src/transport/endpoint.ts";
-import { transportOptions } from "../src/transport/options.ts";
 import { formatAddr } from "../src/transport/addr.ts";
 import { discoverPublicAddress, stunBinding } from "../src/stun/client.ts";
 import { serveStun } from "../src/stun/server.ts";
@@ -17,6 +13,7 @@ import { StunService } from "../src/stun/service.ts";
 import { BINDING_REQUEST, createMessage, encodeMessage } from "../src/stun/codec.ts";
 import { cleanupHomes, initHome, killAll, NO_STUN, runAtlas, startListener } from "./helpers/cli.ts";
 import { waitFor } from "./helpers/wait.ts";
+import { bindTestEndpoint } from "./helpers/endpoint.ts";
 
 const cleanups: (() => unknown)[] = [];
 after(async () => {
@@ -26,13 +23,7 @@ after(async () => {
 });
 
 async function endpoint(): Promise<QuicEndpoint> {
-  const id = identityFromSeed(generateSeed());
-  const ep = await QuicEndpoint.bind({
-    ...transportOptions(defaultConfig()),
-    host: "127.0.0.1",
-    port: 0,
-    tls: { keyPem: id.keyPem, certPem: id.certPem },
-  });
+  const ep = await bindTestEndpoint();
   cleanups.push(() => ep.close());
   return ep;
 }

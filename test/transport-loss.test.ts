@@ -6,14 +6,11 @@
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { defaultConfig } from "../src/config/defaults.ts";
-import { identityFromSeed } from "../src/identity/identity.ts";
-import { generateSeed } from "../src/identity/keys.ts";
 import { QuicEndpoint } from "../src/transport/endpoint.ts";
 import type { QuicStream } from "../src/transport/stream.ts";
-import { transportOptions } from "../src/transport/options.ts";
 import { within } from "../src/util/time.ts";
 import { UdpForwarder } from "./helpers/udp-forwarder.ts";
+import { bindTestEndpoint } from "./helpers/endpoint.ts";
 
 const TOTAL = 20_000_000;
 const CHUNK = 256 * 1024;
@@ -41,13 +38,7 @@ after(async () => {
 });
 
 async function endpoint(): Promise<QuicEndpoint> {
-  const id = identityFromSeed(generateSeed());
-  const ep = await QuicEndpoint.bind({
-    ...transportOptions(defaultConfig()),
-    host: "127.0.0.1",
-    port: 0,
-    tls: { keyPem: id.keyPem, certPem: id.certPem },
-  });
+  const ep = await bindTestEndpoint();
   cleanups.push(() => ep.close());
   return ep;
 }

@@ -8,17 +8,13 @@ import assert from "node:assert/strict";
 import { createSocket, type Socket } from "node:dgram";
 import { spawnSync } from "node:child_process";
 import { once } from "node:events";
-import { defaultConfig } from "../src/config/defaults.ts";
-import { identityFromSeed } from "../src/identity/identity.ts";
-import { generateSeed } from "../src/identity/keys.ts";
-import { QuicEndpoint } from "../src/transport/endpoint.ts";
-import { transportOptions } from "../src/transport/options.ts";
 import { loadUdpAddon, udpAddonAbsence } from "../src/transport/udp/addon.ts";
 import { bindUdp } from "../src/transport/udp/bind.ts";
 import { NativeUdpSocket } from "../src/transport/udp/native-socket.ts";
 import type { UdpSocket } from "../src/transport/udp/socket.ts";
 import { isAtlasError } from "../src/errors.ts";
 import { waitFor } from "./helpers/wait.ts";
+import { bindTestEndpoint, serveEcho } from "./helpers/endpoint.ts";
 
 delete process.env.ATLAS_UDP; // these tests are about the addon, whatever the caller chose
 const addon = loadUdpAddon();
@@ -45,15 +41,7 @@ async function dgramSink(): Promise<{ socket: Socket; got: Buffer[] }> {
 }
 
 /** A QUIC endpoint on 127.0.0.1:`port` with a fresh identity. */
-function endpoint(port: number): Promise<QuicEndpoint> {
-  const id = identityFromSeed(generateSeed());
-  return QuicEndpoint.bind({
-    ...transportOptions(defaultConfig()),
-    host: "127.0.0.1",
-    port,
-    tls: { keyPem: id.keyPem, certPem: id.certPem },
-  });
-}
+const endpoint = (port: number) => bindTestEndpoint({ port });
 
 const datagram = (i: number, size: number) => Buffer.alloc(size, i & 0xff).fill(i >> 8, 0, 1);
 
@@ -173,13 +161,7 @@ test(
       const server = await endpoint(0);
       const client = await endpoint(0);
       cleanup.push(() => server.close(), () => client.close());
-      server.onConnection = (c) => {
-        c.onStream = (st) =>
-          void (async () => {
-            for (let ch = await st.read(10_000); ch !== null; ch = await st.read(10_000)) await st.write(ch);
-            await st.end();
-          })().catch(() => st.abort(1));
-      };
+      serveEcho(server, 10_000);
       const conn = client.connect(server.local);
       await conn.established;
       const sizes = await Promise.all(Array.from({ length: 40 }, async () => {
