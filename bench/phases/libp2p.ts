@@ -95,6 +95,7 @@ export async function libp2pPhase(api: PhaseApi, tag: string): Promise<void> {
       connectWarmup: N.connectWarmup,
       ping: N.ping,
       pingWarmup: N.pingWarmup,
+      reqWarmup: N.reqWarmup,
       reqSeq: N.reqSeq,
       reqPar: N.reqParallel,
       inFlight: N.inFlight,
@@ -146,7 +147,7 @@ export async function libp2pPhase(api: PhaseApi, tag: string): Promise<void> {
       `js-libp2p column: js-libp2p + @chainsafe/libp2p-quic from bench/peers (own lockfile), client on CPU 0 and server on CPU 1 like Atlas's pair; ` +
         `dial = a new authenticated QUIC connection (TLS 1.3 with libp2p's peer-ID certificate), median of ${r.connect.n}; ` +
         `round trip = 32 bytes echoed on one reused stream, median of ${r.rtt.n}; requests = [u32 length][1 KiB] answered with 64 bytes, ` +
-        `sequential (${r.reqSeq.n}) and ${r.reqPar.inFlight} in flight on a reused stream per worker (${r.reqPar.n}); ` +
+        `sequential (${r.reqSeq.n}) and ${r.reqPar.inFlight} in flight on a reused stream per worker (${r.reqPar.n}), each after ${N.reqWarmup} requests of its own shape as Atlas's; ` +
         `bulk = ${r.bulk.bytes / 1e6} MB on one stream until the server's byte count comes back, rounds ${
           r.bulk.rounds.map((x) => x.toFixed(1)).join(", ")
         } MB/s; idle = server RSS Δ over ${r.idle.n} connections from ${r.idle.n} client nodes (opened in ${

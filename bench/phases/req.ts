@@ -21,6 +21,8 @@ export async function reqPhase(t: TransportApi, s: Session, tag: string): Promis
   const q0 = s.conn.native.stats();
   const seq = await loop(N.reqSeq, 1, CAP.req, atlasReq);
   const q1 = s.conn.native.stats();
+  await loop(N.reqWarmup, N.inFlight, CAP.req, atlasReq);
+  const w = s.conn.native.stats();
   const par = await loop(N.reqParallel, N.inFlight, CAP.req, atlasReq);
   const q2 = s.conn.native.stats();
   const base: Record<Kind, { seq: number; par: number }> = { tcp: { seq: 0, par: 0 }, tls: { seq: 0, par: 0 } };
@@ -28,6 +30,7 @@ export async function reqPhase(t: TransportApi, s: Session, tag: string): Promis
     const r = await reqSession(kind, portOf(ready, kind), creds);
     await loop(N.reqWarmup, 1, CAP.req, r.request);
     const a = await loop(N.reqSeq, 1, CAP.req, r.request);
+    await loop(N.reqWarmup, N.inFlight, CAP.req, r.request);
     const b = await loop(N.reqParallel, N.inFlight, CAP.req, r.request);
     base[kind] = { seq: a.n / (a.ms / 1000), par: b.n / (b.ms / 1000) };
     r.close();
@@ -51,13 +54,15 @@ export async function reqPhase(t: TransportApi, s: Session, tag: string): Promis
     "TLS",
   );
   t.note(
-    `requests${tag}: Atlas latency sequential median ${ms(median(seq.lat))} p99 ${
-      ms(percentile(seq.lat, 99))
-    }, ${N.inFlight} in flight median ${ms(median(par.lat))} p99 ${ms(percentile(par.lat, 99))}; ` +
+    `requests${tag} (each loop after ${N.reqWarmup} requests of its own shape): Atlas latency sequential median ${
+      ms(median(seq.lat))
+    } p99 ${ms(percentile(seq.lat, 99))}, ${N.inFlight} in flight median ${ms(median(par.lat))} p99 ${
+      ms(percentile(par.lat, 99))
+    }; ` +
       `${((q1.sent - q0.sent) / seq.n).toFixed(2)} UDP packets client→server and ${
         ((q1.recv - q0.recv) / seq.n).toFixed(2)
       } server→client per sequential request; ` +
-      `${q2.lost - q0.lost} packets declared lost by the client; requests above 5 ms: ${
+      `${q1.lost - q0.lost + q2.lost - w.lost} packets declared lost by the client; requests above 5 ms: ${
         seq.lat.filter((x) => x > 5).length
       } sequential, ${par.lat.filter((x) => x > 5).length} with ${N.inFlight} in flight`,
   );

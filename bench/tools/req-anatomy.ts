@@ -6,7 +6,9 @@
  * percentiles, CPU per request of each process (busy polls included), the client's system calls
  * per request (atlas_udp stats) and busy polls, GC pauses on each side, and the gaps with no
  * request completed for more than 0.8 ms. BINDING=1 also times every quiche binding call per
- * request on each side (adds ~0.1 µs per call).
+ * request on each side (adds ~0.1 µs per call); BINDING=2 counts calls that returned null apart
+ * (`send→null`: nothing left to send). SERVER_NODE_ARGS="--flag …" passes V8/Node flags to the
+ * server child (give the client the same on the command line).
  */
 import { PerformanceObserver } from "node:perf_hooks";
 import { createInterface } from "node:readline";
@@ -38,10 +40,11 @@ if (process.env.BINDING) {
           if (!timing) return f.apply(this, args);
           const t0 = performance.now();
           const r = f.apply(this, args);
-          const e = binding.get(k) ?? [0, 0];
+          const key = process.env.BINDING === "2" && r === null ? k + "→null" : k;
+          const e = binding.get(key) ?? [0, 0];
           e[0]++;
           e[1] += performance.now() - t0;
-          binding.set(k, e);
+          binding.set(key, e);
           return r;
         };
       }
@@ -84,7 +87,11 @@ if (process.argv[2] === "server") {
   });
   process.stdin.on("end", () => process.exit(0));
 } else {
-  const { child, port } = await spawnProbeServer(fileURLToPath(import.meta.url), [String(n)]);
+  const { child, port } = await spawnProbeServer(
+    fileURLToPath(import.meta.url),
+    [String(n)],
+    process.env.SERVER_NODE_ARGS?.split(" ").filter(Boolean),
+  );
   const cli = await startNode("req-anatomy-client", false);
   const s = await cli.node.connectTo({ host: HOST, port });
   const one = async () => void (await s.request(message(cli, s.nodeId), 10_000));
