@@ -186,6 +186,32 @@ test("a request on a session whose peer went silent fails within the probe time,
   }
 });
 
+test("every request waiting on a silent peer fails with ERR_RESET after one probe", async () => {
+  const r = await startNodeResponder({ identity: SERVER });
+  const me = await startNodeResponder({ identity: CLIENT });
+  const fwd = await UdpForwarder.start({ server: r.addr });
+  try {
+    const s = await me.node.connectTo(fwd.address, { expectedNodeId: SERVER.nodeId });
+    await fwd.close();
+    const started = Date.now();
+    const errs = await Promise.all(
+      [0, 1, 2].map((i) =>
+        pause(i * 100).then(() => s.request(messageFrame(CLIENT.nodeId, SERVER.nodeId), 10_000)).then(
+          () => assert.fail("answered over a dead path"),
+          (e: unknown) => e,
+        )
+      ),
+    );
+    const took = Date.now() - started;
+    for (const err of errs) assert.ok(isAtlasError(err, "ERR_RESET"), `ERR_RESET, got ${(err as Error).message}`);
+    assert.ok(took < LIVENESS_QUIET_MS + LIVENESS_PROBE_MS + 500, `failed after ${took} ms`);
+    assert.equal(s.isOpen, false);
+  } finally {
+    await me.close();
+    await r.close();
+  }
+});
+
 test("a slow answer from a live peer is waited for: the probe's Pong keeps the session", async () => {
   const r = await startNodeResponder({ identity: SERVER });
   const me = await startNodeResponder({ identity: CLIENT });

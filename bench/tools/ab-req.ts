@@ -3,7 +3,9 @@
  * process (client and server nodes of both builds on this one loop, so the figure is the CPU
  * cost of a request on both sides, and machine noise hits both builds alike). Per build and
  * round: 1 KiB Message → MessageAck, sequential and 8 in flight, on one session; rounds alternate
- * the builds (order swapped each round).
+ * the builds (order swapped each round). Also prints the CPU time per request (client and server
+ * together, this process's user + system time) of the 8-in-flight loops: steadier than the rates
+ * on a machine whose idle cores wake late.
  *   node --import tsx bench/tools/ab-req.ts <dir A> <dir B> [rounds=3] [requests=3000]
  */
 import { rm } from "node:fs/promises";
@@ -30,7 +32,7 @@ const builds = await Promise.all([dirA, dirB].map(async (dir) => {
   );
   const cli = await c.startNode("ab-req-client", false);
   const session = await cli.node.connectTo({ host: c.HOST, port: srv.node.endpoint.local.port });
-  return { dir, c, t, srv, cli, session, seq: [] as number[], par: [] as number[] };
+  return { dir, c, t, srv, cli, session, seq: [] as number[], par: [] as number[], cpu: [] as number[] };
 }));
 
 for (let r = 0; r < ROUNDS; r++) {
@@ -41,7 +43,10 @@ for (let r = 0; r < ROUNDS; r++) {
     };
     await b.c.loop(200, 1, 10_000, one);
     const s = await b.c.loop(REQS, 1, 30_000, one);
+    const c0 = process.cpuUsage();
     const p = await b.c.loop(REQS, 8, 30_000, one);
+    const c = process.cpuUsage(c0);
+    b.cpu.push((c.user + c.system) / p.n);
     b.seq.push(s.n / (s.ms / 1000));
     b.par.push(p.n / (p.ms / 1000));
   }
@@ -49,6 +54,8 @@ for (let r = 0; r < ROUNDS; r++) {
 for (const b of builds) {
   const f = (xs: number[]) => `${xs.map((x) => x.toFixed(0)).join(", ")} (median ${b.c.median(xs).toFixed(0)})`;
   console.log(`${b.dir}: sequential ${f(b.seq)}/s; 8 in flight ${f(b.par)}/s`);
+  const g = (xs: number[]) => `${xs.map((x) => x.toFixed(1)).join(", ")} (median ${b.c.median(xs).toFixed(1)})`;
+  console.log(`${b.dir}: CPU per request, 8 in flight, both sides: ${g(b.cpu)} µs`);
 }
 for (const b of builds) {
   b.session.close("ab");

@@ -288,10 +288,10 @@ export class Session {
       // Error frame and stops reading: the answer explains the stopped write better.
       if (!isAtlasError(e, "ERR_RESET")) throw e;
     });
-    const watch = this.watchLiveness();
+    this.waitFor(fs.stream);
     let res: WireMessage | null;
     try {
-      res = await Promise.race([fs.read(timeoutMs), watch.dead]);
+      res = await fs.read(timeoutMs);
     } catch (e) {
       // No answer in time: the peer may be gone without a word (killed, its NAT mapping lost),
       // and QUIC would only notice at its idle timeout. Drop the session so the next attempt
@@ -299,7 +299,7 @@ export class Session {
       if (e instanceof AtlasError && e.code === "ERR_TIMEOUT") this.close("timeout", "request timeout");
       throw e;
     } finally {
-      watch.stop();
+      this.waiting.delete(fs.stream);
     }
     this.lastHeardAt = Date.now();
     if (!res) throw new AtlasError("ERR_RESET", "peer closed the request stream without answering");
@@ -320,28 +320,42 @@ export class Session {
   }
 
   /**
-   * While a request waits: once the peer has been quiet for LIVENESS_QUIET_MS, Ping it; a Pong
-   * means alive (watch on), none in time means the session is dead (closed by `probe`) and `dead`
-   * rejects with ERR_RESET, so the caller dials afresh instead of waiting out its timeout.
+   * While requests wait for answers: once the peer has been quiet for LIVENESS_QUIET_MS, Ping it;
+   * a Pong means alive (watch on), none in time means the session is dead (closed by `probe`) and
+   * every waiting request fails with ERR_RESET, so its caller dials afresh instead of waiting out
+   * its timeout. One timer per session, not one per request: it stays armed across requests and
+   * lapses at its next firing once none waits.
    */
-  private watchLiveness(): { dead: Promise<never>; stop: () => void } {
-    let stopped = false;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const dead = new Promise<never>((_, reject) => {
-      const check = (): void => {
-        if (stopped || !this.isOpen) return;
-        const quiet = Date.now() - this.lastHeardAt;
-        if (quiet < LIVENESS_QUIET_MS) return void (timer = setTimeout(check, LIVENESS_QUIET_MS - quiet));
-        void this.probe().then((alive) => {
-          if (alive) return check();
-          if (!stopped) reject(new AtlasError("ERR_RESET", `${this.nodeId.slice(0, 18)}… stopped answering (no Pong)`));
-        });
-      };
-      check();
-    });
-    dead.catch(() => {}); // nobody listens once the response won the race
-    return { dead, stop: () => (stopped = true, clearTimeout(timer)) };
+  private waitFor(stream: QuicStream): void {
+    this.waiting.add(stream);
+    if (!this.watching) {
+      this.watching = true;
+      this.checkLiveness();
+    }
   }
+
+  private readonly waiting = new Set<QuicStream>();
+  /** A liveness timer or probe is under way for `waiting`. */
+  private watching = false;
+  private watchTimer: ReturnType<typeof setTimeout> | null = null;
+
+  private checkLiveness = (): void => {
+    this.watchTimer = null;
+    if (this.waiting.size === 0 || !this.isOpen) return void (this.watching = false);
+    const quiet = Date.now() - this.lastHeardAt;
+    if (quiet < LIVENESS_QUIET_MS) {
+      this.watchTimer = setTimeout(this.checkLiveness, LIVENESS_QUIET_MS - quiet);
+      this.watchTimer.unref(); // the request's own read deadline keeps the program alive
+      return;
+    }
+    void this.probe().then((alive) => {
+      if (alive) return this.checkLiveness();
+      this.watching = false;
+      const why = new AtlasError("ERR_RESET", `${this.nodeId.slice(0, 18)}… stopped answering (no Pong)`);
+      for (const s of this.waiting) s.fail(why);
+      this.waiting.clear();
+    });
+  };
 
   private probing: Promise<boolean> | null = null;
 
@@ -401,6 +415,9 @@ export class Session {
 
   private finish(reason: string): void {
     if (this.closeReason === null) this.closeReason = reason;
+    if (this.watchTimer) clearTimeout(this.watchTimer);
+    this.watchTimer = null;
+    this.watching = false;
     for (const p of this.pings.values()) {
       clearTimeout(p.timer);
       p.reject(new AtlasError("ERR_RESET", "session closed before the Pong arrived"));
