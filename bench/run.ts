@@ -30,7 +30,7 @@
  * Diagnostic scripts, not part of the run, are in bench/tools/.
  *
  * Environment:
- *   BENCH_ONLY=libp2p,connect,idle,rtt,req,bulk,relay,tcpleg,daemon,agents   run only these phases; RESULTS.md
+ *   BENCH_ONLY=libp2p,connect,idle,rtt,req,pairs,bulk,relay,tcpleg,daemon,agents   run only these phases; RESULTS.md
  *                                         untouched, except that a run including `relay` replaces
  *                                         the "relay: " rows and notes in its generated section
  *   BENCH_RELAY_PIN=d,r,a | none          CPUs of dialler (this process), relay, agent (default 0,1,1)
@@ -61,6 +61,7 @@ import { idlePhase } from "./phases/idle.ts";
 import { libp2pPhase } from "./phases/libp2p.ts";
 import { relayPhase } from "./phases/relay.ts";
 import { tcpLegPhase } from "./phases/tcp-leg.ts";
+import { pairsPhase } from "./phases/pairs.ts";
 import { reqPhase } from "./phases/req.ts";
 import { rttPhase } from "./phases/rtt.ts";
 import { addRow, failures, header, mergeRelayResults, notes, table, writeResults } from "./results.ts";
@@ -108,6 +109,7 @@ async function main(): Promise<void> {
   const one = async () => (session ??= await client.node.connectTo({ host: HOST, port: ready.atlasPort }));
   if (phase("rtt")) await rttPhase(t, await one(), tag);
   if (phase("req")) await reqPhase(t, await one(), tag);
+  if (phase("pairs")) await pairsPhase(t, await one(), tag);
   if (phase("bulk")) await bulkPhase(t, await one());
   // The latency figures again with both processes on one core (what the scheduler often picks for
   // a ping-pong pair when left alone): see "placement" in RESULTS.md.

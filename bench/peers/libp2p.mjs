@@ -171,10 +171,7 @@ async function client(addrText, params) {
   // dial: a new authenticated QUIC connection each time
   const dial = [];
   for (let i = 0; i < p.connectWarmup + p.connect; i++) {
-    const t0 = performance.now();
-    const c = await n.dial(ma);
-    const t = performance.now() - t0;
-    await c.close();
+    const t = await timedDial(n, ma);
     if (i >= p.connectWarmup) dial.push(t);
   }
   out.connect = { median: median(dial), n: dial.length };
@@ -205,41 +202,19 @@ async function client(addrText, params) {
   await new Promise((r) => setTimeout(r, 1500));
   // round trip: 32-byte echo on one stream
   const conn = await n.dial(ma);
-  const echo = await conn.newStream(ECHO);
-  const readEcho = reader(echo);
-  const ping = new Uint8Array(32);
+  const ping = await pinger(conn);
   const rtt = [];
   for (let i = 0; i < p.pingWarmup + p.ping; i++) {
-    const t0 = performance.now();
-    echo.send(ping);
-    await readEcho(32);
-    if (i >= p.pingWarmup) rtt.push(performance.now() - t0);
+    const t = await ping();
+    if (i >= p.pingWarmup) rtt.push(t);
   }
   out.rtt = { median: median(rtt), n: rtt.length };
   stage = "requests";
   // requests: 1 KiB → 64 bytes, one reused stream per worker
-  const req = new Uint8Array(4 + 1024);
-  new DataView(req.buffer).setUint32(0, 1024);
-  const worker = async () => {
-    const s = await conn.newStream(REQ);
-    const read = reader(s);
-    return async () => {
-      s.send(req);
-      await read(4 + ACK_BYTES);
-    };
-  };
   const run = async (total, inFlight) => {
-    const ws = await Promise.all(Array.from({ length: inFlight }, worker));
-    const drive = async (count) => {
-      let left = count;
-      await Promise.all(ws.map(async (w) => {
-        while (left-- > 0) await w();
-      }));
-    };
+    const drive = await requesters(conn, inFlight);
     await drive(p.reqWarmup); // in the timed loop's own shape, like Atlas's
-    const t0 = performance.now();
-    await drive(total);
-    return total / ((performance.now() - t0) / 1000);
+    return await drive(total);
   };
   out.reqSeq = { perSecond: await run(p.reqSeq, 1), n: p.reqSeq };
   out.reqPar = { perSecond: await run(p.reqPar, p.inFlight), n: p.reqPar, inFlight: p.inFlight };
@@ -269,6 +244,87 @@ async function client(addrText, params) {
   out.strayRejections = stray;
   process.stdout.write(JSON.stringify(out) + "\n");
   process.exit(0);
+}
+
+/** One new authenticated connection to `ma`: ms until it is up (closed afterwards). */
+async function timedDial(n, ma) {
+  const t0 = performance.now();
+  const c = await n.dial(ma);
+  const t = performance.now() - t0;
+  await c.close();
+  return t;
+}
+
+/** A 32-byte echo on one new stream of `conn`, reused: each call → its round trip in ms. */
+async function pinger(conn) {
+  const echo = await conn.newStream(ECHO);
+  const readEcho = reader(echo);
+  const ping = new Uint8Array(32);
+  return async () => {
+    const t0 = performance.now();
+    echo.send(ping);
+    await readEcho(32);
+    return performance.now() - t0;
+  };
+}
+
+/**
+ * `inFlight` workers, each on a reused stream of `conn`, sending [u32 length][1 KiB] and reading
+ * the 64-byte answer: drive(count) → requests per second over `count` requests.
+ */
+async function requesters(conn, inFlight) {
+  const req = new Uint8Array(4 + 1024);
+  new DataView(req.buffer).setUint32(0, 1024);
+  const workers = await Promise.all(Array.from({ length: inFlight }, async () => {
+    const s = await conn.newStream(REQ);
+    const read = reader(s);
+    return async () => {
+      s.send(req);
+      await read(4 + ACK_BYTES);
+    };
+  }));
+  return async (count) => {
+    let left = count;
+    const t0 = performance.now();
+    await Promise.all(workers.map(async (w) => {
+      while (left-- > 0) await w();
+    }));
+    return count / ((performance.now() - t0) / 1000);
+  };
+}
+
+/**
+ * Paired rounds (bench/phases/pairs.ts): one connection kept to `addrText`; each stdin line is a
+ * measurement, answered with one JSON line — `dial N` (median ms of N new connections), `ping N`
+ * (median round trip ms), `req N K` (requests per second, K in flight on K streams kept between
+ * lines).
+ */
+async function rounds(addrText) {
+  const ma = multiaddr(addrText);
+  const n = await node(false);
+  const conn = await n.dial(ma);
+  const ping = await pinger(conn);
+  const drivers = new Map();
+  // dials from a node of their own: n.dial(ma) would hand back `conn`, and closing it end its streams
+  const dialer = await node(false);
+  await serveLines({
+    dial: async (count) => {
+      const xs = [];
+      for (let i = 0; i < Number(count); i++) xs.push(await timedDial(dialer, ma));
+      return { median: median(xs) };
+    },
+    ping: async (count) => {
+      const xs = [];
+      for (let i = 0; i < Number(count); i++) xs.push(await ping());
+      return { median: median(xs) };
+    },
+    req: async (count, inFlight) => {
+      const k = Number(inFlight);
+      if (!drivers.has(k)) drivers.set(k, await requesters(conn, k));
+      return { perSecond: await drivers.get(k)(Number(count)) };
+    },
+  }, () => Promise.all([n.stop(), dialer.stop()]));
+  process.stdout.write(JSON.stringify({ ready: true }) + "\n");
 }
 
 // ---- relayed bulk ----
@@ -431,12 +487,13 @@ else if (mode === "client") {
     process.stderr.write(`libp2p client failed (${stage}): ${e?.stack ?? e}\n`);
     process.exit(1);
   });
-} else if (mode === "relay") await relayServer();
+} else if (mode === "rounds") await rounds(addr);
+else if (mode === "relay") await relayServer();
 else if (mode === "listener") await listener(addr);
 else if (mode === "dialer") await dialer();
 else {
   process.stderr.write(
-    "usage: libp2p.mjs server | client <multiaddr> [json params] | relay | listener <relay multiaddr> | dialer\n",
+    "usage: libp2p.mjs server | client <multiaddr> [json params] | rounds <multiaddr> | relay | listener <relay multiaddr> | dialer\n",
   );
   process.exit(2);
 }

@@ -171,14 +171,14 @@ export async function libp2pPhase(api: PhaseApi, tag: string): Promise<void> {
 // ---- relayed bulk ----
 
 /** A libp2p.mjs process of the relayed modes: each stdin line is answered with one JSON line. */
-interface Peer {
+export interface Peer {
   proc: ChildProcess;
   /** The next line; an {"error"} line or the process's exit rejects. */
   next(what: string, timeoutMs?: number): Promise<Record<string, unknown>>;
   ask(line: string, timeoutMs?: number): Promise<Record<string, unknown>>;
 }
 
-function startPeer(script: string, args: string[]): Peer {
+export function startPeer(script: string, args: string[]): Peer {
   const proc = spawn(process.execPath, [script, ...args], {
     env: { ...process.env, NODE_OPTIONS: "" },
     stdio: ["pipe", "pipe", "pipe"],
@@ -208,7 +208,7 @@ async function stopPeers(peers: Peer[]): Promise<void> {
 }
 
 /** Close a peer process's stdin (its signal to stop); `signal` it if it has not exited 5 s later. */
-async function stopChild(proc: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+export async function stopChild(proc: ChildProcess, signal: NodeJS.Signals): Promise<void> {
   proc.stdin!.end();
   if (proc.exitCode !== null || proc.signalCode !== null) return;
   const gone = new Promise((r) => proc.once("exit", r));
