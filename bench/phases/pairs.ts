@@ -11,7 +11,7 @@
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Session } from "../../src/net/session.ts";
-import { CAP, HOST, loop, median, N, startNode } from "../common.ts";
+import { type BenchNode, CAP, HOST, loop, median, N, startNode } from "../common.ts";
 import { addPeerFigure } from "../results.ts";
 import type { TransportApi } from "./api.ts";
 import { ms, rate } from "./format.ts";
@@ -30,6 +30,8 @@ interface Figure {
   /** A figure as printed ("3.10 ms", "12,345/s"). */
   text: (v: number) => string;
   target: { op: "<=" | ">="; value: number };
+  /** Atlas's warm-up for it. */
+  warm: () => Promise<void>;
 }
 
 export async function pairsPhase(t: TransportApi, s: Session, tag: string): Promise<void> {
@@ -44,84 +46,9 @@ export async function pairsPhase(t: TransportApi, s: Session, tag: string): Prom
     if (t.pinning) t.pin(server.proc.pid!, "1");
     client = startPeer(script, ["rounds", addr]);
     await client.next("rounds client ready");
-    const peer = client;
-    const addrA = { host: HOST, port: t.ready.atlasPort };
-    const req = async () => {
-      const res = await s.request(message(t.client, s.nodeId), 10_000);
-      if (res.type !== "MessageAck") throw new Error(`unexpected ${res.type}`);
-    };
-    const figures: Figure[] = [
-      {
-        name: "connect + handshake (median of each round's)",
-        atlas: async () => {
-          const lat: number[] = [];
-          for (let i = 0; i < PAIRS.dials; i++) {
-            const t0 = performance.now();
-            const x = await dialer.node.connectTo(addrA);
-            lat.push(performance.now() - t0);
-            x.close("bench");
-            await x.done;
-          }
-          return median(lat);
-        },
-        peer: async (p) => (await p.ask(`dial ${PAIRS.dials}`)).median as number,
-        text: ms,
-        target: { op: "<=", value: 1.0 },
-      },
-      {
-        name: "round trip (median of each round's)",
-        atlas: async () => median((await loop(PAIRS.pings, 1, CAP.ping, async () => void (await s.ping(5000)))).lat),
-        peer: async (p) => (await p.ask(`ping ${PAIRS.pings}`)).median as number,
-        text: ms,
-        target: { op: "<=", value: 1.0 },
-      },
-      {
-        name: `1 KiB request/response, ${N.inFlight} in flight`,
-        atlas: async () => {
-          const r = await loop(PAIRS.requests, N.inFlight, CAP.req, req);
-          return r.n / (r.ms / 1000);
-        },
-        peer: async (p) => (await p.ask(`req ${PAIRS.requests} ${N.inFlight}`, 30_000)).perSecond as number,
-        text: rate,
-        target: { op: ">=", value: 1.5 },
-      },
-    ];
-    // warm-up: js-libp2p's client is a fresh process; Atlas's path was warmed by the phases before
-    await peer.ask(`dial 5`);
-    await peer.ask(`ping ${N.pingWarmup}`);
-    await peer.ask(`req ${N.reqWarmup} ${N.inFlight}`, 30_000);
-    await loop(N.reqWarmup, N.inFlight, CAP.req, req);
-    for (let i = 0; i < N.connectWarmup; i++) {
-      const x = await dialer.node.connectTo(addrA);
-      x.close("bench");
-      await x.done;
-    }
-    for (const f of figures) {
-      const a: number[] = [];
-      const b: number[] = [];
-      for (let r = 0; r < PAIRS.rounds; r++) {
-        if (r % 2 === 0) {
-          a.push(await f.atlas());
-          b.push(await f.peer(peer));
-        } else {
-          b.push(await f.peer(peer));
-          a.push(await f.atlas());
-        }
-      }
-      const ratios = a.map((x, i) => x / b[i]!).sort((x, y) => x - y);
-      const mid = median(ratios);
-      const row = `paired rounds${tag}: ${f.name}, ${PAIRS.rounds} alternating rounds`;
-      addPeerFigure(row, median(b), f.text(median(b)));
-      t.addRow(row, f.text(median(a)), "", "", mid, "js-libp2p (median of the rounds' ratios)", f.target);
-      t.note(
-        `${row}: Atlas ÷ js-libp2p per round ${ratios.map((x) => x.toFixed(2)).join(", ")} (sorted); Atlas ${
-          a.map(f.text).join(", ")
-        }; js-libp2p ${b.map(f.text).join(", ")} (in round order)`,
-      );
-      t.log(
-        `pairs: ${f.name}: Atlas ÷ js-libp2p ${mid.toFixed(2)} (${ratios[0]!.toFixed(2)}–${ratios.at(-1)!.toFixed(2)})`,
-      );
-    }
+    const figures = figuresOf(t, s, dialer);
+    await warmUp(client, figures);
+    for (const f of figures) report(t, tag, f, await alternate(f, client));
   } catch (e) {
     t.note(`paired rounds skipped: ${(e as Error).message.split("\n")[0]}`);
     t.log(`pairs: failed (${(e as Error).message.split("\n")[0]})`);
@@ -132,4 +59,95 @@ export async function pairsPhase(t: TransportApi, s: Session, tag: string): Prom
     await dialer.store.close();
     await rm(dialer.dir, { recursive: true, force: true });
   }
+}
+
+/** The three figures: Atlas's side on `s` (and `dialer` for connects), js-libp2p's by command. */
+function figuresOf(t: TransportApi, s: Session, dialer: BenchNode): Figure[] {
+  const addr = { host: HOST, port: t.ready.atlasPort };
+  const req = async () => {
+    const res = await s.request(message(t.client, s.nodeId), 10_000);
+    if (res.type !== "MessageAck") throw new Error(`unexpected ${res.type}`);
+  };
+  const connect = async () => {
+    const t0 = performance.now();
+    const x = await dialer.node.connectTo(addr);
+    const took = performance.now() - t0;
+    x.close("bench");
+    await x.done;
+    return took;
+  };
+  return [
+    {
+      name: "connect + handshake (median of each round's)",
+      atlas: async () => {
+        const lat: number[] = []; // the connect alone: loop's latencies would include the close
+        for (let i = 0; i < PAIRS.dials; i++) lat.push(await connect());
+        return median(lat);
+      },
+      peer: async (p) => (await p.ask(`dial ${PAIRS.dials}`)).median as number,
+      text: ms,
+      target: { op: "<=", value: 1.0 },
+      warm: async () => void (await loop(N.connectWarmup, 1, CAP.connect, async () => void (await connect()))),
+    },
+    {
+      name: "round trip (median of each round's)",
+      atlas: async () => median((await loop(PAIRS.pings, 1, CAP.ping, async () => void (await s.ping(5000)))).lat),
+      peer: async (p) => (await p.ask(`ping ${PAIRS.pings}`)).median as number,
+      text: ms,
+      target: { op: "<=", value: 1.0 },
+      warm: async () => void (await loop(N.pingWarmup, 1, CAP.ping, async () => void (await s.ping(5000)))),
+    },
+    {
+      name: `1 KiB request/response, ${N.inFlight} in flight`,
+      atlas: async () => {
+        const r = await loop(PAIRS.requests, N.inFlight, CAP.req, req);
+        return r.n / (r.ms / 1000);
+      },
+      peer: async (p) => (await p.ask(`req ${PAIRS.requests} ${N.inFlight}`, 30_000)).perSecond as number,
+      text: rate,
+      target: { op: ">=", value: 1.5 },
+      warm: async () => void (await loop(N.reqWarmup, N.inFlight, CAP.req, req)),
+    },
+  ];
+}
+
+/** js-libp2p's client is a fresh process; Atlas's paths were mostly warmed by the phases before. */
+async function warmUp(peer: Peer, figures: Figure[]): Promise<void> {
+  await peer.ask(`dial ${N.connectWarmup}`);
+  await peer.ask(`ping ${N.pingWarmup}`);
+  await peer.ask(`req ${N.reqWarmup} ${N.inFlight}`, 30_000);
+  for (const f of figures) await f.warm();
+}
+
+/** PAIRS.rounds rounds of `f`, Atlas first in even rounds and js-libp2p first in odd ones. */
+async function alternate(f: Figure, peer: Peer): Promise<{ a: number[]; b: number[] }> {
+  const a: number[] = [];
+  const b: number[] = [];
+  for (let r = 0; r < PAIRS.rounds; r++) {
+    if (r % 2 === 0) {
+      a.push(await f.atlas());
+      b.push(await f.peer(peer));
+    } else {
+      b.push(await f.peer(peer));
+      a.push(await f.atlas());
+    }
+  }
+  return { a, b };
+}
+
+/** The row (median of the rounds' ratios, against the target), a note with every round, a log line. */
+function report(t: TransportApi, tag: string, f: Figure, { a, b }: { a: number[]; b: number[] }): void {
+  const ratios = a.map((x, i) => x / b[i]!).sort((x, y) => x - y);
+  const mid = median(ratios);
+  const row = `paired rounds${tag}: ${f.name}, ${PAIRS.rounds} alternating rounds`;
+  addPeerFigure(row, median(b), f.text(median(b)));
+  t.addRow(row, f.text(median(a)), "", "", mid, "js-libp2p (median of the rounds' ratios)", f.target);
+  t.note(
+    `${row}: Atlas ÷ js-libp2p per round ${ratios.map((x) => x.toFixed(2)).join(", ")} (sorted); Atlas ${
+      a.map(f.text).join(", ")
+    }; js-libp2p ${b.map(f.text).join(", ")} (in round order)`,
+  );
+  t.log(
+    `pairs: ${f.name}: Atlas ÷ js-libp2p ${mid.toFixed(2)} (${ratios[0]!.toFixed(2)}–${ratios.at(-1)!.toFixed(2)})`,
+  );
 }
