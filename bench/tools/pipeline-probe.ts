@@ -89,7 +89,7 @@ if (process.argv[2] === "server") {
   };
   const modes = { "a stream per request": perStream, "one pipelined stream": pipelined };
   const got = new Map<string, { rate: number[]; cpu: number[] }>();
-  for (const [name, one] of Object.entries(modes)) await run(one, n); // warm-up
+  for (const one of Object.values(modes)) await run(one, n); // warm-up
   for (let r = 0; r < rounds; r++) {
     const order = r % 2 ? Object.entries(modes).reverse() : Object.entries(modes);
     for (const [name, one] of order) {
