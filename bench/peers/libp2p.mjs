@@ -220,25 +220,8 @@ async function client(addrText, params) {
   out.reqPar = { perSecond: await run(p.reqPar, p.inFlight), n: p.reqPar, inFlight: p.inFlight };
   stage = "bulk";
   // bulk: one stream, the same bytes as Atlas's bulk phase, the server's count ends the timing
-  const chunk = new Uint8Array(p.bulkChunk).fill(0x7a);
   const bulk = [];
-  for (let round = 0; round < p.bulkRounds; round++) {
-    const s = await conn.newStream(BULK);
-    const read = reader(s);
-    const t0 = performance.now();
-    let sent = 0;
-    while (sent < p.bulkBytes) {
-      const part = Math.min(chunk.length, p.bulkBytes - sent);
-      if (!s.send(part === chunk.length ? chunk : chunk.subarray(0, part))) await s.onDrain();
-      sent += part;
-    }
-    const counted = read(8);
-    await s.close();
-    const c = await counted;
-    const got = Number(new DataView(c.buffer, c.byteOffset, 8).getBigUint64(0));
-    if (got !== sent) throw new Error(`bulk: server counted ${got} of ${sent} bytes`);
-    bulk.push(sent / 1e6 / ((performance.now() - t0) / 1000));
-  }
+  for (let round = 0; round < p.bulkRounds; round++) bulk.push(await bulkOnce(conn, p.bulkBytes, p.bulkChunk));
   out.bulk = { median: median(bulk), rounds: bulk, bytes: p.bulkBytes };
   await n.stop();
   out.strayRejections = stray;
@@ -293,11 +276,31 @@ async function requesters(conn, inFlight) {
   };
 }
 
+/** `bytes` on a new bulk stream of `conn` until the server's count of them comes back: MB/s. */
+async function bulkOnce(conn, bytes, chunkBytes) {
+  const chunk = new Uint8Array(chunkBytes).fill(0x7a);
+  const s = await conn.newStream(BULK);
+  const read = reader(s);
+  const t0 = performance.now();
+  let sent = 0;
+  while (sent < bytes) {
+    const part = Math.min(chunk.length, bytes - sent);
+    if (!s.send(part === chunk.length ? chunk : chunk.subarray(0, part))) await s.onDrain();
+    sent += part;
+  }
+  const counted = read(8);
+  await s.close();
+  const c = await counted;
+  const got = Number(new DataView(c.buffer, c.byteOffset, 8).getBigUint64(0));
+  if (got !== sent) throw new Error(`bulk: server counted ${got} of ${sent} bytes`);
+  return sent / 1e6 / ((performance.now() - t0) / 1000);
+}
+
 /**
  * Paired rounds (bench/phases/pairs.ts): one connection kept to `addrText`; each stdin line is a
  * measurement, answered with one JSON line — `dial N` (median ms of N new connections), `ping N`
  * (median round trip ms), `req N K` (requests per second, K in flight on K streams kept between
- * lines).
+ * lines), `bulk BYTES CHUNK` (MB/s of one bulk stream).
  */
 async function rounds(addrText) {
   const ma = multiaddr(addrText);
@@ -318,6 +321,7 @@ async function rounds(addrText) {
       for (let i = 0; i < Number(count); i++) xs.push(await ping());
       return { median: median(xs) };
     },
+    bulk: async (bytes, chunk) => ({ mbs: await bulkOnce(conn, Number(bytes), Number(chunk)) }),
     req: async (count, inFlight) => {
       const k = Number(inFlight);
       if (!drivers.has(k)) drivers.set(k, await requesters(conn, k));

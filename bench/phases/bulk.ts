@@ -14,7 +14,11 @@ import { KINDS, message, portOf, udpRcvbufErrors } from "./transport.ts";
 type PathSample = { rtt: number; cwnd: number };
 
 /** One Atlas bulk transfer on a new request stream of `s`: MB/s, or throws. */
-async function atlasBulk(t: TransportApi, s: Session, samples: PathSample[]): Promise<{ mbs: number; sent: number }> {
+export async function atlasBulk(
+  t: TransportApi,
+  s: Session,
+  samples: PathSample[],
+): Promise<{ mbs: number; sent: number }> {
   const st = s.conn.openStream();
   const fs = new FramedStream(st);
   const chunk = new Uint8Array(N.bulkChunk).fill(0x7a);

@@ -1,11 +1,11 @@
 /**
- * Paired rounds: issue 17's three ratio targets against js-libp2p — connect + handshake ≤ 1.0×,
- * round trip ≤ 1.0×, 1 KiB requests with 8 in flight ≥ 1.5× — measured in alternating rounds
- * (Atlas then js-libp2p, then the other way round) rather than in phases minutes apart: this
- * machine's speed moves 10–30 % from one minute to the next (bench/RESULTS.md item 13), so
- * each round's ratio compares the two under the same conditions; the row is the median of the
- * rounds' ratios, with their range in a note. Atlas: this process's node against the server
- * child; js-libp2p: a `libp2p.mjs rounds` client (CPU 0, like this process) against a
+ * Paired rounds: issue 17's ratio targets against js-libp2p on a direct path — connect + handshake
+ * ≤ 1.0×, round trip ≤ 1.0×, bulk ≥ 1.5×, 1 KiB requests with 8 in flight ≥ 1.5× — measured in
+ * alternating rounds (Atlas then js-libp2p, then the other way round) rather than in phases
+ * minutes apart: this machine's speed moves 10–30 % from one minute to the next (bench/RESULTS.md
+ * item 13), so each round's ratio compares the two under the same conditions; the row is the
+ * median of the rounds' ratios, with every round in a note. Atlas: this process's node against
+ * the server child; js-libp2p: a `libp2p.mjs rounds` client (CPU 0, like this process) against a
  * `libp2p.mjs server` (CPU 1, like the server child). Skipped without bench/peers.
  */
 import { rm } from "node:fs/promises";
@@ -15,6 +15,7 @@ import { type BenchNode, CAP, HOST, loop, median, N, startNode } from "../common
 import { addPeerFigure } from "../results.ts";
 import type { TransportApi } from "./api.ts";
 import { ms, rate } from "./format.ts";
+import { atlasBulk } from "./bulk.ts";
 import { libp2pInstalled, type Peer, startPeer, stopChild } from "./libp2p.ts";
 import { message } from "./transport.ts";
 
@@ -96,6 +97,14 @@ function figuresOf(t: TransportApi, s: Session, dialer: BenchNode): Figure[] {
       text: ms,
       target: { op: "<=", value: 1.0 },
       warm: async () => void (await loop(N.pingWarmup, 1, CAP.ping, async () => void (await s.ping(5000)))),
+    },
+    {
+      name: `bulk, 1 stream, ${N.bulkBytes / 1e6} MB`,
+      atlas: async () => (await atlasBulk(t, s, [])).mbs,
+      peer: async (p) => (await p.ask(`bulk ${N.bulkBytes} ${N.bulkChunk}`, CAP.bulk)).mbs as number,
+      text: (v) => `${v.toFixed(1)} MB/s`,
+      target: { op: ">=", value: 1.5 },
+      warm: async () => {},
     },
     {
       name: `1 KiB request/response, ${N.inFlight} in flight`,
