@@ -1,4 +1,4 @@
-import type { Command } from "@commander-js/extra-typings";
+import type { Command, OptionValues } from "@commander-js/extra-typings";
 import { AtlasError } from "../errors.ts";
 import type { Logger } from "../util/log.ts";
 
@@ -18,6 +18,14 @@ export function intOption(name: string, min: number, max: number) {
 }
 
 export const parsePort = intOption("--port", 0, 65535);
+
+/** The body options of every command that sends a message body (read by src/cli/body.ts `readBody`). */
+// deno-lint-ignore no-explicit-any -- the command's own argument types, whatever they are
+export function withBodyOptions<A extends any[], O extends OptionValues, G extends OptionValues>(c: Command<A, O, G>) {
+  return c
+    .option("--body-file <file>", "read the body from this file")
+    .option("--text", "send the body as a JSON string even if it looks like JSON");
+}
 
 /** A repeatable option: each occurrence adds to the list. */
 export const collect = (v: string, prev: string[]): string[] => [...prev, v];

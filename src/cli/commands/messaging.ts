@@ -20,7 +20,7 @@ import type { Ctx } from "../context.ts";
 import type { DeliveryView, MessageView } from "../../daemon/shapes.ts";
 import { queuedView } from "../../daemon/views.ts";
 import { humanTimes, isoTime, pathText, relTime, shortId, table } from "../output.ts";
-import { type AnyCommand, intOption } from "../options.ts";
+import { type AnyCommand, intOption, withBodyOptions } from "../options.ts";
 
 type CtxOf = (cmd: AnyCommand) => Ctx;
 /** Labels of `net send` are padded to one column of this width (README.md#commands). */
@@ -198,15 +198,15 @@ export async function sendMessage(
 
 /** `atlas net send|inbox|outbox` (README.md#commands), added to the `net` command. */
 export function registerMessaging(net: AnyCommand, ctxOf: CtxOf): void {
-  net.command("send")
-    .description("send a message: queued for the daemon when one runs, else delivered directly")
-    .argument("<target>", "node ID (or unique prefix), atlas_<id>@host:port, or host:port")
-    .argument(
-      "[body]",
-      "JSON text; anything else is sent as a JSON string; `-` reads stdin (use -- before a body starting with '-')",
-    )
-    .option("--body-file <file>", "read the body from this file")
-    .option("--text", "send the body as a JSON string even if it looks like JSON")
+  withBodyOptions(
+    net.command("send")
+      .description("send a message: queued for the daemon when one runs, else delivered directly")
+      .argument("<target>", "node ID (or unique prefix), atlas_<id>@host:port, or host:port")
+      .argument(
+        "[body]",
+        "JSON text; anything else is sent as a JSON string; `-` reads stdin (use -- before a body starting with '-')",
+      ),
+  )
     .option("--topic <topic>", "topic (at most 128 bytes)")
     .option("--reply-to <msg_id>", "ID of the message this one answers")
     .action(async (target: string, text: string | undefined, o, cmd) => {

@@ -8,7 +8,7 @@
 import { REQUEST_TIMEOUT_MS } from "../../config/durations.ts";
 import type { DeliveryView, MessageView } from "../../daemon/shapes.ts";
 import type { Ctx } from "../context.ts";
-import type { AnyCommand } from "../options.ts";
+import { type AnyCommand, withBodyOptions } from "../options.ts";
 import { SEND_LABEL_WIDTH, sendMessage } from "./messaging.ts";
 import { parseDuration } from "./net.ts";
 import { shortId } from "../output.ts";
@@ -35,12 +35,12 @@ async function awaitReply(
 }
 
 export function registerRequest(net: AnyCommand, ctxOf: CtxOf): void {
-  net.command("request")
-    .description("send a message and wait for its reply (needs the daemon, which receives the reply)")
-    .argument("<target>", "node ID (or unique prefix), atlas_<id>@host:port, or host:port")
-    .argument("[body]", "JSON text (or a string); `-` reads stdin")
-    .option("--body-file <file>", "read the body from this file")
-    .option("--text", "send the body as a JSON string even if it looks like JSON")
+  withBodyOptions(
+    net.command("request")
+      .description("send a message and wait for its reply (needs the daemon, which receives the reply)")
+      .argument("<target>", "node ID (or unique prefix), atlas_<id>@host:port, or host:port")
+      .argument("[body]", "JSON text (or a string); `-` reads stdin"),
+  )
     .option("--topic <topic>", "topic (at most 128 bytes)")
     .option("--timeout <duration>", "how long to wait for the reply: 10s, 2m… (default 30s)")
     .action(async (target: string, text: string | undefined, o, cmd) => {
@@ -91,12 +91,12 @@ export function registerRequest(net: AnyCommand, ctxOf: CtxOf): void {
       }
     });
 
-  net.command("reply")
-    .description("answer a received message: sent to its sender with reply_to set (and its topic)")
-    .argument("<msg_id>", "ID of the received message")
-    .argument("[body]", "JSON text (or a string); `-` reads stdin")
-    .option("--body-file <file>", "read the body from this file")
-    .option("--text", "send the body as a JSON string even if it looks like JSON")
+  withBodyOptions(
+    net.command("reply")
+      .description("answer a received message: sent to its sender with reply_to set (and its topic)")
+      .argument("<msg_id>", "ID of the received message")
+      .argument("[body]", "JSON text (or a string); `-` reads stdin"),
+  )
     .option("--topic <topic>", "topic (default: the received message's)")
     .action(async (msgId: string, text: string | undefined, o, cmd) => {
       const ctx = ctxOf(cmd);
