@@ -12,6 +12,7 @@ import { isAtlasError } from "../src/errors.ts";
 import type { Identity } from "../src/identity/identity.ts";
 import { LIVENESS_PROBE_MS, LIVENESS_QUIET_MS } from "../src/config/durations.ts";
 import type { QuicConnection } from "../src/transport/connection.ts";
+import type { Session } from "../src/net/session.ts";
 import { QuicEndpoint } from "../src/transport/endpoint.ts";
 import { transportOptions } from "../src/transport/options.ts";
 import {
@@ -163,13 +164,28 @@ test("a connection closed by CONNECTION_CLOSE gets no stateless reset for late p
   }
 });
 
-test("a request on a session whose peer went silent fails within the probe time, not request_timeout", async () => {
+/** A session whose path then vanishes (the forwarder between the two nodes closed), and its cleanup. */
+async function sessionToSilentPeer(): Promise<{ s: Session; close: () => Promise<void> }> {
   const r = await startNodeResponder({ identity: SERVER });
   const me = await startNodeResponder({ identity: CLIENT });
   const fwd = await UdpForwarder.start({ server: r.addr });
+  const close = async () => {
+    await me.close();
+    await r.close();
+  };
   try {
     const s = await me.node.connectTo(fwd.address, { expectedNodeId: SERVER.nodeId });
     await fwd.close(); // the path is gone: nothing reaches either side, nothing says so
+    return { s, close };
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}
+
+test("a request on a session whose peer went silent fails within the probe time, not request_timeout", async () => {
+  const { s, close } = await sessionToSilentPeer();
+  try {
     const started = Date.now();
     const err = await s.request(messageFrame(CLIENT.nodeId, SERVER.nodeId), 10_000).then(
       () => assert.fail("answered over a dead path"),
@@ -181,18 +197,13 @@ test("a request on a session whose peer went silent fails within the probe time,
     assert.equal(s.isOpen, false, "the dead session is closed, so the next attempt dials afresh");
     assert.equal(s.closeReason, "timeout");
   } finally {
-    await me.close();
-    await r.close();
+    await close();
   }
 });
 
 test("every request waiting on a silent peer fails with ERR_RESET after one probe", async () => {
-  const r = await startNodeResponder({ identity: SERVER });
-  const me = await startNodeResponder({ identity: CLIENT });
-  const fwd = await UdpForwarder.start({ server: r.addr });
+  const { s, close } = await sessionToSilentPeer();
   try {
-    const s = await me.node.connectTo(fwd.address, { expectedNodeId: SERVER.nodeId });
-    await fwd.close();
     const started = Date.now();
     const errs = await Promise.all(
       [0, 1, 2].map((i) =>
@@ -207,8 +218,7 @@ test("every request waiting on a silent peer fails with ERR_RESET after one prob
     assert.ok(took < LIVENESS_QUIET_MS + LIVENESS_PROBE_MS + 500, `failed after ${took} ms`);
     assert.equal(s.isOpen, false);
   } finally {
-    await me.close();
-    await r.close();
+    await close();
   }
 });
 
