@@ -308,7 +308,7 @@ async function rounds(addrText) {
   const conn = await n.dial(ma);
   const ping = await pinger(conn);
   const drivers = new Map();
-  // dials from a node of their own: n.dial(ma) would hand back `conn`, and closing it end its streams
+  // dials from a node of their own: n.dial(ma) would hand back `conn`, and closing that would end its streams
   const dialer = await node(false);
   await serveLines({
     dial: async (count) => {

@@ -19,7 +19,7 @@ import { atlasBulk } from "./bulk.ts";
 import { libp2pInstalled, type Peer, startPeer, stopChild } from "./libp2p.ts";
 import { message } from "./transport.ts";
 
-/** Rounds, and what each measures per side. */
+/** Rounds, and what each measures per side (bulk: one N.bulkBytes stream). */
 export const PAIRS = { rounds: 7, dials: 10, pings: 300, requests: 2000 } as const;
 
 interface Figure {
@@ -62,7 +62,7 @@ export async function pairsPhase(t: TransportApi, s: Session, tag: string): Prom
   }
 }
 
-/** The three figures: Atlas's side on `s` (and `dialer` for connects), js-libp2p's by command. */
+/** The four figures: Atlas's side on `s` (and `dialer` for connects), js-libp2p's by command. */
 function figuresOf(t: TransportApi, s: Session, dialer: BenchNode): Figure[] {
   const addr = { host: HOST, port: t.ready.atlasPort };
   const req = async () => {
