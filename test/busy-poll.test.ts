@@ -18,7 +18,9 @@ import { QuicEndpoint, VIRTUAL_LOCAL, VIRTUAL_REMOTE } from "../src/transport/en
 import type { HostPort } from "../src/transport/native.ts";
 import { loadUdpAddon, udpAddonAbsence } from "../src/transport/udp/addon.ts";
 import { bindUdp } from "../src/transport/udp/bind.ts";
+import { BUSY_POLL_NEAR_MS } from "../src/config/durations.ts";
 import { bindTestEndpoint } from "./helpers/endpoint.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 delete process.env.ATLAS_UDP; // busy polling is the addon's
 const addon = loadUdpAddon();
@@ -132,10 +134,15 @@ test("a peer in another process answering within 1 ms is busy-polled for; with t
   skip,
 }, async () => {
   const near = await toEchoProcess();
-  await echo(near, 5);
+  // A loopback peer answers well within the gate, but a slow spell of the machine (a GC, the
+  // echo process's first requests) can hold the running average above it for a while (CI once
+  // saw 1.17 ms after 55 echoes): echo until it is under the gate, then count the polls.
+  await waitFor("replies within the busy-poll gate", async () => {
+    await echo(near, 5);
+    return near.replyMs < BUSY_POLL_NEAR_MS;
+  }, { timeoutMs: 20_000, intervalMs: 0 });
   let delta = spinDelta();
   await echo(near, 50);
-  assert.ok(near.replyMs < 1, `replies on loopback average ${near.replyMs} ms`);
   const { waits, hits } = delta();
   assert.ok(waits > 0 && hits > 0, `busy polls ${waits}, ended by an event ${hits}`);
 
