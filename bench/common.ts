@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { type Config, defaultConfig } from "../src/config/defaults.ts";
 import { type Identity, identityFromSeed } from "../src/identity/identity.ts";
 import { generateSeed } from "../src/identity/keys.ts";
+import { ProtocolCode } from "../src/errors.ts";
 import { AtlasNode } from "../src/net/node.ts";
 import { openStore, type Store } from "../src/store/index.ts";
 import type { QuicStream } from "../src/transport/stream.ts";
@@ -158,6 +159,8 @@ export async function startNodeWith(
     listen,
     host: HOST,
     port: 0,
+    // BENCH_PIPELINE=0: a stream per request, as before pipelined requests (A/B runs).
+    pipeline: process.env.BENCH_PIPELINE !== "0",
   });
   return { node, identity };
 }
@@ -282,10 +285,11 @@ export interface BulkCounter {
  */
 export function serveBulk(node: AtlasNode): BulkCounter {
   const c: BulkCounter = { bytes: 0, open: 0, done: 0 };
-  node.handle("Message", async (_session, req: WireMessage, stream: QuicStream) => {
+  node.handle("Message", async (_session, req: WireMessage, stream: QuicStream, shared) => {
     if (req.type !== "Message") return null;
     const ack: WireMessage = { type: "MessageAck", msg_id: req.id, status: "received" };
     if (req.topic !== "bench/bulk") return ack;
+    if (shared) return { type: "Error", code: ProtocolCode.ERR_MESSAGE_REJECTED, message: "bulk needs its own stream" };
     await stream.write(encodeFrame(ack)); // "go"
     c.open++;
     try {

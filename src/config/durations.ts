@@ -218,6 +218,13 @@ export const LIVENESS_QUIET_MS = 1_000;
 export const LIVENESS_PROBE_MS = 1_000;
 
 /**
+ * A requester that ended its pipe (FIN after its last answer) waits this long for the responder's
+ * FIN before it resets the stream: the responder sends it at once on reading ours, so this only
+ * bounds how long a misbehaving peer keeps one of our streams (docs/protocol.md#pipelined-requests).
+ */
+export const PIPE_END_WAIT_MS = 10_000;
+
+/**
  * A peer's Error frames on the control stream are logged at most PEER_ERROR_LOG_BURST times per
  * this window and session (then one line says how many were not): they are not rate limited, and
  * one line each let a peer make the daemon write ~100 bytes of log per 25-byte frame, 2–5 MB/s

@@ -35,6 +35,8 @@ import { PeerRateLimiter, type RateDecision } from "./rate-limit.ts";
 import { listenAddrs } from "../transport/listen-addrs.ts";
 import { type Direction, type PathKind, type RequestHandler, Session, UPGRADED_TO_DIRECT } from "./session.ts";
 import { trustLevelFor } from "./trust.ts";
+import { PIPELINE_FEATURE, STREAM_OWNING_REQUESTS } from "./pipeline/constants.ts";
+import { type Answer, servePipe } from "./pipeline/serve-pipe.ts";
 import { RELAY_GRACE_MS } from "../config/durations.ts";
 import type { HttpHubClient } from "../operator/hub.ts";
 
@@ -56,6 +58,11 @@ export interface NodeOptions {
    * which a sender takes as final, and was lost.
    */
   holdRequests?: boolean;
+  /**
+   * Pipeline requests with peers that do too (docs/protocol.md#pipelined-requests): advertises
+   * `pipeline/1`. Default true; false makes a node that uses a stream per request (comparisons).
+   */
+  pipeline?: boolean;
 }
 
 /**
@@ -99,7 +106,7 @@ export class AtlasNode {
       listenAddrs: o.listen ? listenAddrs(endpoint.local) : [],
       relays: [],
       agent: AGENT,
-      features: [],
+      features: o.pipeline === false ? [] : [PIPELINE_FEATURE],
     };
     if (o.listen) endpoint.onConnection = (c) => this.acceptConnection(c);
   }
@@ -398,6 +405,7 @@ export class AtlasNode {
       remoteAddress: formatAddr(conn.remote),
       log: this.log,
       verifyAck: hs.verifyAck,
+      pipelined: this.card.features.includes(PIPELINE_FEATURE) && hs.peer.features.includes(PIPELINE_FEATURE),
     });
     // libSQL runs statements synchronously: write the rows after this turn, so VerifyAck (and the
     // caller's first request) leave first instead of waiting for fsyncs.
@@ -563,22 +571,23 @@ export class AtlasNode {
    * Rate limits (docs/protocol.md#trust-rate-limits-and-bans): a request over its tier's limit is answered Error 4001 and counts as
    * a violation; enough violations ban the peer: ban_until stored, Disconnect DISCONNECT_BANNED.
    */
-  private async admit(session: Session, req: WireMessage, bytes: number, fs: FramedStream): Promise<boolean> {
+  private admit(session: Session, req: WireMessage, bytes: number): Answer | null {
     // A configured relay pairs many sources with this node: its RelayConnects are their requests,
     // not its own, and must not get the relay banned (docs/decisions.md, "Relay").
     if (
       req.type === "RelayConnect" && req.session !== undefined && session.trust === "relay" && session.path === "direct"
-    ) return true;
+    ) return null;
     const d = this.limiter.check(session.nodeId, session.trust, bytes);
-    if (d.ok) return true;
-    await fs.end({
-      type: "Error",
-      code: ProtocolCode.ERR_RATE_LIMITED,
-      message: `rate limit exceeded (${d.limit})`,
-      ref_msg_id: req.type === "Message" ? req.id : undefined,
-    }).catch(() => {});
-    await this.penalize(session, d);
-    return false;
+    if (d.ok) return null;
+    return {
+      res: {
+        type: "Error",
+        code: ProtocolCode.ERR_RATE_LIMITED,
+        message: `rate limit exceeded (${d.limit})`,
+        ref_msg_id: req.type === "Message" ? req.id : undefined,
+      },
+      after: () => this.penalize(session, d),
+    };
   }
 
   /**
@@ -643,6 +652,10 @@ export class AtlasNode {
     this.limiter.reset(nodeId);
   }
 
+  /**
+   * A request stream: one request and its answer, or — from a peer that pipelines, when more
+   * frames follow the first — a pipe of them (docs/protocol.md#pipelined-requests).
+   */
   private async serveRequest(session: Session, stream: QuicStream): Promise<void> {
     const fs = new FramedStream(stream);
     let refused: RateDecision | null = null;
@@ -650,34 +663,59 @@ export class AtlasNode {
     try {
       const req = await fs.read(this.config.transport.read_timeout * 1000);
       if (!req) return stream.abort(0);
-      session.lastActivity = Date.now();
-      const chargedAtHeader = fs.lastFrameBytes > HEADER_LEN + PRE_HANDSHAKE_MAX_PAYLOAD;
-      if (!chargedAtHeader && !(await this.admit(session, req, fs.lastFrameBytes, fs))) return;
-      await this.requestsOpen;
-      const h = this.handlers.get(req.type);
-      if (!h) {
-        await fs.end({
-          type: "Error",
-          code: ProtocolCode.ERR_MESSAGE_REJECTED,
-          message: `unsupported request ${req.type}`,
-        });
-        return;
+      const owning = STREAM_OWNING_REQUESTS.has(req.type);
+      const first = await this.answer(session, req, fs.lastFrameBytes, stream, false).catch((e) => {
+        if (owning) throw e; // its exchange is mid-way: the reset says so
+        return this.handlerFailed(session, e);
+      });
+      if (!owning && session.pipelined && !fs.atEnd()) {
+        const answer = (m: WireMessage, bytes: number) =>
+          this.answer(session, m, bytes, stream, true).catch((e) => this.handlerFailed(session, e));
+        return await servePipe({ fs, answer, readTimeoutMs: this.config.transport.read_timeout * 1000 }, first);
       }
-      const res = await h(session, req, stream);
-      if (res) await fs.end(res);
+      if (first.res) await fs.end(first.res);
       // One request frame per stream (docs/protocol.md#messages Streams): bytes after it that the handler did not
       // read would only sit in quiche's buffers — except on streams that carry a multi-frame exchange.
-      if (!MULTI_FRAME_REQUESTS.has(req.type)) stream.stopReading(0);
+      if (!owning) stream.stopReading(0);
+      await first.after?.();
     } catch (e) {
       if (refused) await this.penalize(session, refused);
       this.log.debug("request stream failed", { peer: shortNodeId(session.nodeId), error: (e as Error).message });
       stream.abort(0);
     }
   }
+
+  /** Admit one request frame of `bytes` bytes and run its handler; `shared`: it came on a pipe. */
+  private async answer(
+    session: Session,
+    req: WireMessage,
+    bytes: number,
+    stream: QuicStream,
+    shared: boolean,
+  ): Promise<Answer> {
+    session.lastActivity = Date.now();
+    const chargedAtHeader = bytes > HEADER_LEN + PRE_HANDSHAKE_MAX_PAYLOAD;
+    const refusal = chargedAtHeader ? null : this.admit(session, req, bytes);
+    if (refusal) return refusal;
+    await this.requestsOpen;
+    const h = this.handlers.get(req.type);
+    if (!h) return { res: rejected(`unsupported request ${req.type}`) };
+    if (shared && STREAM_OWNING_REQUESTS.has(req.type)) {
+      return { res: rejected(`${req.type} needs a stream of its own, not a pipe`) };
+    }
+    return { res: await h(session, req, stream, shared) };
+  }
+
+  /** A handler threw: its request is answered Error 5001 (on a pipe, the others go on). */
+  private handlerFailed(session: Session, e: unknown): Answer {
+    this.log.debug("request handler failed", { peer: shortNodeId(session.nodeId), error: (e as Error).message });
+    return { res: { type: "Error", code: ProtocolCode.ERR_INTERNAL, message: "internal error" } };
+  }
 }
 
-/** Requests whose stream carries more frames after them: the relay pipe (§11) and the punch exchange (§11a). */
-const MULTI_FRAME_REQUESTS: ReadonlySet<MsgTypeName> = new Set<MsgTypeName>(["RelayConnect", "PunchOffer"]);
+function rejected(message: string): WireMessage {
+  return { type: "Error", code: ProtocolCode.ERR_MESSAGE_REJECTED, message };
+}
 
 export interface OutboundOptions {
   expectedNodeId?: string;

@@ -12,6 +12,8 @@ import {
   type WireMessage,
 } from "../wire/messages.ts";
 import { LogBudget, type Logger } from "../util/log.ts";
+import { STREAM_OWNING_REQUESTS } from "./pipeline/constants.ts";
+import { type PipeHost, RequestPipe } from "./pipeline/request-pipe.ts";
 import { sleep, unixNow, within } from "../util/time.ts";
 import {
   DISCONNECT_FLUSH_MS,
@@ -44,7 +46,17 @@ export interface PingResult {
  */
 export const EARLY_REQUESTS = 4;
 
-export type RequestHandler = (session: Session, req: WireMessage, stream: QuicStream) => Promise<WireMessage | null>;
+/**
+ * Answers one request. `stream` is the request's stream: a handler may read and write more on it
+ * only when `shared` is false — on a pipe (docs/protocol.md#pipelined-requests) other requests' frames
+ * and answers use it too, and only its ID (their order) is the handler's.
+ */
+export type RequestHandler = (
+  session: Session,
+  req: WireMessage,
+  stream: QuicStream,
+  shared: boolean,
+) => Promise<WireMessage | null>;
 
 /**
  * A verified connection to one peer: the control stream (Ping/Pong, Disconnect, Error) and
@@ -79,6 +91,12 @@ export class Session {
   remoteDisconnect = false;
   /** The last control frame was an Error (a FIN right after it: the peer refused our frame). */
   private peerRefused = false;
+  /** Both ends advertised `pipeline/1`: requests made while others wait share a stream. */
+  readonly pipelined: boolean;
+  /** Requests sent and not yet answered (on streams of their own or on the pipe). */
+  private outstanding = 0;
+  /** The stream requests made while others wait go on, while it takes more. */
+  private pipe: RequestPipe | null = null;
   /** Outbound: the trust level the peer gave us, once its VerifyAck has come. */
   remoteTrust: TrustLevel | null = null;
   /** Outbound, until VerifyAck: settles with it (HandshakeResult.verifyAck). */
@@ -119,6 +137,7 @@ export class Session {
       log: Logger;
       /** Outbound: VerifyAck, still on its way when the session opens. */
       verifyAck?: Promise<TrustLevel>;
+      pipelined?: boolean;
     },
   ) {
     this.conn = o.conn;
@@ -131,6 +150,7 @@ export class Session {
     this.remoteAddress = o.remoteAddress;
     this.log = o.log;
     this.accepted = o.verifyAck ?? null;
+    this.pipelined = o.pipelined ?? false;
     this.accepted?.then((t) => {
       this.remoteTrust = t;
       this.accepted = null;
@@ -276,13 +296,37 @@ export class Session {
     });
   }
 
-  /** One request/response exchange on a new stream. */
+  /**
+   * One request/response exchange: on a stream of its own, or — when another request is waiting
+   * for its answer and the peer pipelines — on the session's pipe.
+   */
   async request(req: WireMessage, timeoutMs: number): Promise<WireMessage> {
     if (!this.isOpen) throw new AtlasError("ERR_CLOSED", "session is closed");
     if (this.accepted && this.earlyLeft-- <= 0) await this.untilAccepted(timeoutMs);
+    this.lastActivity = Date.now();
+    const piped = this.pipelined && (this.outstanding > 0 || this.pipe !== null) &&
+      !STREAM_OWNING_REQUESTS.has(req.type);
+    this.outstanding++;
+    let res: WireMessage;
+    try {
+      res = piped
+        ? await this.pipeFor(timeoutMs).request(req, timeoutMs)
+        : await this.requestOnOwnStream(req, timeoutMs);
+    } finally {
+      this.outstanding--;
+    }
+    if (res.type === "Error") {
+      throw new AtlasError(
+        remoteCodeName(res.code, res.message),
+        `peer answered with error ${res.code}: ${res.message}`,
+      );
+    }
+    return res;
+  }
+
+  private async requestOnOwnStream(req: WireMessage, timeoutMs: number): Promise<WireMessage> {
     // Beyond the peer's stream credit, wait for it (in order) rather than fail.
     const fs = new FramedStream(await this.conn.openStreamWhenAllowed(timeoutMs));
-    this.lastActivity = Date.now();
     await fs.end(req).catch((e) => {
       // A peer that refuses a frame at its header (too large, over a limit) answers with an
       // Error frame and stops reading: the answer explains the stopped write better.
@@ -303,14 +347,22 @@ export class Session {
     }
     this.lastHeardAt = Date.now();
     if (!res) throw new AtlasError("ERR_RESET", "peer closed the request stream without answering");
-    if (res.type === "Error") {
-      throw new AtlasError(
-        remoteCodeName(res.code, res.message),
-        `peer answered with error ${res.code}: ${res.message}`,
-      );
-    }
     return res;
   }
+
+  /** The open pipe, or a new one (its stream waits for credit in order, like any request's). */
+  private pipeFor(timeoutMs: number): RequestPipe {
+    if (this.pipe?.open) return this.pipe;
+    return (this.pipe = new RequestPipe(this.pipeHost, this.conn.openStreamWhenAllowed(timeoutMs)));
+  }
+
+  private readonly pipeHost: PipeHost = {
+    watch: (stream) => this.waitFor(stream),
+    unwatch: (stream) => void this.waiting.delete(stream),
+    heard: () => void (this.lastHeardAt = Date.now()),
+    timedOut: () => this.close("timeout", "request timeout"),
+    retired: (pipe) => void (this.pipe === pipe && (this.pipe = null)),
+  };
 
   /** Past EARLY_REQUESTS, a request waits for VerifyAck: a responder resets early streams beyond its hold. */
   private async untilAccepted(timeoutMs: number): Promise<void> {

@@ -109,9 +109,9 @@ export class RelayServer {
     // A RelayConnect carrying a session number comes from a relay this node is registered with
     // (this node is the target): leave it to the agent-side handler when there is one.
     const asTarget = node.handlerFor("RelayConnect");
-    node.handle("RelayConnect", (s, req, stream) => {
+    node.handle("RelayConnect", (s, req, stream, shared) => {
       if (req.type !== "RelayConnect") return Promise.resolve(null);
-      if (req.session !== undefined && asTarget) return asTarget(s, req, stream);
+      if (req.session !== undefined && asTarget) return asTarget(s, req, stream, shared);
       return this.connect(s, req, stream);
     });
   }

@@ -65,6 +65,16 @@ export class QuicStream {
     });
   }
 
+  /**
+   * The next chunk if one is there now: bytes, null at end of stream, undefined when nothing has
+   * arrived yet (or the stream failed: the next `read` reports that).
+   */
+  readNow(): Uint8Array | null | undefined {
+    if (this.waiter) return undefined;
+    const v = this.pull();
+    return v instanceof Error ? undefined : v;
+  }
+
   /** Queue bytes; resolves when quiche has taken all of them. */
   write(data: Uint8Array, fin = false): Promise<void> {
     if (this.writeError) return Promise.reject(this.writeError);

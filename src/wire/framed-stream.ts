@@ -38,6 +38,12 @@ export class FramedStream {
   private checkedFrame = -1;
   /** Size (header + payload) of the frame `read` returned last: what rate limits count. */
   lastFrameBytes = 0;
+  /**
+   * A refused frame's Error is kept in `heldRefusal` instead of written at once: on a pipe
+   * (docs/protocol.md#pipelined-requests) it must follow the answers to the frames before it.
+   */
+  holdRefusal = false;
+  heldRefusal: WireMessage | null = null;
 
   constructor(stream: QuicStream, maxPayload = MAX_PAYLOAD) {
     this.stream = stream;
@@ -129,6 +135,22 @@ export class FramedStream {
     throw err;
   }
 
+  /**
+   * Whether the stream ends after the frames read so far, as far as has arrived now: true once
+   * the peer's FIN is here with no bytes after the last frame; false while more bytes are here or
+   * the FIN is not (yet). Pulls at most one chunk, which the next `read` goes on from.
+   */
+  atEnd(): boolean {
+    if (this.reader.buffered > 0 || this.reader.hasPartial) return false;
+    if (this.eof) return true;
+    const chunk = this.stream.readNow();
+    if (chunk === undefined) return false;
+    if (chunk === null) return (this.eof = true);
+    this.pushed += chunk.length;
+    this.reader.push(chunk);
+    return false;
+  }
+
   write(msg: WireMessage): Promise<void> {
     return this.stream.write(encodeFrame(msg));
   }
@@ -141,6 +163,7 @@ export class FramedStream {
   /** Answer a refused frame with an Error frame + FIN, then STOP_SENDING (docs/protocol.md#messages). */
   private async refuse(code: number, message: string): Promise<void> {
     this.stream.stopReading(code);
+    if (this.holdRefusal) return void (this.heldRefusal = { type: "Error", code, message });
     try {
       await this.stream.end(encodeFrame({ type: "Error", code, message }));
     } catch {

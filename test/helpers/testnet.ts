@@ -45,6 +45,8 @@ export interface NodeOptions {
   configure?: (c: Config) => void;
   /** Peers' requests wait for `openRequests()` (as in a daemon that is still starting). */
   holdRequests?: boolean;
+  /** false: a node that does not advertise pipeline/1 (as one from before it). */
+  pipeline?: boolean;
 }
 
 export interface Testnet {
@@ -123,6 +125,7 @@ export function createTestnet(net: TestnetOptions = {}): Testnet {
       port: o.port ?? 0,
       log: o.log,
       holdRequests: o.holdRequests,
+      pipeline: o.pipeline,
     });
     nodes.push(n);
     return n;
