@@ -28,8 +28,9 @@ interface Waiting {
  * The requester's end of a pipe (docs/protocol.md#pipelined-requests): request frames written back
  * to back on one stream and answered in the order written. The session opens one when a request
  * is already outstanding, and the pipe ends itself (FIN) at the end of a turn in which none of
- * its own is; a later request opens a new one. States: opening (waiting for stream credit) → open → ended (FIN sent,
- * waiting for the responder's) or failed; only an open or opening pipe takes requests.
+ * its own is; a later request opens a new one. States: opening (waiting for stream credit) →
+ * open → ended (FIN sent, waiting for the responder's) or failed; only an opening or open pipe
+ * takes requests.
  *
  * Deadlines: one timer per pipe, armed at the earliest request's deadline (answers come in order,
  * so that is almost always the oldest); a request past its deadline fails with ERR_TIMEOUT and the
@@ -41,6 +42,7 @@ export class RequestPipe {
   private readonly unsent: WireMessage[] = [];
   private readonly waiting: Waiting[] = [];
   private retired = false;
+  private endTimer: ReturnType<typeof setTimeout> | null = null;
   /** Empty, and ending at the end of this turn unless a request comes. */
   private lingering = false;
   private timer: ReturnType<typeof setTimeout> | null = null;
@@ -83,7 +85,7 @@ export class RequestPipe {
   private async readAnswers(fs: FramedStream): Promise<void> {
     try {
       for (;;) {
-        const res = await fs.read(this.retired ? PIPE_END_WAIT_MS : undefined);
+        const res = await fs.read(); // deadlines: the pipe's timer, and PIPE_END_WAIT_MS once ended
         if (res === null) break;
         const w = this.waiting.shift();
         if (!w) throw new AtlasError("ERR_MESSAGE_REJECTED", "an answer on a pipe with no request waiting");
@@ -95,6 +97,8 @@ export class RequestPipe {
     } catch (e) {
       this.failAll(e as Error);
       fs.stream.abort(0);
+    } finally {
+      if (this.endTimer) clearTimeout(this.endTimer);
     }
   }
 
@@ -113,6 +117,10 @@ export class RequestPipe {
       if (this.waiting.length > 0 || this.retired) return;
       this.retire();
       fs.end().catch(() => {});
+      // The responder's FIN follows ours at once; a peer that never sends it must not keep one
+      // of our streams (and its credit) for the life of the session.
+      this.endTimer = setTimeout(() => fs.stream.abort(0), PIPE_END_WAIT_MS);
+      this.endTimer.unref();
     });
   }
 
@@ -147,6 +155,10 @@ export class RequestPipe {
     this.timerAt = Infinity;
     const now = Date.now();
     const late = this.waiting.find((w) => w.deadline <= now);
+    if (late && !this.fs) {
+      // Nothing was sent: the peer's stream credit did not come in time, as for a request of its own.
+      return this.failAll(new AtlasError("ERR_TIMEOUT", `no stream credit from the peer within ${late.timeoutMs} ms`));
+    }
     if (late) {
       // Answers come in order: the ones behind a late request cannot come before it.
       this.failAll(new AtlasError("ERR_TIMEOUT", `no frame from peer within ${late.timeoutMs / 1000} s`));
