@@ -95,8 +95,8 @@ export async function bulkPhase(t: TransportApi, s: Session): Promise<void> {
   t.note(`bulk rounds (MB/s): Atlas ${list(res.atlas)}; TCP ${list(res.tcp)}; TLS ${list(res.tls)}`);
   t.note(
     `bulk transport, Atlas client side over all rounds: ${st1.sent - st0.sent} packets sent, ${
-      st1.lost - st0.lost
-    } declared lost, ` +
+      st1.recv - st0.recv
+    } received (ACKs), ${st1.lost - st0.lost} declared lost, ` +
       `${((st1.streamRetransBytes - st0.streamRetransBytes) / 1e6).toFixed(1)} MB retransmitted, final cwnd ${
         path ? (path.cwnd / 1024).toFixed(0) + " KiB" : "?"
       }` +

@@ -77,9 +77,11 @@ export const WALK_BACKSTOP_MS = 20;
  * Writes made during one turn normally leave together at its end; a turn that has been busy
  * longer than this (answering a batch of requests) sends what it has written so far at once, so
  * the peer works on the first answers while the rest are made (src/transport/connection.ts,
- * markWritten). 25 µs measured best of 0.01–0.1 ms (bench/RESULTS.md, "Issue 17 levers", item 8).
+ * markWritten). 25 µs measured best of 0.01–0.1 ms with a stream per request (bench/RESULTS.md,
+ * "Issue 17 levers", item 8); with pipelined requests, whose answers can share a packet, 0.1 ms
+ * measured best of 0.025–0.15 ms (item 14: 8 in flight +9 to +33 %, bulk unchanged).
  */
-export const BURST_SLICE_MS = 0.025;
+export const BURST_SLICE_MS = 0.1;
 
 /**
  * Busy polling (`transport.busy_poll_us`, docs/transport.md "Busy polling"): a connection whose
