@@ -11,6 +11,7 @@ import { cleanupAll, initHome, type Listener, runAtlas, startListener } from "./
 import { PromMetrics } from "../src/metrics/prom.ts";
 import { METRICS } from "../src/util/metrics.ts";
 import { loadUdpAddon } from "../src/transport/udp/addon.ts";
+import { Atlas } from "../src/index.ts";
 
 after(cleanupAll);
 
@@ -172,6 +173,31 @@ describe("two daemons scraped while they talk", { timeout: 60_000 }, () => {
     assert.equal(value(await scrape(aMetrics), "atlas_messages_received_total"), 1);
   });
 });
+
+test(
+  "sixteen sends at once from an agent program are answered, most of them on a pipe",
+  { timeout: 60_000 },
+  async () => {
+    const a = await metricsHome("piped-to", "[rate_limit.unknown]\nper_second = 1000\n");
+    const b = await initHome("piping");
+    const da = await startListener(a.home, [], { cmd: ["daemon"] });
+    await startListener(b.home, [], { cmd: ["daemon"] });
+    const atlas = await Atlas.attach({ home: b.home });
+    try {
+      await atlas.connect(`${a.nodeId}@${da.address}`);
+      const sent = await Promise.all(Array.from({ length: 16 }, (_, i) => atlas.send(a.nodeId, { i })));
+      assert.deepEqual(sent.map((r) => r.ack), Array(16).fill("received"), "each delivered at once");
+    } finally {
+      await atlas.close();
+    }
+    const s = await scrape(await metricsAddress(a.home));
+    const own = value(s, "atlas_requests_served_total", { stream: "own" }) ?? 0;
+    const pipe = value(s, "atlas_requests_served_total", { stream: "pipe" }) ?? 0;
+    assert.equal(own + pipe, 16, `own ${own}, pipe ${pipe}`);
+    assert.ok(pipe > own, `own ${own}, pipe ${pipe}: requests made while others waited share a stream`);
+    assert.equal(value(s, "atlas_messages_received_total"), 16);
+  },
+);
 
 describe("relay and bootstrap nodes scraped while a daemon uses them", { timeout: 60_000 }, () => {
   test("registration, STUN, a relayed ping and a lookup move the relay's, bootstrap's and daemon's metrics", async () => {

@@ -669,10 +669,14 @@ export class AtlasNode {
         return this.handlerFailed(session, e);
       });
       if (!owning && session.pipelined && !fs.atEnd()) {
-        const answer = (m: WireMessage, bytes: number) =>
-          this.answer(session, m, bytes, stream, true).catch((e) => this.handlerFailed(session, e));
+        this.metrics.inc("atlas_requests_served_total", PIPE);
+        const answer = (m: WireMessage, bytes: number) => {
+          this.metrics.inc("atlas_requests_served_total", PIPE);
+          return this.answer(session, m, bytes, stream, true).catch((e) => this.handlerFailed(session, e));
+        };
         return await servePipe({ fs, answer, readTimeoutMs: this.config.transport.read_timeout * 1000 }, first);
       }
+      this.metrics.inc("atlas_requests_served_total", OWN_STREAM);
       if (first.res) await fs.end(first.res);
       // One request frame per stream (docs/protocol.md#messages Streams): bytes after it that the handler did not
       // read would only sit in quiche's buffers — except on streams that carry a multi-frame exchange.
@@ -712,6 +716,9 @@ export class AtlasNode {
     return { res: { type: "Error", code: ProtocolCode.ERR_INTERNAL, message: "internal error" } };
   }
 }
+
+const PIPE = { stream: "pipe" } as const;
+const OWN_STREAM = { stream: "own" } as const;
 
 function rejected(message: string): WireMessage {
   return { type: "Error", code: ProtocolCode.ERR_MESSAGE_REJECTED, message };

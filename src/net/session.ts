@@ -297,8 +297,8 @@ export class Session {
   }
 
   /**
-   * One request/response exchange: on a stream of its own, or — when another request is waiting
-   * for its answer and the peer pipelines — on the session's pipe.
+   * One request/response exchange: on a stream of its own, or — when the peer pipelines and
+   * another request waits for its answer (or the session's pipe is still open) — on the pipe.
    */
   async request(req: WireMessage, timeoutMs: number): Promise<WireMessage> {
     if (!this.isOpen) throw new AtlasError("ERR_CLOSED", "session is closed");

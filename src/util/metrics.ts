@@ -32,6 +32,10 @@ export const METRICS = {
     "reason",
   ),
   atlas_rate_limited_total: counter("Requests refused with Error 4001 (rate limit), by the peer's trust tier", "tier"),
+  atlas_requests_served_total: counter(
+    "Requests from peers this node answered, by the stream they came on (own: a stream per request; pipe: pipelined)",
+    "stream",
+  ),
   atlas_bans_total: counter("Peers banned, by reason (rate_limit, manual)", "reason"),
   atlas_bans_active: gauge("Peers banned right now"),
   atlas_busy_polls_total: counter(
