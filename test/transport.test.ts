@@ -19,6 +19,10 @@ import type { CloseInfo, QuicConnection } from "../src/transport/connection.ts";
 import type { QuicStream } from "../src/transport/stream.ts";
 import { transportOptions } from "../src/transport/options.ts";
 import { within } from "../src/util/time.ts";
+import { openStore } from "../src/store/index.ts";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { mulberry32, UdpForwarder } from "./helpers/udp-forwarder.ts";
 import { holdsWithin, pause, waitFor } from "./helpers/wait.ts";
 
@@ -285,6 +289,42 @@ describe("connections and streams", () => {
         await b.end();
         assert.equal((await readAll(a)).toString(), "first");
         assert.equal((await readAll(b)).toString(), "second");
+      } finally {
+        await p.close();
+      }
+    },
+  );
+
+  test(
+    "what a turn wrote is sent before a store statement blocks the loop, not after it",
+    { timeout: 15_000 },
+    async () => {
+      const p = await pair();
+      try {
+        const sent: number[] = [];
+        const ep = p.client.ep;
+        const send = ep.sendPacket.bind(ep);
+        ep.sendPacket = (packet, to) => {
+          sent.push(packet.length);
+          send(packet, to);
+        };
+        const a = p.cconn.openStream();
+        a.burstSliceMs = Infinity; // no early send by the slice: only the turn's end, or a statement
+        const dir = await mkdtemp(join(tmpdir(), "atlas-blocking-"));
+        const store = await openStore(join(dir, "peers.db"));
+        try {
+          const before = sent.length;
+          void a.write(Buffer.from("before the statement and more"));
+          assert.equal(sent.length, before, "the write waits for the end of the turn");
+          const pending = store.peers.bans(); // a statement: the store calls beforeBlocking() first
+          assert.equal(sent.length, before + 1, "the packet left before the statement ran");
+          await pending;
+        } finally {
+          await store.close();
+          await rm(dir, { recursive: true, force: true });
+        }
+        await a.end();
+        assert.equal((await readAll(a)).toString(), "before the statement and more");
       } finally {
         await p.close();
       }

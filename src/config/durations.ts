@@ -78,10 +78,16 @@ export const WALK_BACKSTOP_MS = 20;
  * longer than this (answering a batch of requests) sends what it has written so far at once, so
  * the peer works on the first answers while the rest are made (src/transport/connection.ts,
  * markWritten). 25 µs measured best of 0.01–0.1 ms with a stream per request (bench/RESULTS.md,
- * "Issue 17 levers", item 8); with pipelined requests, whose answers can share a packet, 0.1 ms
- * measured best of 0.025–0.15 ms (item 14: 8 in flight +9 to +33 %, bulk unchanged).
+ * "Issue 17 levers", item 8). A longer slice delays a lone message in a daemon's turn (its
+ * enqueue → stored p50 +0.6–1.2 ms at 0.1 ms: item 14).
  */
-export const BURST_SLICE_MS = 0.1;
+export const BURST_SLICE_MS = 0.025;
+
+/**
+ * The slice for writes on a pipe (docs/protocol.md#pipelined-requests), whose answers can share a
+ * packet: 0.1 ms measured best of 0.025–0.15 ms (item 14: 8 in flight +9 to +33 % over 0.025).
+ */
+export const PIPE_BURST_SLICE_MS = 0.1;
 
 /**
  * Busy polling (`transport.busy_poll_us`, docs/transport.md "Busy polling"): a connection whose

@@ -16,6 +16,7 @@ import { pathToFileURL } from "node:url";
 import type { Client, InArgs, InStatement, ResultSet, Row } from "@libsql/client";
 import { BUSY_TIMEOUT_MS } from "../config/durations.ts";
 import { AtlasError } from "../errors.ts";
+import { beforeBlocking } from "../util/blocking.ts";
 import { type Migration, MIGRATIONS } from "./migrations.ts";
 
 /** SQLite result codes that mean "this file is not (or no longer) a usable database". */
@@ -124,6 +125,7 @@ export class Db {
 
   async execute(sql: string, args: InArgs = []): Promise<ResultSet> {
     if (this.#closed) throw new AtlasError("ERR_STORE", `database ${this.path} is closed`);
+    beforeBlocking();
     try {
       return await this.#client.execute({ sql, args });
     } catch (e) {
@@ -144,6 +146,7 @@ export class Db {
     if (this.#closed && !(opts.draining && !this.#released)) {
       throw new AtlasError("ERR_STORE", `database ${this.path} is closed`);
     }
+    beforeBlocking();
     try {
       return await this.#client.batch(stmts, "write");
     } catch (e) {

@@ -12,6 +12,7 @@ import { resolve } from "node:path";
 import { BUSY_TIMEOUT_MS } from "../config/durations.ts";
 import { AtlasError } from "../errors.ts";
 import { storeError } from "./db.ts";
+import { beforeBlocking } from "../util/blocking.ts";
 
 type Database = import("libsql").Database;
 type Statement = import("libsql").Statement;
@@ -55,6 +56,7 @@ export class SideDb {
   /** The statements in one write transaction (BEGIN IMMEDIATE … COMMIT); rolled back on error. */
   batch(stmts: InStatement[], _opts: { draining?: boolean } = {}): Promise<ResultSet[]> {
     if (this.#closed) return Promise.reject(new AtlasError("ERR_STORE", `database ${this.path} is closed`));
+    beforeBlocking();
     try {
       const db = this.#db;
       this.#statement("BEGIN IMMEDIATE").run();
@@ -74,6 +76,7 @@ export class SideDb {
   /** One SELECT outside any transaction, through its prepared statement. */
   read(sql: string, args: InValue[]): Row[] {
     if (this.#closed) throw new AtlasError("ERR_STORE", `database ${this.path} is closed`);
+    beforeBlocking();
     try {
       return this.#statement(sql).all(args) as Row[];
     } catch (e) {

@@ -4,6 +4,7 @@ import { BURST_SLICE_MS, REPLY_TIME_WEIGHT, WALK_BACKSTOP_MS } from "../config/d
 import type { SockAddr } from "./addr.ts";
 import { type HostPort, quiche, type QuicheConnection } from "./native.ts";
 import { ConnBudget } from "./read-budget.ts";
+import { onBeforeBlocking } from "../util/blocking.ts";
 import { QuicStream } from "./stream.ts";
 
 /**
@@ -72,6 +73,14 @@ function runDirty(): void {
   dirty.clear();
   for (const c of batch) c.process();
 }
+
+/**
+ * The loop is about to block (a store statement: util/blocking.ts): send what this turn has
+ * written so far instead of after the statement, as the burst slice would once it has passed.
+ */
+onBeforeBlocking(() => {
+  for (const c of dirty) c.flushWritten();
+});
 
 /**
  * One QUIC connection over some PacketSink. States: handshaking → established → (closing) →
@@ -222,16 +231,21 @@ export class QuicConnection {
   }
 
   /** @internal a stream handed quiche data to send: at the end of the turn, or now in a long burst. */
-  markWritten(): void {
+  markWritten(sliceMs = BURST_SLICE_MS): void {
     if (this.gone) return;
     this.wrote = true;
     schedule(this);
     if (!this.isEstablished) return;
     const now = performance.now();
-    if (now - burstStart > BURST_SLICE_MS) {
+    if (now - burstStart > sliceMs) {
       burstStart = now;
       this.flushPackets();
     }
+  }
+
+  /** @internal send what was written and not yet sent (before the loop blocks). */
+  flushWritten(): void {
+    if (this.wrote && !this.gone && this.isEstablished) this.flushPackets();
   }
 
   markDirty(): void {

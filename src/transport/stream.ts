@@ -1,6 +1,7 @@
 import { AtlasError } from "../errors.ts";
 import type { QuicConnection } from "./connection.ts";
 import { quiche } from "./native.ts";
+import { BURST_SLICE_MS } from "../config/durations.ts";
 
 /**
  * Reads land in one shared scratch buffer and are copied out at their exact size: a fresh 64 KiB
@@ -23,6 +24,8 @@ interface PendingWrite {
 export class QuicStream {
   readonly id: number;
   readonly conn: QuicConnection;
+  /** How long a turn may run before this stream's writes leave early (connection.ts markWritten). */
+  burstSliceMs = BURST_SLICE_MS;
   /** @internal the connection's dispatch turn in which this stream was last offered its data. */
   readTurn = 0;
   private waiter: {
@@ -83,7 +86,7 @@ export class QuicStream {
     return new Promise((resolve, reject) => {
       this.writes.push({ data, fin, resolve, reject });
       if (this.flushWrites()) this.conn.wantsWritable(this);
-      this.conn.markWritten();
+      this.conn.markWritten(this.burstSliceMs);
     });
   }
 

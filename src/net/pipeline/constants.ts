@@ -14,10 +14,12 @@ export const PIPELINE_FEATURE = "pipeline/1";
 export const STREAM_OWNING_REQUESTS: ReadonlySet<MsgTypeName> = new Set<MsgTypeName>(["RelayConnect", "PunchOffer"]);
 
 /**
- * Requests of one pipe a responder reads and hands to handlers before the oldest is answered: enough
- * for the inbox's group commit to take several, few enough that a pipe cannot queue much work.
+ * Requests of one pipe a responder reads and hands to handlers before the oldest is answered: as
+ * many as a sender's outbox keeps in flight (`outbox.window`, 32), so the inbox's group commit
+ * takes them together as it did when each had a stream of its own (8 made the drain 10–15 %
+ * slower: bench/RESULTS.md item 14). A stream per request allowed 50 at once (the stream limit).
  */
-export const PIPE_READ_AHEAD = 8;
+export const PIPE_READ_AHEAD = 32;
 
 /** …and at most this many request bytes among them (a pipe of 4 MiB Messages is served one at a time). */
 export const PIPE_READ_AHEAD_BYTES = 256 * 1024;

@@ -1,4 +1,4 @@
-import { PIPE_END_WAIT_MS } from "../../config/durations.ts";
+import { PIPE_BURST_SLICE_MS, PIPE_END_WAIT_MS } from "../../config/durations.ts";
 import { AtlasError } from "../../errors.ts";
 import type { QuicStream } from "../../transport/stream.ts";
 import { FramedStream } from "../../wire/framed-stream.ts";
@@ -51,6 +51,7 @@ export class RequestPipe {
   constructor(private readonly host: PipeHost, stream: Promise<QuicStream>) {
     stream.then((s) => {
       if (this.waiting.length === 0) return s.abort(0); // failed (timed out) while it waited for credit
+      s.burstSliceMs = PIPE_BURST_SLICE_MS;
       const fs = this.fs = new FramedStream(s);
       // Written here, in the turn `fs` appears: a request made after this writes at once, and
       // must not overtake these (answers are matched to requests by their order).

@@ -2,6 +2,7 @@ import { isAtlasError, ProtocolCode } from "../../errors.ts";
 import type { FramedStream } from "../../wire/framed-stream.ts";
 import type { WireMessage } from "../../wire/messages.ts";
 import { PIPE_READ_AHEAD, PIPE_READ_AHEAD_BYTES } from "./constants.ts";
+import { PIPE_BURST_SLICE_MS } from "../../config/durations.ts";
 
 const NOT_ANSWERED: WireMessage = {
   type: "Error",
@@ -35,6 +36,7 @@ export interface PipeService {
 export async function servePipe(p: PipeService, first: Answer): Promise<void> {
   const { fs } = p;
   fs.holdRefusal = true;
+  fs.stream.burstSliceMs = PIPE_BURST_SLICE_MS; // answers made together share a packet
   const queue: { answer: Promise<Answer>; bytes: number }[] = [{ answer: Promise.resolve(first), bytes: 0 }];
   let queuedBytes = 0;
   let readerDone = false;
