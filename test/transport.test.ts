@@ -261,19 +261,24 @@ describe("connections and streams", () => {
     }
   });
 
+  /** The sizes of the packets `ep` sends from now on. */
+  function packetsSentBy(ep: QuicEndpoint): number[] {
+    const sent: number[] = [];
+    const send = ep.sendPacket.bind(ep);
+    ep.sendPacket = (packet, to) => {
+      sent.push(packet.length);
+      send(packet, to);
+    };
+    return sent;
+  }
+
   test(
     "a turn busy for longer than BURST_SLICE_MS sends what it wrote before the turn ends",
     { timeout: 15_000 },
     async () => {
       const p = await pair();
       try {
-        const sent: number[] = [];
-        const ep = p.client.ep;
-        const send = ep.sendPacket.bind(ep);
-        ep.sendPacket = (packet, to) => {
-          sent.push(packet.length);
-          send(packet, to);
-        };
+        const sent = packetsSentBy(p.client.ep);
         const a = p.cconn.openStream();
         const b = p.cconn.openStream();
         // One synchronous burst: a write, CPU work well past the slice, another write. Without
@@ -301,13 +306,7 @@ describe("connections and streams", () => {
     async () => {
       const p = await pair();
       try {
-        const sent: number[] = [];
-        const ep = p.client.ep;
-        const send = ep.sendPacket.bind(ep);
-        ep.sendPacket = (packet, to) => {
-          sent.push(packet.length);
-          send(packet, to);
-        };
+        const sent = packetsSentBy(p.client.ep);
         const a = p.cconn.openStream();
         a.burstSliceMs = Infinity; // no early send by the slice: only the turn's end, or a statement
         const dir = await mkdtemp(join(tmpdir(), "atlas-blocking-"));
